@@ -1,0 +1,136 @@
+"""The LinkServer exception hierarchy.
+
+Every error the library raises on purpose derives from :class:`LinkServerError`.
+Each one also subclasses the builtin it resembles (``LookupError``,
+``ValueError``, ``PermissionError``), so callers that only know the builtins
+still catch the right thing. Messages say what was wrong, where, and how to
+fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class LinkServerError(Exception):
+    """Base class of every error raised by LinkServer."""
+
+
+class InvalidName(LinkServerError, ValueError):
+    """A context name, path, mask or event name does not follow the rules."""
+
+
+class InvalidDefinition(LinkServerError, ValueError):
+    """An event definition or table format is inconsistent."""
+
+
+class ContextNotFound(LinkServerError, LookupError):
+    """No context exists at the given path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"context {display_path(path)!r} does not exist; "
+            "list the existing ones with 'ls' or add it first"
+        )
+
+
+class ContextExists(LinkServerError, ValueError):
+    """A context is added where one already exists."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"context {display_path(path)!r} already exists")
+
+
+class TemplateNotFound(LinkServerError, LookupError):
+    """A context names a definition template that does not exist."""
+
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+        self.name = name
+        known_text = ", ".join(sorted(known)) or "none"
+        super().__init__(f"unknown definition template {name!r}; known templates: {known_text}")
+
+
+class EventNotDefined(LinkServerError, LookupError):
+    """The context exists but defines no event of that name."""
+
+    def __init__(self, path: str, name: str, known: Iterable[str] = ()) -> None:
+        self.path = path
+        self.name = name
+        known = sorted(known)
+        hint = f"; defined there: {', '.join(known)}" if known else "; it defines no events"
+        super().__init__(f"event {name!r} is not defined in context {display_path(path)!r}{hint}")
+
+
+class FieldError(LinkServerError, ValueError):
+    """One bad value in a data table."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class DataTableError(LinkServerError, ValueError):
+    """A data table does not satisfy its format. Names every bad field at once."""
+
+    def __init__(self, problems: list[FieldError], where: str = "") -> None:
+        self.problems = problems
+        self.where = where
+        prefix = f"invalid data for {where}: " if where else "invalid data table: "
+        super().__init__(prefix + "; ".join(str(p) for p in problems))
+
+    @property
+    def fields(self) -> list[str]:
+        return [p.field for p in self.problems]
+
+
+class FilterError(LinkServerError, ValueError):
+    """A filter expression cannot be parsed or does not fit the event format."""
+
+    def __init__(self, message: str, expression: str = "", column: int | None = None) -> None:
+        self.message = message
+        self.expression = expression
+        self.column = column
+        text = message
+        if column is not None:
+            text = f"column {column}: {message}"
+            if expression:
+                text += f"\n  {expression}\n  {' ' * (column - 1)}^"
+        super().__init__(text)
+
+
+class PermissionDenied(LinkServerError, PermissionError):
+    """The acting user lacks the permission level an action needs."""
+
+
+class ConfigError(LinkServerError, ValueError):
+    """Configuration or definition files are invalid.
+
+    ``problems`` holds one ``file:line:column: message`` string per error.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class HistoryError(LinkServerError):
+    """History storage failed or was asked for something it cannot do."""
+
+
+class EventNotFound(HistoryError, LookupError):
+    """No stored event has that id (or the user may not see it)."""
+
+    def __init__(self, event_id: int) -> None:
+        self.event_id = event_id
+        super().__init__(f"no stored event with id {event_id}")
+
+
+class ServerStopped(LinkServerError, RuntimeError):
+    """The server is not running, so it cannot take the request."""
+
+
+def display_path(path: str) -> str:
+    return path if path else "root"

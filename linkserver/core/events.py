@@ -1,0 +1,144 @@
+"""Fired events, acknowledgements and event ids."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+
+from linkserver.core.formats import DataTable, to_jsonable
+from linkserver.core.levels import Level
+
+UTC = timezone.utc
+
+
+@attrs.frozen(kw_only=True)
+class Acknowledgement:
+    time: datetime
+    user: str
+    text: str
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """One fired event. ``expires`` is None for non-persistent events."""
+
+    id: int
+    context: str
+    name: str
+    level: Level
+    created: datetime
+    expires: datetime | None
+    author: str | None
+    group: str | None
+    data: DataTable
+    acknowledgements: tuple[Acknowledgement, ...] = ()
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The first (for single-record formats: the only) record, or {}."""
+        return self.data[0] if self.data else {}
+
+    @property
+    def acknowledged(self) -> bool:
+        return bool(self.acknowledgements)
+
+    def marshal(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`unmarshal` reverses it."""
+        return {
+            "id": self.id,
+            "context": self.context,
+            "name": self.name,
+            "level": self.level.name,
+            "created": self.created.isoformat(),
+            "expires": self.expires.isoformat() if self.expires else None,
+            "author": self.author,
+            "group": self.group,
+            "data": to_jsonable(list(self.data)),
+            "acknowledgements": [
+                {"time": a.time.isoformat(), "user": a.user, "text": a.text}
+                for a in self.acknowledgements
+            ],
+        }
+
+    @classmethod
+    def unmarshal(cls, raw: dict[str, Any]) -> Event:
+        return cls(
+            id=int(raw["id"]),
+            context=raw["context"],
+            name=raw["name"],
+            level=Level.parse(raw["level"]),
+            created=datetime.fromisoformat(raw["created"]),
+            expires=datetime.fromisoformat(raw["expires"]) if raw.get("expires") else None,
+            author=raw.get("author"),
+            group=raw.get("group"),
+            data=tuple(raw.get("data") or ()),
+            acknowledgements=tuple(
+                Acknowledgement(time=datetime.fromisoformat(a["time"]), user=a["user"], text=a["text"])
+                for a in raw.get("acknowledgements") or ()
+            ),
+        )
+
+
+# Event ids: 41 bits of milliseconds since EPOCH, 10 bits of node id, 12 bits of
+# sequence. Ids sort by creation time and never collide between nodes with
+# different node ids; 4096 ids per millisecond per node.
+EPOCH_MS = 1_577_836_800_000  # 2020-01-01T00:00:00Z
+NODE_BITS = 10
+SEQUENCE_BITS = 12
+MAX_NODE_ID = (1 << NODE_BITS) - 1
+_SEQUENCE_MASK = (1 << SEQUENCE_BITS) - 1
+_TIME_SHIFT = NODE_BITS + SEQUENCE_BITS
+
+
+def id_time(event_id: int) -> datetime:
+    """The creation time encoded in an event id (millisecond precision)."""
+    ms = (event_id >> _TIME_SHIFT) + EPOCH_MS
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def first_id_at(moment: datetime) -> int:
+    """The smallest id an event created at ``moment`` can have (for time-range scans)."""
+    ms = int(moment.timestamp() * 1000) - EPOCH_MS
+    return max(ms, 0) << _TIME_SHIFT
+
+
+class IdGenerator:
+    """Time-ordered 64-bit ids, unique across nodes with distinct node ids.
+
+    Thread-safe. If the clock steps backwards, ids keep increasing from the
+    last one handed out instead of repeating.
+    """
+
+    def __init__(self, node_id: int = 0, clock_ms: Callable[[], int] | None = None) -> None:
+        if isinstance(node_id, bool) or not isinstance(node_id, int) or not 0 <= node_id <= MAX_NODE_ID:
+            raise ValueError(f"node id must be an integer from 0 to {MAX_NODE_ID}, got {node_id!r}")
+        self.node_id = node_id
+        self._node_bits = node_id << SEQUENCE_BITS
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._sequence = 0
+
+    def next(self) -> tuple[int, int]:
+        """Return ``(id, milliseconds since the Unix epoch)`` for a new event."""
+        with self._lock:
+            now = self._clock_ms()
+            if now > self._last_ms:
+                self._last_ms = now
+                self._sequence = 0
+            else:
+                self._sequence = (self._sequence + 1) & _SEQUENCE_MASK
+                if self._sequence == 0:
+                    # 4096 ids used up in this millisecond: borrow the next one.
+                    self._last_ms += 1
+            ms = self._last_ms
+            return ((ms - EPOCH_MS) << _TIME_SHIFT) | self._node_bits | self._sequence, ms
+
+
+def expiry(created: datetime, lifetime: timedelta | None) -> datetime | None:
+    return created + lifetime if lifetime is not None else None

@@ -1,0 +1,409 @@
+"""Table formats and data-table validation.
+
+A :class:`TableFormat` is a list of :class:`Field` plus record-count limits.
+Building a data table merges the fields' defaults with the posted values
+(posted values win), coerces only the safe cases (int to float, ISO-8601
+string to datetime) and validates everything; every bad field is reported in
+one :class:`DataTableError`. Validation is compiled once per format into a
+list of small checker closures, because it runs on every fire.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from linkserver.core.errors import DataTableError, FieldError, InvalidDefinition
+from linkserver.core.paths import is_valid_name
+
+UTC = timezone.utc
+Record = dict[str, Any]
+DataTable = tuple[Record, ...]
+
+
+class _NoDefault:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_DEFAULT"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __copy__(self) -> _NoDefault:
+        return self
+
+    def __deepcopy__(self, memo: object) -> _NoDefault:
+        return self
+
+
+NO_DEFAULT: Any = _NoDefault()
+
+
+class FieldType(enum.Enum):
+    STRING = "string"
+    INTEGER = "integer"
+    FLOAT = "float"
+    BOOLEAN = "boolean"
+    DATETIME = "datetime"
+    TABLE = "table"
+
+    @classmethod
+    def parse(cls, value: object) -> FieldType:
+        if isinstance(value, cls):
+            return value
+        aliases = {"str": "string", "int": "integer", "bool": "boolean", "double": "float"}
+        if isinstance(value, str):
+            text = aliases.get(value.lower(), value.lower())
+            for member in cls:
+                if member.value == text:
+                    return member
+        raise InvalidDefinition(
+            f"unknown field type {value!r}; use one of {', '.join(m.value for m in cls)}"
+        )
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class _Bad(Exception):
+    """Raised inside checkers; turned into a FieldError with the field's path."""
+
+
+def parse_datetime(value: object) -> datetime:
+    """A timezone-aware UTC datetime from a datetime or an ISO-8601 string."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Bad(f"{value!r} is not an ISO-8601 date and time") from None
+    if not isinstance(value, datetime):
+        raise _Bad(f"expected a datetime, got {_type_name(value)}")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise _Bad(f"{value.isoformat()} has no timezone; add one, e.g. 'Z' or '+00:00'")
+    return value.astimezone(UTC)
+
+
+def _type_name(value: object) -> str:
+    names = {str: "a string", int: "an integer", float: "a float", bool: "a boolean",
+             type(None): "null", list: "a list", dict: "a mapping"}
+    return names.get(type(value), type(value).__name__)
+
+
+@attrs.frozen(kw_only=True)
+class Field:
+    """One column of a table format; checked for consistency at construction."""
+
+    name: str
+    type: FieldType = attrs.field(converter=FieldType.parse)
+    description: str = ""
+    nullable: bool = False
+    default: Any = NO_DEFAULT
+    allowed: tuple[Any, ...] | None = attrs.field(
+        default=None, converter=lambda v: None if v is None else tuple(v)
+    )
+    min: float | None = None
+    max: float | None = None
+    pattern: str | None = None
+    format: TableFormat | None = None
+
+    def __attrs_post_init__(self) -> None:
+        where = f"field {self.name!r}"
+        if not is_valid_name(self.name):
+            raise InvalidDefinition(f"invalid field name {self.name!r}: use letters, digits and '_'")
+        numeric_or_string = self.type in (FieldType.INTEGER, FieldType.FLOAT, FieldType.STRING)
+        for bound in ("min", "max"):
+            value = getattr(self, bound)
+            if value is None:
+                continue
+            if not numeric_or_string:
+                raise InvalidDefinition(f"{where}: {bound} applies to numbers and strings, not {self.type}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+                raise InvalidDefinition(f"{where}: {bound} must be a number, got {value!r}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise InvalidDefinition(f"{where}: min {self.min} is greater than max {self.max}")
+        if self.pattern is not None:
+            if self.type is not FieldType.STRING:
+                raise InvalidDefinition(f"{where}: pattern applies to strings only, not {self.type}")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise InvalidDefinition(f"{where}: pattern {self.pattern!r} is not a valid regex: {exc}") from None
+        if self.type is FieldType.TABLE:
+            if not isinstance(self.format, TableFormat):
+                raise InvalidDefinition(f"{where}: a table field needs a nested format")
+        elif self.format is not None:
+            raise InvalidDefinition(f"{where}: only table fields have a nested format")
+        if self.allowed is not None:
+            if self.type in (FieldType.TABLE, FieldType.BOOLEAN):
+                raise InvalidDefinition(f"{where}: allowed values do not apply to {self.type} fields")
+            if not self.allowed:
+                raise InvalidDefinition(f"{where}: the list of allowed values is empty")
+        # Every allowed value and the default must pass the field's own checks.
+        check = self.checker()
+        for value in self.allowed or ():
+            try:
+                check(value)
+            except _Bad as exc:
+                raise InvalidDefinition(f"{where}: allowed value {value!r} is invalid: {exc}") from None
+        if self.default is not NO_DEFAULT:
+            if self.default is None:
+                if not self.nullable:
+                    raise InvalidDefinition(f"{where}: default is null but the field is not nullable")
+            else:
+                try:
+                    check(self.default)
+                except _Bad as exc:
+                    raise InvalidDefinition(f"{where}: default {self.default!r} is invalid: {exc}") from None
+                except DataTableError as exc:
+                    raise InvalidDefinition(f"{where}: default is invalid: {exc}") from None
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not NO_DEFAULT
+
+    @property
+    def required(self) -> bool:
+        """A value must be posted: no default and not nullable."""
+        return not self.has_default and not self.nullable
+
+    def checker(self) -> Callable[[Any], Any]:
+        """A function that returns the (coerced) value or raises _Bad. Never sees None."""
+        lo, hi = self.min, self.max
+        allowed = frozenset(self.allowed) if self.allowed is not None else None
+        allowed_text = ", ".join(repr(v) for v in self.allowed) if self.allowed else ""
+
+        def bounds(value: Any, measure: Any, unit: str) -> None:
+            if lo is not None and measure < lo:
+                raise _Bad(f"{value!r} is below the minimum{unit} {lo}")
+            if hi is not None and measure > hi:
+                raise _Bad(f"{value!r} is above the maximum{unit} {hi}")
+
+        def membership(value: Any) -> None:
+            if allowed is not None and value not in allowed:
+                raise _Bad(f"{value!r} is not one of the allowed values: {allowed_text}")
+
+        kind = self.type
+        if kind is FieldType.STRING:
+            regex = re.compile(self.pattern) if self.pattern is not None else None
+            plain = lo is None and hi is None and regex is None and allowed is None
+
+            def check_string(value: Any) -> Any:
+                if type(value) is not str:
+                    if not isinstance(value, str):
+                        raise _Bad(f"expected a string, got {_type_name(value)}")
+                    value = str(value)
+                if plain:
+                    return value
+                bounds(value, len(value), " length")
+                if regex is not None and regex.fullmatch(value) is None:
+                    raise _Bad(f"{value!r} does not match the pattern {regex.pattern!r}")
+                membership(value)
+                return value
+
+            return check_string
+        if kind is FieldType.INTEGER:
+            plain = lo is None and hi is None and allowed is None
+
+            def check_integer(value: Any) -> Any:
+                if type(value) is not int:
+                    if isinstance(value, bool) or not isinstance(value, int):
+                        raise _Bad(f"expected an integer, got {_type_name(value)} {value!r}")
+                    value = int(value)
+                if plain:
+                    return value
+                bounds(value, value, "")
+                membership(value)
+                return value
+
+            return check_integer
+        if kind is FieldType.FLOAT:
+            plain = lo is None and hi is None and allowed is None
+
+            def check_float(value: Any) -> Any:
+                if type(value) is not float:
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        raise _Bad(f"expected a number, got {_type_name(value)} {value!r}")
+                    value = float(value)
+                if value != value:
+                    raise _Bad("NaN is not a valid value")
+                if plain:
+                    return value
+                bounds(value, value, "")
+                membership(value)
+                return value
+
+            return check_float
+        if kind is FieldType.BOOLEAN:
+
+            def check_boolean(value: Any) -> Any:
+                if type(value) is not bool:
+                    raise _Bad(f"expected true or false, got {_type_name(value)} {value!r}")
+                return value
+
+            return check_boolean
+        if kind is FieldType.DATETIME:
+
+            def check_datetime(value: Any) -> Any:
+                value = parse_datetime(value)
+                membership(value)
+                return value
+
+            return check_datetime
+        nested = self.format
+        assert nested is not None
+
+        def check_table(value: Any) -> Any:
+            return nested.build(value)
+
+        return check_table
+
+
+@attrs.frozen(kw_only=True)
+class TableFormat:
+    """Fields plus record-count limits. ``max_records=None`` means unlimited."""
+
+    fields: tuple[Field, ...] = attrs.field(default=(), converter=tuple)
+    min_records: int = 1
+    max_records: int | None = 1
+    _plan: Any = attrs.field(init=False, repr=False, eq=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        names = [f.name for f in self.fields]
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise InvalidDefinition(f"field {name!r} is defined twice in one format")
+            seen.add(name)
+        if isinstance(self.min_records, bool) or not isinstance(self.min_records, int) or self.min_records < 0:
+            raise InvalidDefinition(f"min_records must be a non-negative integer, got {self.min_records!r}")
+        if self.max_records is not None:
+            if isinstance(self.max_records, bool) or not isinstance(self.max_records, int) or self.max_records < 1:
+                raise InvalidDefinition(f"max_records must be a positive integer, got {self.max_records!r}")
+            if self.max_records < self.min_records:
+                raise InvalidDefinition(
+                    f"max_records {self.max_records} is less than min_records {self.min_records}"
+                )
+        plan = tuple(
+            (f.name, f.default, f.has_default, f.nullable, f.checker(),
+             isinstance(f.default, (dict, list)))
+            for f in self.fields
+        )
+        object.__setattr__(self, "_plan", (plan, frozenset(names)))
+
+    @property
+    def single_record(self) -> bool:
+        return self.max_records == 1
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def field(self, name: str) -> Field | None:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    def build(self, data: object = None, *, where: str = "") -> DataTable:
+        """Merge defaults with ``data`` and validate; return the records.
+
+        ``data`` is None, one mapping (single-record formats only) or a
+        sequence of mappings. Raises DataTableError naming every bad field.
+        """
+        problems: list[FieldError] = []
+        # dict first: the common case, and isinstance() against the ABC is slow.
+        is_mapping = type(data) is dict or isinstance(data, Mapping)
+        if data is None:
+            # Nothing posted: one record of defaults where exactly one is expected.
+            raw: Sequence[Any] = ({},) if self.min_records == 1 and self.max_records == 1 else ()
+        elif is_mapping:
+            if self.max_records != 1:
+                raise DataTableError(
+                    [FieldError("data", "this format holds several records; post a list of mappings")],
+                    where,
+                )
+            raw = (data,)  # type: ignore[assignment]
+        elif isinstance(data, (list, tuple)):
+            raw = data
+        else:
+            raise DataTableError(
+                [FieldError("data", f"expected a mapping or a list of mappings, got {_type_name(data)}")],
+                where,
+            )
+        count = len(raw)
+        if count < self.min_records:
+            problems.append(FieldError("data", f"{count} records, at least {self.min_records} required"))
+        if self.max_records is not None and count > self.max_records:
+            problems.append(FieldError("data", f"{count} records, at most {self.max_records} allowed"))
+        if problems:
+            raise DataTableError(problems, where)
+        single = data is None or is_mapping
+        records = []
+        plan, names = self._plan
+        for index, record in enumerate(raw):
+            prefix = "" if single else f"[{index}]."
+            if type(record) is not dict and not isinstance(record, Mapping):
+                problems.append(FieldError(f"[{index}]", f"expected a mapping, got {_type_name(record)}"))
+                continue
+            out: Record = {}
+            for name, default, has_default, nullable, check, mutable_default in plan:
+                if name in record:
+                    value = record[name]
+                elif has_default:
+                    value = copy.deepcopy(default) if mutable_default else default
+                elif nullable:
+                    out[name] = None
+                    continue
+                else:
+                    problems.append(FieldError(prefix + name, "is required and has no default"))
+                    continue
+                if value is None:
+                    if not nullable:
+                        problems.append(FieldError(prefix + name, "may not be null"))
+                        continue
+                    out[name] = None
+                    continue
+                try:
+                    out[name] = check(value)
+                except _Bad as exc:
+                    problems.append(FieldError(prefix + name, str(exc)))
+                except DataTableError as exc:
+                    for inner in exc.problems:
+                        problems.append(FieldError(f"{prefix}{name}{_nested(inner.field)}", inner.message))
+            if len(out) != len(record) or len(record) > len(names):
+                for key in record:
+                    if key not in names:
+                        known = ", ".join(self.field_names) or "none"
+                        problems.append(FieldError(prefix + str(key), f"unknown field (known fields: {known})"))
+            records.append(out)
+        if problems:
+            raise DataTableError(problems, where)
+        return tuple(records)
+
+
+def _nested(inner: str) -> str:
+    if inner == "data":
+        return ""
+    return inner if inner.startswith("[") else "." + inner
+
+
+EMPTY_FORMAT = TableFormat(fields=(), min_records=0, max_records=1)
+
+
+def to_jsonable(value: Any) -> Any:
+    """A data table (or any value in one) with datetimes as ISO-8601 strings."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
