@@ -17,9 +17,7 @@ class _ParsableLevel(enum.IntEnum):
         """Accept a member, a name in any case, or its number (int or digit string)."""
         if isinstance(value, cls):
             return value
-        if isinstance(value, bool):
-            raise InvalidLevel(f"{cls._label()} must be a name or a number, not {value!r}")
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             try:
                 return cls(value)
             except ValueError:

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""The two quick-start commands; needs nothing but Python 3.11.
+
+    python3 dev.py run     start LinkServer on the embedded default (SQLite, shipped contexts and config)
+    python3 dev.py test    run the whole test suite
+
+Each creates ``.venv`` and installs LinkServer with its test dependencies
+when that is missing or the packaging files changed. Extra arguments go to
+``linkserver run`` or to pytest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+STAMP = VENV / ".linkserver-installed"
+
+
+def ensure_environment() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"LinkServer needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    wanted = hashlib.sha256(
+        b"".join((ROOT / name).read_bytes() for name in ("setup.cfg", "pyproject.toml"))
+    ).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted and (BIN / "python").exists():
+        return
+    if not (BIN / "python").exists():
+        print("creating .venv ...", file=sys.stderr)
+        venv.create(VENV, with_pip=True)
+    print("installing LinkServer and its dependencies into .venv ...", file=sys.stderr)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "--editable", f"{ROOT}[test,bench]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("run", "test"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    ensure_environment()
+    os.chdir(ROOT)
+    if argv[0] == "run":
+        command = [str(BIN / "linkserver"), "run", *argv[1:]]
+    else:
+        command = [str(BIN / "python"), "-m", "pytest", *argv[1:]]
+    try:
+        return subprocess.run(command).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,5 @@
+import sys
+
+from linkserver.cli import main
+
+sys.exit(main())

@@ -1,0 +1,135 @@
+"""The ``linkserver`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from linkserver import __version__
+from linkserver.core.errors import ConfigError, LinkServerError
+from linkserver.core.events import Event
+from linkserver.core.levels import Level
+
+LEVEL_COLOURS = {
+    Level.NONE: "\033[2m",
+    Level.NOTICE: "\033[36m",
+    Level.INFO: "\033[32m",
+    Level.WARNING: "\033[33m",
+    Level.ERROR: "\033[31m",
+    Level.FATAL: "\033[1;31m",
+}
+
+
+def format_event(event: Event, colour: bool = False) -> str:
+    """One line per event: time, level, context, name, data."""
+    level = f"{event.level.name:<7}"
+    if colour:
+        level = f"{LEVEL_COLOURS[event.level]}{level}\033[0m"
+    data = ", ".join(f"{k}={v}" for record in event.data for k, v in record.items())
+    time = event.created.strftime("%H:%M:%S.%f")[:-3]
+    return f"{time} {level} {event.context or 'root'} {event.name} {data}".rstrip()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from linkserver.server.app import LinkServer
+
+    server = LinkServer.from_config_file(args.config)
+    colour = sys.stdout.isatty()
+
+    def show(event: Event) -> None:
+        print(format_event(event, colour), flush=True)
+
+    server.listen(args.mask, args.event, show, filter=args.filter, min_level=args.min_level, delivery="queued")
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    server.start()
+    print(
+        f"LinkServer {__version__} running in-process; history at {server.config.database_url}; "
+        "Ctrl-C stops it",
+        file=sys.stderr,
+    )
+    try:
+        stopping.wait(args.seconds)
+    finally:
+        server.stop("interrupted" if stopping.is_set() else "run time over")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from linkserver.loading.check import check_files
+
+    problems = check_files([Path(p) for p in args.paths])
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found", file=sys.stderr)
+        return 1
+    print("all files are valid", file=sys.stderr)
+    return 0
+
+
+def _db(args: argparse.Namespace) -> int:
+    from linkserver.history import migrate
+    from linkserver.loading.config import load_config
+
+    url = args.url or load_config(Path(args.config) if args.config else None).database_url
+    if args.action == "upgrade":
+        migrate.upgrade(url)
+        print(f"database {url} is at revision {migrate.current_revision(url)}")
+    else:
+        print(migrate.current_revision(url) or "empty (no schema yet)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linkserver", description="LinkServer, an event server.")
+    parser.add_argument("--version", action="version", version=f"linkserver {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the server in-process and print its events")
+    run.add_argument("--config", help="server configuration (default: config/linkserver.yaml)")
+    run.add_argument("--mask", default="**", help="context mask of the events to print (default: all)")
+    run.add_argument("--event", default="*", help="event name to print (default: every non-hidden event)")
+    run.add_argument("--filter", help='filter expression, e.g. \'level >= WARNING\'')
+    run.add_argument("--min-level", help="lowest level to print")
+    run.add_argument("--seconds", type=float, help="stop after this many seconds")
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check", help="validate context and configuration YAML files")
+    check.add_argument("paths", nargs="*", help="files or directories (default: the configuration and its contexts)")
+    check.set_defaults(handler=_check)
+
+    db = commands.add_parser("db", help="manage the history database schema")
+    db.add_argument("action", choices=["upgrade", "current"])
+    db.add_argument("--config", help="server configuration naming the database")
+    db.add_argument("--url", help="database URL (overrides the configuration)")
+    db.set_defaults(handler=_db)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except LinkServerError as exc:
+        print(f"linkserver: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Device controllers shipped with LinkServer."""

@@ -1,0 +1,119 @@
+"""A simulated device controller: devices that connect, change state, measure and fail.
+
+Useful for demos, load tests and trying definitions out. Configure it in
+``config/linkserver.yaml``::
+
+    controllers:
+      - name: simulator
+        class: linkserver.devices.simulator:SimulatorController
+        options: {devices: 3, interval: 2s}
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import timedelta
+
+from linkserver.core.durations import parse_duration
+from linkserver.core.errors import LinkServerError
+from linkserver.server.controllers import DeviceHandle
+
+STATES = ("idle", "running", "maintenance")
+QUANTITIES = (("temperature", "degC", 20.0, 5.0), ("pressure", "bar", 2.0, 0.3), ("speed", "rpm", 1500.0, 200.0))
+
+
+class SimulatorController:
+    """Drives ``devices`` simulated devices named ``{prefix}{n}``.
+
+    Every ``interval`` each connected device fires a ``measurement``; with the
+    given probabilities it changes state, reports an ``error`` or disconnects
+    (and reconnects on a later tick).
+    """
+
+    def __init__(
+        self,
+        devices: int = 3,
+        interval: str | float | timedelta = "2s",
+        prefix: str = "sim",
+        state_change_probability: float = 0.1,
+        error_probability: float = 0.02,
+        disconnect_probability: float = 0.02,
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(devices, int) or devices < 0:
+            raise ValueError(f"devices must be a non-negative integer, got {devices!r}")
+        self.count = devices
+        self.interval = parse_duration(interval).total_seconds()
+        if self.interval <= 0:
+            raise ValueError("interval must be positive")
+        self.prefix = prefix
+        self.p_state = state_change_probability
+        self.p_error = error_probability
+        self.p_disconnect = disconnect_probability
+        self._random = random.Random(seed)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._handle: DeviceHandle | None = None
+        self.states: dict[str, str] = {}
+        self.connected: dict[str, bool] = {}
+        self.ticks = 0
+
+    def start(self, handle: DeviceHandle) -> None:
+        self._handle = handle
+        for n in range(1, self.count + 1):
+            name = f"{self.prefix}{n}"
+            handle.add_device(name, description=f"Simulated device {n}")
+            self.states[name] = "idle"
+            self._connect(name)
+        self._thread = threading.Thread(target=self._run, name="linkserver-simulator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._handle is not None:
+            for name, connected in self.connected.items():
+                if connected:
+                    self._fire(name, "disconnected", {"reason": "controller stopped"})
+                    self.connected[name] = False
+
+    def tick(self) -> None:
+        """One round of activity for every device (the thread calls this each interval)."""
+        self.ticks += 1
+        for name in list(self.states):
+            if not self.connected[name]:
+                if self._random.random() < 0.5:
+                    self._connect(name)
+                continue
+            roll = self._random.random()
+            if roll < self.p_disconnect:
+                self._fire(name, "disconnected", {"reason": "link lost"})
+                self.connected[name] = False
+                continue
+            if self._random.random() < self.p_state:
+                old = self.states[name]
+                new = self._random.choice([s for s in STATES if s != old])
+                self.states[name] = new
+                self._fire(name, "stateChanged", {"old": old, "new": new})
+            if self._random.random() < self.p_error:
+                self._fire(name, "error", {"code": self._random.randint(100, 199), "message": "simulated fault"})
+            quantity, unit, mean, spread = self._random.choice(QUANTITIES)
+            value = round(self._random.gauss(mean, spread), 3)
+            self._fire(name, "measurement", {"quantity": quantity, "value": value, "unit": unit})
+
+    def _connect(self, name: str) -> None:
+        self._fire(name, "connected", {"address": f"sim://{name}"})
+        self.connected[name] = True
+
+    def _fire(self, name: str, event: str, data: dict[str, object]) -> None:
+        assert self._handle is not None
+        try:
+            self._handle.fire(name, event, data)
+        except LinkServerError:
+            self._handle.log.exception("simulated device %s could not fire %s", name, event)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick()

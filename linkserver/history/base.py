@@ -1,0 +1,114 @@
+"""The HistoryStore interface: where persistent events go and how they come back.
+
+Every implementation (memory, SQLAlchemy on SQLite or PostgreSQL) passes the
+same contract suite in ``tests/history/test_contract.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from concurrent.futures import Future
+from datetime import datetime
+
+import attrs
+
+from linkserver.core.events import Acknowledgement, Event
+from linkserver.core.filters import Filter
+from linkserver.core.levels import Level
+
+#: ``visible(context, event_name) -> bool``: the reader may see events of that kind there.
+Visibility = Callable[[str, str], bool]
+
+
+@attrs.frozen(kw_only=True)
+class HistoryQuery:
+    """What to read from history. Every criterion narrows the result (AND).
+
+    ``masks`` are context masks (any of them matches); ``names`` event names
+    (empty: all). ``acknowledged`` False lists only events not yet
+    acknowledged; with ``requires_acknowledgement`` True only those whose
+    definition requires it (the operator's to-do list). ``visible`` is the
+    reader's permission predicate, applied so that pagination stays correct.
+    ``cursor`` is the opaque ``next_cursor`` of the previous page.
+    """
+
+    masks: tuple[str, ...] = ("**",)
+    names: tuple[str, ...] = ()
+    min_level: Level | None = None
+    max_level: Level | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    group: str | None = None
+    author: str | None = None
+    acknowledged: bool | None = None
+    requires_acknowledgement: bool | None = None
+    filter: Filter | None = None
+    visible: Visibility | None = attrs.field(default=None, eq=False)
+    newest_first: bool = True
+    limit: int = 100
+    cursor: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class HistoryPage:
+    events: tuple[Event, ...]
+    next_cursor: str | None
+
+
+class HistoryStore(abc.ABC):
+    """Stores persistent events, answers queries, records acknowledgements, purges.
+
+    Writes are asynchronous: :meth:`append` queues an event and returns a
+    future that completes once the event is committed. Reads see only
+    committed events.
+    """
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Open the storage and start the writer. Called once before anything else."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Commit everything appended so far, then release all resources."""
+
+    @abc.abstractmethod
+    def append(self, event: Event, *, requires_acknowledgement: bool = False) -> Future[Event]:
+        """Queue a persistent event for writing.
+
+        Blocks while the write queue is full (back-pressure); never drops an
+        event. The future's result is the event once it is committed; it is
+        never completed before that. Raises ServerStopped after :meth:`stop`.
+        """
+
+    @abc.abstractmethod
+    def flush(self, timeout: float | None = None) -> None:
+        """Return once every event appended before the call is committed."""
+
+    @abc.abstractmethod
+    def get(self, event_id: int) -> Event:
+        """The stored event with its acknowledgements (oldest first); EventNotFound if absent."""
+
+    @abc.abstractmethod
+    def query(self, query: HistoryQuery) -> HistoryPage:
+        """One page of matching events, newest first unless asked otherwise, keyset-paginated."""
+
+    @abc.abstractmethod
+    def count(self, query: HistoryQuery) -> int:
+        """How many events match (ignoring limit and cursor)."""
+
+    @abc.abstractmethod
+    def acknowledge(self, event_id: int, acknowledgement: Acknowledgement) -> Event:
+        """Add an acknowledgement; returns the event with all its acknowledgements.
+
+        EventNotFound for an unknown id; ValueError-derived error for empty text.
+        """
+
+    @abc.abstractmethod
+    def delete(self, event_id: int) -> None:
+        """Delete one event and its acknowledgements; EventNotFound if absent."""
+
+    @abc.abstractmethod
+    def purge_expired(self, now: datetime, batch_size: int = 5000) -> int:
+        """Delete events with ``expires <= now`` (and their acknowledgements) in
+        batches, each its own short transaction; returns how many events went."""

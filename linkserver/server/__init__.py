@@ -1,0 +1,1 @@
+"""Composition: the engine (fire lifecycle), the LinkServer object, scheduling, plugins."""

@@ -1,0 +1,90 @@
+"""History operations on behalf of a user, checked against the user's grants.
+
+On history: observer reads, operator acknowledges, manager deletes, engineer
+purges. A user never learns anything about events they may not receive: an
+event they may not see is reported exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import attrs
+
+from linkserver.core.errors import EventNotFound, LinkServerError, PermissionDenied
+from linkserver.core.events import Acknowledgement, Event
+from linkserver.core.levels import Permission
+from linkserver.core.paths import display
+from linkserver.core.permissions import Principal
+from linkserver.core.tree import ContextTree
+from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
+
+
+class EmptyAcknowledgement(LinkServerError, ValueError):
+    """An acknowledgement without text."""
+
+
+class HistoryAccess:
+    """Permission-checked reads and writes of history for one tree and store."""
+
+    def __init__(self, tree: ContextTree, store: HistoryStore) -> None:
+        self.tree = tree
+        self.store = store
+
+    def receive_level(self, context: str, name: str) -> Permission:
+        """The level needed to see events ``name`` of ``context``. Events of removed
+        contexts or definitions stay readable by whoever holds observer there."""
+        found = self.tree.find(context)
+        definition = found.definitions.get(name) if found is not None else None
+        return definition.permissions if definition is not None else Permission.OBSERVER
+
+    def may_see(self, user: Principal | None, context: str, name: str) -> bool:
+        return user is None or user.may(context, max(self.receive_level(context, name), Permission.OBSERVER))
+
+    def query(self, query: HistoryQuery, user: Principal | None) -> HistoryPage:
+        return self.store.query(self._restricted(query, user))
+
+    def count(self, query: HistoryQuery, user: Principal | None) -> int:
+        return self.store.count(self._restricted(query, user))
+
+    def get(self, event_id: int, user: Principal | None) -> Event:
+        event = self.store.get(event_id)
+        if not self.may_see(user, event.context, event.name):
+            raise EventNotFound(event_id)
+        return event
+
+    def acknowledge(self, event_id: int, user: Principal, text: str, *, now: datetime | None = None) -> Event:
+        """Add an acknowledgement; needs operator on the event's context."""
+        if not isinstance(text, str) or not text.strip():
+            raise EmptyAcknowledgement(
+                f"acknowledgement of event {event_id} has no text; say what was done about it"
+            )
+        event = self.get(event_id, user)
+        self._require(user, event, Permission.OPERATOR, "acknowledge")
+        ack = Acknowledgement(time=now or datetime.now(timezone.utc), user=user.name, text=text.strip())
+        return self.store.acknowledge(event_id, ack)
+
+    def delete(self, event_id: int, user: Principal) -> None:
+        """Delete one event; needs manager on the event's context."""
+        event = self.get(event_id, user)
+        self._require(user, event, Permission.MANAGER, "delete")
+        self.store.delete(event_id)
+
+    def purge(self, user: Principal, *, now: datetime | None = None, batch_size: int = 5000) -> int:
+        """Purge expired events now; needs engineer on the root context."""
+        if not user.may("", Permission.ENGINEER):
+            raise PermissionDenied(f"{user.name} may not purge history: it needs engineer on root")
+        return self.store.purge_expired(now or datetime.now(timezone.utc), batch_size)
+
+    def _restricted(self, query: HistoryQuery, user: Principal | None) -> HistoryQuery:
+        if user is None:
+            return query
+        return attrs.evolve(query, visible=lambda context, name: self.may_see(user, context, name))
+
+    @staticmethod
+    def _require(user: Principal, event: Event, needed: Permission, action: str) -> None:
+        if not user.may(event.context, needed):
+            raise PermissionDenied(
+                f"{user.name} may not {action} event {event.id} in {display(event.context)}: "
+                f"it needs {needed} there, {user.name} has {user.grants.level_for(event.context)}"
+            )

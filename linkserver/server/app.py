@@ -1,0 +1,191 @@
+"""The LinkServer object: core, history, scheduler and plugins wired together.
+
+``LinkServer(config, catalog)`` builds everything; ``start()`` opens history,
+fires ``serverStarted``, starts the purge scheduler and the device
+controllers; ``stop()`` undoes it in reverse order and flushes history, so
+nothing the server said it stored is lost.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from linkserver import __version__
+from linkserver.core.catalog import Catalog
+from linkserver.core.errors import LinkServerError
+from linkserver.core.events import Event
+from linkserver.core.permissions import Principal
+from linkserver.core.tree import ContextTree
+from linkserver.history.base import HistoryStore
+from linkserver.history.memory import MemoryHistoryStore
+from linkserver.loading.check import load_all
+from linkserver.loading.config import ServerConfig
+from linkserver.server.access import HistoryAccess
+from linkserver.server.controllers import DeviceController, DeviceHandle, load_controller
+from linkserver.server.delivery import Subscription
+from linkserver.server.engine import Engine
+from linkserver.server.purge import PurgeScheduler
+
+log = logging.getLogger("linkserver.server")
+
+MEMORY_URL = "memory://"
+
+
+class DataDirectoryBusy(LinkServerError, RuntimeError):
+    """Another server already runs on the same data directory."""
+
+
+class LinkServer:
+    """One node: the engine, its history, the purge job and the device controllers."""
+
+    def __init__(self, config: ServerConfig, catalog: Catalog, *, history: HistoryStore | None = None) -> None:
+        self.config = config
+        self.history = history if history is not None else self._open_history(config)
+        self.engine = Engine(
+            ContextTree.from_catalog(catalog),
+            history=self.history,
+            expiration=config.expiration,
+            node_id=config.node_id,
+            default_queue_size=config.delivery_queue_size,
+        )
+        self.tree = self.engine.tree
+        self.access = HistoryAccess(self.tree, self.history)
+        self.purger = PurgeScheduler(
+            self.history, interval=config.purge_interval, batch_size=config.purge_batch_size
+        )
+        self.controllers: list[tuple[str, DeviceController, DeviceHandle]] = []
+        self.users = {
+            name: Principal(name=name, grants=user.grants) for name, user in config.users.items()
+        }
+        self._lock_file: IO[str] | None = None
+        self._state_lock = threading.Lock()
+        self.running = False
+
+    @classmethod
+    def from_config_file(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> LinkServer:
+        """Load a config file and the context files it names; raises ConfigError listing every problem."""
+        config, catalog = load_all(Path(path) if path is not None else None)
+        return cls(config, catalog, **kwargs)
+
+    @staticmethod
+    def _open_history(config: ServerConfig) -> HistoryStore:
+        if config.database_url == MEMORY_URL:
+            return MemoryHistoryStore()
+        from linkserver.history.sql import SqlHistoryStore
+
+        return SqlHistoryStore(
+            config.database_url,
+            batch_size=config.writer_batch_size,
+            flush_interval=config.writer_flush_interval,
+            queue_size=config.writer_queue_size,
+        )
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> LinkServer:
+        with self._state_lock:
+            if self.running:
+                return self
+            self._lock_data_directory()
+            try:
+                self.history.start()
+                self.running = True
+                self._fire_root("serverStarted", {"version": __version__, "node_id": self.config.node_id})
+                self.purger.start()
+                for controller_config in self.config.controllers:
+                    self._start_controller(controller_config.name, controller_config.target, controller_config.options)
+            except BaseException:
+                self._shutdown("start failed")
+                raise
+        log.info("LinkServer %s started; data in %s", __version__, self.config.data_dir)
+        return self
+
+    def stop(self, reason: str = "stopped") -> None:
+        with self._state_lock:
+            if self.running:
+                self._shutdown(reason)
+
+    def _shutdown(self, reason: str) -> None:
+        for name, controller, handle in reversed(self.controllers):
+            try:
+                controller.stop()
+            except Exception:
+                log.exception("device controller %s failed to stop", name)
+            handle.remove_all()
+        self.controllers.clear()
+        self.purger.stop()
+        if self.running:
+            self._fire_root("serverStopping", {"reason": reason}, durable=True)
+        self.engine.close()
+        self.history.stop()
+        self.running = False
+        self._unlock_data_directory()
+        log.info("LinkServer stopped (%s)", reason)
+
+    def __enter__(self) -> LinkServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _fire_root(self, event: str, data: dict[str, Any], *, durable: bool = False) -> None:
+        if event in self.tree.root.definitions:
+            self.engine.fire("", event, data, author="linkserver", durable=durable)
+
+    def _start_controller(self, name: str, target: str, options: dict[str, Any]) -> None:
+        controller = load_controller(target, options)
+        handle = DeviceHandle(self.engine, name)
+        controller.start(handle)
+        self.controllers.append((name, controller, handle))
+        log.info("device controller %s (%s) started", name, target)
+
+    def add_controller(self, name: str, controller: DeviceController) -> DeviceHandle:
+        """Start an in-process controller that is not in the configuration."""
+        handle = DeviceHandle(self.engine, name)
+        controller.start(handle)
+        self.controllers.append((name, controller, handle))
+        return handle
+
+    def _lock_data_directory(self) -> None:
+        data_dir = Path(self.config.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock_path = data_dir / "linkserver.lock"
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the server's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise DataDirectoryBusy(
+                f"another LinkServer ({holder}) is already running on {data_dir}; "
+                "stop it or give this one another data_dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    def _unlock_data_directory(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    # -- conveniences for in-process users ----------------------------------
+
+    def fire(self, path: str, event: str, data: Any = None, **kwargs: Any) -> Event:
+        return self.engine.fire(path, event, data, **kwargs)
+
+    def listen(self, mask: str, event: str, listener: Any, **kwargs: Any) -> Subscription:
+        return self.engine.listen(mask, event, listener, **kwargs)
+
+    def user(self, name: str) -> Principal:
+        """The configured user ``name`` as a Principal (KeyError if unknown)."""
+        return self.users[name]

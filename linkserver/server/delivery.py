@@ -1,0 +1,219 @@
+"""Subscriptions and how events reach their listeners.
+
+``sync`` delivery calls the listener in the firing thread: cheapest, for
+listeners that do little. ``queued`` delivery gives the subscription a
+bounded queue and a worker thread of its own, so a slow listener delays
+nobody but itself; when the queue is full, ``block`` makes the firer wait
+(lossless) and ``drop`` discards the event, counts it and tells the listener
+where the gap is before the next event it gets.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
+
+from linkserver.core.events import Event
+from linkserver.core.subscriptions import SubscriptionSpec
+
+log = logging.getLogger("linkserver.delivery")
+
+
+class Listener(Protocol):
+    """Anything callable with one event."""
+
+    def __call__(self, event: Event) -> object: ...
+
+
+@attrs.frozen(kw_only=True)
+class Gap:
+    """Events dropped for a subscription: after ``last_delivered_id`` (None: from the start),
+    ``dropped`` events were lost up to and including ``last_dropped_id``. Fill the gap
+    from history with ids in ``(last_delivered_id, last_dropped_id]``."""
+
+    last_delivered_id: int | None
+    last_dropped_id: int
+    dropped: int
+
+
+class Delivery(enum.Enum):
+    SYNC = "sync"
+    QUEUED = "queued"
+
+
+class Overflow(enum.Enum):
+    BLOCK = "block"
+    DROP = "drop"
+
+
+class Subscription:
+    """A listener's registration. Cancel it to stop deliveries (safe from any thread,
+    including from inside the listener)."""
+
+    def __init__(
+        self,
+        spec: SubscriptionSpec,
+        listener: Listener,
+        *,
+        on_cancel: Callable[[Subscription], None],
+        on_gap: Callable[[Gap], object] | None = None,
+        durable: bool = False,
+    ) -> None:
+        self.spec = spec
+        self.listener = listener
+        self.on_gap = on_gap
+        self.durable = durable
+        self.active = True
+        self.delivered = 0
+        self.failures = 0
+        self.dropped = 0
+        self.last_delivered_id: int | None = None
+        self._on_cancel = on_cancel
+
+    delivery = Delivery.SYNC
+
+    def offer(self, event: Event) -> None:
+        """Called by the engine, in firing order, for every event that matches."""
+        self._call(event)
+
+    def cancel(self) -> None:
+        if self.active:
+            self.active = False
+            self._on_cancel(self)
+
+    def close(self) -> None:
+        """Release resources; called by the engine on cancel and at shutdown."""
+
+    def _call(self, event: Event) -> None:
+        if not self.active:
+            return
+        try:
+            self.listener(event)
+        except Exception:
+            self.failures += 1
+            log.exception(
+                "listener %r failed on event %s (%s in %s); other listeners are unaffected",
+                self.listener, event.id, event.name, event.context or "root",
+            )
+        self.delivered += 1
+        self.last_delivered_id = event.id
+
+    def __repr__(self) -> str:
+        spec = self.spec
+        return (
+            f"<Subscription {spec.mask} {spec.event} {self.delivery.value}"
+            f" delivered={self.delivered} dropped={self.dropped}{'' if self.active else ' cancelled'}>"
+        )
+
+
+class QueuedSubscription(Subscription):
+    """A subscription with its own bounded queue and worker thread."""
+
+    delivery = Delivery.QUEUED
+
+    def __init__(self, *args: object, queue_size: int, overflow: Overflow, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be at least 1, got {queue_size}")
+        self.queue_size = queue_size
+        self.overflow = overflow
+        self._queue: collections.deque[Event | Gap] = collections.deque()
+        self._condition = threading.Condition()
+        self._closed = False
+        self._pending_gap: Gap | None = None
+        self._last_offered_id: int | None = None
+        self._worker = threading.Thread(target=self._run, name=f"linkserver-delivery-{id(self):x}", daemon=True)
+        self._worker.start()
+
+    def offer(self, event: Event) -> None:
+        with self._condition:
+            if self._closed:
+                return
+            if len(self._queue) >= self.queue_size:
+                if self.overflow is Overflow.DROP:
+                    self._drop(event)
+                    return
+                # The worker itself may fire into its own subscription: never wait on ourselves.
+                while (
+                    len(self._queue) >= self.queue_size
+                    and not self._closed
+                    and threading.current_thread() is not self._worker
+                ):
+                    self._condition.wait()
+                if self._closed:
+                    return
+            if self._pending_gap is not None:
+                self._queue.append(self._pending_gap)
+                self._pending_gap = None
+            self._queue.append(event)
+            self._last_offered_id = event.id
+            self._condition.notify_all()
+
+    def _drop(self, event: Event) -> None:
+        self.dropped += 1
+        gap = self._pending_gap
+        if gap is None:
+            self._pending_gap = Gap(last_delivered_id=self._last_offered_id, last_dropped_id=event.id, dropped=1)
+        else:
+            self._pending_gap = attrs.evolve(gap, last_dropped_id=event.id, dropped=gap.dropped + 1)
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until the queue is empty and the listener has returned (tests, shutdown)."""
+        with self._condition:
+            return self._condition.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+    _busy = False
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        if threading.current_thread() is not self._worker:
+            self._worker.join(timeout=5)
+
+    def drain_and_close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued (at shutdown), then stop the worker."""
+        self.wait_idle(timeout)
+        self.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._queue and not self._closed:
+                    self._condition.wait()
+                if not self._queue:
+                    return
+                item = self._queue.popleft()
+                self._busy = True
+                self._condition.notify_all()
+            try:
+                if isinstance(item, Gap):
+                    self._report_gap(item)
+                else:
+                    self._call(item)
+            finally:
+                with self._condition:
+                    self._busy = False
+                    self._condition.notify_all()
+
+    def _report_gap(self, gap: Gap) -> None:
+        if self.on_gap is None:
+            log.warning(
+                "subscription %s/%s dropped %d events after id %s (queue of %d full)",
+                self.spec.mask, self.spec.event, gap.dropped, gap.last_delivered_id, self.queue_size,
+            )
+            return
+        try:
+            self.on_gap(gap)
+        except Exception:
+            log.exception("gap handler of %r failed", self)

@@ -1,0 +1,306 @@
+"""The engine: the fire lifecycle (DESIGN.md §3) in one place, and listening.
+
+``Engine.fire`` resolves the context and the definition, checks the firer's
+permission, builds and validates the data table, assigns id, created, level
+and expiry, hands persistent events to history and notifies every matching
+subscription. Nothing is stored and nobody is notified when any step fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import attrs
+
+from linkserver.core.catalog import Catalog
+from linkserver.core.definitions import EventDefinition
+from linkserver.core.errors import EventNotDefined, FilterError, PermissionDenied
+from linkserver.core.events import Event, IdGenerator
+from linkserver.core.expiration import ExpirationTable
+from linkserver.core.filters import Filter, parse_filter
+from linkserver.core.levels import Level
+from linkserver.core.paths import ROOT, check_name, compile_mask, display, name_of
+from linkserver.core.permissions import Principal
+from linkserver.core.subscriptions import ALL_EVENTS, SubscriptionIndex, SubscriptionSpec
+from linkserver.core.tree import Context, ContextTree, TreeChange
+from linkserver.history.base import HistoryStore
+from linkserver.history.memory import MemoryHistoryStore
+from linkserver.server.delivery import (
+    Delivery,
+    Gap,
+    Listener,
+    Overflow,
+    QueuedSubscription,
+    Subscription,
+)
+
+log = logging.getLogger("linkserver.engine")
+
+UTC = timezone.utc
+CHILD_ADDED = "childAdded"
+CHILD_REMOVED = "childRemoved"
+
+
+@attrs.frozen
+class _Target:
+    """Everything fire needs about one (path, event name), resolved once and cached."""
+
+    context: Context
+    definition: EventDefinition
+    lifetime: timedelta | None
+    subscriptions: tuple[Subscription, ...]
+    where: str
+
+
+class Engine:
+    """Fires events and delivers them. Thread-safe: fire, listen and cancel from any thread."""
+
+    def __init__(
+        self,
+        tree: ContextTree | None = None,
+        *,
+        history: HistoryStore | None = None,
+        expiration: ExpirationTable | None = None,
+        node_id: int = 0,
+        default_queue_size: int = 1000,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.tree = tree if tree is not None else ContextTree()
+        self.tree.on_change = self._tree_changed
+        self.history = history if history is not None else MemoryHistoryStore()
+        self.expiration = expiration if expiration is not None else ExpirationTable()
+        self.default_queue_size = default_queue_size
+        self._ids = IdGenerator(node_id, clock_ms)
+        self._index: SubscriptionIndex[Subscription] = SubscriptionIndex(self.tree)
+        self._subscriptions: set[Subscription] = set()
+        self._lock = threading.RLock()
+        self._targets: dict[tuple[str, str], _Target] = {}
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog, **kwargs: Any) -> Engine:
+        return cls(ContextTree.from_catalog(catalog), **kwargs)
+
+    # -- firing ------------------------------------------------------------
+
+    def fire(
+        self,
+        path: str,
+        event: str,
+        data: Any = None,
+        *,
+        level: Level | str | int | None = None,
+        author: Principal | str | None = None,
+        durable: bool = False,
+        timeout: float | None = None,
+    ) -> Event:
+        """Fire ``event`` in the context at ``path`` and return the event.
+
+        ``author`` is a Principal whose grants are checked against the
+        definition's fire permissions, or the name of a trusted in-process
+        component. ``durable`` waits until a persistent event is committed.
+        Raises ContextNotFound, EventNotDefined, PermissionDenied,
+        DataTableError or InvalidLevel; then nothing is stored or delivered.
+        """
+        target = self._targets.get((path, event))
+        if target is None:
+            target = self._resolve(path, event)
+        definition = target.definition
+        if type(author) is Principal:
+            if not author.may(target.context.path, definition.fire_permissions):
+                raise PermissionDenied(
+                    f"{author.name} may not fire {target.where}: it needs "
+                    f"{definition.fire_permissions} there, {author.name} has "
+                    f"{author.grants.level_for(target.context.path)}"
+                )
+            author_name: str | None = author.name
+        else:
+            author_name = author  # type: ignore[assignment]
+        records = definition.format.build(data, where=target.where)
+        event_level = definition.level if level is None else Level.parse(level)
+        event_id, ms = self._ids.next()
+        created = datetime.fromtimestamp(ms / 1000, UTC)
+        lifetime = target.lifetime
+        fired = Event(
+            id=event_id,
+            context=target.context.path,
+            name=definition.name,
+            level=event_level,
+            created=created,
+            expires=created + lifetime if lifetime is not None else None,
+            author=author_name,
+            group=definition.group,
+            data=records,
+        )
+        stored: Future[Event] | None = None
+        if lifetime is not None:
+            stored = self.history.append(fired, requires_acknowledgement=definition.requires_acknowledgement)
+        for subscription in target.subscriptions:
+            spec = subscription.spec
+            if event_level < spec.min_level or (spec.filter is not None and not spec.filter.matches(fired)):
+                continue
+            if subscription.durable and stored is not None:
+                stored.add_done_callback(lambda _done, s=subscription: s.offer(fired))
+            else:
+                subscription.offer(fired)
+        if durable and stored is not None:
+            stored.result(timeout)
+        return fired
+
+    def _resolve(self, path: str, event: str) -> _Target:
+        with self._lock:
+            context = self.tree.get(path)
+            definition = context.definition(event)
+            target = _Target(
+                context=context,
+                definition=definition,
+                lifetime=self.expiration.lifetime(context.path, definition),
+                subscriptions=self._index.targets(context.path, definition),
+                where=f"{definition.name} in {display(context.path)}",
+            )
+            self._targets[(path, event)] = target
+            return target
+
+    def _invalidate(self) -> None:
+        self._targets = {}
+
+    # -- listening ---------------------------------------------------------
+
+    def listen(
+        self,
+        mask: str,
+        event: str,
+        listener: Listener,
+        *,
+        filter: Filter | str | None = None,
+        min_level: Level | str | int | None = None,
+        principal: Principal | None = None,
+        delivery: Delivery | str = Delivery.SYNC,
+        overflow: Overflow | str = Overflow.BLOCK,
+        queue_size: int | None = None,
+        durable: bool = False,
+        on_gap: Callable[[Gap], object] | None = None,
+    ) -> Subscription:
+        """Subscribe ``listener`` to ``event`` (or ``*``: every non-hidden event) in
+        every context ``mask`` matches, now or added later.
+
+        A string filter is parsed here, and checked against the formats of the
+        definitions the subscription can match: ``data.temprature`` on a format
+        without that field is a FilterError now, not a silent non-match.
+        ``principal`` limits deliveries to events it may receive. ``durable``
+        delivers persistent events only after they are committed.
+        """
+        compiled = compile_mask(mask)
+        if event != ALL_EVENTS:
+            check_name(event, "event name")
+        if isinstance(filter, str):
+            filter = parse_filter(filter)
+        definitions = self._definitions_for(compiled.text, event)
+        if event != ALL_EVENTS and not definitions:
+            raise EventNotDefined(compiled.text, event, self._event_names_for(compiled.text))
+        if filter is not None:
+            self._check_filter(filter, definitions, mask, event)
+        spec = SubscriptionSpec(
+            mask=compiled,
+            event=event,
+            filter=filter,
+            min_level=Level.NONE if min_level is None else Level.parse(min_level),
+            principal=principal,
+        )
+        mode = Delivery(delivery)
+        subscription: Subscription
+        if mode is Delivery.SYNC:
+            subscription = Subscription(spec, listener, on_cancel=self._cancelled, on_gap=on_gap, durable=durable)
+        else:
+            subscription = QueuedSubscription(
+                spec,
+                listener,
+                on_cancel=self._cancelled,
+                on_gap=on_gap,
+                durable=durable,
+                queue_size=queue_size or self.default_queue_size,
+                overflow=Overflow(overflow),
+            )
+        with self._lock:
+            self._subscriptions.add(subscription)
+            self._index.add(subscription)
+            self._invalidate()
+        return subscription
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        return list(self._subscriptions)
+
+    def _cancelled(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+            self._index.remove(subscription)
+            self._invalidate()
+        subscription.close()
+
+    def _definitions_for(self, mask: str, event: str) -> list[EventDefinition]:
+        """Definitions a subscription could ever match: in matching contexts and in templates."""
+        sets = [context.definitions for context in self.tree.match(mask)]
+        sets.extend(self.tree.templates.values())
+        found: dict[int, EventDefinition] = {}
+        for definitions in sets:
+            for definition in definitions.values():
+                if event in (ALL_EVENTS, definition.name):
+                    found[id(definition)] = definition
+        return list(found.values())
+
+    def _event_names_for(self, mask: str) -> set[str]:
+        return {name for context in self.tree.match(mask) for name in context.definitions}
+
+    @staticmethod
+    def _check_filter(filter: Filter, definitions: Iterable[EventDefinition], mask: str, event: str) -> None:
+        if not filter.data_fields():
+            return
+        first_error: FilterError | None = None
+        for definition in definitions:
+            try:
+                filter.check(definition.format, where=f"event {definition.name!r}")
+                return
+            except FilterError as exc:
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+        raise FilterError(f"filter reads data fields but no event {event!r} under {mask!r} has any")
+
+    # -- the tree ----------------------------------------------------------
+
+    def add_context(self, path: str, **kwargs: Any) -> Context:
+        """Add a context (see ContextTree.add); fires childAdded in its parent."""
+        return self.tree.add(path, **kwargs)
+
+    def remove_context(self, path: str) -> tuple[str, ...]:
+        """Remove a context and its subtree; fires childRemoved in its parent."""
+        return self.tree.remove(path)
+
+    def _tree_changed(self, change: TreeChange) -> None:
+        with self._lock:
+            if change.kind == "added":
+                self._index.context_added(change.path)
+            else:
+                self._index.context_removed(change.removed)
+            self._invalidate()
+        event = CHILD_ADDED if change.kind == "added" else CHILD_REMOVED
+        parent = self.tree.find(change.parent)
+        if parent is not None and event in parent.definitions:
+            data = {"child": name_of(change.path), "path": change.path}
+            try:
+                self.fire(parent.path if parent.path else ROOT, event, data, author="linkserver")
+            except Exception:
+                log.exception("could not fire %s for %s", event, display(change.path))
+
+    # -- shutdown ----------------------------------------------------------
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is queued, then stop every subscription's worker."""
+        for subscription in list(self._subscriptions):
+            if isinstance(subscription, QueuedSubscription):
+                subscription.drain_and_close(timeout)
