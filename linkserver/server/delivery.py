@@ -170,7 +170,9 @@ class QueuedSubscription(Subscription):
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until the queue is empty and the listener has returned (tests, shutdown)."""
         with self._condition:
-            return self._condition.wait_for(lambda: not self._queue and not self._busy, timeout)
+            return self._condition.wait_for(
+                lambda: not self._queue and self._pending_gap is None and not self._busy, timeout
+            )
 
     _busy = False
 
@@ -189,11 +191,15 @@ class QueuedSubscription(Subscription):
     def _run(self) -> None:
         while True:
             with self._condition:
-                while not self._queue and not self._closed:
+                while not self._queue and self._pending_gap is None and not self._closed:
                     self._condition.wait()
-                if not self._queue:
+                if self._queue:
+                    item: Event | Gap = self._queue.popleft()
+                elif self._pending_gap is not None:
+                    # Caught up after a loss: report the gap now, not with the next event.
+                    item, self._pending_gap = self._pending_gap, None
+                else:
                     return
-                item = self._queue.popleft()
                 self._busy = True
                 self._condition.notify_all()
             try:

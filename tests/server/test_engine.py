@@ -18,6 +18,7 @@ from linkserver.core.formats import Field, TableFormat
 from linkserver.core.levels import InvalidLevel, Level
 from linkserver.core.permissions import Grants, Principal
 from linkserver.history.base import HistoryQuery
+from linkserver.server.delivery import Gap
 from linkserver.testing import CapturingListener, engine_with
 
 READING = TableFormat(fields=[Field(name="quantity", type="string"), Field(name="value", type="float"),
@@ -248,10 +249,11 @@ def test_block_policy_makes_the_firer_wait_and_loses_nothing(engine):
 
 
 def test_drop_policy_never_delays_the_firer_and_reports_the_gap(engine):
-    release = threading.Event()
+    release, entered = threading.Event(), threading.Event()
     seen, gaps = [], []
 
     def slow(event):
+        entered.set()
         release.wait(5)
         seen.append(event.id)
 
@@ -260,19 +262,19 @@ def test_drop_policy_never_delays_the_firer_and_reports_the_gap(engine):
     fast = CapturingListener()
     engine.listen("devices.*", "measurement", fast)
     started = time.monotonic()
-    fired = [engine.fire("devices.plc7", "measurement", {"quantity": "t", "value": v}).id for v in range(50)]
+    fired = [engine.fire("devices.plc7", "measurement", {"quantity": "t", "value": 0}).id]
+    assert entered.wait(5)
+    fired += [engine.fire("devices.plc7", "measurement", {"quantity": "t", "value": v}).id for v in range(1, 50)]
     assert time.monotonic() - started < 2
     assert len(fast.events) == 50
     release.set()
-    # one more event after the gap: the listener hears of the gap before it
+    subscription.wait_idle(5)
+    assert seen == fired[:4]  # one in the listener, three queued
+    assert subscription.dropped == 46
+    assert gaps == [Gap(last_delivered_id=fired[3], last_dropped_id=fired[-1], dropped=46)]
     last = engine.fire("devices.plc7", "measurement", {"quantity": "t", "value": 99}).id
     subscription.wait_idle(5)
-    assert subscription.dropped == len(fired) - len(seen) + 1
-    assert len(gaps) == 1
-    gap = gaps[0]
-    assert gap.dropped == subscription.dropped
-    assert gap.last_delivered_id == seen[-2] and gap.last_dropped_id == fired[-1]
-    assert seen[-1] == last
+    assert seen[-1] == last and len(gaps) == 1
 
 
 def test_fire_and_listen_from_many_threads(engine):
