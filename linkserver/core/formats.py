@@ -296,7 +296,7 @@ class TableFormat:
              isinstance(f.default, (dict, list)))
             for f in self.fields
         )
-        object.__setattr__(self, "_plan", (plan, frozenset(names)))
+        object.__setattr__(self, "_plan", plan)
 
     @property
     def single_record(self) -> bool:
@@ -319,8 +319,13 @@ class TableFormat:
         sequence of mappings. Raises DataTableError naming every bad field.
         """
         problems: list[FieldError] = []
-        # dict first: the common case, and isinstance() against the ABC is slow.
-        is_mapping = type(data) is dict or isinstance(data, Mapping)
+        # The common case first: one dict for a single-record format.
+        if type(data) is dict and self.max_records == 1:
+            record = self._build_record(data, "", problems)
+            if problems:
+                raise DataTableError(problems, where)
+            return (record,)
+        is_mapping = isinstance(data, Mapping)
         if data is None:
             # Nothing posted: one record of defaults where exactly one is expected.
             raw: Sequence[Any] = ({},) if self.min_records == 1 and self.max_records == 1 else ()
@@ -347,46 +352,50 @@ class TableFormat:
             raise DataTableError(problems, where)
         single = data is None or is_mapping
         records = []
-        plan, names = self._plan
         for index, record in enumerate(raw):
-            prefix = "" if single else f"[{index}]."
-            if type(record) is not dict and not isinstance(record, Mapping):
+            if not isinstance(record, Mapping):
                 problems.append(FieldError(f"[{index}]", f"expected a mapping, got {_type_name(record)}"))
                 continue
-            out: Record = {}
-            for name, default, has_default, nullable, check, mutable_default in plan:
-                if name in record:
-                    value = record[name]
-                elif has_default:
-                    value = copy.deepcopy(default) if mutable_default else default
-                elif nullable:
-                    out[name] = None
-                    continue
-                else:
-                    problems.append(FieldError(prefix + name, "is required and has no default"))
-                    continue
-                if value is None:
-                    if not nullable:
-                        problems.append(FieldError(prefix + name, "may not be null"))
-                        continue
-                    out[name] = None
-                    continue
-                try:
-                    out[name] = check(value)
-                except _Bad as exc:
-                    problems.append(FieldError(prefix + name, str(exc)))
-                except DataTableError as exc:
-                    for inner in exc.problems:
-                        problems.append(FieldError(f"{prefix}{name}{_nested(inner.field)}", inner.message))
-            if len(out) != len(record) or len(record) > len(names):
-                for key in record:
-                    if key not in names:
-                        known = ", ".join(self.field_names) or "none"
-                        problems.append(FieldError(prefix + str(key), f"unknown field (known fields: {known})"))
-            records.append(out)
+            records.append(self._build_record(record, "" if single else f"[{index}].", problems))
         if problems:
             raise DataTableError(problems, where)
         return tuple(records)
+
+    def _build_record(self, record: Mapping[str, Any], prefix: str, problems: list[FieldError]) -> Record:
+        """One record with defaults merged and values checked; problems are appended."""
+        out: Record = {}
+        used = 0
+        for name, default, has_default, nullable, check, mutable_default in self._plan:
+            if name in record:
+                value = record[name]
+                used += 1
+            elif has_default:
+                value = copy.deepcopy(default) if mutable_default else default
+            elif nullable:
+                out[name] = None
+                continue
+            else:
+                problems.append(FieldError(prefix + name, "is required and has no default"))
+                continue
+            if value is None:
+                if not nullable:
+                    problems.append(FieldError(prefix + name, "may not be null"))
+                    continue
+                out[name] = None
+                continue
+            try:
+                out[name] = check(value)
+            except _Bad as exc:
+                problems.append(FieldError(prefix + name, str(exc)))
+            except DataTableError as exc:
+                for inner in exc.problems:
+                    problems.append(FieldError(f"{prefix}{name}{_nested(inner.field)}", inner.message))
+        if used != len(record):
+            known = ", ".join(self.field_names) or "none"
+            for key in record:
+                if self.field(key) is None:
+                    problems.append(FieldError(prefix + str(key), f"unknown field (known fields: {known})"))
+        return out
 
 
 def _nested(inner: str) -> str:

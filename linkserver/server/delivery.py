@@ -79,8 +79,18 @@ class Subscription:
     delivery = Delivery.SYNC
 
     def offer(self, event: Event) -> None:
-        """Called by the engine, in firing order, for every event that matches."""
-        self._call(event)
+        """Called by the engine, in firing order, for every event that matches.
+
+        Synchronous subscriptions call the listener right here.
+        """
+        if not self.active:
+            return
+        try:
+            self.listener(event)
+        except Exception:
+            self._failed(event)
+        self.delivered += 1
+        self.last_delivered_id = event.id
 
     def cancel(self) -> None:
         if self.active:
@@ -90,19 +100,12 @@ class Subscription:
     def close(self) -> None:
         """Release resources; called by the engine on cancel and at shutdown."""
 
-    def _call(self, event: Event) -> None:
-        if not self.active:
-            return
-        try:
-            self.listener(event)
-        except Exception:
-            self.failures += 1
-            log.exception(
-                "listener %r failed on event %s (%s in %s); other listeners are unaffected",
-                self.listener, event.id, event.name, event.context or "root",
-            )
-        self.delivered += 1
-        self.last_delivered_id = event.id
+    def _failed(self, event: Event) -> None:
+        self.failures += 1
+        log.exception(
+            "listener %r failed on event %s (%s in %s); other listeners are unaffected",
+            self.listener, event.id, event.name, event.context or "root",
+        )
 
     def __repr__(self) -> str:
         spec = self.spec
@@ -206,7 +209,7 @@ class QueuedSubscription(Subscription):
                 if isinstance(item, Gap):
                     self._report_gap(item)
                 else:
-                    self._call(item)
+                    Subscription.offer(self, item)
             finally:
                 with self._condition:
                     self._busy = False

@@ -48,12 +48,17 @@ CHILD_REMOVED = "childRemoved"
 
 @attrs.frozen
 class _Target:
-    """Everything fire needs about one (path, event name), resolved once and cached."""
+    """Everything fire needs about one (path, event name), resolved once and cached.
+
+    ``deliveries`` holds, per matching subscription, what the hot loop needs:
+    (minimum level, filter's matches or None, offer, durable).
+    """
 
     context: Context
     definition: EventDefinition
+    build: Callable[..., Any]
     lifetime: timedelta | None
-    subscriptions: tuple[Subscription, ...]
+    deliveries: tuple[tuple[Level, Callable[[Event], bool] | None, Callable[[Event], None], bool], ...]
     where: str
 
 
@@ -80,6 +85,7 @@ class Engine:
         self._subscriptions: set[Subscription] = set()
         self._lock = threading.RLock()
         self._targets: dict[tuple[str, str], _Target] = {}
+        self._last_created: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, **kwargs: Any) -> Engine:
@@ -120,46 +126,64 @@ class Engine:
             author_name: str | None = author.name
         else:
             author_name = author  # type: ignore[assignment]
-        records = definition.format.build(data, where=target.where)
+        records = target.build(data, where=target.where)
         event_level = definition.level if level is None else Level.parse(level)
         event_id, ms = self._ids.next()
-        created = datetime.fromtimestamp(ms / 1000, UTC)
+        created = self._created(ms)
         lifetime = target.lifetime
-        fired = Event(
-            id=event_id,
-            context=target.context.path,
-            name=definition.name,
-            level=event_level,
-            created=created,
-            expires=created + lifetime if lifetime is not None else None,
-            author=author_name,
-            group=definition.group,
-            data=records,
+        fired = Event(  # id, context, name, level, created, expires, author, group, data
+            event_id,
+            target.context.path,
+            definition.name,
+            event_level,
+            created,
+            created + lifetime if lifetime is not None else None,
+            author_name,
+            definition.group,
+            records,
         )
         stored: Future[Event] | None = None
         if lifetime is not None:
             stored = self.history.append(fired, requires_acknowledgement=definition.requires_acknowledgement)
-        for subscription in target.subscriptions:
-            spec = subscription.spec
-            if event_level < spec.min_level or (spec.filter is not None and not spec.filter.matches(fired)):
+        for min_level, matches, offer, after_commit in target.deliveries:
+            if event_level < min_level or (matches is not None and not matches(fired)):
                 continue
-            if subscription.durable and stored is not None:
-                stored.add_done_callback(lambda _done, s=subscription: s.offer(fired))
+            if after_commit and stored is not None:
+                stored.add_done_callback(lambda _done, offer=offer: offer(fired))
             else:
-                subscription.offer(fired)
+                offer(fired)
         if durable and stored is not None:
             stored.result(timeout)
         return fired
+
+    def _created(self, ms: int) -> datetime:
+        """The creation time for a millisecond; events in the same millisecond share one object."""
+        last = self._last_created
+        if last[0] == ms:
+            return last[1]
+        created = datetime.fromtimestamp(ms / 1000, UTC)
+        self._last_created = (ms, created)
+        return created
 
     def _resolve(self, path: str, event: str) -> _Target:
         with self._lock:
             context = self.tree.get(path)
             definition = context.definition(event)
+            subscriptions = self._index.targets(context.path, definition)
             target = _Target(
                 context=context,
                 definition=definition,
+                build=definition.format.build,
                 lifetime=self.expiration.lifetime(context.path, definition),
-                subscriptions=self._index.targets(context.path, definition),
+                deliveries=tuple(
+                    (
+                        s.spec.min_level,
+                        s.spec.filter.matches if s.spec.filter is not None else None,
+                        s.offer,
+                        s.durable,
+                    )
+                    for s in subscriptions
+                ),
                 where=f"{definition.name} in {display(context.path)}",
             )
             self._targets[(path, event)] = target

@@ -52,6 +52,11 @@ def test_missing_required_and_null_non_nullable_are_errors():
                                                      "value: may not be null"]
 
 
+def test_unknown_fields_are_found_even_when_a_nullable_field_is_missing():
+    with pytest.raises(DataTableError, match="zz: unknown field"):
+        READING.build({"quantity": "pressure", "value": 1, "unit": "bar", "zz": 1})
+
+
 def test_booleans_are_not_numbers():
     fmt = TableFormat(fields=[Field(name="n", type="integer"), Field(name="b", type="boolean")])
     with pytest.raises(DataTableError, match="n: expected an integer, got a boolean"):
