@@ -8,6 +8,7 @@ from datetime import timedelta
 from linkserver.core.errors import LinkServerError
 
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+_MAX_SECONDS = 100 * 365 * 86400
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|w|d|h|m|s)")
 
 
@@ -20,8 +21,8 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise InvalidDuration(f"duration {value!r} is negative")
+        if not 0 <= value <= _MAX_SECONDS:  # also false for NaN
+            raise InvalidDuration(f"duration {value!r} is not between 0 and {_MAX_SECONDS} seconds")
         return timedelta(seconds=value)
     if not isinstance(value, str) or not value.strip():
         raise InvalidDuration(f"invalid duration {value!r}: write it like 10d, 6h, 30m or 45s")
@@ -37,6 +38,8 @@ def parse_duration(value: object) -> timedelta:
         raise InvalidDuration(
             f"invalid duration {value!r}: write it like 10d, 6h, 30m, 45s or 1d12h"
         )
+    if seconds > _MAX_SECONDS:
+        raise InvalidDuration(f"duration {value!r} is longer than 100 years")
     return timedelta(seconds=seconds)
 
 

@@ -91,6 +91,13 @@ def parse_datetime(value: object) -> datetime:
     return value.astimezone(UTC)
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        return False
+
+
 def _type_name(value: object) -> str:
     names = {str: "a string", int: "an integer", float: "a float", bool: "a boolean",
              type(None): "null", list: "a list", dict: "a mapping"}
@@ -125,8 +132,8 @@ class Field:
                 continue
             if not numeric_or_string:
                 raise InvalidDefinition(f"{where}: {bound} applies to numbers and strings, not {self.type}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-                raise InvalidDefinition(f"{where}: {bound} must be a number, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+                raise InvalidDefinition(f"{where}: {bound} must be a finite number, got {value!r}")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise InvalidDefinition(f"{where}: min {self.min} is greater than max {self.max}")
         if self.pattern is not None:
@@ -146,6 +153,11 @@ class Field:
                 raise InvalidDefinition(f"{where}: allowed values do not apply to {self.type} fields")
             if not self.allowed:
                 raise InvalidDefinition(f"{where}: the list of allowed values is empty")
+            for value in self.allowed:
+                try:
+                    hash(value)
+                except TypeError:
+                    raise InvalidDefinition(f"{where}: allowed value {value!r} must be a plain value") from None
         # Every allowed value and the default must pass the field's own checks.
         check = self.checker()
         for value in self.allowed or ():

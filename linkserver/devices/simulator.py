@@ -19,7 +19,7 @@ from linkserver.core.durations import parse_duration
 from linkserver.core.errors import LinkServerError
 from linkserver.server.controllers import DeviceHandle
 
-STATES = ("idle", "running", "maintenance")
+STATES = ("starting", "online", "degraded", "maintenance")
 QUANTITIES = (("temperature", "degC", 20.0, 5.0), ("pressure", "bar", 2.0, 0.3), ("speed", "rpm", 1500.0, 200.0))
 
 
@@ -64,7 +64,7 @@ class SimulatorController:
         for n in range(1, self.count + 1):
             name = f"{self.prefix}{n}"
             handle.add_device(name, description=f"Simulated device {n}")
-            self.states[name] = "idle"
+            self.states[name] = "starting"
             self._connect(name)
         self._thread = threading.Thread(target=self._run, name="linkserver-simulator", daemon=True)
         self._thread.start()
@@ -76,7 +76,7 @@ class SimulatorController:
         if self._handle is not None:
             for name, connected in self.connected.items():
                 if connected:
-                    self._fire(name, "disconnected", {"reason": "controller stopped"})
+                    self._fire(name, "disconnected", {"reason": "stopped"})
                     self.connected[name] = False
 
     def tick(self) -> None:
@@ -89,7 +89,7 @@ class SimulatorController:
                 continue
             roll = self._random.random()
             if roll < self.p_disconnect:
-                self._fire(name, "disconnected", {"reason": "link lost"})
+                self._fire(name, "disconnected", {"reason": "lost"})
                 self.connected[name] = False
                 continue
             if self._random.random() < self.p_state:
@@ -98,13 +98,13 @@ class SimulatorController:
                 self.states[name] = new
                 self._fire(name, "stateChanged", {"old": old, "new": new})
             if self._random.random() < self.p_error:
-                self._fire(name, "error", {"code": self._random.randint(100, 199), "message": "simulated fault"})
+                self._fire(name, "error", {"code": f"E{self._random.randint(100, 199)}", "message": "simulated fault"})
             quantity, unit, mean, spread = self._random.choice(QUANTITIES)
             value = round(self._random.gauss(mean, spread), 3)
-            self._fire(name, "measurement", {"quantity": quantity, "value": value, "unit": unit})
+            self._fire(name, "measurement", [{"quantity": quantity, "value": value, "unit": unit}])
 
     def _connect(self, name: str) -> None:
-        self._fire(name, "connected", {"address": f"sim://{name}"})
+        self._fire(name, "connected", {"address": f"sim://{name}", "firmware": "sim-1.0"})
         self.connected[name] = True
 
     def _fire(self, name: str, event: str, data: dict[str, object]) -> None:

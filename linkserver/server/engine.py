@@ -315,7 +315,7 @@ class Engine:
         event = CHILD_ADDED if change.kind == "added" else CHILD_REMOVED
         parent = self.tree.find(change.parent)
         if parent is not None and event in parent.definitions:
-            data = {"child": name_of(change.path), "path": change.path}
+            data = {"name": name_of(change.path), "path": change.path}
             try:
                 self.fire(parent.path if parent.path else ROOT, event, data, author="linkserver")
             except Exception:

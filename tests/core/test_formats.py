@@ -124,6 +124,9 @@ def test_mutable_defaults_are_copied_per_event():
         ({"name": "a", "type": "integer", "default": None}, "default is null but the field is not nullable"),
         ({"name": "a", "type": "integer", "allowed": [1, "2"]}, "allowed value '2' is invalid"),
         ({"name": "a", "type": "integer", "allowed": [1, 20], "max": 10}, "allowed value 20 is invalid"),
+        ({"name": "a", "type": "integer", "max": 10**400}, "must be a finite number"),
+        ({"name": "a", "type": "float", "min": float("inf")}, "must be a finite number"),
+        ({"name": "a", "type": "string", "allowed": [["x"]]}, "must be a plain value"),
     ],
 )
 def test_inconsistent_fields_are_rejected_at_construction(kwargs, message):

@@ -30,7 +30,8 @@ def test_durations(text, seconds):
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("bad", ["", "10", "10x", "d", "1d 2", -5, "1.5.2h", None, True])
+@pytest.mark.parametrize("bad", ["", "10", "10x", "d", "1d 2", -5, "1.5.2h", None, True, float("nan"),
+                                 float("inf"), "99999999999d", 10**30])
 def test_bad_durations_say_how_to_write_one(bad):
     with pytest.raises(InvalidDuration):
         parse_duration(bad)

@@ -23,7 +23,7 @@ from linkserver.testing import CapturingListener, engine_with
 
 READING = TableFormat(fields=[Field(name="quantity", type="string"), Field(name="value", type="float"),
                               Field(name="unit", type="string", default="degC")])
-CHILD = TableFormat(fields=[Field(name="child", type="string"), Field(name="path", type="string")])
+CHILD = TableFormat(fields=[Field(name="name", type="string"), Field(name="path", type="string")])
 STANDARD = [EventDefinition(name="childAdded", format=CHILD), EventDefinition(name="childRemoved", format=CHILD)]
 DEVICE = [
     EventDefinition(name="measurement", level="notice", format=READING),
@@ -172,7 +172,7 @@ def test_adding_and_removing_children_fires_in_the_parent(engine):
     engine.listen("devices", "*", seen)
     engine.add_context("devices.d9")
     engine.remove_context("devices.d9")
-    assert [(e.name, e.record["child"]) for e in seen.events] == [("childAdded", "d9"), ("childRemoved", "d9")]
+    assert [(e.name, e.record["name"]) for e in seen.events] == [("childAdded", "d9"), ("childRemoved", "d9")]
 
 
 def test_a_raising_listener_breaks_neither_the_firer_nor_other_listeners(engine, caplog):

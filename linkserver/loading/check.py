@@ -1,0 +1,170 @@
+"""Loading configuration and contexts together, and ``linkserver check``.
+
+Both read every file, collect every problem and check across files: an
+expiration rule must name an event some context defines (or ``*``), and not
+one that is only ever non-persistent, since the table never makes an event
+persistent.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from yaml.nodes import MappingNode, ScalarNode
+
+from linkserver.core.catalog import Catalog
+from linkserver.loading.config import TOP_KEYS as CONFIG_KEYS
+from linkserver.loading.config import (
+    ConfigResult,
+    ServerConfig,
+    default_config_path,
+    load_config,
+    read_config,
+)
+from linkserver.loading.contexts import TOP_KEYS as CONTEXT_KEYS
+from linkserver.loading.contexts import CatalogBuilder, context_files
+from linkserver.loading.problems import Location, Problems, display_name, suggest
+from linkserver.loading.yamlnodes import Document, read
+
+CONFIG_NAMES = ("linkserver", "config")
+"""File names (without suffix) always checked as a configuration."""
+
+
+def check_files(paths: Sequence[Path] = ()) -> list[str]:
+    """Every problem of the given files as ``file:line:column: message``; empty when all are valid.
+
+    ``paths`` are files or directories (their ``*.yaml``/``*.yml``). A file
+    named ``linkserver.yaml`` or ``config.yaml``, a file in a ``config``
+    directory, or a file whose top-level keys are configuration keys
+    (``server``, ``history``, ``users``...) is checked as a configuration,
+    together with the context paths it names; other files as context files.
+    Without paths, the default configuration (``config/linkserver.yaml`` or
+    ``$LINKSERVER_CONFIG``) and its contexts are checked.
+    """
+    problems = Problems()
+    if not paths:
+        _load(default_config_path(), problems)
+        return problems.messages()
+    results: list[ConfigResult] = []
+    contexts: list[Document | None] = []
+    files = _expand(paths)
+    for path in files:
+        doc = read(path, problems)
+        if doc is not None and _is_config(path, doc):
+            results.append(read_config(doc, path, problems))
+        else:
+            contexts.append(doc)
+    named = [item for result in results for item in result.context_locations.items()]
+    contexts.extend(_read_named(named, problems, skip={_normal(path) for path in files}))
+    builder = CatalogBuilder(problems)
+    for doc in contexts:
+        if doc is not None:
+            builder.add(doc)
+    builder.build()
+    for result in results:
+        _check_rules(result, builder, complete=None not in contexts, problems=problems)
+    return problems.messages()
+
+
+def load_all(config_path: Path | None = None) -> tuple[ServerConfig, Catalog]:
+    """The configuration and the catalog of the contexts it names; raises ConfigError listing every problem.
+
+    ``config_path=None`` means :func:`~linkserver.loading.config.default_config_path`;
+    when that file does not exist the defaults apply (see :func:`load_config`).
+    """
+    problems = Problems()
+    config, catalog = _load(config_path or default_config_path(), problems, use_defaults=config_path is None)
+    problems.raise_if_any()
+    assert config is not None
+    return config, catalog
+
+
+def _load(path: Path, problems: Problems, use_defaults: bool = False) -> tuple[ServerConfig | None, Catalog]:
+    if use_defaults and not path.exists():
+        config = load_config(None)
+        result = ConfigResult(config, (), {p: Location(display_name(p), 1, 1) for p in config.context_paths})
+    else:
+        result = read_config(read(path, problems), path, problems)
+    docs = _read_named(result.context_locations.items(), problems)
+    builder = CatalogBuilder(problems)
+    for doc in docs:
+        if doc is not None:
+            builder.add(doc)
+    catalog = builder.build()
+    _check_rules(result, builder, complete=None not in docs, problems=problems)
+    return result.config, catalog
+
+
+def _read_named(
+    named: Iterable[tuple[Path, Location]], problems: Problems, skip: set[Path] | None = None
+) -> list[Document | None]:
+    """Read the context paths a configuration names; a missing one is reported where it is named."""
+    seen = set(skip or ())
+    docs: list[Document | None] = []
+    for path, location in named:
+        if not path.exists():
+            problems.add(
+                location,
+                f"context path {display_name(path)!r} does not exist; "
+                "fix 'contexts' in 'server' or create it",
+            )
+            docs.append(None)  # incomplete: rules naming events are not reported as undefined
+            continue
+        for file in context_files([path]):
+            if _normal(file) not in seen:
+                seen.add(_normal(file))
+                docs.append(read(file, problems))
+    return docs
+
+
+def _check_rules(
+    result: ConfigResult, builder: CatalogBuilder, *, complete: bool, problems: Problems
+) -> None:
+    """Expiration rules against the definitions: each named event exists and may be persistent."""
+    for origin in result.rules:
+        event = origin.rule.event
+        if event == "*":
+            continue
+        kinds = builder.persistence.get(event)
+        if kinds is None:
+            if complete:
+                problems.add(
+                    origin.event_location,
+                    f"expiration rule for event {event!r}, which no context defines"
+                    + suggest(event, builder.persistence, "defined events"),
+                )
+        elif kinds == {False}:
+            problems.add(
+                origin.event_location,
+                f"expiration for non-persistent event {event!r} would make it persistent; "
+                "the table cannot do that: set persistent: true in its definition or remove this rule",
+            )
+
+
+def _expand(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            files.extend(context_files([path]))
+        else:
+            files.append(path)  # a missing file is reported when it is read
+    return files
+
+
+def _is_config(path: Path, doc: Document) -> bool:
+    if Path(os.path.abspath(path)).parent.name == "config" or path.stem in CONFIG_NAMES:
+        return True
+    root = doc.root
+    keys = (
+        {key.value for key, _ in root.value if isinstance(key, ScalarNode)}
+        if isinstance(root, MappingNode)
+        else set()
+    )
+    return bool(keys & set(CONFIG_KEYS)) and not keys & set(CONTEXT_KEYS)
+
+
+def _normal(path: Path) -> Path:
+    return Path(os.path.normpath(os.path.abspath(path)))

@@ -1,0 +1,239 @@
+"""Reading a YAML mapping key by key, with typed getters that report wrong values."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection
+from datetime import timedelta
+from typing import Any
+
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+from linkserver.core.durations import parse_duration
+from linkserver.core.levels import Level, Permission
+from linkserver.loading.problems import describe, suggest
+from linkserver.loading.yamlnodes import (
+    INVALID,
+    MAP_TAG,
+    MISSING,
+    SEQ_TAG,
+    Document,
+    describe_node,
+    is_null,
+)
+
+
+class Entries:
+    """A YAML mapping read as ``key -> (key node, value node)``.
+
+    Keys are taken as written (so ``on:`` is the name ``on``, not a boolean);
+    duplicate keys and non-scalar keys are reported, ``<<`` merge keys are
+    honoured. The typed getters report a wrong value at its node, set
+    :attr:`bad` and return their default, so a reader can build nothing from
+    a mapping with a bad value without causing follow-up errors.
+    """
+
+    def __init__(
+        self, doc: Document, node: MappingNode | None, where: str, anchor: Node | None = None
+    ) -> None:
+        self.doc = doc
+        self.node = node
+        self.where = where
+        self.anchor = node if node is not None else anchor  # where to report what is missing
+        self.bad = False
+        self.items: dict[str, tuple[Node, Node]] = {}
+        if node is not None:
+            self.items, ok = doc.pairs(node, where)
+            self.bad = not ok
+
+    # -- structure ---------------------------------------------------------
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.items
+
+    def key_node(self, key: str) -> Node | None:
+        pair = self.items.get(key)
+        return pair[0] if pair else None
+
+    def get(self, key: str) -> Node | None:
+        """The value node of ``key``; None when absent."""
+        pair = self.items.get(key)
+        return pair[1] if pair else None
+
+    def error(self, node: Node, message: str) -> None:
+        self.doc.error(node, message)
+        self.bad = True
+
+    def check_keys(self, allowed: Collection[str]) -> None:
+        """Report every key not in ``allowed``, with a "did you mean"."""
+        for name, (key, _value) in self.items.items():
+            if name not in allowed:
+                self.doc.error(
+                    key, f"unknown key {name!r} in {self.where}" + suggest(name, allowed, "valid keys")
+                )
+
+    def require(self, key: str) -> bool:
+        if key in self.items:
+            return True
+        if self.anchor is not None:
+            self.error(self.anchor, f"{self.where} has no {key!r}; add it")
+        self.bad = True
+        return False
+
+    def blame(self, message: str, aliases: dict[str, str] | None = None) -> None:
+        """Report a core consistency error at the key it is about (the first one it names)."""
+        tail = message.split(": ", 1)[-1]
+        best: tuple[int, Node] | None = None
+        for word, key in (aliases or {}).items():  # aliases first: they name the culprit
+            node = self.key_node(key)
+            if node is not None and word in tail:
+                best = (-1, node)
+                break
+        for key in self.items if best is None else ():
+            node = self.key_node(key)
+            found = re.search(rf"\b{re.escape(key)}\b", tail)
+            if node is not None and found and (best is None or found.start() < best[0]):
+                best = (found.start(), node)
+        at = best[1] if best else self.anchor
+        if at is not None:
+            self.error(at, message)
+        self.bad = True
+
+    def mapping(self, key: str, where: str | None = None) -> Entries:
+        """The mapping under ``key`` (empty when absent or null)."""
+        return as_mapping(self.doc, self.get(key), where or f"{key!r} in {self.where}", parent=self)
+
+    def sequence(self, key: str) -> list[Node]:
+        """The items of the list under ``key`` (empty when absent or null)."""
+        node = self.get(key)
+        if is_null(node):
+            return []
+        assert node is not None
+        if isinstance(node, SequenceNode) and node.tag == SEQ_TAG:
+            return list(node.value)
+        self.error(node, f"{key!r} in {self.where} must be a list, got {describe_node(node)}")
+        return []
+
+    # -- typed values --------------------------------------------------------
+
+    def value(self, key: str, default: Any = MISSING) -> Any:
+        node = self.get(key)
+        if node is None:
+            return default
+        value = self.doc.plain(node)
+        if value is INVALID:
+            self.bad = True
+            return default
+        return value
+
+    def typed(
+        self, key: str, default: Any, convert: Callable[[Any], Any], expected: str, *, nullable: bool = False
+    ) -> Any:
+        """``convert(value)`` of the value under ``key``; a wrong one is reported: ``must be <expected>``."""
+        node = self.get(key)
+        if node is None:
+            return default
+        value = self.doc.plain(node)
+        if value is INVALID:
+            self.bad = True
+            return default
+        if value is None and nullable:
+            return None
+        try:
+            return convert(value)
+        except (ValueError, TypeError, OverflowError, ArithmeticError):
+            self.error(node, f"{key!r} in {self.where} must be {expected}, got {describe(value)}")
+            return default
+
+    def text(self, key: str, default: Any = MISSING, *, nullable: bool = False) -> Any:
+        return self.typed(key, default, _string, "a string", nullable=nullable)
+
+    def flag(self, key: str, default: Any = MISSING) -> Any:
+        return self.typed(key, default, _boolean, "true or false")
+
+    def integer(
+        self,
+        key: str,
+        default: Any = MISSING,
+        *,
+        minimum: int | None = None,
+        maximum: int | None = None,
+        nullable: bool = False,
+    ) -> Any:
+        def convert(value: Any) -> int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError
+            if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+                raise ValueError
+            return value
+
+        expected = "an integer"
+        if minimum is not None and maximum is not None:
+            expected = f"an integer from {minimum} to {maximum}"
+        elif minimum is not None:
+            expected = f"an integer >= {minimum}"
+        return self.typed(
+            key, default, convert, expected + (" or null" if nullable else ""), nullable=nullable
+        )
+
+    def number(self, key: str, default: Any = MISSING) -> Any:
+        def convert(value: Any) -> int | float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise TypeError
+            float(value)  # OverflowError for integers beyond any float
+            return value
+
+        return self.typed(key, default, convert, "a number")
+
+    def duration(
+        self, key: str, default: Any = MISSING, *, nullable: bool = False, positive: bool = True
+    ) -> Any:
+        def convert(value: Any) -> timedelta:
+            if isinstance(value, bool):
+                raise TypeError
+            delta = parse_duration(value)
+            if delta < timedelta(0) or (positive and delta == timedelta(0)):
+                raise ValueError
+            return delta
+
+        expected = (
+            "a positive duration such as 10d, 6h, 30m, 45s or 500ms"
+            if positive
+            else ("a duration such as 10d, 6h, 30m, 45s or 5ms")
+        )
+        return self.typed(key, default, convert, expected, nullable=nullable)
+
+    def level(self, key: str, default: Any = MISSING) -> Any:
+        names = ", ".join(m.name for m in Level)
+        return self.typed(key, default, Level.parse, f"one of {names}")
+
+    def permission(self, key: str, default: Any = MISSING) -> Any:
+        names = ", ".join(str(m) for m in Permission)
+        return self.typed(key, default, Permission.parse, f"one of {names}")
+
+
+def as_mapping(doc: Document, node: Node | None, where: str, parent: Entries | None = None) -> Entries:
+    """``node`` read as a mapping; null and absent read as an empty one, anything else is reported."""
+    if is_null(node):
+        return Entries(doc, None, where, anchor=node)
+    assert node is not None
+    if isinstance(node, MappingNode) and node.tag == MAP_TAG:
+        return Entries(doc, node, where)
+    doc.error(node, f"{where} must be a mapping, got {describe_node(node)}")
+    entries = Entries(doc, None, where)
+    entries.bad = True
+    if parent is not None:
+        parent.bad = True
+    return entries
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError
+    return value

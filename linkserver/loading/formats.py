@@ -1,0 +1,287 @@
+"""Table formats and event definitions read from YAML nodes.
+
+:class:`DefinitionReader` turns a format mapping (named in ``formats:`` or
+written inline) into a :class:`TableFormat` and an event mapping into an
+:class:`EventDefinition`. Named formats are global across files, built once
+and shared; references to unknown formats and formats that contain
+themselves are reported at the reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from yaml.nodes import MappingNode, Node, ScalarNode
+
+from linkserver.core.definitions import EventDefinition
+from linkserver.core.errors import InvalidName
+from linkserver.core.formats import EMPTY_FORMAT, NO_DEFAULT, Field, FieldType, TableFormat
+from linkserver.core.paths import check_name
+from linkserver.loading.entries import Entries, as_mapping
+from linkserver.loading.problems import Location, describe, suggest
+from linkserver.loading.yamlnodes import MAP_TAG, MISSING, Document, describe_node, is_null
+
+FORMAT_KEYS = ("description", "min_records", "max_records", "fields")
+FIELD_KEYS = (
+    "name",
+    "type",
+    "description",
+    "nullable",
+    "default",
+    "allowed",
+    "min",
+    "max",
+    "pattern",
+    "format",
+)
+EVENT_KEYS = (
+    "description",
+    "help",
+    "level",
+    "persistent",
+    "expiration",
+    "permissions",
+    "fire_permissions",
+    "group",
+    "hidden",
+    "requires_acknowledgement",
+    "format",
+)
+# Words in the core's consistency messages that point at a key other than their own name.
+_EVENT_BLAME = {"acknowledged": "requires_acknowledgement"}
+_FIELD_BLAME = {"nested format": "type"}
+
+CORE_ERRORS = (ValueError, TypeError, OverflowError)
+"""What the core constructors raise on inconsistent input (InvalidDefinition is a ValueError)."""
+
+
+class DefinitionReader:
+    """Builds formats and event definitions; named formats must be registered first."""
+
+    def __init__(self) -> None:
+        self._named: dict[str, tuple[Document, Node, Location]] = {}
+        self._built: dict[str, TableFormat | None] = {}
+        self._building: list[str] = []
+        self._inline: dict[int, TableFormat | None] = {}
+        self._inline_active: set[int] = set()
+
+    def register_format(self, doc: Document, key: Node, node: Node) -> None:
+        """Record a named format (``formats: {name: ...}``); names are global."""
+        name = key.value
+        try:
+            check_name(name, "format name")
+        except InvalidName as exc:
+            doc.error(key, str(exc))
+            return
+        first = self._named.get(name)
+        if first is not None:
+            doc.error(
+                key,
+                f"format {name!r} is already defined at {first[2].seen_from(doc.at(key))}; "
+                "rename one of them",
+            )
+            return
+        self._named[name] = (doc, node, doc.at(key))
+
+    def build_named_formats(self) -> None:
+        """Build every named format, so that unused ones are checked too."""
+        for name in self._named:
+            self._format_named(name)
+
+    # -- formats -------------------------------------------------------------
+
+    def format(self, doc: Document, node: Node, where: str) -> TableFormat | None:
+        """A format reference: a format name or an inline mapping; None after reporting a problem."""
+        if is_null(node):
+            return EMPTY_FORMAT
+        if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:str":
+            name = node.value
+            if name not in self._named:
+                doc.error(
+                    node, f"unknown format {name!r} in {where}" + suggest(name, self._named, "known formats")
+                )
+                return None
+            if name in self._building:
+                cycle = " -> ".join([*self._building[self._building.index(name) :], name])
+                doc.error(node, f"format {name!r} contains itself ({cycle}); a table cannot nest itself")
+                return None
+            return self._format_named(name)
+        if isinstance(node, MappingNode) and node.tag == MAP_TAG:
+            return self._format_inline(doc, node, where)
+        doc.error(
+            node,
+            f"the format of {where} must be a format name or a mapping with 'fields', "
+            f"got {describe_node(node)}",
+        )
+        return None
+
+    def _format_named(self, name: str) -> TableFormat | None:
+        if name not in self._built:
+            doc, node, _ = self._named[name]
+            self._building.append(name)
+            try:
+                self._built[name] = self._format_body(doc, node, f"format {name!r}")
+            finally:
+                self._building.pop()
+        return self._built[name]
+
+    def _format_inline(self, doc: Document, node: MappingNode, where: str) -> TableFormat | None:
+        key = id(node)
+        if key in self._inline:
+            return self._inline[key]
+        if key in self._inline_active:
+            doc.error(
+                node, f"the format of {where} contains itself through an alias; a table cannot nest itself"
+            )
+            return None
+        self._inline_active.add(key)
+        try:
+            result = self._format_body(doc, node, f"the format of {where}")
+        finally:
+            self._inline_active.discard(key)
+        self._inline[key] = result
+        return result
+
+    def _format_body(self, doc: Document, node: Node, where: str) -> TableFormat | None:
+        entries = as_mapping(doc, node, where)
+        entries.check_keys(FORMAT_KEYS)
+        entries.text("description")
+        counts = {
+            "min_records": entries.integer("min_records", minimum=0),
+            "max_records": entries.integer("max_records", minimum=1, nullable=True),
+        }
+        fields: list[Field] = []
+        seen: dict[str, Node] = {}
+        failed = False
+        for index, item in enumerate(entries.sequence("fields"), start=1):
+            name_node = _name_node(item)
+            if name_node is not None:
+                first = seen.get(name_node.value)
+                if first is not None:
+                    doc.error(
+                        name_node,
+                        f"field {name_node.value!r} is defined twice in {where}; "
+                        f"the first is at {doc.at(first).seen_from(doc.at(name_node))}",
+                    )
+                    failed = True
+                seen.setdefault(name_node.value, name_node)
+            field = self._field(doc, item, f"field {index} of {where}")
+            if field is None:
+                failed = True
+            else:
+                fields.append(field)
+        if failed or entries.bad:
+            return None
+        try:
+            return TableFormat(fields=fields, **{k: v for k, v in counts.items() if v is not MISSING})
+        except CORE_ERRORS as exc:
+            entries.blame(f"{where}: {exc}")
+            return None
+
+    def _field(self, doc: Document, node: Node, where: str) -> Field | None:
+        entries = as_mapping(doc, node, where)
+        if entries.bad and entries.node is None:
+            return None  # not a mapping: reported
+        name: Any = MISSING
+        name_node = entries.get("name")
+        if entries.require("name"):
+            name = entries.text("name")
+            if name is not MISSING:
+                try:
+                    check_name(name, "field name")
+                except InvalidName as exc:
+                    entries.error(name_node, str(exc))
+                entries.where = f"field {name!r}"
+        entries.check_keys(FIELD_KEYS)
+        where = entries.where
+        kwargs: dict[str, Any] = {
+            "description": entries.text("description"),
+            "nullable": entries.flag("nullable"),
+            "min": entries.number("min"),
+            "max": entries.number("max"),
+            "pattern": entries.text("pattern"),
+        }
+        format_node = entries.get("format")
+        if format_node is not None and not is_null(format_node):
+            kwargs["format"] = self.format(doc, format_node, where)
+            if kwargs["format"] is None:
+                entries.bad = True
+        types = ", ".join(t.value for t in FieldType)
+        default_type = FieldType.TABLE if "format" in kwargs else FieldType.STRING
+        kwargs["type"] = entries.typed("type", default_type, FieldType.parse, f"one of {types}")
+        kwargs["default"] = entries.value("default", NO_DEFAULT)
+        kwargs["allowed"] = self._allowed(entries)
+        if entries.bad or name_node is None:
+            return None
+        try:
+            return Field(name=name, **{k: v for k, v in kwargs.items() if v is not MISSING})
+        except CORE_ERRORS as exc:
+            entries.blame(str(exc), _FIELD_BLAME)
+            return None
+
+    @staticmethod
+    def _allowed(entries: Entries) -> Any:
+        node = entries.get("allowed")
+        if node is None or is_null(node):
+            return MISSING
+        values = entries.value("allowed")
+        if values is MISSING:
+            return MISSING
+        if not isinstance(values, list):
+            entries.error(
+                node, f"'allowed' in {entries.where} must be a list of values, got {describe(values)}"
+            )
+            return MISSING
+        for item, value in zip(node.value, values, strict=True):
+            if isinstance(value, (list, dict)):
+                entries.error(
+                    item, f"allowed values of {entries.where} must be single values, got {describe(value)}"
+                )
+        return values
+
+    # -- events ----------------------------------------------------------------
+
+    def event(self, doc: Document, key: Node, node: Node) -> EventDefinition | None:
+        """The definition under ``key``; None after reporting its problems."""
+        name = key.value
+        try:
+            check_name(name, "event name")
+        except InvalidName as exc:
+            doc.error(key, str(exc))
+            return None
+        where = f"event {name!r}"
+        entries = as_mapping(doc, node, where)
+        entries.check_keys(EVENT_KEYS)
+        kwargs: dict[str, Any] = {
+            "description": entries.text("description"),
+            "help": entries.text("help"),
+            "level": entries.level("level"),
+            "persistent": entries.flag("persistent"),
+            "expiration": entries.duration("expiration", nullable=True),
+            "permissions": entries.permission("permissions"),
+            "fire_permissions": entries.permission("fire_permissions"),
+            "group": entries.text("group", nullable=True),
+            "hidden": entries.flag("hidden"),
+            "requires_acknowledgement": entries.flag("requires_acknowledgement"),
+        }
+        format_node = entries.get("format")
+        if format_node is not None:
+            kwargs["format"] = self.format(doc, format_node, where)
+            if kwargs["format"] is None:
+                entries.bad = True
+        if entries.bad:
+            return None
+        try:
+            return EventDefinition(name=name, **{k: v for k, v in kwargs.items() if v is not MISSING})
+        except CORE_ERRORS as exc:
+            entries.blame(str(exc), _EVENT_BLAME)
+            return None
+
+
+def _name_node(item: Node) -> ScalarNode | None:
+    """The ``name:`` value of a field mapping, if it is a plain string (for the duplicate check)."""
+    if isinstance(item, MappingNode):
+        for key, value in item.value:
+            if isinstance(key, ScalarNode) and key.value == "name" and isinstance(value, ScalarNode):
+                return value if value.tag == "tag:yaml.org,2002:str" else None
+    return None
