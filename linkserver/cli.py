@@ -44,7 +44,9 @@ def _run(args: argparse.Namespace) -> int:
     def show(event: Event) -> None:
         print(format_event(event, colour), flush=True)
 
-    server.listen(args.mask, args.event, show, filter=args.filter, min_level=args.min_level, delivery="queued")
+    server.listen(
+        args.mask, args.event, show, filter=args.filter, min_level=args.min_level, delivery="queued"
+    )
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
@@ -97,13 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="server configuration (default: config/linkserver.yaml)")
     run.add_argument("--mask", default="**", help="context mask of the events to print (default: all)")
     run.add_argument("--event", default="*", help="event name to print (default: every non-hidden event)")
-    run.add_argument("--filter", help='filter expression, e.g. \'level >= WARNING\'')
+    run.add_argument("--filter", help="filter expression, e.g. 'level >= WARNING'")
     run.add_argument("--min-level", help="lowest level to print")
     run.add_argument("--seconds", type=float, help="stop after this many seconds")
     run.set_defaults(handler=_run)
 
     check = commands.add_parser("check", help="validate context and configuration YAML files")
-    check.add_argument("paths", nargs="*", help="files or directories (default: the configuration and its contexts)")
+    check.add_argument(
+        "paths", nargs="*", help="files or directories (default: the configuration and its contexts)"
+    )
     check.set_defaults(handler=_check)
 
     db = commands.add_parser("db", help="manage the history database schema")

@@ -43,7 +43,9 @@ def test_run_starts_fires_and_stops_cleanly(tmp_path):
     )
     result = subprocess.run(
         [sys.executable, "-m", "linkserver", "run", "--config", str(config), "--seconds", "1.5"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "devices.sim1 connected" in result.stdout

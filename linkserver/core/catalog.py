@@ -28,8 +28,7 @@ class DefinitionSet(Mapping[str, EventDefinition]):
         for definition in definitions:
             if definition.name in table:
                 raise InvalidDefinition(
-                    f"event {definition.name!r} is defined twice"
-                    + (f" in template {name!r}" if name else "")
+                    f"event {definition.name!r} is defined twice" + (f" in template {name!r}" if name else "")
                 )
             table[definition.name] = definition
         self._definitions = table
@@ -72,7 +71,7 @@ class ContextSpec:
     events of children added at run time (e.g. every device under ``devices``).
     """
 
-    path: str = attrs.field(converter=parse_path)
+    path: str = attrs.field(converter=lambda path: parse_path(path))
     description: str = ""
     definitions: DefinitionSet = EMPTY_DEFINITIONS
     child_definitions: DefinitionSet | None = None

@@ -12,6 +12,14 @@ from linkserver.core.levels import Level, Permission
 from linkserver.core.paths import is_valid_name
 
 
+def _level(value: object) -> Level:
+    return Level.parse(value)
+
+
+def _permission(value: object) -> Permission:
+    return Permission.parse(value)
+
+
 @attrs.frozen(kw_only=True)
 class EventDefinition:
     """One event a context can fire.
@@ -26,11 +34,11 @@ class EventDefinition:
     name: str
     description: str = ""
     help: str = ""
-    level: Level = attrs.field(default=Level.INFO, converter=Level.parse)
+    level: Level = attrs.field(default=Level.INFO, converter=_level)
     persistent: bool = False
     expiration: timedelta | None = None
-    permissions: Permission = attrs.field(default=Permission.OBSERVER, converter=Permission.parse)
-    fire_permissions: Permission = attrs.field(default=Permission.OPERATOR, converter=Permission.parse)
+    permissions: Permission = attrs.field(default=Permission.OBSERVER, converter=_permission)
+    fire_permissions: Permission = attrs.field(default=Permission.OPERATOR, converter=_permission)
     group: str | None = None
     hidden: bool = False
     requires_acknowledgement: bool = False
@@ -38,9 +46,7 @@ class EventDefinition:
 
     def __attrs_post_init__(self) -> None:
         if not is_valid_name(self.name):
-            raise InvalidDefinition(
-                f"invalid event name {self.name!r}: use letters, digits and '_' only"
-            )
+            raise InvalidDefinition(f"invalid event name {self.name!r}: use letters, digits and '_' only")
         where = f"event {self.name!r}"
         for flag in ("persistent", "hidden", "requires_acknowledgement"):
             if not isinstance(getattr(self, flag), bool):

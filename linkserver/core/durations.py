@@ -35,9 +35,7 @@ def parse_duration(value: object) -> timedelta:
         seconds += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(text) or pos == 0:
-        raise InvalidDuration(
-            f"invalid duration {value!r}: write it like 10d, 6h, 30m, 45s or 1d12h"
-        )
+        raise InvalidDuration(f"invalid duration {value!r}: write it like 10d, 6h, 30m, 45s or 1d12h")
     if seconds > _MAX_SECONDS:
         raise InvalidDuration(f"duration {value!r} is longer than 100 years")
     return timedelta(seconds=seconds)

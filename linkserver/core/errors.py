@@ -30,8 +30,7 @@ class ContextNotFound(LinkServerError, LookupError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(
-            f"context {display_path(path)!r} does not exist; "
-            "list the existing ones with 'ls' or add it first"
+            f"context {display_path(path)!r} does not exist; list the existing ones with 'ls' or add it first"
         )
 
 

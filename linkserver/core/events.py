@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -13,7 +13,7 @@ import attrs
 from linkserver.core.formats import DataTable, to_jsonable
 from linkserver.core.levels import Level
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @attrs.frozen(kw_only=True)
@@ -64,8 +64,7 @@ class Event:
             "group": self.group,
             "data": to_jsonable(list(self.data)),
             "acknowledgements": [
-                {"time": a.time.isoformat(), "user": a.user, "text": a.text}
-                for a in self.acknowledgements
+                {"time": a.time.isoformat(), "user": a.user, "text": a.text} for a in self.acknowledgements
             ],
         }
 

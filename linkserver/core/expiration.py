@@ -34,9 +34,7 @@ class ExpirationTable:
     """
 
     def __init__(self, rules: Iterable[ExpirationRule] = (), default: timedelta = DEFAULT_EXPIRATION) -> None:
-        self.rules = tuple(
-            sorted(rules, key=lambda r: (r.mask.specificity, r.event != "*"), reverse=True)
-        )
+        self.rules = tuple(sorted(rules, key=lambda r: (r.mask.specificity, r.event != "*"), reverse=True))
         self.default = default
 
     def lifetime(self, path: str, definition: EventDefinition) -> timedelta | None:

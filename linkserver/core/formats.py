@@ -11,19 +11,18 @@ list of small checker closures, because it runs on every fire.
 from __future__ import annotations
 
 import copy
-import enum
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
+from linkserver.core.checks import FieldType, InvalidValue, finite, make_checker, type_name
 from linkserver.core.errors import DataTableError, FieldError, InvalidDefinition
 from linkserver.core.paths import is_valid_name
 
-UTC = timezone.utc
+UTC = UTC
 Record = dict[str, Any]
 DataTable = tuple[Record, ...]
 
@@ -47,69 +46,12 @@ class _NoDefault:
 NO_DEFAULT: Any = _NoDefault()
 
 
-class FieldType(enum.Enum):
-    STRING = "string"
-    INTEGER = "integer"
-    FLOAT = "float"
-    BOOLEAN = "boolean"
-    DATETIME = "datetime"
-    TABLE = "table"
-
-    @classmethod
-    def parse(cls, value: object) -> FieldType:
-        if isinstance(value, cls):
-            return value
-        aliases = {"str": "string", "int": "integer", "bool": "boolean", "double": "float"}
-        if isinstance(value, str):
-            text = aliases.get(value.lower(), value.lower())
-            for member in cls:
-                if member.value == text:
-                    return member
-        raise InvalidDefinition(
-            f"unknown field type {value!r}; use one of {', '.join(m.value for m in cls)}"
-        )
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class _Bad(Exception):
-    """Raised inside checkers; turned into a FieldError with the field's path."""
-
-
-def parse_datetime(value: object) -> datetime:
-    """A timezone-aware UTC datetime from a datetime or an ISO-8601 string."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise _Bad(f"{value!r} is not an ISO-8601 date and time") from None
-    if not isinstance(value, datetime):
-        raise _Bad(f"expected a datetime, got {_type_name(value)}")
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise _Bad(f"{value.isoformat()} has no timezone; add one, e.g. 'Z' or '+00:00'")
-    return value.astimezone(UTC)
-
-
-def _finite(value: float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond float range
-        return False
-
-
-def _type_name(value: object) -> str:
-    names = {str: "a string", int: "an integer", float: "a float", bool: "a boolean",
-             type(None): "null", list: "a list", dict: "a mapping"}
-    return names.get(type(value), type(value).__name__)
-
-
 @attrs.frozen(kw_only=True)
 class Field:
     """One column of a table format; checked for consistency at construction."""
 
     name: str
-    type: FieldType = attrs.field(converter=FieldType.parse)
+    type: FieldType = attrs.field(converter=lambda value: FieldType.parse(value))
     description: str = ""
     nullable: bool = False
     default: Any = NO_DEFAULT
@@ -132,7 +74,7 @@ class Field:
                 continue
             if not numeric_or_string:
                 raise InvalidDefinition(f"{where}: {bound} applies to numbers and strings, not {self.type}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not finite(value):
                 raise InvalidDefinition(f"{where}: {bound} must be a finite number, got {value!r}")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise InvalidDefinition(f"{where}: min {self.min} is greater than max {self.max}")
@@ -142,7 +84,9 @@ class Field:
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                raise InvalidDefinition(f"{where}: pattern {self.pattern!r} is not a valid regex: {exc}") from None
+                raise InvalidDefinition(
+                    f"{where}: pattern {self.pattern!r} is not a valid regex: {exc}"
+                ) from None
         if self.type is FieldType.TABLE:
             if not isinstance(self.format, TableFormat):
                 raise InvalidDefinition(f"{where}: a table field needs a nested format")
@@ -157,13 +101,15 @@ class Field:
                 try:
                     hash(value)
                 except TypeError:
-                    raise InvalidDefinition(f"{where}: allowed value {value!r} must be a plain value") from None
+                    raise InvalidDefinition(
+                        f"{where}: allowed value {value!r} must be a plain value"
+                    ) from None
         # Every allowed value and the default must pass the field's own checks.
         check = self.checker()
         for value in self.allowed or ():
             try:
                 check(value)
-            except _Bad as exc:
+            except InvalidValue as exc:
                 raise InvalidDefinition(f"{where}: allowed value {value!r} is invalid: {exc}") from None
         if self.default is not NO_DEFAULT:
             if self.default is None:
@@ -172,7 +118,7 @@ class Field:
             else:
                 try:
                     check(self.default)
-                except _Bad as exc:
+                except InvalidValue as exc:
                     raise InvalidDefinition(f"{where}: default {self.default!r} is invalid: {exc}") from None
                 except DataTableError as exc:
                     raise InvalidDefinition(f"{where}: default is invalid: {exc}") from None
@@ -187,95 +133,9 @@ class Field:
         return not self.has_default and not self.nullable
 
     def checker(self) -> Callable[[Any], Any]:
-        """A function that returns the (coerced) value or raises _Bad. Never sees None."""
-        lo, hi = self.min, self.max
-        allowed = frozenset(self.allowed) if self.allowed is not None else None
-        allowed_text = ", ".join(repr(v) for v in self.allowed) if self.allowed else ""
-
-        def bounds(value: Any, measure: Any, unit: str) -> None:
-            if lo is not None and measure < lo:
-                raise _Bad(f"{value!r} is below the minimum{unit} {lo}")
-            if hi is not None and measure > hi:
-                raise _Bad(f"{value!r} is above the maximum{unit} {hi}")
-
-        def membership(value: Any) -> None:
-            if allowed is not None and value not in allowed:
-                raise _Bad(f"{value!r} is not one of the allowed values: {allowed_text}")
-
-        kind = self.type
-        if kind is FieldType.STRING:
-            regex = re.compile(self.pattern) if self.pattern is not None else None
-            plain = lo is None and hi is None and regex is None and allowed is None
-
-            def check_string(value: Any) -> Any:
-                if type(value) is not str:
-                    if not isinstance(value, str):
-                        raise _Bad(f"expected a string, got {_type_name(value)}")
-                    value = str(value)
-                if plain:
-                    return value
-                bounds(value, len(value), " length")
-                if regex is not None and regex.fullmatch(value) is None:
-                    raise _Bad(f"{value!r} does not match the pattern {regex.pattern!r}")
-                membership(value)
-                return value
-
-            return check_string
-        if kind is FieldType.INTEGER:
-            plain = lo is None and hi is None and allowed is None
-
-            def check_integer(value: Any) -> Any:
-                if type(value) is not int:
-                    if isinstance(value, bool) or not isinstance(value, int):
-                        raise _Bad(f"expected an integer, got {_type_name(value)} {value!r}")
-                    value = int(value)
-                if plain:
-                    return value
-                bounds(value, value, "")
-                membership(value)
-                return value
-
-            return check_integer
-        if kind is FieldType.FLOAT:
-            plain = lo is None and hi is None and allowed is None
-
-            def check_float(value: Any) -> Any:
-                if type(value) is not float:
-                    if isinstance(value, bool) or not isinstance(value, (int, float)):
-                        raise _Bad(f"expected a number, got {_type_name(value)} {value!r}")
-                    value = float(value)
-                if value != value:
-                    raise _Bad("NaN is not a valid value")
-                if plain:
-                    return value
-                bounds(value, value, "")
-                membership(value)
-                return value
-
-            return check_float
-        if kind is FieldType.BOOLEAN:
-
-            def check_boolean(value: Any) -> Any:
-                if type(value) is not bool:
-                    raise _Bad(f"expected true or false, got {_type_name(value)} {value!r}")
-                return value
-
-            return check_boolean
-        if kind is FieldType.DATETIME:
-
-            def check_datetime(value: Any) -> Any:
-                value = parse_datetime(value)
-                membership(value)
-                return value
-
-            return check_datetime
-        nested = self.format
-        assert nested is not None
-
-        def check_table(value: Any) -> Any:
-            return nested.build(value)
-
-        return check_table
+        """A function that returns the (coerced) value or raises InvalidValue. Never sees None."""
+        nested = self.format.build if self.format is not None else None
+        return make_checker(self.type, self.min, self.max, self.allowed, self.pattern, nested)
 
 
 @attrs.frozen(kw_only=True)
@@ -294,18 +154,25 @@ class TableFormat:
             if name in seen:
                 raise InvalidDefinition(f"field {name!r} is defined twice in one format")
             seen.add(name)
-        if isinstance(self.min_records, bool) or not isinstance(self.min_records, int) or self.min_records < 0:
+        if (
+            isinstance(self.min_records, bool)
+            or not isinstance(self.min_records, int)
+            or self.min_records < 0
+        ):
             raise InvalidDefinition(f"min_records must be a non-negative integer, got {self.min_records!r}")
         if self.max_records is not None:
-            if isinstance(self.max_records, bool) or not isinstance(self.max_records, int) or self.max_records < 1:
+            if (
+                isinstance(self.max_records, bool)
+                or not isinstance(self.max_records, int)
+                or self.max_records < 1
+            ):
                 raise InvalidDefinition(f"max_records must be a positive integer, got {self.max_records!r}")
             if self.max_records < self.min_records:
                 raise InvalidDefinition(
                     f"max_records {self.max_records} is less than min_records {self.min_records}"
                 )
         plan = tuple(
-            (f.name, f.default, f.has_default, f.nullable, f.checker(),
-             isinstance(f.default, (dict, list)))
+            (f.name, f.default, f.has_default, f.nullable, f.checker(), isinstance(f.default, (dict, list)))
             for f in self.fields
         )
         object.__setattr__(self, "_plan", plan)
@@ -352,7 +219,7 @@ class TableFormat:
             raw = data
         else:
             raise DataTableError(
-                [FieldError("data", f"expected a mapping or a list of mappings, got {_type_name(data)}")],
+                [FieldError("data", f"expected a mapping or a list of mappings, got {type_name(data)}")],
                 where,
             )
         count = len(raw)
@@ -366,7 +233,7 @@ class TableFormat:
         records = []
         for index, record in enumerate(raw):
             if not isinstance(record, Mapping):
-                problems.append(FieldError(f"[{index}]", f"expected a mapping, got {_type_name(record)}"))
+                problems.append(FieldError(f"[{index}]", f"expected a mapping, got {type_name(record)}"))
                 continue
             records.append(self._build_record(record, "" if single else f"[{index}].", problems))
         if problems:
@@ -397,7 +264,7 @@ class TableFormat:
                 continue
             try:
                 out[name] = check(value)
-            except _Bad as exc:
+            except InvalidValue as exc:
                 problems.append(FieldError(prefix + name, str(exc)))
             except DataTableError as exc:
                 for inner in exc.problems:

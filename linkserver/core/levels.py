@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Self
 
 from linkserver.core.errors import LinkServerError
 
@@ -13,7 +14,7 @@ class InvalidLevel(LinkServerError, ValueError):
 
 class _ParsableLevel(enum.IntEnum):
     @classmethod
-    def parse(cls, value: object) -> _ParsableLevel:
+    def parse(cls, value: object) -> Self:
         """Accept a member, a name in any case, or its number (int or digit string)."""
         if isinstance(value, cls):
             return value

@@ -45,9 +45,7 @@ class Grants:
 
     def may_see_below(self, path: str) -> bool:
         """True if some context at or below ``path`` grants at least observer."""
-        return any(
-            level > Permission.NONE and mask.could_match_below(path) for mask, level in self._entries
-        )
+        return any(level > Permission.NONE and mask.could_match_below(path) for mask, level in self._entries)
 
     def items(self) -> list[tuple[str, Permission]]:
         return [(mask.text, level) for mask, level in self._entries]

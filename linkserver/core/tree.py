@@ -52,7 +52,9 @@ class Context:
         return definition
 
     def __repr__(self) -> str:
-        return f"<Context {display(self.path)} ({len(self.definitions)} events, {len(self.children)} children)>"
+        return (
+            f"<Context {display(self.path)} ({len(self.definitions)} events, {len(self.children)} children)>"
+        )
 
 
 @attrs.frozen

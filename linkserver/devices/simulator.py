@@ -20,7 +20,11 @@ from linkserver.core.errors import LinkServerError
 from linkserver.server.controllers import DeviceHandle
 
 STATES = ("starting", "online", "degraded", "maintenance")
-QUANTITIES = (("temperature", "degC", 20.0, 5.0), ("pressure", "bar", 2.0, 0.3), ("speed", "rpm", 1500.0, 200.0))
+QUANTITIES = (
+    ("temperature", "degC", 20.0, 5.0),
+    ("pressure", "bar", 2.0, 0.3),
+    ("speed", "rpm", 1500.0, 200.0),
+)
 
 
 class SimulatorController:
@@ -98,7 +102,11 @@ class SimulatorController:
                 self.states[name] = new
                 self._fire(name, "stateChanged", {"old": old, "new": new})
             if self._random.random() < self.p_error:
-                self._fire(name, "error", {"code": f"E{self._random.randint(100, 199)}", "message": "simulated fault"})
+                self._fire(
+                    name,
+                    "error",
+                    {"code": f"E{self._random.randint(100, 199)}", "message": "simulated fault"},
+                )
             quantity, unit, mean, spread = self._random.choice(QUANTITIES)
             value = round(self._random.gauss(mean, spread), 3)
             self._fire(name, "measurement", [{"quantity": quantity, "value": value, "unit": unit}])

@@ -7,7 +7,7 @@ event they may not see is reported exactly like one that does not exist.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import attrs
 
@@ -61,7 +61,7 @@ class HistoryAccess:
             )
         event = self.get(event_id, user)
         self._require(user, event, Permission.OPERATOR, "acknowledge")
-        ack = Acknowledgement(time=now or datetime.now(timezone.utc), user=user.name, text=text.strip())
+        ack = Acknowledgement(time=now or datetime.now(UTC), user=user.name, text=text.strip())
         return self.store.acknowledge(event_id, ack)
 
     def delete(self, event_id: int, user: Principal) -> None:
@@ -74,7 +74,7 @@ class HistoryAccess:
         """Purge expired events now; needs engineer on the root context."""
         if not user.may("", Permission.ENGINEER):
             raise PermissionDenied(f"{user.name} may not purge history: it needs engineer on root")
-        return self.store.purge_expired(now or datetime.now(timezone.utc), batch_size)
+        return self.store.purge_expired(now or datetime.now(UTC), batch_size)
 
     def _restricted(self, query: HistoryQuery, user: Principal | None) -> HistoryQuery:
         if user is None:

@@ -43,7 +43,9 @@ class DataDirectoryBusy(LinkServerError, RuntimeError):
 class LinkServer:
     """One node: the engine, its history, the purge job and the device controllers."""
 
-    def __init__(self, config: ServerConfig, catalog: Catalog, *, history: HistoryStore | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, catalog: Catalog, *, history: HistoryStore | None = None
+    ) -> None:
         self.config = config
         self.history = history if history is not None else self._open_history(config)
         self.engine = Engine(
@@ -59,9 +61,7 @@ class LinkServer:
             self.history, interval=config.purge_interval, batch_size=config.purge_batch_size
         )
         self.controllers: list[tuple[str, DeviceController, DeviceHandle]] = []
-        self.users = {
-            name: Principal(name=name, grants=user.grants) for name, user in config.users.items()
-        }
+        self.users = {name: Principal(name=name, grants=user.grants) for name, user in config.users.items()}
         self._lock_file: IO[str] | None = None
         self._state_lock = threading.Lock()
         self.running = False
@@ -98,7 +98,9 @@ class LinkServer:
                 self._fire_root("serverStarted", {"version": __version__, "node_id": self.config.node_id})
                 self.purger.start()
                 for controller_config in self.config.controllers:
-                    self._start_controller(controller_config.name, controller_config.target, controller_config.options)
+                    self._start_controller(
+                        controller_config.name, controller_config.target, controller_config.options
+                    )
             except BaseException:
                 self._shutdown("start failed")
                 raise

@@ -58,9 +58,17 @@ class DeviceHandle:
         self._devices.discard(device)
 
     def fire(
-        self, device: str, event: str, data: Any = None, *, level: Level | str | None = None, durable: bool = False
+        self,
+        device: str,
+        event: str,
+        data: Any = None,
+        *,
+        level: Level | str | None = None,
+        durable: bool = False,
     ) -> Event:
-        return self._engine.fire(self.path(device), event, data, level=level, author=self.controller, durable=durable)
+        return self._engine.fire(
+            self.path(device), event, data, level=level, author=self.controller, durable=durable
+        )
 
     def remove_all(self) -> None:
         for device in list(self._devices):

@@ -104,7 +104,10 @@ class Subscription:
         self.failures += 1
         log.exception(
             "listener %r failed on event %s (%s in %s); other listeners are unaffected",
-            self.listener, event.id, event.name, event.context or "root",
+            self.listener,
+            event.id,
+            event.name,
+            event.context or "root",
         )
 
     def __repr__(self) -> str:
@@ -131,7 +134,9 @@ class QueuedSubscription(Subscription):
         self._closed = False
         self._pending_gap: Gap | None = None
         self._last_offered_id: int | None = None
-        self._worker = threading.Thread(target=self._run, name=f"linkserver-delivery-{id(self):x}", daemon=True)
+        self._worker = threading.Thread(
+            target=self._run, name=f"linkserver-delivery-{id(self):x}", daemon=True
+        )
         self._worker.start()
 
     def offer(self, event: Event) -> None:
@@ -162,7 +167,9 @@ class QueuedSubscription(Subscription):
         self.dropped += 1
         gap = self._pending_gap
         if gap is None:
-            self._pending_gap = Gap(last_delivered_id=self._last_offered_id, last_dropped_id=event.id, dropped=1)
+            self._pending_gap = Gap(
+                last_delivered_id=self._last_offered_id, last_dropped_id=event.id, dropped=1
+            )
         else:
             self._pending_gap = attrs.evolve(gap, last_dropped_id=event.id, dropped=gap.dropped + 1)
 
@@ -219,7 +226,11 @@ class QueuedSubscription(Subscription):
         if self.on_gap is None:
             log.warning(
                 "subscription %s/%s dropped %d events after id %s (queue of %d full)",
-                self.spec.mask, self.spec.event, gap.dropped, gap.last_delivered_id, self.queue_size,
+                self.spec.mask,
+                self.spec.event,
+                gap.dropped,
+                gap.last_delivered_id,
+                self.queue_size,
             )
             return
         try:

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -41,7 +41,7 @@ from linkserver.server.delivery import (
 
 log = logging.getLogger("linkserver.engine")
 
-UTC = timezone.utc
+UTC = UTC
 CHILD_ADDED = "childAdded"
 CHILD_REMOVED = "childRemoved"
 
@@ -238,7 +238,9 @@ class Engine:
         mode = Delivery(delivery)
         subscription: Subscription
         if mode is Delivery.SYNC:
-            subscription = Subscription(spec, listener, on_cancel=self._cancelled, on_gap=on_gap, durable=durable)
+            subscription = Subscription(
+                spec, listener, on_cancel=self._cancelled, on_gap=on_gap, durable=durable
+            )
         else:
             subscription = QueuedSubscription(
                 spec,

@@ -1,5 +1,5 @@
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,8 +10,9 @@ from linkserver.core.levels import Level, Permission
 
 
 def test_definition_defaults_and_parsing():
-    definition = EventDefinition(name="login", level="notice", permissions="operator", persistent=True,
-                                 expiration=timedelta(days=1))
+    definition = EventDefinition(
+        name="login", level="notice", permissions="operator", persistent=True, expiration=timedelta(days=1)
+    )
     assert definition.level is Level.NOTICE
     assert definition.permissions is Permission.OPERATOR
     assert definition.fire_permissions is Permission.OPERATOR
@@ -71,7 +72,7 @@ def test_ids_of_different_nodes_never_collide():
 
 def test_id_encodes_its_creation_time():
     event_id, ms = IdGenerator(0).next()
-    assert id_time(event_id) == datetime.fromtimestamp(ms / 1000, timezone.utc)
+    assert id_time(event_id) == datetime.fromtimestamp(ms / 1000, UTC)
     assert first_id_at(id_time(event_id)) <= event_id
 
 
@@ -82,10 +83,18 @@ def test_node_id_must_fit_in_ten_bits(bad):
 
 
 def test_event_marshal_round_trip():
-    created = datetime(2026, 5, 1, tzinfo=timezone.utc)
-    event = Event(id=7, context="devices.plc7", name="error", level=Level.ERROR, created=created,
-                  expires=created + timedelta(days=1), author="sim", group="faults",
-                  data=({"code": 3, "at": created},))
+    created = datetime(2026, 5, 1, tzinfo=UTC)
+    event = Event(
+        id=7,
+        context="devices.plc7",
+        name="error",
+        level=Level.ERROR,
+        created=created,
+        expires=created + timedelta(days=1),
+        author="sim",
+        group="faults",
+        data=({"code": 3, "at": created},),
+    )
     raw = event.marshal()
     assert raw["data"] == [{"code": 3, "at": "2026-05-01T00:00:00+00:00"}]
     back = Event.unmarshal(raw)

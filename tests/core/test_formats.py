@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from linkserver.core.errors import DataTableError, InvalidDefinition, LinkServerError
 from linkserver.core.formats import EMPTY_FORMAT, Field, TableFormat
 
-UTC = timezone.utc
+UTC = UTC
 
 READING = TableFormat(
     fields=[
@@ -35,8 +35,10 @@ def test_int_is_coerced_to_float_but_nothing_else_is():
 
 def test_every_bad_field_is_named_in_one_error():
     with pytest.raises(DataTableError) as info:
-        READING.build({"quantity": "humidity", "value": 200, "unit": "d-g", "note": "x" * 11, "extra": 1},
-                      where="measurement in devices.plc7")
+        READING.build(
+            {"quantity": "humidity", "value": 200, "unit": "d-g", "note": "x" * 11, "extra": 1},
+            where="measurement in devices.plc7",
+        )
     assert info.value.fields == ["quantity", "value", "unit", "note", "extra"]
     message = str(info.value)
     assert message.startswith("invalid data for measurement in devices.plc7: ")
@@ -48,8 +50,10 @@ def test_every_bad_field_is_named_in_one_error():
 def test_missing_required_and_null_non_nullable_are_errors():
     with pytest.raises(DataTableError) as info:
         READING.build({"value": None})
-    assert [str(p) for p in info.value.problems] == ["quantity: is required and has no default",
-                                                     "value: may not be null"]
+    assert [str(p) for p in info.value.problems] == [
+        "quantity: is required and has no default",
+        "value: may not be null",
+    ]
 
 
 def test_unknown_fields_are_found_even_when_a_nullable_field_is_missing():
@@ -141,12 +145,25 @@ def test_inconsistent_formats_are_rejected():
         TableFormat(fields=[], min_records=3, max_records=2)
 
 
-values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12),
-                   st.datetimes(), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=12),
+    st.datetimes(),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
-@given(st.one_of(values, st.dictionaries(st.sampled_from(["quantity", "value", "unit", "note", "zz"]), values),
-                 st.lists(st.dictionaries(st.sampled_from(["quantity", "value"]), values), max_size=3)))
+@given(
+    st.one_of(
+        values,
+        st.dictionaries(st.sampled_from(["quantity", "value", "unit", "note", "zz"]), values),
+        st.lists(st.dictionaries(st.sampled_from(["quantity", "value"]), values), max_size=3),
+    )
+)
 def test_building_either_succeeds_or_raises_our_error(data):
     try:
         records = READING.build(data)

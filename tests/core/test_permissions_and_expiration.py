@@ -10,8 +10,15 @@ from linkserver.core.permissions import Grants
 
 
 def test_most_specific_grant_wins():
-    grants = Grants({"**": "observer", "users.**": "none", "users.*": "operator", "users.alice": "admin",
-                     "users.*.devices.**": "manager"})
+    grants = Grants(
+        {
+            "**": "observer",
+            "users.**": "none",
+            "users.*": "operator",
+            "users.alice": "admin",
+            "users.*.devices.**": "manager",
+        }
+    )
     assert grants.level_for("") is Permission.OBSERVER
     assert grants.level_for("users") is Permission.NONE
     assert grants.level_for("users.bob") is Permission.OPERATOR
@@ -36,8 +43,12 @@ TRANSIENT = EventDefinition(name="measurement")
 
 
 def test_expiration_rule_beats_definition_beats_default():
-    table = ExpirationTable([ExpirationRule(mask="devices.**", event="measurement", expiration=timedelta(hours=6)),
-                             ExpirationRule(mask="devices.*", event="*", expiration=timedelta(hours=1))])
+    table = ExpirationTable(
+        [
+            ExpirationRule(mask="devices.**", event="measurement", expiration=timedelta(hours=6)),
+            ExpirationRule(mask="devices.*", event="*", expiration=timedelta(hours=1)),
+        ]
+    )
     # devices.* is more specific than devices.** even though ** names the event.
     assert table.lifetime("devices.plc7", PERSISTENT) == timedelta(hours=1)
     assert table.lifetime("devices.plc7.io", PERSISTENT) == timedelta(hours=6)
@@ -47,8 +58,12 @@ def test_expiration_rule_beats_definition_beats_default():
 
 
 def test_named_event_beats_star_on_the_same_mask():
-    table = ExpirationTable([ExpirationRule(mask="**", event="*", expiration=timedelta(days=1)),
-                             ExpirationRule(mask="**", event="measurement", expiration=timedelta(days=2))])
+    table = ExpirationTable(
+        [
+            ExpirationRule(mask="**", event="*", expiration=timedelta(days=1)),
+            ExpirationRule(mask="**", event="measurement", expiration=timedelta(days=2)),
+        ]
+    )
     assert table.lifetime("a", PERSISTENT) == timedelta(days=2)
 
 

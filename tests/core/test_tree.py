@@ -2,10 +2,18 @@ import pytest
 
 from linkserver.core.catalog import Catalog, ContextSpec, DefinitionSet
 from linkserver.core.definitions import EventDefinition
-from linkserver.core.errors import ContextExists, ContextNotFound, EventNotDefined, InvalidName, TemplateNotFound
+from linkserver.core.errors import (
+    ContextExists,
+    ContextNotFound,
+    EventNotDefined,
+    InvalidName,
+    TemplateNotFound,
+)
 from linkserver.core.tree import ContextTree
 
-DEVICE = DefinitionSet([EventDefinition(name="connected"), EventDefinition(name="measurement")], name="device")
+DEVICE = DefinitionSet(
+    [EventDefinition(name="connected"), EventDefinition(name="measurement")], name="device"
+)
 
 
 @pytest.fixture
@@ -53,7 +61,9 @@ def test_bad_changes_leave_the_tree_unchanged(tree):
 
 def test_unknown_event_error_names_context_and_event(tree):
     tree.add("devices.d1")
-    with pytest.raises(EventNotDefined, match=r"'conected' is not defined in context 'devices.d1'.*connected"):
+    with pytest.raises(
+        EventNotDefined, match=r"'conected' is not defined in context 'devices.d1'.*connected"
+    ):
         tree.definition("devices.d1", "conected")
 
 
@@ -66,9 +76,13 @@ def test_match_walks_only_matching_branches(tree):
 
 
 def test_tree_from_catalog_creates_parents_first():
-    catalog = Catalog(templates={"device": DEVICE},
-                      contexts=[ContextSpec(path="root", description="top"),
-                                ContextSpec(path="devices.d1", definitions=DEVICE)])
+    catalog = Catalog(
+        templates={"device": DEVICE},
+        contexts=[
+            ContextSpec(path="root", description="top"),
+            ContextSpec(path="devices.d1", definitions=DEVICE),
+        ],
+    )
     tree = ContextTree.from_catalog(catalog)
     assert tree.root.description == "top"
     assert tree.get("devices.d1").definitions is DEVICE

@@ -21,14 +21,27 @@ from linkserver.history.base import HistoryQuery
 from linkserver.server.delivery import Gap
 from linkserver.testing import CapturingListener, engine_with
 
-READING = TableFormat(fields=[Field(name="quantity", type="string"), Field(name="value", type="float"),
-                              Field(name="unit", type="string", default="degC")])
+READING = TableFormat(
+    fields=[
+        Field(name="quantity", type="string"),
+        Field(name="value", type="float"),
+        Field(name="unit", type="string", default="degC"),
+    ]
+)
 CHILD = TableFormat(fields=[Field(name="name", type="string"), Field(name="path", type="string")])
-STANDARD = [EventDefinition(name="childAdded", format=CHILD), EventDefinition(name="childRemoved", format=CHILD)]
+STANDARD = [
+    EventDefinition(name="childAdded", format=CHILD),
+    EventDefinition(name="childRemoved", format=CHILD),
+]
 DEVICE = [
     EventDefinition(name="measurement", level="notice", format=READING),
-    EventDefinition(name="error", level="error", persistent=True, expiration=timedelta(days=2),
-                    fire_permissions="engineer"),
+    EventDefinition(
+        name="error",
+        level="error",
+        persistent=True,
+        expiration=timedelta(days=2),
+        fire_permissions="engineer",
+    ),
     EventDefinition(name="debug", hidden=True),
     EventDefinition(name="secret", permissions="admin"),
 ] + STANDARD
@@ -36,8 +49,11 @@ DEVICE = [
 
 @pytest.fixture
 def engine():
-    engine = engine_with({"": STANDARD, "devices": STANDARD}, templates={"device": DEVICE},
-                         child_templates={"devices": "device"})
+    engine = engine_with(
+        {"": STANDARD, "devices": STANDARD},
+        templates={"device": DEVICE},
+        child_templates={"devices": "device"},
+    )
     engine.add_context("devices.plc7")
     yield engine
     engine.close()
@@ -64,9 +80,14 @@ def test_persistent_events_are_stored_with_expiry(engine):
 
 
 def test_expiration_table_overrides_the_definition():
-    engine = engine_with({"devices": []}, templates={"device": DEVICE}, child_templates={"devices": "device"},
-                         expiration=ExpirationTable([ExpirationRule(mask="devices.*", event="error",
-                                                                    expiration=timedelta(hours=1))]))
+    engine = engine_with(
+        {"devices": []},
+        templates={"device": DEVICE},
+        child_templates={"devices": "device"},
+        expiration=ExpirationTable(
+            [ExpirationRule(mask="devices.*", event="error", expiration=timedelta(hours=1))]
+        ),
+    )
     engine.add_context("devices.d1")
     event = engine.fire("devices.d1", "error")
     assert event.expires - event.created == timedelta(hours=1)
@@ -81,9 +102,18 @@ def test_firer_may_override_the_level(engine):
     [
         (("devices.ghost", "measurement", {}), {}, ContextNotFound, "'devices.ghost' does not exist"),
         (("devices.plc7", "measurment", {}), {}, EventNotDefined, "'measurment' is not defined in context"),
-        (("devices.plc7", "measurement", {"quantity": 1, "value": "x", "bogus": 1}), {}, DataTableError,
-         "invalid data for measurement in devices.plc7: quantity: expected a string"),
-        (("devices.plc7", "measurement", {"quantity": "t", "value": 1}), {"level": "loud"}, InvalidLevel, "loud"),
+        (
+            ("devices.plc7", "measurement", {"quantity": 1, "value": "x", "bogus": 1}),
+            {},
+            DataTableError,
+            "invalid data for measurement in devices.plc7: quantity: expected a string",
+        ),
+        (
+            ("devices.plc7", "measurement", {"quantity": "t", "value": 1}),
+            {"level": "loud"},
+            InvalidLevel,
+            "loud",
+        ),
         (("devices..x", "measurement", {}), {}, InvalidName, "devices..x"),
     ],
 )
@@ -230,8 +260,9 @@ def test_block_policy_makes_the_firer_wait_and_loses_nothing(engine):
         release.wait(5)
         seen.append(event.id)
 
-    subscription = engine.listen("devices.*", "measurement", slow, delivery="queued", queue_size=2,
-                                 overflow="block")
+    subscription = engine.listen(
+        "devices.*", "measurement", slow, delivery="queued", queue_size=2, overflow="block"
+    )
     done = threading.Event()
     fired = []
 
@@ -257,14 +288,17 @@ def test_drop_policy_never_delays_the_firer_and_reports_the_gap(engine):
         release.wait(5)
         seen.append(event.id)
 
-    subscription = engine.listen("devices.*", "measurement", slow, delivery="queued", queue_size=3,
-                                 overflow="drop", on_gap=gaps.append)
+    subscription = engine.listen(
+        "devices.*", "measurement", slow, delivery="queued", queue_size=3, overflow="drop", on_gap=gaps.append
+    )
     fast = CapturingListener()
     engine.listen("devices.*", "measurement", fast)
     started = time.monotonic()
     fired = [engine.fire("devices.plc7", "measurement", {"quantity": "t", "value": 0}).id]
     assert entered.wait(5)
-    fired += [engine.fire("devices.plc7", "measurement", {"quantity": "t", "value": v}).id for v in range(1, 50)]
+    fired += [
+        engine.fire("devices.plc7", "measurement", {"quantity": "t", "value": v}).id for v in range(1, 50)
+    ]
     assert time.monotonic() - started < 2
     assert len(fast.events) == 50
     release.set()

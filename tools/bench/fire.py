@@ -51,8 +51,11 @@ def rate(call, seconds: float) -> float:
 
 
 def linkserver_rate(listeners: int, seconds: float) -> float:
-    engine = engine_with({"devices": []}, templates={"device": [EventDefinition(name="measurement", format=READING)]},
-                         child_templates={"devices": "device"})
+    engine = engine_with(
+        {"devices": []},
+        templates={"device": [EventDefinition(name="measurement", format=READING)]},
+        child_templates={"devices": "device"},
+    )
     engine.add_context("devices.plc7")
     received = [0]
 
@@ -72,6 +75,7 @@ def blinker_rate(receivers: int, seconds: float) -> float:
     received = [0]
     keep = []
     for _ in range(receivers):
+
         def receiver(sender, **data):
             received[0] += 1
 
@@ -92,7 +96,9 @@ def main() -> None:
     for listeners, target in ((1, 0.5), (10, 1.0)):
         ours = linkserver_rate(listeners, seconds)
         theirs = blinker_rate(listeners, seconds)
-        print(f"{listeners:>2} listener(s): linkserver {ours:>10,.0f} fires/s   blinker {theirs:>10,.0f} sends/s")
+        print(
+            f"{listeners:>2} listener(s): linkserver {ours:>10,.0f} fires/s   blinker {theirs:>10,.0f} sends/s"
+        )
         goals.append((f"fire_{listeners}_listener{'s' if listeners > 1 else ''}", ours / theirs, target))
     for name, ratio, target in goals:
         verdict = "ok" if ratio >= target else "short"
