@@ -1,0 +1,66 @@
+"""The network API: HTTP + JSON and WebSocket sessions over a LinkServer (docs/protocol.md).
+
+Names are imported on first use, so that ``python -m linkserver.net.serve``
+and ``import linkserver.net.auth`` stay light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "serve": "linkserver.net.serve",
+    "create_app": "linkserver.net.app",
+    "Gateway": "linkserver.net.app",
+    "Limits": "linkserver.net.protocol",
+    "Session": "linkserver.net.protocol",
+    "Authenticator": "linkserver.net.auth",
+    "hash_password": "linkserver.net.auth",
+    "verify_password": "linkserver.net.auth",
+    "create_token": "linkserver.net.auth",
+    "revoke_token": "linkserver.net.auth",
+    "ensure_admin_credentials": "linkserver.net.auth",
+    "read_admin_credentials": "linkserver.net.auth",
+    "AuthenticationFailed": "linkserver.net.codec",
+    "BadRequest": "linkserver.net.codec",
+    "NotFound": "linkserver.net.codec",
+    "TooLarge": "linkserver.net.codec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'linkserver.net' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
+
+__all__ = [
+    # Running the API
+    "serve",
+    "create_app",
+    "Gateway",
+    "Limits",
+    # The WebSocket session, without a socket
+    "Session",
+    # Authentication
+    "Authenticator",
+    "hash_password",
+    "verify_password",
+    "create_token",
+    "revoke_token",
+    "ensure_admin_credentials",
+    "read_admin_credentials",
+    # Errors of the network layer
+    "AuthenticationFailed",
+    "BadRequest",
+    "NotFound",
+    "TooLarge",
+]

@@ -1,0 +1,546 @@
+"""The network API: a Starlette app over a running LinkServer (docs/protocol.md).
+
+:class:`Gateway` is every action with the caller's grants applied; the HTTP
+routes and the WebSocket sessions both go through it. A user never learns
+anything about a context they hold no grant in or below: such a context
+answers exactly like a missing one. Blocking work (firing, history, scrypt)
+runs in worker threads; the WebSocket transport is a thin loop around
+:class:`~linkserver.net.protocol.Session`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from linkserver.core.definitions import EventDefinition
+from linkserver.core.errors import (
+    ContextExists,
+    ContextNotFound,
+    EventNotDefined,
+    LinkServerError,
+    PermissionDenied,
+)
+from linkserver.core.events import Event, id_time
+from linkserver.core.filters import parse_filter
+from linkserver.core.levels import Permission
+from linkserver.core.paths import display, parent_of, parse_path
+from linkserver.core.permissions import Principal
+from linkserver.core.tree import Context
+from linkserver.history.base import HistoryPage, HistoryQuery
+from linkserver.net import codec
+from linkserver.net.auth import ADMIN, ADMIN_HASH_FILE, Authenticator, SessionStore, check_password_hash
+from linkserver.net.codec import BadRequest, FireRequest, NotFound, TooLarge
+from linkserver.net.openapi import openapi_document
+from linkserver.net.protocol import Limits, Session, SubscribeRequest
+from linkserver.server.app import LinkServer
+from linkserver.server.delivery import Subscription
+
+log = logging.getLogger("linkserver.net")
+
+PREFIX = "/api/v1"
+OBSERVER = Permission.OBSERVER
+
+
+class Gateway:
+    """The server's actions on behalf of a principal, checked against its grants."""
+
+    def __init__(self, server: LinkServer) -> None:
+        self.server = server
+        self.engine = server.engine
+        self.tree = server.tree
+
+    # -- what a principal may see ------------------------------------------------
+
+    @staticmethod
+    def may_see(principal: Principal, context: Context) -> bool:
+        """Some grant of at least observer at or below the context."""
+        return principal.grants.may_see_below(context.path)
+
+    @staticmethod
+    def may_see_definition(principal: Principal, context: Context, definition: EventDefinition) -> bool:
+        level = principal.grants.level_for(context.path)
+        return level >= OBSERVER and (level >= definition.permissions or level >= definition.fire_permissions)
+
+    def context(self, principal: Principal, path: str) -> Context:
+        """The context at ``path``; ContextNotFound also when the principal may not see it."""
+        context = self.tree.find(parse_path(path))
+        if context is None or not self.may_see(principal, context):
+            raise ContextNotFound(path)
+        return context
+
+    def definitions(self, principal: Principal, context: Context) -> list[EventDefinition]:
+        return [d for d in context.definitions.values() if self.may_see_definition(principal, context, d)]
+
+    # -- firing ------------------------------------------------------------------
+
+    def fire(self, principal: Principal, request: FireRequest, *, durable: bool = False) -> Event:
+        context = self.context(principal, request.context)
+        definition = context.definitions.get(request.event)
+        if definition is None or not self.may_see_definition(principal, context, definition):
+            raise EventNotDefined(
+                context.path, request.event, [d.name for d in self.definitions(principal, context)]
+            )
+        return self.engine.fire(
+            context.path, request.event, request.data, level=request.level, author=principal, durable=durable
+        )
+
+    def fire_many(
+        self, principal: Principal, requests: list[FireRequest | LinkServerError], *, durable: bool = False
+    ) -> list[Event | LinkServerError]:
+        """Fire each in order; one failing does not stop the others. ``durable`` waits once at the end."""
+        results: list[Event | LinkServerError] = []
+        for request in requests:
+            if isinstance(request, LinkServerError):
+                results.append(request)
+                continue
+            try:
+                results.append(self.fire(principal, request))
+            except LinkServerError as exc:
+                results.append(exc)
+        if durable and any(isinstance(r, Event) for r in results):
+            self.flush()
+        return results
+
+    # -- subscribing and history -------------------------------------------------
+
+    def subscribe(
+        self, principal: Principal, request: SubscribeRequest, listener: Callable[[Event], None]
+    ) -> Subscription:
+        grants = principal.grants
+
+        def deliver(event: Event) -> None:
+            if grants.level_for(event.context) >= OBSERVER:
+                listener(event)
+
+        try:
+            return self.engine.listen(
+                request.mask,
+                request.event,
+                deliver,
+                filter=request.filter,
+                min_level=request.min_level,
+                principal=principal,
+            )
+        except EventNotDefined:
+            visible = {
+                d.name
+                for c in self.tree.match(request.mask)
+                if self.may_see(principal, c)
+                for d in self.definitions(principal, c)
+            }
+            raise EventNotDefined(request.mask, request.event, visible) from None
+
+    def replay(
+        self, principal: Principal, request: SubscribeRequest, after_id: int, cursor: str | None, limit: int
+    ) -> HistoryPage:
+        query = HistoryQuery(
+            masks=(request.mask,),
+            names=(request.event,) if request.event != "*" else (),
+            min_level=request.min_level,
+            filter=parse_filter(request.filter) if request.filter else None,
+            since=id_time(after_id),
+            newest_first=False,
+            limit=limit,
+            cursor=cursor,
+        )
+        page = self.server.access.query(query, principal)
+        if request.event != "*":
+            return page
+        return attrs.evolve(page, events=tuple(e for e in page.events if not self._hidden(e)))
+
+    def _hidden(self, event: Event) -> bool:
+        context = self.tree.find(event.context)
+        definition = context.definitions.get(event.name) if context is not None else None
+        return definition is not None and definition.hidden
+
+    def flush(self) -> None:
+        self.server.history.flush(30)
+
+    # -- the tree --------------------------------------------------------------------
+
+    def tree_json(self, principal: Principal, path: str, depth: int | None) -> dict[str, Any]:
+        start = self.context(principal, path)
+        level = principal.grants.level_for
+        return codec.tree_json(
+            start, lambda c: self.may_see(principal, c), depth, lambda c: level(c.path) >= OBSERVER
+        )
+
+    def context_json(self, principal: Principal, path: str) -> dict[str, Any]:
+        context = self.context(principal, path)
+        shown = principal.grants.level_for(context.path) >= OBSERVER
+        return {
+            "path": context.path,
+            "name": context.name,
+            "description": context.description if shown else "",
+            "children": sorted(c.name for c in context.children.values() if self.may_see(principal, c)),
+            "events": [codec.definition_json(d) for d in self.definitions(principal, context)],
+        }
+
+    def add_context(self, principal: Principal, path: str, template: str | None, description: str) -> Context:
+        path = parse_path(path)
+        parent_path = parent_of(path)
+        if parent_path is None:
+            raise ContextExists(path)
+        parent = self.context(principal, display(parent_path))
+        if not principal.may(parent.path, Permission.ADMIN):
+            raise PermissionDenied(
+                f"{principal.name} may not add contexts to {display(parent.path)}: "
+                f"it needs admin there, {principal.name} has "
+                f"{principal.grants.level_for(parent.path)}"
+            )
+        return self.engine.add_context(path, definitions=template, description=description)
+
+    def remove_context(self, principal: Principal, path: str) -> tuple[str, ...]:
+        context = self.context(principal, path)
+        if not principal.may(context.path, Permission.ADMIN):
+            raise PermissionDenied(
+                f"{principal.name} may not remove {display(context.path)}: it needs admin "
+                f"there, {principal.name} has {principal.grants.level_for(context.path)}"
+            )
+        return self.engine.remove_context(context.path)
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def user_event(self, user: str, event: str, data: dict[str, Any]) -> None:
+        """Fire ``login``/``logout`` in ``users.USER``, adding that context when it is missing."""
+        path = f"users.{user}"
+        if self.tree.find("users") is None:
+            return
+        if self.tree.find(path) is None:
+            try:
+                self.engine.add_context(path)
+            except ContextExists:
+                pass
+        context = self.tree.find(path)
+        if context is not None and event in context.definitions:
+            self.engine.fire(path, event, data, author=user)
+
+
+# -- HTTP -------------------------------------------------------------------------------------
+
+
+@attrs.define
+class Call:
+    """One HTTP request as the route functions see it (they run in worker threads)."""
+
+    request: Request
+    principal: Principal
+    body: Any
+    token: str | None
+
+    @property
+    def address(self) -> str | None:
+        return self.request.client.host if self.request.client else None
+
+    @property
+    def params(self) -> Any:
+        return self.request.query_params
+
+    def path(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+
+def bearer(connection: HTTPConnection) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def error_response(exc: BaseException) -> JSONResponse:
+    status = codec.error_status(exc)
+    if status >= 500 and not isinstance(exc, LinkServerError):
+        log.error("request failed", exc_info=exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": codec.error_body(exc)}, status_code=status, headers=headers)
+
+
+async def _read_body(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the request body has {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return codec.parse_json(b"".join(chunks), limit)
+
+
+class Api:
+    """The HTTP routes and the WebSocket endpoint over one Gateway and Authenticator."""
+
+    def __init__(self, gateway: Gateway, auth: Authenticator, limits: Limits) -> None:
+        self.gateway, self.auth, self.limits = gateway, auth, limits
+        self.access = gateway.server.access
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        work: Callable[[Call], Any],
+        *,
+        status: int = 200,
+        body: bool = False,
+        authenticated: bool = True,
+    ) -> Route:
+        async def endpoint(request: Request) -> Response:
+            try:
+                token = bearer(request)
+                principal = await run_in_threadpool(self.auth.authenticate, token) if authenticated else None
+                document = await _read_body(request, self.limits.max_message_bytes) if body else None
+                call = Call(request, principal, document, token)  # type: ignore[arg-type]
+                content = await run_in_threadpool(lambda: codec.dumps(work(call)))
+            except Exception as exc:
+                return error_response(exc)
+            return Response(content, status_code=status, media_type="application/json")
+
+        return Route(PREFIX + path, endpoint, methods=[method], name=f"{method} {path}")
+
+    def routes(self) -> list[Route | WebSocketRoute]:
+        r = self.route
+        return [
+            r("POST", "/login", self.login, body=True, authenticated=False),
+            r("POST", "/logout", self.logout),
+            r("GET", "/me", self.me),
+            r("GET", "/tree", self.tree),
+            r("GET", "/contexts/{path}", lambda c: self.gateway.context_json(c.principal, c.path("path"))),
+            r("POST", "/contexts", self.add_context, status=201, body=True),
+            r("DELETE", "/contexts/{path}", self.remove_context),
+            r("POST", "/fire", self.fire, body=True),
+            r("POST", "/fire/batch", self.fire_batch, body=True),
+            r("GET", "/history", self.history),
+            r(
+                "GET",
+                "/events/{id}",
+                lambda c: {"event": self.access.get(self._id(c), c.principal).marshal()},
+            ),
+            r("POST", "/events/{id}/acknowledge", self.acknowledge, body=True),
+            r("DELETE", "/events/{id}", self.delete),
+            r("POST", "/purge", lambda c: {"removed": self.access.purge(c.principal)}),
+            WebSocketRoute(PREFIX + "/ws", self.websocket),
+        ]
+
+    # -- routes (in worker threads) ------------------------------------------------
+
+    def login(self, call: Call) -> dict[str, Any]:
+        body = codec.require_object(call.body)
+        codec.check_keys(body, ("user", "password"), "the login request")
+        session = self.auth.login(body.get("user"), body.get("password"), call.address)
+        return {"token": session.token, "user": session.user, "expires": session.expires.isoformat()}
+
+    def logout(self, call: Call) -> dict[str, Any]:
+        if call.token:
+            self.auth.logout(call.token, call.address)
+        return {}
+
+    def me(self, call: Call) -> dict[str, Any]:
+        grants = {mask or "root": str(level) for mask, level in call.principal.grants.items()}
+        return {"user": call.principal.name, "grants": grants, "component": call.principal.is_component}
+
+    def tree(self, call: Call) -> dict[str, Any]:
+        codec.check_keys(dict(call.params), ("path", "depth"), "the query parameters")
+        depth_text = call.params.get("depth")
+        if depth_text is not None and not depth_text.isdigit():
+            raise BadRequest(f"'depth' must be a non-negative integer, got {depth_text!r}")
+        depth = int(depth_text) if depth_text is not None else None
+        return self.gateway.tree_json(call.principal, call.params.get("path") or "root", depth)
+
+    def add_context(self, call: Call) -> dict[str, Any]:
+        body = codec.require_object(call.body)
+        codec.check_keys(body, ("path", "template", "description"), "the request")
+        context = self.gateway.add_context(
+            call.principal,
+            codec.get(body, "path", str, required=True),
+            codec.get(body, "template", str),
+            codec.get(body, "description", str, default=""),
+        )
+        return {"path": context.path}
+
+    def remove_context(self, call: Call) -> dict[str, Any]:
+        return {"removed": list(self.gateway.remove_context(call.principal, call.path("path")))}
+
+    def fire(self, call: Call) -> dict[str, Any]:
+        request = codec.fire_request(call.body)
+        durable = codec.get(call.body, "durable", bool, default=False)
+        return {"event": self.gateway.fire(call.principal, request, durable=durable).marshal()}
+
+    def fire_batch(self, call: Call) -> dict[str, Any]:
+        body = codec.require_object(call.body)
+        codec.check_keys(body, ("events", "durable"), "the batch")
+        items = codec.get(body, "events", list, required=True)
+        if len(items) > self.limits.max_batch:
+            raise TooLarge(f"the batch has {len(items)} events; the limit is {self.limits.max_batch}")
+        requests: list[FireRequest | LinkServerError] = []
+        for index, item in enumerate(items):
+            try:
+                requests.append(codec.fire_request(item, f"events[{index}]"))
+            except LinkServerError as exc:
+                requests.append(exc)
+        results = self.gateway.fire_many(
+            call.principal, requests, durable=codec.get(body, "durable", bool, default=False)
+        )
+        return {
+            "results": [
+                {"event": r.marshal()} if isinstance(r, Event) else {"error": codec.error_body(r)}
+                for r in results
+            ]
+        }
+
+    def history(self, call: Call) -> dict[str, Any]:
+        query, want_count = codec.history_query(call.params)
+        page = self.access.query(query, call.principal)
+        answer = codec.page_json(page.events, page.next_cursor)
+        if want_count:
+            answer["count"] = self.access.count(query, call.principal)
+        return answer
+
+    def acknowledge(self, call: Call) -> dict[str, Any]:
+        body = codec.require_object(call.body)
+        codec.check_keys(body, ("text",), "the acknowledgement")
+        text = codec.get(body, "text", str, required=True)
+        return {"event": self.access.acknowledge(self._id(call), call.principal, text).marshal()}
+
+    def delete(self, call: Call) -> dict[str, Any]:
+        self.access.delete(self._id(call), call.principal)
+        return {}
+
+    @staticmethod
+    def _id(call: Call) -> int:
+        return codec.parse_event_id(call.path("id"))
+
+    # -- WebSocket -------------------------------------------------------------------
+
+    async def websocket(self, websocket: WebSocket) -> None:
+        token = websocket.query_params.get("token") or bearer(websocket)
+        try:
+            principal = await run_in_threadpool(self.auth.authenticate, token)
+        except Exception as exc:
+            await websocket.send_denial_response(error_response(exc))
+            return
+        await websocket.accept()
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+
+        def wake_sender() -> None:  # from any thread
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop is gone: the session is ending anyway
+                pass
+
+        session = Session(self.gateway, principal, self.limits, on_output=wake_sender)
+        sender = asyncio.create_task(self._send_loop(websocket, session, wake))
+        try:
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                await run_in_threadpool(
+                    session.receive, text if text is not None else message.get("bytes") or b""
+                )
+                while session.backlog > self.limits.queue_size and not sender.done():
+                    await asyncio.sleep(0.01)  # the client does not read its answers: stop reading
+        except WebSocketDisconnect:
+            pass
+        finally:
+            session.close()
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+
+    @staticmethod
+    async def _send_loop(websocket: WebSocket, session: Session, wake: asyncio.Event) -> None:
+        try:
+            while True:
+                messages = session.take(100)
+                if messages:
+                    for message in messages:
+                        await websocket.send_text(codec.dumps(message))
+                elif session.wants_pump:
+                    await run_in_threadpool(session.pump)
+                else:
+                    await wake.wait()
+                    wake.clear()
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the connection is gone; the receive loop ends the session
+        except Exception:
+            log.exception("WebSocket sender of %s failed", session.principal.name)
+
+
+def admin_hash(server: LinkServer) -> str | None:
+    """The admin's hash from ``<data_dir>/admin.hash`` (see auth.ensure_admin_credentials), if any."""
+    path = Path(server.config.data_dir) / ADMIN_HASH_FILE
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return text if check_password_hash(text) is None else None
+
+
+def create_app(
+    server: LinkServer,
+    *,
+    limits: Limits | None = None,
+    authenticator: Authenticator | None = None,
+    session_store: SessionStore | None = None,
+) -> Starlette:
+    """The network API of a started ``server``. Users log in with their configured
+    ``password_hash``; an ``admin`` without one uses ``<data_dir>/admin.hash``."""
+    gateway = Gateway(server)
+    if authenticator is None:
+        hashes = {name: user.password_hash for name, user in server.config.users.items()}
+        if ADMIN in hashes and hashes[ADMIN] is None:
+            hashes[ADMIN] = admin_hash(server)
+        authenticator = Authenticator(
+            server.users,
+            hashes,
+            data_dir=server.config.data_dir,
+            sessions=session_store,
+            on_login=lambda user, address: gateway.user_event(
+                user, "login", {"username": user, "address": address}
+            ),
+            on_logout=lambda user, address, reason: gateway.user_event(
+                user, "logout", {"username": user, "address": address, "reason": reason}
+            ),
+        )
+    api = Api(gateway, authenticator, limits or Limits())
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        if status == 405:
+            return JSONResponse(
+                {
+                    "error": {
+                        "type": "BadRequest",
+                        "message": f"{request.method} is not allowed on {request.url.path}",
+                    }
+                },
+                405,
+            )
+        return error_response(NotFound(f"no route {request.method} {request.url.path}; see /openapi.json"))
+
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        404: not_found,
+        405: not_found,
+    }
+    app = Starlette(routes=[*api.routes(), Route("/openapi.json", openapi)], exception_handlers=handlers)
+    app.state.gateway, app.state.auth, app.state.api = gateway, authenticator, api
+    return app

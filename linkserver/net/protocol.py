@@ -1,0 +1,463 @@
+"""The WebSocket session protocol (docs/protocol.md) as a pure object: no socket, no asyncio.
+
+A :class:`Session` takes client messages with :meth:`Session.receive` and
+puts everything it has to say into its *outbox*, in order; the transport
+takes messages out with :meth:`Session.take` and sends them. Three kinds of
+message share the outbox:
+
+- answers to requests (``fired``, ``subscribed``, ``error``...) in request
+  order, never dropped;
+- history replayed for ``resume_from``, fetched a page at a time by
+  :meth:`Session.pump` when the outbox has room, never dropped;
+- live events, pushed by the engine from the firing thread through
+  :meth:`Session.offer`-style listeners that only append under a lock, so
+  a slow client never delays a firer. At most ``Limits.queue_size`` live
+  events wait; beyond that they are dropped and counted, and the
+  subscriber gets a ``gap`` message before its next event (or as soon as
+  the outbox is empty).
+
+A new subscription holds its live events until its ``subscribed`` answer
+(and, with ``resume_from``, the replay) is in the outbox, so nothing
+arrives before the answer, and live events already replayed from history
+are not sent twice.
+
+Thread model: ``receive`` and ``pump`` may block (firing, history) and run
+in worker threads, serialised by the session; ``take`` is cheap and may
+run on the event loop; listeners run in firing threads. ``on_output`` is
+called (from any thread) when the outbox turns non-empty.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import attrs
+
+from linkserver.core.errors import LinkServerError
+from linkserver.core.events import Event, first_id_at
+from linkserver.core.levels import Level
+from linkserver.core.permissions import Principal
+from linkserver.history.base import HistoryPage
+from linkserver.net.codec import (
+    BadRequest,
+    FireRequest,
+    NotFound,
+    TooLarge,
+    check_keys,
+    error_body,
+    fire_request,
+    get,
+    parse_json,
+    require_object,
+)
+from linkserver.server.delivery import Gap
+
+log = logging.getLogger("linkserver.net.session")
+
+
+@attrs.frozen(kw_only=True)
+class Limits:
+    """What one client may ask for at once. Exceeding a limit is answered with an error."""
+
+    max_message_bytes: int = 1 << 20  # one WebSocket message or HTTP body
+    max_batch: int = 1000  # events in one batch
+    max_subscriptions: int = 100  # per WebSocket session
+    queue_size: int = 1000  # live events waiting to be sent, per session
+    replay_page: int = 500  # history events fetched per replay step
+
+
+@attrs.frozen(kw_only=True)
+class SubscribeRequest:
+    mask: str
+    event: str = "*"
+    filter: str | None = None
+    min_level: Level | None = None
+    resume_from: int | None = None
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Backend(Protocol):
+    """What a session needs from the server, with the caller's permissions applied."""
+
+    def fire(self, principal: Principal, request: FireRequest, *, durable: bool) -> Event: ...
+
+    def fire_many(
+        self, principal: Principal, requests: list[FireRequest | LinkServerError], *, durable: bool
+    ) -> list[Event | LinkServerError]: ...
+
+    def subscribe(
+        self, principal: Principal, request: SubscribeRequest, listener: Callable[[Event], None]
+    ) -> Cancellable: ...
+
+    def replay(
+        self, principal: Principal, request: SubscribeRequest, after_id: int, cursor: str | None, limit: int
+    ) -> HistoryPage:
+        """Stored, visible, matching events with id > ``after_id``, oldest first, one page."""
+        ...
+
+    def flush(self) -> None:
+        """Return once every event fired so far is readable from history."""
+        ...
+
+
+MESSAGE_TYPES = ("fire", "fire_batch", "subscribe", "unsubscribe", "ping")
+_SUBSCRIBE_KEYS = ("type", "ref", "mask", "event", "filter", "min_level", "resume_from")
+
+
+class _Subscription:
+    __slots__ = (
+        "sid",
+        "ref",
+        "request",
+        "handle",
+        "holding",
+        "held",
+        "last_id",
+        "gap",
+        "replaying",
+        "after",
+        "cursor",
+        "rechecked",
+        "replayed",
+        "floor",
+    )
+
+    def __init__(self, sid: str, ref: Any, request: SubscribeRequest, floor: int) -> None:
+        self.sid, self.ref, self.request, self.floor = sid, ref, request, floor
+        self.handle: Cancellable | None = None
+        self.holding = True
+        self.held: collections.deque[Event] = collections.deque()
+        self.last_id: int | None = None
+        self.gap: Gap | None = None
+        self.replaying = False
+        self.after = 0  # replay events with ids above this (and the cursor)
+        self.cursor: str | None = None
+        self.rechecked = False
+        self.replayed: set[int] = set()
+
+
+class Session:
+    """One client's WebSocket session; see the module docstring for the contract."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        principal: Principal,
+        limits: Limits | None = None,
+        *,
+        on_output: Callable[[], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.principal = principal
+        self.limits = limits or Limits()
+        self.on_output = on_output
+        self._subs: dict[str, _Subscription] = {}
+        self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._live = 0  # live events in the queue
+        self._signalled = False
+        self._lock = threading.Lock()  # the outbox and the subscriptions' state
+        self._serial = threading.RLock()  # one receive or pump at a time
+        self._ids = itertools.count(1)
+        self.closed = False
+
+    # -- input ---------------------------------------------------------------
+
+    def receive(self, text: str | bytes) -> None:
+        """Handle one client message; its answer goes to the outbox."""
+        with self._serial:
+            ref = None
+            try:
+                if len(text) > self.limits.max_message_bytes or (
+                    isinstance(text, str) and len(text.encode()) > self.limits.max_message_bytes
+                ):
+                    raise TooLarge(f"the message is larger than {self.limits.max_message_bytes} bytes")
+                message = require_object(parse_json(text, self.limits.max_message_bytes), "a message")
+                ref = message.get("ref")
+                kind = get(message, "type", str, required=True, where="a message")
+                handler = getattr(self, f"_on_{kind}", None) if kind in MESSAGE_TYPES else None
+                if handler is None:
+                    raise BadRequest(f"unknown message type {kind!r}; use one of {', '.join(MESSAGE_TYPES)}")
+                handler(message, ref)
+            except LinkServerError as exc:
+                self._answer(self.error(ref, exc))
+            except Exception as exc:  # a bug: the client learns that much, the log the rest
+                log.exception("session of %s failed on a message", self.principal.name)
+                self._answer(self.error(ref, exc))
+
+    @staticmethod
+    def error(ref: Any, exc: BaseException) -> dict[str, Any]:
+        return {"type": "error", "ref": ref, "error": error_body(exc)}
+
+    def _on_ping(self, message: dict[str, Any], ref: Any) -> None:
+        self._answer({"type": "pong", "ref": ref})
+
+    def _on_fire(self, message: dict[str, Any], ref: Any) -> None:
+        request = fire_request(message, "a fire message", extra=("type", "ref"))
+        durable = get(message, "durable", bool, where="a fire message", default=False)
+        event = self.backend.fire(self.principal, request, durable=durable)
+        self._answer({"type": "fired", "ref": ref, "id": event.id})
+
+    def _on_fire_batch(self, message: dict[str, Any], ref: Any) -> None:
+        check_keys(message, ("type", "ref", "events", "durable"), "a fire_batch message")
+        items = get(message, "events", list, required=True, where="a fire_batch message")
+        durable = get(message, "durable", bool, where="a fire_batch message", default=False)
+        if len(items) > self.limits.max_batch:
+            raise TooLarge(f"the batch has {len(items)} events; the limit is {self.limits.max_batch}")
+        requests: list[FireRequest | LinkServerError] = []
+        for index, item in enumerate(items):
+            try:
+                requests.append(fire_request(item, f"events[{index}]"))
+            except LinkServerError as exc:
+                requests.append(exc)
+        results = self.backend.fire_many(self.principal, requests, durable=durable)
+        self._answer(
+            {
+                "type": "fired_batch",
+                "ref": ref,
+                "results": [
+                    {"id": r.id} if isinstance(r, Event) else {"error": error_body(r)} for r in results
+                ],
+            }
+        )
+
+    def _on_subscribe(self, message: dict[str, Any], ref: Any) -> None:
+        check_keys(message, _SUBSCRIBE_KEYS, "a subscribe message")
+        where = "a subscribe message"
+        level = get(message, "min_level", (str, int), where=where)
+        resume = get(message, "resume_from", int, where=where)
+        if resume is not None and resume < 0:
+            raise BadRequest("'resume_from' must be an event id (a non-negative integer)")
+        request = SubscribeRequest(
+            mask=get(message, "mask", str, required=True, where=where),
+            event=get(message, "event", str, where=where, default="*"),
+            filter=get(message, "filter", str, where=where) or None,
+            min_level=Level.parse(level) if level is not None else None,
+            resume_from=resume,
+        )
+        if len(self._subs) >= self.limits.max_subscriptions:
+            raise TooLarge(
+                f"this session has {len(self._subs)} subscriptions, the most allowed; "
+                "unsubscribe from one first"
+            )
+        sid = f"s{next(self._ids)}"
+        # Events offered from now on are fired after this moment; replayed ids from a second
+        # before it on are remembered, so that nothing is sent twice.
+        floor = first_id_at(datetime.now(UTC) - timedelta(seconds=1))
+        sub = _Subscription(sid, ref, request, floor)
+        with self._lock:
+            if self.closed:
+                return
+            self._subs[sid] = sub
+        try:
+            handle = self.backend.subscribe(self.principal, request, lambda event: self._offer(sub, event))
+        except BaseException:
+            with self._lock:
+                self._subs.pop(sid, None)
+            raise
+        with self._lock:
+            sub.handle = handle
+            orphaned = self._subs.get(sid) is not sub  # closed meanwhile
+        if orphaned:
+            handle.cancel()
+            return
+        self._answer({"type": "subscribed", "ref": ref, "subscription": sid})
+        if resume is None:
+            with self._lock:
+                self._release(sub)
+            return
+        self.backend.flush()  # events fired before the subscription are now in history
+        with self._lock:
+            sub.after, sub.replaying = resume, True
+            self._signal()
+
+    def _on_unsubscribe(self, message: dict[str, Any], ref: Any) -> None:
+        check_keys(message, ("type", "ref", "subscription"), "an unsubscribe message")
+        sid = get(message, "subscription", str, required=True, where="an unsubscribe message")
+        with self._lock:
+            sub = self._subs.pop(sid, None)
+            if sub is not None:
+                self._queue = collections.deque(
+                    item for item in self._queue if item[0] == "msg" or item[1] != sid
+                )
+                self._live = sum(1 for item in self._queue if item[0] == "event")
+        if sub is None:
+            raise NotFound(f"no subscription {sid!r} in this session")
+        if sub.handle is not None:
+            sub.handle.cancel()
+        self._answer({"type": "unsubscribed", "ref": ref, "subscription": sid})
+
+    # -- live events -----------------------------------------------------------
+
+    def _offer(self, sub: _Subscription, event: Event) -> None:
+        """Called in the firing thread: append or drop, never wait."""
+        with self._lock:
+            if self._subs.get(sub.sid) is not sub:
+                return
+            if sub.holding:
+                if len(sub.held) >= self.limits.queue_size:
+                    self._drop(sub, event)
+                else:
+                    sub.held.append(event)
+                    sub.last_id = event.id
+            elif self._live >= self.limits.queue_size:
+                self._drop(sub, event)
+            else:
+                self._enqueue_live(sub, event)
+
+    def _drop(self, sub: _Subscription, event: Event) -> None:
+        gap = sub.gap
+        if gap is None:
+            sub.gap = Gap(last_delivered_id=sub.last_id, last_dropped_id=event.id, dropped=1)
+        else:
+            sub.gap = attrs.evolve(gap, last_dropped_id=event.id, dropped=gap.dropped + 1)
+
+    def _enqueue_live(self, sub: _Subscription, event: Event) -> None:
+        if sub.gap is not None:
+            self._queue.append(("gap", sub.sid, sub.gap))
+            sub.gap = None
+        self._queue.append(("event", sub.sid, event))
+        self._live += 1
+        sub.last_id = event.id
+        self._signal()
+
+    def _release(self, sub: _Subscription) -> None:
+        """End holding: held events not already replayed go out, then live ones as they come."""
+        sub.holding = sub.replaying = False
+        held, sub.held = sub.held, collections.deque()
+        gap, sub.gap = sub.gap, None
+        seen = sub.request.resume_from if sub.request.resume_from is not None else -1
+        for event in held:
+            if event.id not in sub.replayed and event.id > seen:
+                self._enqueue_live(sub, event)
+        sub.gap = gap
+        sub.replayed = set()
+        self._signal()
+
+    # -- history replay --------------------------------------------------------
+
+    @property
+    def wants_pump(self) -> bool:
+        with self._lock:
+            return any(sub.replaying for sub in self._subs.values())
+
+    def pump(self) -> bool:
+        """One replay step for each replaying subscription, if the outbox has room.
+
+        Returns True while some subscription still replays.
+        """
+        with self._serial:
+            with self._lock:
+                replaying = [s for s in self._subs.values() if s.replaying]
+            for sub in replaying:
+                if self.backlog >= self.limits.replay_page:
+                    break
+                self._replay_step(sub)
+            return self.wants_pump
+
+    def _replay_step(self, sub: _Subscription) -> None:
+        """One page of history. Two passes: everything after ``resume_from``, then, after a
+        flush, once more from just before the subscription began, for an event fired
+        before it but committed only after the first flush. Ids already sent are skipped."""
+        try:
+            page = self.backend.replay(
+                self.principal, sub.request, sub.after, sub.cursor, self.limits.replay_page
+            )
+        except LinkServerError as exc:
+            with self._lock:
+                self._queue.append(("msg", self.error(sub.ref, exc)))
+                self._release(sub)
+            return
+        with self._lock:
+            if self._subs.get(sub.sid) is not sub:
+                return
+            for event in page.events:
+                if event.id <= sub.after or event.id in sub.replayed:
+                    continue
+                self._queue.append(("msg", self._event_message(sub.sid, event)))
+                if event.id >= sub.floor:
+                    sub.replayed.add(event.id)
+            self._signal()
+            sub.cursor = page.next_cursor
+            if page.next_cursor is not None:
+                return
+            if sub.rechecked:
+                self._release(sub)
+                return
+        self.backend.flush()
+        sub.after, sub.cursor, sub.rechecked = max(sub.after, sub.floor - 1), None, True
+
+    # -- output ---------------------------------------------------------------
+
+    @property
+    def backlog(self) -> int:
+        """Answers and replayed events waiting in the outbox (live events not counted)."""
+        return len(self._queue) - self._live
+
+    def take(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Up to ``limit`` messages to send, in order. Cheap; never blocks for long."""
+        items: list[tuple[Any, ...]] = []
+        with self._lock:
+            queue = self._queue
+            while queue and len(items) < limit:
+                item = queue.popleft()
+                if item[0] == "event":
+                    self._live -= 1
+                items.append(item)
+            if not queue:
+                for sub in self._subs.values():  # caught up: tell about losses now
+                    if sub.gap is not None and not sub.holding:
+                        items.append(("gap", sub.sid, sub.gap))
+                        sub.gap = None
+                self._signalled = False
+        return [self._format(item) for item in items]
+
+    def _format(self, item: tuple[Any, ...]) -> dict[str, Any]:
+        if item[0] == "msg":
+            return item[1]  # type: ignore[no-any-return]
+        if item[0] == "event":
+            return self._event_message(item[1], item[2])
+        gap: Gap = item[2]
+        return {
+            "type": "gap",
+            "subscription": item[1],
+            "last_delivered_id": gap.last_delivered_id,
+            "last_dropped_id": gap.last_dropped_id,
+            "dropped": gap.dropped,
+        }
+
+    @staticmethod
+    def _event_message(sid: str, event: Event) -> dict[str, Any]:
+        return {"type": "event", "subscription": sid, "event": event.marshal()}
+
+    def _answer(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self._queue.append(("msg", message))
+            self._signal()
+
+    def _signal(self) -> None:
+        """Tell the transport once per drain that there is something to take (lock held)."""
+        if not self._signalled and self.on_output is not None:
+            self._signalled = True
+            self.on_output()
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return list(self._subs)
+
+    def close(self) -> None:
+        """Cancel every subscription; the session takes no more events or subscriptions."""
+        with self._lock:
+            subs, self._subs = list(self._subs.values()), {}
+            self.closed = True
+            handles = [sub.handle for sub in subs if sub.handle is not None]
+        for handle in handles:
+            handle.cancel()

@@ -1,0 +1,273 @@
+"""``linkserver serve``: the server with its network API, until SIGINT or SIGTERM.
+
+:func:`serve` loads ``config/`` and ``contexts/`` (refusing to start on any
+problem, printed as ``file:line:column: message`` like ``linkserver check``),
+starts the LinkServer (history, purge scheduler, device controllers; a
+second server on the same data directory is refused), creates the admin
+credentials on first start, and serves the API with uvicorn on the
+configured address. SIGINT/SIGTERM stop accepting connections, close the
+sessions, stop the LinkServer (controllers stopped, history flushed) and
+return 0.
+
+``python -m linkserver.net.serve [--config FILE]`` runs it;
+:func:`token_command` is the ``hash-password`` / ``create-token`` /
+``revoke-token`` / ``list-tokens`` command for the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import logging
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from linkserver import __version__
+from linkserver.core.durations import parse_duration
+from linkserver.core.errors import ConfigError, LinkServerError
+from linkserver.net.auth import (
+    ADMIN,
+    create_token,
+    ensure_admin_credentials,
+    hash_password,
+    list_tokens,
+    revoke_token,
+)
+from linkserver.net.protocol import Limits
+
+log = logging.getLogger("linkserver.serve")
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Stopper:
+    """Turns SIGINT/SIGTERM into an orderly stop, from before uvicorn runs until the end."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self.server: uvicorn.Server | None = None
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.signal is None:
+            log.info("%s received: stopping", name)
+        self.signal = name
+        if self.server is not None:
+            if self.server.should_exit:
+                self.server.force_exit = True
+            self.server.should_exit = True
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self) for sig in SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling (it would re-raise the signal after shutdown)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening socket (port 0: any free port)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )[0]
+    # proto must be IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted connections only then
+    # (without it every answer waits ~40 ms for a delayed ACK).
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def uvicorn_config(app: Any, limits: Limits) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        # Above our own limit, so that an oversized message gets an error answer, not a closed connection.
+        ws_max_size=max(16 << 20, 4 * limits.max_message_bytes),
+    )
+
+
+def serve(config_path: Path | None = None, *, limits: Limits | None = None) -> int:
+    """Run the server until SIGINT/SIGTERM; 0 after an orderly stop, 1 if it cannot start."""
+    from linkserver.loading.check import load_all
+    from linkserver.net.app import create_app
+    from linkserver.server.app import LinkServer
+
+    limits = limits or Limits()
+    stopper = _Stopper()
+    with stopper.installed():
+        try:
+            config, catalog = load_all(config_path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            count = len(exc.problems)
+            print(
+                f"{count} problem{'s' if count != 1 else ''} found; the server did not start "
+                "(check the files with: linkserver check)",
+                file=sys.stderr,
+            )
+            return 1
+        server = LinkServer(config, catalog)
+        try:
+            server.start()
+        except LinkServerError as exc:  # DataDirectoryBusy, a history schema it cannot use...
+            print(f"linkserver serve: {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:  # e.g. a database that cannot be reached
+            log.debug("start failed", exc_info=True)
+            print(f"linkserver serve: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        reason = "server error"
+        try:
+            try:
+                sock = listen_socket(config.listen_host, config.listen_port)
+            except OSError as exc:
+                print(
+                    f"linkserver serve: cannot listen on {config.listen_host}:{config.listen_port}: "
+                    f"{exc.strerror or exc}; change 'listen' in 'server' of the configuration",
+                    file=sys.stderr,
+                )
+                reason = "could not listen"
+                return 1
+            with sock:
+                host, port = sock.getsockname()[:2]
+                url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+                admin = config.users.get(ADMIN)
+                if admin is not None and admin.password_hash is None:
+                    _, created = ensure_admin_credentials(config.data_dir, url)
+                    if created is not None:
+                        log.info(
+                            "created the admin credentials in %s (readable only by you); "
+                            "local tools use them when given no credentials",
+                            created,
+                        )
+                app = create_app(server, limits=limits)
+                stopper.server = _Uvicorn(uvicorn_config(app, limits))
+                log.info(
+                    "LinkServer %s listening on %s (API %s/api/v1, WebSocket %s/api/v1/ws)",
+                    __version__,
+                    url,
+                    url,
+                    url.replace("http", "ws", 1),
+                )
+                log.info("data in %s; history at %s", config.data_dir, config.database_url)
+                if stopper.signal is None:
+                    stopper.server.run(sockets=[sock])
+                app.state.auth.close_all()  # open sessions end: 'logout' with reason 'closed'
+            reason = f"{stopper.signal} received" if stopper.signal else "stopped"
+        finally:
+            server.stop(reason)
+    log.info("LinkServer stopped")
+    return 0
+
+
+def token_command(argv: Sequence[str] | None = None) -> int:
+    """``hash-password``, ``create-token NAME --grant MASK=LEVEL... [--expires 90d]``,
+    ``revoke-token NAME`` and ``list-tokens``; the data directory comes from ``--config``."""
+    config_help = "server configuration (default: config/linkserver.yaml)"
+    parser = argparse.ArgumentParser(prog="linkserver token", description="Passwords and API tokens.")
+    parser.add_argument("--config", help=config_help)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
+    commands = parser.add_subparsers(dest="action", required=True)
+    commands.add_parser("hash-password", help="print a password_hash for the configuration")
+    create = commands.add_parser("create-token", parents=[common], help="create an API token, print it once")
+    create.add_argument("name")
+    create.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        metavar="MASK=LEVEL",
+        help="e.g. 'devices.**=operator' (repeatable)",
+    )
+    create.add_argument("--expires", help="lifetime such as 90d (default: never)")
+    revoke = commands.add_parser("revoke-token", parents=[common], help="remove an API token")
+    revoke.add_argument("name")
+    commands.add_parser("list-tokens", parents=[common], help="list API tokens (names and grants)")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "hash-password":
+            password = (
+                getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+            )
+            if not password:
+                print("an empty password is not allowed", file=sys.stderr)
+                return 1
+            print(hash_password(password))
+            return 0
+        from linkserver.loading.config import load_config
+
+        data_dir = load_config(Path(args.config) if args.config else None).data_dir
+        if args.action == "create-token":
+            grants = {}
+            for grant in args.grant:
+                mask, sep, level = grant.rpartition("=")
+                if not sep:
+                    print(f"--grant {grant!r}: write MASK=LEVEL, e.g. devices.**=operator", file=sys.stderr)
+                    return 1
+                grants[mask] = level
+            lifetime = parse_duration(args.expires) if args.expires else None
+            print(create_token(data_dir, args.name, grants, lifetime))
+        elif args.action == "revoke-token":
+            if not revoke_token(data_dir, args.name):
+                print(f"no API token {args.name!r}", file=sys.stderr)
+                return 1
+        else:
+            for name, entry in sorted(list_tokens(data_dir).items()):
+                grants_text = ", ".join(f"{m}={lvl}" for m, lvl in entry.get("grants", {}).items())
+                print(f"{name}\t{grants_text}\texpires {entry.get('expires') or 'never'}")
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except (LinkServerError, ValueError, OSError) as exc:
+        print(f"linkserver token: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="linkserver serve", description="Serve the LinkServer network API.")
+    parser.add_argument("--config", help="server configuration (default: config/linkserver.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return serve(Path(args.config) if args.config else None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
