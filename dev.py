@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """The two quick-start commands; needs nothing but Python 3.11.
 
-    python3 dev.py run     start LinkServer on the embedded default (SQLite, shipped contexts and config)
+    python3 dev.py run     serve LinkServer on the embedded default (SQLite, shipped contexts and config)
     python3 dev.py test    run the whole test suite
 
 Each creates ``.venv`` and installs LinkServer with its test dependencies
 when that is missing or the packaging files changed. Extra arguments go to
-``linkserver run`` or to pytest.
+``linkserver serve`` or to pytest.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
     ensure_environment()
     os.chdir(ROOT)
     if argv[0] == "run":
-        command = [str(BIN / "linkserver"), "run", *argv[1:]]
+        command = [str(BIN / "linkserver"), "serve", *argv[1:]]
     else:
         command = [str(BIN / "python"), "-m", "pytest", *argv[1:]]
     try:

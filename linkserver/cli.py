@@ -89,11 +89,33 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from linkserver.net.serve import serve
+
+    return serve(Path(args.config) if args.config else None)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from linkserver.net.serve import token_command
+
+    return token_command(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linkserver", description="LinkServer, an event server.")
     parser.add_argument("--version", action="version", version=f"linkserver {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the network API (HTTP and WebSocket)")
+    serve.add_argument("--config", help="server configuration (default: config/linkserver.yaml)")
+    serve.set_defaults(handler=_serve)
+
+    token = commands.add_parser(
+        "token", help="hash passwords, create, list and revoke API tokens", add_help=False
+    )
+    token.add_argument("rest", nargs=argparse.REMAINDER)
+    token.set_defaults(handler=_token)
 
     run = commands.add_parser("run", help="run the server in-process and print its events")
     run.add_argument("--config", help="server configuration (default: config/linkserver.yaml)")
@@ -119,11 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["token"]:
+        # `token` has its own sub-commands and options; hand them over untouched.
+        return _token(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # Their INFO lines (every migration plugin, every job added) drown ours.
+        for noisy in ("alembic", "apscheduler"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.handler(args))
     except ConfigError as exc:

@@ -16,7 +16,7 @@ import attrs
 
 from linkserver.core.definitions import EventDefinition
 from linkserver.core.filters import Filter
-from linkserver.core.levels import Level
+from linkserver.core.levels import Level, Permission
 from linkserver.core.paths import Mask
 from linkserver.core.permissions import Principal
 from linkserver.core.tree import ContextTree
@@ -46,7 +46,9 @@ class SubscriptionSpec:
                 return False
         elif self.event != definition.name:
             return False
-        if self.principal is not None and not self.principal.may(path, definition.permissions):
+        # Receiving needs at least observer, whatever the definition says.
+        needed = max(definition.permissions, Permission.OBSERVER)
+        if self.principal is not None and not self.principal.may(path, needed):
             return False
         return self.mask.matches(path)
 

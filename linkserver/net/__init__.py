@@ -12,7 +12,7 @@ from typing import Any
 _WHERE = {
     "serve": "linkserver.net.serve",
     "create_app": "linkserver.net.app",
-    "Gateway": "linkserver.net.app",
+    "Gateway": "linkserver.net.gateway",
     "Limits": "linkserver.net.protocol",
     "Session": "linkserver.net.protocol",
     "Authenticator": "linkserver.net.auth",

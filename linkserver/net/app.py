@@ -1,9 +1,7 @@
 """The network API: a Starlette app over a running LinkServer (docs/protocol.md).
 
-:class:`Gateway` is every action with the caller's grants applied; the HTTP
-routes and the WebSocket sessions both go through it. A user never learns
-anything about a context they hold no grant in or below: such a context
-answers exactly like a missing one. Blocking work (firing, history, scrypt)
+Every action goes through :class:`~linkserver.net.gateway.Gateway`, which
+applies the caller's grants. Blocking work (firing, history, scrypt)
 runs in worker threads; the WebSocket transport is a thin loop around
 :class:`~linkserver.net.protocol.Session`.
 """
@@ -25,208 +23,24 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from linkserver.core.definitions import EventDefinition
 from linkserver.core.errors import (
-    ContextExists,
-    ContextNotFound,
-    EventNotDefined,
     LinkServerError,
-    PermissionDenied,
 )
-from linkserver.core.events import Event, id_time
-from linkserver.core.filters import parse_filter
+from linkserver.core.events import Event
 from linkserver.core.levels import Permission
-from linkserver.core.paths import display, parent_of, parse_path
 from linkserver.core.permissions import Principal
-from linkserver.core.tree import Context
-from linkserver.history.base import HistoryPage, HistoryQuery
 from linkserver.net import codec
 from linkserver.net.auth import ADMIN, ADMIN_HASH_FILE, Authenticator, SessionStore, check_password_hash
 from linkserver.net.codec import BadRequest, FireRequest, NotFound, TooLarge
+from linkserver.net.gateway import Gateway
 from linkserver.net.openapi import openapi_document
-from linkserver.net.protocol import Limits, Session, SubscribeRequest
+from linkserver.net.protocol import Limits, Session
 from linkserver.server.app import LinkServer
-from linkserver.server.delivery import Subscription
 
 log = logging.getLogger("linkserver.net")
 
 PREFIX = "/api/v1"
 OBSERVER = Permission.OBSERVER
-
-
-class Gateway:
-    """The server's actions on behalf of a principal, checked against its grants."""
-
-    def __init__(self, server: LinkServer) -> None:
-        self.server = server
-        self.engine = server.engine
-        self.tree = server.tree
-
-    # -- what a principal may see ------------------------------------------------
-
-    @staticmethod
-    def may_see(principal: Principal, context: Context) -> bool:
-        """Some grant of at least observer at or below the context."""
-        return principal.grants.may_see_below(context.path)
-
-    @staticmethod
-    def may_see_definition(principal: Principal, context: Context, definition: EventDefinition) -> bool:
-        level = principal.grants.level_for(context.path)
-        return level >= OBSERVER and (level >= definition.permissions or level >= definition.fire_permissions)
-
-    def context(self, principal: Principal, path: str) -> Context:
-        """The context at ``path``; ContextNotFound also when the principal may not see it."""
-        context = self.tree.find(parse_path(path))
-        if context is None or not self.may_see(principal, context):
-            raise ContextNotFound(path)
-        return context
-
-    def definitions(self, principal: Principal, context: Context) -> list[EventDefinition]:
-        return [d for d in context.definitions.values() if self.may_see_definition(principal, context, d)]
-
-    # -- firing ------------------------------------------------------------------
-
-    def fire(self, principal: Principal, request: FireRequest, *, durable: bool = False) -> Event:
-        context = self.context(principal, request.context)
-        definition = context.definitions.get(request.event)
-        if definition is None or not self.may_see_definition(principal, context, definition):
-            raise EventNotDefined(
-                context.path, request.event, [d.name for d in self.definitions(principal, context)]
-            )
-        return self.engine.fire(
-            context.path, request.event, request.data, level=request.level, author=principal, durable=durable
-        )
-
-    def fire_many(
-        self, principal: Principal, requests: list[FireRequest | LinkServerError], *, durable: bool = False
-    ) -> list[Event | LinkServerError]:
-        """Fire each in order; one failing does not stop the others. ``durable`` waits once at the end."""
-        results: list[Event | LinkServerError] = []
-        for request in requests:
-            if isinstance(request, LinkServerError):
-                results.append(request)
-                continue
-            try:
-                results.append(self.fire(principal, request))
-            except LinkServerError as exc:
-                results.append(exc)
-        if durable and any(isinstance(r, Event) for r in results):
-            self.flush()
-        return results
-
-    # -- subscribing and history -------------------------------------------------
-
-    def subscribe(
-        self, principal: Principal, request: SubscribeRequest, listener: Callable[[Event], None]
-    ) -> Subscription:
-        grants = principal.grants
-
-        def deliver(event: Event) -> None:
-            if grants.level_for(event.context) >= OBSERVER:
-                listener(event)
-
-        try:
-            return self.engine.listen(
-                request.mask,
-                request.event,
-                deliver,
-                filter=request.filter,
-                min_level=request.min_level,
-                principal=principal,
-            )
-        except EventNotDefined:
-            visible = {
-                d.name
-                for c in self.tree.match(request.mask)
-                if self.may_see(principal, c)
-                for d in self.definitions(principal, c)
-            }
-            raise EventNotDefined(request.mask, request.event, visible) from None
-
-    def replay(
-        self, principal: Principal, request: SubscribeRequest, after_id: int, cursor: str | None, limit: int
-    ) -> HistoryPage:
-        query = HistoryQuery(
-            masks=(request.mask,),
-            names=(request.event,) if request.event != "*" else (),
-            min_level=request.min_level,
-            filter=parse_filter(request.filter) if request.filter else None,
-            since=id_time(after_id),
-            newest_first=False,
-            limit=limit,
-            cursor=cursor,
-        )
-        page = self.server.access.query(query, principal)
-        if request.event != "*":
-            return page
-        return attrs.evolve(page, events=tuple(e for e in page.events if not self._hidden(e)))
-
-    def _hidden(self, event: Event) -> bool:
-        context = self.tree.find(event.context)
-        definition = context.definitions.get(event.name) if context is not None else None
-        return definition is not None and definition.hidden
-
-    def flush(self) -> None:
-        self.server.history.flush(30)
-
-    # -- the tree --------------------------------------------------------------------
-
-    def tree_json(self, principal: Principal, path: str, depth: int | None) -> dict[str, Any]:
-        start = self.context(principal, path)
-        level = principal.grants.level_for
-        return codec.tree_json(
-            start, lambda c: self.may_see(principal, c), depth, lambda c: level(c.path) >= OBSERVER
-        )
-
-    def context_json(self, principal: Principal, path: str) -> dict[str, Any]:
-        context = self.context(principal, path)
-        shown = principal.grants.level_for(context.path) >= OBSERVER
-        return {
-            "path": context.path,
-            "name": context.name,
-            "description": context.description if shown else "",
-            "children": sorted(c.name for c in context.children.values() if self.may_see(principal, c)),
-            "events": [codec.definition_json(d) for d in self.definitions(principal, context)],
-        }
-
-    def add_context(self, principal: Principal, path: str, template: str | None, description: str) -> Context:
-        path = parse_path(path)
-        parent_path = parent_of(path)
-        if parent_path is None:
-            raise ContextExists(path)
-        parent = self.context(principal, display(parent_path))
-        if not principal.may(parent.path, Permission.ADMIN):
-            raise PermissionDenied(
-                f"{principal.name} may not add contexts to {display(parent.path)}: "
-                f"it needs admin there, {principal.name} has "
-                f"{principal.grants.level_for(parent.path)}"
-            )
-        return self.engine.add_context(path, definitions=template, description=description)
-
-    def remove_context(self, principal: Principal, path: str) -> tuple[str, ...]:
-        context = self.context(principal, path)
-        if not principal.may(context.path, Permission.ADMIN):
-            raise PermissionDenied(
-                f"{principal.name} may not remove {display(context.path)}: it needs admin "
-                f"there, {principal.name} has {principal.grants.level_for(context.path)}"
-            )
-        return self.engine.remove_context(context.path)
-
-    # -- sessions ----------------------------------------------------------------------
-
-    def user_event(self, user: str, event: str, data: dict[str, Any]) -> None:
-        """Fire ``login``/``logout`` in ``users.USER``, adding that context when it is missing."""
-        path = f"users.{user}"
-        if self.tree.find("users") is None:
-            return
-        if self.tree.find(path) is None:
-            try:
-                self.engine.add_context(path)
-            except ContextExists:
-                pass
-        context = self.tree.find(path)
-        if context is not None and event in context.definitions:
-            self.engine.fire(path, event, data, author=user)
 
 
 # -- HTTP -------------------------------------------------------------------------------------

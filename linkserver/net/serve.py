@@ -258,15 +258,14 @@ def token_command(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m linkserver.net.serve [--config FILE] [-v]``: the same as ``linkserver serve``."""
+    from linkserver.cli import main as cli_main
+
     parser = argparse.ArgumentParser(prog="linkserver serve", description="Serve the LinkServer network API.")
     parser.add_argument("--config", help="server configuration (default: config/linkserver.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return serve(Path(args.config) if args.config else None)
+    return cli_main(["-v"] * args.verbose + ["serve"] + (["--config", args.config] if args.config else []))
 
 
 if __name__ == "__main__":

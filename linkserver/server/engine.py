@@ -23,7 +23,7 @@ from linkserver.core.errors import EventNotDefined, FilterError, PermissionDenie
 from linkserver.core.events import Event, IdGenerator
 from linkserver.core.expiration import ExpirationTable
 from linkserver.core.filters import Filter, parse_filter
-from linkserver.core.levels import Level
+from linkserver.core.levels import Level, Permission
 from linkserver.core.paths import ROOT, check_name, compile_mask, display, name_of
 from linkserver.core.permissions import Principal
 from linkserver.core.subscriptions import ALL_EVENTS, SubscriptionIndex, SubscriptionSpec
@@ -223,9 +223,9 @@ class Engine:
             check_name(event, "event name")
         if isinstance(filter, str):
             filter = parse_filter(filter)
-        definitions = self._definitions_for(compiled.text, event)
+        definitions = self._definitions_for(compiled.text, event, principal)
         if event != ALL_EVENTS and not definitions:
-            raise EventNotDefined(compiled.text, event, self._event_names_for(compiled.text))
+            raise EventNotDefined(compiled.text, event, self._event_names_for(compiled.text, principal))
         if filter is not None:
             self._check_filter(filter, definitions, mask, event)
         spec = SubscriptionSpec(
@@ -268,9 +268,17 @@ class Engine:
             self._invalidate()
         subscription.close()
 
-    def _definitions_for(self, mask: str, event: str) -> list[EventDefinition]:
+    def _visible_contexts(self, mask: str, principal: Principal | None) -> list[Context]:
+        """Contexts the mask matches that ``principal`` may observe (errors must not reveal others)."""
+        return [
+            context
+            for context in self.tree.match(mask)
+            if principal is None or principal.may(context.path, Permission.OBSERVER)
+        ]
+
+    def _definitions_for(self, mask: str, event: str, principal: Principal | None) -> list[EventDefinition]:
         """Definitions a subscription could ever match: in matching contexts and in templates."""
-        sets = [context.definitions for context in self.tree.match(mask)]
+        sets = [context.definitions for context in self._visible_contexts(mask, principal)]
         sets.extend(self.tree.templates.values())
         found: dict[int, EventDefinition] = {}
         for definitions in sets:
@@ -279,8 +287,8 @@ class Engine:
                     found[id(definition)] = definition
         return list(found.values())
 
-    def _event_names_for(self, mask: str) -> set[str]:
-        return {name for context in self.tree.match(mask) for name in context.definitions}
+    def _event_names_for(self, mask: str, principal: Principal | None) -> set[str]:
+        return {name for context in self._visible_contexts(mask, principal) for name in context.definitions}
 
     @staticmethod
     def _check_filter(filter: Filter, definitions: Iterable[EventDefinition], mask: str, event: str) -> None:

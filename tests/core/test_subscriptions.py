@@ -83,6 +83,15 @@ def test_star_skips_hidden_and_permissions_filter_targets():
     assert set(index.targets("devices.d0", MEASUREMENT)) == {star, observer}
 
 
+def test_receiving_needs_observer_even_when_the_definition_asks_for_none():
+    tree = ContextTree(templates={"open": DefinitionSet([EventDefinition(name="public", permissions="none")])})
+    tree.add("lobby", definitions="open")
+    index = SubscriptionIndex(tree)
+    nobody = Sub("**", principal=Principal(name="n", grants=Grants({"users.**": "admin"})))
+    index.add(nobody)
+    assert index.targets("lobby", tree.definition("lobby", "public")) == ()
+
+
 def test_removed_subscriptions_are_gone_from_every_path():
     tree = make_tree(5)
     index = SubscriptionIndex(tree)

@@ -12,7 +12,7 @@ from net_helpers import CONTEXTS
 from linkserver.core.permissions import Grants, Principal
 from linkserver.loading.config import ServerConfig
 from linkserver.loading.contexts import load_contexts
-from linkserver.net.app import Gateway
+from linkserver.net.gateway import Gateway
 from linkserver.net.protocol import Limits, Session
 from linkserver.server.app import LinkServer
 
