@@ -87,8 +87,8 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A bound, listening socket (port 0: any free port)."""
+def listen_socket(host: str, port: int, *, listen: bool = True) -> socket.socket:
+    """A bound socket (port 0: any free port), listening unless ``listen`` is False."""
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
     )[0]
@@ -98,7 +98,8 @@ def listen_socket(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(128)
+        if listen:
+            sock.listen(128)
     except BaseException:
         sock.close()
         raise
@@ -151,7 +152,9 @@ def serve(config_path: Path | None = None, *, limits: Limits | None = None) -> i
         reason = "server error"
         try:
             try:
-                sock = listen_socket(config.listen_host, config.listen_port)
+                # Bound but not yet listening: local tools that see the port open must find
+                # the credentials file already written.
+                sock = listen_socket(config.listen_host, config.listen_port, listen=False)
             except OSError as exc:
                 print(
                     f"linkserver serve: cannot listen on {config.listen_host}:{config.listen_port}: "
@@ -172,6 +175,7 @@ def serve(config_path: Path | None = None, *, limits: Limits | None = None) -> i
                             "local tools use them when given no credentials",
                             created,
                         )
+                sock.listen(128)
                 app = create_app(server, limits=limits)
                 stopper.server = _Uvicorn(uvicorn_config(app, limits))
                 log.info(
