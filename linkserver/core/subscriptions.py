@@ -69,7 +69,7 @@ class SubscriptionIndex(Generic[S]):
         self._exact: dict[str, list[S]] = {}
         self._wildcard: list[S] = []
         self._wildcard_by_path: dict[str, list[S]] = {}
-        self._targets: dict[tuple[str, str], tuple[S, ...]] = {}
+        self._targets: dict[str, dict[str, tuple[S, ...]]] = {}  # path -> event name -> targets
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._exact.values()) + len(self._wildcard)
@@ -108,27 +108,28 @@ class SubscriptionIndex(Generic[S]):
             matching = [s for s in self._wildcard if s.spec.mask.matches(path)]
             if matching:
                 self._wildcard_by_path[path] = matching
-            self._invalidate()
+            # Only this path's targets change: devices joining never flush everyone's cache.
+            self._targets.pop(path, None)
 
     def context_removed(self, paths: tuple[str, ...]) -> None:
         with self._lock:
             for path in paths:
                 self._wildcard_by_path.pop(path, None)
-            self._invalidate()
+                self._targets.pop(path, None)
 
     def targets(self, path: str, definition: EventDefinition) -> tuple[S, ...]:
         """The subscriptions an event of ``definition`` fired in ``path`` may go to.
 
         Level and filter are left to the caller: they depend on the event.
         """
-        key = (path, definition.name)
-        found = self._targets.get(key)
+        by_event = self._targets.get(path)
+        found = by_event.get(definition.name) if by_event is not None else None
         if found is not None:
             return found
         with self._lock:
             candidates = self._exact.get(path, []) + self._wildcard_by_path.get(path, [])
             found = tuple(s for s in candidates if s.spec.wants(path, definition))
-            self._targets[key] = found
+            self._targets.setdefault(path, {})[definition.name] = found
             return found
 
     def _invalidate(self) -> None:

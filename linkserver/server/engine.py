@@ -84,7 +84,7 @@ class Engine:
         self._index: SubscriptionIndex[Subscription] = SubscriptionIndex(self.tree)
         self._subscriptions: set[Subscription] = set()
         self._lock = threading.RLock()
-        self._targets: dict[tuple[str, str], _Target] = {}
+        self._targets: dict[str, dict[str, _Target]] = {}  # path as fired -> event name -> target
         self._last_created: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
 
     @classmethod
@@ -112,7 +112,8 @@ class Engine:
         Raises ContextNotFound, EventNotDefined, PermissionDenied,
         DataTableError or InvalidLevel; then nothing is stored or delivered.
         """
-        target = self._targets.get((path, event))
+        by_event = self._targets.get(path)
+        target = by_event.get(event) if by_event is not None else None
         if target is None:
             target = self._resolve(path, event)
         definition = target.definition
@@ -186,7 +187,7 @@ class Engine:
                 ),
                 where=f"{definition.name} in {display(context.path)}",
             )
-            self._targets[(path, event)] = target
+            self._targets.setdefault(path, {})[event] = target
             return target
 
     def _invalidate(self) -> None:
@@ -319,9 +320,12 @@ class Engine:
         with self._lock:
             if change.kind == "added":
                 self._index.context_added(change.path)
+                changed: tuple[str, ...] = (change.path,)
             else:
                 self._index.context_removed(change.removed)
-            self._invalidate()
+                changed = change.removed
+            for path in changed:
+                self._targets.pop(path, None)
         event = CHILD_ADDED if change.kind == "added" else CHILD_REMOVED
         parent = self.tree.find(change.parent)
         if parent is not None and event in parent.definitions:
