@@ -14,6 +14,7 @@ from linkserver import __version__
 from linkserver.core.errors import ConfigError, LinkServerError
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
+from linkserver.client.cli import add_client_commands
 from linkserver.shell.main import add_shell_command
 
 LEVEL_COLOURS = {
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--url", help="database URL (overrides the configuration)")
     db.set_defaults(handler=_db)
 
+    add_client_commands(commands)
     add_shell_command(commands)
     return parser
 

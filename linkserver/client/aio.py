@@ -1,0 +1,394 @@
+"""The asyncio client: the same calls as :class:`linkserver.client.Client`, awaited.
+
+async with AsyncClient("http://127.0.0.1:7341") as client:
+    await client.fire("devices.plc7", "measurement", [{"quantity": "t", "value": 21.5}])
+    async for event in client.subscribe("devices.**", "measurement"):
+        print(event)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from collections.abc import AsyncIterator, Generator, Iterable
+from typing import Any, Unpack
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from linkserver.client.errors import AuthenticationFailed, ProtocolError, ServerUnavailable, error_from_answer
+from linkserver.client.stream import (
+    RETRYABLE,
+    Backoff,
+    SubscriptionState,
+    connect_error,
+    decode,
+    websocket_url,
+)
+from linkserver.client.sync import MAX_MESSAGE
+from linkserver.client.sync_ws import GapHandler
+from linkserver.client.transport import (
+    BatchItem,
+    HistoryCriteria,
+    HistoryPage,
+    batch_items,
+    context_url,
+    default_url,
+    endpoint,
+    expect,
+    fire_item,
+    history_params,
+    parse_event,
+    parse_page,
+    parse_results,
+    resolve_credentials,
+    response_error,
+)
+from linkserver.core.errors import LinkServerError
+from linkserver.core.events import Event
+from linkserver.core.levels import Level
+from linkserver.server.delivery import Gap
+
+log = logging.getLogger("linkserver.client")
+
+
+class AsyncClient:
+    """A session with one LinkServer for asyncio code; see :class:`linkserver.client.Client`."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.endpoint = endpoint(url or default_url())
+        self.url = self.endpoint.base
+        self.credentials = resolve_credentials(self.endpoint, user, password, token)
+        self._token = self.credentials.token
+        self._http = httpx.AsyncClient(base_url=self.endpoint.api, timeout=timeout)
+        self._login_lock = asyncio.Lock()
+        self._subscriptions: set[AsyncSubscription] = set()
+        self.timeout = timeout
+
+    async def login(self) -> str:
+        body = {"user": self.credentials.user, "password": self.credentials.password}
+        async with self._login_lock:
+            self._token = str(expect(await self._send("POST", "/login", body, None, token=None), "token"))
+            return self._token
+
+    async def token(self) -> str | None:
+        if self._token is None and self.credentials.user is not None:
+            return await self.login()
+        return self._token
+
+    async def _send(self, method: str, path: str, body: Any, params: Any, *, token: str | None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            response = await self._http.request(method, path, json=body, params=params, headers=headers)
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(self.url, type(exc).__name__) from exc
+        if response.status_code >= 400:
+            raise response_error(response.status_code, response.text)
+        try:
+            return response.json() if response.content else {}
+        except ValueError as exc:
+            raise ProtocolError(f"the server answered {path} with something that is not JSON") from exc
+
+    async def _call(self, method: str, path: str, body: Any = None, params: Any = None) -> Any:
+        token = await self.token()
+        try:
+            return await self._send(method, path, body, params, token=token)
+        except AuthenticationFailed:
+            if self.credentials.user is None:
+                raise
+            return await self._send(method, path, body, params, token=await self.login())
+
+    async def me(self) -> dict[str, Any]:
+        return await self._call("GET", "/me")
+
+    async def tree(self, path: str = "", depth: int | None = None) -> dict[str, Any]:
+        params = {"path": path, **({"depth": str(depth)} if depth is not None else {})}
+        return await self._call("GET", "/tree", params=params)
+
+    async def context(self, path: str) -> dict[str, Any]:
+        return await self._call("GET", context_url(path))
+
+    async def add_context(
+        self, path: str, *, template: str | None = None, description: str | None = None
+    ) -> str:
+        body: dict[str, Any] = {"path": path}
+        if template is not None:
+            body["template"] = template
+        if description is not None:
+            body["description"] = description
+        return str(expect(await self._call("POST", "/contexts", body), "path"))
+
+    async def remove_context(self, path: str) -> list[str]:
+        return list(expect(await self._call("DELETE", context_url(path)), "removed"))
+
+    async def fire(
+        self,
+        context: str,
+        event: str,
+        data: Any = None,
+        *,
+        level: Level | str | int | None = None,
+        durable: bool = False,
+    ) -> Event:
+        body = fire_item(context, event, data, level)
+        if durable:
+            body["durable"] = True
+        return parse_event(expect(await self._call("POST", "/fire", body), "event"))
+
+    async def fire_batch(
+        self, events: Iterable[BatchItem], durable: bool = False
+    ) -> list[Event | LinkServerError]:
+        body: dict[str, Any] = {"events": batch_items(events)}
+        if durable:
+            body["durable"] = True
+        return parse_results(expect(await self._call("POST", "/fire/batch", body), "results"), "event")
+
+    async def history(self, **query: Unpack[HistoryCriteria]) -> HistoryPage:
+        return parse_page(await self._call("GET", "/history", params=history_params(**query)))
+
+    async def iter_history(self, **query: Unpack[HistoryCriteria]) -> AsyncIterator[Event]:
+        while True:
+            page = await self.history(**query)
+            for event in page.events:
+                yield event
+            if not page.next_cursor:
+                return
+            query["cursor"] = page.next_cursor
+
+    async def event(self, event_id: int) -> Event:
+        return parse_event(expect(await self._call("GET", f"/events/{int(event_id)}"), "event"))
+
+    async def acknowledge(self, event_id: int, text: str) -> Event:
+        answer = await self._call("POST", f"/events/{int(event_id)}/acknowledge", {"text": text})
+        return parse_event(expect(answer, "event"))
+
+    async def delete(self, event_id: int) -> None:
+        await self._call("DELETE", f"/events/{int(event_id)}")
+
+    async def purge(self) -> int:
+        return int(expect(await self._call("POST", "/purge"), "removed"))
+
+    async def logout(self) -> None:
+        token, self._token = self._token, None
+        if token is not None and self.credentials.user is not None:
+            await self._send("POST", "/logout", None, None, token=token)
+
+    async def connect(self) -> ClientConnection:
+        """A new authenticated WebSocket connection (re-logging in once on 401)."""
+        for attempt in (0, 1):
+            url = websocket_url(self.endpoint.websocket, await self.token())
+            try:
+                return await connect(url, open_timeout=self.timeout, max_size=MAX_MESSAGE, compression=None)
+            except Exception as exc:  # noqa: BLE001 - mapped below
+                error = connect_error(exc, self.url)
+                if isinstance(error, AuthenticationFailed) and attempt == 0 and self.credentials.user:
+                    await self.login()
+                    continue
+                raise error from exc
+        raise AssertionError("unreachable")
+
+    async def session(self) -> AsyncFireSession:
+        return AsyncFireSession(await self.connect(), self.url)
+
+    def subscribe(
+        self,
+        mask: str = "**",
+        event: str = "*",
+        *,
+        filter: str | None = None,  # noqa: A002
+        min_level: Level | str | int | None = None,
+        resume_from: int | None = None,
+        on_gap: GapHandler | None = None,
+        yield_gaps: bool = False,
+        backoff: Backoff | None = None,
+    ) -> AsyncSubscription:
+        """An async iterator of events; ``await`` it to subscribe before iterating (errors raise then)."""
+        state = SubscriptionState(mask, event, filter=filter, min_level=min_level, resume_from=resume_from)
+        subscription = AsyncSubscription(self, state, on_gap, yield_gaps, backoff or Backoff())
+        self._subscriptions.add(subscription)
+        return subscription
+
+    async def aclose(self) -> None:
+        for subscription in list(self._subscriptions):
+            await subscription.aclose()
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class AsyncFireSession:
+    """Firing over one WebSocket; answers come in request order (see :class:`FireSession`)."""
+
+    def __init__(self, connection: ClientConnection, url: str = "") -> None:
+        self._ws = connection
+        self._refs = itertools.count(1)
+        self.url = url
+
+    async def _request(self, message: dict[str, Any]) -> dict[str, Any]:
+        ref = message["ref"] = next(self._refs)
+        try:
+            await self._ws.send(json.dumps(message, separators=(",", ":")))
+            while True:
+                answer = decode(await self._ws.recv())
+                if answer.get("ref") == ref:
+                    break
+                if answer.get("ref") is not None:
+                    raise ProtocolError(f"expected the answer to request {ref}, got {str(answer)[:200]}")
+        except (ConnectionClosed, OSError) as exc:
+            raise ServerUnavailable(self.url, "the WebSocket connection was lost") from exc
+        if answer.get("type") == "error":
+            raise error_from_answer(None, answer)
+        return answer
+
+    async def fire(
+        self, context: str, event: str, data: Any = None, *, level: Any = None, durable: bool = False
+    ) -> int:
+        message = {"type": "fire", **fire_item(context, event, data, level)}
+        if durable:
+            message["durable"] = True
+        return int(expect(await self._request(message), "id"))
+
+    async def fire_batch(
+        self, events: Iterable[BatchItem], durable: bool = False
+    ) -> list[int | LinkServerError]:
+        message: dict[str, Any] = {"type": "fire_batch", "events": batch_items(events)}
+        if durable:
+            message["durable"] = True
+        return parse_results(expect(await self._request(message), "results"), "id")
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+    async def __aenter__(self) -> AsyncFireSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class AsyncSubscription:
+    """Events of one subscription, reconnecting inside ``__anext__`` with backoff when the link drops."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        state: SubscriptionState,
+        on_gap: GapHandler | None,
+        yield_gaps: bool,
+        backoff: Backoff,
+    ) -> None:
+        self._client = client
+        self.state = state
+        self._on_gap = on_gap
+        self._yield_gaps = yield_gaps
+        self._backoff = backoff
+        self._ws: ClientConnection | None = None
+        self._early: list[Event | Gap] = []
+        self._refs = itertools.count(1)
+        self._opened = False
+        self._closed = False
+        self.reconnects = 0
+
+    @property
+    def last_id(self) -> int | None:
+        return self.state.last_id
+
+    @property
+    def gaps(self) -> list[Gap]:
+        return self.state.gaps
+
+    async def _connect(self) -> None:
+        ws = await self._client.connect()
+        try:
+            ref = next(self._refs)
+            await ws.send(json.dumps(self.state.subscribe_message(ref)))
+            while True:
+                answer = decode(await asyncio.wait_for(ws.recv(), self._client.timeout))
+                if answer.get("ref") == ref:
+                    self.state.confirm(answer, ref)
+                    break
+                item = self.state.receive(answer)
+                if item is not None:
+                    self._early.append(item)
+        except BaseException:
+            await ws.close()
+            raise
+        self._ws = ws
+
+    async def open(self) -> AsyncSubscription:
+        """Subscribe now (idempotent); raises what the server answered, e.g. an invalid filter."""
+        if not self._opened:
+            self._opened = True
+            await self._connect()
+        return self
+
+    def __await__(self) -> Generator[Any, None, AsyncSubscription]:
+        return self.open().__await__()
+
+    async def _reconnect(self) -> None:
+        self._backoff.reset()
+        while not self._closed:
+            await asyncio.sleep(self._backoff.next())
+            try:
+                await self._connect()
+            except RETRYABLE as exc:
+                log.debug("reconnect attempt %d failed: %s", self._backoff.attempts, exc)
+                continue
+            self.reconnects += 1
+            return
+
+    def __aiter__(self) -> AsyncSubscription:
+        return self
+
+    async def __anext__(self) -> Any:
+        await self.open()
+        while True:
+            if self._early:
+                item: Event | Gap | None = self._early.pop(0)
+            else:
+                if self._closed:
+                    raise StopAsyncIteration
+                if self._ws is None:
+                    await self._reconnect()
+                    continue
+                try:
+                    raw = await self._ws.recv()
+                except (ConnectionClosed, OSError):
+                    self._ws = None
+                    self.state.disconnected()
+                    continue
+                item = self.state.receive(decode(raw))
+            if isinstance(item, Gap):
+                if self._on_gap is not None:
+                    self._on_gap(item)
+                if not self._yield_gaps:
+                    continue
+            if item is not None:
+                return item
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._client._subscriptions.discard(self)
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def __aenter__(self) -> AsyncSubscription:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,330 @@
+"""Client commands of the ``linkserver`` CLI: fire, history, ack, watch, tree.
+
+They talk to a running server (``--url``, default: ``$LINKSERVER_URL``, the
+local credentials file's, or http://127.0.0.1:7341). Exit codes: 0 ok, 1 the
+server refused, 2 usage, 3 server unreachable, 4 authentication failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from linkserver.client.errors import AuthenticationFailed, ServerUnavailable
+from linkserver.client.sync import Client
+from linkserver.client.values import UsageError, parse_assignments
+from linkserver.core.errors import LinkServerError
+from linkserver.core.events import Event
+from linkserver.server.delivery import Gap
+
+OK, FAILED, USAGE, UNREACHABLE, AUTH = 0, 1, 2, 3, 4
+PASSWORD_ENV = "LINKSERVER_PASSWORD"
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_client_commands(subparsers: Any) -> None:
+    """Register fire, history, ack, watch and tree on an ``add_subparsers()`` object."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("connection")
+    group.add_argument("--url", help="server address (default: $LINKSERVER_URL or the local server)")
+    group.add_argument(
+        "--user", help="log in as this user (password: --password, $LINKSERVER_PASSWORD or prompt)"
+    )
+    group.add_argument("--password", help=argparse.SUPPRESS)
+    group.add_argument("--token", help="API or session token (default: $LINKSERVER_TOKEN)")
+    common.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    fire = subparsers.add_parser("fire", parents=[common], help="fire an event in a running server")
+    fire.add_argument("path", help="context path, e.g. devices.plc7")
+    fire.add_argument("event", help="event name, e.g. measurement")
+    fire.add_argument("values", nargs="*", metavar="key=value", help="data fields, typed by the definition")
+    fire.add_argument("--data", help="the whole data table as JSON (instead of key=value)")
+    fire.add_argument("--level", help="override the definition's level (NOTICE, WARNING...)")
+    fire.add_argument("--durable", action="store_true", help="answer only once the event is stored")
+    fire.set_defaults(handler=_guarded(_fire))
+
+    history = subparsers.add_parser("history", parents=[common], help="query stored events")
+    history.add_argument("--mask", action="append", help="context mask (repeatable), e.g. 'devices.**'")
+    history.add_argument("--event", action="append", help="event name (repeatable)")
+    history.add_argument("--filter", help="filter expression, e.g. 'level >= WARNING'")
+    history.add_argument("--min-level", help="lowest level")
+    history.add_argument("--since", help="ISO-8601 time, e.g. 2026-01-01T00:00:00Z")
+    history.add_argument("--until", help="ISO-8601 time")
+    acked = history.add_mutually_exclusive_group()
+    acked.add_argument("--acknowledged", action="store_true", default=None, help="acknowledged events only")
+    acked.add_argument("--unacknowledged", action="store_true", help="unacknowledged events only")
+    history.add_argument("--oldest-first", action="store_true", help="oldest events first (default: newest)")
+    history.add_argument("--limit", type=_positive, default=20, help="events per page (default 20)")
+    history.add_argument("--cursor", help="continue after a previous page (its next_cursor)")
+    history.set_defaults(handler=_guarded(_history))
+
+    ack = subparsers.add_parser("ack", parents=[common], help="acknowledge a stored event")
+    ack.add_argument("id", type=int, help="the event id")
+    ack.add_argument("text", nargs="+", help="what was done")
+    ack.set_defaults(handler=_guarded(_ack))
+
+    watch = subparsers.add_parser("watch", parents=[common], help="print events live until Ctrl-C")
+    watch.add_argument("mask", nargs="?", default="**", help="context mask (default: all)")
+    watch.add_argument("event", nargs="?", default="*", help="event name (default: every event)")
+    watch.add_argument("--filter", help="filter expression, e.g. 'data.value > 80'")
+    watch.add_argument("--min-level", help="lowest level")
+    watch.add_argument("--count", type=_positive, help="stop after this many events")
+    watch.add_argument("--seconds", type=float, help="stop after this many seconds")
+    watch.set_defaults(handler=_guarded(_watch))
+
+    tree = subparsers.add_parser("tree", parents=[common], help="show the context tree")
+    tree.add_argument("path", nargs="?", default="", help="start here (default: root)")
+    tree.add_argument("--depth", type=_positive, help="levels below the path to show")
+    tree.set_defaults(handler=_guarded(_tree))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Turn the errors of ``handler`` into one line on stderr and the documented exit code."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except UsageError as exc:
+            return _fail(USAGE, str(exc))
+        except ServerUnavailable as exc:
+            return _fail(UNREACHABLE, str(exc))
+        except AuthenticationFailed as exc:
+            return _fail(AUTH, f"authentication failed: {exc}")
+        except LinkServerError as exc:
+            return _fail(FAILED, str(exc).replace("\n", " "))
+        except KeyboardInterrupt:
+            return OK
+        except BrokenPipeError:
+            return OK
+
+    return run
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"linkserver: {message}", file=sys.stderr)
+    return code
+
+
+def _client(args: argparse.Namespace) -> Client:
+    if not getattr(args, "verbose", False):
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    password = args.password or os.environ.get(PASSWORD_ENV)
+    if args.user and password is None:
+        if not sys.stdin.isatty():
+            raise UsageError(f"--user needs a password: set ${PASSWORD_ENV} or run in a terminal")
+        password = getpass.getpass(f"password for {args.user}: ")
+    try:
+        return Client(args.url, user=args.user, password=password, token=args.token)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False), flush=True)
+
+
+# -- commands -------------------------------------------------------------------
+
+
+def _fire(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.data is not None:
+            if args.values:
+                raise UsageError("give the data either as key=value or as --data JSON, not both")
+            try:
+                data = json.loads(args.data)
+            except ValueError as exc:
+                raise UsageError(f"--data is not valid JSON: {exc}") from None
+        elif args.values:
+            definition = _definition(client.context(args.path), args.event)
+            table_format = (definition or {}).get("format") or {}
+            record = parse_assignments(args.values, table_format.get("fields") or [])
+            several = definition is not None and table_format.get("max_records", 1) != 1
+            data = [record] if several else record
+        else:
+            data = None
+        event = client.fire(args.path, args.event, data, level=args.level, durable=args.durable)
+    if args.json:
+        _print_json(event.marshal())
+    else:
+        print(f"fired {event.context or 'root'}/{event.name} id {event.id} level {event.level.name}")
+    return OK
+
+
+def _definition(context: dict[str, Any], name: str) -> dict[str, Any] | None:
+    for definition in context.get("events") or ():
+        if isinstance(definition, dict) and definition.get("name") == name:
+            return definition
+    return None
+
+
+def _history(args: argparse.Namespace) -> int:
+    acknowledged = True if args.acknowledged else (False if args.unacknowledged else None)
+    with _client(args) as client:
+        page = client.history(
+            mask=args.mask,
+            event=args.event,
+            filter=args.filter,
+            min_level=args.min_level,
+            since=args.since,
+            until=args.until,
+            acknowledged=acknowledged,
+            order="oldest" if args.oldest_first else None,
+            limit=args.limit,
+            cursor=args.cursor,
+        )
+    if args.json:
+        _print_json({"events": [e.marshal() for e in page.events], "next_cursor": page.next_cursor})
+        return OK
+    rows = [
+        [str(e.id), _time(e), e.level.name, e.context or "root", e.name, _acks(e), _data(e)]
+        for e in page.events
+    ]
+    print(format_table(["ID", "CREATED", "LEVEL", "CONTEXT", "EVENT", "ACK", "DATA"], rows))
+    if page.next_cursor:
+        print(f"more: --cursor {page.next_cursor}", file=sys.stderr)
+    return OK
+
+
+def _ack(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        event = client.acknowledge(args.id, " ".join(args.text))
+    if args.json:
+        _print_json(event.marshal())
+    else:
+        count = len(event.acknowledgements)
+        print(f"acknowledged event {event.id} ({count} acknowledgement{'s' if count != 1 else ''})")
+    return OK
+
+
+def _watch(args: argparse.Namespace) -> int:
+    def on_gap(gap: Gap) -> None:
+        if args.json:
+            _print_json(
+                {
+                    "gap": {
+                        "last_delivered_id": gap.last_delivered_id,
+                        "last_dropped_id": gap.last_dropped_id,
+                        "dropped": gap.dropped,
+                    }
+                }
+            )
+        else:
+            print(
+                f"-- {gap.dropped} events dropped (ids after {gap.last_delivered_id} up to "
+                f"{gap.last_dropped_id}); see 'linkserver history'",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    import time
+
+    deadline = time.monotonic() + args.seconds if args.seconds is not None else None
+    seen = 0
+    with _client(args) as client:
+        subscription = client.subscribe(
+            args.mask, args.event, filter=args.filter, min_level=args.min_level, on_gap=on_gap
+        )
+        if not args.json:
+            print(f"watching {args.mask} {args.event} at {client.url}; Ctrl-C stops", file=sys.stderr)
+        with subscription:
+            while args.count is None or seen < args.count:
+                timeout = None if deadline is None else deadline - time.monotonic()
+                if timeout is not None and timeout <= 0:
+                    break
+                event = subscription.get(timeout=timeout if timeout is not None else 1.0)
+                if not isinstance(event, Event):  # None: timed out or ended (gaps go to on_gap)
+                    if subscription.ended:
+                        break
+                    continue
+                seen += 1
+                if args.json:
+                    _print_json(event.marshal())
+                else:
+                    print(_event_line(event), flush=True)
+    return OK
+
+
+def _tree(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        tree = client.tree(args.path, depth=args.depth)
+    if args.json:
+        _print_json(tree)
+        return OK
+    rows: list[list[str]] = []
+
+    def walk(node: dict[str, Any], depth: int) -> None:
+        name = node.get("name") or node.get("path") or "root"
+        rows.append(["  " * depth + name, node.get("path") or "root", node.get("description") or ""])
+        for child in node.get("children") or ():
+            if isinstance(child, dict):
+                walk(child, depth + 1)
+
+    walk(tree, 0)
+    print(format_table(["CONTEXT", "PATH", "DESCRIPTION"], rows))
+    return OK
+
+
+# -- output -----------------------------------------------------------------------
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns aligned by padding; the last column is not padded."""
+    if not rows:
+        return "  ".join(headers) + "\n(none)"
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers) - 1)]
+    lines = []
+    for row in [headers, *rows]:
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
+    return "\n".join(lines)
+
+
+def _time(event: Event) -> str:
+    return event.created.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _acks(event: Event) -> str:
+    return str(len(event.acknowledgements)) if event.acknowledgements else "-"
+
+
+def _data(event: Event, limit: int = 80) -> str:
+    text = "; ".join(", ".join(f"{k}={v}" for k, v in record.items()) for record in event.data)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _event_line(event: Event) -> str:
+    time = event.created.astimezone().strftime("%H:%M:%S.%f")[:-3]
+    context = event.context or "root"
+    return f"{time}  {event.level.name:<7}  {context:<20}  {event.name:<16}  {_data(event, 200)}".rstrip()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The client commands alone: ``python -m linkserver.client.cli fire ...``."""
+    parser = argparse.ArgumentParser(prog="linkserver", description="LinkServer client commands.")
+    add_client_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The client side of one WebSocket subscription as a pure object, plus reconnect backoff.
+
+:class:`SubscriptionState` knows what to send to (re)subscribe and what a
+server message means for the caller; the sync and async clients only move
+its messages over a socket. It remembers the highest event id delivered, so
+a resubscription asks the server for every stored event after it
+(``resume_from``) and drops anything it already handed out.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from websockets.exceptions import ConnectionClosed
+
+from linkserver.client.errors import (
+    AuthenticationFailed,
+    ProtocolError,
+    ServerError,
+    ServerUnavailable,
+    error_from_answer,
+)
+from linkserver.client.transport import level_name, parse_event
+from linkserver.core.errors import LinkServerError, ServerStopped
+from linkserver.core.events import Event, first_id_at
+from linkserver.core.levels import Level
+from linkserver.server.delivery import Gap
+
+# What a reconnect attempt may meet while the server restarts: try again later.
+RETRYABLE = (ServerUnavailable, ServerError, ServerStopped, TimeoutError, ConnectionClosed, OSError)
+
+
+class Backoff:
+    """Reconnect delays: ``initial``, growing by ``factor`` up to ``maximum``, +-``jitter`` (a fraction)."""
+
+    def __init__(
+        self,
+        initial: float = 0.1,
+        maximum: float = 5.0,
+        factor: float = 2.0,
+        jitter: float = 0.2,
+        rng: random.Random | None = None,
+    ) -> None:
+        if initial <= 0 or maximum < initial or factor < 1 or not 0 <= jitter < 1:
+            raise ValueError("backoff needs 0 < initial <= maximum, factor >= 1 and 0 <= jitter < 1")
+        self.initial, self.maximum, self.factor, self.jitter = initial, maximum, factor, jitter
+        self._rng = rng or random.Random()
+        self._next = initial
+        self.attempts = 0
+
+    def next(self) -> float:
+        """The delay before the next attempt; each call lengthens the following one."""
+        delay = self._next
+        self._next = min(self._next * self.factor, self.maximum)
+        self.attempts += 1
+        return delay * (1 + self._rng.uniform(-self.jitter, self.jitter))
+
+    def reset(self) -> None:
+        self._next = self.initial
+        self.attempts = 0
+
+
+class SubscriptionState:
+    """What one subscription has seen; turns server messages into Events and Gaps.
+
+    Before any event arrived, a resubscription resumes from the moment the
+    first subscription was confirmed (by this machine's clock, which is
+    exact when client and server share a machine).
+    """
+
+    def __init__(
+        self,
+        mask: str = "**",
+        event: str = "*",
+        *,
+        filter: str | None = None,  # noqa: A002 - the protocol's name
+        min_level: Level | str | int | None = None,
+        resume_from: int | None = None,
+        remember: int = 10_000,
+    ) -> None:
+        self.mask, self.event, self.filter = mask, event, filter
+        self.min_level = level_name(min_level)
+        self.last_id: int | None = resume_from
+        self.subscription: Any = None
+        self.confirmed_at: datetime | None = None
+        self.delivered = 0
+        self.duplicates = 0
+        self.gaps: list[Gap] = []
+        self._recent: collections.deque[int] = collections.deque(maxlen=remember)
+        self._recent_set: set[int] = set()
+        self._resume = resume_from is not None
+
+    def subscribe_message(self, ref: int) -> dict[str, Any]:
+        """The ``subscribe`` request; after a first confirmation it carries ``resume_from``."""
+        message: dict[str, Any] = {"type": "subscribe", "ref": ref, "mask": self.mask, "event": self.event}
+        if self.filter is not None:
+            message["filter"] = self.filter
+        if self.min_level is not None:
+            message["min_level"] = self.min_level
+        resume = self.resume_from()
+        if resume is not None:
+            message["resume_from"] = resume
+        return message
+
+    def resume_from(self) -> int | None:
+        if self.last_id is not None and (self._resume or self.confirmed_at is not None):
+            return self.last_id
+        if self.confirmed_at is not None:
+            return max(first_id_at(self.confirmed_at) - 1, 0)
+        return None
+
+    def confirm(self, answer: dict[str, Any], ref: int) -> None:
+        """Take the answer to ``subscribe_message(ref)``; raises the error the server answered."""
+        if answer.get("ref") != ref:
+            raise ProtocolError(f"expected the answer to request {ref}, got {str(answer)[:200]}")
+        if answer.get("type") == "error":
+            raise error_from_answer(None, answer)
+        if answer.get("type") != "subscribed" or "subscription" not in answer:
+            raise ProtocolError(f"expected 'subscribed', got {str(answer)[:200]}")
+        self.subscription = answer["subscription"]
+        if self.confirmed_at is None:
+            self.confirmed_at = datetime.now(UTC)
+
+    def receive(self, message: dict[str, Any]) -> Event | Gap | None:
+        """The item a pushed message gives the caller; None for messages to ignore (and duplicates)."""
+        kind = message.get("type")
+        if kind == "event":
+            event = parse_event(message.get("event"))
+            if event.id in self._recent_set:
+                self.duplicates += 1
+                return None
+            if len(self._recent) == self._recent.maxlen:
+                self._recent_set.discard(self._recent[0])
+            self._recent.append(event.id)
+            self._recent_set.add(event.id)
+            if self.last_id is None or event.id > self.last_id:
+                self.last_id = event.id
+            self.delivered += 1
+            return event
+        if kind == "gap":
+            gap = Gap(
+                last_delivered_id=message.get("last_delivered_id"),
+                last_dropped_id=int(message.get("last_dropped_id") or 0),
+                dropped=int(message.get("dropped") or 0),
+            )
+            self.gaps.append(gap)
+            return gap
+        if kind == "error" and message.get("ref") is None:
+            raise error_from_answer(None, message)
+        return None
+
+    def disconnected(self) -> None:
+        self.subscription = None
+
+
+def decode(raw: str | bytes) -> dict[str, Any]:
+    """One server message as a dict; ProtocolError if it is not a JSON object."""
+    try:
+        message = json.loads(raw)
+    except ValueError as exc:
+        raise ProtocolError(f"the server sent a message that is not JSON: {str(raw)[:200]}") from exc
+    if not isinstance(message, dict):
+        raise ProtocolError(f"the server sent a message that is not an object: {str(raw)[:200]}")
+    return message
+
+
+def websocket_url(base: str, token: str | None) -> str:
+    return base + (f"?token={quote(token, safe='')}" if token else "")
+
+
+def connect_error(exc: BaseException, url: str) -> LinkServerError:
+    """A websockets/OS exception of opening a connection as a client error."""
+    from websockets.exceptions import InvalidStatus
+
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        if status == 401:
+            return AuthenticationFailed("the server refused the token (401); log in again")
+        body = exc.response.body.decode("utf-8", "replace") if exc.response.body else ""
+        from linkserver.client.transport import response_error
+
+        return response_error(status, body)
+    if isinstance(exc, LinkServerError):
+        return exc
+    return ServerUnavailable(url, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)

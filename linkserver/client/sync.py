@@ -1,0 +1,269 @@
+"""The blocking client: HTTP calls over httpx, subscriptions over a WebSocket in a thread.
+
+with Client("http://127.0.0.1:7341") as client:     # local: admin credentials file
+    client.fire("devices.plc7", "measurement", [{"quantity": "t", "value": 21.5}])
+    for event in client.subscribe("devices.**", "measurement"):
+        print(event)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any, Unpack
+
+import httpx
+from websockets.sync.client import ClientConnection, connect
+
+from linkserver.client.errors import AuthenticationFailed, ProtocolError, ServerUnavailable
+from linkserver.client.stream import Backoff, SubscriptionState, connect_error, websocket_url
+from linkserver.client.sync_ws import FireSession, GapHandler, Subscription
+from linkserver.client.transport import (
+    BatchItem,
+    HistoryCriteria,
+    HistoryPage,
+    batch_items,
+    context_url,
+    default_url,
+    endpoint,
+    expect,
+    fire_item,
+    history_params,
+    parse_event,
+    parse_page,
+    parse_results,
+    resolve_credentials,
+    response_error,
+)
+from linkserver.core.errors import LinkServerError
+from linkserver.core.events import Event
+from linkserver.core.levels import Level
+
+MAX_MESSAGE = 16 * 1024 * 1024
+
+
+class Client:
+    """A session with one LinkServer. Thread-safe; close it (or use ``with``) when done.
+
+    Credentials: ``token``, else ``user`` and ``password`` (logged in on first
+    use and again when the session expires), else ``$LINKSERVER_TOKEN``, else,
+    for a server on this machine, the admin credentials file. Every method
+    raises :class:`ServerUnavailable` when the server cannot be reached,
+    :class:`AuthenticationFailed` on 401, and the server's own error class
+    (``ContextNotFound``, ``DataTableError``...) for what it refused.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.endpoint = endpoint(url or default_url())
+        self.url = self.endpoint.base
+        self.credentials = resolve_credentials(self.endpoint, user, password, token)
+        self._token = self.credentials.token
+        self._http = httpx.Client(base_url=self.endpoint.api, timeout=timeout)
+        self._lock = threading.Lock()
+        self._subscriptions: set[Subscription] = set()
+        self.timeout = timeout
+
+    # -- plumbing ----------------------------------------------------------
+
+    def login(self) -> str:
+        """Log in with the user and password; returns the new session token."""
+        body = {"user": self.credentials.user, "password": self.credentials.password}
+        answer = self._send("POST", "/login", body, None, token=None)
+        with self._lock:
+            self._token = str(expect(answer, "token"))
+            return self._token
+
+    def token(self) -> str | None:
+        """The token in use, logging in first if needed (None when there are no credentials)."""
+        with self._lock:
+            token = self._token
+        if token is None and self.credentials.user is not None:
+            token = self.login()
+        return token
+
+    def _can_login(self) -> bool:
+        return self.credentials.user is not None
+
+    def _send(self, method: str, path: str, body: Any, params: Any, *, token: str | None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            response = self._http.request(method, path, json=body, params=params, headers=headers)
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(self.url, type(exc).__name__) from exc
+        if response.status_code >= 400:
+            raise response_error(response.status_code, response.text)
+        try:
+            return response.json() if response.content else {}
+        except ValueError as exc:
+            raise ProtocolError(f"the server answered {path} with something that is not JSON") from exc
+
+    def _call(self, method: str, path: str, body: Any = None, params: Any = None) -> Any:
+        token = self.token()
+        try:
+            return self._send(method, path, body, params, token=token)
+        except AuthenticationFailed:
+            if not self._can_login():
+                raise
+            return self._send(method, path, body, params, token=self.login())  # session expired
+
+    # -- calls ---------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        """``{user, grants: {mask: level}}`` of the authenticated user."""
+        return self._call("GET", "/me")
+
+    def tree(self, path: str = "", depth: int | None = None) -> dict[str, Any]:
+        """The visible tree below ``path``: ``{path, name, description, children: [...]}``."""
+        params = {"path": path, **({"depth": str(depth)} if depth is not None else {})}
+        return self._call("GET", "/tree", params=params)
+
+    def context(self, path: str) -> dict[str, Any]:
+        """``{path, description, children, events: [definition]}`` of one context."""
+        return self._call("GET", context_url(path))
+
+    def add_context(self, path: str, *, template: str | None = None, description: str | None = None) -> str:
+        body: dict[str, Any] = {"path": path}
+        if template is not None:
+            body["template"] = template
+        if description is not None:
+            body["description"] = description
+        return str(expect(self._call("POST", "/contexts", body), "path"))
+
+    def remove_context(self, path: str) -> list[str]:
+        """Remove the context and its subtree; returns the removed paths."""
+        return list(expect(self._call("DELETE", context_url(path)), "removed"))
+
+    def fire(
+        self,
+        context: str,
+        event: str,
+        data: Any = None,
+        *,
+        level: Level | str | int | None = None,
+        durable: bool = False,
+    ) -> Event:
+        """Fire one event; with ``durable`` the answer waits until a persistent event is committed."""
+        body = fire_item(context, event, data, level)
+        if durable:
+            body["durable"] = True
+        return parse_event(expect(self._call("POST", "/fire", body), "event"))
+
+    def fire_batch(self, events: Iterable[BatchItem], durable: bool = False) -> list[Event | LinkServerError]:
+        """Fire several events in one request; each result is the Event or the error it got (not raised)."""
+        body: dict[str, Any] = {"events": batch_items(events)}
+        if durable:
+            body["durable"] = True
+        return parse_results(expect(self._call("POST", "/fire/batch", body), "results"), "event")
+
+    def history(self, **query: Unpack[HistoryCriteria]) -> HistoryPage:
+        """One page of history matching every criterion given (see :class:`HistoryCriteria`)."""
+        return parse_page(self._call("GET", "/history", params=history_params(**query)))
+
+    def iter_history(self, **query: Unpack[HistoryCriteria]) -> Iterator[Event]:
+        """Every matching event, fetching page after page (``limit`` is the page size)."""
+        while True:
+            page = self.history(**query)
+            yield from page.events
+            if not page.next_cursor:
+                return
+            query["cursor"] = page.next_cursor
+
+    def event(self, event_id: int) -> Event:
+        return parse_event(expect(self._call("GET", f"/events/{int(event_id)}"), "event"))
+
+    def acknowledge(self, event_id: int, text: str) -> Event:
+        """Acknowledge a stored event; returns it with every acknowledgement."""
+        answer = self._call("POST", f"/events/{int(event_id)}/acknowledge", {"text": text})
+        return parse_event(expect(answer, "event"))
+
+    def delete(self, event_id: int) -> None:
+        self._call("DELETE", f"/events/{int(event_id)}")
+
+    def purge(self) -> int:
+        """Delete expired history now; returns how many events went."""
+        return int(expect(self._call("POST", "/purge"), "removed"))
+
+    def logout(self) -> None:
+        with self._lock:
+            token, self._token = self._token, None
+        if token is not None and self._can_login():
+            self._send("POST", "/logout", None, None, token=token)
+
+    # -- WebSocket -------------------------------------------------------------
+
+    def connect(self) -> ClientConnection:
+        """A new authenticated WebSocket connection (re-logging in once on 401)."""
+        for attempt in (0, 1):
+            url = websocket_url(self.endpoint.websocket, self.token())
+            try:
+                return connect(url, open_timeout=self.timeout, max_size=MAX_MESSAGE, compression=None)
+            except Exception as exc:  # noqa: BLE001 - mapped below
+                error = connect_error(exc, self.url)
+                if isinstance(error, AuthenticationFailed) and attempt == 0 and self._can_login():
+                    self.login()
+                    continue
+                raise error from exc
+        raise AssertionError("unreachable")
+
+    def session(self) -> FireSession:
+        """A WebSocket session for fast firing (answers carry ids, not whole events)."""
+        return FireSession(self.connect(), self.url)
+
+    def subscribe(
+        self,
+        mask: str = "**",
+        event: str = "*",
+        *,
+        filter: str | None = None,  # noqa: A002
+        min_level: Level | str | int | None = None,
+        resume_from: int | None = None,
+        on_gap: GapHandler | None = None,
+        yield_gaps: bool = False,
+        backoff: Backoff | None = None,
+        queue_size: int = 10_000,
+    ) -> Subscription:
+        """Subscribe over a WebSocket; iterate the result for Events (and Gaps with ``yield_gaps``).
+
+        Returns once the server confirmed (raises its error, e.g. a bad
+        filter, otherwise). A lost connection is reopened with ``backoff``
+        and resubscribed from the last event id seen.
+        """
+        state = SubscriptionState(mask, event, filter=filter, min_level=min_level, resume_from=resume_from)
+        subscription = Subscription(
+            self,
+            state,
+            on_gap=on_gap,
+            yield_gaps=yield_gaps,
+            backoff=backoff or Backoff(),
+            queue_size=queue_size,
+        )
+        subscription._open()
+        with self._lock:
+            self._subscriptions.add(subscription)
+        return subscription
+
+    def _forget(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    def close(self) -> None:
+        """Close every subscription and the HTTP connections."""
+        with self._lock:
+            subscriptions, self._subscriptions = list(self._subscriptions), set()
+        for subscription in subscriptions:
+            subscription.close()
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

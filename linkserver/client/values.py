@@ -1,0 +1,90 @@
+"""Command-line ``key=value`` data typed by an event definition's fields (as ``GET /contexts`` gives them)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from linkserver.core.errors import LinkServerError
+
+TRUE = frozenset({"true", "yes", "on", "1"})
+FALSE = frozenset({"false", "no", "off", "0"})
+
+
+class UsageError(LinkServerError, ValueError):
+    """The command line is wrong (exit code 2)."""
+
+
+def parse_value(text: str, field: Mapping[str, Any] | None, name: str = "") -> Any:
+    """``text`` as the type of ``field`` (None: a JSON number/boolean/null if it is one, else the text).
+
+    ``null`` is None for nullable fields. Raises UsageError naming the field.
+    """
+    label = f"{name or (field or {}).get('name', '?')}"
+    if field is None:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return text
+        return value if not isinstance(value, (dict, list, str)) else text
+    kind = str(field.get("type", "string")).lower()
+    if text == "null" and field.get("nullable"):
+        return None
+    try:
+        if kind == "string":
+            return text
+        if kind == "integer":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "boolean":
+            lowered = text.strip().lower()
+            if lowered in TRUE:
+                return True
+            if lowered in FALSE:
+                return False
+            raise ValueError
+        if kind == "datetime":
+            return _datetime(text)
+        if kind == "table":
+            value = json.loads(text)
+            if not isinstance(value, list):
+                raise ValueError
+            return value
+    except ValueError:
+        raise UsageError(f"{label}={text!r} is not {_describe(kind)}") from None
+    return text
+
+
+def _datetime(text: str) -> str:
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
+
+
+def _describe(kind: str) -> str:
+    return {
+        "integer": "a whole number",
+        "float": "a number",
+        "boolean": "a boolean (true/false, yes/no, 1/0)",
+        "datetime": "an ISO-8601 time such as 2026-01-01T00:00:00Z",
+        "table": "a JSON list of records",
+    }.get(kind, f"a {kind}")
+
+
+def parse_assignments(items: Iterable[str], fields: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``["value=3.5", "ok=true"]`` -> one record typed by ``fields``; unknown keys are left to the server."""
+    by_name = {str(f.get("name")): f for f in fields if isinstance(f, Mapping)}
+    record: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"expected key=value, got {item!r}")
+        if key in record:
+            raise UsageError(f"{key} is given twice")
+        record[key] = parse_value(text, by_name.get(key), key)
+    return record

@@ -1,0 +1,113 @@
+"""Device controllers run remotely: the RemoteDeviceHandle and the simulator over the client."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from client_helpers import ROOT, LiveServer
+
+from linkserver.client import Client
+from linkserver.client.controllers import RemoteDeviceHandle, run_remote_controller
+from linkserver.core.errors import ContextExists, ContextNotFound, PermissionDenied
+from linkserver.devices.simulator import SimulatorController
+from linkserver.net.auth import create_token
+
+
+def test_remote_handle_adds_fires_and_removes_devices(live: LiveServer) -> None:
+    token = create_token(live.data_dir, "plant", {"devices.**": "admin"})
+    with Client(live.url, token=token) as client:
+        handle = RemoteDeviceHandle(client, "plant")
+        assert handle.add_device("plc7", description="PLC 7") == "devices.plc7"
+        assert handle.add_device("plc7") == "devices.plc7"  # a restarted controller adopts it
+        event = handle.fire("plc7", "connected", {"address": "10.0.0.7:502"}, durable=True)
+        assert (event.context, event.author) == ("devices.plc7", "plant")
+        assert handle.devices == ["plc7"]
+        strict = RemoteDeviceHandle(client, "plant", adopt_existing=False)
+        with pytest.raises(ContextExists):
+            strict.add_device("plc7")
+        handle.remove_all()
+        assert handle.devices == []
+        with pytest.raises(ContextNotFound):
+            client.context("devices.plc7")
+
+
+def test_remote_handle_needs_admin_on_devices(live: LiveServer) -> None:
+    token = create_token(live.data_dir, "reader", {"devices.**": "operator"})
+    with Client(live.url, token=token) as client, pytest.raises(PermissionDenied):
+        RemoteDeviceHandle(client, "reader").add_device("plc7")
+
+
+def test_simulator_runs_remotely_and_cleans_up(live: LiveServer, client: Client) -> None:
+    stop = threading.Event()
+    simulator = SimulatorController(devices=3, interval="50ms", seed=1)
+    with client.subscribe("devices.*", "measurement") as measurements:
+        result: list[RemoteDeviceHandle] = []
+        runner = threading.Thread(
+            target=lambda: result.append(run_remote_controller(simulator, client, name="sim", stop=stop))
+        )
+        runner.start()
+        seen = {measurements.get(timeout=10).context for _ in range(12)}
+        stop.set()
+        runner.join(timeout=10)
+    assert seen == {"devices.sim1", "devices.sim2", "devices.sim3"}
+    assert result and result[0].devices == []
+    assert client.tree("devices")["children"] == []
+    stored = client.history(mask="devices.*", event="disconnected", count=True)
+    assert stored.count == 3 and {e.record["reason"] for e in stored} == {"stopped"}
+
+
+def test_simulate_tool_runs_against_the_server(live: LiveServer) -> None:
+    env = {**os.environ, "LINKSERVER_CREDENTIALS": str(live.credentials_path), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "simulate.py"),
+            "--url",
+            live.url,
+            "--devices",
+            "2",
+            "--interval",
+            "0.1s",
+            "--seconds",
+            "0.6",
+            "--seed",
+            "3",
+            "--keep-devices",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=Path(ROOT),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "devices left: ['sim1', 'sim2']" in done.stderr
+    assert live.server.tree.find("devices.sim2") is not None
+    with Client(live.url) as client:
+        assert client.history(mask="devices.sim1", event="measurement", count=True).count >= 3
+
+
+def test_simulate_tool_reports_an_unreachable_server(unused_url: str) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "simulate.py"),
+            "--url",
+            unused_url,
+            "--token",
+            "x",
+            "--seconds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 3
+    assert "cannot reach LinkServer" in done.stderr

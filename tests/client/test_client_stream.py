@@ -1,0 +1,147 @@
+"""The subscription state: resume ids, duplicates, gaps; and reconnect backoff."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from linkserver.client.errors import ProtocolError
+from linkserver.client.stream import Backoff, SubscriptionState
+from linkserver.core.errors import FilterError
+from linkserver.core.events import first_id_at
+from linkserver.server.delivery import Gap
+
+
+def push(event_id: int) -> dict[str, object]:
+    return {
+        "type": "event",
+        "subscription": "s1",
+        "event": {
+            "id": event_id,
+            "context": "devices.a",
+            "name": "x",
+            "level": "INFO",
+            "created": "2026-01-01T00:00:00+00:00",
+            "expires": None,
+            "author": None,
+            "group": None,
+            "data": [],
+            "acknowledgements": [],
+        },
+    }
+
+
+def test_first_subscribe_has_no_resume_and_names_criteria() -> None:
+    state = SubscriptionState("devices.*", "error", filter="level >= ERROR", min_level="warning")
+    assert state.subscribe_message(1) == {
+        "type": "subscribe",
+        "ref": 1,
+        "mask": "devices.*",
+        "event": "error",
+        "filter": "level >= ERROR",
+        "min_level": "WARNING",
+    }
+
+
+def test_resubscribe_resumes_from_the_highest_id_seen() -> None:
+    state = SubscriptionState()
+    state.confirm({"type": "subscribed", "ref": 1, "subscription": "s1"}, 1)
+    for event_id in (10, 12, 11):
+        state.receive(push(event_id))
+    state.disconnected()
+    assert state.subscription is None
+    assert state.subscribe_message(2)["resume_from"] == 12
+
+
+def test_resubscribe_before_any_event_resumes_from_the_confirmation_time() -> None:
+    state = SubscriptionState()
+    state.confirm({"type": "subscribed", "ref": 1, "subscription": "s1"}, 1)
+    assert state.confirmed_at is not None
+    assert state.subscribe_message(2)["resume_from"] == first_id_at(state.confirmed_at) - 1
+
+
+def test_an_explicit_resume_from_goes_into_the_first_subscribe() -> None:
+    assert SubscriptionState(resume_from=99).subscribe_message(1)["resume_from"] == 99
+
+
+def test_events_seen_before_are_dropped_as_duplicates() -> None:
+    state = SubscriptionState()
+    assert state.receive(push(5)).id == 5
+    assert state.receive(push(6)).id == 6
+    assert state.receive(push(5)) is None
+    assert (state.delivered, state.duplicates, state.last_id) == (2, 1, 6)
+
+
+def test_duplicate_memory_is_bounded() -> None:
+    state = SubscriptionState(remember=2)
+    for event_id in (1, 2, 3):
+        state.receive(push(event_id))
+    assert state.receive(push(1)) is not None  # forgotten: delivered again
+    assert state.receive(push(3)) is None
+
+
+def test_gap_messages_become_gaps() -> None:
+    state = SubscriptionState()
+    gap = state.receive(
+        {"type": "gap", "subscription": "s1", "last_delivered_id": 3, "last_dropped_id": 9, "dropped": 6}
+    )
+    assert gap == Gap(last_delivered_id=3, last_dropped_id=9, dropped=6)
+    assert state.gaps == [gap]
+
+
+def test_confirm_raises_the_servers_error_or_protocol_error() -> None:
+    state = SubscriptionState()
+    error = {"type": "error", "ref": 1, "error": {"type": "FilterError", "message": "column 3: bad"}}
+    with pytest.raises(FilterError, match="column 3"):
+        state.confirm(error, 1)
+    with pytest.raises(ProtocolError):
+        state.confirm({"type": "subscribed", "ref": 2, "subscription": "s"}, 1)
+    with pytest.raises(ProtocolError):
+        state.confirm({"type": "pong", "ref": 1}, 1)
+
+
+def test_other_messages_are_ignored() -> None:
+    assert SubscriptionState().receive({"type": "pong", "ref": 3}) is None
+
+
+def test_backoff_grows_to_the_maximum_and_resets() -> None:
+    backoff = Backoff(initial=0.1, maximum=0.5, factor=2, jitter=0, rng=random.Random(1))
+    assert [round(backoff.next(), 3) for _ in range(5)] == [0.1, 0.2, 0.4, 0.5, 0.5]
+    backoff.reset()
+    assert backoff.next() == pytest.approx(0.1)
+
+
+def test_backoff_jitter_stays_within_bounds() -> None:
+    backoff = Backoff(initial=1, maximum=1, jitter=0.2, rng=random.Random(7))
+    assert all(0.8 <= backoff.next() <= 1.2 for _ in range(100))
+    with pytest.raises(ValueError):
+        Backoff(initial=0)
+
+
+def test_confirmation_time_is_utc() -> None:
+    state = SubscriptionState()
+    state.confirm({"type": "subscribed", "ref": 1, "subscription": 7}, 1)
+    assert state.confirmed_at is not None and state.confirmed_at.tzinfo is not None
+    assert state.confirmed_at <= datetime.now(UTC)
+
+
+def test_decode_refuses_what_is_not_a_json_object() -> None:
+    from linkserver.client.stream import decode
+
+    assert decode('{"type": "pong"}') == {"type": "pong"}
+    with pytest.raises(ProtocolError, match="not JSON"):
+        decode("<html>")
+    with pytest.raises(ProtocolError, match="not an object"):
+        decode("[1, 2]")
+
+
+def test_importing_the_client_stays_light() -> None:
+    import subprocess
+    import sys
+
+    heavy = "{'sqlalchemy', 'yaml', 'apscheduler', 'starlette'}"
+    code = f"import sys, linkserver.client; print(sorted({{m.split('.')[0] for m in sys.modules}} & {heavy}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr

@@ -1,0 +1,74 @@
+"""key=value command-line data typed by the definition's fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from linkserver.client.values import UsageError, parse_assignments, parse_value
+
+FIELDS = [
+    {"name": "value", "type": "float"},
+    {"name": "count", "type": "integer"},
+    {"name": "ok", "type": "boolean"},
+    {"name": "at", "type": "datetime", "nullable": True},
+    {"name": "unit", "type": "string"},
+    {"name": "rows", "type": "table"},
+]
+
+
+def test_values_take_the_type_of_their_field() -> None:
+    record = parse_assignments(
+        ["value=3.5", "count=7", "ok=true", "at=2026-01-01T00:00:00Z", "unit=3", 'rows=[{"a": 1}]'], FIELDS
+    )
+    assert record == {
+        "value": 3.5,
+        "count": 7,
+        "ok": True,
+        "at": "2026-01-01T00:00:00+00:00",
+        "unit": "3",
+        "rows": [{"a": 1}],
+    }
+
+
+@pytest.mark.parametrize("text", ["no", "0", "off", "FALSE"])
+def test_booleans_accept_the_usual_spellings(text: str) -> None:
+    assert parse_value(text, {"name": "ok", "type": "boolean"}) is False
+
+
+def test_null_is_none_for_nullable_fields_only() -> None:
+    assert parse_assignments(["at=null"], FIELDS) == {"at": None}
+    assert parse_assignments(["unit=null"], FIELDS) == {"unit": "null"}
+
+
+def test_naive_times_are_taken_as_utc() -> None:
+    assert parse_value("2026-01-01T12:00", FIELDS[3]) == "2026-01-01T12:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("value=warm", "value='warm' is not a number"),
+        ("count=1.5", "count='1.5' is not a whole number"),
+        ("ok=maybe", "ok='maybe' is not a boolean"),
+        ("at=yesterday", "at='yesterday' is not an ISO-8601 time"),
+        ("rows={}", "rows='{}' is not a JSON list"),
+        ("value", "expected key=value"),
+        ("=3", "expected key=value"),
+    ],
+)
+def test_bad_values_name_the_field(item: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_assignments([item], FIELDS)
+
+
+def test_repeated_keys_are_refused() -> None:
+    with pytest.raises(UsageError, match="given twice"):
+        parse_assignments(["count=1", "count=2"], FIELDS)
+
+
+def test_unknown_fields_are_guessed_and_left_to_the_server() -> None:
+    assert parse_assignments(["extra=1", "word=hello", "flag=true"], FIELDS) == {
+        "extra": 1,
+        "word": "hello",
+        "flag": True,
+    }
