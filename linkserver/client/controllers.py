@@ -118,7 +118,7 @@ def run_remote_controller(
         for sig in (signal.SIGINT, signal.SIGTERM):
             restore[sig] = signal.signal(sig, lambda *_: stopping.set())
     try:
-        controller.start(handle)  # type: ignore[arg-type]  # DeviceHandle's methods, remotely
+        controller.start(handle)
         try:
             stopping.wait(seconds)
         finally:

@@ -115,7 +115,7 @@ class SimulatorController:
         self._fire(name, "connected", {"address": f"sim://{name}", "firmware": "sim-1.0"})
         self.connected[name] = True
 
-    def _fire(self, name: str, event: str, data: dict[str, object]) -> None:
+    def _fire(self, name: str, event: str, data: dict[str, object] | list[dict[str, object]]) -> None:
         assert self._handle is not None
         try:
             self._handle.fire(name, event, data)

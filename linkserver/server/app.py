@@ -26,7 +26,7 @@ from linkserver.history.memory import MemoryHistoryStore
 from linkserver.loading.check import load_all
 from linkserver.loading.config import ServerConfig
 from linkserver.server.access import HistoryAccess
-from linkserver.server.controllers import DeviceController, DeviceHandle, load_controller
+from linkserver.server.controllers import DeviceController, DeviceHandle, LocalDeviceHandle, load_controller
 from linkserver.server.delivery import Subscription
 from linkserver.server.engine import Engine
 from linkserver.server.purge import PurgeScheduler
@@ -141,14 +141,14 @@ class LinkServer:
 
     def _start_controller(self, name: str, target: str, options: dict[str, Any]) -> None:
         controller = load_controller(target, options)
-        handle = DeviceHandle(self.engine, name)
+        handle = LocalDeviceHandle(self.engine, name)
         controller.start(handle)
         self.controllers.append((name, controller, handle))
         log.info("device controller %s (%s) started", name, target)
 
     def add_controller(self, name: str, controller: DeviceController) -> DeviceHandle:
         """Start an in-process controller that is not in the configuration."""
-        handle = DeviceHandle(self.engine, name)
+        handle = LocalDeviceHandle(self.engine, name)
         controller.start(handle)
         self.controllers.append((name, controller, handle))
         return handle

@@ -27,8 +27,45 @@ class ControllerError(LinkServerError, RuntimeError):
     """A device controller could not be loaded or started."""
 
 
-class DeviceHandle:
-    """What a controller may do: manage device contexts under ``devices`` and fire in them."""
+@runtime_checkable
+class DeviceHandle(Protocol):
+    """What a controller gets: device contexts under ``root`` to manage and fire in.
+
+    In-process controllers get a :class:`LocalDeviceHandle`; remote ones a
+    ``linkserver.client.controllers.RemoteDeviceHandle``; both fit this shape.
+    """
+
+    controller: str
+    root: str
+    log: logging.Logger
+
+    @property
+    def devices(self) -> list[str]:
+        """The names of the devices this handle added and has not removed."""
+
+    def add_device(self, device: str, *, template: str | None = None, description: str = "") -> str:
+        """Add ``root.device``; returns its path."""
+
+    def remove_device(self, device: str) -> None:
+        """Remove the device's context with everything below it."""
+
+    def fire(
+        self,
+        device: str,
+        event: str,
+        data: Any = None,
+        *,
+        level: Level | str | None = None,
+        durable: bool = False,
+    ) -> Event:
+        """Fire ``event`` in the device's context."""
+
+    def remove_all(self) -> None:
+        """Remove every device this handle added (at shutdown)."""
+
+
+class LocalDeviceHandle:
+    """The in-process :class:`DeviceHandle`: works directly on the engine."""
 
     def __init__(self, engine: Engine, controller: str, root: str = DEVICES) -> None:
         self._engine = engine

@@ -1,0 +1,99 @@
+"""The purge job: deletes expired history on an interval (APScheduler 3).
+
+One job with a fixed id in a memory job store; ``coalesce`` folds runs missed
+while the process was busy into one, ``max_instances=1`` never lets two purges
+overlap. Each run deletes in bounded batches (see
+:meth:`HistoryStore.purge_expired`) and logs how many events it removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from linkserver.history.base import HistoryStore
+
+log = logging.getLogger("linkserver.history.purge")
+
+JOB_ID = "linkserver-purge"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class PurgeScheduler:
+    """Runs ``store.purge_expired(clock(), batch_size)`` every ``interval``."""
+
+    def __init__(
+        self,
+        store: HistoryStore,
+        *,
+        interval: timedelta,
+        batch_size: int,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        if interval <= timedelta(0):
+            raise ValueError(f"the purge interval must be positive, got {interval}")
+        if batch_size < 1:
+            raise ValueError(f"the purge batch size must be positive, got {batch_size}")
+        self.store = store
+        self.interval = interval
+        self.batch_size = batch_size
+        self.clock = clock
+        self.runs = 0
+        self._run_lock = threading.Lock()  # run_now and the job never purge at the same time
+        self._scheduler: BackgroundScheduler | None = None
+
+    def start(self) -> None:
+        """Schedule the job; the first run is one interval from now."""
+        if self._scheduler is not None:
+            return
+        scheduler = BackgroundScheduler(
+            jobstores={"default": MemoryJobStore()},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+        scheduler.add_job(
+            self._run_job,
+            "interval",
+            seconds=self.interval.total_seconds(),
+            id=JOB_ID,
+            name="purge expired history",
+            coalesce=True,
+            max_instances=1,
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        """Remove the job; waits for a purge in progress to finish its current run."""
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+
+    @property
+    def scheduler(self) -> BackgroundScheduler | None:
+        return self._scheduler
+
+    def run_now(self) -> int:
+        """Purge at once (an engineer's manual purge); returns how many events were removed."""
+        with self._run_lock:
+            started = self.clock()
+            removed = self.store.purge_expired(started, self.batch_size)
+            self.runs += 1
+        log.info("purged %d expired events (expired at or before %s)", removed, started.isoformat())
+        return removed
+
+    def _run_job(self) -> None:
+        try:
+            self.run_now()
+        except Exception:  # the next run tries again; never kill the scheduler thread
+            log.exception("purging expired history failed; will retry in %s", self.interval)
