@@ -25,12 +25,21 @@ Visibility = Callable[[str, str], bool]
 class HistoryQuery:
     """What to read from history. Every criterion narrows the result (AND).
 
-    ``masks`` are context masks (any of them matches); ``names`` event names
-    (empty: all). ``acknowledged`` False lists only events not yet
-    acknowledged; with ``requires_acknowledgement`` True only those whose
-    definition requires it (the operator's to-do list). ``visible`` is the
-    reader's permission predicate, applied so that pagination stays correct.
-    ``cursor`` is the opaque ``next_cursor`` of the previous page.
+    ``masks`` are context masks (any of them matches; an empty tuple matches
+    nothing); ``names`` event names (empty: all). ``min_level``/``max_level``
+    are inclusive. ``since <= id_time(id) < until``: the time range is the
+    creation time carried by the event id (millisecond precision), so it is a
+    slice of the id order that pages walk. ``group``/``author`` must be equal.
+    ``acknowledged`` False lists only events not yet acknowledged; with
+    ``requires_acknowledgement`` True only those whose definition requires it
+    (the operator's to-do list). ``filter`` is a filter expression. ``visible``
+    is the reader's permission predicate ``(context, name) -> bool``, applied
+    so that pagination stays correct. ``limit`` is 1 to 10000.
+
+    ``cursor`` is the opaque ``next_cursor`` of the previous page of the same
+    query: the next page starts right after the last event returned, in the
+    query's order. Invalid values raise InvalidQuery / InvalidCursor (both
+    ValueErrors).
     """
 
     masks: tuple[str, ...] = ("**",)
@@ -52,6 +61,12 @@ class HistoryQuery:
 
 @attrs.frozen(kw_only=True)
 class HistoryPage:
+    """Up to ``limit`` events with their acknowledgements, in the query's order.
+
+    ``next_cursor`` is None when no matching event follows the last one
+    returned; otherwise the page is full and the cursor continues after it.
+    """
+
     events: tuple[Event, ...]
     next_cursor: str | None
 
@@ -78,12 +93,18 @@ class HistoryStore(abc.ABC):
 
         Blocks while the write queue is full (back-pressure); never drops an
         event. The future's result is the event once it is committed; it is
-        never completed before that. Raises ServerStopped after :meth:`stop`.
+        never completed before that. If the database rejects the event for
+        good (its id is already stored) the future fails with HistoryError.
+        Raises ServerStopped after :meth:`stop`, and UnstorableEvent (a
+        ValueError) at once for naive datetimes or data JSON cannot hold.
         """
 
     @abc.abstractmethod
     def flush(self, timeout: float | None = None) -> None:
-        """Return once every event appended before the call is committed."""
+        """Return once every event appended before the call is committed.
+
+        Raises TimeoutError if that takes longer than ``timeout`` seconds.
+        """
 
     @abc.abstractmethod
     def get(self, event_id: int) -> Event:
@@ -101,7 +122,9 @@ class HistoryStore(abc.ABC):
     def acknowledge(self, event_id: int, acknowledgement: Acknowledgement) -> Event:
         """Add an acknowledgement; returns the event with all its acknowledgements.
 
-        EventNotFound for an unknown id; ValueError-derived error for empty text.
+        EventNotFound for an unknown id; InvalidAcknowledgement (a ValueError)
+        for an empty text or user or a naive time. Nothing is written on error.
+        An event appended but not yet committed is waited for, not "not found".
         """
 
     @abc.abstractmethod
@@ -111,4 +134,5 @@ class HistoryStore(abc.ABC):
     @abc.abstractmethod
     def purge_expired(self, now: datetime, batch_size: int = 5000) -> int:
         """Delete events with ``expires <= now`` (and their acknowledgements) in
-        batches, each its own short transaction; returns how many events went."""
+        batches of ``batch_size``, each its own short transaction, so appends
+        are never held up for long; returns how many events went."""

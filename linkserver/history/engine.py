@@ -1,0 +1,163 @@
+"""Engines for history: SQLite tuned for one writer, PostgreSQL through psycopg 3."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+
+from linkserver.core.errors import HistoryError
+
+log = logging.getLogger("linkserver.history")
+
+SQLITE_FILE = "history.sqlite3"
+DEFAULT_BUSY_TIMEOUT = 5.0
+
+
+def sqlite_url(data_dir: str | Path) -> str:
+    """The URL of the history file in ``data_dir`` (the embedded default)."""
+    return f"sqlite:///{Path(data_dir).resolve() / SQLITE_FILE}"
+
+
+def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
+    """An engine for a SQLite file or a PostgreSQL server; anything else is refused.
+
+    SQLite: the file's directory is created; every connection uses WAL,
+    ``synchronous=NORMAL`` (a commit survives a crash of the process; only an
+    OS crash or power loss can take the last few) and waits ``busy_timeout``
+    seconds for a lock. PostgreSQL: ``postgresql://`` means psycopg 3.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:" or parsed.query.get("mode") == "memory":
+            raise HistoryError(
+                "history needs a SQLite file, not an in-memory database (each connection would "
+                "see its own); use a file URL, or MemoryHistoryStore for tests"
+            )
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": busy_timeout})
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout))
+        return engine
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.get_driver_name() != "psycopg":
+            raise HistoryError(
+                f"history uses psycopg 3 for PostgreSQL; write 'postgresql+psycopg://...', "
+                f"not {parsed.drivername!r}"
+            )
+        return create_engine(parsed, pool_pre_ping=True)
+    raise HistoryError(f"history supports SQLite and PostgreSQL, not {backend!r} ({parsed!r})")
+
+
+def configure_sqlite(dbapi_connection: Any, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+    """The settings of every history connection to SQLite (also used by the benchmark's baseline).
+
+    ``wal_autocheckpoint = 0``: no commit ever copies the WAL back into the
+    database file (that can take hundreds of milliseconds and would stall
+    whichever commit crossed the threshold, often the writer's);
+    :class:`WalCheckpointer` does it in a thread of its own instead.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
+        if mode.lower() != "wal":
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA wal_autocheckpoint = 0")
+    finally:
+        cursor.close()
+
+
+def _sqlite_pragmas(busy_timeout: float) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        configure_sqlite(dbapi_connection, busy_timeout)
+
+    return on_connect
+
+
+class WalCheckpointer:
+    """Copies SQLite's WAL into the database file every ``interval`` seconds, in its own thread.
+
+    PASSIVE checkpoints never wait for, nor block, the writer or readers;
+    frames still in use are left for the next round. On stop a last TRUNCATE
+    checkpoint empties the WAL file when nothing else holds it.
+    """
+
+    def __init__(self, engine: Engine, interval: float = 1.0) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="linkserver-history-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.checkpoint("TRUNCATE")
+
+    def checkpoint(self, mode: str = "PASSIVE") -> None:
+        try:
+            raw = self._engine.raw_connection()
+            try:
+                raw.driver_connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+            finally:
+                raw.close()
+        except Exception:  # the next round tries again; the WAL only grows meanwhile
+            log.warning("SQLite WAL checkpoint failed", exc_info=True)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            self.checkpoint()
+
+
+class FairLock:
+    """A FIFO lock: waiting threads get it in arrival order.
+
+    SQLite allows one writer at a time; the writer thread, acknowledgements
+    and purge batches take this lock so they alternate fairly inside the
+    process instead of polling SQLite's busy handler (which sleeps up to
+    100 ms between tries) or starving the writer behind a purge.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: collections.deque[threading.Lock] = collections.deque()
+        self._held = False
+
+    def acquire(self) -> None:
+        with self._lock:
+            if not self._held and not self._waiters:
+                self._held = True
+                return
+            gate = threading.Lock()
+            gate.acquire()
+            self._waiters.append(gate)
+        gate.acquire()  # released by the previous holder, who hands the lock over
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().release()  # still held: handed to the next waiter
+            else:
+                self._held = False
+
+    def __enter__(self) -> FairLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,51 @@
+"""Errors raised only by the history layer; all derive from :class:`HistoryError`."""
+
+from __future__ import annotations
+
+from linkserver.core.errors import HistoryError
+
+
+class SchemaTooNew(HistoryError, RuntimeError):
+    """The database was migrated by a newer LinkServer than this one."""
+
+    def __init__(self, revision: str, head: str) -> None:
+        self.revision = revision
+        self.head = head
+        super().__init__(
+            f"the history database has schema revision {revision!r}, which this LinkServer does not "
+            f"know (it knows up to {head!r}); a newer LinkServer has upgraded it. Run that newer "
+            "version, or restore a backup made before the upgrade"
+        )
+
+
+class SchemaOutdated(HistoryError, RuntimeError):
+    """The database schema is older than this code and automatic upgrade is off."""
+
+    def __init__(self, revision: str | None, head: str) -> None:
+        self.revision = revision
+        self.head = head
+        found = "no LinkServer schema" if revision is None else f"schema revision {revision!r}"
+        super().__init__(
+            f"the history database has {found}, but this LinkServer needs {head!r}; "
+            "run 'linkserver db upgrade' first"
+        )
+
+
+class InvalidAcknowledgement(HistoryError, ValueError):
+    """An acknowledgement without text or user; nothing was written."""
+
+
+class InvalidCursor(HistoryError, ValueError):
+    """A page cursor that no page of history handed out."""
+
+    def __init__(self, cursor: object) -> None:
+        self.cursor = cursor
+        super().__init__(f"invalid history cursor {cursor!r}; pass the next_cursor of a previous page")
+
+
+class UnstorableEvent(HistoryError, ValueError):
+    """An event that cannot be written (naive datetime, data that is not JSON-able)."""
+
+
+class InvalidQuery(HistoryError, ValueError):
+    """A history query with an impossible criterion (a limit below 1, an unknown mask)."""

@@ -1,0 +1,190 @@
+"""The history tables (SQLAlchemy Core) and the conversions between rows and events.
+
+The DDL here and in ``migrations/versions`` must stay the same; a test compares
+them. Every index is justified next to its definition: each one slows down
+every insert, so only queries and the purge that need one get one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects import postgresql
+
+from linkserver.core.events import Acknowledgement, Event
+from linkserver.core.levels import Level
+from linkserver.history.codec import UTC, check_event, decode_data, encode_data, parse_text_time, text_time
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes: ``timestamptz`` on PostgreSQL, sortable UTC text on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return text_time(value)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return parse_text_time(value)
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+# SQLite: INTEGER PRIMARY KEY makes the id the rowid, so the table itself is
+# clustered by id and keyset pages walk it in order without a separate index.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+# PostgreSQL: byte order ("C" collation) so that prefix ranges on context paths
+# use the index and agree with Python's string order.
+ContextPath = Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+Data = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+metadata = MetaData()
+
+events = Table(
+    "events",
+    metadata,
+    # Time-ordered 64-bit ids: the primary key serves get(), keyset pagination
+    # (ORDER BY id) and time ranges (since/until become id ranges).
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("context", ContextPath, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("level", SmallInteger, nullable=False),
+    Column("created", UtcDateTime, nullable=False),
+    Column("expires", UtcDateTime, nullable=True),
+    Column("author", Text, nullable=True),
+    Column("group", Text, nullable=True),
+    Column("data", Data, nullable=False),
+    Column("requires_ack", Boolean, nullable=False, default=False),
+)
+
+# The common read: newest N events of one context (or a prefix range of
+# contexts) at some level. Seek the context, walk ids backwards, stop after N.
+Index("ix_events_context_id", events.c.context, events.c.id)
+# Newest N events of given names in any context (e.g. every "login").
+Index("ix_events_name_id", events.c.name, events.c.id)
+# The purge: the oldest expiry first, a bounded batch at a time.
+Index("ix_events_expires", events.c.expires)
+# The operators' to-do list: events that require an acknowledgement, newest
+# first. Partial, so it holds only those few events.
+Index(
+    "ix_events_requires_ack",
+    events.c.id,
+    sqlite_where=events.c.requires_ack == True,  # noqa: E712 - the queries say it the same way
+    postgresql_where=events.c.requires_ack == True,  # noqa: E712
+)
+
+acknowledgements = Table(
+    "acknowledgements",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "event_id",
+        Id,
+        ForeignKey("events.id", ondelete="CASCADE", name="fk_acknowledgements_event_id"),
+        nullable=False,
+    ),
+    Column("time", UtcDateTime, nullable=False),
+    Column("user", Text, nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+# get() and queries load the acknowledgements of an event in time order;
+# "acknowledged or not" is an EXISTS on it; the purge deletes by event id.
+Index("ix_acknowledgements_event_id_time", acknowledgements.c.event_id, acknowledgements.c.time)
+
+EVENT_COLUMNS = tuple(column.name for column in events.columns)
+"""The column order of rows made by :func:`row_maker` (the writer's INSERT/COPY order)."""
+
+
+def row_maker(dialect_name: str) -> Callable[[Event, bool], tuple[Any, ...]]:
+    """A fast ``(event, requires_ack) -> row tuple`` for the writer, bypassing SQLAlchemy types.
+
+    Raises UnstorableEvent for data that JSON cannot hold.
+    """
+    if dialect_name == "sqlite":
+
+        def make_sqlite(event: Event, requires_ack: bool) -> tuple[Any, ...]:
+            created, expires = event.created, event.expires
+            return (
+                event.id,
+                event.context,
+                event.name,
+                int(event.level),
+                created.isoformat(" ") if created.tzinfo is UTC else text_time(created),
+                None
+                if expires is None
+                else (expires.isoformat(" ") if expires.tzinfo is UTC else text_time(expires)),
+                event.author,
+                event.group,
+                encode_data(event.data),
+                requires_ack,
+            )
+
+        return make_sqlite
+
+    def make(event: Event, requires_ack: bool) -> tuple[Any, ...]:
+        check_event(event)
+        return (
+            event.id,
+            event.context,
+            event.name,
+            int(event.level),
+            event.created,
+            event.expires,
+            event.author,
+            event.group,
+            encode_data(event.data),
+            requires_ack,
+        )
+
+    return make
+
+
+def event_from_row(row: Any, acks: Sequence[Acknowledgement] = ()) -> Event:
+    """An Event from a selected ``events`` row (all columns, SQLAlchemy types applied)."""
+    return Event(
+        id=row.id,
+        context=row.context,
+        name=row.name,
+        level=Level(row.level),
+        created=row.created,
+        expires=row.expires,
+        author=row.author,
+        group=row.group,
+        data=decode_data(row.data),
+        acknowledgements=tuple(acks),
+    )
+
+
+def ack_from_row(row: Any) -> Acknowledgement:
+    return Acknowledgement(time=row.time, user=row.user, text=row.text)

@@ -1,0 +1,255 @@
+"""The SQLAlchemy HistoryStore: SQLite (embedded default) or PostgreSQL, one code path."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from concurrent.futures import Future
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+from sqlalchemy import Engine, bindparam, delete, exists, insert, literal, select
+from sqlalchemy.engine import URL
+
+from linkserver.core.errors import EventNotFound, HistoryError, ServerStopped
+from linkserver.core.events import Acknowledgement, Event
+from linkserver.history import migrate, queries
+from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
+from linkserver.history.codec import check_acknowledgement
+from linkserver.history.engine import DEFAULT_BUSY_TIMEOUT, FairLock, WalCheckpointer, make_engine
+from linkserver.history.matching import encode_cursor
+from linkserver.history.schema import Id, UtcDateTime, acknowledgements, events, row_maker
+from linkserver.history.writer import Writer, WriterStats
+
+log = logging.getLogger("linkserver.history")
+
+MAX_PURGE_BATCH = 10_000
+PURGE_BATCH_SECONDS = 0.005  # aim of one purge transaction: about one writer flush interval
+FIRST_PURGE_ROWS = 100
+
+
+class SqlHistoryStore(HistoryStore):
+    """History in a SQL database through SQLAlchemy Core.
+
+    ``url``: ``sqlite:///path/to/history.sqlite3`` (see
+    :func:`linkserver.history.engine.sqlite_url`) or
+    ``postgresql+psycopg://user@host/db``. ``batch_size``, ``flush_interval`` and
+    ``queue_size`` tune the writer (see :mod:`linkserver.history.writer`).
+    ``upgrade``: migrate the schema at start; when False, start refuses a
+    schema that is not exactly this code's (SchemaOutdated / SchemaTooNew).
+    A schema newer than this code is refused either way.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        batch_size: int = 500,
+        flush_interval: timedelta = timedelta(milliseconds=5),
+        queue_size: int = 10_000,
+        upgrade: bool = True,
+        busy_timeout: timedelta = timedelta(seconds=DEFAULT_BUSY_TIMEOUT),
+    ) -> None:
+        if batch_size < 1 or queue_size < 1:
+            raise ValueError("batch_size and queue_size must be at least 1")
+        self.url = url
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval.total_seconds()
+        self._queue_size = queue_size
+        self._upgrade = upgrade
+        self._busy_timeout = busy_timeout.total_seconds()
+        self._engine: Engine | None = None
+        self._writer: Writer | None = None
+        self._write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        self._make_row: Any = None
+        self._checkpointer: WalCheckpointer | None = None
+        self._dialect = ""
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._engine is not None:
+            raise HistoryError("this history store is already started")
+        engine = make_engine(self.url, busy_timeout=self._busy_timeout)
+        try:
+            if self._upgrade:
+                migrate.upgrade(engine)
+            else:
+                migrate.check_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        self._dialect = engine.dialect.name
+        self._write_lock = FairLock() if self._dialect == "sqlite" else contextlib.nullcontext()
+        self._make_row = row_maker(self._dialect)
+        self._writer = Writer(
+            engine,
+            batch_size=self._batch_size,
+            flush_interval=self._flush_interval,
+            queue_size=self._queue_size,
+            write_lock=self._write_lock,
+        )
+        self._writer.start()
+        if self._dialect == "sqlite":
+            self._checkpointer = WalCheckpointer(engine)
+            self._checkpointer.start()
+        self._engine = engine
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Commit every appended event, then close. See :meth:`Writer.stop` for ``timeout``."""
+        writer, engine = self._writer, self._engine
+        if writer is not None:
+            writer.stop(timeout)
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        if engine is not None:
+            engine.dispose()
+        self._engine = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise ServerStopped("history is not running")
+        return self._engine
+
+    @property
+    def writer_stats(self) -> WriterStats:
+        if self._writer is None:
+            raise ServerStopped("history was never started")
+        return self._writer.stats
+
+    # -- writes --------------------------------------------------------------------
+
+    def append(self, event: Event, *, requires_acknowledgement: bool = False) -> Future[Event]:
+        writer = self._writer
+        if writer is None or self._engine is None:
+            raise ServerStopped("history is not running; the event was not stored")
+        # The row maker refuses naive datetimes and data JSON cannot hold (UnstorableEvent).
+        return writer.submit(self._make_row(event, bool(requires_acknowledgement)), event)
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self._writer is not None and not self._writer.flush(timeout):
+            raise TimeoutError(f"history did not commit the pending events within {timeout} s")
+
+    def acknowledge(self, event_id: int, acknowledgement: Acknowledgement) -> Event:
+        check_acknowledgement(acknowledgement)
+        # One statement: the event's existence and the insert cannot be split by a delete.
+        source = select(
+            literal(event_id, Id),
+            literal(acknowledgement.time, UtcDateTime()),
+            literal(acknowledgement.user),
+            literal(acknowledgement.text),
+        ).where(exists().where(events.c.id == event_id))
+        statement = (
+            insert(acknowledgements)
+            .from_select(["event_id", "time", "user", "text"], source)
+            .execution_options(preserve_rowcount=True)
+        )
+        if not self._retry_pending(lambda: self._write(statement) > 0):
+            raise EventNotFound(event_id)
+        return self.get(event_id)
+
+    def delete(self, event_id: int) -> None:
+        def remove() -> bool:
+            with self._write_lock, self.engine.begin() as conn:
+                conn.execute(delete(acknowledgements).where(acknowledgements.c.event_id == event_id))
+                return conn.execute(delete(events).where(events.c.id == event_id)).rowcount > 0
+
+        if not self._retry_pending(remove):
+            raise EventNotFound(event_id)
+
+    def purge_expired(self, now: datetime, batch_size: int = 5000) -> int:
+        """See :meth:`HistoryStore.purge_expired`.
+
+        Each transaction deletes at most ``batch_size`` events and is also kept
+        near PURGE_BATCH_SECONDS: the number of rows per transaction starts
+        small and doubles or halves with the time the previous one took. (On
+        SQLite a purge transaction holds the only write lock; deleting by expiry
+        touches a different page of the context index for nearly every row, so
+        5000 rows can take a tenth of a second.) Between transactions the events
+        the writer has waiting are committed first, and on SQLite the purge
+        rests as long as its last transaction took.
+        """
+        if not 1 <= batch_size <= MAX_PURGE_BATCH:
+            raise ValueError(f"batch_size must be from 1 to {MAX_PURGE_BATCH}, got {batch_size}")
+        oldest = (
+            select(events.c.id)
+            .where(events.c.expires <= bindparam("now", type_=UtcDateTime()))
+            .order_by(events.c.expires)
+            .limit(bindparam("rows"))
+            .scalar_subquery()
+        )
+        # Two statements with the batch as a subquery: no ids travel through Python,
+        # so a purge holds the GIL (which the writer needs too) as little as possible.
+        drop_acks = delete(acknowledgements).where(acknowledgements.c.event_id.in_(oldest))
+        drop_events = delete(events).where(events.c.id.in_(oldest))
+        removed = 0
+        rows = min(batch_size, FIRST_PURGE_ROWS)
+        while True:
+            started = time.monotonic()
+            with self._write_lock, self.engine.begin() as conn:
+                # The first DELETE takes the write lock, so both see the same oldest rows.
+                conn.execute(drop_acks, {"now": now, "rows": rows})
+                deleted = conn.execute(drop_events, {"now": now, "rows": rows}).rowcount
+            removed += deleted
+            elapsed = time.monotonic() - started
+            log.debug("purge: %d expired events deleted in %.1f ms", deleted, elapsed * 1000)
+            if deleted < rows:
+                return removed
+            if elapsed < PURGE_BATCH_SECONDS / 2:
+                rows = min(batch_size, rows * 2)
+            elif elapsed > PURGE_BATCH_SECONDS:
+                rows = max(1, rows // 2)
+            writer = self._writer
+            if writer is not None and writer.pending:
+                writer.flush(timeout=1.0)
+            if self._dialect == "sqlite":
+                # Hold SQLite's only write lock at most half the time: a purge thread the
+                # OS pauses while it holds the lock would pause every fire with it.
+                time.sleep(elapsed)
+
+    def _write(self, statement: Any) -> int:
+        with self._write_lock, self.engine.begin() as conn:
+            return conn.execute(statement).rowcount
+
+    def _retry_pending(self, attempt: Any) -> bool:
+        """Run ``attempt``; if it finds no event, wait for the writer's queue and try once more.
+
+        An event the firer just got back may still be queued: acknowledging it
+        must not fail for that.
+        """
+        if attempt():
+            return True
+        if self._writer is not None and self._writer.pending:
+            self.flush()
+            return bool(attempt())
+        return False
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get(self, event_id: int) -> Event:
+        def load() -> Event | None:
+            with self.engine.connect() as conn:
+                return queries.get(conn, event_id)
+
+        found = load()
+        if found is None and self._writer is not None and self._writer.pending:
+            self.flush()
+            found = load()
+        if found is None:
+            raise EventNotFound(event_id)
+        return found
+
+    def query(self, query: HistoryQuery) -> HistoryPage:
+        plan = queries.plan(query, self._dialect or self.engine.dialect.name)
+        with self.engine.connect() as conn:
+            found, more = queries.fetch_page(conn, plan)
+        return HistoryPage(events=tuple(found), next_cursor=encode_cursor(found[-1].id) if more else None)
+
+    def count(self, query: HistoryQuery) -> int:
+        plan = queries.plan(attrs.evolve(query, cursor=None), self._dialect or self.engine.dialect.name)
+        with self.engine.connect() as conn:
+            return queries.count(conn, plan)

@@ -1,0 +1,236 @@
+"""The batched writer: group commit, back-pressure, retries, stop."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from history_helpers import SQL_BACKENDS, EventMaker
+from sqlalchemy import create_engine, make_url, text
+
+from linkserver.core.errors import HistoryError, ServerStopped
+from linkserver.core.events import Event
+from linkserver.history.base import HistoryQuery
+from linkserver.history.sql import SqlHistoryStore
+from linkserver.history.writer import BatchQueue
+
+
+def sqlite_path(store: SqlHistoryStore) -> str:
+    database = make_url(str(store.url)).database
+    assert database is not None
+    return database
+
+
+@contextmanager
+def sqlite_write_lock(path: str) -> Iterator[None]:
+    """Hold SQLite's write lock from another connection, as another process could."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        yield
+        other.execute("COMMIT")
+    finally:
+        other.close()
+
+
+def stored_ids(url: str) -> list[int]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text("SELECT id FROM events ORDER BY id")).scalars())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_many_appends_are_committed_in_few_transactions(
+    backend: str, make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store(backend, batch_size=500, flush_interval=timedelta(milliseconds=20))
+    events = [make_event() for _ in range(1000)]
+    futures = [store.append(event) for event in events]
+    assert [future.result(timeout=30) for future in futures] == events
+    stats = store.writer_stats
+    assert stats.events == 1000
+    assert stats.transactions <= 10, stats
+    assert store.count(HistoryQuery()) == 1000
+
+
+def test_a_lone_event_waits_at_most_about_the_flush_interval(
+    make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store("sqlite", flush_interval=timedelta(milliseconds=5))
+    started = time.monotonic()
+    store.append(make_event()).result(timeout=10)
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_full_queue_blocks_the_firer_and_drops_nothing(
+    make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store("sqlite", batch_size=2, queue_size=5, busy_timeout=timedelta(milliseconds=20))
+    events = [make_event() for _ in range(30)]
+    futures: list[Future[Event]] = []
+
+    def fire() -> None:
+        for event in events:
+            futures.append(store.append(event))
+
+    with sqlite_write_lock(sqlite_path(store)):
+        firer = threading.Thread(target=fire)
+        firer.start()
+        time.sleep(0.5)
+        assert firer.is_alive(), "the firer should wait while the queue is full"
+        assert len(futures) <= 5 + 2 + 1  # queued + one batch in flight + the one waiting
+        assert not any(future.done() for future in futures)
+    firer.join(timeout=30)
+    assert not firer.is_alive()
+    assert [future.result(timeout=30) for future in futures] == events
+    assert stored_ids(str(store.url)) == [event.id for event in events]
+
+
+def test_a_locked_database_is_retried_and_futures_wait_for_the_commit(
+    make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store("sqlite", busy_timeout=timedelta(milliseconds=20))
+    path = sqlite_path(store)
+    events = [make_event() for _ in range(200)]
+    with sqlite_write_lock(path):
+        futures = [store.append(event) for event in events]
+        time.sleep(0.6)
+        assert not any(future.done() for future in futures), "told 'stored' before the commit"
+        assert stored_ids(str(store.url)) == []
+    done_order: list[int] = []
+    for future in futures:
+        done_order.append(future.result(timeout=30).id)
+    assert store.writer_stats.retries >= 2
+    assert stored_ids(str(store.url)) == [event.id for event in events] == done_order
+
+
+@pytest.mark.postgres
+def test_a_killed_postgres_connection_is_retried_without_loss(
+    postgres_url: str, make_event: EventMaker
+) -> None:
+    url = f"{postgres_url}&application_name=lstest_writer"
+    store = SqlHistoryStore(url, batch_size=50, flush_interval=timedelta(milliseconds=2))
+    store.start()
+    admin = create_engine(postgres_url)
+    try:
+        events = [make_event() for _ in range(3000)]
+        futures: list[Future[Event]] = []
+        firer = threading.Thread(target=lambda: futures.extend(store.append(e) for e in events))
+        firer.start()
+        killed = 0
+        for _ in range(5):
+            time.sleep(0.05)
+            with admin.begin() as conn:
+                killed += len(
+                    conn.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE application_name = 'lstest_writer'"
+                        )
+                    ).all()
+                )
+        firer.join(timeout=60)
+        assert [future.result(timeout=60) for future in futures] == events
+        assert killed >= 1
+        assert store.writer_stats.retries >= 1
+    finally:
+        store.stop()
+        admin.dispose()
+    assert stored_ids(postgres_url) == [event.id for event in events]
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_stop_commits_everything_pending(
+    backend: str, database_url: Callable[[str], str], make_event: EventMaker
+) -> None:
+    url = database_url(backend)
+    store = SqlHistoryStore(url, batch_size=10_000, flush_interval=timedelta(seconds=30))
+    store.start()
+    events = [make_event() for _ in range(500)]
+    futures = [store.append(event) for event in events]
+    time.sleep(0.05)
+    assert not any(future.done() for future in futures)  # still lingering for a full batch
+    store.stop()
+    assert all(future.done() and future.exception() is None for future in futures)
+    assert stored_ids(url) == [event.id for event in events]
+    with pytest.raises(ServerStopped):
+        store.append(make_event())
+
+
+def test_flush_returns_once_everything_appended_is_committed(
+    make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store("sqlite", batch_size=10_000, flush_interval=timedelta(seconds=30))
+    futures = [store.append(make_event()) for _ in range(50)]
+    started = time.monotonic()
+    store.flush(timeout=10)
+    assert time.monotonic() - started < 5  # flush hurries the writer past its linger
+    assert all(future.done() for future in futures)
+
+
+def test_stop_with_a_timeout_gives_up_on_a_dead_database_and_says_so(
+    make_store: Callable[..., Any], make_event: EventMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = make_store("sqlite", busy_timeout=timedelta(milliseconds=10))
+    with sqlite_write_lock(sqlite_path(store)):
+        futures = [store.append(make_event()) for _ in range(20)]
+        store.stop(timeout=0.3)
+    for future in futures:
+        with pytest.raises(HistoryError, match="before the event could be stored"):
+            future.result(timeout=1)
+    assert "NOT stored" in caplog.text
+
+
+def test_batch_queue_hands_out_batches_in_order() -> None:
+    queue = BatchQueue(maxsize=10, batch_size=3)
+    items = [((i,), Future(), None) for i in range(7)]
+    for item in items:
+        queue.put(item)  # type: ignore[arg-type]
+    assert queue.wait_ready(0)
+    assert [[item[0][0] for item in queue.take()] for _ in range(3)] == [[0, 1, 2], [3, 4, 5], [6]]
+    queue.close()
+    assert not queue.wait_ready(0)
+    with pytest.raises(ServerStopped):
+        queue.put(items[0])  # type: ignore[arg-type]
+
+
+def test_stored_futures_behave_like_futures() -> None:
+    from concurrent.futures import FIRST_COMPLETED, as_completed, wait
+
+    from linkserver.history.futures import complete, new_future
+
+    nobody_looked = new_future()
+    complete(nobody_looked, "a")
+    assert nobody_looked.done() and nobody_looked.result(timeout=0) == "a"
+    assert not nobody_looked.cancel()
+
+    waited = new_future()
+    assert not waited.cancel()  # running: an event being written cannot be cancelled
+    seen: list[object] = []
+    waited.add_done_callback(lambda f: seen.append(f.result()))
+    threading.Timer(0.05, complete, (waited, "b")).start()
+    assert waited.result(timeout=5) == "b"
+    assert seen == ["b"]
+
+    pair = [new_future(), new_future()]
+    threading.Timer(0.05, complete, (pair[1], "c")).start()
+    done, _ = wait(pair, timeout=5, return_when=FIRST_COMPLETED)
+    assert done == {pair[1]}
+    complete(pair[0], "d")
+    assert sorted(f.result() for f in as_completed(pair, timeout=5)) == ["c", "d"]
+
+    failed = new_future()
+    failed.set_exception(HistoryError("x"))
+    with pytest.raises(HistoryError):
+        failed.result(timeout=0)
+    assert isinstance(failed, Future)
