@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from linkserver import __version__
+from linkserver.client.cli import add_client_commands
 from linkserver.core.errors import ConfigError, LinkServerError
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
-from linkserver.client.cli import add_client_commands
 from linkserver.shell.main import add_shell_command
 
 LEVEL_COLOURS = {

@@ -22,8 +22,9 @@ def tool(name: str) -> str:
 
 
 def test_ruff_finds_nothing():
-    result = subprocess.run([tool("ruff"), "check", "linkserver", "tests", "tools"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [tool("ruff"), "check", "linkserver", "tests", "tools"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -33,7 +34,15 @@ def test_core_type_checks():
 
 
 def test_core_imports_no_io_libraries():
-    forbidden = ("sqlalchemy", "asyncio", "socket", "apscheduler", "prompt_toolkit", "yaml", "threading.Thread")
+    forbidden = (
+        "sqlalchemy",
+        "asyncio",
+        "socket",
+        "apscheduler",
+        "prompt_toolkit",
+        "yaml",
+        "threading.Thread",
+    )
     for path in (ROOT / "linkserver" / "core").rglob("*.py"):
         text = path.read_text()
         for name in forbidden:

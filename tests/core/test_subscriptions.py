@@ -84,7 +84,9 @@ def test_star_skips_hidden_and_permissions_filter_targets():
 
 
 def test_receiving_needs_observer_even_when_the_definition_asks_for_none():
-    tree = ContextTree(templates={"open": DefinitionSet([EventDefinition(name="public", permissions="none")])})
+    tree = ContextTree(
+        templates={"open": DefinitionSet([EventDefinition(name="public", permissions="none")])}
+    )
     tree.add("lobby", definitions="open")
     index = SubscriptionIndex(tree)
     nobody = Sub("**", principal=Principal(name="n", grants=Grants({"users.**": "admin"})))

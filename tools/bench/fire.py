@@ -97,7 +97,8 @@ def main() -> None:
         ours = linkserver_rate(listeners, seconds)
         theirs = blinker_rate(listeners, seconds)
         print(
-            f"{listeners:>2} listener(s): linkserver {ours:>10,.0f} fires/s   blinker {theirs:>10,.0f} sends/s"
+            f"{listeners:>2} listener(s): linkserver {ours:>10,.0f} fires/s"
+            f"   blinker {theirs:>10,.0f} sends/s"
         )
         goals.append((f"fire_{listeners}_listener{'s' if listeners > 1 else ''}", ours / theirs, target))
     for name, ratio, target in goals:
