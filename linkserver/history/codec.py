@@ -9,8 +9,10 @@ whose value is exactly such text comes back as a datetime; filters compare
 the two the same way.)
 
 On SQLite, ``created``, ``expires`` and acknowledgement times are stored as
-``YYYY-MM-DD HH:MM:SS[.ffffff]+00:00`` text: always UTC, so text order is time
-order, and readable with the ``sqlite3`` shell. PostgreSQL uses ``timestamptz``.
+integer microseconds since 1970-01-01 UTC: exact, ordered, and four times
+cheaper to make than ISO text on every fire (in the ``sqlite3`` shell:
+``datetime(created / 1e6, 'unixepoch', 'subsec')``). PostgreSQL uses
+``timestamptz``.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from __future__ import annotations
 import json
 import json.encoder
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.formats import DataTable
 from linkserver.history.errors import InvalidAcknowledgement, UnstorableEvent
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 _DATETIME_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?\+00:00\Z")
 
 
@@ -106,16 +110,14 @@ def check_acknowledgement(ack: Acknowledgement) -> None:
         raise InvalidAcknowledgement(f"the acknowledgement time {ack.time!r} needs a timezone")
 
 
-def text_time(moment: datetime) -> str:
-    """The SQLite text form of an aware datetime (UTC, sortable); UnstorableEvent if naive."""
-    if moment.tzinfo is not UTC:
+def micros(moment: datetime) -> int:
+    """Microseconds since 1970-01-01 UTC: how SQLite stores times. UnstorableEvent if naive."""
+    try:
+        return (moment - EPOCH) // MICROSECOND
+    except TypeError:  # naive minus aware
         check_time(moment, "time")
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(" ")
+        raise
 
 
-def parse_text_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+def from_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)

@@ -7,8 +7,9 @@ third of the cost of a persistent fire. :class:`StoredFuture` is a real
 Future subclass (``isinstance``, ``result``, ``add_done_callback``,
 ``concurrent.futures.wait`` all work) that starts RUNNING (it cannot be
 cancelled: the event will be written) and creates its condition only when
-someone first asks for it. :func:`complete` sets the result without a
-condition if nobody ever asked.
+someone first waits or adds a callback. :func:`complete` sets the results
+of a batch without conditions where nobody ever asked, and ``result()`` of a
+finished future reads it without one.
 
 It relies on the attribute names of CPython's Future (``_condition``,
 ``_state``, ``_result``), unchanged from 3.8 to 3.13; :data:`LAZY` is False
@@ -18,6 +19,7 @@ and plain Futures are used if they ever differ.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from concurrent.futures import Future
 from concurrent.futures import _base as futures_base
 from typing import Any
@@ -46,6 +48,15 @@ class StoredFuture(Future):  # type: ignore[type-arg]
         self._waiters: list[Any] = []
         self._done_callbacks: list[Any] = []
 
+    def result(self, timeout: float | None = None) -> Any:
+        # Most are read after the commit: skip the condition then (a plain attribute read).
+        if self._state == futures_base.FINISHED and self._exception is None:
+            return self._result
+        return super().result(timeout)
+
+    def done(self) -> bool:
+        return self._state == futures_base.FINISHED or super().done()
+
     def __getattr__(self, name: str) -> Any:
         # Called only for attributes not yet in __dict__: here, the condition.
         if name != "_condition":
@@ -66,13 +77,21 @@ def new_future() -> Future[Any]:
     return future
 
 
-def complete(future: Future[Any], result: Any) -> None:
-    """``future.set_result(result)``, skipping the condition if nobody has looked yet."""
-    if LAZY and "_condition" not in future.__dict__:
-        with _CREATE:
-            if "_condition" not in future.__dict__:
-                # Nobody waits, and no callback or waiter can exist without the condition.
+def complete(pairs: Iterable[tuple[Future[Any], Any]]) -> None:
+    """``future.set_result(result)`` for each pair, skipping the condition of futures
+    nobody has looked at yet (no waiter or callback can exist without it)."""
+    if not LAZY:
+        for future, result in pairs:
+            future.set_result(result)
+        return
+    watched = []
+    finished = futures_base.FINISHED
+    with _CREATE:
+        for future, result in pairs:
+            if "_condition" in future.__dict__:
+                watched.append((future, result))
+            else:
                 future._result = result  # type: ignore[attr-defined]
-                future._state = futures_base.FINISHED  # type: ignore[attr-defined]
-                return
-    future.set_result(result)
+                future._state = finished  # type: ignore[attr-defined]
+    for future, result in watched:
+        future.set_result(result)

@@ -31,32 +31,41 @@ from sqlalchemy.dialects import postgresql
 
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.levels import Level
-from linkserver.history.codec import UTC, check_event, decode_data, encode_data, parse_text_time, text_time
+from linkserver.history.codec import (
+    EPOCH,
+    MICROSECOND,
+    UTC,
+    check_event,
+    decode_data,
+    encode_data,
+    from_micros,
+    micros,
+)
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes: ``timestamptz`` on PostgreSQL, sortable UTC text on SQLite."""
+    """Aware UTC datetimes: ``timestamptz`` on PostgreSQL, integer microseconds on SQLite."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(Text())
+            return dialect.type_descriptor(BigInteger())
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return text_time(value)
+            return micros(value)
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            return parse_text_time(value)
+        if isinstance(value, int):
+            return from_micros(value)
         return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
@@ -134,16 +143,20 @@ def row_maker(dialect_name: str) -> Callable[[Event, bool], tuple[Any, ...]]:
     if dialect_name == "sqlite":
 
         def make_sqlite(event: Event, requires_ack: bool) -> tuple[Any, ...]:
-            created, expires = event.created, event.expires
+            expires = event.expires
+            try:
+                created = (event.created - EPOCH) // MICROSECOND
+                expires = None if expires is None else (expires - EPOCH) // MICROSECOND
+            except TypeError:  # a naive datetime
+                check_event(event)
+                raise
             return (
                 event.id,
                 event.context,
                 event.name,
                 int(event.level),
-                created.isoformat(" ") if created.tzinfo is UTC else text_time(created),
-                None
-                if expires is None
-                else (expires.isoformat(" ") if expires.tzinfo is UTC else text_time(expires)),
+                created,
+                expires,
                 event.author,
                 event.group,
                 encode_data(event.data),

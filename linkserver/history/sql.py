@@ -26,7 +26,12 @@ from linkserver.history.writer import Writer, WriterStats
 log = logging.getLogger("linkserver.history")
 
 MAX_PURGE_BATCH = 10_000
-PURGE_BATCH_SECONDS = 0.005  # aim of one purge transaction: about one writer flush interval
+# How long one purge transaction should take: on SQLite while events are being fired,
+# short enough that a fire waiting behind it hardly notices (tools/bench/history.py);
+# otherwise just short.
+PURGE_BUSY_SECONDS = 0.001
+PURGE_IDLE_SECONDS = 0.05
+PURGE_IDLE_AFTER = 1.0  # seconds without a fire before the purge stops making way
 FIRST_PURGE_ROWS = 100
 
 
@@ -165,13 +170,16 @@ class SqlHistoryStore(HistoryStore):
         """See :meth:`HistoryStore.purge_expired`.
 
         Each transaction deletes at most ``batch_size`` events and is also kept
-        near PURGE_BATCH_SECONDS: the number of rows per transaction starts
-        small and doubles or halves with the time the previous one took. (On
-        SQLite a purge transaction holds the only write lock; deleting by expiry
-        touches a different page of the context index for nearly every row, so
-        5000 rows can take a tenth of a second.) Between transactions the events
-        the writer has waiting are committed first, and on SQLite the purge
-        rests as long as its last transaction took.
+        near a target time: the rows per transaction start at FIRST_PURGE_ROWS
+        and double or halve with the time the previous one took. On SQLite a
+        purge transaction holds the only write lock, and deleting by expiry
+        touches a different page of the context index for nearly every row
+        (5000 rows can take a tenth of a second). So while events are being
+        fired, the target is 1 ms, the events the writer has waiting are
+        committed before the next batch, and the purge rests as long as its
+        last transaction took; after a second without fires, the target is
+        50 ms and there is no rest. PostgreSQL deletes do not
+        block inserts: 50 ms, no rest.
         """
         if not 1 <= batch_size <= MAX_PURGE_BATCH:
             raise ValueError(f"batch_size must be from 1 to {MAX_PURGE_BATCH}, got {batch_size}")
@@ -186,30 +194,40 @@ class SqlHistoryStore(HistoryStore):
         # so a purge holds the GIL (which the writer needs too) as little as possible.
         drop_acks = delete(acknowledgements).where(acknowledgements.c.event_id.in_(oldest))
         drop_events = delete(events).where(events.c.id.in_(oldest))
+        writer = self._writer
+        shares_lock = self._dialect == "sqlite" and writer is not None
         removed = 0
         rows = min(batch_size, FIRST_PURGE_ROWS)
+        appended = writer.appended if writer is not None else 0
+        firing, last_fire = shares_lock, time.monotonic()
         while True:
-            started = time.monotonic()
-            with self._write_lock, self.engine.begin() as conn:
-                # The first DELETE takes the write lock, so both see the same oldest rows.
-                conn.execute(drop_acks, {"now": now, "rows": rows})
-                deleted = conn.execute(drop_events, {"now": now, "rows": rows}).rowcount
+            with self.engine.connect() as conn:
+                started = time.monotonic()
+                with self._write_lock, conn.begin():
+                    # The first DELETE takes the write lock, so both see the same oldest rows.
+                    conn.execute(drop_acks, {"now": now, "rows": rows})
+                    deleted = conn.execute(drop_events, {"now": now, "rows": rows}).rowcount
             removed += deleted
             elapsed = time.monotonic() - started
             log.debug("purge: %d expired events deleted in %.1f ms", deleted, elapsed * 1000)
             if deleted < rows:
                 return removed
-            if elapsed < PURGE_BATCH_SECONDS / 2:
+            target = PURGE_BUSY_SECONDS if firing else PURGE_IDLE_SECONDS
+            if elapsed < target / 2:
                 rows = min(batch_size, rows * 2)
-            elif elapsed > PURGE_BATCH_SECONDS:
+            elif elapsed > target:
                 rows = max(1, rows // 2)
-            writer = self._writer
             if writer is not None and writer.pending:
                 writer.flush(timeout=1.0)
-            if self._dialect == "sqlite":
-                # Hold SQLite's only write lock at most half the time: a purge thread the
-                # OS pauses while it holds the lock would pause every fire with it.
-                time.sleep(elapsed)
+            if shares_lock:
+                assert writer is not None
+                if writer.appended != appended:
+                    appended, last_fire = writer.appended, time.monotonic()
+                firing = time.monotonic() - last_fire < PURGE_IDLE_AFTER
+                if firing:
+                    # Leave SQLite's only write lock free half the time: a purge thread the
+                    # OS pauses while it holds the lock would pause every fire with it.
+                    time.sleep(elapsed)
 
     def _write(self, statement: Any) -> int:
         with self._write_lock, self.engine.begin() as conn:

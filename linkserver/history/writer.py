@@ -2,9 +2,10 @@
 
 Firers put rows into a bounded queue and get a future. One daemon thread
 takes up to ``batch_size`` rows, or whatever arrived within ``flush_interval``
-of the first one, writes them in one transaction (SQLite: multi-row INSERTs;
-PostgreSQL: ``COPY``), and completes the futures only after the commit
-returned. Guarantees:
+of the first one, writes them in one transaction (SQLite: a multi-row INSERT;
+PostgreSQL: one ``COPY``; both in autocommit mode, where the statement is the
+transaction), and completes the futures only after the commit returned.
+Guarantees:
 
 - a full queue blocks the firer (back-pressure); nothing is ever dropped;
 - a future is completed with its event only after the row is committed;
@@ -19,21 +20,13 @@ Done-callbacks added to the futures run in the writer thread, right after
 the commit: they must be quick and must not block, or every write waits.
 
 The writer talks to the DBAPI connection directly: this is the hot path, and
-SQLAlchemy's per-row type processing would halve its speed.
-
-SQLite specifics, both measured (``tools/bench/history.py``):
-
-- a batch is ONE multi-row ``INSERT ... VALUES (...), (...)`` run in
-  autocommit mode (the statement is its own transaction) through
-  ``executemany(sql, [params])``. Python's sqlite3 releases the GIL around
-  each call into SQLite (``execute`` does so three times, ``executemany`` with
-  one parameter set once) and every time the writer wants the GIL back it
-  waits up to the interpreter's switch interval (5 ms) behind a busy firer.
-  One release per batch, while the firers refill the queue, is what lets
-  the writer keep up. Batches of other sizes are cut into power-of-two
-  chunks inside BEGIN IMMEDIATE/COMMIT, so only a dozen statements exist and
-  all stay in sqlite3's statement cache;
-- see :mod:`linkserver.history.engine` for ``wal_autocheckpoint``.
+SQLAlchemy's per-row type processing would halve its speed. On SQLite a full
+batch is ONE multi-row ``INSERT`` run through ``executemany(sql, [params])``:
+Python's sqlite3 releases the GIL around each call into SQLite (``execute``
+three times, ``executemany`` with one parameter set once), and each time the
+writer wants it back it may wait up to the switch interval (5 ms) behind a
+busy firer. Other batch sizes are cut into power-of-two chunks inside
+BEGIN IMMEDIATE/COMMIT, so the few statements stay in sqlite3's cache.
 """
 
 from __future__ import annotations
@@ -245,6 +238,11 @@ class Writer:
             log.error("history stopped with the database unavailable: %d events were NOT stored", self.lost)
 
     @property
+    def appended(self) -> int:
+        """Events ever submitted."""
+        return self._queue.appended
+
+    @property
     def pending(self) -> int:
         """Events submitted but not yet finished (queued or being written)."""
         return self._queue.appended - self._queue.finished
@@ -273,8 +271,7 @@ class Writer:
         if error is None:
             self.stats.transactions += 1
             self.stats.events += len(batch)
-            for _row, future, event in batch:
-                complete(future, event)
+            complete((future, event) for _row, future, event in batch)
             return
         if isinstance(error, _Abandoned):
             _fail(batch, HistoryError("history stopped before the event could be stored"))
@@ -314,19 +311,21 @@ class Writer:
         conn = self._conn
         if conn is None:
             conn = self._engine.raw_connection()
+            # Autocommit: one statement is one transaction, without a round trip
+            # (PostgreSQL) or a GIL release (SQLite) for a separate COMMIT.
             if self._dialect == "sqlite":
-                conn.driver_connection.isolation_level = None  # autocommit; see the module doc
+                conn.driver_connection.isolation_level = None
+            else:
+                conn.driver_connection.autocommit = True
             self._conn = conn
         if skip_existing:
             rows = self._not_stored(conn, rows)
         if self._dialect == "sqlite":
             self._write_sqlite(conn.driver_connection, rows)
-            return
-        if rows:
+        elif rows:
             with conn.driver_connection.cursor() as cursor, cursor.copy(self._insert_sql) as copy:
                 for row in rows:
                     copy.write_row(row)
-        conn.commit()
 
     def _write_sqlite(self, db: Any, rows: Sequence[tuple[Any, ...]]) -> None:
         statements = []

@@ -210,7 +210,7 @@ def test_stored_futures_behave_like_futures() -> None:
     from linkserver.history.futures import complete, new_future
 
     nobody_looked = new_future()
-    complete(nobody_looked, "a")
+    complete([(nobody_looked, "a")])
     assert nobody_looked.done() and nobody_looked.result(timeout=0) == "a"
     assert not nobody_looked.cancel()
 
@@ -218,15 +218,15 @@ def test_stored_futures_behave_like_futures() -> None:
     assert not waited.cancel()  # running: an event being written cannot be cancelled
     seen: list[object] = []
     waited.add_done_callback(lambda f: seen.append(f.result()))
-    threading.Timer(0.05, complete, (waited, "b")).start()
+    threading.Timer(0.05, complete, ([(waited, "b")],)).start()
     assert waited.result(timeout=5) == "b"
     assert seen == ["b"]
 
     pair = [new_future(), new_future()]
-    threading.Timer(0.05, complete, (pair[1], "c")).start()
+    threading.Timer(0.05, complete, ([(pair[1], "c")],)).start()
     done, _ = wait(pair, timeout=5, return_when=FIRST_COMPLETED)
     assert done == {pair[1]}
-    complete(pair[0], "d")
+    complete([(pair[0], "d")])
     assert sorted(f.result() for f in as_completed(pair, timeout=5)) == ["c", "d"]
 
     failed = new_future()

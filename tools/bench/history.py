@@ -49,6 +49,7 @@ from linkserver.core.events import Event, IdGenerator  # noqa: E402
 from linkserver.core.levels import Level  # noqa: E402
 from linkserver.history import migrate  # noqa: E402
 from linkserver.history.base import HistoryQuery  # noqa: E402
+from linkserver.history.codec import micros  # noqa: E402
 from linkserver.history.engine import configure_sqlite  # noqa: E402
 from linkserver.history.schema import EVENT_COLUMNS, row_maker  # noqa: E402
 from linkserver.history.sql import SqlHistoryStore  # noqa: E402
@@ -238,7 +239,9 @@ def postgres_copy_round(url: str, events: list[Event]) -> float:
 # -- 3. newest 100 at two sizes ------------------------------------------------------------
 
 
-def generate(path: str, count: int, *, first: int = 0, expires: str = "2100-01-01 00:00:00+00:00") -> None:
+def generate(
+    path: str, count: int, *, first: int = 0, expires: datetime = datetime(2100, 1, 1, tzinfo=UTC)
+) -> None:
     """``count`` rows in 1000 device contexts, ids ascending, by SQL (fast), in chunks."""
     connection = sqlite3.connect(path)
     configure_sqlite(connection)
@@ -251,10 +254,10 @@ def generate(path: str, count: int, *, first: int = 0, expires: str = "2100-01-0
                 f"""WITH RECURSIVE seq(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?)
                 INSERT INTO events ({COLUMNS_SQL})
                 SELECT ? + i * 64, 'devices.d' || (i % 1000), 'measurement', i % 6,
-                       '2024-05-01 12:00:00+00:00', ?, 'bench', 'measurements',
+                       ?, ?, 'bench', 'measurements',
                        '[{{"quantity":"temperature","value":21.5,"unit":"degC"}}]', 0
                 FROM seq""",
-                (start, start + size, BASE_ID, expires),
+                (start, start + size, BASE_ID, micros(datetime(2024, 5, 1, 12, tzinfo=UTC)), micros(expires)),
             )
             connection.commit()
             connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -337,7 +340,7 @@ def bench_purge(settings: dict[str, Any], workdir: Path) -> None:
     fire_rate, calm = settings["rate"], settings["calm"]
     print(f"\n4. purge of {count:,} expired events in batches of {batch} while firing {fire_rate}/s")
     with sqlite_file(workdir) as path:
-        generate(path, count, expires="2000-01-01 00:00:00+00:00")
+        generate(path, count, expires=datetime(2000, 1, 1, tzinfo=UTC))
         store = SqlHistoryStore(f"sqlite:///{path}")
         store.start()
         try:

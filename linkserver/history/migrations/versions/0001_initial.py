@@ -20,7 +20,8 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Time = sa.Text().with_variant(postgresql.TIMESTAMP(timezone=True), "postgresql")
+# SQLite: integer microseconds since 1970-01-01 UTC (see linkserver/history/codec.py).
+Time = sa.BigInteger().with_variant(postgresql.TIMESTAMP(timezone=True), "postgresql")
 ContextPath = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 Data = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
