@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import enum
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from typing import Protocol
@@ -237,3 +238,59 @@ class QueuedSubscription(Subscription):
             self.on_gap(gap)
         except Exception:
             log.exception("gap handler of %r failed", self)
+
+
+class AfterCommit:
+    """Delivers persistent events to durable subscriptions once history committed them.
+
+    The history writer completes its futures in its own thread; handing the
+    offers to this dispatcher's thread means a slow or blocking durable
+    subscriber holds up other durable deliveries, never the writer. Offers
+    keep commit order. The thread starts with the first durable delivery.
+    """
+
+    _STOP = object()
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def committed(self, offer: Callable[[Event], None], event: Event) -> Callable[[object], None]:
+        """A done-callback for the event's history future that schedules ``offer(event)``."""
+
+        def done(future: object) -> None:
+            if getattr(future, "exception", lambda: None)() is None:
+                self._ensure_running()
+                self._queue.put((offer, event))
+            else:
+                log.error("event %s was not stored, so durable subscribers do not get it", event.id)
+
+        return done
+
+    def _ensure_running(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="linkserver-after-commit", daemon=True
+                    )
+                    self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            offer, event = item  # type: ignore[misc]
+            try:
+                offer(event)
+            except Exception:
+                log.exception("durable delivery of event %s failed", event.id)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is scheduled, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(self._STOP)
+            self._thread.join(timeout)
+            self._thread = None

@@ -31,6 +31,7 @@ from linkserver.core.tree import Context, ContextTree, TreeChange
 from linkserver.history.base import HistoryStore
 from linkserver.history.memory import MemoryHistoryStore
 from linkserver.server.delivery import (
+    AfterCommit,
     Delivery,
     Gap,
     Listener,
@@ -85,6 +86,7 @@ class Engine:
         self._subscriptions: set[Subscription] = set()
         self._lock = threading.RLock()
         self._targets: dict[str, dict[str, _Target]] = {}  # path as fired -> event name -> target
+        self._after_commit = AfterCommit()
         self._last_created: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
 
     @classmethod
@@ -150,7 +152,7 @@ class Engine:
             if event_level < min_level or (matches is not None and not matches(fired)):
                 continue
             if after_commit and stored is not None:
-                stored.add_done_callback(lambda _done, offer=offer: offer(fired))
+                stored.add_done_callback(self._after_commit.committed(offer, fired))
             else:
                 offer(fired)
         if durable and stored is not None:
@@ -339,6 +341,7 @@ class Engine:
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is queued, then stop every subscription's worker."""
+        self._after_commit.close(timeout)
         for subscription in list(self._subscriptions):
             if isinstance(subscription, QueuedSubscription):
                 subscription.drain_and_close(timeout)

@@ -328,3 +328,21 @@ def test_fire_and_listen_from_many_threads(engine):
         thread.join()
     assert len(seen.events) == 2000
     assert len({e.id for e in seen.events}) == 2000
+
+
+def test_durable_subscriptions_get_persistent_events_after_commit_and_never_stall_the_writer(engine):
+    release = threading.Event()
+    seen = []
+
+    def slow(event):
+        release.wait(5)
+        seen.append(event.id)
+
+    engine.listen("devices.*", "error", slow, durable=True, delivery="queued", queue_size=1, overflow="block")
+    fired = [engine.fire("devices.plc7", "error", durable=True).id for _ in range(5)]
+    assert [e.id for e in stored(engine)][::-1] == fired  # all committed while the listener is stuck
+    release.set()
+    deadline = time.monotonic() + 5
+    while len(seen) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == fired
