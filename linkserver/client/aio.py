@@ -9,6 +9,7 @@ async with AsyncClient("http://127.0.0.1:7341") as client:
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import logging
@@ -298,7 +299,7 @@ class AsyncSubscription:
         self._yield_gaps = yield_gaps
         self._backoff = backoff
         self._ws: ClientConnection | None = None
-        self._early: list[Event | Gap] = []
+        self._items: collections.deque[Event | Gap] = collections.deque()  # received, not yet handed out
         self._refs = itertools.count(1)
         self._opened = False
         self._closed = False
@@ -322,9 +323,7 @@ class AsyncSubscription:
                 if answer.get("ref") == ref:
                     self.state.confirm(answer, ref)
                     break
-                item = self.state.receive(answer)
-                if item is not None:
-                    self._early.append(item)
+                self._items.extend(self.state.receive(answer))
         except BaseException:
             await ws.close()
             raise
@@ -357,10 +356,9 @@ class AsyncSubscription:
 
     async def __anext__(self) -> Any:
         await self.open()
+        items = self._items
         while True:
-            if self._early:
-                item: Event | Gap | None = self._early.pop(0)
-            else:
+            if not items:
                 if self._closed:
                     raise StopAsyncIteration
                 if self._ws is None:
@@ -372,14 +370,15 @@ class AsyncSubscription:
                     self._ws = None
                     self.state.disconnected()
                     continue
-                item = self.state.receive(decode(raw))
+                items.extend(self.state.receive(decode(raw)))
+                continue
+            item = items.popleft()
             if isinstance(item, Gap):
                 if self._on_gap is not None:
                     self._on_gap(item)
                 if not self._yield_gaps:
                     continue
-            if item is not None:
-                return item
+            return item
 
     async def aclose(self) -> None:
         self._closed = True

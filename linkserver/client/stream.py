@@ -4,7 +4,9 @@
 server message means for the caller; the sync and async clients only move
 its messages over a socket. It remembers the highest event id delivered, so
 a resubscription asks the server for every stored event after it
-(``resume_from``) and drops anything it already handed out.
+(``resume_from``) and drops anything it already handed out. It subscribes
+with ``batch: true``: the server may then push several events in one
+``events`` message, which it unpacks in order.
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ class SubscriptionState:
         min_level: Level | str | int | None = None,
         resume_from: int | None = None,
         remember: int = 10_000,
+        batch: bool = True,
     ) -> None:
-        self.mask, self.event, self.filter = mask, event, filter
+        self.mask, self.event, self.filter, self.batch = mask, event, filter, batch
         self.min_level = level_name(min_level)
         self.last_id: int | None = resume_from
         self.subscription: Any = None
@@ -102,6 +105,8 @@ class SubscriptionState:
             message["filter"] = self.filter
         if self.min_level is not None:
             message["min_level"] = self.min_level
+        if self.batch:
+            message["batch"] = True
         resume = self.resume_from()
         if resume is not None:
             message["resume_from"] = resume
@@ -126,22 +131,18 @@ class SubscriptionState:
         if self.confirmed_at is None:
             self.confirmed_at = datetime.now(UTC)
 
-    def receive(self, message: dict[str, Any]) -> Event | Gap | None:
-        """The item a pushed message gives the caller; None for messages to ignore (and duplicates)."""
+    def receive(self, message: dict[str, Any]) -> list[Event | Gap]:
+        """The items a pushed message gives the caller, in order: events not seen before
+        (one ``event`` or the list of an ``events`` message) and gaps; [] for anything else."""
         kind = message.get("type")
+        if kind == "events":
+            raw = message.get("events")
+            if not isinstance(raw, list):
+                raise ProtocolError(f"an 'events' message without a list of events: {str(message)[:200]}")
+            return [event for event in map(self._event, raw) if event is not None]
         if kind == "event":
-            event = parse_event(message.get("event"))
-            if event.id in self._recent_set:
-                self.duplicates += 1
-                return None
-            if len(self._recent) == self._recent.maxlen:
-                self._recent_set.discard(self._recent[0])
-            self._recent.append(event.id)
-            self._recent_set.add(event.id)
-            if self.last_id is None or event.id > self.last_id:
-                self.last_id = event.id
-            self.delivered += 1
-            return event
+            event = self._event(message.get("event"))
+            return [event] if event is not None else []
         if kind == "gap":
             gap = Gap(
                 last_delivered_id=message.get("last_delivered_id"),
@@ -149,10 +150,25 @@ class SubscriptionState:
                 dropped=int(message.get("dropped") or 0),
             )
             self.gaps.append(gap)
-            return gap
+            return [gap]
         if kind == "error" and message.get("ref") is None:
             raise error_from_answer(None, message)
-        return None
+        return []
+
+    def _event(self, raw: Any) -> Event | None:
+        """The event, or None when it was delivered before (a duplicate, not even parsed)."""
+        if isinstance(raw, dict) and isinstance(raw.get("id"), int) and raw["id"] in self._recent_set:
+            self.duplicates += 1
+            return None
+        event = parse_event(raw)
+        if len(self._recent) == self._recent.maxlen:
+            self._recent_set.discard(self._recent[0])
+        self._recent.append(event.id)
+        self._recent_set.add(event.id)
+        if self.last_id is None or event.id > self.last_id:
+            self.last_id = event.id
+        self.delivered += 1
+        return event
 
     def disconnected(self) -> None:
         self.subscription = None

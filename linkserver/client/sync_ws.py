@@ -155,7 +155,8 @@ class Subscription:
             if answer.get("ref") == ref:
                 self.state.confirm(answer, ref)
                 return
-            self._push(self.state.receive(answer))  # pushes before the answer (resumed events)
+            for item in self.state.receive(answer):  # pushes before the answer (resumed events)
+                self._push(item)
 
     def _connect(self) -> None:
         ws = self._client.connect()
@@ -176,7 +177,7 @@ class Subscription:
         self._thread.start()
 
     def _push(self, item: Any) -> None:
-        while item is not None and not self._closed.is_set():
+        while not self._closed.is_set():
             try:
                 self._items.put(item, timeout=0.2)
                 return
@@ -190,7 +191,8 @@ class Subscription:
                 try:
                     assert ws is not None
                     for raw in ws:
-                        self._push(self.state.receive(decode(raw)))
+                        for item in self.state.receive(decode(raw)):
+                            self._push(item)
                 except (ConnectionClosed, OSError):
                     pass
                 if self._closed.is_set():

@@ -21,9 +21,14 @@ A new subscription holds its live events until its ``subscribed`` answer
 arrives before the answer, and live events already replayed from history
 are not sent twice.
 
+What :meth:`Session.take_text` hands the transport is written by
+:mod:`linkserver.net.push`: live events encoded once for all sessions, and
+the events of a ``batch: true`` subscription taken together sent as one
+``events`` message.
+
 Thread model: ``receive`` and ``pump`` may block (firing, history) and run
-in worker threads, serialised by the session; ``take`` is cheap and may
-run on the event loop; listeners run in firing threads. ``on_output`` is
+in worker threads, serialised by the session; ``take_text`` is cheap and
+may run on the event loop; listeners run in firing threads. ``on_output`` is
 called (from any thread) when the outbox turns non-empty.
 """
 
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -56,6 +62,7 @@ from linkserver.net.codec import (
     parse_json,
     require_object,
 )
+from linkserver.net.push import SessionSubscription, frames
 from linkserver.server.delivery import Gap
 
 log = logging.getLogger("linkserver.net.session")
@@ -110,39 +117,7 @@ class Backend(Protocol):
 
 
 MESSAGE_TYPES = ("fire", "fire_batch", "subscribe", "unsubscribe", "ping")
-_SUBSCRIBE_KEYS = ("type", "ref", "mask", "event", "filter", "min_level", "resume_from")
-
-
-class _Subscription:
-    __slots__ = (
-        "sid",
-        "ref",
-        "request",
-        "handle",
-        "holding",
-        "held",
-        "last_id",
-        "gap",
-        "replaying",
-        "after",
-        "cursor",
-        "rechecked",
-        "replayed",
-        "floor",
-    )
-
-    def __init__(self, sid: str, ref: Any, request: SubscribeRequest, floor: int) -> None:
-        self.sid, self.ref, self.request, self.floor = sid, ref, request, floor
-        self.handle: Cancellable | None = None
-        self.holding = True
-        self.held: collections.deque[Event] = collections.deque()
-        self.last_id: int | None = None
-        self.gap: Gap | None = None
-        self.replaying = False
-        self.after = 0  # replay events with ids above this (and the cursor)
-        self.cursor: str | None = None
-        self.rechecked = False
-        self.replayed: set[int] = set()
+_SUBSCRIBE_KEYS = ("type", "ref", "mask", "event", "filter", "min_level", "resume_from", "batch")
 
 
 class Session:
@@ -160,7 +135,8 @@ class Session:
         self.principal = principal
         self.limits = limits or Limits()
         self.on_output = on_output
-        self._subs: dict[str, _Subscription] = {}
+        self._subs: dict[str, SessionSubscription] = {}
+        self._batched: set[str] = set()  # subscriptions that take ``events`` messages
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self._live = 0  # live events in the queue
         self._signalled = False
@@ -234,6 +210,7 @@ class Session:
         where = "a subscribe message"
         level = get(message, "min_level", (str, int), where=where)
         resume = get(message, "resume_from", int, where=where)
+        batch = get(message, "batch", bool, where=where, default=False)
         if resume is not None and resume < 0:
             raise BadRequest("'resume_from' must be an event id (a non-negative integer)")
         request = SubscribeRequest(
@@ -252,16 +229,19 @@ class Session:
         # Events offered from now on are fired after this moment; replayed ids from a second
         # before it on are remembered, so that nothing is sent twice.
         floor = first_id_at(datetime.now(UTC) - timedelta(seconds=1))
-        sub = _Subscription(sid, ref, request, floor)
+        sub = SessionSubscription(sid, ref, request, floor)
         with self._lock:
             if self.closed:
                 return
             self._subs[sid] = sub
+            if batch:
+                self._batched.add(sid)
         try:
             handle = self.backend.subscribe(self.principal, request, lambda event: self._offer(sub, event))
         except BaseException:
             with self._lock:
                 self._subs.pop(sid, None)
+                self._batched.discard(sid)
             raise
         with self._lock:
             sub.handle = handle
@@ -284,6 +264,7 @@ class Session:
         sid = get(message, "subscription", str, required=True, where="an unsubscribe message")
         with self._lock:
             sub = self._subs.pop(sid, None)
+            self._batched.discard(sid)
             if sub is not None:
                 self._queue = collections.deque(
                     item for item in self._queue if item[0] == "msg" or item[1] != sid
@@ -297,7 +278,7 @@ class Session:
 
     # -- live events -----------------------------------------------------------
 
-    def _offer(self, sub: _Subscription, event: Event) -> None:
+    def _offer(self, sub: SessionSubscription, event: Event) -> None:
         """Called in the firing thread: append or drop, never wait."""
         with self._lock:
             if self._subs.get(sub.sid) is not sub:
@@ -313,14 +294,14 @@ class Session:
             else:
                 self._enqueue_live(sub, event)
 
-    def _drop(self, sub: _Subscription, event: Event) -> None:
+    def _drop(self, sub: SessionSubscription, event: Event) -> None:
         gap = sub.gap
         if gap is None:
             sub.gap = Gap(last_delivered_id=sub.last_id, last_dropped_id=event.id, dropped=1)
         else:
             sub.gap = attrs.evolve(gap, last_dropped_id=event.id, dropped=gap.dropped + 1)
 
-    def _enqueue_live(self, sub: _Subscription, event: Event) -> None:
+    def _enqueue_live(self, sub: SessionSubscription, event: Event) -> None:
         if sub.gap is not None:
             self._queue.append(("gap", sub.sid, sub.gap))
             sub.gap = None
@@ -329,7 +310,7 @@ class Session:
         sub.last_id = event.id
         self._signal()
 
-    def _release(self, sub: _Subscription) -> None:
+    def _release(self, sub: SessionSubscription) -> None:
         """End holding: held events not already replayed go out, then live ones as they come."""
         sub.holding = sub.replaying = False
         held, sub.held = sub.held, collections.deque()
@@ -363,7 +344,7 @@ class Session:
                 self._replay_step(sub)
             return self.wants_pump
 
-    def _replay_step(self, sub: _Subscription) -> None:
+    def _replay_step(self, sub: SessionSubscription) -> None:
         """One page of history. Two passes: everything after ``resume_from``, then, after a
         flush, once more from just before the subscription began, for an event fired
         before it but committed only after the first flush. Ids already sent are skipped."""
@@ -382,7 +363,7 @@ class Session:
             for event in page.events:
                 if event.id <= sub.after or event.id in sub.replayed:
                     continue
-                self._queue.append(("msg", self._event_message(sub.sid, event)))
+                self._queue.append(("replay", sub.sid, event))
                 if event.id >= sub.floor:
                     sub.replayed.add(event.id)
             self._signal()
@@ -398,12 +379,19 @@ class Session:
     # -- output ---------------------------------------------------------------
 
     @property
+    def pending(self) -> bool:
+        """Something is waiting in the outbox. After a :meth:`take_text` that left it empty,
+        ``on_output`` is called again when something arrives."""
+        return bool(self._queue)
+
+    @property
     def backlog(self) -> int:
         """Answers and replayed events waiting in the outbox (live events not counted)."""
         return len(self._queue) - self._live
 
-    def take(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Up to ``limit`` messages to send, in order. Cheap; never blocks for long."""
+    def take_text(self, limit: int = 100) -> list[str]:
+        """The next messages to send as WebSocket texts, in order, made of up to ``limit``
+        outbox items (an ``events`` message carries several). Cheap; never blocks for long."""
         items: list[tuple[Any, ...]] = []
         with self._lock:
             queue = self._queue
@@ -418,25 +406,11 @@ class Session:
                         items.append(("gap", sub.sid, sub.gap))
                         sub.gap = None
                 self._signalled = False
-        return [self._format(item) for item in items]
+        return frames(items, self._batched) if items else []
 
-    def _format(self, item: tuple[Any, ...]) -> dict[str, Any]:
-        if item[0] == "msg":
-            return item[1]  # type: ignore[no-any-return]
-        if item[0] == "event":
-            return self._event_message(item[1], item[2])
-        gap: Gap = item[2]
-        return {
-            "type": "gap",
-            "subscription": item[1],
-            "last_delivered_id": gap.last_delivered_id,
-            "last_dropped_id": gap.last_dropped_id,
-            "dropped": gap.dropped,
-        }
-
-    @staticmethod
-    def _event_message(sid: str, event: Event) -> dict[str, Any]:
-        return {"type": "event", "subscription": sid, "event": event.marshal()}
+    def take(self, limit: int = 100) -> list[dict[str, Any]]:
+        """:meth:`take_text` decoded: the messages as the client will read them."""
+        return [json.loads(text) for text in self.take_text(limit)]
 
     def _answer(self, message: dict[str, Any]) -> None:
         with self._lock:
@@ -457,6 +431,7 @@ class Session:
         """Cancel every subscription; the session takes no more events or subscriptions."""
         with self._lock:
             subs, self._subs = list(self._subs.values()), {}
+            self._batched = set()
             self.closed = True
             handles = [sub.handle for sub in subs if sub.handle is not None]
         for handle in handles:

@@ -70,6 +70,19 @@ def test_async_subscription_is_an_async_iterator(live: LiveServer) -> None:
     run(live, scenario)
 
 
+def test_async_subscription_unpacks_batches_in_order(live: LiveServer) -> None:
+    async def scenario(client: AsyncClient) -> None:
+        plc = await client.add_context("devices.plc7")
+        async with await client.subscribe(plc, "measurement") as subscription:
+            fired = await client.fire_batch([(plc, "measurement", reading(i)) for i in range(300)])
+            stream = aiter(subscription)
+            got = [(await asyncio.wait_for(anext(stream), 5)).id for _ in fired]
+            assert got == [e.id for e in fired if isinstance(e, Event)]
+            assert (subscription.state.delivered, subscription.state.duplicates) == (300, 0)
+
+    run(live, scenario)
+
+
 def test_async_subscribe_errors_raise_on_await(live: LiveServer) -> None:
     async def scenario(client: AsyncClient) -> None:
         with pytest.raises(FilterError):

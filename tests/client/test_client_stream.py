@@ -14,23 +14,31 @@ from linkserver.core.events import first_id_at
 from linkserver.server.delivery import Gap
 
 
-def push(event_id: int) -> dict[str, object]:
+def event_json(event_id: int) -> dict[str, object]:
     return {
-        "type": "event",
-        "subscription": "s1",
-        "event": {
-            "id": event_id,
-            "context": "devices.a",
-            "name": "x",
-            "level": "INFO",
-            "created": "2026-01-01T00:00:00+00:00",
-            "expires": None,
-            "author": None,
-            "group": None,
-            "data": [],
-            "acknowledgements": [],
-        },
+        "id": event_id,
+        "context": "devices.a",
+        "name": "x",
+        "level": "INFO",
+        "created": "2026-01-01T00:00:00+00:00",
+        "expires": None,
+        "author": None,
+        "group": None,
+        "data": [],
+        "acknowledgements": [],
     }
+
+
+def push(event_id: int) -> dict[str, object]:
+    return {"type": "event", "subscription": "s1", "event": event_json(event_id)}
+
+
+def batch(*event_ids: int) -> dict[str, object]:
+    return {"type": "events", "subscription": "s1", "events": [event_json(i) for i in event_ids]}
+
+
+def ids(items: list[object]) -> list[int]:
+    return [item.id for item in items]  # type: ignore[attr-defined]
 
 
 def test_first_subscribe_has_no_resume_and_names_criteria() -> None:
@@ -42,7 +50,9 @@ def test_first_subscribe_has_no_resume_and_names_criteria() -> None:
         "event": "error",
         "filter": "level >= ERROR",
         "min_level": "WARNING",
+        "batch": True,
     }
+    assert "batch" not in SubscriptionState(batch=False).subscribe_message(1)
 
 
 def test_resubscribe_resumes_from_the_highest_id_seen() -> None:
@@ -68,9 +78,9 @@ def test_an_explicit_resume_from_goes_into_the_first_subscribe() -> None:
 
 def test_events_seen_before_are_dropped_as_duplicates() -> None:
     state = SubscriptionState()
-    assert state.receive(push(5)).id == 5
-    assert state.receive(push(6)).id == 6
-    assert state.receive(push(5)) is None
+    assert ids(state.receive(push(5))) == [5]
+    assert ids(state.receive(push(6))) == [6]
+    assert state.receive(push(5)) == []
     assert (state.delivered, state.duplicates, state.last_id) == (2, 1, 6)
 
 
@@ -78,13 +88,13 @@ def test_duplicate_memory_is_bounded() -> None:
     state = SubscriptionState(remember=2)
     for event_id in (1, 2, 3):
         state.receive(push(event_id))
-    assert state.receive(push(1)) is not None  # forgotten: delivered again
-    assert state.receive(push(3)) is None
+    assert ids(state.receive(push(1))) == [1]  # forgotten: delivered again
+    assert state.receive(push(3)) == []
 
 
 def test_gap_messages_become_gaps() -> None:
     state = SubscriptionState()
-    gap = state.receive(
+    [gap] = state.receive(
         {"type": "gap", "subscription": "s1", "last_delivered_id": 3, "last_dropped_id": 9, "dropped": 6}
     )
     assert gap == Gap(last_delivered_id=3, last_dropped_id=9, dropped=6)
@@ -103,7 +113,34 @@ def test_confirm_raises_the_servers_error_or_protocol_error() -> None:
 
 
 def test_other_messages_are_ignored() -> None:
-    assert SubscriptionState().receive({"type": "pong", "ref": 3}) is None
+    assert SubscriptionState().receive({"type": "pong", "ref": 3}) == []
+
+
+def test_a_batch_gives_its_events_in_order() -> None:
+    state = SubscriptionState()
+    assert ids(state.receive(batch(7, 8, 9))) == [7, 8, 9]
+    assert (state.delivered, state.last_id) == (3, 9)
+
+
+def test_duplicates_are_dropped_inside_and_across_batches() -> None:
+    state = SubscriptionState()
+    assert ids(state.receive(push(4))) == [4]
+    assert ids(state.receive(batch(4, 5, 6))) == [5, 6]  # 4 came as a single event before
+    assert ids(state.receive(batch(6, 7, 7, 8))) == [7, 8]
+    assert (state.delivered, state.duplicates, state.last_id) == (5, 3, 8)
+
+
+def test_a_resume_after_a_batch_starts_after_its_last_event() -> None:
+    state = SubscriptionState()
+    state.confirm({"type": "subscribed", "ref": 1, "subscription": "s1"}, 1)
+    state.receive(batch(10, 11, 12))
+    state.disconnected()
+    assert state.subscribe_message(2)["resume_from"] == 12
+
+
+def test_a_batch_without_a_list_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="'events'"):
+        SubscriptionState().receive({"type": "events", "subscription": "s1", "events": None})
 
 
 def test_backoff_grows_to_the_maximum_and_resets() -> None:

@@ -167,6 +167,19 @@ def test_subscription_gets_live_events_in_order(client: Client, plc: str) -> Non
     assert list(subscription) == []
 
 
+def test_a_burst_arrives_complete_and_in_order_through_batches(client: Client, plc: str) -> None:
+    with client.subscribe(plc, "measurement") as subscription:
+        kinds: list[str] = []
+        receive = subscription.state.receive
+        subscription.state.receive = lambda m: (kinds.append(m["type"]), receive(m))[1]  # type: ignore[method-assign]
+        fired = client.fire_batch([(plc, "measurement", reading(i)) for i in range(500)])
+        got = [subscription.get(timeout=5) for _ in fired]
+        assert [e.id for e in got if e is not None] == [e.id for e in fired if isinstance(e, Event)]
+        assert subscription.get(timeout=0.3) is None
+        assert (subscription.state.delivered, subscription.state.duplicates) == (500, 0)
+        assert "events" in kinds and len(kinds) < 500  # batched: fewer messages than events
+
+
 def test_subscribe_raises_the_servers_refusal(client: Client) -> None:
     with pytest.raises(FilterError):
         client.subscribe("devices.**", "measurement", filter="data.value >>> 3")
@@ -212,11 +225,12 @@ def test_client_is_usable_from_several_threads(client: Client, plc: str) -> None
 
 def test_gaps_reach_the_callback_and_the_iterator(client: Client, live: LiveServer, plc: str) -> None:
     gaps: list[Gap] = []
-    subscription = client.subscribe(plc, "measurement", on_gap=gaps.append, yield_gaps=True, queue_size=1)
+    subscription = client.subscribe(plc, "error", on_gap=gaps.append, yield_gaps=True, queue_size=1)
     try:
-        for _ in range(40):  # the client does not read: the server's per-session queue (1000) overflows
-            for i in range(250):
-                live.server.fire(plc, "measurement", reading(i))
+        # The client does not read: its socket buffers fill (batches of ~2 KB events, fewer than
+        # 200 per message), then the server's per-session queue (1000) overflows.
+        for _ in range(10_000):
+            live.server.fire(plc, "error", {"code": "E1", "message": "x" * 2000})
         items = []
         while True:
             item = subscription.get(timeout=2)

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 from net_helpers import Live, recv_json, request
 
 from linkserver.net.protocol import Limits
@@ -21,6 +22,17 @@ def collect(ws: Any, count: int, kind: str | None = None, timeout: float = 10) -
         if kind is None or message["type"] == kind:
             found.append(message)
     return found
+
+
+def unbatched(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with each ``events`` batch written as its ``event`` messages."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m["type"] == "events":
+            out += [{"type": "event", "subscription": m["subscription"], "event": e} for e in m["events"]]
+        else:
+            out.append(m)
+    return out
 
 
 def test_many_fires_over_one_connection_are_answered_in_order(live: Live, device: str) -> None:
@@ -107,12 +119,14 @@ def test_live_events_are_pushed_until_unsubscribed(live: Live, device: str) -> N
         assert request(ws, {"type": "ping", "ref": 3}) == {"type": "pong", "ref": 3}
 
 
-def test_a_slow_reader_gets_a_gap_and_never_slows_the_firer(make_live: Any) -> None:
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_slow_reader_gets_a_gap_and_never_slows_the_firer(make_live: Any, batch: bool) -> None:
     live = make_live(limits=Limits(queue_size=20))
     device = live.new_device()
     total = 1500
     with live.ws("operator", compression=None, max_queue=2) as ws:
-        sid = request(ws, {"type": "subscribe", "ref": 1, "mask": device, "event": "error"})["subscription"]
+        subscribe = {"type": "subscribe", "ref": 1, "mask": device, "event": "error", "batch": batch}
+        sid = request(ws, subscribe)["subscription"]
         started = time.monotonic()
         fired = [
             live.server.fire(device, "error", {"code": "E1", "message": "x" * 20_000}).id
@@ -128,6 +142,8 @@ def test_a_slow_reader_gets_a_gap_and_never_slows_the_firer(make_live: Any) -> N
                 break
         later = live.server.fire(device, "error", {"code": "E2", "message": "after"}).id
         messages.append(recv_json(ws))
+    assert batch or all(m["type"] != "events" for m in messages)
+    messages = unbatched(messages)
     received = [m["event"]["id"] for m in messages if m["type"] == "event"]
     gaps = [m for m in messages if m["type"] == "gap"]
     assert gaps, "the reader was never told about lost events"
@@ -142,7 +158,10 @@ def test_a_slow_reader_gets_a_gap_and_never_slows_the_firer(make_live: Any) -> N
     assert received == sorted(received) and received[-1] == later
 
 
-def test_resume_from_replays_history_then_goes_live_without_gaps_or_duplicates(live: Live) -> None:
+@pytest.mark.parametrize("batch", [False, True])
+def test_resume_from_replays_history_then_goes_live_without_gaps_or_duplicates(
+    live: Live, batch: bool
+) -> None:
     device = live.new_device("resume")
     old = [live.server.fire(device, "connected", durable=True).id for _ in range(30)]
     stop = threading.Event()
@@ -156,15 +175,16 @@ def test_resume_from_replays_history_then_goes_live_without_gaps_or_duplicates(l
     firer = threading.Thread(target=keep_firing)
     with live.ws("operator") as ws:
         firer.start()
-        answer = request(
-            ws, {"type": "subscribe", "ref": 1, "mask": device, "event": "connected", "resume_from": old[9]}
-        )
+        subscribe = {"type": "subscribe", "ref": 1, "mask": device, "event": "connected"}
+        answer = request(ws, {**subscribe, "resume_from": old[9], "batch": batch})
         assert answer["type"] == "subscribed"
         time.sleep(0.1)
         stop.set()
         firer.join()
         expected = old[10:] + during
-        got = [m["event"]["id"] for m in collect(ws, len(expected), "event")]
+        got: list[int] = []
+        while len(got) < len(expected):
+            got += [m["event"]["id"] for m in unbatched(collect(ws, 1)) if m["type"] == "event"]
         assert request(ws, {"type": "ping", "ref": 2}) == {"type": "pong", "ref": 2}  # nothing more pending
     assert got == expected
 

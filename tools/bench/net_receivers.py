@@ -4,8 +4,9 @@
     net_receivers.py ws|amqp COUNT URL EXPECT SECONDS     (token or exchange in $BENCH_TOKEN)
 
 Prints ``ready`` once every receiver subscribed, then, after EXPECT events
-each or SECONDS, one JSON line ``{"latencies": [s...], "missing": n}``. The
-firing time travels in the event (``value``) or message (``t``).
+each or SECONDS, one JSON line ``{"latencies": [s...], "missing": n, "first":
+t, "last": t}`` (when the first and last arrived). The firing time travels in
+the event (``value``) or message (``t``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 CONTEXT = "devices.bench"
 
 
+LATENCIES: list[float] = []
+ARRIVED: list[float] = []  # [first, last] arrival times: ARRIVED[1:] = [now] keeps the first
+
+
 async def ws_receivers(count: int, url: str, expect: int, seconds: float) -> list[float]:
     from linkserver.client import AsyncClient
 
-    latencies: list[float] = []
+    latencies = LATENCIES
     async with AsyncClient(url, token=os.environ["BENCH_TOKEN"]) as client:
         subscriptions = [await client.subscribe(CONTEXT, "measurement") for _ in range(count)]
         print("ready", flush=True)
@@ -34,7 +39,9 @@ async def ws_receivers(count: int, url: str, expect: int, seconds: float) -> lis
         async def receive(subscription: Any) -> None:
             got = 0
             async for event in subscription:
-                latencies.append(time.time() - event.data[0]["value"])
+                now = time.time()
+                latencies.append(now - event.data[0]["value"])
+                ARRIVED[1:] = [now]
                 got += 1
                 if got >= expect:
                     return
@@ -47,7 +54,7 @@ def amqp_receivers(count: int, url: str, expect: int, seconds: float) -> list[fl
     """``count`` exclusive queues bound to the fanout exchange, consumed on one pika connection."""
     import pika
 
-    latencies: list[float] = []
+    latencies = LATENCIES
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     channel.basic_qos(prefetch_count=1000)
@@ -55,7 +62,9 @@ def amqp_receivers(count: int, url: str, expect: int, seconds: float) -> list[fl
     now, loads = time.time, json.loads
 
     def on_message(channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        latencies.append(now() - loads(body)["t"])
+        arrived = now()
+        latencies.append(arrived - loads(body)["t"])
+        ARRIVED[1:] = [arrived]
         remaining[0] -= 1
         if remaining[0] <= 0:
             channel.stop_consuming()
@@ -84,7 +93,12 @@ def main() -> None:
     else:
         latencies = amqp_receivers(count, url, expect, seconds)
     missing = count * expect - len(latencies)
-    print(json.dumps({"latencies": [round(x, 6) for x in latencies], "missing": missing}))
+    first, last = (ARRIVED[0], ARRIVED[-1]) if ARRIVED else (0.0, 0.0)
+    print(
+        json.dumps(
+            {"latencies": [round(x, 6) for x in latencies], "missing": missing, "first": first, "last": last}
+        )
+    )
 
 
 if __name__ == "__main__":
