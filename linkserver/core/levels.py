@@ -25,9 +25,9 @@ class _ParsableLevel(enum.IntEnum):
                 pass
         elif isinstance(value, str):
             text = value.strip()
-            member = cls.__members__.get(text.upper())
+            member = cls._member_map_.get(text.upper())  # a plain dict; __members__ builds a proxy per call
             if member is not None:
-                return member
+                return member  # type: ignore[return-value]  # _member_map_ holds members of cls
             if text.isdigit():
                 try:
                     return cls(int(text))
