@@ -6,8 +6,7 @@ change between releases.
 
 __version__ = "0.1.0"
 
-import importlib
-from typing import Any
+from linkserver._lazy import lazy_exports
 
 # Names are imported on first use, so that `import linkserver.core` stays free of
 # SQLAlchemy, APScheduler and the rest.
@@ -60,18 +59,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'linkserver' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
-
+__getattr__, __dir__ = lazy_exports("linkserver", _WHERE, globals())
 
 __all__ = [
     # the server and the engine

@@ -6,8 +6,7 @@ and ``import linkserver.net.auth`` stay light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from linkserver._lazy import lazy_exports
 
 _WHERE = {
     "serve": "linkserver.net.serve",
@@ -29,18 +28,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'linkserver.net' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
-
+__getattr__, __dir__ = lazy_exports("linkserver.net", _WHERE, globals())
 
 __all__ = [
     # Running the API
