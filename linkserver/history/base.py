@@ -84,8 +84,13 @@ class HistoryStore(abc.ABC):
         """Open the storage and start the writer. Called once before anything else."""
 
     @abc.abstractmethod
-    def stop(self) -> None:
-        """Commit everything appended so far, then release all resources."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Commit everything appended so far, then release all resources.
+
+        With a ``timeout`` (seconds) a store whose database stays unreachable
+        gives up after it, fails the pending futures and logs how many events
+        it could not store; without one it keeps retrying.
+        """
 
     @abc.abstractmethod
     def append(self, event: Event, *, requires_acknowledgement: bool = False) -> Future[Event]:

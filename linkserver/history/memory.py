@@ -37,7 +37,7 @@ class MemoryHistoryStore(HistoryStore):
                 raise ServerStopped("this history store was stopped; create a new one")
             self._running = True
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         with self._lock:
             self._running = False
             self._stopped = True

@@ -34,6 +34,7 @@ from linkserver.server.purge import PurgeScheduler
 log = logging.getLogger("linkserver.server")
 
 MEMORY_URL = "memory://"
+SHUTDOWN_TIMEOUT = 30.0  # seconds to wait for history at shutdown before giving up
 
 
 class DataDirectoryBusy(LinkServerError, RuntimeError):
@@ -122,9 +123,13 @@ class LinkServer:
         self.controllers.clear()
         self.purger.stop()
         if self.running:
-            self._fire_root("serverStopping", {"reason": reason}, durable=True)
+            try:
+                self._fire_root("serverStopping", {"reason": reason}, durable=True, timeout=SHUTDOWN_TIMEOUT)
+            except Exception:  # history unreachable: stopping must still finish
+                log.exception("could not record serverStopping")
         self.engine.close()
-        self.history.stop()
+        # A database that stays down must not keep the process from exiting on SIGTERM.
+        self.history.stop(timeout=SHUTDOWN_TIMEOUT)
         self.running = False
         self._unlock_data_directory()
         log.info("LinkServer stopped (%s)", reason)
@@ -135,9 +140,11 @@ class LinkServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _fire_root(self, event: str, data: dict[str, Any], *, durable: bool = False) -> None:
+    def _fire_root(
+        self, event: str, data: dict[str, Any], *, durable: bool = False, timeout: float | None = None
+    ) -> None:
         if event in self.tree.root.definitions:
-            self.engine.fire("", event, data, author="linkserver", durable=durable)
+            self.engine.fire("", event, data, author="linkserver", durable=durable, timeout=timeout)
 
     def _start_controller(self, name: str, target: str, options: dict[str, Any]) -> None:
         controller = load_controller(target, options)
