@@ -14,20 +14,18 @@ unchanged: it gets a :class:`RemoteDeviceHandle` instead of a
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from typing import Any
 
 from linkserver.client.sync import Client
-from linkserver.core.errors import ContextExists, ContextNotFound
+from linkserver.core.errors import ContextExists
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
-from linkserver.core.paths import check_name, join
-from linkserver.server.controllers import DEVICES, DeviceController
+from linkserver.server.controllers import DEVICES, DeviceBookkeeping, DeviceController
 
 
-class RemoteDeviceHandle:
+class RemoteDeviceHandle(DeviceBookkeeping):
     """What a controller may do, done over the network API.
 
     Same contract as ``DeviceHandle``, with two differences owed to the
@@ -40,21 +38,9 @@ class RemoteDeviceHandle:
     def __init__(
         self, client: Client, controller: str, root: str = DEVICES, *, adopt_existing: bool = True
     ) -> None:
+        super().__init__(controller, root)
         self.client = client
-        self.controller = controller
-        self.root = root
         self.adopt_existing = adopt_existing
-        self.log = logging.getLogger(f"linkserver.controllers.{controller}")
-        self._devices: set[str] = set()
-        self._lock = threading.Lock()
-
-    @property
-    def devices(self) -> list[str]:
-        with self._lock:
-            return sorted(self._devices)
-
-    def path(self, device: str) -> str:
-        return join(self.root, check_name(device, "device name"))
 
     def add_device(self, device: str, *, template: str | None = None, description: str = "") -> str:
         """Add the device's context below ``root``; returns its path."""
@@ -65,14 +51,12 @@ class RemoteDeviceHandle:
             if not self.adopt_existing:
                 raise
             self.log.info("device context %s exists already; adopting it", path)
-        with self._lock:
-            self._devices.add(device)
+        self._added(device)
         return path
 
     def remove_device(self, device: str) -> None:
         self.client.remove_context(self.path(device))
-        with self._lock:
-            self._devices.discard(device)
+        self._removed(device)
 
     def fire(
         self,
@@ -84,14 +68,6 @@ class RemoteDeviceHandle:
         durable: bool = False,
     ) -> Event:
         return self.client.fire(self.path(device), event, data, level=level, durable=durable)
-
-    def remove_all(self) -> None:
-        for device in self.devices:
-            try:
-                self.remove_device(device)
-            except ContextNotFound:
-                with self._lock:
-                    self._devices.discard(device)
 
 
 def run_remote_controller(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -64,22 +65,54 @@ class DeviceHandle(Protocol):
         """Remove every device this handle added (at shutdown)."""
 
 
-class LocalDeviceHandle:
-    """The in-process :class:`DeviceHandle`: works directly on the engine."""
+class DeviceBookkeeping:
+    """What every DeviceHandle implementation shares: device names to paths under
+    ``root``, the set of devices added (thread-safe) and ``remove_all``.
 
-    def __init__(self, engine: Engine, controller: str, root: str = DEVICES) -> None:
-        self._engine = engine
+    Subclasses add ``add_device``, ``remove_device`` and ``fire`` and call
+    :meth:`_added` / :meth:`_removed`.
+    """
+
+    def __init__(self, controller: str, root: str = DEVICES) -> None:
         self.controller = controller
         self.root = root
         self.log = logging.getLogger(f"linkserver.controllers.{controller}")
         self._devices: set[str] = set()
+        self._lock = threading.Lock()
 
     @property
     def devices(self) -> list[str]:
-        return sorted(self._devices)
+        with self._lock:
+            return sorted(self._devices)
 
     def path(self, device: str) -> str:
         return join(self.root, check_name(device, "device name"))
+
+    def remove_device(self, device: str) -> None:
+        raise NotImplementedError  # each handle removes contexts its own way
+
+    def remove_all(self) -> None:
+        for device in self.devices:
+            try:
+                self.remove_device(device)
+            except ContextNotFound:
+                self._removed(device)
+
+    def _added(self, device: str) -> None:
+        with self._lock:
+            self._devices.add(device)
+
+    def _removed(self, device: str) -> None:
+        with self._lock:
+            self._devices.discard(device)
+
+
+class LocalDeviceHandle(DeviceBookkeeping):
+    """The in-process :class:`DeviceHandle`: works directly on the engine."""
+
+    def __init__(self, engine: Engine, controller: str, root: str = DEVICES) -> None:
+        super().__init__(controller, root)
+        self._engine = engine
 
     def add_device(self, device: str, *, template: str | None = None, description: str = "") -> str:
         """Add the device's context (with the ``devices`` child definitions unless a template is named)."""
@@ -87,12 +120,12 @@ class LocalDeviceHandle:
         if self._engine.tree.find(self.root) is None:
             raise ContextNotFound(self.root)
         self._engine.add_context(path, definitions=template, description=description)
-        self._devices.add(device)
+        self._added(device)
         return path
 
     def remove_device(self, device: str) -> None:
         self._engine.remove_context(self.path(device))
-        self._devices.discard(device)
+        self._removed(device)
 
     def fire(
         self,
@@ -106,13 +139,6 @@ class LocalDeviceHandle:
         return self._engine.fire(
             self.path(device), event, data, level=level, author=self.controller, durable=durable
         )
-
-    def remove_all(self) -> None:
-        for device in list(self._devices):
-            try:
-                self.remove_device(device)
-            except ContextNotFound:
-                self._devices.discard(device)
 
 
 @runtime_checkable
