@@ -104,17 +104,12 @@ class Gateway:
     def subscribe(
         self, principal: Principal, request: SubscribeRequest, listener: Callable[[Event], None]
     ) -> Subscription:
-        grants = principal.grants
-
-        def deliver(event: Event) -> None:
-            if grants.level_for(event.context) >= OBSERVER:
-                listener(event)
-
+        # The engine delivers only what ``principal`` may receive (at least observer there).
         try:
             return self.engine.listen(
                 request.mask,
                 request.event,
-                deliver,
+                listener,
                 filter=request.filter,
                 min_level=request.min_level,
                 principal=principal,
