@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -142,6 +142,3 @@ class IdGenerator:
             ms = self._last_ms
             return ((ms - EPOCH_MS) << _TIME_SHIFT) | self._node_bits | self._sequence, ms
 
-
-def expiry(created: datetime, lifetime: timedelta | None) -> datetime | None:
-    return created + lifetime if lifetime is not None else None

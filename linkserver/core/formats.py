@@ -127,11 +127,6 @@ class Field:
     def has_default(self) -> bool:
         return self.default is not NO_DEFAULT
 
-    @property
-    def required(self) -> bool:
-        """A value must be posted: no default and not nullable."""
-        return not self.has_default and not self.nullable
-
     def checker(self) -> Callable[[Any], Any]:
         """A function that returns the (coerced) value or raises InvalidValue. Never sees None."""
         nested = self.format.build if self.format is not None else None
@@ -176,10 +171,6 @@ class TableFormat:
             for f in self.fields
         )
         object.__setattr__(self, "_plan", plan)
-
-    @property
-    def single_record(self) -> bool:
-        return self.max_records == 1
 
     @property
     def field_names(self) -> tuple[str, ...]:

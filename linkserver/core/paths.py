@@ -68,11 +68,6 @@ def display(path: str) -> str:
     return path if path else ROOT_NAME
 
 
-def is_within(path: str, ancestor: str) -> bool:
-    """True if ``path`` is ``ancestor`` or lies below it."""
-    return not ancestor or path == ancestor or path.startswith(ancestor + ".")
-
-
 class Mask:
     """A compiled context mask. Compile once with :func:`compile_mask`, match often."""
 
