@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -16,6 +17,14 @@ from linkserver.core.errors import ConfigError, LinkServerError
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
 from linkserver.shell.main import add_shell_command
+
+# The names of linkserver.loading.config, spelt here so that parsing arguments imports no YAML.
+DATA_DIR_ENV, LISTEN_ENV = "LINKSERVER_DATA_DIR", "LINKSERVER_LISTEN"
+CONFIG_HELP = (
+    "server configuration (default: $LINKSERVER_CONFIG, else config/linkserver.yaml here, "
+    "else the shipped one)"
+)
+DATA_DIR_HELP = f"data directory (default: ${DATA_DIR_ENV} or the configuration's)"
 
 LEVEL_COLOURS = {
     Level.NONE: "\033[2m",
@@ -38,9 +47,11 @@ def format_event(event: Event, colour: bool = False) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from linkserver.loading.check import load_all
     from linkserver.server.app import LinkServer
 
-    server = LinkServer.from_config_file(args.config)
+    config, catalog = load_all(_config_path(args), data_dir=_data_dir(args))
+    server = LinkServer(config, catalog)
     colour = sys.stdout.isatty()
 
     def show(event: Event) -> None:
@@ -82,7 +93,7 @@ def _db(args: argparse.Namespace) -> int:
     from linkserver.history import migrate
     from linkserver.loading.config import load_config
 
-    url = args.url or load_config(Path(args.config) if args.config else None).database_url
+    url = args.url or load_config(_config_path(args), data_dir=_data_dir(args)).database_url
     if args.action == "upgrade":
         migrate.upgrade(url)
         print(f"database {url} is at revision {migrate.current_revision(url)}")
@@ -94,7 +105,43 @@ def _db(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from linkserver.net.serve import serve
 
-    return serve(Path(args.config) if args.config else None)
+    return serve(
+        _config_path(args), data_dir=_data_dir(args), listen=args.listen or os.environ.get(LISTEN_ENV)
+    )
+
+
+def _init(args: argparse.Namespace) -> int:
+    from linkserver.loading.shipped import write_editable_copy
+
+    target = Path(args.directory)
+    written = write_editable_copy(target, force=args.force)
+    for path in written:
+        print(path)
+    config = target / "config" / "linkserver.yaml"
+    print(
+        f"wrote {len(written)} files; edit them, check them with 'linkserver check {config}', and serve "
+        f"with 'linkserver serve --config {config}' (or run 'linkserver serve' in {target})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    return Path(args.config) if args.config else None
+
+
+def _data_dir(args: argparse.Namespace) -> str | None:
+    return getattr(args, "data_dir", None) or os.environ.get(DATA_DIR_ENV) or None
+
+
+def _listen(text: str) -> str:
+    from linkserver.loading.config import parse_listen
+
+    try:
+        parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -110,8 +157,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve the network API (HTTP and WebSocket)")
-    serve.add_argument("--config", help="server configuration (default: config/linkserver.yaml)")
+    serve.add_argument("--config", help=CONFIG_HELP)
+    serve.add_argument(
+        "--listen",
+        type=_listen,
+        metavar="HOST:PORT",
+        help=f"address to serve on (default: ${LISTEN_ENV} or the configuration's; port 0 picks a free one)",
+    )
+    serve.add_argument("--data-dir", help=DATA_DIR_HELP)
     serve.set_defaults(handler=_serve)
+
+    init = commands.add_parser(
+        "init", help="write an editable copy of the shipped configuration and contexts"
+    )
+    init.add_argument("directory", help="where to write config/linkserver.yaml and contexts/*.yaml")
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
+    init.set_defaults(handler=_init)
 
     token = commands.add_parser(
         "token", help="hash passwords, create, list and revoke API tokens", add_help=False
@@ -120,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(handler=_token)
 
     run = commands.add_parser("run", help="run the server in-process and print its events")
-    run.add_argument("--config", help="server configuration (default: config/linkserver.yaml)")
+    run.add_argument("--config", help=CONFIG_HELP)
+    run.add_argument("--data-dir", help=DATA_DIR_HELP)
     run.add_argument("--mask", default="**", help="context mask of the events to print (default: all)")
     run.add_argument("--event", default="*", help="event name to print (default: every non-hidden event)")
     run.add_argument("--filter", help="filter expression, e.g. 'level >= WARNING'")
@@ -137,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="manage the history database schema")
     db.add_argument("action", choices=["upgrade", "current"])
     db.add_argument("--config", help="server configuration naming the database")
+    db.add_argument("--data-dir", help=DATA_DIR_HELP)
     db.add_argument("--url", help="database URL (overrides the configuration)")
     db.set_defaults(handler=_db)
 

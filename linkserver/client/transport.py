@@ -94,16 +94,15 @@ class Credentials:
 
 
 def credentials_path() -> Path | None:
-    """``$LINKSERVER_CREDENTIALS``, else ``<data_dir>/admin.credentials`` of the local configuration."""
+    """``$LINKSERVER_CREDENTIALS``, else ``admin.credentials`` in the local server's data
+    directory (see :mod:`linkserver.client.discovery`)."""
     explicit = os.environ.get(CREDENTIALS_ENV)
     if explicit:
         return Path(explicit)
-    try:
-        from linkserver.loading.config import load_config
+    from linkserver.client.discovery import find_local_server
 
-        return Path(load_config(None).data_dir) / CREDENTIALS_FILE
-    except (LinkServerError, OSError):
-        return None
+    local = find_local_server()
+    return Path(local.data_dir) / CREDENTIALS_FILE if local is not None else None
 
 
 def read_credentials_file(path: Path | None = None) -> dict[str, Any] | None:
@@ -119,10 +118,21 @@ def read_credentials_file(path: Path | None = None) -> dict[str, Any] | None:
 
 
 def default_url() -> str:
-    """``$LINKSERVER_URL``, else the ``url`` in the local credentials file, else 127.0.0.1:7341."""
+    """``$LINKSERVER_URL``, else the running local server's (see :mod:`linkserver.client.discovery`),
+    else the ``url`` in its credentials file, else http://127.0.0.1:7341.
+
+    Raises ``SeveralServers`` (a ValueError) when several local servers run
+    and nothing says which is meant.
+    """
     url = os.environ.get(URL_ENV)
     if url:
         return url
+    if not os.environ.get(CREDENTIALS_ENV):
+        from linkserver.client.discovery import find_local_server
+
+        local = find_local_server()
+        if local is not None and local.url:
+            return local.url
     stored = read_credentials_file()
     if stored and isinstance(stored.get("url"), str):
         return stored["url"]
@@ -143,9 +153,28 @@ def resolve_credentials(
     if is_local(where):
         path = credentials_path()
         stored = read_credentials_file(path)
-        if stored and isinstance(stored.get("user"), str) and isinstance(stored.get("password"), str):
+        if (
+            stored
+            and isinstance(stored.get("user"), str)
+            and isinstance(stored.get("password"), str)
+            and (os.environ.get(CREDENTIALS_ENV) or _same_server(where, stored.get("url")))
+        ):
             return Credentials(user=stored["user"], password=stored["password"], source=str(path))
     return Credentials(source="none")
+
+
+def _same_server(where: Endpoint, url: Any) -> bool:
+    """Whether a found credentials file is for ``where`` (never send a password to another server):
+    its recorded address is the same local port (localhost or 127.0.0.1 alike), or it records none."""
+    if not isinstance(url, str):
+        return True
+    try:
+        recorded = endpoint(url)
+    except ValueError:
+        return False
+    return recorded.base == where.base or (
+        is_local(recorded) and urlsplit(recorded.base).port == urlsplit(where.base).port
+    )
 
 
 def context_url(path: str) -> str:

@@ -19,8 +19,7 @@ from linkserver.loading.config import TOP_KEYS as CONFIG_KEYS
 from linkserver.loading.config import (
     ConfigResult,
     ServerConfig,
-    default_config_path,
-    load_config,
+    config_source,
     read_config,
 )
 from linkserver.loading.contexts import TOP_KEYS as CONTEXT_KEYS
@@ -40,12 +39,12 @@ def check_files(paths: Sequence[Path] = ()) -> list[str]:
     directory, or a file whose top-level keys are configuration keys
     (``server``, ``history``, ``users``...) is checked as a configuration,
     together with the context paths it names; other files as context files.
-    Without paths, the default configuration (``config/linkserver.yaml`` or
-    ``$LINKSERVER_CONFIG``) and its contexts are checked.
+    Without paths, the configuration the server would use (see
+    :func:`~linkserver.loading.config.config_source`) and its contexts are checked.
     """
     problems = Problems()
     if not paths:
-        _load(default_config_path(), problems)
+        _load(None, problems)
         return problems.messages()
     results: list[ConfigResult] = []
     contexts: list[Document | None] = []
@@ -68,25 +67,33 @@ def check_files(paths: Sequence[Path] = ()) -> list[str]:
     return problems.messages()
 
 
-def load_all(config_path: Path | None = None) -> tuple[ServerConfig, Catalog]:
+def load_all(
+    config_path: Path | None = None, *, data_dir: Path | str | None = None, listen: str | None = None
+) -> tuple[ServerConfig, Catalog]:
     """The configuration and the catalog of the contexts it names; raises ConfigError listing every problem.
 
-    ``config_path=None`` means :func:`~linkserver.loading.config.default_config_path`;
-    when that file does not exist the defaults apply (see :func:`load_config`).
+    ``config_path=None`` means :func:`~linkserver.loading.config.config_source`
+    (the shipped configuration and contexts when there is no other);
+    ``data_dir`` and ``listen`` replace the file's (see :func:`load_config`).
     """
     problems = Problems()
-    config, catalog = _load(config_path or default_config_path(), problems, use_defaults=config_path is None)
+    config, catalog = _load(config_path, problems, data_dir=data_dir, listen=listen)
     problems.raise_if_any()
     assert config is not None
     return config, catalog
 
 
-def _load(path: Path, problems: Problems, use_defaults: bool = False) -> tuple[ServerConfig | None, Catalog]:
-    if use_defaults and not path.exists():
-        config = load_config(None)
-        result = ConfigResult(config, (), {p: Location(display_name(p), 1, 1) for p in config.context_paths})
-    else:
-        result = read_config(read(path, problems), path, problems)
+def _load(
+    path: Path | None,
+    problems: Problems,
+    *,
+    data_dir: Path | str | None = None,
+    listen: str | None = None,
+) -> tuple[ServerConfig | None, Catalog]:
+    source, implied = config_source(path)
+    result = read_config(
+        read(source, problems), source, problems, data_dir=data_dir or implied, listen=listen
+    )
     docs = _read_named(result.context_locations.items(), problems)
     builder = CatalogBuilder(problems)
     for doc in docs:

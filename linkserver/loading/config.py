@@ -3,6 +3,13 @@
 Every key is optional; relative paths are relative to the directory of the
 configuration file. :func:`load_config` reports every problem at once, as
 one :class:`ConfigError` of ``file:line:column: message`` strings.
+
+Which file: the one given, else ``$LINKSERVER_CONFIG``, else
+``config/linkserver.yaml`` in the working directory, else the configuration
+shipped in the package (``linkserver/defaults/``, with the standard
+contexts beside it) with its data in ``./data``. ``data_dir`` and
+``listen`` can be overridden without editing the file (``linkserver serve
+--data-dir --listen``).
 """
 
 from __future__ import annotations
@@ -23,10 +30,13 @@ from linkserver.core.paths import check_name, compile_mask
 from linkserver.core.permissions import Grants
 from linkserver.loading.entries import Entries, as_mapping
 from linkserver.loading.problems import Location, Problems, describe, display_name
+from linkserver.loading.shipped import SHIPPED_CONFIG
 from linkserver.loading.yamlnodes import MISSING, Document, parse, read
 
 DEFAULT_CONFIG_PATH = Path("config") / "linkserver.yaml"
 CONFIG_ENV = "LINKSERVER_CONFIG"
+DATA_DIR_ENV = "LINKSERVER_DATA_DIR"
+LISTEN_ENV = "LINKSERVER_LISTEN"
 
 TOP_KEYS = ("server", "history", "delivery", "expiration", "users", "controllers")
 SERVER_KEYS = ("node_id", "data_dir", "contexts", "listen")
@@ -124,24 +134,56 @@ class ConfigResult:
 
 
 def default_config_path() -> Path:
-    """``$LINKSERVER_CONFIG`` or ``config/linkserver.yaml`` in the working directory."""
-    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    """``$LINKSERVER_CONFIG``, else ``config/linkserver.yaml`` in the working directory
+    when it exists, else the shipped configuration."""
+    return config_source(None)[0]
 
 
-def load_config(path: Path | None = None) -> ServerConfig:
+def config_source(path: Path | None) -> tuple[Path, Path | None]:
+    """The configuration file to read for ``path`` and the data directory it implies.
+
+    The implied directory is ``./data`` for the shipped configuration (its
+    own ``data_dir`` would point into the installed package) and None for
+    any other file, whose ``data_dir`` applies.
+    """
+    if path is not None:
+        return Path(path), None
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        return Path(explicit), None
+    if DEFAULT_CONFIG_PATH.exists():
+        return DEFAULT_CONFIG_PATH, None
+    return SHIPPED_CONFIG, Path.cwd() / "data"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:7341`` for IPv6; port 0 means any free port) -> ``(host, port)``.
+
+    Raises ValueError naming the expected form.
+    """
+    host, _, port = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535 or any(c.isspace() for c in host):
+        raise ValueError(f"{text!r} is not host:port such as 127.0.0.1:7341 or [::1]:7341")
+    return host, int(port)
+
+
+def load_config(
+    path: Path | None = None, *, data_dir: Path | str | None = None, listen: str | None = None
+) -> ServerConfig:
     """Read a configuration file; raises ConfigError listing every problem.
 
-    ``path=None`` reads :func:`default_config_path`; when that file does not
-    exist, the defaults apply with the working directory as the base for
-    ``data`` and ``contexts``.
+    ``path=None`` reads what :func:`config_source` names (the shipped
+    configuration when there is no other). ``data_dir`` and ``listen``
+    replace the file's values (the history database follows ``data_dir``
+    unless the file names a ``database_url``).
     """
-    if path is None:
-        path = default_config_path()
-        if not path.exists():
-            base = Path.cwd()
-            return ServerConfig.default(base / "data", context_paths=(base / "contexts",))
+    source, implied = config_source(path)
     problems = Problems()
-    result = read_config(read(path, problems), Path(path), problems)
+    result = read_config(
+        read(source, problems), source, problems, data_dir=data_dir or implied, listen=listen
+    )
     problems.raise_if_any()
     assert result.config is not None
     return result.config
@@ -156,8 +198,19 @@ def load_config_text(text: str, path: Path) -> ServerConfig:
     return result.config
 
 
-def read_config(doc: Document | None, path: Path, problems: Problems) -> ConfigResult:
-    """Read a composed configuration; problems go to ``problems`` (config is None if any)."""
+def read_config(
+    doc: Document | None,
+    path: Path,
+    problems: Problems,
+    *,
+    data_dir: Path | str | None = None,
+    listen: str | None = None,
+) -> ConfigResult:
+    """Read a composed configuration; problems go to ``problems`` (config is None if any).
+
+    ``data_dir`` and ``listen`` given here win over the file's (which are
+    still checked); a bad ``listen`` is a ValueError.
+    """
     before = len(problems)
     base = Path(os.path.abspath(path)).parent
     if doc is None:
@@ -168,14 +221,17 @@ def read_config(doc: Document | None, path: Path, problems: Problems) -> ConfigR
     server = top.mapping("server", "'server'")
     server.check_keys(SERVER_KEYS)
     values["node_id"] = server.integer("node_id", minimum=0, maximum=MAX_NODE_ID)
-    data_dir = server.text("data_dir", "../data")
-    directory = _absolute(base, data_dir if isinstance(data_dir, str) else "../data")
+    written_dir = server.text("data_dir", "../data")
+    directory = _absolute(base, written_dir if isinstance(written_dir, str) else "../data")
+    if data_dir is not None:
+        directory = Path(os.path.abspath(Path(data_dir).expanduser()))
     values["data_dir"] = directory
     contexts = _context_paths(server, base, doc)
     values["context_paths"] = tuple(contexts)
-    listen = _listen(server)
-    if listen is not None:
-        values["listen_host"], values["listen_port"] = listen
+    written_listen = _listen(server)
+    address = parse_listen(listen) if listen is not None else written_listen
+    if address is not None:
+        values["listen_host"], values["listen_port"] = address
 
     history = top.mapping("history", "'history'")
     history.check_keys(HISTORY_KEYS)
@@ -238,12 +294,7 @@ def _listen(server: Entries) -> tuple[str, int] | None:
     def convert(value: Any) -> tuple[str, int]:
         if not isinstance(value, str):
             raise TypeError
-        host, _, port = value.rpartition(":")
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-        if not host or not port.isdigit() or not 0 <= int(port) <= 65535 or any(c.isspace() for c in host):
-            raise ValueError
-        return host, int(port)
+        return parse_listen(value)
 
     listen = server.typed("listen", None, convert, "'host:port' such as 127.0.0.1:7341 or [::1]:7341")
     return listen if isinstance(listen, tuple) else None

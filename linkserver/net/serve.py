@@ -1,15 +1,17 @@
 """``linkserver serve``: the server with its network API, until SIGINT or SIGTERM.
 
-:func:`serve` loads ``config/`` and ``contexts/`` (refusing to start on any
-problem, printed as ``file:line:column: message`` like ``linkserver check``),
-starts the LinkServer (history, purge scheduler, device controllers; a
-second server on the same data directory is refused), creates the admin
-credentials on first start, and serves the API with uvicorn on the
-configured address. SIGINT/SIGTERM stop accepting connections, close the
+:func:`serve` loads the configuration and its contexts (the shipped ones
+when given none; refusing to start on any problem, printed as
+``file:line:column: message`` like ``linkserver check``), starts the
+LinkServer (history, purge scheduler, device controllers; a second server
+on the same data directory is refused), creates the admin credentials on
+first start, and serves the API with uvicorn on the
+configured address, announcing it in the data directory's runtime file
+(see :mod:`linkserver.server.runtime`). SIGINT/SIGTERM stop accepting connections, close the
 sessions, stop the LinkServer (controllers stopped, history flushed) and
 return 0.
 
-``python -m linkserver.net.serve [--config FILE]`` runs it;
+``python -m linkserver.net.serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]`` runs it;
 :func:`token_command` is the ``hash-password`` / ``create-token`` /
 ``revoke-token`` / ``list-tokens`` command for the CLI.
 """
@@ -21,6 +23,7 @@ import contextlib
 import gc
 import getpass
 import logging
+import os
 import signal
 import socket
 import sys
@@ -35,6 +38,7 @@ import uvicorn
 from linkserver import __version__
 from linkserver.core.durations import parse_duration
 from linkserver.core.errors import ConfigError, LinkServerError
+from linkserver.loading.config import DATA_DIR_ENV, LISTEN_ENV
 from linkserver.net.auth import (
     ADMIN,
     create_token,
@@ -44,6 +48,7 @@ from linkserver.net.auth import (
     revoke_token,
 )
 from linkserver.net.protocol import Limits
+from linkserver.server.runtime import RuntimeRecord, announce, now, withdraw
 
 log = logging.getLogger("linkserver.serve")
 
@@ -119,8 +124,20 @@ def uvicorn_config(app: Any, limits: Limits) -> uvicorn.Config:
     )
 
 
-def serve(config_path: Path | None = None, *, limits: Limits | None = None) -> int:
-    """Run the server until SIGINT/SIGTERM; 0 after an orderly stop, 1 if it cannot start."""
+def serve(
+    config_path: Path | None = None,
+    *,
+    data_dir: Path | str | None = None,
+    listen: str | None = None,
+    limits: Limits | None = None,
+    register: bool = True,
+) -> int:
+    """Run the server until SIGINT/SIGTERM; 0 after an orderly stop, 1 if it cannot start.
+
+    ``data_dir`` and ``listen`` replace the configuration's. While it
+    serves, the runtime file in the data directory (and, with ``register``,
+    the user's list of servers) tells local tools its address.
+    """
     from linkserver.loading.check import load_all
     from linkserver.net.app import create_app
     from linkserver.server.app import LinkServer
@@ -129,7 +146,7 @@ def serve(config_path: Path | None = None, *, limits: Limits | None = None) -> i
     stopper = _Stopper()
     with stopper.installed():
         try:
-            config, catalog = load_all(config_path)
+            config, catalog = load_all(config_path, data_dir=data_dir, listen=listen)
         except ConfigError as exc:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
@@ -159,7 +176,8 @@ def serve(config_path: Path | None = None, *, limits: Limits | None = None) -> i
             except OSError as exc:
                 print(
                     f"linkserver serve: cannot listen on {config.listen_host}:{config.listen_port}: "
-                    f"{exc.strerror or exc}; change 'listen' in 'server' of the configuration",
+                    f"{exc.strerror or exc}; give another address with --listen HOST:PORT "
+                    f"(or ${LISTEN_ENV}, or 'listen' in 'server' of the configuration)",
                     file=sys.stderr,
                 )
                 reason = "could not listen"
@@ -176,6 +194,12 @@ def serve(config_path: Path | None = None, *, limits: Limits | None = None) -> i
                             "local tools use them when given no credentials",
                             created,
                         )
+                announce(
+                    RuntimeRecord(
+                        url=url, pid=os.getpid(), data_dir=config.data_dir, version=__version__, started=now()
+                    ),
+                    register=register,
+                )
                 sock.listen(128)
                 app = create_app(server, limits=limits)
                 # Everything made so far lives as long as the server: keep it out of the
@@ -196,6 +220,7 @@ def serve(config_path: Path | None = None, *, limits: Limits | None = None) -> i
                 app.state.auth.close_all()  # open sessions end: 'logout' with reason 'closed'
             reason = f"{stopper.signal} received" if stopper.signal else "stopped"
         finally:
+            withdraw(config.data_dir)
             server.stop(reason)
     log.info("LinkServer stopped")
     return 0
@@ -206,9 +231,12 @@ def token_command(argv: Sequence[str] | None = None) -> int:
     ``revoke-token NAME`` and ``list-tokens``; the data directory comes from ``--config``."""
     config_help = "server configuration (default: config/linkserver.yaml)"
     parser = argparse.ArgumentParser(prog="linkserver token", description="Passwords and API tokens.")
+    data_dir_help = f"data directory holding the tokens (default: ${DATA_DIR_ENV} or the configuration's)"
     parser.add_argument("--config", help=config_help)
+    parser.add_argument("--data-dir", help=data_dir_help)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
+    common.add_argument("--data-dir", default=argparse.SUPPRESS, help=data_dir_help)
     commands = parser.add_subparsers(dest="action", required=True)
     commands.add_parser("hash-password", help="print a password_hash for the configuration")
     create = commands.add_parser("create-token", parents=[common], help="create an API token, print it once")
@@ -237,7 +265,9 @@ def token_command(argv: Sequence[str] | None = None) -> int:
             return 0
         from linkserver.loading.config import load_config
 
-        data_dir = load_config(Path(args.config) if args.config else None).data_dir
+        data_dir = load_config(
+            Path(args.config) if args.config else None, data_dir=args.data_dir or os.environ.get(DATA_DIR_ENV)
+        ).data_dir
         if args.action == "create-token":
             grants = {}
             for grant in args.grant:
@@ -267,14 +297,12 @@ def token_command(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m linkserver.net.serve [--config FILE] [-v]``: the same as ``linkserver serve``."""
+    """``python -m linkserver.net.serve [-v] [serve options]``: the same as ``linkserver serve``."""
     from linkserver.cli import main as cli_main
 
-    parser = argparse.ArgumentParser(prog="linkserver serve", description="Serve the LinkServer network API.")
-    parser.add_argument("--config", help="server configuration (default: config/linkserver.yaml)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    args = parser.parse_args(argv)
-    return cli_main(["-v"] * args.verbose + ["serve"] + (["--config", args.config] if args.config else []))
+    rest = list(sys.argv[1:] if argv is None else argv)
+    verbose = [arg for arg in rest if arg in ("-v", "--verbose")]
+    return cli_main(verbose[:1] + ["serve"] + [arg for arg in rest if arg not in verbose])
 
 
 if __name__ == "__main__":

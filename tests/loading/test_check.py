@@ -140,8 +140,12 @@ def test_context_files_can_be_checked_alone() -> None:
     ]
 
 
-def test_without_paths_and_without_a_default_configuration() -> None:
-    assert check_files([]) == ["config/linkserver.yaml:1:1: file not found"]
+def test_without_paths_and_without_a_local_configuration_the_shipped_one_is_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert check_files([]) == []
+    monkeypatch.setenv("LINKSERVER_CONFIG", "config/missing.yaml")
+    assert check_files([]) == ["config/missing.yaml:1:1: file not found"]
     assert check_files([Path("missing.yaml")]) == ["missing.yaml:1:1: file not found"]
 
 

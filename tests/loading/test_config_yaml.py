@@ -13,6 +13,7 @@ from linkserver.core.errors import ConfigError
 from linkserver.core.levels import Permission
 from linkserver.loading import ServerConfig, load_config, load_config_text
 from linkserver.loading.config import DEFAULT_CONFIG_PATH
+from linkserver.loading.shipped import SHIPPED_CONFIG, SHIPPED_CONTEXTS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,6 +127,23 @@ def test_every_key_is_read_and_relative_paths_follow_the_file(tmp_path: Path) ->
     assert other.options == {}
 
 
+def test_data_dir_and_listen_given_replace_the_files_and_the_database_follows(tmp_path: Path) -> None:
+    path = write("server: {data_dir: here, listen: '127.0.0.1:1'}\n")
+    config = load_config(path, data_dir=tmp_path / "elsewhere", listen="[::1]:0")
+    assert config.data_dir == tmp_path / "elsewhere"
+    assert config.database_url == f"sqlite:///{tmp_path}/elsewhere/history.sqlite3"
+    assert (config.listen_host, config.listen_port) == ("::1", 0)
+    explicit = write("history: {database_url: 'memory://'}\n", "other/linkserver.yaml")
+    assert load_config(explicit, data_dir=tmp_path / "x").database_url == "memory://"
+    with pytest.raises(ValueError, match="host:port such as 127.0.0.1:7341"):
+        load_config(path, listen="nowhere")
+
+
+def test_the_checkout_links_to_the_one_shipped_copy() -> None:
+    assert (REPO / "config").resolve() == SHIPPED_CONFIG.parent
+    assert (REPO / "contexts").resolve() == SHIPPED_CONTEXTS
+
+
 def test_the_shipped_configuration_loads() -> None:
     config = load_config(REPO / "config" / "linkserver.yaml")
     assert config.data_dir == REPO / "data"
@@ -149,10 +167,14 @@ def test_default_needs_no_file(tmp_path: Path) -> None:
     assert ServerConfig.default().data_dir == tmp_path / "data"
 
 
-def test_load_config_without_a_path_reads_the_default_file_or_uses_defaults(
+def test_load_config_without_a_path_reads_the_local_file_or_the_shipped_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert load_config(None).context_paths == (tmp_path / "contexts",)
+    shipped = load_config(None)
+    assert shipped.source == SHIPPED_CONFIG and shipped.context_paths == (SHIPPED_CONTEXTS,)
+    assert shipped.data_dir == tmp_path / "data"  # never inside the installed package
+    assert shipped.database_url == f"sqlite:///{tmp_path}/data/history.sqlite3"
+    assert [c.name for c in shipped.controllers] == ["simulator"]
     write("server: {node_id: 7}\n", str(DEFAULT_CONFIG_PATH))
     assert load_config(None).node_id == 7
     write("server: {node_id: 8}\n", "elsewhere.yaml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -181,3 +182,53 @@ def test_a_port_in_use_is_refused_and_releases_the_data_directory(tmp_path: Path
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert not (tmp_path / "data" / "admin.credentials").exists()
+
+
+def test_listen_and_data_dir_from_the_environment_replace_the_configuration(tmp_path: Path) -> None:
+    config = write_config(tmp_path, listen="127.0.0.1:1", database_url="memory://")
+    data = tmp_path / "elsewhere"
+    env = {**os.environ, "LINKSERVER_DATA_DIR": str(data), "LINKSERVER_LISTEN": "127.0.0.1:0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "linkserver", "serve", "--config", str(config)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        runtime = data / "linkserver.runtime.json"
+        deadline = time.monotonic() + 20
+        while not runtime.exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        record = json.loads(runtime.read_text())
+        assert record["pid"] == process.pid and record["data_dir"] == str(data)
+        wait_until_serving(process, record["url"])
+        assert read_admin_credentials(data)["url"] == record["url"]  # type: ignore[index]
+        # A tool anywhere finds it through the same variable, or through the user's list.
+        for extra in ({"LINKSERVER_DATA_DIR": str(data)}, {}):
+            found = subprocess.run(
+                [sys.executable, "-m", "linkserver", "tree", "--depth", "1", "--json"],
+                cwd=REPO / "docs",
+                env={**{k: v for k, v in os.environ.items() if not k.startswith("LINKSERVER_")}, **extra},
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert found.returncode == 0, found.stderr
+            assert "devices" in [c["name"] for c in json.loads(found.stdout)["children"]]
+        code, err = stop(process, signal.SIGINT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == 0, err
+    assert not runtime.exists()
+
+
+def test_a_bad_listen_option_is_a_usage_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "linkserver", "serve", "--listen", "nowhere"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "'nowhere' is not host:port such as 127.0.0.1:7341" in result.stderr
