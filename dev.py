@@ -7,6 +7,10 @@
 Each creates ``.venv`` and installs LinkServer with its test dependencies
 when that is missing or the packaging files changed. Extra arguments go to
 ``linkserver serve`` or to pytest.
+
+Then this process becomes the command (exec): Ctrl-C and SIGTERM reach the
+server as they would ``linkserver serve`` run by hand, with no parent that
+would kill it while it stops.
 """
 
 from __future__ import annotations
@@ -52,10 +56,9 @@ def main(argv: list[str]) -> int:
         command = [str(BIN / "linkserver"), "serve", *argv[1:]]
     else:
         command = [str(BIN / "python"), "-m", "pytest", *argv[1:]]
-    try:
-        return subprocess.run(command).returncode
-    except KeyboardInterrupt:
-        return 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
 
 
 if __name__ == "__main__":
