@@ -1,21 +1,24 @@
-"""The ``linkserver`` command line."""
+"""The ``linkserver`` command line.
+
+Start-up is most of what a one-shot command costs (``linkserver fire`` from a
+script or a cron job), so this module imports little: each command imports
+what it needs when it runs (tools/bench/cli.py measures it;
+tests/test_cli_imports.py keeps the client commands free of server modules).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from linkserver import __version__
 from linkserver.client.cli import add_client_commands
 from linkserver.core.errors import ConfigError, LinkServerError
-from linkserver.core.events import Event
-from linkserver.core.levels import Level
 from linkserver.shell.main import add_shell_command
 
 # The names of linkserver.loading.config, spelt here so that parsing arguments imports no YAML.
@@ -26,13 +29,17 @@ CONFIG_HELP = (
 )
 DATA_DIR_HELP = f"data directory (default: ${DATA_DIR_ENV} or the configuration's)"
 
-LEVEL_COLOURS = {
-    Level.NONE: "\033[2m",
-    Level.NOTICE: "\033[36m",
-    Level.INFO: "\033[32m",
-    Level.WARNING: "\033[33m",
-    Level.ERROR: "\033[31m",
-    Level.FATAL: "\033[1;31m",
+if TYPE_CHECKING:
+    from linkserver.core.events import Event
+
+LOG_FORMAT_ENV = "LINKSERVER_LOG_FORMAT"
+LEVEL_COLOURS = {  # by level name
+    "NONE": "\033[2m",
+    "NOTICE": "\033[36m",
+    "INFO": "\033[32m",
+    "WARNING": "\033[33m",
+    "ERROR": "\033[31m",
+    "FATAL": "\033[1;31m",
 }
 
 
@@ -40,13 +47,16 @@ def format_event(event: Event, colour: bool = False) -> str:
     """One line per event: time, level, context, name, data."""
     level = f"{event.level.name:<7}"
     if colour:
-        level = f"{LEVEL_COLOURS[event.level]}{level}\033[0m"
+        level = f"{LEVEL_COLOURS[event.level.name]}{level}\033[0m"
     data = ", ".join(f"{k}={v}" for record in event.data for k, v in record.items())
     time = event.created.strftime("%H:%M:%S.%f")[:-3]
     return f"{time} {level} {event.context or 'root'} {event.name} {data}".rstrip()
 
 
 def _run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
     from linkserver.loading.check import load_all
     from linkserver.server.app import LinkServer
 
@@ -106,7 +116,10 @@ def _serve(args: argparse.Namespace) -> int:
     from linkserver.net.serve import serve
 
     return serve(
-        _config_path(args), data_dir=_data_dir(args), listen=args.listen or os.environ.get(LISTEN_ENV)
+        _config_path(args),
+        data_dir=_data_dir(args),
+        listen=args.listen or os.environ.get(LISTEN_ENV),
+        log_format=args.log_format,
     )
 
 
@@ -154,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linkserver", description="LinkServer, an event server.")
     parser.add_argument("--version", action="version", version=f"linkserver {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get(LOG_FORMAT_ENV) or None,
+        help=f"log lines as text or as JSON objects (default: ${LOG_FORMAT_ENV}, "
+        "else server.log_format for serve, else text)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="serve the network API (HTTP and WebSocket)")
@@ -214,10 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `token` has its own sub-commands and options; hand them over untouched.
         return _token(argparse.Namespace(rest=argv[1:]))
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from linkserver import logs
+
+    if args.log_format not in (None, *logs.FORMATS):
+        print(f"linkserver: ${LOG_FORMAT_ENV} must be text or json, got {args.log_format!r}", file=sys.stderr)
+        return 2
+    logs.configure(logging.DEBUG if args.verbose else logging.INFO, args.log_format or "text")
     if not args.verbose:
         # Their INFO lines (every migration plugin, every job added) drown ours.
         for noisy in ("alembic", "apscheduler"):

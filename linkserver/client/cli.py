@@ -1,4 +1,4 @@
-"""Client commands of the ``linkserver`` CLI: fire, history, ack, watch, tree.
+"""Client commands of the ``linkserver`` CLI: fire, history, ack, watch, tree, status.
 
 They talk to a running server (``--url``, default: ``$LINKSERVER_URL``, the
 local credentials file's, or http://127.0.0.1:7341). Exit codes: 0 ok, 1 the
@@ -15,14 +15,18 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from linkserver.client.errors import AuthenticationFailed, ServerUnavailable
-from linkserver.client.sync import Client
 from linkserver.client.values import UsageError, parse_assignments
 from linkserver.core.errors import LinkServerError
-from linkserver.core.events import Event
-from linkserver.server.delivery import Gap
+
+if TYPE_CHECKING:
+    # Imported where used: a command loads what it needs and no more (whole-process
+    # start-up is most of what a one-shot command costs; tools/bench/cli.py).
+    from linkserver.client.sync import Client
+    from linkserver.core.events import Event
+    from linkserver.server.delivery import Gap
 
 OK, FAILED, USAGE, UNREACHABLE, AUTH = 0, 1, 2, 3, 4
 PASSWORD_ENV = "LINKSERVER_PASSWORD"
@@ -85,6 +89,14 @@ def add_client_commands(subparsers: Any) -> None:
     tree.add_argument("--depth", type=_positive, help="levels below the path to show")
     tree.set_defaults(handler=_guarded(_tree))
 
+    status = subparsers.add_parser(
+        "status", parents=[common], help="the server's metrics at a glance (needs observer on root)"
+    )
+    status.add_argument(
+        "--watch", type=float, metavar="SECONDS", help="refresh every SECONDS, with rates, until Ctrl-C"
+    )
+    status.set_defaults(handler=_guarded(_status))
+
 
 def _positive(text: str) -> int:
     try:
@@ -125,6 +137,8 @@ def _fail(code: int, message: str) -> int:
 
 
 def _client(args: argparse.Namespace) -> Client:
+    from linkserver.client.sync import Client
+
     if not getattr(args, "verbose", False):
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     password = args.password or os.environ.get(PASSWORD_ENV)
@@ -238,6 +252,8 @@ def _watch(args: argparse.Namespace) -> int:
 
     import time
 
+    from linkserver.core.events import Event
+
     deadline = time.monotonic() + args.seconds if args.seconds is not None else None
     seen = 0
     with _client(args) as client:
@@ -281,6 +297,49 @@ def _tree(args: argparse.Namespace) -> int:
 
     walk(tree, 0)
     print(format_table(["CONTEXT", "PATH", "DESCRIPTION"], rows))
+    return OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    import time
+
+    import httpx
+
+    from linkserver.client import status
+    from linkserver.client.transport import response_error
+
+    if args.watch is not None and args.watch <= 0:
+        raise UsageError(f"--watch needs a positive number of seconds, got {args.watch}")
+    with _client(args) as client:
+
+        def scrape() -> status.Samples:
+            token = client.token()
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            try:
+                response = httpx.get(f"{client.url}/metrics", headers=headers, timeout=client.timeout)
+            except httpx.TransportError as exc:
+                raise ServerUnavailable(client.url, type(exc).__name__) from exc
+            if response.status_code >= 400:
+                raise response_error(response.status_code, response.text)
+            try:
+                return status.parse(response.text)
+            except ValueError as exc:
+                raise LinkServerError(f"{client.url}/metrics: {exc}") from None
+
+        samples, taken = scrape(), time.monotonic()
+        if args.json:
+            _print_json(status.as_json(samples))
+            return OK
+        print("\n".join(status.summary(client.url, samples)), flush=True)
+        while args.watch is not None:
+            time.sleep(args.watch)
+            before, then = samples, taken
+            samples, taken = scrape(), time.monotonic()
+            if sys.stdout.isatty():
+                print("\033[H\033[J", end="")
+            else:
+                print()
+            print("\n".join(status.summary(client.url, samples, before, taken - then)), flush=True)
     return OK
 
 

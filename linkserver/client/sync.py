@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
-from websockets.sync.client import ClientConnection, connect
 
 from linkserver.client.errors import AuthenticationFailed, ProtocolError, ServerUnavailable
-from linkserver.client.stream import Backoff, SubscriptionState, connect_error, websocket_url
-from linkserver.client.sync_ws import FireSession, GapHandler, Subscription
 from linkserver.client.transport import (
     BatchItem,
     HistoryCriteria,
@@ -38,6 +35,14 @@ from linkserver.client.transport import (
 from linkserver.core.errors import LinkServerError
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
+
+if TYPE_CHECKING:
+    # WebSocket modules load on first use: a one-shot HTTP call (the CLI's fire, history)
+    # should not pay for importing websockets and the subscription machinery.
+    from websockets.sync.client import ClientConnection
+
+    from linkserver.client.stream import Backoff
+    from linkserver.client.sync_ws import FireSession, GapHandler, Subscription
 
 MAX_MESSAGE = 16 * 1024 * 1024
 
@@ -201,6 +206,10 @@ class Client:
 
     def connect(self) -> ClientConnection:
         """A new authenticated WebSocket connection (re-logging in once on 401)."""
+        from websockets.sync.client import connect
+
+        from linkserver.client.stream import connect_error, websocket_url
+
         for attempt in (0, 1):
             url = websocket_url(self.endpoint.websocket, self.token())
             try:
@@ -215,6 +224,8 @@ class Client:
 
     def session(self) -> FireSession:
         """A WebSocket session for fast firing (answers carry ids, not whole events)."""
+        from linkserver.client.sync_ws import FireSession
+
         return FireSession(self.connect(), self.url)
 
     def subscribe(
@@ -236,6 +247,9 @@ class Client:
         filter, otherwise). A lost connection is reopened with ``backoff``
         and resubscribed from the last event id seen.
         """
+        from linkserver.client.stream import Backoff, SubscriptionState
+        from linkserver.client.sync_ws import Subscription
+
         state = SubscriptionState(mask, event, filter=filter, min_level=min_level, resume_from=resume_from)
         subscription = Subscription(
             self,

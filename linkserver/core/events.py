@@ -10,8 +10,8 @@ from typing import Any
 
 import attrs
 
-from linkserver.core.formats import DataTable, to_jsonable
 from linkserver.core.levels import Level
+from linkserver.core.records import DataTable, to_jsonable
 
 UTC = UTC
 
@@ -141,4 +141,3 @@ class IdGenerator:
                     self._last_ms += 1
             ms = self._last_ms
             return ((ms - EPOCH_MS) << _TIME_SHIFT) | self._node_bits | self._sequence, ms
-

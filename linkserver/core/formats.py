@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import attrs
@@ -21,10 +21,11 @@ import attrs
 from linkserver.core.checks import FieldType, InvalidValue, finite, make_checker, type_name
 from linkserver.core.errors import DataTableError, FieldError, InvalidDefinition
 from linkserver.core.paths import is_valid_name
+from linkserver.core.records import DataTable, Record, to_jsonable
+
+__all__ = ["DataTable", "Record", "to_jsonable"]  # re-exported: their home is core.records
 
 UTC = UTC
-Record = dict[str, Any]
-DataTable = tuple[Record, ...]
 
 
 class _NoDefault:
@@ -275,14 +276,3 @@ def _nested(inner: str) -> str:
 
 
 EMPTY_FORMAT = TableFormat(fields=(), min_records=0, max_records=1)
-
-
-def to_jsonable(value: Any) -> Any:
-    """A data table (or any value in one) with datetimes as ISO-8601 strings."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    return value

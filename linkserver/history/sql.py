@@ -126,6 +126,11 @@ class SqlHistoryStore(HistoryStore):
             raise ServerStopped("history was never started")
         return self._writer.stats
 
+    @property
+    def writer(self) -> Writer | None:
+        """The running writer (its queue and histograms), None while stopped."""
+        return self._writer
+
     # -- writes --------------------------------------------------------------------
 
     def append(self, event: Event, *, requires_acknowledgement: bool = False) -> Future[Event]:

@@ -47,6 +47,7 @@ from sqlalchemy.engine import Engine
 
 from linkserver.core.errors import HistoryError, ServerStopped
 from linkserver.core.events import Event
+from linkserver.core.tallies import Buckets
 from linkserver.history.futures import complete, new_future
 from linkserver.history.schema import EVENT_COLUMNS
 
@@ -55,6 +56,8 @@ log = logging.getLogger("linkserver.history.writer")
 MAX_BACKOFF = 2.0
 FIRST_BACKOFF = 0.01
 SQLITE_MAX_ROWS = 3000  # rows per INSERT: 10 columns each, under SQLite's 32766 variables
+BATCH_SIZE_BOUNDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+COMMIT_SECONDS_BOUNDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10)
 
 Item = tuple[tuple[Any, ...], "Future[Event]", Event]
 
@@ -181,6 +184,9 @@ class Writer:
         self._thread: threading.Thread | None = None
         self.lost = 0
         self.stats = WriterStats()
+        # Per committed transaction, observed by the writer thread only (linkserver.server.metrics).
+        self.batch_sizes = Buckets(BATCH_SIZE_BOUNDS)
+        self.commit_seconds = Buckets(COMMIT_SECONDS_BOUNDS)
         quote = engine.dialect.identifier_preparer.quote
         columns = ", ".join(quote(name) for name in EVENT_COLUMNS)
         if self._dialect == "sqlite":
@@ -267,8 +273,11 @@ class Writer:
         self._queue.finish(len(batch))
 
     def _commit_and_complete(self, batch: list[Item]) -> None:
+        started = time.perf_counter()
         error = self._commit([item[0] for item in batch])
         if error is None:
+            self.commit_seconds.observe(time.perf_counter() - started)  # retries included
+            self.batch_sizes.observe(len(batch))
             self.stats.transactions += 1
             self.stats.events += len(batch)
             complete((future, event) for _row, future, event in batch)

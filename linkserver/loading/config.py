@@ -39,7 +39,9 @@ DATA_DIR_ENV = "LINKSERVER_DATA_DIR"
 LISTEN_ENV = "LINKSERVER_LISTEN"
 
 TOP_KEYS = ("server", "history", "delivery", "expiration", "users", "controllers")
-SERVER_KEYS = ("node_id", "data_dir", "contexts", "listen")
+SERVER_KEYS = ("node_id", "data_dir", "contexts", "listen", "log_format", "metrics")
+LOG_FORMATS = ("text", "json")
+METRICS_ACCESS = ("observer", "open")  # who may read /metrics (linkserver.net.metrics)
 HISTORY_KEYS = ("database_url", "default_expiration", "writer", "purge")
 WRITER_KEYS = ("batch_size", "flush_interval", "queue_size")
 PURGE_KEYS = ("interval", "batch_size")
@@ -88,6 +90,8 @@ class ServerConfig:
     context_paths: tuple[Path, ...] = ()
     listen_host: str = "127.0.0.1"
     listen_port: int = 7341
+    log_format: str = "text"
+    metrics_access: str = "observer"
     database_url: str
     default_expiration: timedelta = DEFAULT_EXPIRATION
     writer_batch_size: int = 500
@@ -232,6 +236,8 @@ def read_config(
     address = parse_listen(listen) if listen is not None else written_listen
     if address is not None:
         values["listen_host"], values["listen_port"] = address
+    values["log_format"] = _choice(server, "log_format", LOG_FORMATS, "text")
+    values["metrics_access"] = _choice(server, "metrics", METRICS_ACCESS, "observer")
 
     history = top.mapping("history", "'history'")
     history.check_keys(HISTORY_KEYS)
@@ -288,6 +294,15 @@ def _context_paths(server: Entries, base: Path, doc: Document) -> dict[Path, Loc
             continue
         paths.setdefault(_absolute(base, value), doc.at(item))
     return paths
+
+
+def _choice(entries: Entries, key: str, choices: tuple[str, ...], default: str) -> str:
+    def convert(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(value)
+        return str(value)
+
+    return str(entries.typed(key, default, convert, " or ".join(repr(c) for c in choices)))
 
 
 def _listen(server: Entries) -> tuple[str, int] | None:

@@ -32,8 +32,9 @@ from linkserver.core.levels import Permission
 from linkserver.core.permissions import Principal
 from linkserver.net import codec
 from linkserver.net.auth import ADMIN, ADMIN_HASH_FILE, Authenticator, SessionStore, check_password_hash
-from linkserver.net.codec import BadRequest, FireRequest, NotFound, TooLarge
+from linkserver.net.codec import AuthenticationFailed, BadRequest, FireRequest, NotFound, TooLarge
 from linkserver.net.gateway import Gateway
+from linkserver.net.metrics import NetStats, metrics_route
 from linkserver.net.openapi import openapi_document
 from linkserver.net.protocol import Limits, Session
 from linkserver.net.push import waker_for
@@ -105,6 +106,7 @@ class Api:
     def __init__(self, gateway: Gateway, auth: Authenticator, limits: Limits) -> None:
         self.gateway, self.auth, self.limits = gateway, auth, limits
         self.access = gateway.server.access
+        self.stats = NetStats(auth)
 
     def route(
         self,
@@ -124,6 +126,8 @@ class Api:
                 call = Call(request, principal, document, token)  # type: ignore[arg-type]
                 content = await run_in_threadpool(lambda: codec.dumps(work(call)))
             except Exception as exc:
+                if isinstance(exc, AuthenticationFailed):
+                    (self.stats.token_failures if authenticated else self.stats.login_failures).add()
                 return error_response(exc)
             return Response(content, status_code=status, media_type="application/json")
 
@@ -248,9 +252,12 @@ class Api:
         try:
             principal = await run_in_threadpool(self.auth.authenticate, token)
         except Exception as exc:
+            if isinstance(exc, AuthenticationFailed):
+                self.stats.token_failures.add()
             await websocket.send_denial_response(error_response(exc))
             return
         await websocket.accept()
+        self.stats.websockets += 1
         wake = asyncio.Event()
         waker = waker_for(asyncio.get_running_loop())  # one loop wake-up for many sessions
         session = Session(self.gateway, principal, self.limits, on_output=lambda: waker.wake(wake))
@@ -269,6 +276,7 @@ class Api:
         except WebSocketDisconnect:
             pass
         finally:
+            self.stats.websockets -= 1
             session.close()
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
@@ -364,6 +372,7 @@ def create_app(
         404: not_found,
         405: not_found,
     }
-    app = Starlette(routes=[*api.routes(), Route("/openapi.json", openapi)], exception_handlers=handlers)
+    routes = [*api.routes(), Route("/openapi.json", openapi), metrics_route(server, api.stats, bearer)]
+    app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.gateway, app.state.auth, app.state.api = gateway, authenticator, api
     return app

@@ -163,6 +163,11 @@ class SessionStore:
             sessions, self._sessions = list(self._sessions.values()), {}
         return sessions
 
+    def count(self) -> int:
+        """Sessions open (expired ones not yet seen included). Not ``__len__``: an empty
+        store must stay truthy (``sessions or SessionStore()``)."""
+        return len(self._sessions)
+
 
 # -- API tokens ----------------------------------------------------------------------------
 

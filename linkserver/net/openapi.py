@@ -340,6 +340,16 @@ def openapi_document() -> dict[str, Any]:
             )
         },
         "/openapi.json": {"get": _op("This document", "nothing", empty, public=True)},
+        "/metrics": {
+            "get": {
+                "summary": "Metrics in the Prometheus text format (docs/server.md)",
+                "description": "Needs: observer on root, or nothing with server.metrics: open.",
+                "responses": {
+                    "200": {"description": "OK", "content": {"text/plain": {"schema": STR}}},
+                    **_errors(403),
+                },
+            }
+        },
     }
     return {
         "openapi": "3.0.3",

@@ -63,7 +63,7 @@ from linkserver.net.codec import (
     require_object,
 )
 from linkserver.net.push import SessionSubscription, frames
-from linkserver.server.delivery import Gap
+from linkserver.server.delivery import DROPPED, Gap
 
 log = logging.getLogger("linkserver.net.session")
 
@@ -295,6 +295,7 @@ class Session:
                 self._enqueue_live(sub, event)
 
     def _drop(self, sub: SessionSubscription, event: Event) -> None:
+        DROPPED["websocket"].add()
         gap = sub.gap
         if gap is None:
             sub.gap = Gap(last_delivered_id=sub.last_id, last_dropped_id=event.id, dropped=1)

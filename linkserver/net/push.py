@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from linkserver.core.events import Event
 from linkserver.net.codec import dumps
-from linkserver.server.delivery import Gap
+from linkserver.server.delivery import GAPS, Gap
 
 if TYPE_CHECKING:
     from linkserver.net.protocol import Cancellable, SubscribeRequest
@@ -179,6 +179,7 @@ def frames(items: Sequence[Item], batched: Container[str], encoded: EncodedEvent
             continue
         sid = item[1]
         if kind == "gap":
+            GAPS["websocket"].add()
             open_batches.pop(sid, None)
             out.append(dumps(gap_message(sid, item[2])))
             continue

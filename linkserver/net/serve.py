@@ -131,12 +131,14 @@ def serve(
     listen: str | None = None,
     limits: Limits | None = None,
     register: bool = True,
+    log_format: str | None = None,
 ) -> int:
     """Run the server until SIGINT/SIGTERM; 0 after an orderly stop, 1 if it cannot start.
 
     ``data_dir`` and ``listen`` replace the configuration's. While it
     serves, the runtime file in the data directory (and, with ``register``,
     the user's list of servers) tells local tools its address.
+    ``log_format`` (``--log-format``) wins over ``server.log_format``.
     """
     from linkserver.loading.check import load_all
     from linkserver.net.app import create_app
@@ -157,6 +159,10 @@ def serve(
                 file=sys.stderr,
             )
             return 1
+        if log_format is None and config.log_format != "text":
+            from linkserver import logs
+
+            logs.use_format(config.log_format)
         server = LinkServer(config, catalog)
         try:
             server.start()

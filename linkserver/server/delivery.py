@@ -22,8 +22,14 @@ import attrs
 
 from linkserver.core.events import Event
 from linkserver.core.subscriptions import SubscriptionSpec
+from linkserver.core.tallies import Tally
 
 log = logging.getLogger("linkserver.delivery")
+
+# Process-wide, for the metrics: events dropped by full queues and gaps reported to
+# listeners, over every subscription that ever was (queued here, WebSocket sessions in net).
+DROPPED = {"queued": Tally(), "websocket": Tally()}
+GAPS = {"queued": Tally(), "websocket": Tally()}
 
 
 class Listener(Protocol):
@@ -166,6 +172,7 @@ class QueuedSubscription(Subscription):
 
     def _drop(self, event: Event) -> None:
         self.dropped += 1
+        DROPPED["queued"].add()
         gap = self._pending_gap
         if gap is None:
             self._pending_gap = Gap(
@@ -224,6 +231,7 @@ class QueuedSubscription(Subscription):
                     self._condition.notify_all()
 
     def _report_gap(self, gap: Gap) -> None:
+        GAPS["queued"].add()
         if self.on_gap is None:
             log.warning(
                 "subscription %s/%s dropped %d events after id %s (queue of %d full)",

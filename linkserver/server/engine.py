@@ -19,7 +19,7 @@ import attrs
 
 from linkserver.core.catalog import Catalog
 from linkserver.core.definitions import EventDefinition
-from linkserver.core.errors import EventNotDefined, FilterError, PermissionDenied
+from linkserver.core.errors import DataTableError, EventNotDefined, FilterError, PermissionDenied
 from linkserver.core.events import Event, IdGenerator
 from linkserver.core.expiration import ExpirationTable
 from linkserver.core.filters import Filter, parse_filter
@@ -27,6 +27,7 @@ from linkserver.core.levels import Level, Permission
 from linkserver.core.paths import ROOT, check_name, compile_mask, display, name_of
 from linkserver.core.permissions import Principal
 from linkserver.core.subscriptions import ALL_EVENTS, SubscriptionIndex, SubscriptionSpec
+from linkserver.core.tallies import level_counters
 from linkserver.core.tree import Context, ContextTree, TreeChange
 from linkserver.history.base import HistoryStore
 from linkserver.history.memory import MemoryHistoryStore
@@ -61,6 +62,7 @@ class _Target:
     lifetime: timedelta | None
     deliveries: tuple[tuple[Level, Callable[[Event], bool] | None, Callable[[Event], None], bool], ...]
     where: str
+    fired: tuple[Any, ...]  # the event name's fire counters by level (Engine.fired)
 
 
 class Engine:
@@ -88,6 +90,10 @@ class Engine:
         self._targets: dict[str, dict[str, _Target]] = {}  # path as fired -> event name -> target
         self._after_commit = AfterCommit()
         self._last_created: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
+        # Per event name, one itertools.count per level: events fired, and fires refused by
+        # data-table validation. Read at scrape time (linkserver.server.metrics).
+        self.fired: dict[str, tuple[Any, ...]] = {}
+        self.rejected: dict[str, tuple[Any, ...]] = {}
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, **kwargs: Any) -> Engine:
@@ -129,7 +135,11 @@ class Engine:
             author_name: str | None = author.name
         else:
             author_name = author  # type: ignore[assignment]
-        records = target.build(data, where=target.where)
+        try:
+            records = target.build(data, where=target.where)
+        except DataTableError:
+            self._count_rejected(definition, level)
+            raise
         event_level = definition.level if level is None else Level.parse(level)
         event_id, ms = self._ids.next()
         created = self._created(ms)
@@ -155,9 +165,20 @@ class Engine:
                 stored.add_done_callback(self._after_commit.committed(offer, fired))
             else:
                 offer(fired)
+        next(target.fired[event_level])
         if durable and stored is not None:
             stored.result(timeout)
         return fired
+
+    def _count_rejected(self, definition: EventDefinition, level: object) -> None:
+        try:
+            level = definition.level if level is None else Level.parse(level)  # type: ignore[arg-type]
+        except ValueError:
+            level = definition.level
+        counters = self.rejected.get(definition.name)
+        if counters is None:
+            counters = self.rejected.setdefault(definition.name, level_counters())
+        next(counters[level])  # type: ignore[index]
 
     def _created(self, ms: int) -> datetime:
         """The creation time for a millisecond; events in the same millisecond share one object."""
@@ -188,6 +209,7 @@ class Engine:
                     for s in subscriptions
                 ),
                 where=f"{definition.name} in {display(context.path)}",
+                fired=self.fired.setdefault(definition.name, level_counters()),
             )
             self._targets.setdefault(path, {})[event] = target
             return target

@@ -47,6 +47,7 @@ class PurgeScheduler:
         self.batch_size = batch_size
         self.clock = clock
         self.runs = 0
+        self.removed = 0  # events purged since start, by the job and by run_now
         self._run_lock = threading.Lock()  # run_now and the job never purge at the same time
         self._scheduler: BackgroundScheduler | None = None
 
@@ -89,6 +90,7 @@ class PurgeScheduler:
             started = self.clock()
             removed = self.store.purge_expired(started, self.batch_size)
             self.runs += 1
+            self.removed += removed
         log.info("purged %d expired events (expired at or before %s)", removed, started.isoformat())
         return removed
 

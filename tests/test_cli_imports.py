@@ -1,0 +1,62 @@
+"""The CLI's client commands and the clients load no server-side dependency.
+
+Each check runs in a fresh interpreter (this process has long imported
+everything). Nothing here measures time: tools/bench/cli.py does.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_SIDE = ("sqlalchemy", "alembic", "starlette", "uvicorn", "apscheduler", "prometheus_client")
+# What a one-shot HTTP command (fire, history, ack, tree, status) has no use for.
+ONE_SHOT_NEEDLESS = ("asyncio", "websockets", "linkserver.server", "linkserver.core.formats")
+
+
+def loaded_after(code: str) -> set[str]:
+    probe = f"import sys\n{code}\nimport json\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True, cwd=ROOT
+    )
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def offending(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes))
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import linkserver.client",
+        "from linkserver.client import Client, AsyncClient, Subscription, FireSession",
+        "import linkserver.client.aio, linkserver.client.sync, linkserver.client.sync_ws",
+        "import linkserver.client.controllers",
+        "import linkserver.cli; linkserver.cli.build_parser()",
+        "import linkserver.shell.main",
+    ],
+)
+def test_clients_and_cli_import_no_server_dependency(code: str) -> None:
+    assert offending(loaded_after(code), SERVER_SIDE) == []
+
+
+def test_a_one_shot_command_loads_no_websocket_or_server_module() -> None:
+    """What `linkserver history` imports before its request: the parser, the client, its answers."""
+    code = (
+        "import linkserver.cli; linkserver.cli.build_parser()\n"
+        "import linkserver.client.sync, linkserver.client.status\n"
+        "from linkserver.client.transport import parse_page"
+    )
+    assert offending(loaded_after(code), ONE_SHOT_NEEDLESS) == []
+
+
+def test_the_checks_can_fail() -> None:
+    """A module that does load a server dependency is caught (the probe is not blind)."""
+    assert offending(loaded_after("import linkserver.server.app"), SERVER_SIDE)
+    assert offending(loaded_after("import linkserver.client.aio"), ONE_SHOT_NEEDLESS)
