@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
+from typing import Any
 
 import attrs
 
@@ -45,27 +47,74 @@ class EventDefinition:
     format: TableFormat = EMPTY_FORMAT
 
     def __attrs_post_init__(self) -> None:
-        if not is_valid_name(self.name):
-            raise InvalidDefinition(f"invalid event name {self.name!r}: use letters, digits and '_' only")
-        where = f"event {self.name!r}"
-        for flag in ("persistent", "hidden", "requires_acknowledgement"):
-            if not isinstance(getattr(self, flag), bool):
-                raise InvalidDefinition(f"{where}: {flag} must be true or false")
-        if self.expiration is not None:
-            if not isinstance(self.expiration, timedelta):
-                raise InvalidDefinition(f"{where}: expiration must be a duration such as 10d")
-            if not self.persistent:
-                raise InvalidDefinition(
-                    f"{where}: expiration is set but the event is not persistent; "
-                    "remove the expiration or set persistent: true"
+        problems = definition_problems(
+            name=self.name,
+            persistent=self.persistent,
+            expiration=self.expiration,
+            hidden=self.hidden,
+            requires_acknowledgement=self.requires_acknowledgement,
+            group=self.group,
+            format=self.format,
+        )
+        if problems:
+            raise InvalidDefinition(problems=problems)
+
+
+def definition_problems(
+    *,
+    name: Any,
+    persistent: Any = False,
+    expiration: Any = None,
+    hidden: Any = False,
+    requires_acknowledgement: Any = False,
+    group: Any = None,
+    format: Any = EMPTY_FORMAT,  # noqa: A002 - the attribute's name
+    unknown: Collection[str] = (),
+    where: str | None = None,
+) -> list[tuple[str, str]]:
+    """Every inconsistency of a definition's attributes as ``(key, message)``; empty when valid.
+
+    ``unknown`` names attributes whose value could not be read; the checks
+    that depend on them are left out. ``where`` names the definition in
+    messages (default ``event 'NAME'``).
+    """
+    found: list[tuple[str, str]] = []
+    if "name" not in unknown and not (isinstance(name, str) and is_valid_name(name)):
+        found.append(("name", f"invalid event name {name!r}: use letters, digits and '_' only"))
+    where = where or f"event {name!r}"
+    flags = {"persistent": persistent, "hidden": hidden, "requires_acknowledgement": requires_acknowledgement}
+    for flag, value in flags.items():
+        if flag not in unknown and not isinstance(value, bool):
+            found.append((flag, f"{where}: {flag} must be true or false"))
+    persistence_known = "persistent" not in unknown and isinstance(persistent, bool)
+    if expiration is not None and "expiration" not in unknown:
+        if not isinstance(expiration, timedelta):
+            found.append(("expiration", f"{where}: expiration must be a duration such as 10d"))
+        else:
+            if persistence_known and not persistent:
+                found.append(
+                    (
+                        "expiration",
+                        f"{where}: expiration is set but the event is not persistent; "
+                        "remove the expiration or set persistent: true",
+                    )
                 )
-            if self.expiration <= timedelta(0):
-                raise InvalidDefinition(f"{where}: expiration must be positive")
-        if self.requires_acknowledgement and not self.persistent:
-            raise InvalidDefinition(
-                f"{where}: only persistent events can be acknowledged; set persistent: true"
+            if expiration <= timedelta(0):
+                found.append(("expiration", f"{where}: expiration must be positive"))
+    if (
+        requires_acknowledgement is True
+        and "requires_acknowledgement" not in unknown
+        and persistence_known
+        and not persistent
+    ):
+        found.append(
+            (
+                "requires_acknowledgement",
+                f"{where}: only persistent events can be acknowledged; set persistent: true",
             )
-        if self.group is not None and not isinstance(self.group, str):
-            raise InvalidDefinition(f"{where}: group must be a string")
-        if not isinstance(self.format, TableFormat):
-            raise InvalidDefinition(f"{where}: format must be a TableFormat")
+        )
+    if group is not None and "group" not in unknown and not isinstance(group, str):
+        found.append(("group", f"{where}: group must be a string"))
+    if "format" not in unknown and not isinstance(format, TableFormat):
+        found.append(("format", f"{where}: format must be a TableFormat"))
+    return found

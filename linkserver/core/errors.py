@@ -21,7 +21,16 @@ class InvalidName(LinkServerError, ValueError):
 
 
 class InvalidDefinition(LinkServerError, ValueError):
-    """An event definition or table format is inconsistent."""
+    """An event definition or table format is inconsistent.
+
+    ``problems`` holds every inconsistency found, each as ``(key, message)``
+    where ``key`` names the attribute it is about (``""`` when none), so a
+    reader of YAML can report each one at its own line.
+    """
+
+    def __init__(self, message: str | None = None, problems: Iterable[tuple[str, str]] = ()) -> None:
+        self.problems = tuple(problems) or (("", message or "invalid definition"),)
+        super().__init__(message if message is not None else "; ".join(m for _, m in self.problems))
 
 
 class ContextNotFound(LinkServerError, LookupError):

@@ -4,15 +4,20 @@ A :class:`TableFormat` is a list of :class:`Field` plus record-count limits.
 Building a data table merges the fields' defaults with the posted values
 (posted values win), coerces only the safe cases (int to float, ISO-8601
 string to datetime) and validates everything; every bad field is reported in
-one :class:`DataTableError`. Validation is compiled once per format into a
-list of small checker closures, because it runs on every fire.
+one :class:`DataTableError`. Validation is compiled per format, on its first
+use, into a list of small checker closures, because it runs on every fire;
+fields of the same type and limits share one checker.
+
+Consistency checks collect every problem (:func:`field_problems`,
+:func:`format_problems`) instead of stopping at the first, so a reader of
+YAML can report all of them at once, each at its own key.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -47,9 +52,163 @@ class _NoDefault:
 NO_DEFAULT: Any = _NoDefault()
 
 
+def field_problems(
+    *,
+    name: Any,
+    type: Any = FieldType.STRING,  # noqa: A002 - the attribute's name
+    nullable: Any = False,
+    default: Any = NO_DEFAULT,
+    allowed: Any = None,
+    min: Any = None,  # noqa: A002
+    max: Any = None,  # noqa: A002
+    pattern: Any = None,
+    format: Any = None,  # noqa: A002
+    unknown: Collection[str] = (),
+    where: str | None = None,
+) -> list[tuple[str, str]]:
+    """Every inconsistency of a field's attributes as ``(key, message)``; empty when it is valid.
+
+    ``unknown`` names attributes whose value could not be read: checks that
+    depend on one of them are left out rather than guessed, so a caller
+    that already reported a bad value gets no follow-up problems from it.
+    ``where`` names the field in messages (default ``field 'NAME'``).
+    """
+    found: list[tuple[str, str]] = []
+    where = where or f"field {name!r}"
+    if "name" not in unknown and not (isinstance(name, str) and is_valid_name(name)):
+        found.append(("name", f"invalid field name {name!r}: use letters, digits and '_'"))
+    kind: FieldType | None = None
+    if "type" not in unknown:
+        try:
+            kind = FieldType.parse(type)
+        except InvalidDefinition as exc:
+            found.append(("type", f"{where}: {exc}"))
+    numeric_or_string = kind in (FieldType.INTEGER, FieldType.FLOAT, FieldType.STRING)
+    bounds_ok = True
+    for key, value in (("min", min), ("max", max)):
+        if value is None or key in unknown:
+            bounds_ok = bounds_ok and key not in unknown
+            continue
+        if kind is not None and not numeric_or_string:
+            found.append((key, f"{where}: {key} applies to numbers and strings, not {kind}"))
+            bounds_ok = False
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not finite(value):
+            found.append((key, f"{where}: {key} must be a finite number, got {value!r}"))
+            bounds_ok = False
+    if bounds_ok and min is not None and max is not None and min > max:
+        found.append(("min", f"{where}: min {min} is greater than max {max}"))
+    pattern_ok = "pattern" not in unknown
+    if pattern is not None and pattern_ok:
+        if kind is not None and kind is not FieldType.STRING:
+            found.append(("pattern", f"{where}: pattern applies to strings only, not {kind}"))
+            pattern_ok = False
+        elif not isinstance(pattern, str):
+            found.append(("pattern", f"{where}: pattern must be a string, got {pattern!r}"))
+            pattern_ok = False
+        else:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                found.append(("pattern", f"{where}: pattern {pattern!r} is not a valid regex: {exc}"))
+                pattern_ok = False
+    format_ok = "format" not in unknown
+    if kind is FieldType.TABLE and format_ok and not isinstance(format, TableFormat):
+        found.append(("type", f"{where}: a table field needs a nested format"))
+        format_ok = False
+    elif kind is not None and kind is not FieldType.TABLE and format is not None and format_ok:
+        found.append(("format", f"{where}: only table fields have a nested format"))
+    allowed_ok = "allowed" not in unknown
+    if allowed is not None and allowed_ok:
+        if kind in (FieldType.TABLE, FieldType.BOOLEAN):
+            found.append(("allowed", f"{where}: allowed values do not apply to {kind} fields"))
+            allowed_ok = False
+        elif not allowed:
+            found.append(("allowed", f"{where}: the list of allowed values is empty"))
+            allowed_ok = False
+        else:
+            for value in allowed:
+                try:
+                    hash(value)
+                except TypeError:
+                    found.append(("allowed", f"{where}: allowed value {value!r} must be a plain value"))
+                    allowed_ok = False
+    if kind is None or not (bounds_ok and pattern_ok and format_ok and allowed_ok) or found:
+        # The value checks below need a consistent checker; what is wrong is already said.
+        if default is None and "default" not in unknown and "nullable" not in unknown and not nullable:
+            found.append(("default", f"{where}: default is null but the field is not nullable"))
+        return found
+    nested = format.build if kind is FieldType.TABLE else None
+    allowed = None if allowed is None else tuple(allowed)
+    check = shared_checker(kind, min, max, allowed, pattern, nested)
+    for value in allowed or ():
+        try:
+            check(value)
+        except InvalidValue as exc:
+            found.append(("allowed", f"{where}: allowed value {value!r} is invalid: {exc}"))
+    if default is not NO_DEFAULT and "default" not in unknown:
+        if default is None:
+            if not nullable and "nullable" not in unknown:
+                found.append(("default", f"{where}: default is null but the field is not nullable"))
+        else:
+            try:
+                check(default)
+            except InvalidValue as exc:
+                found.append(("default", f"{where}: default {default!r} is invalid: {exc}"))
+            except DataTableError as exc:
+                found.append(("default", f"{where}: default is invalid: {exc}"))
+    return found
+
+
+_CHECKERS: dict[tuple[Any, ...], Callable[[Any], Any]] = {}
+_CHECKERS_LIMIT = 10_000
+
+
+def shared_checker(
+    kind: FieldType,
+    minimum: Any,
+    maximum: Any,
+    allowed: tuple[Any, ...] | None,
+    pattern: str | None,
+    nested: Callable[[Any], Any] | None,
+) -> Callable[[Any], Any]:
+    """:func:`make_checker`, shared between fields with the same type and limits.
+
+    A large definition set repeats a few field shapes (plain strings above
+    all) tens of thousands of times; one closure per shape instead of one
+    per field is most of the memory a definition costs. Nested tables are
+    not shared (their checker is their format's). The table is bounded.
+    """
+    if nested is not None:
+        return make_checker(kind, minimum, maximum, allowed, pattern, nested)
+    # The types are part of the key: 1 == 1.0 == True must not share a checker.
+    key = (
+        kind,
+        type(minimum),
+        minimum,
+        type(maximum),
+        maximum,
+        None if allowed is None else tuple((type(v), v) for v in allowed),
+        pattern,
+    )
+    try:
+        return _CHECKERS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable allowed value: reported by field_problems
+        return make_checker(kind, minimum, maximum, allowed, pattern, nested)
+    check = make_checker(kind, minimum, maximum, allowed, pattern, nested)
+    if len(_CHECKERS) < _CHECKERS_LIMIT:
+        _CHECKERS[key] = check
+    return check
+
+
 @attrs.frozen(kw_only=True)
 class Field:
-    """One column of a table format; checked for consistency at construction."""
+    """One column of a table format; checked for consistency at construction.
+
+    An inconsistent field raises :class:`InvalidDefinition` naming every
+    problem (see :func:`field_problems`).
+    """
 
     name: str
     type: FieldType = attrs.field(converter=lambda value: FieldType.parse(value))
@@ -65,64 +224,19 @@ class Field:
     format: TableFormat | None = None
 
     def __attrs_post_init__(self) -> None:
-        where = f"field {self.name!r}"
-        if not is_valid_name(self.name):
-            raise InvalidDefinition(f"invalid field name {self.name!r}: use letters, digits and '_'")
-        numeric_or_string = self.type in (FieldType.INTEGER, FieldType.FLOAT, FieldType.STRING)
-        for bound in ("min", "max"):
-            value = getattr(self, bound)
-            if value is None:
-                continue
-            if not numeric_or_string:
-                raise InvalidDefinition(f"{where}: {bound} applies to numbers and strings, not {self.type}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not finite(value):
-                raise InvalidDefinition(f"{where}: {bound} must be a finite number, got {value!r}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise InvalidDefinition(f"{where}: min {self.min} is greater than max {self.max}")
-        if self.pattern is not None:
-            if self.type is not FieldType.STRING:
-                raise InvalidDefinition(f"{where}: pattern applies to strings only, not {self.type}")
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise InvalidDefinition(
-                    f"{where}: pattern {self.pattern!r} is not a valid regex: {exc}"
-                ) from None
-        if self.type is FieldType.TABLE:
-            if not isinstance(self.format, TableFormat):
-                raise InvalidDefinition(f"{where}: a table field needs a nested format")
-        elif self.format is not None:
-            raise InvalidDefinition(f"{where}: only table fields have a nested format")
-        if self.allowed is not None:
-            if self.type in (FieldType.TABLE, FieldType.BOOLEAN):
-                raise InvalidDefinition(f"{where}: allowed values do not apply to {self.type} fields")
-            if not self.allowed:
-                raise InvalidDefinition(f"{where}: the list of allowed values is empty")
-            for value in self.allowed:
-                try:
-                    hash(value)
-                except TypeError:
-                    raise InvalidDefinition(
-                        f"{where}: allowed value {value!r} must be a plain value"
-                    ) from None
-        # Every allowed value and the default must pass the field's own checks.
-        check = self.checker()
-        for value in self.allowed or ():
-            try:
-                check(value)
-            except InvalidValue as exc:
-                raise InvalidDefinition(f"{where}: allowed value {value!r} is invalid: {exc}") from None
-        if self.default is not NO_DEFAULT:
-            if self.default is None:
-                if not self.nullable:
-                    raise InvalidDefinition(f"{where}: default is null but the field is not nullable")
-            else:
-                try:
-                    check(self.default)
-                except InvalidValue as exc:
-                    raise InvalidDefinition(f"{where}: default {self.default!r} is invalid: {exc}") from None
-                except DataTableError as exc:
-                    raise InvalidDefinition(f"{where}: default is invalid: {exc}") from None
+        problems = field_problems(
+            name=self.name,
+            type=self.type,
+            nullable=self.nullable,
+            default=self.default,
+            allowed=self.allowed,
+            min=self.min,
+            max=self.max,
+            pattern=self.pattern,
+            format=self.format,
+        )
+        if problems:
+            raise InvalidDefinition(problems=problems)
 
     @property
     def has_default(self) -> bool:
@@ -131,7 +245,21 @@ class Field:
     def checker(self) -> Callable[[Any], Any]:
         """A function that returns the (coerced) value or raises InvalidValue. Never sees None."""
         nested = self.format.build if self.format is not None else None
-        return make_checker(self.type, self.min, self.max, self.allowed, self.pattern, nested)
+        return shared_checker(self.type, self.min, self.max, self.allowed, self.pattern, nested)
+
+
+def format_problems(min_records: Any = 1, max_records: Any = 1) -> list[tuple[str, str]]:
+    """Every inconsistency of a format's record counts as ``(key, message)``."""
+    found: list[tuple[str, str]] = []
+    min_ok = not isinstance(min_records, bool) and isinstance(min_records, int) and min_records >= 0
+    if not min_ok:
+        found.append(("min_records", f"min_records must be a non-negative integer, got {min_records!r}"))
+    if max_records is not None:
+        if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1:
+            found.append(("max_records", f"max_records must be a positive integer, got {max_records!r}"))
+        elif min_ok and max_records < min_records:
+            found.append(("max_records", f"max_records {max_records} is less than min_records {min_records}"))
+    return found
 
 
 @attrs.frozen(kw_only=True)
@@ -144,34 +272,25 @@ class TableFormat:
     _plan: Any = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
-        names = [f.name for f in self.fields]
+        problems = format_problems(self.min_records, self.max_records)
         seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise InvalidDefinition(f"field {name!r} is defined twice in one format")
-            seen.add(name)
-        if (
-            isinstance(self.min_records, bool)
-            or not isinstance(self.min_records, int)
-            or self.min_records < 0
-        ):
-            raise InvalidDefinition(f"min_records must be a non-negative integer, got {self.min_records!r}")
-        if self.max_records is not None:
-            if (
-                isinstance(self.max_records, bool)
-                or not isinstance(self.max_records, int)
-                or self.max_records < 1
-            ):
-                raise InvalidDefinition(f"max_records must be a positive integer, got {self.max_records!r}")
-            if self.max_records < self.min_records:
-                raise InvalidDefinition(
-                    f"max_records {self.max_records} is less than min_records {self.min_records}"
-                )
+        for f in self.fields:
+            if f.name in seen:
+                problems.append(("fields", f"field {f.name!r} is defined twice in one format"))
+            seen.add(f.name)
+        if problems:
+            raise InvalidDefinition(problems=problems)
+        # Compiled on the first build: most definitions of a large set are
+        # rarely fired, and the plan is a good part of what a format costs.
+        object.__setattr__(self, "_plan", None)
+
+    def _compile(self) -> tuple[tuple[Any, ...], ...]:
         plan = tuple(
             (f.name, f.default, f.has_default, f.nullable, f.checker(), isinstance(f.default, (dict, list)))
             for f in self.fields
         )
         object.__setattr__(self, "_plan", plan)
+        return plan
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -236,7 +355,10 @@ class TableFormat:
         """One record with defaults merged and values checked; problems are appended."""
         out: Record = {}
         used = 0
-        for name, default, has_default, nullable, check, mutable_default in self._plan:
+        plan = self._plan
+        if plan is None:
+            plan = self._compile()
+        for name, default, has_default, nullable, check, mutable_default in plan:
             if name in record:
                 value = record[name]
                 used += 1

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +40,8 @@ class Entries:
         self.where = where
         self.anchor = node if node is not None else anchor  # where to report what is missing
         self.bad = False
+        self.failed: set[str] = set()
+        """The keys whose value was wrong (reported): checks that depend on them are left out."""
         self.items: dict[str, tuple[Node, Node]] = {}
         if node is not None:
             self.items, ok = doc.pairs(node, where)
@@ -60,9 +61,12 @@ class Entries:
         pair = self.items.get(key)
         return pair[1] if pair else None
 
-    def error(self, node: Node, message: str) -> None:
+    def error(self, node: Node, message: str, key: str | None = None) -> None:
+        """Report ``message`` at ``node``; ``key`` (if given) is the key whose value is wrong."""
         self.doc.error(node, message)
         self.bad = True
+        if key is not None:
+            self.failed.add(key)
 
     def check_keys(self, allowed: Collection[str]) -> None:
         """Report every key not in ``allowed``, with a "did you mean"."""
@@ -80,24 +84,13 @@ class Entries:
         self.bad = True
         return False
 
-    def blame(self, message: str, aliases: dict[str, str] | None = None) -> None:
-        """Report a core consistency error at the key it is about (the first one it names)."""
-        tail = message.split(": ", 1)[-1]
-        best: tuple[int, Node] | None = None
-        for word, key in (aliases or {}).items():  # aliases first: they name the culprit
-            node = self.key_node(key)
-            if node is not None and word in tail:
-                best = (-1, node)
-                break
-        for key in self.items if best is None else ():
-            node = self.key_node(key)
-            found = re.search(rf"\b{re.escape(key)}\b", tail)
-            if node is not None and found and (best is None or found.start() < best[0]):
-                best = (found.start(), node)
-        at = best[1] if best else self.anchor
-        if at is not None:
-            self.error(at, message)
-        self.bad = True
+    def report(self, problems: Iterable[tuple[str, str]], prefix: str = "") -> None:
+        """Report core consistency problems ``(key, message)``, each at its key (or the mapping)."""
+        for key, message in problems:
+            at = self.key_node(key) or self.anchor
+            if at is not None:
+                self.doc.error(at, prefix + message)
+            self.bad = True
 
     def mapping(self, key: str, where: str | None = None) -> Entries:
         """The mapping under ``key`` (empty when absent or null)."""
@@ -111,7 +104,7 @@ class Entries:
         assert node is not None
         if isinstance(node, SequenceNode) and node.tag == SEQ_TAG:
             return list(node.value)
-        self.error(node, f"{key!r} in {self.where} must be a list, got {describe_node(node)}")
+        self.error(node, f"{key!r} in {self.where} must be a list, got {describe_node(node)}", key)
         return []
 
     # -- typed values --------------------------------------------------------
@@ -123,6 +116,7 @@ class Entries:
         value = self.doc.plain(node)
         if value is INVALID:
             self.bad = True
+            self.failed.add(key)
             return default
         return value
 
@@ -136,6 +130,7 @@ class Entries:
         value = self.doc.plain(node)
         if value is INVALID:
             self.bad = True
+            self.failed.add(key)
             return default
         if value is None and nullable:
             return None
@@ -143,6 +138,7 @@ class Entries:
             return convert(value)
         except (ValueError, TypeError, OverflowError, ArithmeticError):
             self.error(node, f"{key!r} in {self.where} must be {expected}, got {describe(value)}")
+            self.failed.add(key)
             return default
 
     def text(self, key: str, default: Any = MISSING, *, nullable: bool = False) -> Any:

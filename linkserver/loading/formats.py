@@ -13,9 +13,17 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from linkserver.core.definitions import EventDefinition
-from linkserver.core.errors import InvalidName
-from linkserver.core.formats import EMPTY_FORMAT, NO_DEFAULT, Field, FieldType, TableFormat
+from linkserver.core.definitions import EventDefinition, definition_problems
+from linkserver.core.errors import InvalidDefinition, InvalidName
+from linkserver.core.formats import (
+    EMPTY_FORMAT,
+    NO_DEFAULT,
+    Field,
+    FieldType,
+    TableFormat,
+    field_problems,
+    format_problems,
+)
 from linkserver.core.paths import check_name
 from linkserver.loading.entries import Entries, as_mapping
 from linkserver.loading.problems import Location, describe, suggest
@@ -47,12 +55,6 @@ EVENT_KEYS = (
     "requires_acknowledgement",
     "format",
 )
-# Words in the core's consistency messages that point at a key other than their own name.
-_EVENT_BLAME = {"acknowledged": "requires_acknowledgement"}
-_FIELD_BLAME = {"nested format": "type"}
-
-CORE_ERRORS = (ValueError, TypeError, OverflowError)
-"""What the core constructors raise on inconsistent input (InvalidDefinition is a ValueError)."""
 
 
 class DefinitionReader:
@@ -64,6 +66,8 @@ class DefinitionReader:
         self._building: list[str] = []
         self._inline: dict[int, TableFormat | None] = {}
         self._inline_active: set[int] = set()
+        self.strings: dict[str, str] = {}
+        """Every name and description read so far: equal strings are kept once."""
 
     def register_format(self, doc: Document, key: Node, node: Node) -> None:
         """Record a named format (``formats: {name: ...}``); names are global."""
@@ -170,13 +174,13 @@ class DefinitionReader:
                 failed = True
             else:
                 fields.append(field)
+        # The record counts are checked whatever else is wrong in the format.
+        known = {k: v for k, v in counts.items() if v is not MISSING}
+        if not entries.failed:
+            entries.report(format_problems(**known), prefix=f"{where}: ")
         if failed or entries.bad:
             return None
-        try:
-            return TableFormat(fields=fields, **{k: v for k, v in counts.items() if v is not MISSING})
-        except CORE_ERRORS as exc:
-            entries.blame(f"{where}: {exc}")
-            return None
+        return TableFormat(fields=fields, **known)
 
     def _field(self, doc: Document, node: Node, where: str) -> Field | None:
         entries = as_mapping(doc, node, where)
@@ -187,15 +191,17 @@ class DefinitionReader:
         if entries.require("name"):
             name = entries.text("name")
             if name is not MISSING:
+                name = self.strings.setdefault(name, name)
                 try:
                     check_name(name, "field name")
                 except InvalidName as exc:
-                    entries.error(name_node, str(exc))
+                    entries.error(name_node, str(exc), "name")
                 entries.where = f"field {name!r}"
+        else:
+            entries.failed.add("name")
         entries.check_keys(FIELD_KEYS)
-        where = entries.where
         kwargs: dict[str, Any] = {
-            "description": entries.text("description"),
+            "description": self._text(entries, "description"),
             "nullable": entries.flag("nullable"),
             "min": entries.number("min"),
             "max": entries.number("max"),
@@ -203,21 +209,28 @@ class DefinitionReader:
         }
         format_node = entries.get("format")
         if format_node is not None and not is_null(format_node):
-            kwargs["format"] = self.format(doc, format_node, where)
+            kwargs["format"] = self.format(doc, format_node, entries.where)
             if kwargs["format"] is None:
                 entries.bad = True
+                entries.failed.add("format")
         types = ", ".join(t.value for t in FieldType)
         default_type = FieldType.TABLE if "format" in kwargs else FieldType.STRING
         kwargs["type"] = entries.typed("type", default_type, FieldType.parse, f"one of {types}")
         kwargs["default"] = entries.value("default", NO_DEFAULT)
         kwargs["allowed"] = self._allowed(entries)
-        if entries.bad or name_node is None:
+        given = {k: v for k, v in kwargs.items() if v is not MISSING and k != "description"}
+        if entries.bad:
+            # Report what is inconsistent among the values that could be read, then give up.
+            unknown = entries.failed | {"name"}
+            entries.report(field_problems(name=name, unknown=unknown, where=entries.where, **given))
             return None
         try:
             return Field(name=name, **{k: v for k, v in kwargs.items() if v is not MISSING})
-        except CORE_ERRORS as exc:
-            entries.blame(str(exc), _FIELD_BLAME)
-            return None
+        except InvalidDefinition as exc:
+            entries.report(exc.problems)
+        except CORE_ERRORS as exc:  # anything the checks did not foresee is still one problem
+            entries.report([("", f"{entries.where}: {exc}")])
+        return None
 
     @staticmethod
     def _allowed(entries: Entries) -> Any:
@@ -229,38 +242,43 @@ class DefinitionReader:
             return MISSING
         if not isinstance(values, list):
             entries.error(
-                node, f"'allowed' in {entries.where} must be a list of values, got {describe(values)}"
+                node,
+                f"'allowed' in {entries.where} must be a list of values, got {describe(values)}",
+                "allowed",
             )
             return MISSING
         for item, value in zip(node.value, values, strict=True):
             if isinstance(value, (list, dict)):
                 entries.error(
-                    item, f"allowed values of {entries.where} must be single values, got {describe(value)}"
+                    item,
+                    f"allowed values of {entries.where} must be single values, got {describe(value)}",
+                    "allowed",
                 )
         return values
 
     # -- events ----------------------------------------------------------------
 
     def event(self, doc: Document, key: Node, node: Node) -> EventDefinition | None:
-        """The definition under ``key``; None after reporting its problems."""
+        """The definition under ``key``; None after reporting every problem it has."""
         name = key.value
+        named = True
         try:
             check_name(name, "event name")
         except InvalidName as exc:
             doc.error(key, str(exc))
-            return None
+            named = False  # the rest of the definition is still read and checked
         where = f"event {name!r}"
         entries = as_mapping(doc, node, where)
         entries.check_keys(EVENT_KEYS)
         kwargs: dict[str, Any] = {
-            "description": entries.text("description"),
-            "help": entries.text("help"),
+            "description": self._text(entries, "description"),
+            "help": self._text(entries, "help"),
             "level": entries.level("level"),
             "persistent": entries.flag("persistent"),
             "expiration": entries.duration("expiration", nullable=True),
             "permissions": entries.permission("permissions"),
             "fire_permissions": entries.permission("fire_permissions"),
-            "group": entries.text("group", nullable=True),
+            "group": self._text(entries, "group", nullable=True),
             "hidden": entries.flag("hidden"),
             "requires_acknowledgement": entries.flag("requires_acknowledgement"),
         }
@@ -269,13 +287,34 @@ class DefinitionReader:
             kwargs["format"] = self.format(doc, format_node, where)
             if kwargs["format"] is None:
                 entries.bad = True
-        if entries.bad:
+                entries.failed.add("format")
+        given = {k: v for k, v in kwargs.items() if v is not MISSING}
+        if entries.bad or not named:
+            checked = {k: v for k, v in given.items() if k in _CHECKED_EVENT_KEYS}
+            entries.report(definition_problems(name=name, unknown=entries.failed | {"name"}, **checked))
             return None
         try:
-            return EventDefinition(name=name, **{k: v for k, v in kwargs.items() if v is not MISSING})
+            return EventDefinition(name=name, **given)
+        except InvalidDefinition as exc:
+            entries.report(exc.problems)
         except CORE_ERRORS as exc:
-            entries.blame(str(exc), _EVENT_BLAME)
-            return None
+            entries.report([("", f"{where}: {exc}")])
+        return None
+
+    def _text(self, entries: Entries, key: str, *, nullable: bool = False) -> Any:
+        """A string value, shared with equal strings read before (descriptions repeat a lot)."""
+        value = entries.text(key, nullable=nullable)
+        if isinstance(value, str):
+            return self.strings.setdefault(value, value)
+        return value
+
+
+CORE_ERRORS = (ValueError, TypeError, OverflowError)
+"""What a core constructor could raise besides InvalidDefinition on input nobody foresaw."""
+
+_CHECKED_EVENT_KEYS = frozenset(
+    ("persistent", "expiration", "hidden", "requires_acknowledgement", "group", "format")
+)
 
 
 def _name_node(item: Node) -> ScalarNode | None:

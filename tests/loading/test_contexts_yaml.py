@@ -564,6 +564,7 @@ def test_inconsistent_definitions_are_reported_at_the_offending_key() -> None:
         "c.yaml:5:9: event 'a': expiration is set but the event is not persistent; "
         "remove the expiration or set persistent: true",
         "c.yaml:8:9: event 'b': only persistent events can be acknowledged; set persistent: true",
+        "c.yaml:12:11: the format of event 'c': max_records 2 is less than min_records 3",
         "c.yaml:16:15: field 'count': default 'many' is invalid: expected an integer, got a string 'many'",
         "c.yaml:17:40: field 'n': min 5 is greater than max 1",
         "c.yaml:18:40: field 'p': pattern applies to strings only, not integer",
@@ -666,3 +667,55 @@ def test_any_yaml_ish_text_loads_or_raises_config_error(text: str) -> None:
     except ConfigError as exc:
         assert exc.problems
         assert all(problem.startswith("fuzz.yaml:") for problem in exc.problems)
+
+
+def test_a_file_with_many_problems_reports_every_one_in_one_pass() -> None:
+    """No problem hides another: a bad name, a bad value or a bad sibling never stops the checks."""
+    path = write(
+        "c.yaml",
+        """
+        templates:
+          t:
+            events:
+              bad-name:
+                level: LOUD
+                expiration: 5d
+              quiet:
+                persistent: false
+                expiration: 30d
+                colour: red
+                format:
+                  min_records: 5
+                  max_records: 1
+                  fields:
+                    - {name: n, type: integer, min: 5, max: 1, nullable: maybe}
+                    - {name: bad-field, type: integer, min: 2, max: 1}
+                    - {name: k, type: colour, default: 3}
+              acked:
+                persistent: maybe
+                requires_acknowledgement: true
+                expiration: -1d
+        """,
+    )
+    assert problems(path) == [
+        "c.yaml:4:7: invalid event name 'bad-name': use letters, digits and '_' only",
+        "c.yaml:5:16: 'level' in event 'bad-name' must be one of NONE, NOTICE, INFO, WARNING, ERROR, "
+        "FATAL, got the string 'LOUD'",
+        "c.yaml:6:9: event 'bad-name': expiration is set but the event is not persistent; "
+        "remove the expiration or set persistent: true",
+        "c.yaml:9:9: event 'quiet': expiration is set but the event is not persistent; "
+        "remove the expiration or set persistent: true",
+        "c.yaml:10:9: unknown key 'colour' in event 'quiet'; valid keys: description, expiration, "
+        "fire_permissions, format, group, help, hidden, level, permissions, persistent, "
+        "requires_acknowledgement",
+        "c.yaml:13:11: the format of event 'quiet': max_records 1 is less than min_records 5",
+        "c.yaml:15:40: field 'n': min 5 is greater than max 1",
+        "c.yaml:15:66: 'nullable' in field 'n' must be true or false, got the string 'maybe'",
+        "c.yaml:16:22: invalid field name 'bad-field': use letters, digits and '_' only",
+        "c.yaml:16:48: field 'bad-field': min 2 is greater than max 1",
+        "c.yaml:17:31: 'type' in field 'k' must be one of string, integer, float, boolean, datetime, "
+        "table, got the string 'colour'",
+        "c.yaml:19:21: 'persistent' in event 'acked' must be true or false, got the string 'maybe'",
+        "c.yaml:21:21: 'expiration' in event 'acked' must be a positive duration such as 10d, 6h, 30m, "
+        "45s or 500ms, got the string '-1d'",
+    ]
