@@ -31,16 +31,23 @@ class FieldType(enum.Enum):
     def parse(cls, value: object) -> FieldType:
         if isinstance(value, cls):
             return value
-        aliases = {"str": "string", "int": "integer", "bool": "boolean", "double": "float"}
         if isinstance(value, str):
-            text = aliases.get(value.lower(), value.lower())
-            for member in cls:
-                if member.value == text:
-                    return member
+            found = _TYPE_NAMES.get(value.lower())
+            if found is not None:
+                return found
         raise InvalidDefinition(f"unknown field type {value!r}; use one of {', '.join(m.value for m in cls)}")
 
     def __str__(self) -> str:
         return self.value
+
+
+_TYPE_NAMES = {
+    **{member.value: member for member in FieldType},
+    "str": FieldType.STRING,
+    "int": FieldType.INTEGER,
+    "bool": FieldType.BOOLEAN,
+    "double": FieldType.FLOAT,
+}
 
 
 class InvalidValue(Exception):

@@ -25,7 +25,7 @@ from linkserver.loading.config import (
 from linkserver.loading.contexts import TOP_KEYS as CONTEXT_KEYS
 from linkserver.loading.contexts import CatalogBuilder, context_files
 from linkserver.loading.problems import Location, Problems, display_name, suggest
-from linkserver.loading.yamlnodes import Document, read
+from linkserver.loading.yamlnodes import Document, collection_paused, read
 
 CONFIG_NAMES = ("linkserver", "config")
 """File names (without suffix) always checked as a configuration."""
@@ -42,28 +42,32 @@ def check_files(paths: Sequence[Path] = ()) -> list[str]:
     Without paths, the configuration the server would use (see
     :func:`~linkserver.loading.config.config_source`) and its contexts are checked.
     """
+    with collection_paused():
+        return _check(paths)
+
+
+def _check(paths: Sequence[Path]) -> list[str]:
     problems = Problems()
     if not paths:
         _load(None, problems)
         return problems.messages()
     results: list[ConfigResult] = []
-    contexts: list[Document | None] = []
+    builder = CatalogBuilder(problems)
+    complete = True
     files = _expand(paths)
     for path in files:
         doc = read(path, problems)
         if doc is not None and _is_config(path, doc):
             results.append(read_config(doc, path, problems))
+        elif doc is not None:
+            builder.add(doc)  # one file's nodes at a time: the builder keeps what it needs
         else:
-            contexts.append(doc)
+            complete = False
     named = [item for result in results for item in result.context_locations.items()]
-    contexts.extend(_read_named(named, problems, skip={_normal(path) for path in files}))
-    builder = CatalogBuilder(problems)
-    for doc in contexts:
-        if doc is not None:
-            builder.add(doc)
+    complete &= _add_named(named, builder, problems, skip={_normal(path) for path in files})
     builder.build()
     for result in results:
-        _check_rules(result, builder, complete=None not in contexts, problems=problems)
+        _check_rules(result, builder, complete=complete, problems=problems)
     return problems.messages()
 
 
@@ -77,7 +81,8 @@ def load_all(
     ``data_dir`` and ``listen`` replace the file's (see :func:`load_config`).
     """
     problems = Problems()
-    config, catalog = _load(config_path, problems, data_dir=data_dir, listen=listen)
+    with collection_paused():
+        config, catalog = _load(config_path, problems, data_dir=data_dir, listen=listen)
     problems.raise_if_any()
     assert config is not None
     return config, catalog
@@ -94,22 +99,26 @@ def _load(
     result = read_config(
         read(source, problems), source, problems, data_dir=data_dir or implied, listen=listen
     )
-    docs = _read_named(result.context_locations.items(), problems)
     builder = CatalogBuilder(problems)
-    for doc in docs:
-        if doc is not None:
-            builder.add(doc)
+    complete = _add_named(result.context_locations.items(), builder, problems)
     catalog = builder.build()
-    _check_rules(result, builder, complete=None not in docs, problems=problems)
+    _check_rules(result, builder, complete=complete, problems=problems)
     return result.config, catalog
 
 
-def _read_named(
-    named: Iterable[tuple[Path, Location]], problems: Problems, skip: set[Path] | None = None
-) -> list[Document | None]:
-    """Read the context paths a configuration names; a missing one is reported where it is named."""
+def _add_named(
+    named: Iterable[tuple[Path, Location]],
+    builder: CatalogBuilder,
+    problems: Problems,
+    skip: set[Path] | None = None,
+) -> bool:
+    """Read the context paths a configuration names into ``builder``, one file at a time.
+
+    A missing path is reported where it is named; returns whether every file
+    could be read (if not, rules naming events are not reported as undefined).
+    """
     seen = set(skip or ())
-    docs: list[Document | None] = []
+    complete = True
     for path, location in named:
         if not path.exists():
             problems.add(
@@ -117,13 +126,17 @@ def _read_named(
                 f"context path {display_name(path)!r} does not exist; "
                 "fix 'contexts' in 'server' or create it",
             )
-            docs.append(None)  # incomplete: rules naming events are not reported as undefined
+            complete = False
             continue
         for file in context_files([path]):
             if _normal(file) not in seen:
                 seen.add(_normal(file))
-                docs.append(read(file, problems))
-    return docs
+                doc = read(file, problems)
+                if doc is None:
+                    complete = False
+                else:
+                    builder.add(doc)
+    return complete
 
 
 def _check_rules(

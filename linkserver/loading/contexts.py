@@ -3,8 +3,11 @@
 Several files make one catalog: format and template names are global, and a
 name defined twice is reported at both places. Reading happens in two
 phases, so a file may use formats and templates defined in a later one:
-:meth:`CatalogBuilder.add` collects the named nodes of each file,
-:meth:`CatalogBuilder.build` builds formats, templates and contexts.
+:meth:`CatalogBuilder.add` reads each file's events at once (an event whose
+format is defined in a later file waits for :meth:`CatalogBuilder.build`) and
+keeps only the few nodes it still needs, so the node tree of one file at a
+time is in memory; :meth:`CatalogBuilder.build` then resolves templates and
+builds the contexts.
 
 Definition sets are shared: every context (and every ``child_templates``)
 naming the same templates and no events of its own gets the same
@@ -24,9 +27,9 @@ from linkserver.core.definitions import EventDefinition
 from linkserver.core.errors import InvalidName
 from linkserver.core.paths import check_name, display, parse_path
 from linkserver.loading.entries import Entries, as_mapping
-from linkserver.loading.formats import DefinitionReader
+from linkserver.loading.formats import DefinitionReader, FormatNotYetKnown
 from linkserver.loading.problems import Location, Problems, suggest
-from linkserver.loading.yamlnodes import Document, describe_node, parse, read
+from linkserver.loading.yamlnodes import Document, collection_paused, describe_node, parse, read
 
 TOP_KEYS = ("formats", "templates", "contexts")
 TEMPLATE_KEYS = ("description", "include", "events")
@@ -48,6 +51,17 @@ class _Named:
     doc: Document
     entries: Entries
     location: Location
+    events: dict[str, Origin | _Pending] = attrs.field(factory=dict)
+
+
+@attrs.define
+class _Pending:
+    """An event read again in :meth:`CatalogBuilder.build`: its format was not known yet."""
+
+    doc: Document
+    key: Node
+    node: Node
+    owner: str
 
 
 class CatalogBuilder:
@@ -73,24 +87,40 @@ class CatalogBuilder:
         top.check_keys(TOP_KEYS)
         for key, node in top.mapping("formats", "'formats'").items.values():
             self.definitions.register_format(doc, key, node)
-        for key, node in top.mapping("templates", "'templates'").items.values():
-            name = key.value
-            try:
-                check_name(name, "template name")
-            except InvalidName as exc:
-                doc.error(key, str(exc))
-                continue
-            if self._claim(self._templates, name, doc, key, f"template {name!r}"):
-                self._templates[name] = _Named(doc, as_mapping(doc, node, f"template {name!r}"), doc.at(key))
-        for key, node in top.mapping("contexts", "'contexts'").items.values():
-            try:
-                path = parse_path(key.value)
-            except InvalidName as exc:
-                doc.error(key, str(exc))
-                continue
-            where = f"context {display(path)!r}"
-            if self._claim(self._contexts, path, doc, key, where):
-                self._contexts[path] = _Named(doc, as_mapping(doc, node, where), doc.at(key))
+        self.definitions.deferring = True
+        try:
+            for key, node in top.mapping("templates", "'templates'").items.values():
+                name = key.value
+                try:
+                    check_name(name, "template name")
+                except InvalidName as exc:
+                    doc.error(key, str(exc))
+                    continue
+                where = f"template {name!r}"
+                if self._claim(self._templates, name, doc, key, where):
+                    entries = as_mapping(doc, node, where)
+                    entries.check_keys(TEMPLATE_KEYS)
+                    entries.text("description")
+                    self._templates[name] = _Named(
+                        doc, entries, doc.at(key), self._events(doc, entries, where)
+                    )
+            for key, node in top.mapping("contexts", "'contexts'").items.values():
+                try:
+                    path = parse_path(key.value)
+                except InvalidName as exc:
+                    doc.error(key, str(exc))
+                    continue
+                where = f"context {display(path)!r}"
+                if self._claim(self._contexts, path, doc, key, where):
+                    entries = as_mapping(doc, node, where)
+                    entries.check_keys(CONTEXT_KEYS)
+                    self._contexts[path] = _Named(
+                        doc, entries, doc.at(key), self._events(doc, entries, where)
+                    )
+        finally:
+            self.definitions.deferring = False
+        doc.release()  # what is still needed is referenced by the readers
+        self.definitions.forget_nodes()
 
     @staticmethod
     def _claim(table: dict[str, _Named], name: str, doc: Document, key: Node, what: str) -> bool:
@@ -109,6 +139,8 @@ class CatalogBuilder:
     def build(self) -> Catalog:
         """The catalog; complete only if no problem was recorded (check ``problems`` first)."""
         self.definitions.build_named_formats()
+        for named in (*self._templates.values(), *self._contexts.values()):
+            self._read_pending(named)
         for name in self._templates:
             self._resolve(name)
         templates = {name: self._template_set(name) for name in self._templates}
@@ -134,8 +166,6 @@ class CatalogBuilder:
             return self._resolved[name]
         named = self._templates[name]
         entries = named.entries
-        entries.check_keys(TEMPLATE_KEYS)
-        entries.text("description")
         self._resolving.append(name)
         merged: dict[str, Origin] = {}
         try:
@@ -147,8 +177,7 @@ class CatalogBuilder:
                     )
                     continue
                 self._merge(merged, self._resolve(included), named.doc, node)
-            own = self._events(named.doc, entries, f"template {name!r}")
-            self._add_own(merged, own, named.doc)
+            self._add_own(merged, named.events, named.doc)  # type: ignore[arg-type]
         finally:
             self._resolving.pop()
         self._resolved[name] = merged
@@ -156,9 +185,8 @@ class CatalogBuilder:
 
     def _context(self, path: str, named: _Named) -> ContextSpec:
         entries = named.entries
-        entries.check_keys(CONTEXT_KEYS)
         description = entries.text("description", "")
-        own = self._events(named.doc, entries, f"context {display(path)!r}")
+        own: dict[str, Origin] = named.events  # type: ignore[assignment]
         templates = self._names(entries, "templates", self._templates, "known templates")
         definitions = self._definitions(named.doc, templates, own)
         child_definitions = None
@@ -224,15 +252,41 @@ class CatalogBuilder:
                 "rename this one or remove it from one place",
             )
 
-    def _events(self, doc: Document, entries: Entries, owner: str) -> dict[str, Origin]:
-        events: dict[str, Origin] = {}
+    def _events(self, doc: Document, entries: Entries, owner: str) -> dict[str, Origin | _Pending]:
+        """The events under ``events``; the node is dropped from ``entries`` once read."""
+        events: dict[str, Origin | _Pending] = {}
         for key, node in entries.mapping("events", f"the events of {owner}").items.values():
-            definition = self.definitions.event(doc, key, node)
-            self.persistence.setdefault(key.value, set())
-            if definition is not None:
-                self.persistence[key.value].add(definition.persistent)
-                events[definition.name] = Origin(definition, doc.at(key), owner)
+            try:
+                origin = self._event(doc, key, node, owner)
+            except FormatNotYetKnown:
+                events[key.value] = _Pending(doc, key, node, owner)
+                continue
+            if origin is not None:
+                events[key.value] = origin
+        entries.drop("events")
         return events
+
+    def _event(self, doc: Document, key: Node, node: Node, owner: str) -> Origin | None:
+        definition = self.definitions.event(doc, key, node)
+        self.persistence.setdefault(key.value, set())
+        if definition is None:
+            return None
+        self.persistence[key.value].add(definition.persistent)
+        return Origin(definition, doc.at(key), owner)
+
+    def _read_pending(self, named: _Named) -> None:
+        """Read the events that waited for a format defined in a later file (order kept)."""
+        if not any(isinstance(item, _Pending) for item in named.events.values()):
+            return
+        events: dict[str, Origin | _Pending] = {}
+        for name, item in named.events.items():
+            if isinstance(item, _Pending):
+                origin = self._event(item.doc, item.key, item.node, item.owner)
+                if origin is not None:
+                    events[name] = origin
+            else:
+                events[name] = item
+        named.events = events
 
     def _names(
         self, entries: Entries, key: str, known: dict[str, _Named], noun: str
@@ -276,11 +330,12 @@ def load_contexts(paths: Sequence[Path]) -> Catalog:
     """
     problems = Problems()
     builder = CatalogBuilder(problems)
-    for path in context_files(paths):
-        doc = read(path, problems)
-        if doc is not None:
-            builder.add(doc)
-    catalog = builder.build()
+    with collection_paused():
+        for path in context_files(paths):
+            doc = read(path, problems)
+            if doc is not None:
+                builder.add(doc)
+        catalog = builder.build()
     problems.raise_if_any()
     return catalog
 

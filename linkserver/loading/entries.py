@@ -49,6 +49,13 @@ class Entries:
 
     # -- structure ---------------------------------------------------------
 
+    def drop(self, key: str) -> None:
+        """Forget ``key`` and its subtree (read already), keeping where the mapping is for messages."""
+        self.items.pop(key, None)
+        if self.node is not None:
+            # The mapping node holds every child: keep a childless stand-in with its marks.
+            self.node = self.anchor = MappingNode(self.node.tag, [], self.node.start_mark, self.node.end_mark)
+
     def __contains__(self, key: str) -> bool:
         return key in self.items
 
@@ -200,12 +207,14 @@ class Entries:
         return self.typed(key, default, convert, expected, nullable=nullable)
 
     def level(self, key: str, default: Any = MISSING) -> Any:
-        names = ", ".join(m.name for m in Level)
-        return self.typed(key, default, Level.parse, f"one of {names}")
+        return self.typed(key, default, Level.parse, _LEVELS)
 
     def permission(self, key: str, default: Any = MISSING) -> Any:
-        names = ", ".join(str(m) for m in Permission)
-        return self.typed(key, default, Permission.parse, f"one of {names}")
+        return self.typed(key, default, Permission.parse, _PERMISSIONS)
+
+
+_LEVELS = "one of " + ", ".join(m.name for m in Level)
+_PERMISSIONS = "one of " + ", ".join(str(m) for m in Permission)
 
 
 def as_mapping(doc: Document, node: Node | None, where: str, parent: Entries | None = None) -> Entries:

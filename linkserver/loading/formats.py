@@ -57,8 +57,17 @@ EVENT_KEYS = (
 )
 
 
+class FormatNotYetKnown(Exception):
+    """Raised while :attr:`DefinitionReader.deferring`: a format name not registered (yet)."""
+
+
 class DefinitionReader:
-    """Builds formats and event definitions; named formats must be registered first."""
+    """Builds formats and event definitions; named formats must be registered first.
+
+    While :attr:`deferring` is set (files are still being read), a reference
+    to a format name not registered yet raises :class:`FormatNotYetKnown`
+    instead of being reported: the name may be defined in a later file.
+    """
 
     def __init__(self) -> None:
         self._named: dict[str, tuple[Document, Node, Location]] = {}
@@ -66,6 +75,7 @@ class DefinitionReader:
         self._building: list[str] = []
         self._inline: dict[int, TableFormat | None] = {}
         self._inline_active: set[int] = set()
+        self.deferring = False
         self.strings: dict[str, str] = {}
         """Every name and description read so far: equal strings are kept once."""
 
@@ -87,6 +97,10 @@ class DefinitionReader:
             return
         self._named[name] = (doc, node, doc.at(key))
 
+    def forget_nodes(self) -> None:
+        """Drop what is cached by node identity: a file's nodes are freed (and ids reused) after it."""
+        self._inline.clear()
+
     def build_named_formats(self) -> None:
         """Build every named format, so that unused ones are checked too."""
         for name in self._named:
@@ -101,6 +115,8 @@ class DefinitionReader:
         if isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:str":
             name = node.value
             if name not in self._named:
+                if self.deferring:
+                    raise FormatNotYetKnown(name)
                 doc.error(
                     node, f"unknown format {name!r} in {where}" + suggest(name, self._named, "known formats")
                 )
@@ -213,9 +229,8 @@ class DefinitionReader:
             if kwargs["format"] is None:
                 entries.bad = True
                 entries.failed.add("format")
-        types = ", ".join(t.value for t in FieldType)
         default_type = FieldType.TABLE if "format" in kwargs else FieldType.STRING
-        kwargs["type"] = entries.typed("type", default_type, FieldType.parse, f"one of {types}")
+        kwargs["type"] = entries.typed("type", default_type, FieldType.parse, _TYPES)
         kwargs["default"] = entries.value("default", NO_DEFAULT)
         kwargs["allowed"] = self._allowed(entries)
         given = {k: v for k, v in kwargs.items() if v is not MISSING and k != "description"}
@@ -308,6 +323,8 @@ class DefinitionReader:
             return self.strings.setdefault(value, value)
         return value
 
+
+_TYPES = "one of " + ", ".join(t.value for t in FieldType)
 
 CORE_ERRORS = (ValueError, TypeError, OverflowError)
 """What a core constructor could raise besides InvalidDefinition on input nobody foresaw."""
