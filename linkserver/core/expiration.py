@@ -45,3 +45,33 @@ class ExpirationTable:
             if (rule.event == "*" or rule.event == definition.name) and rule.mask.matches(path):
                 return rule.expiration
         return definition.expiration or self.default
+
+    def explain(self, path: str, definition: EventDefinition) -> Retention | None:
+        """How long events of ``definition`` in ``path`` are kept and why; None if not persistent.
+
+        The same resolution as :meth:`lifetime` (which the fire path uses),
+        plus where the lifetime comes from: the matching table rule, the
+        definition's own ``expiration``, or the server's default.
+        """
+        if not definition.persistent:
+            return None
+        for rule in self.rules:
+            if (rule.event == "*" or rule.event == definition.name) and rule.mask.matches(path):
+                return Retention(rule.expiration, "table", rule)
+        if definition.expiration is not None:
+            return Retention(definition.expiration, "definition")
+        return Retention(self.default, "default")
+
+
+@attrs.frozen
+class Retention:
+    """The effective lifetime of a persistent event and its source.
+
+    ``source`` is ``"table"`` (``rule`` is the expiration table entry that
+    applies), ``"definition"`` (the definition's ``expiration``) or
+    ``"default"`` (the server's default expiration).
+    """
+
+    lifetime: timedelta
+    source: str
+    rule: ExpirationRule | None = None

@@ -25,6 +25,7 @@ from linkserver.core.errors import (
     ServerStopped,
 )
 from linkserver.core.events import Event
+from linkserver.core.expiration import Retention
 from linkserver.core.filters import parse_filter
 from linkserver.core.formats import NO_DEFAULT, Field, TableFormat, to_jsonable
 from linkserver.core.levels import Level
@@ -117,8 +118,20 @@ def format_json(fmt: TableFormat) -> dict[str, Any]:
     }
 
 
-def definition_json(definition: EventDefinition) -> dict[str, Any]:
-    return {
+def retention_json(retention: Retention | None) -> dict[str, Any] | None:
+    """The effective lifetime of a definition's events in one context, and where it comes from."""
+    if retention is None:
+        return None
+    out: dict[str, Any] = {"seconds": retention.lifetime.total_seconds(), "source": retention.source}
+    if retention.rule is not None:
+        out["mask"] = retention.rule.mask.text
+        out["event"] = retention.rule.event
+    return out
+
+
+def definition_json(definition: EventDefinition, retention: Retention | None = None) -> dict[str, Any]:
+    """A definition; ``retention`` (the expiration table applied in one context) when known."""
+    out = {
         "name": definition.name,
         "description": definition.description,
         "help": definition.help,
@@ -132,6 +145,9 @@ def definition_json(definition: EventDefinition) -> dict[str, Any]:
         "requires_acknowledgement": definition.requires_acknowledgement,
         "format": format_json(definition.format),
     }
+    if retention is not None:
+        out["retention"] = retention_json(retention)
+    return out
 
 
 def tree_json(

@@ -166,7 +166,10 @@ class Gateway:
             "name": context.name,
             "description": context.description if shown else "",
             "children": sorted(c.name for c in context.children.values() if self.may_see(principal, c)),
-            "events": [codec.definition_json(d) for d in self.definitions(principal, context)],
+            "events": [
+                codec.definition_json(d, self.engine.expiration.explain(context.path, d))
+                for d in self.definitions(principal, context)
+            ],
         }
 
     def add_context(self, principal: Principal, path: str, template: str | None, description: str) -> Context:

@@ -160,6 +160,19 @@ _SCHEMAS: dict[str, Any] = {
         hidden=BOOL,
         requires_acknowledgement=BOOL,
         format=_ref("Format"),
+        retention={
+            "type": "object",
+            "nullable": True,
+            "description": "in a context's listing: how long its events are kept there "
+            "(the expiration table applied) and why; null if not persistent",
+            "required": ["seconds", "source"],
+            "properties": {
+                "seconds": {"type": "number"},
+                "source": {"enum": ["table", "definition", "default"]},
+                "mask": {"type": "string", "description": "the table entry's mask (source table)"},
+                "event": {"type": "string", "description": "the table entry's event (source table)"},
+            },
+        },
     ),
     "TreeNode": _obj(
         ["path", "name", "description", "children"],

@@ -16,11 +16,13 @@ simply tries again (the client reconnects and logs in again by itself).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,6 +31,7 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
 from linkserver.client.errors import AuthenticationFailed, ServerUnavailable
@@ -71,7 +74,12 @@ def open_history(path: Path | None = None) -> History:
 
 
 class StreamConsole:
-    """Writes lines to ``stream``; ``ask`` asks through ``asker`` (None: nobody can answer)."""
+    """Writes lines to ``stream``; ``ask`` asks through ``asker`` (None: nobody can answer).
+
+    With ``patch_stdout`` (an interactive shell writing to the terminal),
+    lines written while a question is pending go through prompt-toolkit's
+    stdout proxy, so they appear above the question instead of through it.
+    """
 
     def __init__(
         self,
@@ -80,8 +88,11 @@ class StreamConsole:
         colour: bool,
         width: int | None = None,
         asker: Callable[[str], str] | None = None,
+        patch_stdout: bool = False,
     ) -> None:
         self.stream, self.colour, self._width, self.asker = stream, colour, width, asker
+        self._patch = patch_stdout
+        self._lock = threading.Lock()
 
     @property
     def width(self) -> int | None:
@@ -90,16 +101,43 @@ class StreamConsole:
         return shutil.get_terminal_size().columns if _isatty(self.stream) else None
 
     def write(self, text: str = "") -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        with self._lock:
+            # sys.stdout is prompt-toolkit's proxy while a question is pending (patch_stdout).
+            stream = sys.stdout if self._patch and self.stream is sys.__stdout__ else self.stream
+            stream.write(text + "\n")
+            stream.flush()
 
-    def ask(self, question: str) -> str | None:
+    def ask(self, question: str, meanwhile: Callable[[threading.Event], None] | None = None) -> str | None:
+        """The answer to ``question``; ``meanwhile(stop)`` runs in a thread until it is given."""
         if self.asker is None:
             return None
-        try:
-            return self.asker(question)
-        except EOFError:
-            return ""
+        if meanwhile is None:
+            try:
+                return self.asker(question)
+            except EOFError:
+                return ""
+        stop = threading.Event()
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                meanwhile(stop)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the asking thread
+                failed.append(exc)
+
+        thread = threading.Thread(target=run, name="linkserver-shell-meanwhile", daemon=True)
+        patched = patch_stdout(raw=True) if self._patch else contextlib.nullcontext()
+        with patched:
+            thread.start()
+            try:
+                return self.asker(question)
+            except EOFError:
+                return ""
+            finally:
+                stop.set()
+                thread.join()
+                if failed:
+                    raise failed[0]
 
 
 def _isatty(stream: Any) -> bool:
@@ -274,7 +312,9 @@ def _interactive(
     history_file: Path | None,
 ) -> int:
     questions: PromptSession[str] = PromptSession(input=input, output=output)
-    console = StreamConsole(out, colour=colour, asker=lambda q: questions.prompt(q))
+    console = StreamConsole(
+        out, colour=colour, asker=lambda q: questions.prompt(q), patch_stdout=output is None
+    )
     shell = Shell(client, console)
     who = client.credentials.user or "token"
 

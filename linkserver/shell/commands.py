@@ -7,7 +7,9 @@ Importing this module fills the command table; the machinery (the
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import threading
 import time
 from typing import Any
 
@@ -281,25 +283,45 @@ def _watch(shell: Shell, a: argparse.Namespace) -> None:
     deadline = None if a.seconds is None else time.monotonic() + a.seconds
     shell.write(f"watching {mask} {name}; Ctrl-C returns to the prompt")
     seen = 0
+    ended = False
+    to_ack: collections.deque[Any] = collections.deque()  # alerts waiting for their question
+
+    def done() -> bool:
+        return (
+            ended
+            or (a.count is not None and seen >= a.count)
+            or (deadline is not None and time.monotonic() >= deadline)
+        )
+
+    def receive(longest: float) -> None:
+        """Wait up to ``longest`` seconds for one event and print it (and any gap before it)."""
+        nonlocal seen, ended
+        left = None if deadline is None else deadline - time.monotonic()
+        item = subscription.get(timeout=longest if left is None else max(0.0, min(longest, left)))
+        for gap in gaps:
+            after = gap.last_delivered_id
+            shell.write(f"-- {gap.dropped} event(s) dropped after #{after}; 'history' has them")
+        gaps.clear()
+        if item is None:
+            ended = subscription.ended
+            return
+        seen += 1
+        shell.write(render.event_line(item, colour=shell.colour, width=shell.console.width))
+        if not a.no_ack and not item.acknowledged and shell.requires_ack(item):
+            to_ack.append(item)
+
+    def keep_receiving(stop: threading.Event) -> None:
+        # While an acknowledgement is asked for, the stream goes on above the question.
+        while not stop.is_set() and not done():
+            receive(0.1)
+
     try:
         with subscription:
-            while a.count is None or seen < a.count:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    break
-                item = subscription.get(timeout=0.25 if left is None else min(0.25, left))
-                for gap in gaps:
-                    after = gap.last_delivered_id
-                    shell.write(f"-- {gap.dropped} event(s) dropped after #{after}; 'history' has them")
-                gaps.clear()
-                if item is None:
-                    if subscription.ended:
-                        break
-                    continue
-                seen += 1
-                shell.write(render.event_line(item, colour=shell.colour, width=shell.console.width))
-                if not a.no_ack and not item.acknowledged and shell.requires_ack(item):
-                    shell.prompt_ack(item)
+            while to_ack or not done():
+                if to_ack:
+                    shell.prompt_ack(to_ack.popleft(), meanwhile=keep_receiving)
+                else:
+                    receive(0.25)
     except KeyboardInterrupt:
         shell.write()  # past the ^C the terminal echoed
     shell.write(f"stopped watching ({seen} event(s))")

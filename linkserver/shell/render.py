@@ -233,7 +233,7 @@ def _indent(text: str, by: str = "  ") -> str:
 def definitions_table(
     definitions: Sequence[Mapping[str, Any]], *, colour: bool = False, width: int | None = None
 ) -> str:
-    """The ``events`` listing: name, level, persistence, expiration, ack, description."""
+    """The ``events`` listing: name, level, persistence, how long kept (and why), ack, description."""
     rows = []
     for d in sorted(definitions, key=lambda d: str(d.get("name"))):
         rows.append(
@@ -241,13 +241,34 @@ def definitions_table(
                 str(d.get("name")),
                 level_cell(d.get("level") or "NONE"),
                 "yes" if d.get("persistent") else "no",
-                seconds_text(d.get("expiration")) if d.get("persistent") else "-",
+                retention_text(d) if d.get("persistent") else "-",
                 "yes" if d.get("requires_acknowledgement") else "-",
                 (d.get("description") or "") + (" (hidden)" if d.get("hidden") else ""),
             ]
         )
-    headers = ["EVENT", "LEVEL", "PERSISTENT", "EXPIRES", "ACK", "DESCRIPTION"]
+    headers = ["EVENT", "LEVEL", "PERSISTENT", "KEPT", "ACK", "DESCRIPTION"]
     return table(headers, rows, colour=colour, width=width)
+
+
+def retention_text(definition: Mapping[str, Any]) -> str:
+    """How long a persistent definition's events are kept here and why.
+
+    For example ``30d (expiration table: devices.* *)``, ``1d (definition)``.
+
+    The server sends ``retention`` (its expiration table applied in the
+    context); without it only the definition's own expiration is known.
+    """
+    retention = definition.get("retention")
+    if not isinstance(retention, Mapping):
+        own = definition.get("expiration")
+        return f"{seconds_text(own)} (definition)" if own is not None else "server default"
+    kept = seconds_text(retention.get("seconds"))
+    source = retention.get("source")
+    if source == "table":
+        return f"{kept} (expiration table: {retention.get('mask')} {retention.get('event')})"
+    if source == "definition":
+        return f"{kept} (definition)"
+    return f"{kept} (server default)"
 
 
 def field_limits(field: Mapping[str, Any]) -> str:
@@ -291,8 +312,7 @@ def definition_detail(
     d = definition
     title = paint(f"{context_text(path)}/{d.get('name')}", BOLD, colour)
     lines = [f"{title}  {d.get('description') or ''}".rstrip()]
-    kept = seconds_text(d.get("expiration"))
-    persistence = f"persistent, kept {kept}" if d.get("persistent") else "not stored"
+    persistence = f"persistent, kept {retention_text(d)}" if d.get("persistent") else "not stored"
     props = [
         ("level", paint(str(d.get("level")), level_style(d.get("level") or "NONE"), colour)),
         ("history", persistence),

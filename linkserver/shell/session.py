@@ -45,7 +45,14 @@ class ShellError(LinkServerError, ValueError):
 
 
 class Console(Protocol):
-    """Where commands write. ``ask`` returns None when nobody can answer (scripts)."""
+    """Where commands write. ``ask`` returns None when nobody can answer (scripts).
+
+    ``ask(question, meanwhile)`` runs ``meanwhile(stop)`` in another thread
+    for as long as the question is pending (until ``stop`` is set), and the
+    lines it writes appear above the question: how ``watch`` keeps printing
+    events while an acknowledgement is asked for. A console that cannot do
+    that may ignore ``meanwhile``.
+    """
 
     @property
     def colour(self) -> bool: ...
@@ -55,7 +62,9 @@ class Console(Protocol):
 
     def write(self, text: str = "") -> None: ...
 
-    def ask(self, question: str) -> str | None: ...
+    def ask(
+        self, question: str, meanwhile: Callable[[threading.Event], None] | None = None
+    ) -> str | None: ...
 
 
 def describe_error(exc: BaseException) -> str:
@@ -374,10 +383,13 @@ class Shell:
     def remember(self, events: Sequence[Event]) -> None:
         self.recent_ids = list(dict.fromkeys([e.id for e in events] + self.recent_ids))[:50]
 
-    def prompt_ack(self, event: Event) -> None:
-        """Ask for an acknowledgement of ``event`` right now; an empty answer skips it."""
+    def prompt_ack(self, event: Event, meanwhile: Callable[[threading.Event], None] | None = None) -> None:
+        """Ask for an acknowledgement of ``event`` right now; an empty answer skips it.
+
+        ``meanwhile`` keeps running while the question is pending (see :class:`Console`).
+        """
         label = f"{render.context_text(event.context)}/{event.name} #{event.id}"
-        text = self.console.ask(f"acknowledge {label} (text, Enter skips): ")
+        text = self.console.ask(f"acknowledge {label} (text, Enter skips): ", meanwhile)
         if text is None:
             return
         if not text.strip():

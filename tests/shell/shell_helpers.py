@@ -16,12 +16,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
 
+from linkserver.core.expiration import ExpirationRule, ExpirationTable
 from linkserver.core.permissions import Grants
 from linkserver.loading import load_all
 from linkserver.loading.config import ServerConfig, UserConfig
@@ -61,7 +63,13 @@ class LiveServer:
 
     def __init__(self, data_dir: Path, port: int = 0) -> None:
         _, catalog = load_all(REPO / "config" / "linkserver.yaml")
-        config = ServerConfig.default(data_dir=data_dir, database_url="memory://", users=users())
+        # One table entry, as the shipped configuration has: 'events' and 'show' explain it.
+        table = ExpirationTable(
+            [ExpirationRule(mask="devices.**", event="error", expiration=timedelta(days=180))]
+        )
+        config = ServerConfig.default(
+            data_dir=data_dir, database_url="memory://", users=users(), expiration=table
+        )
         self.data_dir = data_dir
         self.server = LinkServer(config, catalog).start()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -150,7 +158,7 @@ class TextConsole:
     def write(self, text: str = "") -> None:
         self.buffer.write(text + "\n")
 
-    def ask(self, question: str) -> str | None:
+    def ask(self, question: str, meanwhile: Any = None) -> str | None:
         self.questions.append(question)
         if self.answers is None:
             return None

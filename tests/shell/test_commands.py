@@ -141,9 +141,12 @@ def test_tree_with_depth(sh: ShellDriver, live: LiveServer):
 def test_events_and_show(sh: ShellDriver, live: LiveServer):
     sh.run(f"cd /devices/{live.new_device()}")
     text = sh.run("events")
-    assert "measurement" in text and "NOTICE" in text and "1d" in text
+    assert "measurement" in text and "NOTICE" in text and "1d (definition)" in text
+    assert "180d (expiration table: devices.** error)" in text
     detail = sh.run("show measurement")
-    assert "persistent, kept 1d" in detail and "receive: observer, fire: operator" in detail
+    assert "persistent, kept 1d (definition)" in detail and "receive: observer, fire: operator" in detail
+    assert "persistent, kept 180d (expiration table: devices.** error)" in sh.run("show error")
+    assert "history          not stored" in sh.run("show childAdded")
     assert "quantity" in detail and "pattern [A-Za-z0-9_]+" in detail and "float" in detail
     with pytest.raises(EventNotDefined, match="defined there: .*measurement"):
         sh.run("show measurment")

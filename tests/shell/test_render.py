@@ -146,8 +146,20 @@ def test_definitions_table_shows_level_persistence_expiration():
         ]
     )
     lines = text.splitlines()
-    assert lines[1].split()[:5] == ["a", "ERROR", "yes", "1h", "yes"]
+    assert lines[1].split()[:6] == ["a", "ERROR", "yes", "1h", "(definition)", "yes"]
     assert lines[2].split()[:5] == ["b", "INFO", "no", "-", "-"]
+
+
+def test_retention_names_where_the_lifetime_comes_from():
+    table = {"seconds": 2 * 86400, "source": "table", "mask": "devices.**", "event": "measurement"}
+    cases = [
+        ({"expiration": 86400, "retention": table}, "2d (expiration table: devices.** measurement)"),
+        ({"expiration": 86400, "retention": {"seconds": 86400, "source": "definition"}}, "1d (definition)"),
+        ({"expiration": None, "retention": {"seconds": 864000, "source": "default"}}, "10d (server default)"),
+        ({"expiration": 3600}, "1h (definition)"),  # a server that does not send the retention
+    ]
+    for definition, expected in cases:
+        assert render.retention_text({"persistent": True, **definition}) == expected
 
 
 def test_tree_text_draws_branches_and_cuts_long_child_lists():

@@ -186,3 +186,35 @@ def test_tab_fire_watch_acknowledge_history(served):
             terminal.child.close(force=True)
     history = Path(env["XDG_DATA_HOME"]) / "linkserver" / "shell_history"
     assert re.search(r"\+cd /alerts\.pump\n", history.read_text())
+
+
+def test_watch_keeps_printing_while_an_acknowledgement_is_asked_for(served):
+    url, env = served
+    from linkserver.client import Client
+
+    password = json.loads(Path(env["LINKSERVER_CREDENTIALS"]).read_text())["password"]
+    with Client(url, user="admin", password=password) as admin:
+        admin.add_context("alerts.boiler", description="the boiler")
+        watcher = Terminal(url, env)
+        try:
+            watcher.type("watch /alerts.boiler\r")
+            watcher.expect(r"watching alerts\.boiler \*")
+            first = admin.fire("alerts.boiler", "alert", {"message": "too hot"}).id
+            watcher.expect(rf"acknowledge alerts\.boiler/alert #{first} \(text, Enter skips\):")
+            # Nothing typed yet: the question is pending, and the stream goes on above it.
+            second = admin.fire("alerts.boiler", "alert", {"message": "hotter still"}).id
+            watcher.expect(rf"WARNING alerts\.boiler/alert #{second}\s+message=hotter still")
+            watcher.type("turned the burner down\r")
+            watcher.expect(rf"acknowledged alerts\.boiler/alert #{first} \(1 acknowledgement\(s\)\)")
+            # The alert that came in meanwhile is asked for next.
+            watcher.expect(rf"acknowledge alerts\.boiler/alert #{second} \(text, Enter skips\):")
+            watcher.type("\r")
+            watcher.expect(rf"skipped alerts\.boiler/alert #{second}")
+            watcher.type("\x03")
+            watcher.expect(r"stopped watching \(2 event\(s\)\)")
+            watcher.type("exit\r")
+            assert watcher.wait_end() == 0
+        finally:
+            watcher.child.close(force=True)
+        assert [a.text for a in admin.event(first).acknowledgements] == ["turned the burner down"]
+        assert admin.event(second).acknowledgements == ()
