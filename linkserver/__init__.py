@@ -49,11 +49,14 @@ _WHERE = {
     "HistoryPage": "linkserver.history.base",
     "HistoryQuery": "linkserver.history.base",
     "HistoryStore": "linkserver.history.base",
+    "StoredContext": "linkserver.history.tree",
+    "TreeStore": "linkserver.history.tree",
     "LinkServer": "linkserver.server.app",
     "DeviceController": "linkserver.server.controllers",
     "DeviceHandle": "linkserver.server.controllers",
     "Gap": "linkserver.server.delivery",
     "Subscription": "linkserver.server.delivery",
+    "UnrecordableContext": "linkserver.server.stored_tree",
     "Engine": "linkserver.server.engine",
     "CapturingListener": "linkserver.testing",
 }
@@ -94,6 +97,8 @@ __all__ = [
     "HistoryStore",
     "HistoryQuery",
     "HistoryPage",
+    "TreeStore",
+    "StoredContext",
     # testing
     "CapturingListener",
     # errors
@@ -112,4 +117,5 @@ __all__ = [
     "HistoryError",
     "EventNotFound",
     "ServerStopped",
+    "UnrecordableContext",
 ]

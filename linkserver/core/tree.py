@@ -1,8 +1,11 @@
 """The context tree: contexts added and removed at run time, looked up by path.
 
-The tree itself fires nothing (core does no I/O); it reports every change to
-the ``on_change`` callback, which the engine turns into ``childAdded`` and
-``childRemoved`` events and uses to keep subscriptions up to date.
+The tree itself fires nothing (core does no I/O). Before a change it calls
+``before_change``, which may refuse it by raising (the server records the
+change durably there, so a context exists on disk before anyone can fire in
+it); after the change it reports it to ``on_change``, which the engine turns
+into ``childAdded`` and ``childRemoved`` events and uses to keep subscriptions
+up to date.
 """
 
 from __future__ import annotations
@@ -59,12 +62,18 @@ class Context:
 
 @attrs.frozen
 class TreeChange:
-    """Contexts added (one) or removed (the subtree, deepest first) by one call."""
+    """Contexts added (one) or removed (the subtree, deepest first) by one call.
+
+    ``contexts`` holds the Context objects concerned: the one added (not yet
+    linked into the tree when ``before_change`` sees it), or the removed ones in
+    the order of ``removed`` (still in the tree when ``before_change`` sees them).
+    """
 
     kind: str  # "added" or "removed"
     path: str
     parent: str
     removed: tuple[str, ...] = ()
+    contexts: tuple[Context, ...] = attrs.field(default=(), eq=False, repr=False)
 
 
 class ContextTree:
@@ -77,12 +86,14 @@ class ContextTree:
         templates: Mapping[str, DefinitionSet] | None = None,
         root_child_definitions: DefinitionSet | None = None,
         on_change: Callable[[TreeChange], None] | None = None,
+        before_change: Callable[[TreeChange], None] | None = None,
     ) -> None:
         self.templates: dict[str, DefinitionSet] = dict(templates or {})
         self.root = Context(ROOT, None, root_definitions, root_child_definitions, "The root context")
         self._index: dict[str, Context] = {ROOT: self.root}
         self._lock = threading.RLock()
         self.on_change = on_change
+        self.before_change = before_change
         self.version = 0
 
     @classmethod
@@ -175,14 +186,33 @@ class ContextTree:
 
         ``definitions`` may name a template. Raises ContextExists, ContextNotFound
         (missing parent unless ``create_parents``), InvalidName or LookupError for
-        TemplateNotFound; the tree is unchanged on error.
+        TemplateNotFound; the tree is unchanged on error, and so it is when
+        ``before_change`` raises (parents created on the way stay, each having
+        passed ``before_change`` itself).
         """
+        changes: list[TreeChange] = []
+        try:
+            return self._add(path, definitions, child_definitions, description, create_parents, changes)
+        finally:
+            if notify and self.on_change is not None:
+                for done in changes:
+                    self.on_change(done)
+
+    def _add(
+        self,
+        path: str,
+        definitions: DefinitionSet | str | None,
+        child_definitions: DefinitionSet | str | None,
+        description: str,
+        create_parents: bool,
+        changes: list[TreeChange],
+    ) -> Context:
+        """Add one context (and its missing parents first), appending each change made to ``changes``."""
         path = parse_path(path)
         if path == ROOT:
             raise ContextExists(path)
         own = self._resolve_template(definitions)
         children = self._resolve_template(child_definitions)
-        changes: list[TreeChange] = []
         with self._lock:
             if path in self._index:
                 raise ContextExists(path)
@@ -192,22 +222,25 @@ class ContextTree:
             if parent is None:
                 if not create_parents:
                     raise ContextNotFound(parent_path)
-                parent = self.add(parent_path, create_parents=True, notify=False)
-                changes.append(TreeChange("added", parent_path, parent_of(parent_path) or ROOT))
+                parent = self._add(parent_path, None, None, "", True, changes)
             if own is None:
                 own = parent.child_definitions or EMPTY_DEFINITIONS
             context = Context(path, parent, own, children, description)
+            change = TreeChange("added", path, parent.path, contexts=(context,))
+            if self.before_change is not None:
+                self.before_change(change)
             parent.children[context.name] = context
             self._index[path] = context
             self.version += 1
-        changes.append(TreeChange("added", path, parent.path))
-        if notify and self.on_change is not None:
-            for change in changes:
-                self.on_change(change)
+        changes.append(change)
         return context
 
     def remove(self, path: str, *, notify: bool = True) -> tuple[str, ...]:
-        """Remove a context with everything below it; returns the removed paths, deepest first."""
+        """Remove a context with everything below it; returns the removed paths, deepest first.
+
+        Raises ContextNotFound or InvalidName (the root); the tree is unchanged
+        on error, and so it is when ``before_change`` raises.
+        """
         path = parse_path(path)
         if path == ROOT:
             raise InvalidName("the root context cannot be removed")
@@ -215,14 +248,18 @@ class ContextTree:
             context = self._index.get(path)
             if context is None:
                 raise ContextNotFound(path)
-            removed = [c.path for c in self.walk(path)]
-            removed.reverse()
-            for gone in removed:
-                del self._index[gone]
+            subtree = list(self.walk(path))
+            subtree.reverse()
             assert context.parent is not None
+            change = TreeChange(
+                "removed", path, context.parent.path, tuple(c.path for c in subtree), contexts=tuple(subtree)
+            )
+            if self.before_change is not None:
+                self.before_change(change)
+            for gone in change.removed:
+                del self._index[gone]
             del context.parent.children[context.name]
             self.version += 1
-        change = TreeChange("removed", path, context.parent.path, tuple(removed))
         if notify and self.on_change is not None:
             self.on_change(change)
         return change.removed

@@ -8,10 +8,12 @@ from linkserver.history.errors import (
     InvalidQuery,
     SchemaOutdated,
     SchemaTooNew,
+    UnstorableContext,
     UnstorableEvent,
 )
 from linkserver.history.memory import MemoryHistoryStore
 from linkserver.history.sql import SqlHistoryStore
+from linkserver.history.tree import StoredContext, TreeStore
 
 __all__ = [
     # The interface
@@ -19,6 +21,8 @@ __all__ = [
     "HistoryQuery",
     "HistoryPage",
     "Visibility",
+    "TreeStore",
+    "StoredContext",
     # Implementations
     "MemoryHistoryStore",
     "SqlHistoryStore",
@@ -30,4 +34,5 @@ __all__ = [
     "SchemaOutdated",
     "SchemaTooNew",
     "UnstorableEvent",
+    "UnstorableContext",
 ]

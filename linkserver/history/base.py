@@ -16,6 +16,7 @@ import attrs
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.filters import Filter
 from linkserver.core.levels import Level
+from linkserver.history.tree import TreeStore
 
 #: ``visible(context, event_name) -> bool``: the reader may see events of that kind there.
 Visibility = Callable[[str, str], bool]
@@ -71,12 +72,13 @@ class HistoryPage:
     next_cursor: str | None
 
 
-class HistoryStore(abc.ABC):
-    """Stores persistent events, answers queries, records acknowledgements, purges.
+class HistoryStore(TreeStore):
+    """Stores persistent events, answers queries, records acknowledgements, purges;
+    and, as a :class:`~linkserver.history.tree.TreeStore`, the run-time tree.
 
     Writes are asynchronous: :meth:`append` queues an event and returns a
     future that completes once the event is committed. Reads see only
-    committed events.
+    committed events. Tree changes are written synchronously.
     """
 
     @abc.abstractmethod

@@ -49,3 +49,7 @@ class UnstorableEvent(HistoryError, ValueError):
 
 class InvalidQuery(HistoryError, ValueError):
     """A history query with an impossible criterion (a limit below 1, an unknown mask)."""
+
+
+class UnstorableContext(HistoryError, ValueError):
+    """A tree row that cannot be recorded (a naive change time)."""

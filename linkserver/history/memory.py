@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from linkserver.core.events import Acknowledgement, Event
 from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
 from linkserver.history.codec import check_acknowledgement, check_event, encode_data
 from linkserver.history.matching import compile_query, encode_cursor, id_bounds
+from linkserver.history.tree import StoredContext
 
 
 class MemoryHistoryStore(HistoryStore):
@@ -30,6 +32,8 @@ class MemoryHistoryStore(HistoryStore):
         self._ids: list[int] = []
         self._running = False
         self._stopped = False
+        self._contexts: dict[str, StoredContext] = {}
+        self._tree_seq = 0
 
     def start(self) -> None:
         with self._lock:
@@ -136,3 +140,18 @@ class MemoryHistoryStore(HistoryStore):
             removed += len(expired)
             if len(expired) < batch_size:
                 return removed
+
+    # -- the run-time tree ----------------------------------------------------------
+
+    def save_contexts(self, contexts: Sequence[StoredContext]) -> int:
+        with self._lock:
+            if not self._running:
+                raise ServerStopped("history is not running; the tree change was not recorded")
+            for context in contexts:
+                self._tree_seq += 1
+                self._contexts[context.path] = attrs.evolve(context, seq=self._tree_seq)
+            return self._tree_seq
+
+    def load_contexts(self, after: int = 0) -> list[StoredContext]:
+        with self._lock:
+            return sorted((c for c in self._contexts.values() if c.seq > after), key=lambda c: c.seq)

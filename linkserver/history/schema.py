@@ -131,6 +131,23 @@ acknowledgements = Table(
 # "acknowledged or not" is an EXISTS on it; the purge deletes by event id.
 Index("ix_acknowledgements_event_id_time", acknowledgements.c.event_id, acknowledgements.c.time)
 
+# The run-time tree (linkserver/history/tree.py): one row per context path added or
+# removed since the YAML tree. The primary key serves the upsert of a change;
+# seq (unique) numbers the changes, so "rows after seq N" is a change feed.
+contexts = Table(
+    "contexts",
+    metadata,
+    Column("path", ContextPath, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("removed", Boolean, nullable=False),
+    Column("template", Text, nullable=True),
+    Column("child_template", Text, nullable=True),
+    Column("description", Text, nullable=False),
+    Column("changed", UtcDateTime, nullable=False),
+    Column("node", Integer, nullable=False),
+)
+Index("ix_contexts_seq", contexts.c.seq, unique=True)
+
 EVENT_COLUMNS = tuple(column.name for column in events.columns)
 """The column order of rows made by :func:`row_maker` (the writer's INSERT/COPY order)."""
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
-from sqlalchemy import Engine, bindparam, delete, exists, insert, literal, select
+from sqlalchemy import Engine, bindparam, delete, exists, func, insert, literal, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 
 from linkserver.core.errors import EventNotFound, HistoryError, ServerStopped
 from linkserver.core.events import Acknowledgement, Event
@@ -20,7 +23,8 @@ from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
 from linkserver.history.codec import check_acknowledgement
 from linkserver.history.engine import DEFAULT_BUSY_TIMEOUT, FairLock, WalCheckpointer, make_engine
 from linkserver.history.matching import encode_cursor
-from linkserver.history.schema import Id, UtcDateTime, acknowledgements, events, row_maker
+from linkserver.history.schema import Id, UtcDateTime, acknowledgements, contexts, events, row_maker
+from linkserver.history.tree import StoredContext
 from linkserver.history.writer import Writer, WriterStats
 
 log = logging.getLogger("linkserver.history")
@@ -33,6 +37,8 @@ PURGE_BUSY_SECONDS = 0.001
 PURGE_IDLE_SECONDS = 0.05
 PURGE_IDLE_AFTER = 1.0  # seconds without a fire before the purge stops making way
 FIRST_PURGE_ROWS = 100
+_TREE_LOCK_KEY = 0x4C696E6B54726565  # "LinkTree": tree changes commit in change-number order
+_LAST_SEQ = select(func.coalesce(func.max(contexts.c.seq), 0))
 
 
 class SqlHistoryStore(HistoryStore):
@@ -71,6 +77,7 @@ class SqlHistoryStore(HistoryStore):
         self._make_row: Any = None
         self._checkpointer: WalCheckpointer | None = None
         self._dialect = ""
+        self._upsert: Any = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -276,3 +283,78 @@ class SqlHistoryStore(HistoryStore):
         plan = queries.plan(attrs.evolve(query, cursor=None), self._dialect or self.engine.dialect.name)
         with self.engine.connect() as conn:
             return queries.count(conn, plan)
+
+    # -- the run-time tree -------------------------------------------------------------
+
+    def save_contexts(self, rows: Sequence[StoredContext]) -> int:
+        """See :meth:`TreeStore.save_contexts`.
+
+        Each row's change number is computed inside its own INSERT, which on
+        SQLite holds the database's write lock; on PostgreSQL a transaction
+        lock makes writers take turns. Either way a change number becomes
+        visible only after every smaller one, so a reader following the feed
+        never skips a change that commits late.
+        """
+        engine = self.engine
+        upsert = self._context_upsert()
+        try:
+            with self._write_lock, engine.begin() as conn:
+                if self._dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TREE_LOCK_KEY})
+                for row in rows:
+                    # One row per statement: each reads the number the previous one took.
+                    conn.execute(
+                        upsert,
+                        {
+                            "path": row.path,
+                            "removed": row.removed,
+                            "template": row.template,
+                            "child_template": row.child_template,
+                            "description": row.description,
+                            "changed": row.changed,
+                            "node": row.node,
+                        },
+                    )
+                return int(conn.execute(_LAST_SEQ).scalar_one())
+        except SQLAlchemyError as exc:
+            raise HistoryError(
+                f"could not record the tree change in history ({exc.__class__.__name__}: {exc})"
+            ) from exc
+
+    def _context_upsert(self) -> Any:
+        """``INSERT ... ON CONFLICT (path) DO UPDATE``, the change number taken inside it; built once."""
+        if self._upsert is None:
+            dialect = postgresql if self._dialect == "postgresql" else sqlite
+            columns = ("path", "removed", "template", "child_template", "description", "changed", "node")
+            next_seq = select(func.coalesce(func.max(contexts.c.seq), 0) + 1).scalar_subquery()
+            statement = dialect.insert(contexts).values(
+                seq=next_seq, **{name: bindparam(name, type_=contexts.c[name].type) for name in columns}
+            )
+            self._upsert = statement.on_conflict_do_update(
+                index_elements=[contexts.c.path],
+                set_={name: statement.excluded[name] for name in ("seq", *columns[1:])},
+            )
+        return self._upsert
+
+    def load_contexts(self, after: int = 0) -> list[StoredContext]:
+        statement = select(contexts).where(contexts.c.seq > after).order_by(contexts.c.seq)
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(statement).all()
+        except SQLAlchemyError as exc:
+            raise HistoryError(
+                f"could not read the tree from history ({exc.__class__.__name__}: {exc})"
+            ) from exc
+        return [
+            StoredContext(
+                path=row.path,
+                removed=row.removed,
+                template=row.template,
+                child_template=row.child_template,
+                description=row.description,
+                changed=row.changed,
+                node=row.node,
+                seq=row.seq,
+            )
+            for row in rows
+        ]

@@ -18,6 +18,7 @@ from linkserver.core.paths import display
 from linkserver.core.permissions import Principal
 from linkserver.core.tree import ContextTree
 from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
+from linkserver.server.stored_tree import KnownDefinitions
 
 
 class EmptyAcknowledgement(LinkServerError, ValueError):
@@ -27,16 +28,16 @@ class EmptyAcknowledgement(LinkServerError, ValueError):
 class HistoryAccess:
     """Permission-checked reads and writes of history for one tree and store."""
 
-    def __init__(self, tree: ContextTree, store: HistoryStore) -> None:
+    def __init__(self, tree: ContextTree, store: HistoryStore, known: KnownDefinitions | None = None) -> None:
         self.tree = tree
         self.store = store
+        self.known = known if known is not None else KnownDefinitions(tree)
 
     def receive_level(self, context: str, name: str) -> Permission:
-        """The level needed to see events ``name`` of ``context``. Events of removed
-        contexts or definitions stay readable by whoever holds observer there."""
-        found = self.tree.find(context)
-        definition = found.definitions.get(name) if found is not None else None
-        return definition.permissions if definition is not None else Permission.OBSERVER
+        """The level needed to see events ``name`` of ``context``: that of its definition,
+        live or (for a removed context) as it was; see :class:`KnownDefinitions`.
+        Never weaker than while the context lived."""
+        return self.known.receive_level(context, name)
 
     def may_see(self, user: Principal | None, context: str, name: str) -> bool:
         return user is None or user.may(context, max(self.receive_level(context, name), Permission.OBSERVER))

@@ -1,7 +1,9 @@
 """The LinkServer object: core, history, scheduler and plugins wired together.
 
 ``LinkServer(config, catalog)`` builds everything; ``start()`` opens history,
-fires ``serverStarted``, starts the purge scheduler and the device
+restores the run-time tree kept there over the tree the context files built
+(from then on every tree change is recorded before it happens), fires
+``serverStarted``, starts the purge scheduler and the device
 controllers; ``stop()`` undoes it in reverse order and flushes history, so
 nothing the server said it stored is lost.
 """
@@ -30,6 +32,7 @@ from linkserver.server.controllers import DeviceController, DeviceHandle, LocalD
 from linkserver.server.delivery import Subscription
 from linkserver.server.engine import Engine
 from linkserver.server.purge import PurgeScheduler
+from linkserver.server.stored_tree import KnownDefinitions, TreeRecorder, restore
 
 log = logging.getLogger("linkserver.server")
 
@@ -57,7 +60,8 @@ class LinkServer:
             default_queue_size=config.delivery_queue_size,
         )
         self.tree = self.engine.tree
-        self.access = HistoryAccess(self.tree, self.history)
+        self.known = KnownDefinitions(self.tree)
+        self.access = HistoryAccess(self.tree, self.history, self.known)
         self.purger = PurgeScheduler(
             self.history, interval=config.purge_interval, batch_size=config.purge_batch_size
         )
@@ -95,6 +99,7 @@ class LinkServer:
             self._lock_data_directory()
             try:
                 self.history.start()
+                self._restore_tree()
                 self.running = True
                 self._fire_root("serverStarted", {"version": __version__, "node_id": self.config.node_id})
                 self.purger.start()
@@ -139,6 +144,19 @@ class LinkServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _restore_tree(self) -> None:
+        """Apply what history says was added or removed at run time, then record every change."""
+        restored = restore(self.tree, self.history.load_contexts(), self.known)
+        self.engine.contexts_restored(restored.added, restored.removed)
+        self.tree.before_change = TreeRecorder(self.tree, self.history, self.known, self.config.node_id)
+        if restored.added or restored.removed or restored.skipped:
+            log.info(
+                "run-time tree restored: %d contexts added, %d removed, %d not restored (see warnings)",
+                len(restored.added),
+                len(restored.removed),
+                len(restored.skipped),
+            )
 
     def _fire_root(
         self, event: str, data: dict[str, Any], *, durable: bool = False, timeout: float | None = None

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from linkserver.core.errors import ContextNotFound, LinkServerError
+from linkserver.core.errors import ContextExists, ContextNotFound, LinkServerError
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
 from linkserver.core.paths import check_name, join
@@ -115,11 +115,18 @@ class LocalDeviceHandle(DeviceBookkeeping):
         self._engine = engine
 
     def add_device(self, device: str, *, template: str | None = None, description: str = "") -> str:
-        """Add the device's context (with the ``devices`` child definitions unless a template is named)."""
+        """Add the device's context (with the ``devices`` child definitions unless a template is named).
+
+        A context that exists already is adopted: the run-time tree survives a
+        crash, so a controller starting again finds its devices still there.
+        """
         path = self.path(device)
         if self._engine.tree.find(self.root) is None:
             raise ContextNotFound(self.root)
-        self._engine.add_context(path, definitions=template, description=description)
+        try:
+            self._engine.add_context(path, definitions=template, description=description)
+        except ContextExists:
+            self.log.info("device context %s exists already; adopting it", path)
         self._added(device)
         return path
 

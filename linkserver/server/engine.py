@@ -340,6 +340,15 @@ class Engine:
         """Remove a context and its subtree; fires childRemoved in its parent."""
         return self.tree.remove(path)
 
+    def contexts_restored(self, added: Iterable[str], removed: Iterable[str]) -> None:
+        """Bring subscriptions up to date with contexts changed without notification
+        (the run-time tree restored at start); fires nothing."""
+        with self._lock:
+            for path in added:
+                self._index.context_added(path)
+            self._index.context_removed(tuple(removed))
+            self._invalidate()
+
     def _tree_changed(self, change: TreeChange) -> None:
         with self._lock:
             if change.kind == "added":

@@ -87,3 +87,64 @@ def test_tree_from_catalog_creates_parents_first():
     assert tree.root.description == "top"
     assert tree.get("devices.d1").definitions is DEVICE
     assert "devices" in tree
+
+
+def test_before_change_sees_each_change_before_it_happens_and_can_refuse_it(tree):
+    seen = []
+
+    def record(change):
+        # The added context is not reachable yet; removed ones still are.
+        seen.append((change.kind, change.path, [c.path in tree for c in change.contexts]))
+        if change.path.endswith("refused"):
+            raise OSError("the disk is full")
+
+    tree.before_change = record
+    tree.add("devices.d1")
+    tree.add("devices.d1.io")
+    with pytest.raises(OSError, match="disk is full"):
+        tree.add("devices.refused")
+    assert "devices.refused" not in tree
+    tree.remove("devices.d1")
+    assert seen == [
+        ("added", "devices.d1", [False]),
+        ("added", "devices.d1.io", [False]),
+        ("added", "devices.refused", [False]),
+        ("removed", "devices.d1", [True, True]),
+    ]
+    # on_change hears only of what happened.
+    assert [(c.kind, c.path) for c in tree.changes[-3:]] == [
+        ("added", "devices.d1"),
+        ("added", "devices.d1.io"),
+        ("removed", "devices.d1"),
+    ]
+
+
+def test_a_refused_removal_leaves_the_subtree_in_place(tree):
+    tree.add("devices.d1")
+    tree.add("devices.d1.io")
+
+    def refuse(change):
+        raise OSError("database down")
+
+    tree.before_change = refuse
+    with pytest.raises(OSError):
+        tree.remove("devices.d1")
+    assert "devices.d1" in tree and "devices.d1.io" in tree
+    assert tree.get("devices").children["d1"].children["io"].path == "devices.d1.io"
+
+
+def test_parents_created_on_the_way_pass_before_change_and_stay_when_the_child_is_refused(tree):
+    seen = []
+
+    def record(change):
+        seen.append(change.path)
+        if change.path == "plant.line1.press":
+            raise OSError("refused")
+
+    tree.before_change = record
+    with pytest.raises(OSError):
+        tree.add("plant.line1.press", create_parents=True)
+    assert seen == ["plant", "plant.line1", "plant.line1.press"]
+    assert "plant.line1" in tree and "plant.line1.press" not in tree
+    # The parents that were made are reported to on_change too.
+    assert [c.path for c in tree.changes[-2:]] == ["plant", "plant.line1"]
