@@ -95,7 +95,14 @@ class HistoryStore(TreeStore):
         """
 
     @abc.abstractmethod
-    def append(self, event: Event, *, requires_acknowledgement: bool = False) -> Future[Event]:
+    def append(
+        self,
+        event: Event,
+        *,
+        requires_acknowledgement: bool = False,
+        checked: bool = False,
+        waiting: bool = False,
+    ) -> Future[Event]:
         """Queue a persistent event for writing.
 
         Blocks while the write queue is full (back-pressure); never drops an
@@ -104,6 +111,13 @@ class HistoryStore(TreeStore):
         good (its id is already stored) the future fails with HistoryError.
         Raises ServerStopped after :meth:`stop`, and UnstorableEvent (a
         ValueError) at once for naive datetimes or data JSON cannot hold.
+
+        ``checked``: the caller vouches that the event can be stored (aware
+        times, data a format validated); the store may then encode it later,
+        off the caller's thread, and fail its future if it cannot after all.
+        ``waiting``: the caller waits for the future right away; waiting for
+        a future commits the event without the writer's linger, and with
+        ``waiting`` the writer need not be woken for it.
         """
 
     @abc.abstractmethod

@@ -17,6 +17,12 @@ log = logging.getLogger("linkserver.history")
 
 SQLITE_FILE = "history.sqlite3"
 DEFAULT_BUSY_TIMEOUT = 5.0
+#: What a commit survives, by durability mode, as SQLite's ``synchronous`` setting (in WAL mode).
+#: ``commit``: the commit is in the WAL file (the OS has it): it survives a crash or kill of the
+#: process, not an OS crash or power loss. ``fsync``: the WAL is synced to the disk at every
+#: commit: it survives those too. PostgreSQL commits as its server is configured
+#: (``synchronous_commit``, on by default: synced) in ``commit`` mode; ``fsync`` forces it on.
+DURABILITY = {"commit": "NORMAL", "fsync": "FULL"}
 
 
 def sqlite_url(data_dir: str | Path) -> str:
@@ -24,14 +30,21 @@ def sqlite_url(data_dir: str | Path) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / SQLITE_FILE}"
 
 
-def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Engine:
+def make_engine(
+    url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, durability: str = "commit"
+) -> Engine:
     """An engine for a SQLite file or a PostgreSQL server; anything else is refused.
 
     SQLite: the file's directory is created; every connection uses WAL,
-    ``synchronous=NORMAL`` (a commit survives a crash of the process; only an
-    OS crash or power loss can take the last few) and waits ``busy_timeout``
-    seconds for a lock. PostgreSQL: ``postgresql://`` means psycopg 3.
+    ``synchronous`` per :data:`DURABILITY` (``commit``: NORMAL, a commit
+    survives a crash of the process, only an OS crash or power loss can take
+    the last few; ``fsync``: FULL) and waits ``busy_timeout`` seconds for a
+    lock. PostgreSQL: ``postgresql://`` means psycopg 3; ``fsync`` sets
+    ``synchronous_commit=on`` on every connection.
     """
+    synchronous = DURABILITY.get(durability)
+    if synchronous is None:
+        raise HistoryError(f"history durability is one of {', '.join(DURABILITY)}, not {durability!r}")
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
@@ -43,7 +56,7 @@ def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -
             )
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": busy_timeout})
-        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout))
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout, synchronous))
         return engine
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
@@ -53,11 +66,16 @@ def make_engine(url: str | URL, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -
                 f"history uses psycopg 3 for PostgreSQL; write 'postgresql+psycopg://...', "
                 f"not {parsed.drivername!r}"
             )
-        return create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True)
+        if durability == "fsync":
+            event.listen(engine, "connect", _postgres_synchronous_commit)
+        return engine
     raise HistoryError(f"history supports SQLite and PostgreSQL, not {backend!r} ({parsed!r})")
 
 
-def configure_sqlite(dbapi_connection: Any, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+def configure_sqlite(
+    dbapi_connection: Any, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, synchronous: str = "NORMAL"
+) -> None:
     """The settings of every history connection to SQLite (also used by the benchmark's baseline).
 
     ``wal_autocheckpoint = 0``: no commit ever copies the WAL back into the
@@ -71,17 +89,28 @@ def configure_sqlite(dbapi_connection: Any, busy_timeout: float = DEFAULT_BUSY_T
         (mode,) = cursor.execute("PRAGMA journal_mode").fetchone()
         if mode.lower() != "wal":
             cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        if synchronous not in ("NORMAL", "FULL"):
+            raise HistoryError(f"synchronous is NORMAL or FULL, not {synchronous!r}")
+        cursor.execute(f"PRAGMA synchronous = {synchronous}")
         cursor.execute("PRAGMA wal_autocheckpoint = 0")
     finally:
         cursor.close()
 
 
-def _sqlite_pragmas(busy_timeout: float) -> Any:
+def _sqlite_pragmas(busy_timeout: float, synchronous: str) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        configure_sqlite(dbapi_connection, busy_timeout)
+        configure_sqlite(dbapi_connection, busy_timeout, synchronous)
 
     return on_connect
+
+
+def _postgres_synchronous_commit(dbapi_connection: Any, _record: Any) -> None:
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.execute("SET synchronous_commit = on")
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 class WalCheckpointer:

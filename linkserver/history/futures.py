@@ -7,9 +7,12 @@ third of the cost of a persistent fire. :class:`StoredFuture` is a real
 Future subclass (``isinstance``, ``result``, ``add_done_callback``,
 ``concurrent.futures.wait`` all work) that starts RUNNING (it cannot be
 cancelled: the event will be written) and creates its condition only when
-someone first waits or adds a callback. :func:`complete` sets the results
-of a batch without conditions where nobody ever asked, and ``result()`` of a
-finished future reads it without one.
+someone first waits or adds a callback. Its ``result()``, on a future not yet
+finished, first calls the writer's hurry hook: a waiter makes the commit
+happen now (:mod:`linkserver.history.writer`) instead of after the writer's
+linger. (``concurrent.futures.wait`` and ``add_done_callback`` do not hurry.)
+:func:`complete` sets the results of a batch without conditions where nobody
+ever asked, and ``result()`` of a finished future reads it without one.
 
 It relies on the attribute names of CPython's Future (``_condition``,
 ``_state``, ``_result``), unchanged from 3.8 to 3.13; :data:`LAZY` is False
@@ -19,7 +22,7 @@ and plain Futures are used if they ever differ.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import _base as futures_base
 from typing import Any
@@ -38,24 +41,33 @@ def _has_expected_internals() -> bool:
 LAZY = _has_expected_internals()
 
 
-class StoredFuture(Future):  # type: ignore[type-arg]
-    """A RUNNING Future whose condition is made on first use."""
+Hurry = Callable[[Future[Any]], None]
 
-    def __init__(self) -> None:  # deliberately no super().__init__(): that builds the condition
+
+class StoredFuture(Future):  # type: ignore[type-arg]
+    """A RUNNING Future whose condition is made on first use; waiting hurries its writer."""
+
+    def __init__(self, hurry: Hurry | None = None) -> None:
+        # Deliberately no super().__init__(): that builds the condition.
         self._state = futures_base.RUNNING
         self._result = None
         self._exception = None
         self._waiters: list[Any] = []
         self._done_callbacks: list[Any] = []
+        self._hurry = hurry
 
     def result(self, timeout: float | None = None) -> Any:
         # Most are read after the commit: skip the condition then (a plain attribute read).
-        if self._state == futures_base.FINISHED and self._exception is None:
-            return self._result
+        if self._state == futures_base.FINISHED:
+            if self._exception is None:
+                return self._result
+        elif self._hurry is not None:
+            self._hurry(self)
         return super().result(timeout)
 
     def done(self) -> bool:
-        return self._state == futures_base.FINISHED or super().done()
+        # RUNNING or FINISHED, nothing else (it cannot be cancelled): no condition needed.
+        return self._state == futures_base.FINISHED
 
     def __getattr__(self, name: str) -> Any:
         # Called only for attributes not yet in __dict__: here, the condition.
@@ -68,13 +80,25 @@ class StoredFuture(Future):  # type: ignore[type-arg]
         return condition
 
 
-def new_future() -> Future[Any]:
-    """A running future for one queued event."""
+class _PlainStoredFuture(Future):  # type: ignore[type-arg]
+    """The fallback where Future's internals differ: a plain Future that hurries when waited on."""
+
+    def __init__(self, hurry: Hurry | None = None) -> None:
+        super().__init__()
+        self.set_running_or_notify_cancel()
+        self._hurry = hurry
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._hurry is not None and not self.done():
+            self._hurry(self)
+        return super().result(timeout)
+
+
+def new_future(hurry: Hurry | None = None) -> Future[Any]:
+    """A running future for one queued event; ``hurry(future)`` runs before a wait for it."""
     if LAZY:
-        return StoredFuture()
-    future: Future[Any] = Future()
-    future.set_running_or_notify_cancel()
-    return future
+        return StoredFuture(hurry)
+    return _PlainStoredFuture(hurry)
 
 
 def complete(pairs: Iterable[tuple[Future[Any], Any]]) -> None:

@@ -46,7 +46,14 @@ class MemoryHistoryStore(HistoryStore):
             self._running = False
             self._stopped = True
 
-    def append(self, event: Event, *, requires_acknowledgement: bool = False) -> Future[Event]:
+    def append(
+        self,
+        event: Event,
+        *,
+        requires_acknowledgement: bool = False,
+        checked: bool = False,
+        waiting: bool = False,
+    ) -> Future[Event]:
         check_event(event)
         encode_data(event.data)  # the same data the SQL store refuses is refused here
         with self._lock:

@@ -21,7 +21,13 @@ from linkserver.core.events import Acknowledgement, Event
 from linkserver.history import migrate, queries
 from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
 from linkserver.history.codec import check_acknowledgement
-from linkserver.history.engine import DEFAULT_BUSY_TIMEOUT, FairLock, WalCheckpointer, make_engine
+from linkserver.history.engine import (
+    DEFAULT_BUSY_TIMEOUT,
+    DURABILITY,
+    FairLock,
+    WalCheckpointer,
+    make_engine,
+)
 from linkserver.history.matching import encode_cursor
 from linkserver.history.schema import Id, UtcDateTime, acknowledgements, contexts, events, row_maker
 from linkserver.history.tree import StoredContext
@@ -50,7 +56,10 @@ class SqlHistoryStore(HistoryStore):
     ``queue_size`` tune the writer (see :mod:`linkserver.history.writer`).
     ``upgrade``: migrate the schema at start; when False, start refuses a
     schema that is not exactly this code's (SchemaOutdated / SchemaTooNew).
-    A schema newer than this code is refused either way.
+    A schema newer than this code is refused either way. ``durability``:
+    ``commit`` (a committed event survives a crash of the process) or
+    ``fsync`` (it also survives an OS crash or power loss); see
+    :data:`linkserver.history.engine.DURABILITY`.
     """
 
     def __init__(
@@ -62,9 +71,13 @@ class SqlHistoryStore(HistoryStore):
         queue_size: int = 10_000,
         upgrade: bool = True,
         busy_timeout: timedelta = timedelta(seconds=DEFAULT_BUSY_TIMEOUT),
+        durability: str = "commit",
     ) -> None:
         if batch_size < 1 or queue_size < 1:
             raise ValueError("batch_size and queue_size must be at least 1")
+        if durability not in DURABILITY:
+            raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, got {durability!r}")
+        self.durability = durability
         self.url = url
         self._batch_size = batch_size
         self._flush_interval = flush_interval.total_seconds()
@@ -84,7 +97,7 @@ class SqlHistoryStore(HistoryStore):
     def start(self) -> None:
         if self._engine is not None:
             raise HistoryError("this history store is already started")
-        engine = make_engine(self.url, busy_timeout=self._busy_timeout)
+        engine = make_engine(self.url, busy_timeout=self._busy_timeout, durability=self.durability)
         try:
             if self._upgrade:
                 migrate.upgrade(engine)
@@ -101,6 +114,7 @@ class SqlHistoryStore(HistoryStore):
             batch_size=self._batch_size,
             flush_interval=self._flush_interval,
             queue_size=self._queue_size,
+            make_row=self._make_row,
             write_lock=self._write_lock,
         )
         self._writer.start()
@@ -140,12 +154,22 @@ class SqlHistoryStore(HistoryStore):
 
     # -- writes --------------------------------------------------------------------
 
-    def append(self, event: Event, *, requires_acknowledgement: bool = False) -> Future[Event]:
+    def append(
+        self,
+        event: Event,
+        *,
+        requires_acknowledgement: bool = False,
+        checked: bool = False,
+        waiting: bool = False,
+    ) -> Future[Event]:
         writer = self._writer
         if writer is None or self._engine is None:
             raise ServerStopped("history is not running; the event was not stored")
-        # The row maker refuses naive datetimes and data JSON cannot hold (UnstorableEvent).
-        return writer.submit(self._make_row(event, bool(requires_acknowledgement)), event)
+        # Unchecked: the row is made here, and the row maker refuses naive datetimes and
+        # data JSON cannot hold (UnstorableEvent). Checked: the committer makes it.
+        required = bool(requires_acknowledgement)
+        row = None if checked else self._make_row(event, required)
+        return writer.submit(event, required, row, waiting=waiting)
 
     def flush(self, timeout: float | None = None) -> None:
         if self._writer is not None and not self._writer.flush(timeout):

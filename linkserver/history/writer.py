@@ -1,23 +1,43 @@
 """The batched history writer (group commit).
 
-Firers put rows into a bounded queue and get a future. One daemon thread
-takes up to ``batch_size`` rows, or whatever arrived within ``flush_interval``
-of the first one, writes them in one transaction (SQLite: a multi-row INSERT;
-PostgreSQL: one ``COPY``; both in autocommit mode, where the statement is the
-transaction), and completes the futures only after the commit returned.
+Firers put events into a bounded queue and get a future. Whoever commits
+takes up to ``batch_size`` of them, writes them in one transaction (SQLite:
+a multi-row INSERT; PostgreSQL: one ``COPY``; both in autocommit mode, where
+the statement is the transaction), and completes the futures only after the
+commit returned. Two kinds of committer take turns, one at a time:
+
+- the writer thread, for events nobody waits for: it takes whatever arrived
+  within ``flush_interval`` of the first one (or a full batch), so a steady
+  stream of fires costs few transactions;
+- a caller waiting for a future (a durable fire, :meth:`Writer.flush`): when
+  no commit is running it commits the queue itself, in its own thread, at
+  once: a serial durable firer pays one commit and no thread switches. When a
+  commit is running, it tells the writer thread to skip its linger and waits;
+  everything that queued up meanwhile goes into the next transaction together
+  (group commit).
+
 Guarantees:
 
 - a full queue blocks the firer (back-pressure); nothing is ever dropped;
 - a future is completed with its event only after the row is committed;
 - transient database errors (locked, disconnected, server restarting) are
-  retried with exponential backoff (capped at ``MAX_BACKOFF``) until they
-  succeed; a retry first skips rows that an ambiguous earlier commit did store;
+  retried by the writer thread with exponential backoff (capped at
+  ``MAX_BACKOFF``) until they succeed; a retry first skips rows that an
+  ambiguous earlier commit did store. A waiting caller tries once and hands a
+  failed batch back to the writer thread, front of the queue, order kept;
 - a row the database rejects for good (a duplicate id) fails its own future
   only: the batch is retried row by row to find it;
 - :meth:`Writer.stop` drains the queue and commits everything, then ends.
 
-Done-callbacks added to the futures run in the writer thread, right after
-the commit: they must be quick and must not block, or every write waits.
+The firer's side is cheap: a deque append (atomic in CPython, no lock) and,
+only when the writer thread sleeps, setting its event. Rows are made (times
+encoded, data tables JSON-encoded) by the committer, not the firer, for
+events whose data a format already validated (``row`` None); other callers
+pass a ready row so that bad data fails in their thread.
+
+Done-callbacks added to the futures run in the committing thread (the
+writer's, or a waiting caller's) right after the commit: they must be quick
+and must not block, or every write waits.
 
 The writer talks to the DBAPI connection directly: this is the hot path, and
 SQLAlchemy's per-row type processing would halve its speed. On SQLite a full
@@ -37,7 +57,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -48,6 +68,7 @@ from sqlalchemy.engine import Engine
 from linkserver.core.errors import HistoryError, ServerStopped
 from linkserver.core.events import Event
 from linkserver.core.tallies import Buckets
+from linkserver.history.errors import UnstorableEvent
 from linkserver.history.futures import complete, new_future
 from linkserver.history.schema import EVENT_COLUMNS
 
@@ -58,8 +79,11 @@ FIRST_BACKOFF = 0.01
 SQLITE_MAX_ROWS = 3000  # rows per INSERT: 10 columns each, under SQLite's 32766 variables
 BATCH_SIZE_BOUNDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 COMMIT_SECONDS_BOUNDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10)
+IDLE_WAIT = 1.0  # an idle writer thread still looks at the queue this often
 
-Item = tuple[tuple[Any, ...], "Future[Event]", Event]
+#: (future, event or None for a flush marker, requires acknowledgement, row or None: made by the committer)
+Item = tuple["Future[Any]", Event | None, bool, tuple[Any, ...] | None]
+RowMaker = Callable[[Event, bool], tuple[Any, ...]]
 
 
 @attrs.define
@@ -70,97 +94,129 @@ class WriterStats:
     events: int = 0  # events committed
     retries: int = 0  # failed attempts that were retried
     failed: int = 0  # events rejected by the database for good
+    by_callers: int = 0  # committed batches a waiting caller committed itself
 
 
-class BatchQueue:
-    """A bounded FIFO of rows waiting for the writer, handed out in batches."""
+class WriteQueue:
+    """A bounded FIFO of items waiting for a committer.
+
+    Firers :meth:`put` from any thread without a lock unless the queue is
+    full; only the holder of the writer's commit role takes items out.
+    """
 
     def __init__(self, maxsize: int, batch_size: int) -> None:
         self._items: collections.deque[Item] = collections.deque()
         self._maxsize = maxsize
-        self._batch_size = batch_size
-        self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
-        self._progress = threading.Condition(self._lock)
-        self._closed = False
-        self._lingering = False
-        self._flushers = 0
-        self.appended = 0  # items ever put
-        self.finished = 0  # items ever finished (committed or failed)
+        self.batch_size = batch_size
+        self._full_batch = min(batch_size, maxsize)  # what ends a linger
+        self._wake = threading.Event()  # the writer thread waits on it
+        self._sleeping = False  # the writer thread waits for a first item
+        self._lingering = False  # the writer thread waits for a full batch
+        self.hurried = False  # someone waits: commit without lingering
+        self._room = threading.Condition()
+        self._room_waiters = 0
+        self.closed = False
+        self.appended = 0  # items ever put (not exact under concurrent puts: for "anything new?")
+        self.in_flight = 0  # taken and not yet finished
 
-    def put(self, item: Item) -> None:
-        """Queue ``item``; while the queue is full, wait (back-pressure)."""
-        with self._lock:
-            items = self._items
-            while True:
-                if self._closed:
-                    raise ServerStopped("history is stopped; the event was not stored")
-                if len(items) < self._maxsize:
-                    break
-                self._not_full.wait()
-            items.append(item)
-            self.appended += 1
-            size = len(items)
-            if size == 1 or (self._lingering and size >= self._batch_size):
-                self._not_empty.notify()
+    def put(self, item: Item, *, wake: bool = True) -> None:
+        """Queue ``item``; while the queue is full, wait (back-pressure).
+
+        ``wake=False`` leaves a sleeping writer thread asleep: the caller is
+        about to wait for the item, which commits it (see the module doc).
+        """
+        items = self._items
+        if len(items) >= self._maxsize:
+            self._wait_for_room()
+        if self.closed:
+            raise ServerStopped("history is stopped; the event was not stored")
+        items.append(item)
+        self.appended += 1
+        # Flag first, then the check (the writer thread sets the flag, then looks at the queue).
+        if (wake and self._sleeping) or (self._lingering and len(items) >= self._full_batch):
+            self._wake.set()
+
+    def _wait_for_room(self) -> None:
+        with self._room:
+            self._room_waiters += 1
+            try:
+                while len(self._items) >= self._maxsize and not self.closed:
+                    self._room.wait()
+            finally:
+                self._room_waiters -= 1
+
+    def hurry(self) -> None:
+        """Make the writer thread commit what is queued without lingering."""
+        self.hurried = True
+        self._wake.set()
 
     def wait_ready(self, linger: float) -> bool:
-        """Wait for a first item, then up to ``linger`` s for a full batch (less if flushed).
-
-        False once the queue is closed and empty.
-        """
-        with self._lock:
-            while not self._items:
-                if self._closed:
-                    return False
-                self._not_empty.wait()
-            if linger > 0 and len(self._items) < self._batch_size:
-                deadline = time.monotonic() + linger
-                self._lingering = True
-                while len(self._items) < self._batch_size and not self._closed and not self._flushers:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._not_empty.wait(remaining)
-                self._lingering = False
-            return True
+        """In the writer thread: wait for a first item, then up to ``linger`` s for a full
+        batch (less when hurried or closing). False once the queue is closed and empty."""
+        items, wake = self._items, self._wake
+        while not items:
+            if self.closed:
+                return False
+            self._sleeping = True
+            wake.clear()
+            if not items and not self.closed:
+                wake.wait(IDLE_WAIT)
+            self._sleeping = False
+        if linger > 0 and len(items) < self._full_batch and not self.hurried and not self.closed:
+            deadline = time.monotonic() + linger
+            self._lingering = True
+            while True:
+                wake.clear()
+                if len(items) >= self._full_batch or self.hurried or self.closed:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                wake.wait(remaining)
+            self._lingering = False
+        return True
 
     def take(self) -> list[Item]:
-        """Up to ``batch_size`` items, oldest first, without waiting."""
-        with self._lock:
-            items = self._items
-            batch = [items.popleft() for _ in range(min(len(items), self._batch_size))]
-            self._not_full.notify_all()
-            return batch
+        """Up to ``batch_size`` items, oldest first (commit role held)."""
+        items = self._items
+        count = min(len(items), self.batch_size)
+        self.in_flight += count  # before the pops: ``pending`` never counts too few
+        batch = [items.popleft() for _ in range(count)]
+        if self._room_waiters:
+            with self._room:
+                self._room.notify_all()
+        return batch
+
+    def give_back(self, batch: list[Item]) -> None:
+        """Put a batch that could not be committed back in front, in order (commit role held)."""
+        self._items.extendleft(reversed(batch))
+        self.in_flight -= len(batch)
 
     def finish(self, count: int) -> None:
-        with self._lock:
-            self.finished += count
-            self._progress.notify_all()
+        self.in_flight -= count
 
-    def wait_finished(self, target: int, timeout: float | None) -> bool:
-        """Wait until ``target`` items have finished; hurries the writer meanwhile."""
-        with self._lock:
-            self._flushers += 1
-            self._not_empty.notify()
-            try:
-                return self._progress.wait_for(lambda: self.finished >= target, timeout)
-            finally:
-                self._flushers -= 1
+    def drain(self) -> list[Item]:
+        """Everything still queued (after the writer thread ended)."""
+        items = list(self._items)
+        self._items.clear()
+        return items
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._not_empty.notify_all()
-            self._not_full.notify_all()
+        self.closed = True
+        self._wake.set()
+        with self._room:
+            self._room.notify_all()
 
     def __len__(self) -> int:
         return len(self._items)
 
+    @property
+    def pending(self) -> int:
+        return len(self._items) + self.in_flight
+
 
 class Writer:
-    """The writer thread of one engine (SQLite or PostgreSQL)."""
+    """The committer of one engine (SQLite or PostgreSQL): a thread, and waiting callers."""
 
     def __init__(
         self,
@@ -169,6 +225,7 @@ class Writer:
         batch_size: int,
         flush_interval: float,
         queue_size: int,
+        make_row: RowMaker,
         write_lock: contextlib.AbstractContextManager[Any] | None = None,
     ) -> None:
         if batch_size < 1 or queue_size < 1 or flush_interval < 0:
@@ -177,14 +234,18 @@ class Writer:
         self._dialect = engine.dialect.name
         self._dbapi = engine.dialect.loaded_dbapi
         self._linger = flush_interval
-        self._queue = BatchQueue(queue_size, batch_size)
+        self._queue = WriteQueue(queue_size, batch_size)
+        self._make_row = make_row
         self._write_lock = write_lock if write_lock is not None else contextlib.nullcontext()
+        self._role = threading.Lock()  # held by whoever takes and commits
+        self._committer: int | None = None  # the thread holding the role
+        self._recheck = False  # the next commit skips rows a failed attempt may have stored
         self._conn: Any = None
         self._abandon = threading.Event()
         self._thread: threading.Thread | None = None
         self.lost = 0
         self.stats = WriterStats()
-        # Per committed transaction, observed by the writer thread only (linkserver.server.metrics).
+        # Per committed transaction, observed by the committer holding the role (linkserver.server.metrics).
         self.batch_sizes = Buckets(BATCH_SIZE_BOUNDS)
         self.commit_seconds = Buckets(COMMIT_SECONDS_BOUNDS)
         quote = engine.dialect.identifier_preparer.quote
@@ -207,21 +268,44 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="linkserver-history-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, row: tuple[Any, ...], event: Event) -> Future[Event]:
-        """Queue a row; its future completes after the commit. Blocks while the queue is full."""
-        future: Future[Event] = new_future()  # running: it cannot be cancelled any more
-        self._queue.put((row, future, event))
+    def submit(
+        self,
+        event: Event,
+        requires_acknowledgement: bool = False,
+        row: tuple[Any, ...] | None = None,
+        *,
+        waiting: bool = False,
+    ) -> Future[Event]:
+        """Queue an event; its future completes after the commit. Blocks while the queue is full.
+
+        ``row`` None: the committer makes it (the data must be JSON-able: a
+        format validated it). ``waiting``: the caller waits for the future
+        right away, which commits it; the writer thread is not woken for it.
+        """
+        future: Future[Event] = new_future(self._wait)  # running: it cannot be cancelled any more
+        self._queue.put((future, event, requires_acknowledgement, row), wake=not waiting)
         return future
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far is finished; False on timeout.
 
-        Returns at once when called from the writer thread (from a future's
+        Returns at once when called by the committing thread (from a future's
         done-callback, which runs there): it cannot wait for itself.
         """
-        if threading.current_thread() is self._thread:
+        if self._committer == threading.get_ident() or not self._queue.pending:
             return True
-        return self._queue.wait_finished(self._queue.appended, timeout)
+        marker: Future[Any] = new_future(self._wait)
+        try:
+            self._queue.put((marker, None, False, None), wake=False)
+        except ServerStopped:
+            return not self._queue.pending
+        try:
+            marker.result(timeout)
+        except TimeoutError:
+            return False
+        except HistoryError:  # the writer gave up (stopping): nothing is pending any more
+            pass
+        return True
 
     def stop(self, timeout: float | None = None) -> None:
         """Refuse new rows, commit every queued one, end the thread.
@@ -239,68 +323,140 @@ class Writer:
             self._abandon.set()
             thread.join()
         self._thread = None
+        with self._role:  # a caller may still be committing; then nobody else will
+            stranded = self._queue.drain()  # put while stop began: nobody commits them now
+            self._fail(stranded, HistoryError("history stopped before the event could be stored"))
+            self.lost += sum(1 for item in stranded if item[1] is not None)
         self._close_connection()
         if self.lost:
             log.error("history stopped with the database unavailable: %d events were NOT stored", self.lost)
 
     @property
     def appended(self) -> int:
-        """Events ever submitted."""
+        """Events ever submitted (for "anything new?"; not exact under concurrent submits)."""
         return self._queue.appended
 
     @property
     def pending(self) -> int:
-        """Events submitted but not yet finished (queued or being written)."""
-        return self._queue.appended - self._queue.finished
+        """Events submitted but not yet finished (queued or being written); never too few."""
+        return self._queue.pending
+
+    # -- waiting callers ---------------------------------------------------------
+
+    def _wait(self, future: Future[Any]) -> None:
+        """Called by a caller about to wait for ``future``: commit now, here if nobody is committing."""
+        queue = self._queue
+        if queue.closed or self._abandon.is_set() or not self._role.acquire(blocking=False):
+            queue.hurry()
+            return
+        handed_back = False
+        try:
+            self._committer = threading.get_ident()
+            while not future.done() and len(queue):
+                batch = queue.take()
+                if not self._process(batch, retry=False):
+                    handed_back = True
+                    break
+                self.stats.by_callers += 1
+        finally:
+            self._committer = None
+            self._role.release()
+        if handed_back:
+            queue.hurry()
 
     # -- the writer thread -------------------------------------------------------
 
     def _run(self) -> None:
         queue = self._queue
         while queue.wait_ready(self._linger):
-            self._process(queue.take())
+            with self._role:
+                self._committer = threading.get_ident()
+                queue.hurried = False  # a hurry from now on asks for another round
+                batch = queue.take()
+                if batch:
+                    self._process(batch, retry=True)
+                self._committer = None
 
-    def _process(self, batch: list[Item]) -> None:
+    # -- committing (role held) ----------------------------------------------------
+
+    def _process(self, batch: list[Item], *, retry: bool) -> bool:
+        """Commit ``batch`` and finish its items; False if a single attempt failed and the
+        batch went back to the queue (``retry=False`` only)."""
         if self._abandon.is_set():
-            _fail(batch, HistoryError("history stopped before the event could be stored"))
-            self.lost += len(batch)
-        else:
-            try:
-                self._commit_and_complete(batch)
-            except BaseException as exc:  # never leave a future hanging
-                log.exception("history writer failed unexpectedly")
-                _fail(batch, HistoryError(f"the history writer failed: {exc!r}"))
+            self._fail(batch, HistoryError("history stopped before the event could be stored"))
+            self.lost += sum(1 for item in batch if item[1] is not None)
+            self._queue.finish(len(batch))
+            return True
+        try:
+            rows, writable, markers = self._rows(batch)
+            if writable:
+                error = self._commit(rows, retry=retry)
+                if error is not None and not retry:
+                    self._queue.give_back(batch)  # the writer thread retries or isolates the bad row
+                    return False
+                self._complete(writable, rows, error)
+            if markers:
+                complete((marker, None) for marker in markers)
+        except BaseException as exc:  # never leave a future hanging
+            log.exception("history writer failed unexpectedly")
+            self._fail(batch, HistoryError(f"the history writer failed: {exc!r}"))
         self._queue.finish(len(batch))
+        return True
 
-    def _commit_and_complete(self, batch: list[Item]) -> None:
-        started = time.perf_counter()
-        error = self._commit([item[0] for item in batch])
+    def _rows(self, batch: list[Item]) -> tuple[list[tuple[Any, ...]], list[Item], list[Future[Any]]]:
+        """The rows to write (made here when the firer left it to us), their items, and the
+        flush markers, which complete after the batch."""
+        rows, writable, markers = [], [], []
+        make = self._make_row
+        for item in batch:
+            future, event, requires_ack, row = item
+            if event is None:
+                markers.append(future)
+                continue
+            if row is None:
+                try:
+                    row = make(event, requires_ack)
+                except UnstorableEvent as exc:  # validated data should never get here
+                    self.stats.failed += 1
+                    log.error("history cannot store event %s: %s", event.id, exc)
+                    future.set_exception(exc)
+                    continue
+            rows.append(row)
+            writable.append(item)
+        return rows, writable, markers
+
+    def _complete(self, items: list[Item], rows: list[tuple[Any, ...]], error: BaseException | None) -> None:
         if error is None:
-            self.commit_seconds.observe(time.perf_counter() - started)  # retries included
-            self.batch_sizes.observe(len(batch))
             self.stats.transactions += 1
-            self.stats.events += len(batch)
-            complete((future, event) for _row, future, event in batch)
+            self.stats.events += len(items)
+            complete((item[0], item[1]) for item in items)
             return
         if isinstance(error, _Abandoned):
-            _fail(batch, HistoryError("history stopped before the event could be stored"))
-            self.lost += len(batch)
+            self._fail(items, HistoryError("history stopped before the event could be stored"))
+            self.lost += len(items)
             return
-        if len(batch) == 1:
+        if len(items) == 1:
+            event = items[0][1]
+            assert event is not None
             self.stats.failed += 1
-            log.error("history rejected event %s: %s", batch[0][2].id, error)
-            _fail(batch, HistoryError(f"the database rejected event {batch[0][2].id}: {error}"))
+            log.error("history rejected event %s: %s", event.id, error)
+            self._fail(items, HistoryError(f"the database rejected event {event.id}: {error}"))
             return
-        for item in batch:  # isolate the rows the database rejects
-            self._commit_and_complete([item])
+        for item, row in zip(items, rows, strict=True):  # isolate the rows the database rejects
+            self._complete([item], [row], self._commit([row], retry=True))
 
-    def _commit(self, rows: Sequence[tuple[Any, ...]]) -> BaseException | None:
-        """Commit ``rows``; retry transient errors. Returns the permanent error, or None."""
+    def _commit(self, rows: Sequence[tuple[Any, ...]], *, retry: bool) -> BaseException | None:
+        """Commit ``rows``; the permanent error, or None. Transient errors are retried, or
+        with ``retry=False`` returned after one attempt."""
         attempt = 0
+        started = time.perf_counter()
         while True:
             try:
                 with self._write_lock:
-                    self._write(rows, skip_existing=attempt > 0)
+                    self._write(rows, skip_existing=self._recheck)
+                self._recheck = False
+                self.commit_seconds.observe(time.perf_counter() - started)  # retries included
+                self.batch_sizes.observe(len(rows))
                 if attempt:
                     log.warning("history writer recovered after %d failed attempts", attempt)
                 return None
@@ -308,8 +464,12 @@ class Writer:
                 self._close_connection()
                 if not self._retryable(exc):
                     return exc
+                self._recheck = True
                 attempt += 1
                 self.stats.retries += 1
+                if not retry:
+                    log.info("history commit by a waiting caller failed; the writer retries: %s", exc)
+                    return exc
                 delay = min(FIRST_BACKOFF * 2 ** (attempt - 1), MAX_BACKOFF)
                 if attempt == 1 or attempt % 10 == 0:
                     log.warning("history write failed (attempt %d), retry in %.2fs: %s", attempt, delay, exc)
@@ -355,6 +515,8 @@ class Writer:
             db.execute("COMMIT")
 
     def _not_stored(self, conn: Any, rows: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
+        if not rows:
+            return rows
         ids = [row[0] for row in rows]
         cursor = conn.driver_connection.cursor()
         try:
@@ -393,12 +555,13 @@ class Writer:
         dbapi = self._dbapi
         return isinstance(exc, (dbapi.OperationalError, dbapi.InterfaceError))
 
+    @staticmethod
+    def _fail(items: Sequence[Item], error: BaseException) -> None:
+        for item in items:
+            future = item[0]
+            if not future.done():
+                future.set_exception(error)
+
 
 class _Abandoned(Exception):
     pass
-
-
-def _fail(items: Sequence[Item], error: BaseException) -> None:
-    for _row, future, _event in items:
-        if not future.done():
-            future.set_exception(error)

@@ -42,7 +42,8 @@ TOP_KEYS = ("server", "history", "delivery", "expiration", "users", "controllers
 SERVER_KEYS = ("node_id", "data_dir", "contexts", "listen", "log_format", "metrics")
 LOG_FORMATS = ("text", "json")
 METRICS_ACCESS = ("observer", "open")  # who may read /metrics (linkserver.net.metrics)
-HISTORY_KEYS = ("database_url", "default_expiration", "writer", "purge")
+HISTORY_KEYS = ("database_url", "default_expiration", "durability", "writer", "purge")
+DURABILITY_MODES = ("commit", "fsync")  # linkserver.history.engine.DURABILITY says what each survives
 WRITER_KEYS = ("batch_size", "flush_interval", "queue_size")
 PURGE_KEYS = ("interval", "batch_size")
 DELIVERY_KEYS = ("queue_size",)
@@ -94,6 +95,7 @@ class ServerConfig:
     metrics_access: str = "observer"
     database_url: str
     default_expiration: timedelta = DEFAULT_EXPIRATION
+    history_durability: str = "commit"
     writer_batch_size: int = 500
     writer_flush_interval: timedelta = timedelta(milliseconds=5)
     writer_queue_size: int = 10_000
@@ -244,6 +246,9 @@ def read_config(
     url = history.text("database_url", None, nullable=True)
     values["database_url"] = url if isinstance(url, str) and url else sqlite_url(directory)
     values["default_expiration"] = history.duration("default_expiration")
+    values["history_durability"] = history.typed(
+        "durability", MISSING, _durability, f"one of {', '.join(DURABILITY_MODES)}"
+    )
     writer = history.mapping("writer", "'writer' in 'history'")
     writer.check_keys(WRITER_KEYS)
     values["writer_batch_size"] = writer.integer("batch_size", minimum=1)
@@ -271,6 +276,12 @@ def read_config(
         return ConfigResult(None, tuple(rules), contexts)
     config = ServerConfig(**{k: v for k, v in values.items() if v is not MISSING})
     return ConfigResult(config, tuple(rules), contexts)
+
+
+def _durability(value: Any) -> str:
+    if value not in DURABILITY_MODES:
+        raise ValueError(value)
+    return str(value)
 
 
 def _absolute(base: Path, text: str) -> Path:

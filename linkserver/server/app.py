@@ -88,6 +88,7 @@ class LinkServer:
             batch_size=config.writer_batch_size,
             flush_interval=config.writer_flush_interval,
             queue_size=config.writer_queue_size,
+            durability=config.history_durability,
         )
 
     # -- lifecycle ---------------------------------------------------------

@@ -157,7 +157,13 @@ class Engine:
         )
         stored: Future[Event] | None = None
         if lifetime is not None:
-            stored = self.history.append(fired, requires_acknowledgement=definition.requires_acknowledgement)
+            # Checked: the format validated the data, so the writer encodes it off this thread.
+            stored = self.history.append(
+                fired,
+                requires_acknowledgement=definition.requires_acknowledgement,
+                checked=True,
+                waiting=durable,
+            )
         for min_level, matches, offer, after_commit in target.deliveries:
             if event_level < min_level or (matches is not None and not matches(fired)):
                 continue

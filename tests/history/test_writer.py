@@ -19,7 +19,7 @@ from linkserver.core.errors import HistoryError, ServerStopped
 from linkserver.core.events import Event
 from linkserver.history.base import HistoryQuery
 from linkserver.history.sql import SqlHistoryStore
-from linkserver.history.writer import BatchQueue
+from linkserver.history.writer import WriteQueue
 
 
 def sqlite_path(store: SqlHistoryStore) -> str:
@@ -191,13 +191,18 @@ def test_stop_with_a_timeout_gives_up_on_a_dead_database_and_says_so(
     assert "NOT stored" in caplog.text
 
 
-def test_batch_queue_hands_out_batches_in_order() -> None:
-    queue = BatchQueue(maxsize=10, batch_size=3)
-    items = [((i,), Future(), None) for i in range(7)]
+def test_write_queue_hands_out_batches_in_order() -> None:
+    queue = WriteQueue(maxsize=10, batch_size=3)
+    items = [(Future(), None, False, (i,)) for i in range(7)]
     for item in items:
         queue.put(item)  # type: ignore[arg-type]
     assert queue.wait_ready(0)
-    assert [[item[0][0] for item in queue.take()] for _ in range(3)] == [[0, 1, 2], [3, 4, 5], [6]]
+    first = queue.take()
+    assert queue.pending == 7
+    queue.give_back(first)  # a failed attempt: back in front, in order
+    assert [[item[3][0] for item in queue.take()] for _ in range(3)] == [[0, 1, 2], [3, 4, 5], [6]]
+    queue.finish(7)
+    assert queue.pending == 0
     queue.close()
     assert not queue.wait_ready(0)
     with pytest.raises(ServerStopped):
@@ -234,3 +239,124 @@ def test_stored_futures_behave_like_futures() -> None:
     with pytest.raises(HistoryError):
         failed.result(timeout=0)
     assert isinstance(failed, Future)
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_a_waiting_caller_commits_at_once_instead_of_after_the_linger(
+    backend: str, make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store(backend, flush_interval=timedelta(seconds=30))
+    started = time.monotonic()
+    for _ in range(20):
+        event = make_event()
+        assert store.append(event, checked=True, waiting=True).result(timeout=10) == event
+    assert time.monotonic() - started < 5  # 20 lingers would take 10 minutes
+    stats = store.writer_stats
+    assert stats.events == 20 and stats.by_callers >= 1, stats
+    assert stored_ids(str(store.url)) == sorted(stored_ids(str(store.url)))
+    assert store.count(HistoryQuery()) == 20
+
+
+def test_waiting_for_a_plain_append_hurries_the_writer_too(
+    make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store("sqlite", flush_interval=timedelta(seconds=30))
+    futures = [store.append(make_event()) for _ in range(5)]  # the writer thread lingers for more
+    started = time.monotonic()
+    assert futures[-1].result(timeout=10) is not None
+    assert time.monotonic() - started < 5
+    assert all(future.done() for future in futures)
+
+
+def test_concurrent_waiters_share_transactions(
+    make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store("sqlite", flush_interval=timedelta(seconds=30))
+    per_thread, threads = 50, 8
+    events = [[make_event() for _ in range(per_thread)] for _ in range(threads)]
+    errors: list[BaseException] = []
+
+    def fire(mine: list[Event]) -> None:
+        try:
+            for event in mine:
+                assert store.append(event, waiting=True).result(timeout=30) == event
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=fire, args=(mine,)) for mine in events]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert not errors
+    stats = store.writer_stats
+    assert stats.events == per_thread * threads
+    assert stats.transactions < stats.events, stats  # group commit: waiters coalesced
+    assert stored_ids(str(store.url)) == sorted(e.id for mine in events for e in mine)
+
+
+def test_a_waiting_callers_failed_commit_goes_back_to_the_writer_in_order(
+    make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store(
+        "sqlite", busy_timeout=timedelta(milliseconds=20), flush_interval=timedelta(seconds=30)
+    )
+    events = [make_event() for _ in range(10)]
+    futures = [store.append(event) for event in events[:-1]]
+    results: list[Event] = []
+    with sqlite_write_lock(sqlite_path(store)):
+        waiter = threading.Thread(
+            target=lambda: results.append(store.append(events[-1], waiting=True).result(timeout=30))
+        )
+        waiter.start()
+        time.sleep(0.3)  # the waiter's own attempt failed (locked); the writer thread retries
+        assert not results and not any(future.done() for future in futures)
+    waiter.join(timeout=30)
+    assert results == [events[-1]]
+    assert [future.result(timeout=10) for future in futures] == events[:-1]
+    assert store.writer_stats.retries >= 1
+    assert stored_ids(str(store.url)) == [event.id for event in events]
+
+
+def test_a_checked_event_that_cannot_be_stored_fails_alone(
+    make_store: Callable[..., Any], make_event: EventMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    from linkserver.history.errors import UnstorableEvent
+
+    store = make_store("sqlite")
+    good = make_event()
+    bad = make_event(data=({"x": float("nan")},))  # a format would have refused it
+    futures = [store.append(good, checked=True), store.append(bad, checked=True)]
+    store.flush(timeout=10)
+    assert futures[0].result(timeout=1) == good
+    with pytest.raises(UnstorableEvent):
+        futures[1].result(timeout=1)
+    assert f"cannot store event {bad.id}" in caplog.text
+    assert stored_ids(str(store.url)) == [good.id]
+    with pytest.raises(UnstorableEvent):  # unchecked: refused at once, as before
+        store.append(make_event(data=({"x": float("nan")},)))
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("commit", 1), ("fsync", 2)])
+def test_durability_sets_sqlite_synchronous(
+    make_store: Callable[..., Any], durability: str, synchronous: int
+) -> None:
+    store = make_store("sqlite", durability=durability)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == synchronous
+
+
+@pytest.mark.postgres
+def test_fsync_durability_forces_synchronous_commit_on_postgres(postgres_url: str) -> None:
+    store = SqlHistoryStore(postgres_url, durability="fsync")
+    store.start()
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    finally:
+        store.stop()
+
+
+def test_an_unknown_durability_is_refused() -> None:
+    with pytest.raises(ValueError, match="durability must be one of commit, fsync"):
+        SqlHistoryStore("sqlite:///x.sqlite3", durability="sometimes")

@@ -49,6 +49,7 @@ def test_an_empty_file_gives_the_documented_defaults(tmp_path: Path) -> None:
     assert (config.listen_host, config.listen_port) == ("127.0.0.1", 7341)
     assert config.database_url == f"sqlite:///{tmp_path}/data/history.sqlite3"
     assert config.default_expiration == timedelta(days=10)
+    assert config.history_durability == "commit"
     assert (config.writer_batch_size, config.writer_flush_interval, config.writer_queue_size) == (
         500,
         timedelta(milliseconds=5),
@@ -75,6 +76,7 @@ def test_every_key_is_read_and_relative_paths_follow_the_file(tmp_path: Path) ->
             history:
               database_url: postgresql+psycopg://db/linkserver
               default_expiration: 1d12h
+              durability: fsync
               writer: {batch_size: 10, flush_interval: 0s, queue_size: 20}
               purge: {interval: 30m, batch_size: 7}
             delivery: {queue_size: 3}
@@ -100,6 +102,7 @@ def test_every_key_is_read_and_relative_paths_follow_the_file(tmp_path: Path) ->
     assert (config.listen_host, config.listen_port) == ("::1", 0)
     assert config.database_url == "postgresql+psycopg://db/linkserver"
     assert config.default_expiration == timedelta(days=1, hours=12)
+    assert config.history_durability == "fsync"
     assert (config.writer_batch_size, config.writer_flush_interval, config.writer_queue_size) == (
         10,
         timedelta(0),
@@ -264,6 +267,13 @@ def test_bad_durations() -> None:
         "10d, 6h, 30m, 45s or 5ms, got the string 'soon'",
         f"config/linkserver.yaml:4:21: 'interval' in 'purge' in 'history' must be {duration}, "
         "got the string '0s'",
+    ]
+
+
+def test_a_durability_other_than_commit_or_fsync_is_refused() -> None:
+    assert problems("history:\n  durability: always\n") == [
+        "config/linkserver.yaml:2:15: 'durability' in 'history' must be one of commit, fsync, "
+        "got the string 'always'"
     ]
 
 
