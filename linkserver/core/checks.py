@@ -153,8 +153,8 @@ def make_checker(
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise InvalidValue(f"expected a number, got {type_name(value)} {value!r}")
                 value = float(value)
-            if value != value:
-                raise InvalidValue("NaN is not a valid value")
+            if value - value != 0.0:  # NaN or an infinity: no JSON, no history, no comparisons
+                raise InvalidValue(f"{value!r} is not a valid value (a finite number is needed)")
             if plain:
                 return value
             bounds(value, value, "")

@@ -33,6 +33,13 @@ def test_int_is_coerced_to_float_but_nothing_else_is():
         READING.build({"quantity": "pressure", "value": "3"})
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_floats_must_be_finite_even_without_limits(value):
+    unlimited = TableFormat(fields=[Field(name="value", type="float")])
+    with pytest.raises(DataTableError, match=r"value: .* is not a valid value \(a finite number is needed\)"):
+        unlimited.build({"value": value})
+
+
 def test_every_bad_field_is_named_in_one_error():
     with pytest.raises(DataTableError) as info:
         READING.build(
