@@ -4,7 +4,8 @@ An error answer of the server (``{"error": {"type", "message", "fields"?}}``)
 becomes the LinkServer class of the same name when the client knows it
 (``ContextNotFound``, ``DataTableError``, ``PermissionDenied``...), so code
 written against the in-process server catches the same exceptions remotely.
-Unknown types become a :class:`RequestError` chosen by the HTTP status.
+Unknown types become the class the status stands for
+(:mod:`linkserver.wire.errors`), else a :class:`RequestError`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,32 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from linkserver.core.errors import DataTableError, FieldError, FilterError, LinkServerError, PermissionDenied
+from linkserver.core.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    DataTableError,
+    FieldError,
+    FilterError,
+    LinkServerError,
+    NotFound,
+    PermissionDenied,
+    TooLarge,
+)
+from linkserver.wire.errors import class_of_status
+
+__all__ = [  # the errors of the wire (linkserver.core.errors) are the client's too
+    "AuthenticationFailed",
+    "BadRequest",
+    "ClientError",
+    "Conflict",
+    "NotFound",
+    "ProtocolError",
+    "RequestError",
+    "ServerError",
+    "ServerUnavailable",
+    "TooLarge",
+    "error_from_answer",
+]
 
 
 class ClientError(LinkServerError):
@@ -38,30 +64,12 @@ class ServerUnavailable(ClientError, ConnectionError):
         )
 
 
-class AuthenticationFailed(ClientError, PermissionError):
-    """Login failed, or the token is missing, unknown or expired (HTTP 401)."""
-
-    status = 401
-
-
 class RequestError(ClientError, ValueError):
-    """The server refused a request with an error type the client does not know."""
-
-
-class BadRequest(RequestError):
-    """HTTP 400: malformed request, wrong types or an invalid filter."""
-
-
-class NotFound(RequestError, LookupError):
-    """HTTP 404: an unknown context, definition or event id (or one the user may not see)."""
+    """The server refused a request with an error type and status the client does not know."""
 
 
 class Conflict(RequestError):
     """HTTP 409: what was to be created exists already."""
-
-
-class TooLarge(RequestError):
-    """HTTP 413: a message or batch exceeds the server's limits."""
 
 
 class ServerError(ClientError, RuntimeError):
@@ -71,14 +79,6 @@ class ServerError(ClientError, RuntimeError):
 class ProtocolError(ServerError):
     """The server answered something that does not follow docs/protocol.md."""
 
-
-_BY_STATUS: dict[int, type[ClientError]] = {
-    400: BadRequest,
-    401: AuthenticationFailed,
-    404: NotFound,
-    409: Conflict,
-    413: TooLarge,
-}
 
 # Error classes defined outside linkserver.core.errors (imported on first use only:
 # linkserver.history pulls in SQLAlchemy).
@@ -131,7 +131,7 @@ def error_from_answer(status: int | None, body: Any) -> LinkServerError:
     if not isinstance(error, dict):
         text = f"HTTP {status}" if status else "error"
         return _plain(
-            ServerError if not status or status >= 500 else _BY_STATUS.get(status, RequestError),
+            ServerError if not status or status >= 500 else _by_status(status),
             f"the server answered {text} without an error message",
             status,
             None,
@@ -162,7 +162,7 @@ def error_from_answer(status: int | None, body: Any) -> LinkServerError:
     elif status is not None and status >= 500:
         return _plain(ServerError, message, status, kind)
     else:
-        return _plain(_BY_STATUS.get(status or 0, RequestError), message, status, kind)
+        return _plain(_by_status(status), message, status, kind)
     exc.status = status
     exc.type = kind
     if fields is not None:
@@ -170,7 +170,13 @@ def error_from_answer(status: int | None, body: Any) -> LinkServerError:
     return exc  # type: ignore[no-any-return]
 
 
-def _plain(cls: type[ClientError], message: str, status: int | None, kind: Any) -> ClientError:
+def _by_status(status: int | None) -> type[Exception]:
+    if status == 409:
+        return Conflict
+    return class_of_status(status) or RequestError
+
+
+def _plain(cls: type[Exception], message: str, status: int | None, kind: Any) -> Any:
     exc = cls.__new__(cls)
     Exception.__init__(exc, message)
     exc.status = status

@@ -142,3 +142,36 @@ class ServerStopped(LinkServerError, RuntimeError):
 
 def display_path(path: str) -> str:
     return path if path else "root"
+
+
+class HistoryUnavailable(HistoryError, RuntimeError):
+    """History did not confirm a write in time (the database is down or overloaded).
+
+    For a durable fire this means *not confirmed*, not *lost*: the event was
+    validated and handed to history, and may still be stored once the
+    database answers again. A caller that needs the event stored retries
+    (firing again may store it twice) or checks history for ``event_id``.
+    """
+
+    def __init__(self, message: str, event_id: int | None = None) -> None:
+        self.event_id = event_id
+        super().__init__(message)
+
+
+# -- errors of the network API, shared by the server and its clients (linkserver.wire) -------
+
+
+class BadRequest(LinkServerError, ValueError):
+    """A request that is not valid JSON, or has a field of the wrong type or value (HTTP 400)."""
+
+
+class AuthenticationFailed(LinkServerError, PermissionError):
+    """Wrong user or password, or a missing, unknown or expired token (HTTP 401)."""
+
+
+class NotFound(LinkServerError, LookupError):
+    """No such route (HTTP 404), or, on a client, a 404 of a type it does not know."""
+
+
+class TooLarge(LinkServerError, ValueError):
+    """A message, body or batch exceeds the server's limits (HTTP 413)."""

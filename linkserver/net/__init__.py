@@ -21,10 +21,10 @@ _WHERE = {
     "revoke_token": "linkserver.net.auth",
     "ensure_admin_credentials": "linkserver.net.auth",
     "read_admin_credentials": "linkserver.net.auth",
-    "AuthenticationFailed": "linkserver.net.codec",
-    "BadRequest": "linkserver.net.codec",
-    "NotFound": "linkserver.net.codec",
-    "TooLarge": "linkserver.net.codec",
+    "AuthenticationFailed": "linkserver.core.errors",
+    "BadRequest": "linkserver.core.errors",
+    "NotFound": "linkserver.core.errors",
+    "TooLarge": "linkserver.core.errors",
 }
 
 

@@ -39,10 +39,11 @@ from linkserver.net.openapi import openapi_document
 from linkserver.net.protocol import Limits, Session
 from linkserver.net.push import waker_for
 from linkserver.server.app import LinkServer
+from linkserver.wire import decode, shapes
+from linkserver.wire.routes import OPERATIONS, PREFIX, Operation
 
 log = logging.getLogger("linkserver.net")
 
-PREFIX = "/api/v1"
 OBSERVER = Permission.OBSERVER
 SEND_CHUNK = 1000  # outbox items a WebSocket sender takes at once (batched subscriptions: few messages)
 
@@ -52,23 +53,19 @@ SEND_CHUNK = 1000  # outbox items a WebSocket sender takes at once (batched subs
 
 @attrs.define
 class Call:
-    """One HTTP request as the route functions see it (they run in worker threads)."""
+    """One HTTP request as the route functions see it (they run in worker threads): ``body``,
+    ``query`` and ``args`` (path parameters) are decoded into their operation's shapes."""
 
     request: Request
     principal: Principal
-    body: Any
     token: str | None
+    body: Any = None
+    query: Any = None
+    args: Any = None
 
     @property
     def address(self) -> str | None:
         return self.request.client.host if self.request.client else None
-
-    @property
-    def params(self) -> Any:
-        return self.request.query_params
-
-    def path(self, name: str) -> str:
-        return str(self.request.path_params[name])
 
 
 def bearer(connection: HTTPConnection) -> str | None:
@@ -87,7 +84,7 @@ def error_response(exc: BaseException) -> JSONResponse:
     return JSONResponse({"error": codec.error_body(exc)}, status_code=status, headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> Any:
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the request body has {declared} bytes; the limit is {limit}")
@@ -97,72 +94,73 @@ async def _read_body(request: Request, limit: int) -> Any:
         if size > limit:
             raise TooLarge(f"the request body is larger than {limit} bytes")
         chunks.append(chunk)
-    return codec.parse_json(b"".join(chunks), limit)
+    return b"".join(chunks)
+
+
+Work = Callable[[Call], Any]
 
 
 class Api:
-    """The HTTP routes and the WebSocket endpoint over one Gateway and Authenticator."""
+    """The HTTP routes and the WebSocket endpoint over one Gateway and Authenticator.
+
+    Routes come from :data:`linkserver.wire.routes.OPERATIONS`: each operation's body, query
+    and path parameters are decoded into its shapes before its handler (the method of the
+    same name) runs, so a handler never sees a document that does not fit its declaration.
+    """
 
     def __init__(self, gateway: Gateway, auth: Authenticator, limits: Limits) -> None:
         self.gateway, self.auth, self.limits = gateway, auth, limits
         self.access = gateway.server.access
         self.stats = NetStats(auth)
 
-    def route(
-        self,
-        method: str,
-        path: str,
-        work: Callable[[Call], Any],
-        *,
-        status: int = 200,
-        body: bool = False,
-        authenticated: bool = True,
-    ) -> Route:
+    def endpoint(self, op: Operation, work: Work) -> Callable[[Request], Awaitable[Response]]:
+        limit = self.limits.max_message_bytes
+
         async def endpoint(request: Request) -> Response:
             try:
                 token = bearer(request)
-                principal = await run_in_threadpool(self.auth.authenticate, token) if authenticated else None
-                document = await _read_body(request, self.limits.max_message_bytes) if body else None
-                call = Call(request, principal, document, token)  # type: ignore[arg-type]
+                principal = None if op.public else await run_in_threadpool(self.auth.authenticate, token)
+                args = (
+                    decode.convert(
+                        dict(request.path_params),
+                        op.path_params,
+                        f"the path {request.url.path!r}",
+                        from_text=True,
+                    )
+                    if op.path_params is not None
+                    else None
+                )
+                query = (
+                    decode.params(request.query_params, op.query)
+                    if op.query is not None
+                    else _no_params(request)
+                )
+                body = None
+                if op.body is not None:
+                    body = decode.decode(await _read_body(request, limit), op.body, "the request body")
+                call = Call(request, principal, token, body, query, args)  # type: ignore[arg-type]
                 content = await run_in_threadpool(lambda: codec.dumps(work(call)))
             except Exception as exc:
                 if isinstance(exc, AuthenticationFailed):
-                    (self.stats.token_failures if authenticated else self.stats.login_failures).add()
+                    (self.stats.login_failures if op.public else self.stats.token_failures).add()
                 return error_response(exc)
-            return Response(content, status_code=status, media_type="application/json")
+            return Response(content, status_code=op.status, media_type="application/json")
 
-        return Route(PREFIX + path, endpoint, methods=[method], name=f"{method} {path}")
+        return endpoint
 
     def routes(self) -> list[Route | WebSocketRoute]:
-        r = self.route
-        return [
-            r("POST", "/login", self.login, body=True, authenticated=False),
-            r("POST", "/logout", self.logout),
-            r("GET", "/me", self.me),
-            r("GET", "/tree", self.tree),
-            r("GET", "/contexts/{path}", lambda c: self.gateway.context_json(c.principal, c.path("path"))),
-            r("POST", "/contexts", self.add_context, status=201, body=True),
-            r("DELETE", "/contexts/{path}", self.remove_context),
-            r("POST", "/fire", self.fire, body=True),
-            r("POST", "/fire/batch", self.fire_batch, body=True),
-            r("GET", "/history", self.history),
-            r(
-                "GET",
-                "/events/{id}",
-                lambda c: {"event": self.access.get(self._id(c), c.principal).marshal()},
-            ),
-            r("POST", "/events/{id}/acknowledge", self.acknowledge, body=True),
-            r("DELETE", "/events/{id}", self.delete),
-            r("POST", "/purge", lambda c: {"removed": self.access.purge(c.principal)}),
-            WebSocketRoute(PREFIX + "/ws", _WebSocketEndpoint(self.websocket), name="websocket"),
-        ]
+        by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+        for op in OPERATIONS:
+            by_path.setdefault(op.url, {})[op.method] = self.endpoint(op, getattr(self, op.name))
+        routes: list[Route | WebSocketRoute] = [_route(path, methods) for path, methods in by_path.items()]
+        routes.append(WebSocketRoute(PREFIX + "/ws", _WebSocketEndpoint(self.websocket), name="websocket"))
+        return routes
 
     # -- routes (in worker threads) ------------------------------------------------
 
     def login(self, call: Call) -> dict[str, Any]:
-        body = codec.require_object(call.body)
-        codec.check_keys(body, ("user", "password"), "the login request")
-        session = self.auth.login(body.get("user"), body.get("password"), call.address)
+        body: shapes.LoginRequest = call.body
+        session = self.auth.login(body.user, body.password, call.address)
         return {"token": session.token, "user": session.user, "expires": session.expires.isoformat()}
 
     def logout(self, call: Call) -> dict[str, Any]:
@@ -175,47 +173,35 @@ class Api:
         return {"user": call.principal.name, "grants": grants, "component": call.principal.is_component}
 
     def tree(self, call: Call) -> dict[str, Any]:
-        codec.check_keys(dict(call.params), ("path", "depth"), "the query parameters")
-        depth_text = call.params.get("depth")
-        if depth_text is not None and not depth_text.isdigit():
-            raise BadRequest(f"'depth' must be a non-negative integer, got {depth_text!r}")
-        depth = int(depth_text) if depth_text is not None else None
-        return self.gateway.tree_json(call.principal, call.params.get("path") or "root", depth)
+        query: shapes.TreeQuery = call.query
+        return self.gateway.tree_json(call.principal, query.path or "root", query.depth)
+
+    def context(self, call: Call) -> dict[str, Any]:
+        return self.gateway.context_json(call.principal, call.args.path)
 
     def add_context(self, call: Call) -> dict[str, Any]:
-        body = codec.require_object(call.body)
-        codec.check_keys(body, ("path", "template", "description"), "the request")
-        context = self.gateway.add_context(
-            call.principal,
-            codec.get(body, "path", str, required=True),
-            codec.get(body, "template", str),
-            codec.get(body, "description", str, default=""),
-        )
+        body: shapes.NewContext = call.body
+        context = self.gateway.add_context(call.principal, body.path, body.template, body.description)
         return {"path": context.path}
 
     def remove_context(self, call: Call) -> dict[str, Any]:
-        return {"removed": list(self.gateway.remove_context(call.principal, call.path("path")))}
+        return {"removed": list(self.gateway.remove_context(call.principal, call.args.path))}
 
     def fire(self, call: Call) -> dict[str, Any]:
-        request = codec.fire_request(call.body)
-        durable = codec.get(call.body, "durable", bool, default=False)
-        return {"event": self.gateway.fire(call.principal, request, durable=durable).marshal()}
+        body: shapes.FireRequest = call.body
+        return {"event": self.gateway.fire(call.principal, body, durable=body.durable).marshal()}
 
     def fire_batch(self, call: Call) -> dict[str, Any]:
-        body = codec.require_object(call.body)
-        codec.check_keys(body, ("events", "durable"), "the batch")
-        items = codec.get(body, "events", list, required=True)
-        if len(items) > self.limits.max_batch:
-            raise TooLarge(f"the batch has {len(items)} events; the limit is {self.limits.max_batch}")
+        body: shapes.FireBatchRequest = call.body
+        if len(body.events) > self.limits.max_batch:
+            raise TooLarge(f"the batch has {len(body.events)} events; the limit is {self.limits.max_batch}")
         requests: list[FireRequest | LinkServerError] = []
-        for index, item in enumerate(items):
+        for index, item in enumerate(body.events):
             try:
                 requests.append(codec.fire_request(item, f"events[{index}]"))
             except LinkServerError as exc:
                 requests.append(exc)
-        results = self.gateway.fire_many(
-            call.principal, requests, durable=codec.get(body, "durable", bool, default=False)
-        )
+        results = self.gateway.fire_many(call.principal, requests, durable=body.durable)
         return {
             "results": [
                 {"event": r.marshal()} if isinstance(r, Event) else {"error": codec.error_body(r)}
@@ -224,26 +210,26 @@ class Api:
         }
 
     def history(self, call: Call) -> dict[str, Any]:
-        query, want_count = codec.history_query(call.params)
+        query, want_count = codec.history_query(call.query)
         page = self.access.query(query, call.principal)
         answer = codec.page_json(page.events, page.next_cursor)
         if want_count:
             answer["count"] = self.access.count(query, call.principal)
         return answer
 
+    def event(self, call: Call) -> dict[str, Any]:
+        return {"event": self.access.get(call.args.id, call.principal).marshal()}
+
     def acknowledge(self, call: Call) -> dict[str, Any]:
-        body = codec.require_object(call.body)
-        codec.check_keys(body, ("text",), "the acknowledgement")
-        text = codec.get(body, "text", str, required=True)
-        return {"event": self.access.acknowledge(self._id(call), call.principal, text).marshal()}
+        body: shapes.Acknowledge = call.body
+        return {"event": self.access.acknowledge(call.args.id, call.principal, body.text).marshal()}
 
     def delete(self, call: Call) -> dict[str, Any]:
-        self.access.delete(self._id(call), call.principal)
+        self.access.delete(call.args.id, call.principal)
         return {}
 
-    @staticmethod
-    def _id(call: Call) -> int:
-        return codec.parse_event_id(call.path("id"))
+    def purge(self, call: Call) -> dict[str, Any]:
+        return {"removed": self.access.purge(call.principal)}
 
     # -- WebSocket -------------------------------------------------------------------
 
@@ -298,8 +284,32 @@ class Api:
                     await wake.wait()
         except (WebSocketDisconnect, RuntimeError, OSError):
             pass  # the connection is gone; the receive loop ends the session
-        except Exception:
-            log.exception("WebSocket sender of %s failed", session.principal.name)
+        except Exception:  # a bug: close the connection rather than leave a session that never answers
+            log.exception("WebSocket sender of %s failed; closing the connection", session.principal.name)
+            session.close()
+            try:
+                await send({"type": "websocket.close", "code": 1011, "reason": "internal error; see the log"})
+            except Exception:  # noqa: BLE001 - the connection is gone already
+                pass
+
+
+def _no_params(request: Request) -> None:
+    if request.query_params:
+        unknown = ", ".join(sorted(map(repr, request.query_params.keys())))
+        raise BadRequest(f"the query parameters: unknown key {unknown}; this operation takes none")
+
+
+def _route(path: str, methods: dict[str, Callable[[Request], Awaitable[Response]]]) -> Route:
+    """One route for every method on ``path``, so that a wrong method gets 405 with ``Allow``
+    naming them all."""
+    if len(methods) == 1:
+        ((method, endpoint),) = methods.items()
+        return Route(path, endpoint, methods=[method], name=f"{method} {path}")
+
+    async def dispatch(request: Request) -> Response:
+        return await methods[request.method if request.method != "HEAD" else "GET"](request)
+
+    return Route(path, dispatch, methods=list(methods), name=path)
 
 
 class _WebSocketEndpoint:
@@ -357,15 +367,13 @@ def create_app(
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         if status == 405:
-            return JSONResponse(
-                {
-                    "error": {
-                        "type": "BadRequest",
-                        "message": f"{request.method} is not allowed on {request.url.path}",
-                    }
-                },
-                405,
+            allowed = (exc.headers or {}).get("Allow", "") if isinstance(exc, HTTPException) else ""
+            response = error_response(
+                BadRequest(f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}")
             )
+            response.status_code = 405
+            response.headers["Allow"] = allowed
+            return response
         return error_response(NotFound(f"no route {request.method} {request.url.path}; see /openapi.json"))
 
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {

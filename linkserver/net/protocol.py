@@ -50,20 +50,19 @@ from linkserver.core.events import Event, first_id_at
 from linkserver.core.levels import Level
 from linkserver.core.permissions import Principal
 from linkserver.history.base import HistoryPage
-from linkserver.net.codec import (
-    BadRequest,
-    FireRequest,
-    NotFound,
-    TooLarge,
-    check_keys,
-    error_body,
-    fire_request,
-    get,
-    parse_json,
-    require_object,
-)
+from linkserver.net.codec import BadRequest, FireRequest, NotFound, TooLarge, error_body, fire_request
 from linkserver.net.push import SessionSubscription, frames
 from linkserver.server.delivery import DROPPED, Gap
+from linkserver.wire import decode
+from linkserver.wire.shapes import (
+    MESSAGE_TYPES,
+    ClientMessage,
+    FireBatchMessage,
+    FireMessage,
+    PingMessage,
+    SubscribeMessage,
+    UnsubscribeMessage,
+)
 
 log = logging.getLogger("linkserver.net.session")
 
@@ -77,6 +76,7 @@ class Limits:
     max_subscriptions: int = 100  # per WebSocket session
     queue_size: int = 1000  # live events waiting to be sent, per session
     replay_page: int = 500  # history events fetched per replay step
+    durable_timeout: float = 5.0  # seconds a durable fire waits for history before HistoryUnavailable
 
 
 @attrs.frozen(kw_only=True)
@@ -116,8 +116,18 @@ class Backend(Protocol):
         ...
 
 
-MESSAGE_TYPES = ("fire", "fire_batch", "subscribe", "unsubscribe", "ping")
-_SUBSCRIBE_KEYS = ("type", "ref", "mask", "event", "filter", "min_level", "resume_from", "batch")
+_HANDLERS = {
+    FireMessage: "_on_fire",
+    FireBatchMessage: "_on_fire_batch",
+    SubscribeMessage: "_on_subscribe",
+    UnsubscribeMessage: "_on_unsubscribe",
+    PingMessage: "_on_ping",
+}
+
+
+class _Unreadable(Exception):
+    def __init__(self, ref: Any, error: LinkServerError) -> None:
+        self.ref, self.error = ref, error
 
 
 class Session:
@@ -152,17 +162,12 @@ class Session:
         with self._serial:
             ref = None
             try:
-                if len(text) > self.limits.max_message_bytes or (
-                    isinstance(text, str) and len(text.encode()) > self.limits.max_message_bytes
-                ):
-                    raise TooLarge(f"the message is larger than {self.limits.max_message_bytes} bytes")
-                message = require_object(parse_json(text, self.limits.max_message_bytes), "a message")
-                ref = message.get("ref")
-                kind = get(message, "type", str, required=True, where="a message")
-                handler = getattr(self, f"_on_{kind}", None) if kind in MESSAGE_TYPES else None
-                if handler is None:
-                    raise BadRequest(f"unknown message type {kind!r}; use one of {', '.join(MESSAGE_TYPES)}")
-                handler(message, ref)
+                decode.check_size(text, self.limits.max_message_bytes)
+                message = self._decode(text)
+                ref = message.ref
+                getattr(self, _HANDLERS[type(message)])(message, ref)
+            except _Unreadable as exc:
+                self._answer(self.error(exc.ref, exc.error))
             except LinkServerError as exc:
                 self._answer(self.error(ref, exc))
             except Exception as exc:  # a bug: the client learns that much, the log the rest
@@ -170,22 +175,42 @@ class Session:
                 self._answer(self.error(ref, exc))
 
     @staticmethod
+    def _decode(text: str | bytes) -> ClientMessage:
+        """The message in its shape; on failure the error and whatever ``ref`` can be read."""
+        try:
+            return decode.decode(text, ClientMessage, "a message")  # type: ignore[arg-type]
+        except LinkServerError as exc:
+            error: LinkServerError = exc
+        try:
+            raw = decode.loads(text, "a message")
+        except LinkServerError:
+            raise _Unreadable(None, error) from None
+        if not isinstance(raw, dict):
+            raise _Unreadable(None, BadRequest("a message must be a JSON object")) from None
+        ref = raw.get("ref")
+        ref = ref if isinstance(ref, (int, str)) and not isinstance(ref, bool) else None
+        kind = raw.get("type")
+        if "type" not in raw:
+            error = BadRequest(f"a message: 'type' is required; use one of {', '.join(MESSAGE_TYPES)}")
+        elif kind not in MESSAGE_TYPES:
+            error = BadRequest(f"unknown message type {kind!r}; use one of {', '.join(MESSAGE_TYPES)}")
+        else:
+            error = BadRequest(str(error).replace("a message:", f"a {kind} message:", 1))
+        raise _Unreadable(ref, error)
+
+    @staticmethod
     def error(ref: Any, exc: BaseException) -> dict[str, Any]:
         return {"type": "error", "ref": ref, "error": error_body(exc)}
 
-    def _on_ping(self, message: dict[str, Any], ref: Any) -> None:
+    def _on_ping(self, message: PingMessage, ref: Any) -> None:
         self._answer({"type": "pong", "ref": ref})
 
-    def _on_fire(self, message: dict[str, Any], ref: Any) -> None:
-        request = fire_request(message, "a fire message", extra=("type", "ref"))
-        durable = get(message, "durable", bool, where="a fire message", default=False)
-        event = self.backend.fire(self.principal, request, durable=durable)
+    def _on_fire(self, message: FireMessage, ref: Any) -> None:
+        event = self.backend.fire(self.principal, message, durable=message.durable)
         self._answer({"type": "fired", "ref": ref, "id": event.id})
 
-    def _on_fire_batch(self, message: dict[str, Any], ref: Any) -> None:
-        check_keys(message, ("type", "ref", "events", "durable"), "a fire_batch message")
-        items = get(message, "events", list, required=True, where="a fire_batch message")
-        durable = get(message, "durable", bool, where="a fire_batch message", default=False)
+    def _on_fire_batch(self, message: FireBatchMessage, ref: Any) -> None:
+        items = message.events
         if len(items) > self.limits.max_batch:
             raise TooLarge(f"the batch has {len(items)} events; the limit is {self.limits.max_batch}")
         requests: list[FireRequest | LinkServerError] = []
@@ -194,7 +219,7 @@ class Session:
                 requests.append(fire_request(item, f"events[{index}]"))
             except LinkServerError as exc:
                 requests.append(exc)
-        results = self.backend.fire_many(self.principal, requests, durable=durable)
+        results = self.backend.fire_many(self.principal, requests, durable=message.durable)
         self._answer(
             {
                 "type": "fired_batch",
@@ -205,19 +230,14 @@ class Session:
             }
         )
 
-    def _on_subscribe(self, message: dict[str, Any], ref: Any) -> None:
-        check_keys(message, _SUBSCRIBE_KEYS, "a subscribe message")
-        where = "a subscribe message"
-        level = get(message, "min_level", (str, int), where=where)
-        resume = get(message, "resume_from", int, where=where)
-        batch = get(message, "batch", bool, where=where, default=False)
-        if resume is not None and resume < 0:
-            raise BadRequest("'resume_from' must be an event id (a non-negative integer)")
+    def _on_subscribe(self, message: SubscribeMessage, ref: Any) -> None:
+        resume = message.resume_from
+        batch = message.batch
         request = SubscribeRequest(
-            mask=get(message, "mask", str, required=True, where=where),
-            event=get(message, "event", str, where=where, default="*"),
-            filter=get(message, "filter", str, where=where) or None,
-            min_level=Level.parse(level) if level is not None else None,
+            mask=message.mask,
+            event=message.event,
+            filter=message.filter or None,
+            min_level=Level.parse(message.min_level) if message.min_level is not None else None,
             resume_from=resume,
         )
         if len(self._subs) >= self.limits.max_subscriptions:
@@ -259,9 +279,8 @@ class Session:
             sub.after, sub.replaying = resume, True
             self._signal()
 
-    def _on_unsubscribe(self, message: dict[str, Any], ref: Any) -> None:
-        check_keys(message, ("type", "ref", "subscription"), "an unsubscribe message")
-        sid = get(message, "subscription", str, required=True, where="an unsubscribe message")
+    def _on_unsubscribe(self, message: UnsubscribeMessage, ref: Any) -> None:
+        sid = message.subscription
         with self._lock:
             sub = self._subs.pop(sid, None)
             self._batched.discard(sid)
@@ -353,7 +372,9 @@ class Session:
             page = self.backend.replay(
                 self.principal, sub.request, sub.after, sub.cursor, self.limits.replay_page
             )
-        except LinkServerError as exc:
+        except Exception as exc:  # the subscription goes on live; the client learns why replay stopped
+            if not isinstance(exc, LinkServerError):
+                log.exception("replay for %s failed", self.principal.name)
             with self._lock:
                 self._queue.append(("msg", self.error(sub.ref, exc)))
                 self._release(sub)

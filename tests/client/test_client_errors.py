@@ -7,7 +7,6 @@ import pytest
 from linkserver.client.errors import (
     AuthenticationFailed,
     BadRequest,
-    ClientError,
     Conflict,
     NotFound,
     RequestError,
@@ -78,8 +77,17 @@ def test_data_table_errors_keep_the_field_names() -> None:
 )
 def test_unknown_types_fall_back_by_status(status: int, cls: type) -> None:
     error = error_from_answer(status, answer("SomethingNew"))
-    assert type(error) is cls and isinstance(error, ClientError)
+    assert type(error) is cls and isinstance(error, LinkServerError)
     assert error.type == "SomethingNew" and error.status == status
+
+
+def test_the_wire_errors_are_one_set_of_classes_for_server_and_client() -> None:
+    from linkserver.core import errors as core
+    from linkserver.net import codec
+
+    for name in ("BadRequest", "NotFound", "TooLarge", "AuthenticationFailed"):
+        assert getattr(codec, name) is getattr(core, name)
+        assert error_from_answer(400, answer(name)).__class__ is getattr(core, name)
 
 
 def test_401_is_always_authentication_failed() -> None:

@@ -64,21 +64,36 @@ def test_ping_is_answered_with_its_ref(server: LinkServer) -> None:
     [
         ("{not json", "BadRequest", "not valid JSON"),
         ("[1, 2]", "BadRequest", "must be a JSON object"),
-        ('{"ref": 1}', "BadRequest", "'type' in a message is required"),
+        ('{"ref": 1}', "BadRequest", "a message: 'type' is required"),
         ('{"type": "dance", "ref": 1}', "BadRequest", "unknown message type 'dance'"),
         (
             '{"type": "fire", "ref": 1, "context": 5, "event": "x"}',
             "BadRequest",
-            "'context' in a fire message",
+            "a fire message: 'context': expected `str`, got `int`",
         ),
         (
             '{"type": "fire", "ref": 1, "context": "devices.plc1", "event": "connected", "levl": 1}',
             "BadRequest",
             "unknown key 'levl'",
         ),
-        ('{"type": "subscribe", "ref": 1}', "BadRequest", "'mask' in a subscribe message is required"),
+        ('{"type": "subscribe", "ref": 1}', "BadRequest", "a subscribe message: 'mask' is required"),
         ('{"type": "subscribe", "ref": 1, "mask": "devices.*", "filter": "level >>"}', "FilterError", ""),
-        ('{"type": "subscribe", "ref": 1, "mask": "devices..x"}', "InvalidName", "invalid context mask"),
+        (
+            '{"type": "subscribe", "ref": 1, "mask": "devices..x"}',
+            "BadRequest",
+            "'mask': expected a context mask",
+        ),
+        (
+            '{"type": "subscribe", "ref": 1, "mask": "**", "resume_from": 99999999999999999999}',
+            "BadRequest",
+            "'resume_from': expected `int` <= 9223372036854775807",
+        ),
+        ('{"type": "ping", "ref": "\\ud800"}', "BadRequest", "lone UTF-16 surrogates"),
+        (
+            '{"type": "fire", "ref": 1, "context": "devices.plc1", "event": "\\udfff"}',
+            "BadRequest",
+            "surrogates",
+        ),
         ('{"type": "unsubscribe", "ref": 1, "subscription": "s99"}', "NotFound", "no subscription 's99'"),
     ],
 )

@@ -1,0 +1,54 @@
+"""Which error is which HTTP status: the one table, read by the server and by the clients.
+
+The server answers an exception with the status of the first row its class
+matches (:func:`status_of`); a client that gets an error type it does not
+know falls back to the class of the status (:func:`class_of_status`).
+"""
+
+from __future__ import annotations
+
+from linkserver.core.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ContextExists,
+    DataTableError,
+    HistoryUnavailable,
+    NotFound,
+    PermissionDenied,
+    ServerStopped,
+    TooLarge,
+)
+
+# (class, status), most specific first.
+STATUS: tuple[tuple[type[BaseException], int], ...] = (
+    (AuthenticationFailed, 401),
+    (PermissionDenied, 403),
+    (TooLarge, 413),
+    (DataTableError, 422),
+    (ContextExists, 409),
+    (LookupError, 404),  # ContextNotFound, EventNotDefined, EventNotFound, TemplateNotFound, NotFound
+    (ValueError, 400),  # BadRequest, FilterError, InvalidName, InvalidLevel, InvalidQuery, ...
+    (HistoryUnavailable, 503),
+    (ServerStopped, 503),
+)
+
+# What a client makes of a status whose error type it does not know.
+BY_STATUS: dict[int, type[Exception]] = {
+    400: BadRequest,
+    401: AuthenticationFailed,
+    403: PermissionDenied,
+    404: NotFound,
+    413: TooLarge,
+}
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status of an exception (500 for anything unexpected)."""
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def class_of_status(status: int | None) -> type[Exception] | None:
+    return BY_STATUS.get(status or 0)

@@ -1,0 +1,79 @@
+"""The HTTP operations of the network API: the one table the server routes by and
+/openapi.json describes (docs/protocol.md).
+
+Each :class:`Operation` names the shapes of its body, query and path
+parameters and answer; the server decodes every request with them before its
+handler runs, so a handler sees only documents that fit their declaration.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from linkserver.wire import shapes as s
+
+PREFIX = "/api/v1"
+
+ERROR_TEXT = {
+    400: "Malformed JSON, wrong types, unknown keys, an invalid filter, level or name",
+    401: "Missing, unknown or expired token",
+    403: "Forbidden by the user's grants",
+    404: "Unknown (or invisible) context, definition or event",
+    409: "Exists already",
+    413: "Message, body or batch too large",
+    422: "Data table invalid",
+    503: "History did not confirm the write in time (not confirmed: retry), or the server is stopping",
+}
+
+
+@attrs.frozen
+class Operation:
+    name: str  # the handler's name in linkserver.net.app.Api
+    method: str
+    path: str  # below PREFIX
+    summary: str
+    needs: str
+    answer: type
+    status: int = 200
+    body: type | None = None
+    query: type | None = None
+    path_params: type | None = None
+    errors: tuple[int, ...] = ()
+    public: bool = False
+
+    @property
+    def url(self) -> str:
+        return PREFIX + self.path
+
+
+Op = Operation
+OPERATIONS: tuple[Operation, ...] = (
+    Op("login", "POST", "/login", "Log in; fires 'login' in users.NAME", "nothing", s.LoginAnswer,
+      body=s.LoginRequest, errors=(400, 401), public=True),
+    Op("logout", "POST", "/logout", "End the session; fires 'logout'", "a session token", s.Empty),
+    Op("me", "GET", "/me", "The current user and its grants", "any token", s.MeAnswer),
+    Op("tree", "GET", "/tree", "The visible context tree", "observer somewhere below", s.TreeNode,
+      query=s.TreeQuery, errors=(400, 404)),
+    Op("context", "GET", "/contexts/{path}", "A context with its visible definitions and formats",
+      "observer (or a grant below)", s.ContextAnswer, path_params=s.ContextPathParam, errors=(400, 404)),
+    Op("add_context", "POST", "/contexts", "Add a context", "admin on the parent", s.PathAnswer, status=201,
+      body=s.NewContext, errors=(400, 403, 404, 409)),
+    Op("remove_context", "DELETE", "/contexts/{path}", "Remove a context and its subtree", "admin",
+      s.RemovedPaths, path_params=s.ContextPathParam, errors=(400, 403, 404)),
+    Op("fire", "POST", "/fire", "Fire one event", "the definition's fire_permissions", s.EventAnswer,
+      body=s.FireRequest, errors=(400, 403, 404, 413, 422, 503)),
+    Op("fire_batch", "POST", "/fire/batch", "Fire events in order; each answered with its event or its error",
+      "each as /fire", s.BatchAnswer, body=s.FireBatchRequest, errors=(400, 413, 503)),
+    Op("history", "GET", "/history", "Query history (only events the user may receive)",
+      "receive permissions per event", s.HistoryAnswer, query=s.HistoryParams, errors=(400,)),
+    Op("event", "GET", "/events/{id}", "One stored event with its acknowledgements", "receive permissions",
+      s.EventAnswer, path_params=s.EventPath, errors=(400, 404)),
+    Op("acknowledge", "POST", "/events/{id}/acknowledge", "Acknowledge a stored event", "operator",
+      s.EventAnswer, body=s.Acknowledge, path_params=s.EventPath, errors=(400, 403, 404)),
+    Op("delete", "DELETE", "/events/{id}", "Delete a stored event", "manager", s.Empty,
+      path_params=s.EventPath, errors=(400, 403, 404)),
+    Op("purge", "POST", "/purge", "Purge expired events now", "engineer on root", s.RemovedCount,
+      errors=(403,)),
+)  # fmt: skip
+
+BY_NAME = {op.name: op for op in OPERATIONS}
