@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import json.scanner
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,9 +67,26 @@ def encode_data(data: DataTable) -> str:
         raise UnstorableEvent(f"the event's data cannot be stored: {exc}") from None
 
 
+# json.loads without its three Python layers around the C scanner: stored text is
+# compact JSON we wrote, one value with nothing after it.
+_scan = json.scanner.make_scanner(json.JSONDecoder())
+
+
 def decode_data(raw: Any) -> DataTable:
     """A data table from stored JSON (text, or already parsed by the driver)."""
-    if isinstance(raw, (str, bytes)):
+    if isinstance(raw, str):
+        # Most stored tables hold no nested table and no datetime: then the records as
+        # parsed are the result (a '[' or a '+00:00"' anywhere, even inside a string,
+        # takes the full way).
+        if raw.find("[", 1) < 0 and '+00:00"' not in raw:
+            try:
+                records, end = _scan(raw, 0)
+            except (StopIteration, ValueError):
+                end = -1
+            if end == len(raw):
+                return tuple(records) if records else ()
+        raw = json.loads(raw)  # also: what is not what we wrote fails here, with a clear error
+    elif isinstance(raw, bytes):
         raw = json.loads(raw)
     if not raw:
         return ()
@@ -120,4 +138,4 @@ def micros(moment: datetime) -> int:
 
 
 def from_micros(value: int) -> datetime:
-    return EPOCH + timedelta(microseconds=value)
+    return EPOCH + timedelta(0, 0, value)  # positional: half the cost of microseconds=

@@ -10,9 +10,17 @@ and can be negated. Rules:
 
 - event columns (context, name, level, id, created, group, author): exact,
   except ``=~`` (Python regexes are not SQL regexes) and globs with ``[``;
-- ``data.FIELD`` (top level only) ``==``/ordering/``in`` with numbers or with
-  strings that are not timestamps: a superset (JSON in SQL has no notion of
-  the filter's strict types), refined in Python; anything else on data: none;
+- ``data.FIELD`` (top level only), compared with a number below 2**53 in
+  magnitude (``==``, ``!=``, ordering, ``in``): exact. The clause checks the
+  JSON type first (``json_type``/``jsonb_typeof``: the filter's strict types,
+  booleans are not numbers) and then compares numerically; below 2**53 the
+  database's numbers (SQLite doubles and integers, PostgreSQL's decimal
+  ``numeric`` of the text Python wrote) order exactly as Python's do. With a
+  string that is not a timestamp: ``==``, ``!=`` and ``in`` exact (a JSON
+  string type check, then the text); ordering a superset (stored text of
+  timestamp shape reads back as a datetime, which never orders with a
+  string), refined in Python. Anything else on data (larger numbers,
+  nested paths, booleans, timestamps, null): none;
 - ``not`` of an inexact clause: none (the negation of a superset is not one).
 """
 
@@ -205,8 +213,6 @@ def _mismatch(op: str) -> Translation:
 def _in_list(node: InList, dialect: str, cols: Columns) -> Translation:
     name, values, negated = node.operand.name, node.values, node.negated
     if name == "data":
-        if negated:
-            return _NONE
         return _data_in(node, dialect)
     column = cols.get(name)
     if column is None:
@@ -251,45 +257,64 @@ def _match(node: Match, dialect: str, cols: Columns) -> Translation:
     return (and_(column.is_not(None), clause) if name in _NULLABLE else clause), True
 
 
-# -- data fields: supersets only ---------------------------------------------------
+# -- data fields ---------------------------------------------------------------------
+
+EXACT_NUMBERS = 1 << 53  # below it in magnitude, every backend orders numbers as Python does
 
 
 def _plain_literal(value: Any) -> bool:
-    """Numbers and strings that the filter compares as themselves (not as timestamps)."""
+    """Numbers and strings that SQL compares as the filter does (strings: not timestamps)."""
     if isinstance(value, bool):
         return False
-    if isinstance(value, int):
-        return -(1 << 63) <= value < (1 << 63)
-    if isinstance(value, float):
-        return math.isfinite(value)
+    if isinstance(value, (int, float)):
+        return abs(value) < EXACT_NUMBERS
     return isinstance(value, str) and as_timestamp(value) is None
+
+
+def _exact_literal(value: Any, op: str) -> bool:
+    return not isinstance(value, str) or op in ("==", "!=")
 
 
 def _data_compare(node: Compare, dialect: str) -> Translation:
     path, op, value = node.operand.path, node.op, node.value
-    if len(path) != 1 or op == "!=" or not _plain_literal(value):
+    if len(path) != 1 or not _plain_literal(value):
         return _NONE
-    return _data_leaf(path[0], op, value, dialect), False
+    if op == "!=":
+        if not _exact_literal(value, op):
+            return _NONE
+        return not_(_data_leaf(path[0], "==", value, dialect)), True
+    return _data_leaf(path[0], op, value, dialect), _exact_literal(value, op)
 
 
 def _data_in(node: InList, dialect: str) -> Translation:
-    path = node.operand.path
-    if len(path) != 1 or not node.values or not all(_plain_literal(v) for v in node.values):
+    path, values = node.operand.path, node.values
+    if len(path) != 1 or not values or not all(_plain_literal(v) for v in values):
         return _NONE
-    return or_(*(_data_leaf(path[0], "==", value, dialect) for value in node.values)), False
+    clause = or_(*(_data_leaf(path[0], "==", value, dialect) for value in values))
+    exact = all(_exact_literal(value, "==") for value in values)
+    if node.negated:
+        return (not_(clause), True) if exact else _NONE
+    return clause, exact
 
 
 def _data_leaf(field: str, op: str, value: Any, dialect: str) -> Clause:
+    """``data.field op value`` with the filter's types; NULL-free, so it can be negated."""
     data = events.c.data
+    text = isinstance(value, str)
     if dialect == "sqlite":
-        # json_extract gives TEXT for strings and numbers for numbers (1 for true):
-        # every value the filter accepts passes, a few it rejects do too.
-        return _CMP[op](func.json_extract(data, f'$[0]."{field}"'), value)
-    if isinstance(value, str):
-        text = func.jsonb_extract_path_text(data, "0", field)
-        if op == "==":
-            return text == value
-        return _CMP[op](text.collate("C"), value)
-    # jsonb compares numbers numerically (other types order apart from them).
+        path = f'$[0]."{field}"'
+        kind = func.ifnull(func.json_type(data, path), "")
+        # json_extract gives TEXT for strings and numbers for numbers (and 1/0 for booleans,
+        # which the type check keeps out).
+        typed = kind == "text" if text else kind.in_(("integer", "real"))
+        # The comparison first: SQLite parses the JSON once per call and stops at a false
+        # operand, so most rows cost one parse.
+        return and_(_CMP[op](func.json_extract(data, path), value), typed)
     element = func.jsonb_extract_path(data, "0", field)
-    return _CMP[op](element, cast(literal(json.dumps(value)), JSONB))
+    kind = func.coalesce(func.jsonb_typeof(element), "")
+    if text:
+        found = func.jsonb_extract_path_text(data, "0", field)
+        compared = found == value if op == "==" else _CMP[op](found.collate("C"), value)
+        return and_(compared, kind == "string")
+    # jsonb compares numbers numerically (other types order apart from them).
+    return and_(_CMP[op](element, cast(literal(json.dumps(value)), JSONB)), kind == "number")

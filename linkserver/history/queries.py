@@ -5,33 +5,124 @@ Pagination stays exact with Python tests: rows are fetched in growing chunks
 (keyset, never OFFSET) until ``limit + 1`` rows passed every test, so the page
 is full whenever more matches exist, ``next_cursor`` is the id of the last
 *returned* event, and it is None only when nothing matches after it.
+
+SQLite keeps no statistics, so for it this module chooses between an index on
+the context or name terms and walking the table itself (see
+:func:`choose_where` for pages, :func:`choose_count_where` for counts).
+PostgreSQL's planner decides with its own statistics.
+
+Rows are read with the database's own types (no SQLAlchemy result
+processing) and turned into events by :func:`row_reader`; each row says
+whether it has acknowledgements, so a page of events nobody acknowledged
+costs one statement.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
-from sqlalchemy import Connection, Select, Text, exists, func, select, type_coerce
+from sqlalchemy import BigInteger, Connection, Select, Text, exists, func, select, type_coerce
 
 from linkserver.core.events import Acknowledgement, Event
+from linkserver.core.levels import Level
 from linkserver.history.base import HistoryQuery
+from linkserver.history.codec import UTC, decode_data, from_micros
 from linkserver.history.filter_sql import COLUMNS, UNINDEXED, Clause, Columns, masks_clause, translate
 from linkserver.history.matching import check_query, compile_masks, id_bounds, masks_test
-from linkserver.history.schema import ack_from_row, acknowledgements, event_from_row, events
+from linkserver.history.schema import acknowledgements, events
 
 FIRST_CHUNK = 64
 MAX_CHUNK = 4096
+# A page whose context/name terms select fewer rows than this uses their index (and sorts).
+PROBE_ROWS = 5000
+# A count uses the context/name index (one table lookup per row in its range, in
+# scattered order) only for ranges below this share of the table; a scan reads each
+# table page once and costs about as much as looking up a tenth of the rows.
+INDEX_SHARE = 16
 RowTest = Callable[[str, str], bool]
 """``(context, name) -> keep``: tests that need no data (masks SQL could not say, visibility)."""
+RowReader = Callable[[Any], Event]
 
-# data is selected as it is stored and decoded only for rows that pass the row tests.
-EVENT_COLUMNS = (
-    *(column for column in events.columns if column.name not in ("data", "requires_ack")),
-    type_coerce(events.c.data, Text).label("data"),
-)
+_LEVELS = tuple(Level)
+
+
+def _has_acknowledgements() -> Any:
+    return exists().where(acknowledgements.c.event_id == events.c.id).label("acked")
+
+
+def _columns(dialect: str) -> tuple[Any, ...]:
+    """The selected columns, in :func:`row_reader`'s order, with the database's own types."""
+    if dialect == "sqlite":
+        times: tuple[Any, ...] = (
+            type_coerce(events.c.created, BigInteger).label("created"),
+            type_coerce(events.c.expires, BigInteger).label("expires"),
+        )
+    else:
+        times = (events.c.created, events.c.expires)  # timestamptz: already datetimes
+    return (
+        events.c.id,
+        events.c.context,
+        events.c.name,
+        events.c.level,
+        *times,
+        events.c.author,
+        events.c.group,
+        # as stored: decoded only for rows that pass the row tests
+        type_coerce(events.c.data, Text).label("data"),
+        _has_acknowledgements(),
+    )
+
+
+_COLUMNS = {dialect: _columns(dialect) for dialect in ("sqlite", "postgresql")}
+
+
+def row_reader(dialect: str) -> RowReader:
+    """``row -> Event`` (without acknowledgements) for rows of :func:`_columns`."""
+    levels = _LEVELS
+    if dialect == "sqlite":
+
+        def read_sqlite(row: Any) -> Event:
+            expires = row[5]
+            return Event(
+                row[0],
+                row[1],
+                row[2],
+                levels[row[3]],
+                from_micros(row[4]),
+                None if expires is None else from_micros(expires),
+                row[6],
+                row[7],
+                decode_data(row[8]),
+            )
+
+        return read_sqlite
+
+    def utc(moment: datetime | None) -> datetime | None:
+        if moment is None or moment.tzinfo is UTC:
+            return moment
+        return moment.astimezone(UTC)
+
+    def read(row: Any) -> Event:
+        return Event(
+            row[0],
+            row[1],
+            row[2],
+            levels[row[3]],
+            utc(row[4]),
+            utc(row[5]),
+            row[6],
+            row[7],
+            decode_data(row[8]),
+        )
+
+    return read
+
+
+_READERS = {dialect: row_reader(dialect) for dialect in _COLUMNS}
 
 
 @attrs.frozen
@@ -41,10 +132,14 @@ class Plan:
     event_test: Callable[[Event], bool] | None
     newest_first: bool
     limit: int
-    # SQLite only: the context/name conditions alone, to size them (see choose_where),
-    # and the same WHERE with those terms hidden from the index chooser.
+    dialect: str = "sqlite"
+    # SQLite only: the context/name conditions alone, to size them (see choose_where).
     probe: tuple[Clause, ...] = ()
-    scan_where: tuple[Clause, ...] = ()
+    query: HistoryQuery | None = None
+    # Pages: an index on the probe terms might not give id order (see _may_sort).
+    may_sort: bool = False
+    # Counts: one index on the probe terms answers every condition by itself.
+    covered: bool = False
 
     @property
     def exact(self) -> bool:
@@ -60,8 +155,7 @@ def plan(query: HistoryQuery, dialect: str) -> Plan:
         in_masks = masks_test(compile_masks(query.masks))
         row_tests.append(lambda context, name: in_masks(context))
     if query.visible is not None:
-        visible = query.visible
-        row_tests.append(lambda context, name: bool(visible(context, name)))
+        row_tests.append(_memoized(query.visible))
     row_test = None
     if len(row_tests) == 1:
         row_test = row_tests[0]
@@ -69,11 +163,47 @@ def plan(query: HistoryQuery, dialect: str) -> Plan:
         first, second = row_tests
         row_test = lambda context, name: first(context, name) and second(context, name)  # noqa: E731
     probe: tuple[Clause, ...] = ()
-    scan_where: tuple[Clause, ...] = ()
-    if dialect == "sqlite" and _may_sort(query):
+    if dialect == "sqlite":
         probe = tuple(_conditions(query, dialect, COLUMNS, only_paths=True)[0])
-        scan_where = tuple(_conditions(query, dialect, UNINDEXED)[0])
-    return Plan(tuple(where), row_test, event_test, query.newest_first, query.limit, probe, scan_where)
+    return Plan(
+        tuple(where),
+        row_test,
+        event_test,
+        query.newest_first,
+        query.limit,
+        dialect,
+        probe,
+        query,
+        may_sort=bool(probe) and _may_sort(query),
+        covered=bool(probe) and _covered(query, where, probe),
+    )
+
+
+def _scan_where(plan: Plan) -> tuple[Clause, ...]:
+    """The plan's WHERE with the context/name terms hidden from SQLite's index chooser."""
+    assert plan.query is not None
+    return tuple(_conditions(plan.query, plan.dialect, UNINDEXED)[0])
+
+
+def _memoized(visible: Callable[[str, str], bool]) -> RowTest:
+    """``visible`` asked once per (context, name) in one query: permission checks are not free."""
+    seen: dict[tuple[str, str], bool] = {}
+
+    def test(context: str, name: str) -> bool:
+        key = (context, name)
+        found = seen.get(key)
+        if found is None:
+            found = seen[key] = bool(visible(context, name))
+        return found
+
+    return test
+
+
+def _covered(query: HistoryQuery, where: list[Clause], probe: tuple[Clause, ...]) -> bool:
+    """Whether the conditions are only the mask's or only the names' (plus id bounds):
+    then the index on that column, which holds the id too, counts them alone."""
+    bounds = sum(bound is not None for bound in id_bounds(query))
+    return len(probe) == 1 and len(where) == 1 + bounds
 
 
 def _may_sort(query: HistoryQuery) -> bool:
@@ -125,7 +255,9 @@ def _conditions(
     return where, masks_exact, event_test
 
 
-PROBE_ROWS = 5000
+def _count_up_to(conn: Connection, where: Sequence[Clause], most: int) -> int:
+    limited = select(1).where(*where).limit(most).subquery()
+    return conn.execute(select(func.count()).select_from(limited)).scalar_one()
 
 
 def choose_where(conn: Connection, plan: Plan) -> tuple[Clause, ...]:
@@ -134,74 +266,100 @@ def choose_where(conn: Connection, plan: Plan) -> tuple[Clause, ...]:
     visits every row in its range, then sorts). Count the range, up to PROBE_ROWS:
     below that, the index is cheap; above it, hide those terms from the index chooser.
     """
-    if not plan.probe:
+    if not plan.may_sort or _count_up_to(conn, plan.probe, PROBE_ROWS) < PROBE_ROWS:
         return plan.where
-    probe = select(func.count()).select_from(select(1).where(*plan.probe).limit(PROBE_ROWS).subquery())
-    return plan.where if conn.execute(probe).scalar_one() < PROBE_ROWS else plan.scan_where
+    return _scan_where(plan)
+
+
+def choose_count_where(conn: Connection, plan: Plan) -> tuple[tuple[Clause, ...], Columns]:
+    """The WHERE to count with, and the columns to group by.
+
+    An index on the context or name terms costs one table lookup per row in its
+    range, in scattered order (about 2 us a row, more when the pages are not
+    cached); a scan of the table about 0.2 us a row. So: the index when
+    it answers everything itself (``covered``) or its range is under 1/INDEX_SHARE of
+    the table, else a scan with those terms hidden. Sizing costs an index-only count
+    of the range (up to PROBE_ROWS, then up to the share) and one of the table. A scan
+    groups by hidden columns too: SQLite would otherwise walk the context index for
+    its order, with a table lookup per row.
+    """
+    if not plan.probe or (plan.covered and plan.exact):
+        return plan.where, COLUMNS
+    if _count_up_to(conn, plan.probe, PROBE_ROWS) < PROBE_ROWS:
+        return plan.where, COLUMNS
+    share = conn.execute(select(func.count()).select_from(events)).scalar_one() // INDEX_SHARE
+    if _count_up_to(conn, plan.probe, share) < share:
+        return plan.where, COLUMNS
+    return _scan_where(plan), UNINDEXED
 
 
 def _select(where: Sequence[Clause], plan: Plan, extra: Sequence[Clause] = ()) -> Select[Any]:
     order = events.c.id.desc() if plan.newest_first else events.c.id.asc()
-    return select(*EVENT_COLUMNS).where(*where, *extra).order_by(order)
+    return select(*_COLUMNS[plan.dialect]).where(*where, *extra).order_by(order)
 
 
 def fetch_page(conn: Connection, plan: Plan) -> tuple[list[Event], bool]:
     """Up to ``limit`` matching events in order (with acknowledgements) and whether more exist."""
     limit = plan.limit
     where = choose_where(conn, plan)
+    read = _READERS[plan.dialect]
     if plan.exact:
         rows = conn.execute(_select(where, plan).limit(limit + 1)).all()
-        found = [event_from_row(row) for row in rows[:limit]]
-        return with_acknowledgements(conn, found), len(rows) > limit
+        kept = rows[:limit]
+        return _with_acknowledgements(conn, [read(row) for row in kept], kept), len(rows) > limit
     row_test, event_test = plan.row_test, plan.event_test
-    found = []
+    found: list[Event] = []
+    found_rows: list[Any] = []
     extra: list[Clause] = []
     chunk = min(max(limit + 1, FIRST_CHUNK), MAX_CHUNK)
     while True:
         rows = conn.execute(_select(where, plan, extra).limit(chunk)).all()
         for row in rows:
-            if row_test is not None and not row_test(row.context, row.name):
+            if row_test is not None and not row_test(row[1], row[2]):
                 continue
-            event = event_from_row(row)
+            event = read(row)
             if event_test is not None and not event_test(event):
                 continue
             found.append(event)
+            found_rows.append(row)
             if len(found) > limit:
-                return with_acknowledgements(conn, found[:limit]), True
+                return _with_acknowledgements(conn, found[:limit], found_rows), True
         if len(rows) < chunk:
-            return with_acknowledgements(conn, found), False
-        last = rows[-1].id
+            return _with_acknowledgements(conn, found, found_rows), False
+        last = rows[-1][0]
         extra = [events.c.id < last if plan.newest_first else events.c.id > last]
         chunk = min(chunk * 2, MAX_CHUNK)
 
 
 def count(conn: Connection, plan: Plan) -> int:
+    where, cols = choose_count_where(conn, plan)
     if plan.exact:
-        return conn.execute(select(func.count()).select_from(events).where(*plan.where)).scalar_one()
+        return conn.execute(select(func.count()).select_from(events).where(*where)).scalar_one()
     if plan.event_test is None:
         # Only (context, name) tests: count per pair in SQL, test each pair once.
         row_test = plan.row_test
         assert row_test is not None
         pairs = conn.execute(
             select(events.c.context, events.c.name, func.count())
-            .where(*plan.where)
-            .group_by(events.c.context, events.c.name)
+            .where(*where)
+            .group_by(cols["context"], cols["name"])
         ).all()
         return sum(n for context, name, n in pairs if row_test(context, name))
     total = 0
     last: int | None = None
     scan = attrs.evolve(plan, newest_first=False)
+    read = _READERS[plan.dialect]
     while True:
         extra = [] if last is None else [events.c.id > last]
-        rows = conn.execute(_select(plan.where, scan, extra).limit(MAX_CHUNK)).all()
+        rows = conn.execute(_select(where, scan, extra).limit(MAX_CHUNK)).all()
         for row in rows:
-            if plan.row_test is not None and not plan.row_test(row.context, row.name):
+            if plan.row_test is not None and not plan.row_test(row[1], row[2]):
                 continue
-            if plan.event_test(event_from_row(row)):
+            if plan.event_test(read(row)):
                 total += 1
         if len(rows) < MAX_CHUNK:
             return total
-        last = rows[-1].id
+        last = rows[-1][0]
 
 
 def acknowledgements_of(conn: Connection, ids: Sequence[int]) -> dict[int, list[Acknowledgement]]:
@@ -214,22 +372,24 @@ def acknowledgements_of(conn: Connection, ids: Sequence[int]) -> dict[int, list[
         .order_by(acknowledgements.c.event_id, acknowledgements.c.time, acknowledgements.c.id)
     )
     for row in rows:
-        found[row.event_id].append(ack_from_row(row))
+        found[row.event_id].append(Acknowledgement(time=row.time, user=row.user, text=row.text))
     return found
 
 
-def with_acknowledgements(conn: Connection, found: list[Event]) -> list[Event]:
-    acks = acknowledgements_of(conn, [event.id for event in found])
-    if not acks:
+def _with_acknowledgements(conn: Connection, found: list[Event], rows: Sequence[Any]) -> list[Event]:
+    """``found`` with the acknowledgements of those whose row (same position) has any."""
+    acked = [event.id for event, row in zip(found, rows, strict=False) if row[9]]
+    if not acked:
         return found
+    acks = acknowledgements_of(conn, acked)
     return [
         attrs.evolve(event, acknowledgements=tuple(acks[event.id])) if event.id in acks else event
         for event in found
     ]
 
 
-def get(conn: Connection, event_id: int) -> Event | None:
-    row = conn.execute(select(*EVENT_COLUMNS).where(events.c.id == event_id)).first()
+def get(conn: Connection, event_id: int, dialect: str) -> Event | None:
+    row = conn.execute(select(*_COLUMNS[dialect]).where(events.c.id == event_id)).first()
     if row is None:
         return None
-    return event_from_row(row, acknowledgements_of(conn, [event_id]).get(event_id, ()))
+    return _with_acknowledgements(conn, [_READERS[dialect](row)], [row])[0]

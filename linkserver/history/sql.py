@@ -287,7 +287,7 @@ class SqlHistoryStore(HistoryStore):
     def get(self, event_id: int) -> Event:
         def load() -> Event | None:
             with self.engine.connect() as conn:
-                return queries.get(conn, event_id)
+                return queries.get(conn, event_id, self._dialect or self.engine.dialect.name)
 
         found = load()
         if found is None and self._writer is not None and self._writer.pending:

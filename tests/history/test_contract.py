@@ -40,6 +40,8 @@ DATA = [
     {"x": -3, "s": 'it\'s "quoted" ünïcode'},
     {"s": "abd", "rows": ({"a": 7},)},
     {"x": 10**12, "s": "a%b_c"},
+    {"x": 2**60 + 1, "s": "b"},
+    {"x": 0.1, "s": ""},
 ]
 
 
@@ -291,6 +293,10 @@ FILTERS = [
     "data.rows.a == 7", "data.rows.a > 1", "data.missing == null", "data.ok == false",
     "not data.x > 2", 'data.x > 2 or name == "alarm"', 'not (data.x > 2 and level >= 3)',
     f"data.x == {10**12}",
+    'data.x != 2.5', 'not data.x == 5', 'data.x in [1, 2.5]', 'data.x not in [1, 2.5, "5"]', 'data.x >= -3',
+    'data.x == 0.1', 'data.x < 0.2', f'data.x > {2**53}', f'data.x < {2**61}', f'data.x != {2**60 + 1}',
+    'data.s != "abc"', 'not data.s == "m"', 'data.s not in ["abc", "m"]', 'data.s in ["b", ""]',
+    'data.ok != true', 'not (data.x > 2 or data.s == "m")',
 ]  # fmt: skip
 
 

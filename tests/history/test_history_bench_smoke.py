@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-GOALS = ("sqlite_durable_fire", "postgres_durable_fire", "sqlite_newest100", "sqlite_purge_p99")
+GOALS = ("sqlite_durable_fire", "postgres_durable_fire")
 
 
 @pytest.mark.slow

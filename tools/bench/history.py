@@ -12,13 +12,8 @@
 2. ``postgres_durable_fire``: the same into PostgreSQL vs. psycopg ``COPY``
    of the same rows in one transaction. Needs ``LINKSERVER_BENCH_POSTGRES_URL``
    (default: the local server); skipped with a message if unreachable.
-3. ``sqlite_newest100``: the newest 100 events of a context mask at a
-   minimum level (``devices.*``, level >= WARNING, 1000 devices) through the
-   store, in databases of SMALL and BIG events (100k and 10M; quick: 10k and
-   100k), generated with raw SQL. Goal: BIG time <= 2x SMALL time.
-4. ``sqlite_purge_p99``: durable append latency (append to committed) at a
-   steady rate, p99 while a purge deletes M expired events (1M; quick:
-   50k) vs. p99 with no purge running. Goal: <= 2x.
+
+The query and purge goals are in tools/bench/queries.py.
 
     python tools/bench/history.py [--quick] [--postgres-url URL] [--keep DIR]
 """
@@ -30,13 +25,11 @@ import gc
 import os
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,18 +41,13 @@ sys.path.insert(0, str(ROOT))
 from linkserver.core.events import Event, IdGenerator  # noqa: E402
 from linkserver.core.levels import Level  # noqa: E402
 from linkserver.history import migrate  # noqa: E402
-from linkserver.history.base import HistoryQuery  # noqa: E402
-from linkserver.history.codec import micros  # noqa: E402
 from linkserver.history.engine import configure_sqlite  # noqa: E402
 from linkserver.history.schema import EVENT_COLUMNS, row_maker  # noqa: E402
 from linkserver.history.sql import SqlHistoryStore  # noqa: E402
 
 SETTINGS = {
-    # fire events, fire rounds, newest-100 sizes, purge size, purge batch, fire rate, seconds per phase
-    "quick": dict(fire=10_000, rounds=1, sizes=(10_000, 100_000), purge=50_000, purge_batch=5000,
-                  rate=500, calm=1.0),
-    "full": dict(fire=100_000, rounds=3, sizes=(100_000, 10_000_000), purge=1_000_000, purge_batch=5000,
-                 rate=1_000, calm=5.0),
+    "quick": dict(fire=10_000, rounds=1),
+    "full": dict(fire=100_000, rounds=3),
 }  # fmt: skip
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 COLUMNS_SQL = ", ".join('"group"' if name == "group" else name for name in EVENT_COLUMNS)
@@ -236,145 +224,13 @@ def postgres_copy_round(url: str, events: list[Event]) -> float:
         return time.perf_counter() - started
 
 
-# -- 3. newest 100 at two sizes ------------------------------------------------------------
-
-
-def generate(
-    path: str, count: int, *, first: int = 0, expires: datetime = datetime(2100, 1, 1, tzinfo=UTC)
-) -> None:
-    """``count`` rows in 1000 device contexts, ids ascending, by SQL (fast), in chunks."""
-    connection = sqlite3.connect(path)
-    configure_sqlite(connection)
-    connection.execute("PRAGMA cache_size = -1000000")
-    try:
-        chunk = 1_000_000
-        for start in range(first, first + count, chunk):
-            size = min(chunk, first + count - start)
-            connection.execute(
-                f"""WITH RECURSIVE seq(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM seq WHERE i + 1 < ?)
-                INSERT INTO events ({COLUMNS_SQL})
-                SELECT ? + i * 64, 'devices.d' || (i % 1000), 'measurement', i % 6,
-                       ?, ?, 'bench', 'measurements',
-                       '[{{"quantity":"temperature","value":21.5,"unit":"degC"}}]', 0
-                FROM seq""",
-                (start, start + size, BASE_ID, micros(datetime(2024, 5, 1, 12, tzinfo=UTC)), micros(expires)),
-            )
-            connection.commit()
-            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        connection.close()
-
-
-def time_query(store: SqlHistoryStore, query: HistoryQuery, repeat: int) -> float:
-    store.query(query)  # warm the cache
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        page = store.query(query)
-        times.append(time.perf_counter() - started)
-    assert page.events, "the benchmark's query found nothing"
-    return statistics.median(times)
-
-
-def bench_newest100(settings: dict[str, Any], workdir: Path) -> None:
-    small, big = settings["sizes"]
-    print(f"\n3. newest 100 of devices.* at level >= WARNING: {small:,} vs {big:,} stored events")
-    queries = {
-        "devices.* >= WARNING": HistoryQuery(masks=("devices.*",), min_level=Level.WARNING, limit=100),
-        "devices.d7 >= WARNING": HistoryQuery(masks=("devices.d7",), min_level=Level.WARNING, limit=100),
-        "** (all)": HistoryQuery(limit=100),
-    }
-    results: dict[int, dict[str, float]] = {}
-    for size in (small, big):
-        with sqlite_file(workdir) as path:
-            started = time.perf_counter()
-            generate(path, size)
-            print(f"   generated {size:,} events in {time.perf_counter() - started:.1f}s")
-            store = SqlHistoryStore(f"sqlite:///{path}")
-            store.start()
-            try:
-                results[size] = {name: time_query(store, query, 21) for name, query in queries.items()}
-            finally:
-                store.stop()
-    for name in queries:
-        print(
-            f"   {name:24} {results[small][name] * 1e3:7.2f} ms at {small:,}   "
-            f"{results[big][name] * 1e3:7.2f} ms at {big:,}"
-        )
-    first = next(iter(queries))
-    goal("sqlite_newest100", results[big][first] / results[small][first], 2.0, at_least=False)
-
-
-# -- 4. purge while firing -------------------------------------------------------------------
-
-
-def fire_steadily(store: SqlHistoryStore, rate_per_s: int, stop: Callable[[], bool]) -> list[float]:
-    """Fire at ``rate_per_s`` until ``stop()``; the append-to-commit latency of each event."""
-    latencies: list[float] = []
-    ids = IdGenerator(node_id=2)
-    interval = 1 / rate_per_s
-    next_at = time.perf_counter()
-    while not stop():
-        event_id, ms = ids.next()
-        created = datetime.fromtimestamp(ms / 1000, UTC)
-        event = Event(id=event_id, context="devices.d1", name="measurement", level=Level.INFO,
-                      created=created, expires=created + timedelta(days=10), author="bench",
-                      group=None, data=({"value": 1.0},))  # fmt: skip
-        sent = time.perf_counter()
-        future = store.append(event)
-        future.add_done_callback(lambda _f, sent=sent: latencies.append(time.perf_counter() - sent))
-        next_at += interval
-        pause = next_at - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
-    store.flush()
-    return latencies
-
-
-def p99(values: list[float]) -> float:
-    return statistics.quantiles(values, n=100)[98]
-
-
-def bench_purge(settings: dict[str, Any], workdir: Path) -> None:
-    count, batch = settings["purge"], settings["purge_batch"]
-    fire_rate, calm = settings["rate"], settings["calm"]
-    print(f"\n4. purge of {count:,} expired events in batches of {batch} while firing {fire_rate}/s")
-    with sqlite_file(workdir) as path:
-        generate(path, count, expires=datetime(2000, 1, 1, tzinfo=UTC))
-        store = SqlHistoryStore(f"sqlite:///{path}")
-        store.start()
-        try:
-            deadline = time.perf_counter() + calm
-            quiet = fire_steadily(store, fire_rate, lambda: time.perf_counter() > deadline)
-            done = threading.Event()
-            removed: list[int] = []
-            started = time.perf_counter()
-
-            def purge() -> None:
-                removed.append(store.purge_expired(datetime.now(UTC), batch))
-                done.set()
-
-            threading.Thread(target=purge, daemon=True).start()
-            busy = fire_steadily(store, fire_rate, done.is_set)
-            purge_seconds = time.perf_counter() - started
-        finally:
-            store.stop()
-    print(f"   purged {removed[0]:,} events in {purge_seconds:.1f}s ({rate(removed[0], purge_seconds)})")
-    print(
-        f"   append-to-commit p99 without purge: {p99(quiet) * 1e3:.2f} ms ({len(quiet)} events), "
-        f"during purge: {p99(busy) * 1e3:.2f} ms ({len(busy)} events); "
-        f"max {max(quiet) * 1e3:.1f} / {max(busy) * 1e3:.1f} ms"
-    )
-    goal("sqlite_purge_p99", p99(busy) / p99(quiet), 2.0, at_least=False)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test of a few seconds")
     parser.add_argument(
         "--postgres-url", default=os.environ.get("LINKSERVER_BENCH_POSTGRES_URL", DEFAULT_POSTGRES)
     )
-    parser.add_argument("--only", nargs="*", choices=["sqlite_fire", "postgres_fire", "newest100", "purge"])
+    parser.add_argument("--only", nargs="*", choices=["sqlite_fire", "postgres_fire"])
     parser.add_argument("--workdir", help="where the SQLite files go (default: a temporary directory)")
     args = parser.parse_args()
     settings = SETTINGS["quick" if args.quick else "full"]
@@ -387,8 +243,6 @@ def main() -> int:
     parts = {
         "sqlite_fire": lambda: bench_sqlite_fire(settings, workdir),
         "postgres_fire": lambda: bench_postgres_fire(settings, args.postgres_url),
-        "newest100": lambda: bench_newest100(settings, workdir),
-        "purge": lambda: bench_purge(settings, workdir),
     }
     try:
         for name, run in parts.items():
