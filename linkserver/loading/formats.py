@@ -192,7 +192,7 @@ class DefinitionReader:
                 fields.append(field)
         # The record counts are checked whatever else is wrong in the format.
         known = {k: v for k, v in counts.items() if v is not MISSING}
-        if not entries.failed:
+        if not entries.failed & {"min_records", "max_records"}:
             entries.report(format_problems(**known), prefix=f"{where}: ")
         if failed or entries.bad:
             return None

@@ -685,6 +685,7 @@ def test_a_file_with_many_problems_reports_every_one_in_one_pass() -> None:
                 expiration: 30d
                 colour: red
                 format:
+                  description: [not, text]
                   min_records: 5
                   max_records: 1
                   fields:
@@ -708,14 +709,15 @@ def test_a_file_with_many_problems_reports_every_one_in_one_pass() -> None:
         "c.yaml:10:9: unknown key 'colour' in event 'quiet'; valid keys: description, expiration, "
         "fire_permissions, format, group, help, hidden, level, permissions, persistent, "
         "requires_acknowledgement",
-        "c.yaml:13:11: the format of event 'quiet': max_records 1 is less than min_records 5",
-        "c.yaml:15:40: field 'n': min 5 is greater than max 1",
-        "c.yaml:15:66: 'nullable' in field 'n' must be true or false, got the string 'maybe'",
-        "c.yaml:16:22: invalid field name 'bad-field': use letters, digits and '_' only",
-        "c.yaml:16:48: field 'bad-field': min 2 is greater than max 1",
-        "c.yaml:17:31: 'type' in field 'k' must be one of string, integer, float, boolean, datetime, "
+        "c.yaml:12:24: 'description' in the format of event 'quiet' must be a string, got a list",
+        "c.yaml:14:11: the format of event 'quiet': max_records 1 is less than min_records 5",
+        "c.yaml:16:40: field 'n': min 5 is greater than max 1",
+        "c.yaml:16:66: 'nullable' in field 'n' must be true or false, got the string 'maybe'",
+        "c.yaml:17:22: invalid field name 'bad-field': use letters, digits and '_' only",
+        "c.yaml:17:48: field 'bad-field': min 2 is greater than max 1",
+        "c.yaml:18:31: 'type' in field 'k' must be one of string, integer, float, boolean, datetime, "
         "table, got the string 'colour'",
-        "c.yaml:19:21: 'persistent' in event 'acked' must be true or false, got the string 'maybe'",
-        "c.yaml:21:21: 'expiration' in event 'acked' must be a positive duration such as 10d, 6h, 30m, "
+        "c.yaml:20:21: 'persistent' in event 'acked' must be true or false, got the string 'maybe'",
+        "c.yaml:22:21: 'expiration' in event 'acked' must be a positive duration such as 10d, 6h, 30m, "
         "45s or 500ms, got the string '-1d'",
     ]
