@@ -266,12 +266,17 @@ def parse(name: str, text: str, problems: Problems) -> Document | None:
         problems.add(Location(name, line, column), message)
         return None
     except yaml.reader.ReaderError as exc:
-        before = text[: exc.position]
+        position, character = exc.position, exc.character
+        if isinstance(character, int):
+            # libyaml reports the character's code and its offset in the UTF-8 bytes.
+            position = len(text.encode("utf-8")[:position].decode("utf-8", errors="ignore"))
+            character = chr(character)
+        before = text[:position]
         line = before.count("\n") + 1
-        column = exc.position - (before.rfind("\n") + 1) + 1
+        column = position - (before.rfind("\n") + 1) + 1
         problems.add(
             Location(name, line, column),
-            f"invalid YAML: character {exc.character!r} is not allowed; {exc.reason}",
+            f"invalid YAML: character {character!r} is not allowed; {exc.reason}",
         )
         return None
     except RecursionError:

@@ -721,3 +721,10 @@ def test_a_file_with_many_problems_reports_every_one_in_one_pass() -> None:
         "c.yaml:22:21: 'expiration' in event 'acked' must be a positive duration such as 10d, 6h, 30m, "
         "45s or 500ms, got the string '-1d'",
     ]
+
+
+def test_a_control_character_is_reported_at_its_column_after_non_ascii_text() -> None:
+    path = write("c.yaml", 'contexts:\n  x: {description: "Müller ± Söhne \x07"}\n')
+    assert problems(path) == [
+        "c.yaml:2:36: invalid YAML: character '\\x07' is not allowed; control characters are not allowed"
+    ]
