@@ -13,7 +13,7 @@ import collections
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Generator, Iterable
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping
 from typing import Any, Unpack
 
 import httpx
@@ -42,11 +42,14 @@ from linkserver.client.transport import (
     expect,
     fire_item,
     history_params,
+    new_user_body,
     parse_event,
     parse_page,
     parse_results,
+    password_body,
     resolve_credentials,
     response_error,
+    user_url,
 )
 from linkserver.core.errors import LinkServerError
 from linkserver.core.events import Event
@@ -179,6 +182,38 @@ class AsyncClient:
 
     async def purge(self) -> int:
         return int(expect(await self._call("POST", "/purge"), "removed"))
+
+    # -- users (docs/protocol.md: admin on root, except oneself) ------------------
+
+    async def users(self) -> list[dict[str, Any]]:
+        """Every user: ``{name, grants, password, created, updated}``."""
+        return list(expect(await self._call("GET", "/users"), "users"))
+
+    async def user(self, name: str) -> dict[str, Any]:
+        return dict(expect(await self._call("GET", user_url(name)), "user"))
+
+    async def add_user(
+        self, name: str, *, password: str | None = None, grants: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Add a user (without a password it can only log in once one is set)."""
+        return dict(expect(await self._call("POST", "/users", new_user_body(name, password, grants)), "user"))
+
+    async def set_password(self, name: str, password: str, *, current_password: str | None = None) -> None:
+        """Set a user's password; one's own needs ``current_password``. Ends its other sessions."""
+        await self._call("POST", user_url(name, "password"), password_body(password, current_password))
+
+    async def grant(self, name: str, grants: Mapping[str, Any]) -> dict[str, Any]:
+        """Add or change grants ``{mask: level}``; returns the user."""
+        body = {"grants": {mask: str(level) for mask, level in grants.items()}}
+        return dict(expect(await self._call("POST", user_url(name, "grants"), body), "user"))
+
+    async def revoke(self, name: str, masks: Iterable[str]) -> dict[str, Any]:
+        """Remove the grants of ``masks``; returns the user."""
+        body = {"masks": list(masks)}
+        return dict(expect(await self._call("POST", user_url(name, "revoke"), body), "user"))
+
+    async def remove_user(self, name: str) -> None:
+        await self._call("DELETE", user_url(name))
 
     async def logout(self) -> None:
         token, self._token = self._token, None

@@ -1,8 +1,13 @@
-"""Client commands of the ``linkserver`` CLI: fire, history, ack, watch, tree, status.
+"""Client commands of the ``linkserver`` CLI: fire, history, ack, watch, tree, status (and,
+in :mod:`linkserver.client.user_commands`, user, login, logout).
 
 They talk to a running server (``--url``, default: ``$LINKSERVER_URL``, the
-local credentials file's, or http://127.0.0.1:7341). Exit codes: 0 ok, 1 the
-server refused, 2 usage, 3 server unreachable, 4 authentication failed.
+local credentials file's, or http://127.0.0.1:7341). A command logs in only
+when it holds no session token for that server and user
+(:mod:`linkserver.client.sessions`); an API token (``--token``,
+``$LINKSERVER_TOKEN``) is used as is. Exit codes: 0 ok, 1 the server
+refused, 2 usage, 3 server unreachable, 4 authentication failed (or too
+many failed logins: wait and retry).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from linkserver.client.errors import AuthenticationFailed, ServerUnavailable
 from linkserver.client.values import UsageError, parse_assignments
-from linkserver.core.errors import LinkServerError
+from linkserver.core.errors import LinkServerError, TooManyAttempts
 
 if TYPE_CHECKING:
     # Imported where used: a command loads what it needs and no more (whole-process
@@ -34,8 +39,8 @@ PASSWORD_ENV = "LINKSERVER_PASSWORD"
 Handler = Callable[[argparse.Namespace], int]
 
 
-def add_client_commands(subparsers: Any) -> None:
-    """Register fire, history, ack, watch and tree on an ``add_subparsers()`` object."""
+def connection_options() -> argparse.ArgumentParser:
+    """The options every client command takes: --url, --user, --token, --json."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection")
     group.add_argument("--url", help="server address (default: $LINKSERVER_URL or the local server)")
@@ -45,7 +50,14 @@ def add_client_commands(subparsers: Any) -> None:
     group.add_argument("--password", help=argparse.SUPPRESS)
     group.add_argument("--token", help="API or session token (default: $LINKSERVER_TOKEN)")
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    return common
 
+
+def add_client_commands(subparsers: Any) -> None:
+    """Register fire, history, ack, watch, tree, user, login and logout on an ``add_subparsers()``."""
+    from linkserver.client.user_commands import add_user_commands
+
+    common = connection_options()
     fire = subparsers.add_parser("fire", parents=[common], help="fire an event in a running server")
     fire.add_argument("path", help="context path, e.g. devices.plc7")
     fire.add_argument("event", help="event name, e.g. measurement")
@@ -97,6 +109,8 @@ def add_client_commands(subparsers: Any) -> None:
     )
     status.set_defaults(handler=_guarded(_status))
 
+    add_user_commands(subparsers, common)
+
 
 def _positive(text: str) -> int:
     try:
@@ -121,6 +135,8 @@ def _guarded(handler: Handler) -> Handler:
             return _fail(UNREACHABLE, str(exc))
         except AuthenticationFailed as exc:
             return _fail(AUTH, f"authentication failed: {exc}")
+        except TooManyAttempts as exc:
+            return _fail(AUTH, str(exc))
         except LinkServerError as exc:
             return _fail(FAILED, str(exc).replace("\n", " "))
         except KeyboardInterrupt:
@@ -137,19 +153,37 @@ def _fail(code: int, message: str) -> int:
 
 
 def _client(args: argparse.Namespace) -> Client:
+    """The client of a command: the given or ``$LINKSERVER_TOKEN`` token as is; else the
+    cached session of the user (``--user``, or the local admin credentials file's),
+    logging in only when there is none or the server refuses it."""
+    from linkserver.client.sessions import CachedSessionClient
     from linkserver.client.sync import Client
+    from linkserver.client.transport import TOKEN_ENV, default_url, endpoint, resolve_credentials
 
     if not getattr(args, "verbose", False):
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    try:
+        if args.token or os.environ.get(TOKEN_ENV):
+            return Client(args.url, token=args.token)
+        where = endpoint(args.url or default_url())
+        if args.user:
+            return CachedSessionClient(where.base, user=args.user, password=lambda: _password(args))
+        local = resolve_credentials(where, None, None, None)
+        if local.user is None:
+            return Client(where.base)  # no credentials: the server's 401 says what to do
+        password = str(local.password)
+        return CachedSessionClient(where.base, user=local.user, password=lambda: password)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _password(args: argparse.Namespace) -> str:
     password = args.password or os.environ.get(PASSWORD_ENV)
-    if args.user and password is None:
+    if password is None:
         if not sys.stdin.isatty():
             raise UsageError(f"--user needs a password: set ${PASSWORD_ENV} or run in a terminal")
         password = getpass.getpass(f"password for {args.user}: ")
-    try:
-        return Client(args.url, user=args.user, password=password, token=args.token)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    return password
 
 
 def _print_json(value: Any) -> None:

@@ -9,7 +9,7 @@ with Client("http://127.0.0.1:7341") as client:     # local: admin credentials f
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 
 import httpx
@@ -26,11 +26,14 @@ from linkserver.client.transport import (
     expect,
     fire_item,
     history_params,
+    new_user_body,
     parse_event,
     parse_page,
     parse_results,
+    password_body,
     resolve_credentials,
     response_error,
+    user_url,
 )
 from linkserver.core.errors import LinkServerError
 from linkserver.core.events import Event
@@ -195,6 +198,38 @@ class Client:
     def purge(self) -> int:
         """Delete expired history now; returns how many events went."""
         return int(expect(self._call("POST", "/purge"), "removed"))
+
+    # -- users (docs/protocol.md: admin on root, except oneself) ------------------
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user: ``{name, grants, password, created, updated}``."""
+        return list(expect(self._call("GET", "/users"), "users"))
+
+    def user(self, name: str) -> dict[str, Any]:
+        return dict(expect(self._call("GET", user_url(name)), "user"))
+
+    def add_user(
+        self, name: str, *, password: str | None = None, grants: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Add a user (without a password it can only log in once one is set)."""
+        return dict(expect(self._call("POST", "/users", new_user_body(name, password, grants)), "user"))
+
+    def set_password(self, name: str, password: str, *, current_password: str | None = None) -> None:
+        """Set a user's password; one's own needs ``current_password``. Ends its other sessions."""
+        self._call("POST", user_url(name, "password"), password_body(password, current_password))
+
+    def grant(self, name: str, grants: Mapping[str, Any]) -> dict[str, Any]:
+        """Add or change grants ``{mask: level}``; returns the user."""
+        body = {"grants": {mask: str(level) for mask, level in grants.items()}}
+        return dict(expect(self._call("POST", user_url(name, "grants"), body), "user"))
+
+    def revoke(self, name: str, masks: Iterable[str]) -> dict[str, Any]:
+        """Remove the grants of ``masks``; returns the user."""
+        body = {"masks": list(masks)}
+        return dict(expect(self._call("POST", user_url(name, "revoke"), body), "user"))
+
+    def remove_user(self, name: str) -> None:
+        self._call("DELETE", user_url(name))
 
     def logout(self) -> None:
         with self._lock:

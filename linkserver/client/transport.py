@@ -185,6 +185,29 @@ def context_url(path: str) -> str:
 # -- request bodies -----------------------------------------------------------
 
 
+def user_url(name: str, action: str = "") -> str:
+    """``/users/NAME`` (or ``/users/NAME/ACTION``) of the users API."""
+    return f"/users/{quote(name, safe='')}" + (f"/{action}" if action else "")
+
+
+def new_user_body(
+    name: str, password: str | None = None, grants: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name}
+    if password is not None:
+        body["password"] = password
+    if grants:
+        body["grants"] = {mask: str(level) for mask, level in grants.items()}
+    return body
+
+
+def password_body(password: str, current_password: str | None = None) -> dict[str, Any]:
+    body = {"password": password}
+    if current_password is not None:
+        body["current_password"] = current_password
+    return body
+
+
 def level_name(level: Level | str | int | None) -> str | None:
     return None if level is None else Level.parse(level).name
 

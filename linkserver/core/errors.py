@@ -113,6 +113,34 @@ class PermissionDenied(LinkServerError, PermissionError):
     """The acting user lacks the permission level an action needs."""
 
 
+class UserNotFound(LinkServerError, LookupError):
+    """No user of that name (or the caller may not manage users)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no user {name!r}; 'linkserver user list' shows the users")
+
+
+class UserExists(LinkServerError, ValueError):
+    """A user of that name exists already."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"user {name!r} exists already; change it with 'linkserver user passwd/grant'")
+
+
+class GrantNotFound(LinkServerError, LookupError):
+    """A user holds no grant on the mask to revoke."""
+
+
+class TooManyAttempts(LinkServerError, PermissionError):
+    """Too many failed logins or unknown tokens: wait ``retry_after`` seconds (HTTP 429)."""
+
+    def __init__(self, what: str, retry_after: float) -> None:
+        self.retry_after = max(1, int(retry_after + 0.999))
+        super().__init__(f"too many {what}; try again in {self.retry_after} s")
+
+
 class ConfigError(LinkServerError, ValueError):
     """Configuration or definition files are invalid.
 

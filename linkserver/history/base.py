@@ -17,6 +17,7 @@ from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.filters import Filter
 from linkserver.core.levels import Level
 from linkserver.history.tree import TreeStore
+from linkserver.history.users import UserStore
 
 #: ``visible(context, event_name) -> bool``: the reader may see events of that kind there.
 Visibility = Callable[[str, str], bool]
@@ -157,3 +158,8 @@ class HistoryStore(TreeStore):
         """Delete events with ``expires <= now`` (and their acknowledgements) in
         batches of ``batch_size``, each its own short transaction, so appends
         are never held up for long; returns how many events went."""
+
+    @property
+    @abc.abstractmethod
+    def users(self) -> UserStore:
+        """The users kept in this history's database (usable between start and stop)."""

@@ -21,6 +21,7 @@ from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
 from linkserver.history.codec import check_acknowledgement, check_event, encode_data
 from linkserver.history.matching import compile_query, encode_cursor, id_bounds
 from linkserver.history.tree import StoredContext
+from linkserver.history.users import MemoryUserStore, UserStore
 
 
 class MemoryHistoryStore(HistoryStore):
@@ -34,6 +35,11 @@ class MemoryHistoryStore(HistoryStore):
         self._stopped = False
         self._contexts: dict[str, StoredContext] = {}
         self._tree_seq = 0
+        self._users = MemoryUserStore()
+
+    @property
+    def users(self) -> UserStore:
+        return self._users
 
     def start(self) -> None:
         with self._lock:

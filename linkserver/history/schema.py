@@ -147,6 +147,20 @@ contexts = Table(
     Column("node", Integer, nullable=False),
 )
 Index("ix_contexts_seq", contexts.c.seq, unique=True)
+users = Table(
+    "users",
+    metadata,
+    # A handful to a few thousand rows, read whole at start and by name: the primary key is enough.
+    Column("name", Text, primary_key=True),
+    Column("password_hash", Text, nullable=True),
+    Column("grants", Data, nullable=False),
+    Column("created", UtcDateTime, nullable=False),
+    Column("updated", UtcDateTime, nullable=False),
+    Column("removed", Boolean, nullable=False),
+    # Changes with every write (linkserver/history/users.py): max(revision) tells a node that
+    # another one changed a user. Not indexed: the table is small.
+    Column("revision", BigInteger, nullable=False),
+)
 
 EVENT_COLUMNS = tuple(column.name for column in events.columns)
 """The column order of rows made by :func:`row_maker` (the writer's INSERT/COPY order)."""

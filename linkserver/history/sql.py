@@ -30,6 +30,7 @@ from linkserver.history.engine import (
 )
 from linkserver.history.matching import encode_cursor
 from linkserver.history.schema import Id, UtcDateTime, acknowledgements, contexts, events, row_maker
+from linkserver.history.sql_users import SqlUserStore
 from linkserver.history.tree import StoredContext
 from linkserver.history.writer import Writer, WriterStats
 
@@ -91,6 +92,7 @@ class SqlHistoryStore(HistoryStore):
         self._checkpointer: WalCheckpointer | None = None
         self._dialect = ""
         self._upsert: Any = None
+        self._users = SqlUserStore(lambda: self.engine, lambda: self._write_lock)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -140,6 +142,10 @@ class SqlHistoryStore(HistoryStore):
         if self._engine is None:
             raise ServerStopped("history is not running")
         return self._engine
+
+    @property
+    def users(self) -> SqlUserStore:
+        return self._users
 
     @property
     def writer_stats(self) -> WriterStats:

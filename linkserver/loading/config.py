@@ -38,7 +38,7 @@ CONFIG_ENV = "LINKSERVER_CONFIG"
 DATA_DIR_ENV = "LINKSERVER_DATA_DIR"
 LISTEN_ENV = "LINKSERVER_LISTEN"
 
-TOP_KEYS = ("server", "history", "delivery", "expiration", "users", "controllers")
+TOP_KEYS = ("server", "history", "delivery", "expiration", "users", "controllers", "auth")
 SERVER_KEYS = ("node_id", "data_dir", "contexts", "listen", "log_format", "metrics")
 LOG_FORMATS = ("text", "json")
 METRICS_ACCESS = ("observer", "open")  # who may read /metrics (linkserver.net.metrics)
@@ -50,6 +50,15 @@ DELIVERY_KEYS = ("queue_size",)
 RULE_KEYS = ("mask", "event", "expiration")
 USER_KEYS = ("password_hash", "grants")
 CONTROLLER_KEYS = ("name", "class", "options")
+AUTH_KEYS = ("session_lifetime", "allowed_origins", "throttle")
+THROTTLE_KEYS = (
+    "user_failures",
+    "address_failures",
+    "token_failures",
+    "first_delay",
+    "max_delay",
+    "forget_after",
+)
 
 MAX_NODE_ID = 1023
 _TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -71,6 +80,24 @@ class ControllerConfig:
     name: str
     target: str
     options: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class AuthConfig:
+    """Sessions, login back-off and the WebSocket ``Origin`` check (``auth`` in the file).
+
+    ``allowed_origins`` empty: only the server's own host (and clients that
+    send no ``Origin``); ``"*"`` allows every origin.
+    """
+
+    session_lifetime: timedelta = timedelta(hours=12)
+    allowed_origins: tuple[str, ...] = ()
+    user_failures: int = 5
+    address_failures: int = 20
+    token_failures: int = 20
+    first_delay: timedelta = timedelta(seconds=1)
+    max_delay: timedelta = timedelta(minutes=15)
+    forget_after: timedelta = timedelta(hours=1)
 
 
 def _default_users() -> dict[str, UserConfig]:
@@ -105,6 +132,7 @@ class ServerConfig:
     expiration: ExpirationTable = attrs.field(eq=False)
     users: Mapping[str, UserConfig] = attrs.field(factory=_default_users, eq=False)
     controllers: tuple[ControllerConfig, ...] = ()
+    auth: AuthConfig = attrs.field(factory=AuthConfig)
     source: Path | None = None
 
     @classmethod
@@ -271,6 +299,7 @@ def read_config(
     if "users" in top:
         values["users"] = _users(top)
     values["controllers"] = _controllers(top)
+    values["auth"] = _auth(top)
     values["source"] = Path(os.path.abspath(path))
     if len(problems) > before:
         return ConfigResult(None, tuple(rules), contexts)
@@ -400,6 +429,31 @@ def _users(top: Entries) -> dict[str, UserConfig]:
         if not entries.bad:
             users[name] = UserConfig(name=name, password_hash=password_hash, grants=Grants(grants))
     return users
+
+
+def _auth(top: Entries) -> AuthConfig:
+    auth = top.mapping("auth", "'auth'")
+    auth.check_keys(AUTH_KEYS)
+    values: dict[str, Any] = {"session_lifetime": auth.duration("session_lifetime")}
+    origins: list[str] = []
+    for node in auth.sequence("allowed_origins"):
+        value = top.doc.plain(node)
+        if value == "*" or (isinstance(value, str) and re.fullmatch(r"https?://[^/\s]+", value)):
+            origins.append(value.lower())
+        else:
+            auth.error(
+                node,
+                f"each of 'allowed_origins' in 'auth' must be an origin such as https://ops.example.com "
+                f"(scheme and host, no path) or '*', got {describe(value)}",
+            )
+    values["allowed_origins"] = tuple(origins)
+    throttle = auth.mapping("throttle", "'throttle' in 'auth'")
+    throttle.check_keys(THROTTLE_KEYS)
+    for key in ("user_failures", "address_failures", "token_failures"):
+        values[key] = throttle.integer(key, minimum=1)
+    for key in ("first_delay", "max_delay", "forget_after"):
+        values[key] = throttle.duration(key)
+    return AuthConfig(**{k: v for k, v in values.items() if v is not MISSING})
 
 
 def _controllers(top: Entries) -> tuple[ControllerConfig, ...]:

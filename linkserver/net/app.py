@@ -24,21 +24,33 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from linkserver.core.errors import (
-    LinkServerError,
-)
+from linkserver.core.errors import LinkServerError, PermissionDenied, TooManyAttempts
 from linkserver.core.events import Event
 from linkserver.core.levels import Permission
 from linkserver.core.permissions import Principal
 from linkserver.net import codec
-from linkserver.net.auth import ADMIN, ADMIN_HASH_FILE, Authenticator, SessionStore, check_password_hash
+from linkserver.net.auth import (
+    ADMIN,
+    ADMIN_HASH_FILE,
+    ApiTokens,
+    Authenticator,
+    SessionStore,
+    ThrottleSettings,
+    check_password_hash,
+    forget_admin_credentials,
+)
 from linkserver.net.codec import AuthenticationFailed, BadRequest, FireRequest, NotFound, TooLarge
+from linkserver.net.connections import REGRANTED, Connection, Connections, Watcher
 from linkserver.net.gateway import Gateway
 from linkserver.net.metrics import NetStats, metrics_route
 from linkserver.net.openapi import openapi_document
+from linkserver.net.origins import origin_allowed
 from linkserver.net.protocol import Limits, Session
 from linkserver.net.push import waker_for
+from linkserver.net.throttle import ThrottleRule
+from linkserver.net.users_api import UserRoutes, caller_token
 from linkserver.server.app import LinkServer
+from linkserver.server.users import GRANTS, PASSWORD, REMOVED, UserChange, UserDirectory
 from linkserver.wire import decode, shapes
 from linkserver.wire.routes import OPERATIONS, PREFIX, Operation
 
@@ -81,6 +93,8 @@ def error_response(exc: BaseException) -> JSONResponse:
     if status >= 500 and not isinstance(exc, LinkServerError):
         log.error("request failed", exc_info=exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse({"error": codec.error_body(exc)}, status_code=status, headers=headers)
 
 
@@ -108,10 +122,21 @@ class Api:
     same name) runs, so a handler never sees a document that does not fit its declaration.
     """
 
-    def __init__(self, gateway: Gateway, auth: Authenticator, limits: Limits) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        auth: Authenticator,
+        limits: Limits,
+        *,
+        connections: Connections | None = None,
+        allowed_origins: tuple[str, ...] = (),
+    ) -> None:
         self.gateway, self.auth, self.limits = gateway, auth, limits
         self.access = gateway.server.access
         self.stats = NetStats(auth)
+        self.connections = connections if connections is not None else Connections()
+        self.allowed_origins = allowed_origins
+        self.users_api = UserRoutes(self, gateway.server.users)  # the /users operations
 
     def endpoint(self, op: Operation, work: Work) -> Callable[[Request], Awaitable[Response]]:
         limit = self.limits.max_message_bytes
@@ -119,7 +144,10 @@ class Api:
         async def endpoint(request: Request) -> Response:
             try:
                 token = bearer(request)
-                principal = None if op.public else await run_in_threadpool(self.auth.authenticate, token)
+                address = request.client.host if request.client else None
+                principal = (
+                    None if op.public else await run_in_threadpool(self.auth.authenticate, token, address)
+                )
                 args = (
                     decode.convert(
                         dict(request.path_params),
@@ -151,7 +179,8 @@ class Api:
     def routes(self) -> list[Route | WebSocketRoute]:
         by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
         for op in OPERATIONS:
-            by_path.setdefault(op.url, {})[op.method] = self.endpoint(op, getattr(self, op.name))
+            handler = getattr(self, op.name, None) or getattr(self.users_api, op.name)
+            by_path.setdefault(op.url, {})[op.method] = self.endpoint(op, handler)
         routes: list[Route | WebSocketRoute] = [_route(path, methods) for path, methods in by_path.items()]
         routes.append(WebSocketRoute(PREFIX + "/ws", _WebSocketEndpoint(self.websocket), name="websocket"))
         return routes
@@ -163,7 +192,7 @@ class Api:
         session = self.auth.login(body.user, body.password, call.address)
         return {"token": session.token, "user": session.user, "expires": session.expires.isoformat()}
 
-    def logout(self, call: Call) -> dict[str, Any]:
+    def logout(self, call: Call) -> dict[str, Any]:  # its WebSocket connections end too
         if call.token:
             self.auth.logout(call.token, call.address)
         return {}
@@ -234,9 +263,22 @@ class Api:
     # -- WebSocket -------------------------------------------------------------------
 
     async def websocket(self, websocket: WebSocket, send: Send) -> None:
+        origin = websocket.headers.get("origin")
+        if not origin_allowed(origin, websocket.headers.get("host"), self.allowed_origins):
+            log.warning("WebSocket from origin %r refused", origin)
+            await websocket.send_denial_response(
+                error_response(
+                    PermissionDenied(
+                        f"WebSocket connections from origin {origin!r} are not allowed; "
+                        "the server's administrator can add it to 'allowed_origins' in 'auth'"
+                    )
+                )
+            )
+            return
         token = websocket.query_params.get("token") or bearer(websocket)
+        address = websocket.client.host if websocket.client else None
         try:
-            principal = await run_in_threadpool(self.auth.authenticate, token)
+            principal = await run_in_threadpool(self.auth.authenticate, token, address)
         except Exception as exc:
             if isinstance(exc, AuthenticationFailed):
                 self.stats.token_failures.add()
@@ -245,14 +287,27 @@ class Api:
         await websocket.accept()
         self.stats.websockets += 1
         wake = asyncio.Event()
-        waker = waker_for(asyncio.get_running_loop())  # one loop wake-up for many sessions
+        loop = asyncio.get_running_loop()
+        waker = waker_for(loop)  # one loop wake-up for many sessions
         session = Session(self.gateway, principal, self.limits, on_output=lambda: waker.wake(wake))
-        sender = asyncio.create_task(self._send_loop(send, session, wake))
+        assert token is not None
+
+        def ended(code: int, reason: str) -> None:  # any thread: stop delivering, then close
+            session.close()
+            loop.call_soon_threadsafe(wake.set)
+
+        connection = Connection(token, principal, ended)
+        self.connections.add(connection)
+        if self.auth.resolve(token) is None:  # ended between the check and the registration
+            connection.end(4401, "the token is no longer valid")
+        sender = asyncio.create_task(self._send_loop(send, session, wake, connection))
         try:
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
+                if connection.closing is not None:
+                    continue  # ended: nothing more is fired or subscribed
                 text = message.get("text")
                 await run_in_threadpool(
                     session.receive, text if text is not None else message.get("bytes") or b""
@@ -263,20 +318,28 @@ class Api:
             pass
         finally:
             self.stats.websockets -= 1
+            self.connections.discard(connection)
             session.close()
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
 
     @staticmethod
-    async def _send_loop(send: Send, session: Session, wake: asyncio.Event) -> None:
+    async def _send_loop(send: Send, session: Session, wake: asyncio.Event, connection: Connection) -> None:
         """Pushes and answers go to the ASGI ``send`` itself: Starlette's state checks in
-        ``WebSocket.send`` cost a tenth of a push, and nothing here needs them."""
+        ``WebSocket.send`` cost a tenth of a push, and nothing here needs them. An ended
+        connection gets its close frame instead of whatever was still waiting."""
         try:
             while True:
                 wake.clear()  # before taking: whatever comes after the take signals again
+                if connection.closing is not None:
+                    code, reason = connection.closing
+                    await send({"type": "websocket.close", "code": code, "reason": reason})
+                    return
                 for text in session.take_text(SEND_CHUNK):
+                    if connection.closing is not None:
+                        break
                     await send({"type": "websocket.send", "text": text})
-                if session.pending:
+                if session.pending or connection.closing is not None:
                     continue  # more than one chunk was waiting: no new signal will come
                 if session.wants_pump:
                     await run_in_threadpool(session.pump)
@@ -340,26 +403,44 @@ def create_app(
     authenticator: Authenticator | None = None,
     session_store: SessionStore | None = None,
 ) -> Starlette:
-    """The network API of a started ``server``. Users log in with their configured
-    ``password_hash``; an ``admin`` without one uses ``<data_dir>/admin.hash``."""
+    """The network API of a started ``server``. Users log in with the password hashes of
+    the server's user directory; an ``admin`` without one uses ``<data_dir>/admin.hash``."""
     gateway = Gateway(server)
+    settings = server.config.auth
+    users: UserDirectory = server.users
+    if ADMIN in users and users.password_hash(ADMIN) is None:
+        generated = admin_hash(server)
+        if generated is not None:
+            users.adopt_password_hash(ADMIN, generated)
     if authenticator is None:
-        hashes = {name: user.password_hash for name, user in server.config.users.items()}
-        if ADMIN in hashes and hashes[ADMIN] is None:
-            hashes[ADMIN] = admin_hash(server)
         authenticator = Authenticator(
-            server.users,
-            hashes,
-            data_dir=server.config.data_dir,
-            sessions=session_store,
+            users,
+            api_tokens=ApiTokens(server.config.data_dir),
+            sessions=session_store or SessionStore(settings.session_lifetime),
             on_login=lambda user, address: gateway.user_event(
                 user, "login", {"username": user, "address": address}
             ),
             on_logout=lambda user, address, reason: gateway.user_event(
                 user, "logout", {"username": user, "address": address, "reason": reason}
             ),
+            throttle=throttle_settings(settings),
         )
-    api = Api(gateway, authenticator, limits or Limits())
+    auth = authenticator
+    connections = Connections()
+    auth.on_ended(connections.end_token)
+    users.on_change(lambda change: _user_changed(change, auth, connections, server))
+    api = Api(
+        gateway, auth, limits or Limits(), connections=connections, allowed_origins=settings.allowed_origins
+    )
+
+    def check_sessions() -> None:
+        auth.sweep()
+        if auth.api_tokens is not None:
+            auth.api_tokens.changed()
+        users.refresh()
+        connections.recheck(auth.resolve)
+
+    watcher = Watcher(check_sessions, lambda: server.running).start()
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document())
@@ -382,5 +463,39 @@ def create_app(
     }
     routes = [*api.routes(), Route("/openapi.json", openapi), metrics_route(server, api.stats, bearer)]
     app = Starlette(routes=routes, exception_handlers=handlers)
-    app.state.gateway, app.state.auth, app.state.api = gateway, authenticator, api
+    app.state.gateway, app.state.auth, app.state.api = gateway, auth, api
+    app.state.connections, app.state.watcher = connections, watcher
     return app
+
+
+def throttle_settings(settings: Any) -> ThrottleSettings:
+    """The back-off rules of the ``auth`` configuration (loading.config.AuthConfig)."""
+
+    def rule(free: int) -> ThrottleRule:
+        return ThrottleRule(
+            free=free,
+            first_delay=settings.first_delay.total_seconds(),
+            max_delay=settings.max_delay.total_seconds(),
+            forget_after=settings.forget_after.total_seconds(),
+        )
+
+    return ThrottleSettings(
+        user=rule(settings.user_failures),
+        address=rule(settings.address_failures),
+        token=rule(settings.token_failures),
+    )
+
+
+def _user_changed(
+    change: UserChange, auth: Authenticator, connections: Connections, server: LinkServer
+) -> None:
+    """A user changed (here or on another node): end what the change invalidates."""
+    name = change.name
+    if change.kind == PASSWORD:
+        auth.end_sessions(name, "revoked", f"the password of {name} was changed", keep=caller_token())
+        if name == ADMIN and change.by is not None and forget_admin_credentials(server.config.data_dir):
+            log.info("the admin password was set: the generated admin credentials file was deleted")
+    elif change.kind == REMOVED:
+        auth.end_sessions(name, "revoked", f"user {name} was removed")
+    elif change.kind == GRANTS:
+        connections.end_user(name, REGRANTED, f"the grants of {name} changed; connect again")

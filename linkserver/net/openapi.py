@@ -68,7 +68,8 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _operation(op: Operation, refs: dict[int, Any], schemas: dict[str, Any]) -> dict[str, Any]:
-    errors = sorted({*op.errors, *(() if op.public else (401,))})
+    # Any token may be refused (401), and unknown ones are throttled per address (429).
+    errors = sorted({*op.errors, *(() if op.public else (401, 429))})
     responses: dict[str, Any] = {str(op.status): {"description": "OK", **_json(refs[id(op.answer)])}}
     for status in errors:
         responses[str(status)] = {"description": ERROR_TEXT[status], **_json(refs[id(shapes.ErrorAnswer)])}

@@ -41,6 +41,7 @@ from linkserver.core.errors import ConfigError, LinkServerError
 from linkserver.loading.config import DATA_DIR_ENV, LISTEN_ENV
 from linkserver.net.auth import (
     ADMIN,
+    ADMIN_HASH_FILE,
     create_token,
     ensure_admin_credentials,
     hash_password,
@@ -191,8 +192,7 @@ def serve(
             with sock:
                 host, port = sock.getsockname()[:2]
                 url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-                admin = config.users.get(ADMIN)
-                if admin is not None and admin.password_hash is None:
+                if uses_generated_admin_password(server):
                     _, created = ensure_admin_credentials(config.data_dir, url)
                     if created is not None:
                         log.info(
@@ -223,6 +223,7 @@ def serve(
                 log.info("data in %s; history at %s", config.data_dir, config.database_url)
                 if stopper.signal is None:
                     stopper.server.run(sockets=[sock])
+                app.state.watcher.stop()
                 app.state.auth.close_all()  # open sessions end: 'logout' with reason 'closed'
             reason = f"{stopper.signal} received" if stopper.signal else "stopped"
         finally:
@@ -230,6 +231,20 @@ def serve(
             server.stop(reason)
     log.info("LinkServer stopped")
     return 0
+
+
+def uses_generated_admin_password(server: Any) -> bool:
+    """True when the ``admin`` user has no password yet, or still the one of ``admin.hash``
+    (set by nobody but the first start): then the credentials file is (re)written."""
+    if ADMIN not in server.users:
+        return False
+    current = server.users.password_hash(ADMIN)
+    if current is None:
+        return True
+    try:
+        return (Path(server.config.data_dir) / ADMIN_HASH_FILE).read_text().strip() == current
+    except OSError:
+        return False
 
 
 def token_command(argv: Sequence[str] | None = None) -> int:

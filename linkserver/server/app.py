@@ -33,6 +33,7 @@ from linkserver.server.delivery import Subscription
 from linkserver.server.engine import Engine
 from linkserver.server.purge import PurgeScheduler
 from linkserver.server.stored_tree import KnownDefinitions, TreeRecorder, restore
+from linkserver.server.users import UserDirectory
 
 log = logging.getLogger("linkserver.server")
 
@@ -66,7 +67,8 @@ class LinkServer:
             self.history, interval=config.purge_interval, batch_size=config.purge_batch_size
         )
         self.controllers: list[tuple[str, DeviceController, DeviceHandle]] = []
-        self.users = {name: Principal(name=name, grants=user.grants) for name, user in config.users.items()}
+        # The configured users until start, then those of the history database (server/users.py).
+        self.users = UserDirectory(config.users, self.engine)
         self._lock_file: IO[str] | None = None
         self._state_lock = threading.Lock()
         self.running = False
@@ -102,6 +104,7 @@ class LinkServer:
                 self.history.start()
                 self._restore_tree()
                 self.running = True
+                self.users.start(self.history.users)
                 self._fire_root("serverStarted", {"version": __version__, "node_id": self.config.node_id})
                 self.purger.start()
                 for controller_config in self.config.controllers:
@@ -215,5 +218,5 @@ class LinkServer:
         return self.engine.listen(mask, event, listener, **kwargs)
 
     def user(self, name: str) -> Principal:
-        """The configured user ``name`` as a Principal (KeyError if unknown)."""
+        """The user ``name`` as a Principal (KeyError if unknown)."""
         return self.users[name]

@@ -35,7 +35,9 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
 from linkserver.client.errors import AuthenticationFailed, ServerUnavailable
+from linkserver.client.sessions import CachedSessionClient
 from linkserver.client.sync import Client
+from linkserver.client.transport import TOKEN_ENV, default_url, endpoint, resolve_credentials
 from linkserver.core.errors import LinkServerError
 from linkserver.shell import render
 from linkserver.shell.commands import Shell, ShellError, describe_error
@@ -74,7 +76,8 @@ def open_history(path: Path | None = None) -> History:
 
 
 class StreamConsole:
-    """Writes lines to ``stream``; ``ask`` asks through ``asker`` (None: nobody can answer).
+    """Writes lines to ``stream``; ``ask`` asks through ``asker`` (None: nobody can answer),
+    ``ask_secret`` through ``secret_asker`` (no echo).
 
     With ``patch_stdout`` (an interactive shell writing to the terminal),
     lines written while a question is pending go through prompt-toolkit's
@@ -89,8 +92,10 @@ class StreamConsole:
         width: int | None = None,
         asker: Callable[[str], str] | None = None,
         patch_stdout: bool = False,
+        secret_asker: Callable[[str], str] | None = None,
     ) -> None:
         self.stream, self.colour, self._width, self.asker = stream, colour, width, asker
+        self.secret_asker = secret_asker
         self._patch = patch_stdout
         self._lock = threading.Lock()
 
@@ -139,6 +144,14 @@ class StreamConsole:
                 if failed:
                     raise failed[0]
 
+    def ask_secret(self, question: str) -> str | None:
+        if self.secret_asker is None:
+            return None
+        try:
+            return self.secret_asker(question)
+        except EOFError:
+            return ""
+
 
 def _isatty(stream: Any) -> bool:
     try:
@@ -158,6 +171,31 @@ def _ask_password(question: str, input: Any, output: Any) -> str | None:  # noqa
     return getpass.getpass(question)
 
 
+def _kept_session(
+    url: str | None, user: str | None, password: str | None, ask_password: Callable[[str], str | None] | None
+) -> Client:
+    """A script's client: the kept session of the user (linkserver.client.sessions), if any."""
+    where = endpoint(url or default_url())
+    if user is None:
+        local = resolve_credentials(where, None, None, None)
+        if local.user is None:
+            return Client(where.base)
+        user, password = local.user, local.password
+    name = user
+
+    def ask() -> str:
+        answer = (
+            password
+            if password is not None
+            else (ask_password(f"password for {name}: ") if ask_password else None)
+        )
+        if answer is None:
+            raise ShellError(f"--user {name} needs a password: run in a terminal or set ${PASSWORD_ENV}")
+        return answer
+
+    return CachedSessionClient(where.base, user=name, password=ask)
+
+
 def connect(
     url: str | None,
     user: str | None,
@@ -165,10 +203,25 @@ def connect(
     *,
     ask_password: Callable[[str], str | None] | None,
     complain: Callable[[str], None],
+    keep_session: bool = False,
 ) -> Client:
     """A client that has logged in (``GET /me`` answered). Raises ShellError, ServerUnavailable,
-    AuthenticationFailed; with ``ask_password`` a wrong password is asked again (3 tries)."""
+    AuthenticationFailed; with ``ask_password`` a wrong password is asked again (3 tries).
+
+    ``keep_session`` (scripts): reuse the session kept by the command line, as its commands
+    do, instead of logging in (and out) for every script."""
     password = password if password is not None else os.environ.get(PASSWORD_ENV)
+    if keep_session and not os.environ.get(TOKEN_ENV):
+        try:
+            kept = _kept_session(url, user, password, ask_password)
+        except ValueError as exc:
+            raise ShellError(str(exc)) from None
+        try:
+            kept.me()
+            return kept
+        except BaseException:
+            kept.close()
+            raise
     tries = 3 if user is not None and password is None and ask_password is not None else 1
     for attempt in range(tries):
         if user is not None and password is None:
@@ -230,7 +283,9 @@ def run_shell(
         if interactive or input is not None or (command is not None and _isatty(sys.stdin)):
             asker = lambda question: _ask_password(question, input, output)  # noqa: E731
         try:
-            client = connect(url, user, password, ask_password=asker, complain=complain)
+            client = connect(
+                url, user, password, ask_password=asker, complain=complain, keep_session=not interactive
+            )
         except ShellError as exc:
             complain(str(exc))
             return USAGE
@@ -244,7 +299,10 @@ def run_shell(
             return AUTH
         with client:
             if interactive:
-                return _interactive(client, out, complain, colour, input, output, history_file)
+                try:
+                    return _interactive(client, out, complain, colour, input, output, history_file)
+                finally:
+                    _logout(client)  # the interactive session ends: 'logout' on the server
             console = StreamConsole(out, colour=colour)
             shell = Shell(client, console)
             lines = command.splitlines() if command is not None else (script or sys.stdin)
@@ -252,6 +310,13 @@ def run_shell(
     except KeyboardInterrupt:
         complain("interrupted")
         return INTERRUPTED
+
+
+def _logout(client: Client) -> None:
+    try:
+        client.logout()
+    except LinkServerError as exc:
+        log.debug("logout failed: %s", exc)
 
 
 def run_line(shell: Shell, line: str, complain: Callable[[str], None]) -> tuple[int, bool]:
@@ -313,7 +378,11 @@ def _interactive(
 ) -> int:
     questions: PromptSession[str] = PromptSession(input=input, output=output)
     console = StreamConsole(
-        out, colour=colour, asker=lambda q: questions.prompt(q), patch_stdout=output is None
+        out,
+        colour=colour,
+        asker=lambda q: questions.prompt(q),
+        secret_asker=lambda q: questions.prompt(q, is_password=True),
+        patch_stdout=output is None,
     )
     shell = Shell(client, console)
     who = client.credentials.user or "token"

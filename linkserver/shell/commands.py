@@ -13,6 +13,9 @@ import threading
 import time
 from typing import Any
 
+import attrs
+
+from linkserver.server.passwords import check_new_password
 from linkserver.shell import render
 from linkserver.shell.session import (  # noqa: F401 - re-exported for the app and completion
     _NAME,
@@ -353,3 +356,33 @@ def _me(shell: Shell, a: argparse.Namespace) -> None:
     me = shell.client.me()
     grants = ", ".join(f"{mask} {level}" for mask, level in (me.get("grants") or {}).items())
     shell.write(f"{me.get('user')} at {shell.client.url}; grants: {grants or 'none'}")
+
+
+@command(
+    "passwd",
+    "passwd",
+    "change your own password (asks for the current one, then the new one twice)",
+)
+def _passwd(shell: Shell, a: argparse.Namespace) -> None:
+    me = shell.client.me()
+    if me.get("component"):
+        raise ShellError("passwd changes a user's password; this shell is logged in with an API token")
+    name = str(me.get("user"))
+    ask = shell.console.ask_secret
+    current = ask(f"current password of {name}: ")
+    if current is None:
+        raise ShellError("passwd needs a terminal to ask for the passwords")
+    new = ask("new password: ") or ""
+    if not new:
+        shell.write("password not changed (none given)")
+        return
+    if ask("new password again: ") != new:
+        raise ShellError("the new passwords differ; password not changed")
+    problem = check_new_password(new)
+    if problem:
+        raise ShellError(f"{problem}; password not changed")
+    shell.client.set_password(name, new, current_password=current)
+    credentials = shell.client.credentials
+    if credentials.user == name:  # later logins (after a restart of the server) use the new one
+        shell.client.credentials = attrs.evolve(credentials, password=new)
+    shell.write(f"password of {name} changed; your other sessions ended")

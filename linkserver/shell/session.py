@@ -45,7 +45,8 @@ class ShellError(LinkServerError, ValueError):
 
 
 class Console(Protocol):
-    """Where commands write. ``ask`` returns None when nobody can answer (scripts).
+    """Where commands write. ``ask`` (and ``ask_secret``, without echo) return None when
+    nobody can answer (scripts).
 
     ``ask(question, meanwhile)`` runs ``meanwhile(stop)`` in another thread
     for as long as the question is pending (until ``stop`` is set), and the
@@ -65,6 +66,8 @@ class Console(Protocol):
     def ask(
         self, question: str, meanwhile: Callable[[threading.Event], None] | None = None
     ) -> str | None: ...
+
+    def ask_secret(self, question: str) -> str | None: ...
 
 
 def describe_error(exc: BaseException) -> str:

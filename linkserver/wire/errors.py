@@ -17,11 +17,15 @@ from linkserver.core.errors import (
     PermissionDenied,
     ServerStopped,
     TooLarge,
+    TooManyAttempts,
+    UserExists,
 )
 
 # (class, status), most specific first.
 STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (AuthenticationFailed, 401),
+    (TooManyAttempts, 429),  # a PermissionError, like PermissionDenied
+    (UserExists, 409),  # a ValueError
     (PermissionDenied, 403),
     (TooLarge, 413),
     (DataTableError, 422),
@@ -39,6 +43,7 @@ BY_STATUS: dict[int, type[Exception]] = {
     403: PermissionDenied,
     404: NotFound,
     413: TooLarge,
+    429: TooManyAttempts,
 }
 
 

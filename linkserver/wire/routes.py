@@ -22,6 +22,7 @@ ERROR_TEXT = {
     409: "Exists already",
     413: "Message, body or batch too large",
     422: "Data table invalid",
+    429: "Too many failed logins or unknown tokens: wait Retry-After seconds",
     503: "History did not confirm the write in time (not confirmed: retry), or the server is stopping",
 }
 
@@ -49,7 +50,7 @@ class Operation:
 Op = Operation
 OPERATIONS: tuple[Operation, ...] = (
     Op("login", "POST", "/login", "Log in; fires 'login' in users.NAME", "nothing", s.LoginAnswer,
-      body=s.LoginRequest, errors=(400, 401), public=True),
+      body=s.LoginRequest, errors=(400, 401, 429), public=True),
     Op("logout", "POST", "/logout", "End the session; fires 'logout'", "a session token", s.Empty),
     Op("me", "GET", "/me", "The current user and its grants", "any token", s.MeAnswer),
     Op("tree", "GET", "/tree", "The visible context tree", "observer somewhere below", s.TreeNode,
@@ -74,6 +75,24 @@ OPERATIONS: tuple[Operation, ...] = (
       path_params=s.EventPath, errors=(400, 403, 404)),
     Op("purge", "POST", "/purge", "Purge expired events now", "engineer on root", s.RemovedCount,
       errors=(403,)),
+    # Users managed at run time (linkserver.net.users_api).
+    Op("users", "GET", "/users", "Every user", "admin on root", s.UsersAnswer, errors=(403,)),
+    Op("add_user", "POST", "/users", "Add a user; fires 'userAdded' in users.NAME", "admin on root",
+      s.UserAnswer, status=201, body=s.NewUser, errors=(400, 403, 409)),
+    Op("user", "GET", "/users/{name}", "One user", "admin on root, or the user itself", s.UserAnswer,
+      path_params=s.UserPath, errors=(400, 403, 404)),
+    Op("remove_user", "DELETE", "/users/{name}", "Remove a user; fires 'userRemoved', ends its sessions",
+      "admin on root (not oneself)", s.Empty, path_params=s.UserPath, errors=(400, 403, 404)),
+    Op("set_password", "POST", "/users/{name}/password",
+      "Set a password; fires 'passwordChanged', ends the user's other sessions",
+      "admin on root; the user itself with current_password", s.Empty, body=s.PasswordChange,
+      path_params=s.UserPath, errors=(400, 403, 404, 429)),
+    Op("grant", "POST", "/users/{name}/grants",
+      "Add or change grants; fires 'grantsChanged', closes the user's WebSockets (4403)", "admin on root",
+      s.UserAnswer, body=s.GrantChange, path_params=s.UserPath, errors=(400, 403, 404)),
+    Op("revoke", "POST", "/users/{name}/revoke",
+      "Remove grants; fires 'grantsChanged', closes the user's WebSockets (4403)", "admin on root",
+      s.UserAnswer, body=s.Revocation, path_params=s.UserPath, errors=(400, 403, 404)),
 )  # fmt: skip
 
 BY_NAME = {op.name: op for op in OPERATIONS}

@@ -124,6 +124,29 @@ class Acknowledge(Shape):
     text: Text
 
 
+Password = Annotated[str, Meta(min_length=8, max_length=1024, description="8 to 1024 characters")]
+GrantTable = dict[Mask, PermissionName]  # 'root' is the root mask
+
+
+class NewUser(Shape):
+    name: Name
+    password: Password | None = None  # none: no password login until one is set
+    grants: GrantTable = {}
+
+
+class PasswordChange(Shape):
+    password: Password
+    current_password: str | None = None  # needed to change one's own
+
+
+class GrantChange(Shape):
+    grants: Annotated[GrantTable, Meta(min_length=1)]
+
+
+class Revocation(Shape):
+    masks: Annotated[list[Mask], Meta(min_length=1)]
+
+
 # -- HTTP query and path parameters ---------------------------------------------------
 
 
@@ -161,6 +184,10 @@ class EventPath(Shape):
 
 class ContextPathParam(Shape):
     path: PathSegment
+
+
+class UserPath(Shape):
+    name: Name
 
 
 class WebSocketQuery(Shape):
@@ -282,6 +309,22 @@ class MeAnswer(Shape):
     user: str
     grants: dict[str, PermissionName]
     component: bool
+
+
+class User(Shape):
+    name: str
+    grants: dict[str, PermissionName]
+    password: bool  # whether it can log in with a password
+    created: datetime
+    updated: datetime
+
+
+class UserAnswer(Shape):
+    user: User
+
+
+class UsersAnswer(Shape):
+    users: list[User]
 
 
 class PathAnswer(Shape):

@@ -28,12 +28,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 def make_live(tmp_path: Path) -> Iterator[Callable[..., Live]]:
     started: list[Live] = []
 
-    def make(*, database_url: str = "memory://", **kwargs: Any) -> Live:
+    def make(*, database_url: str = "memory://", extra: str = "", **kwargs: Any) -> Live:
         directory = tmp_path / f"server{len(started)}"
         directory.mkdir()
         if database_url == "sqlite":
             database_url = f"sqlite:///{directory / 'data' / 'history.sqlite3'}"
-        server = Live(write_config(directory, database_url=database_url), **kwargs)
+        server = Live(write_config(directory, database_url=database_url, extra=extra), **kwargs)
         started.append(server)
         return server
 

@@ -138,6 +138,21 @@ def recv_json(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
     return json.loads(ws.recv(timeout=timeout))  # type: ignore[no-any-return]
 
 
+def closed_with(ws: Any, timeout: float = 2.0) -> tuple[int, str]:
+    """Read until the server closes ``ws``; its close code and reason."""
+    from websockets.exceptions import ConnectionClosed
+
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+    except ConnectionClosed as exc:
+        assert exc.rcvd is not None, "the connection ended without a close frame"
+        return exc.rcvd.code, exc.rcvd.reason
+    except TimeoutError:
+        raise AssertionError(f"the server did not close the connection within {timeout} s") from None
+
+
 def request(ws: Any, message: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
     """Send one message and return the next message (its answer, when nothing else is pushed)."""
     ws.send(json.dumps(message))

@@ -51,12 +51,11 @@ def _login_events(live: Live, user: str, name: str) -> list[dict[str, Any]]:
 
 def test_login_and_logout_fire_events_in_the_users_context(make_live: Any) -> None:
     live = make_live()
-    assert live.server.tree.find("users.observer") is None
+    assert live.server.tree.find("users.observer") is not None  # every user has its context from the start
     response = live.client().post("/login", json={"user": "observer", "password": "observer-pw"})
     assert response.status_code == 200
     body = response.json()
     assert body["user"] == "observer" and body["expires"] and len(body["token"]) > 30
-    assert live.server.tree.find("users.observer") is not None  # created on demand
     with live.client(token=body["token"]) as client:
         assert client.get("/me").json()["user"] == "observer"
         assert client.post("/logout").json() == {}

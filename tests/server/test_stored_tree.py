@@ -172,7 +172,8 @@ def test_a_tree_change_history_cannot_record_is_refused_and_changes_nothing(tmp_
         assert seen.events == []  # no childAdded/childRemoved for what did not happen
         store.failing = False
         server.engine.remove_context("devices.plc1")
-        assert [(c.path, c.removed) for c in store.load_contexts()] == [("devices.plc1", True)]
+        stored = [(c.path, c.removed) for c in store.load_contexts() if c.path.startswith("devices")]
+        assert stored == [("devices.plc1", True)]  # (users.admin is there too: every user has its context)
     finally:
         server.stop()
 
@@ -193,7 +194,8 @@ def test_a_context_whose_template_is_gone_is_skipped_and_comes_back_with_it(serv
     )
     server = servers.start()
     assert "devices.odd" not in server.tree
-    assert [c.path for c in server.history.load_contexts()] == ["devices.odd"]  # kept for later
+    kept = [c.path for c in server.history.load_contexts() if c.path.startswith("devices")]
+    assert kept == ["devices.odd"]  # kept for later
 
 
 CRASHING = textwrap.dedent(

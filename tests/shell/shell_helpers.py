@@ -164,6 +164,9 @@ class TextConsole:
             return None
         return self.answers.pop(0) if self.answers else ""
 
+    def ask_secret(self, question: str) -> str | None:
+        return self.ask(question)
+
     def take(self) -> str:
         text = self.buffer.getvalue()
         self.buffer.seek(0)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from shell_helpers import LiveServer, ShellDriver, TextConsole
 
 from linkserver.client import Client
+from linkserver.client.errors import AuthenticationFailed
 from linkserver.core.errors import (
     ContextNotFound,
     DataTableError,
@@ -17,6 +19,7 @@ from linkserver.core.errors import (
     LinkServerError,
     PermissionDenied,
 )
+from linkserver.history.base import HistoryQuery
 from linkserver.shell.commands import (
     ShellError,
     describe_error,
@@ -385,3 +388,53 @@ def test_help_lists_commands_and_explains_one(sh: ShellDriver):
     assert sh.run("history --help") == sh.run("help history")
     assert sh.run("exit") == ""
     assert sh.shell.execute("quit") is False
+
+
+# -- passwd ------------------------------------------------------------------------------------
+
+
+def test_passwd_changes_ones_own_password_and_keeps_this_session(make_live: Any) -> None:
+    live = make_live()
+    with (
+        Client(live.url, user="operator", password="operator-pw") as me,
+        Client(live.url, user="operator", password="operator-pw") as elsewhere,
+    ):
+        assert elsewhere.me()["user"] == "operator"
+        console = TextConsole(answers=["operator-pw", "a-better-password", "a-better-password"])
+        driver = ShellDriver(me, console)
+        assert "password of operator changed" in driver.run("passwd")
+        assert console.questions == [
+            "current password of operator: ",
+            "new password: ",
+            "new password again: ",
+        ]
+        assert driver.run("me").startswith("operator at")  # this session goes on
+        assert me.credentials.password == "a-better-password"
+        with pytest.raises(AuthenticationFailed):
+            elsewhere.me()  # the other session ended; its old password no longer logs in
+    with Client(live.url, user="operator", password="a-better-password") as again:
+        assert again.me()["user"] == "operator"
+    live.server.history.flush()
+    query = HistoryQuery(masks=("users.operator",), names=("passwordChanged",))
+    [changed] = live.server.history.query(query).events
+    assert changed.record == {"username": "operator", "by": "operator"} and changed.author == "operator"
+
+
+@pytest.mark.parametrize(
+    ("answers", "error"),
+    [
+        (["wrong-current", "a-better-password", "a-better-password"], "wrong user name or password"),
+        (["operator-pw", "a-better-password", "a-different-one"], "differ"),
+        (["operator-pw", "short", "short"], "at least 8 characters"),
+        (None, "needs a terminal"),
+    ],
+)
+def test_passwd_refuses_and_changes_nothing(make_live: Any, answers: list[str] | None, error: str) -> None:
+    live = make_live()
+    with (
+        Client(live.url, user="operator", password="operator-pw") as me,
+        pytest.raises(LinkServerError, match=error),
+    ):
+        ShellDriver(me, TextConsole(answers=answers)).run("passwd")
+    with Client(live.url, user="operator", password="operator-pw") as again:
+        assert again.me()["user"] == "operator"
