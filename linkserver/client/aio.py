@@ -51,10 +51,11 @@ from linkserver.client.transport import (
     response_error,
     user_url,
 )
-from linkserver.core.errors import LinkServerError
+from linkserver.core.errors import BadRequest, LinkServerError
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
 from linkserver.server.delivery import Gap
+from linkserver.wire.encode import encode
 
 log = logging.getLogger("linkserver.client")
 
@@ -92,11 +93,16 @@ class AsyncClient:
         return self._token
 
     async def _send(self, method: str, path: str, body: Any, params: Any, *, token: str | None) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        content = None
+        if body is not None:
+            content, headers["Content-Type"] = encode(body), "application/json"
         try:
-            response = await self._http.request(method, path, json=body, params=params, headers=headers)
+            response = await self._http.request(method, path, content=content, params=params, headers=headers)
         except httpx.TransportError as exc:
             raise ServerUnavailable(self.url, type(exc).__name__) from exc
+        except UnicodeEncodeError:  # a path or parameter from bytes that are not UTF-8
+            raise BadRequest(f"the request cannot be sent: {path!r} or a parameter is not text") from None
         if response.status_code >= 400:
             raise response_error(response.status_code, response.text)
         try:

@@ -22,8 +22,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from linkserver.client.errors import AuthenticationFailed, ServerUnavailable
-from linkserver.client.values import UsageError, parse_assignments
+from linkserver.client.errors import AuthenticationFailed, BadRequest, ServerUnavailable
+from linkserver.client.values import UsageError, is_text, loads_strict, parse_assignments
 from linkserver.core.errors import LinkServerError, TooManyAttempts
 
 if TYPE_CHECKING:
@@ -128,9 +128,13 @@ def _guarded(handler: Handler) -> Handler:
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
         try:
+            _check_text(args)
             return handler(args)
         except UsageError as exc:
             return _fail(USAGE, str(exc))
+        except BadRequest as exc:
+            # Refused before sending (no status): what the command line holds cannot be sent.
+            return _fail(USAGE if getattr(exc, "status", None) is None else FAILED, _one_line(exc))
         except ServerUnavailable as exc:
             return _fail(UNREACHABLE, str(exc))
         except AuthenticationFailed as exc:
@@ -138,13 +142,27 @@ def _guarded(handler: Handler) -> Handler:
         except TooManyAttempts as exc:
             return _fail(AUTH, str(exc))
         except LinkServerError as exc:
-            return _fail(FAILED, str(exc).replace("\n", " "))
+            return _fail(FAILED, _one_line(exc))
         except KeyboardInterrupt:
             return OK
         except BrokenPipeError:
             return OK
 
     return run
+
+
+def _check_text(args: argparse.Namespace) -> None:
+    """Every argument is text: a byte that is not UTF-8 becomes a lone surrogate in argv,
+    which no request can carry."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, list) else (value,):
+            if isinstance(item, str) and not is_text(item):
+                shown = name.replace("_", "-")
+                raise UsageError(f"{shown} {item!r} is not text (bytes that are not UTF-8?)")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split("\n"))
 
 
 def _fail(code: int, message: str) -> int:
@@ -199,7 +217,7 @@ def _fire(args: argparse.Namespace) -> int:
             if args.values:
                 raise UsageError("give the data either as key=value or as --data JSON, not both")
             try:
-                data = json.loads(args.data)
+                data = loads_strict(args.data)
             except ValueError as exc:
                 raise UsageError(f"--data is not valid JSON: {exc}") from None
         elif args.values:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,11 +24,15 @@ def parse_value(text: str, field: Mapping[str, Any] | None, name: str = "") -> A
     ``null`` is None for nullable fields. Raises UsageError naming the field.
     """
     label = f"{name or (field or {}).get('name', '?')}"
+    if not is_text(text):
+        raise UsageError(f"{label}: the value is not text (bytes that are not UTF-8?)")
     if field is None:
         try:
             value = json.loads(text)
         except ValueError:
             return text
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"{label}={text!r} is not a finite number")
         return value if not isinstance(value, (dict, list, str)) else text
     kind = str(field.get("type", "string")).lower()
     if text == "null" and field.get("nullable"):
@@ -38,7 +43,10 @@ def parse_value(text: str, field: Mapping[str, Any] | None, name: str = "") -> A
         if kind == "integer":
             return int(text)
         if kind == "float":
-            return float(text)
+            number = float(text)
+            if not math.isfinite(number):
+                raise UsageError(f"{label}={text!r} is not a finite number")
+            return number
         if kind == "boolean":
             lowered = text.strip().lower()
             if lowered in TRUE:
@@ -49,13 +57,52 @@ def parse_value(text: str, field: Mapping[str, Any] | None, name: str = "") -> A
         if kind == "datetime":
             return _datetime(text)
         if kind == "table":
-            value = json.loads(text)
+            value = loads_strict(text)
             if not isinstance(value, list):
                 raise ValueError
             return value
+    except UsageError:
+        raise
     except ValueError:
         raise UsageError(f"{label}={text!r} is not {_describe(kind)}") from None
     return text
+
+
+def loads_strict(text: str) -> Any:
+    """JSON from the command line, refusing what the server would: NaN, numbers beyond a
+    double (1e400), lone surrogates. Raises ValueError saying which."""
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            raise ValueError(f"{number} is not a finite number")
+        return value
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    value = json.loads(text, parse_float=finite, parse_constant=constant)
+    if not _all_text(value):
+        raise ValueError("a string holds a lone surrogate such as \\ud800, which is not text")
+    return value
+
+
+def _all_text(value: Any) -> bool:
+    if isinstance(value, str):
+        return is_text(value)
+    if isinstance(value, dict):
+        return all(is_text(k) and _all_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_all_text(v) for v in value)
+    return True
+
+
+def is_text(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _datetime(text: str) -> str:
@@ -82,6 +129,8 @@ def parse_assignments(items: Iterable[str], fields: Sequence[Mapping[str, Any]])
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip()
+        if not is_text(key):
+            raise UsageError(f"{key!r} is not text (bytes that are not UTF-8?)")
         if not sep or not key:
             raise UsageError(f"expected key=value, got {item!r}")
         if key in record:

@@ -181,6 +181,8 @@ class HistoryUnavailable(HistoryError, RuntimeError):
     (firing again may store it twice) or checks history for ``event_id``.
     """
 
+    event_id: int | None = None
+
     def __init__(self, message: str, event_id: int | None = None) -> None:
         self.event_id = event_id
         super().__init__(message)

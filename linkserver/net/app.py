@@ -405,7 +405,8 @@ def create_app(
 ) -> Starlette:
     """The network API of a started ``server``. Users log in with the password hashes of
     the server's user directory; an ``admin`` without one uses ``<data_dir>/admin.hash``."""
-    gateway = Gateway(server)
+    limits = limits or Limits()
+    gateway = Gateway(server, durable_timeout=limits.durable_timeout)
     settings = server.config.auth
     users: UserDirectory = server.users
     if ADMIN in users and users.password_hash(ADMIN) is None:
@@ -430,7 +431,7 @@ def create_app(
     auth.on_ended(connections.end_token)
     users.on_change(lambda change: _user_changed(change, auth, connections, server))
     api = Api(
-        gateway, auth, limits or Limits(), connections=connections, allowed_origins=settings.allowed_origins
+        gateway, auth, limits, connections=connections, allowed_origins=settings.allowed_origins
     )
 
     def check_sessions() -> None:

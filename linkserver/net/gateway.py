@@ -18,6 +18,7 @@ from linkserver.core.errors import (
     ContextExists,
     ContextNotFound,
     EventNotDefined,
+    HistoryUnavailable,
     LinkServerError,
     PermissionDenied,
 )
@@ -42,8 +43,11 @@ OBSERVER = Permission.OBSERVER
 class Gateway:
     """The server's actions on behalf of a principal, checked against its grants."""
 
-    def __init__(self, server: LinkServer) -> None:
+    def __init__(self, server: LinkServer, *, durable_timeout: float = 5.0) -> None:
         self.server = server
+        # Below the clients' request timeout (10 s), so that a durable fire the database cannot
+        # confirm is answered HistoryUnavailable (503) instead of looking like a lost server.
+        self.durable_timeout = durable_timeout
         self.engine = server.engine
         self.tree = server.tree
 
@@ -78,9 +82,22 @@ class Gateway:
             raise EventNotDefined(
                 context.path, request.event, [d.name for d in self.definitions(principal, context)]
             )
-        return self.engine.fire(
-            context.path, request.event, request.data, level=request.level, author=principal, durable=durable
-        )
+        try:
+            return self.engine.fire(
+                context.path,
+                request.event,
+                request.data,
+                level=request.level,
+                author=principal,
+                durable=durable,
+                timeout=self.durable_timeout if durable else None,
+            )
+        except TimeoutError:
+            raise HistoryUnavailable(
+                f"{request.event} in {display(context.path)} was fired but history did not confirm "
+                f"it within {self.durable_timeout:g} s (is the database reachable?): it is not "
+                "confirmed durable; retry, or look for it in history once the database is back"
+            ) from None
 
     def fire_many(
         self, principal: Principal, requests: list[FireRequest | LinkServerError], *, durable: bool = False
@@ -96,7 +113,15 @@ class Gateway:
             except LinkServerError as exc:
                 results.append(exc)
         if durable and any(isinstance(r, Event) for r in results):
-            self.flush()
+            try:
+                self.server.history.flush(self.durable_timeout)
+            except TimeoutError:
+                fired = sum(isinstance(r, Event) for r in results)
+                raise HistoryUnavailable(
+                    f"{fired} events of the batch were fired but history did not confirm them within "
+                    f"{self.durable_timeout:g} s (is the database reachable?): they are not confirmed "
+                    "durable; retry, or look for them in history once the database is back"
+                ) from None
         return results
 
     # -- subscribing and history -------------------------------------------------

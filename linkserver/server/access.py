@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import attrs
 
+from linkserver.core.definitions import EventDefinition
 from linkserver.core.errors import EventNotFound, LinkServerError, PermissionDenied
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.levels import Permission
@@ -43,10 +44,36 @@ class HistoryAccess:
         return user is None or user.may(context, max(self.receive_level(context, name), Permission.OBSERVER))
 
     def query(self, query: HistoryQuery, user: Principal | None) -> HistoryPage:
+        """One page of what ``user`` may see; FilterError when the filter reads a data field
+        no event the query can match has (checked as subscriptions are)."""
+        self.check_filter(query, user)
         return self.store.query(self._restricted(query, user))
 
     def count(self, query: HistoryQuery, user: Principal | None) -> int:
+        self.check_filter(query, user)
         return self.store.count(self._restricted(query, user))
+
+    def check_filter(self, query: HistoryQuery, user: Principal | None) -> None:
+        """Raise FilterError unless the query's filter fits the format of some definition in
+        the contexts its masks match (that ``user`` may observe) or in a template, so a typo
+        (``data.valu``) is an error instead of an empty answer."""
+        if query.filter is None or not query.filter.data_fields():
+            return
+        found: dict[int, EventDefinition] = {}
+        sets = [
+            context.definitions
+            for mask in query.masks or ("**",)
+            for context in self.tree.match(mask)
+            if user is None or user.may(context.path, Permission.OBSERVER)
+        ]
+        sets.extend(self.tree.templates.values())
+        for definitions in sets:
+            for definition in definitions.values():
+                if not query.names or definition.name in query.names:
+                    found[id(definition)] = definition
+        names = " or ".join(repr(n) for n in query.names) or "'*'"
+        masks = " or ".join(repr(m) for m in query.masks or ("**",))
+        query.filter.check_any(found.values(), f"{names} under {masks}")
 
     def get(self, event_id: int, user: Principal | None) -> Event:
         event = self.store.get(event_id)

@@ -19,7 +19,7 @@ import attrs
 
 from linkserver.core.catalog import Catalog
 from linkserver.core.definitions import EventDefinition
-from linkserver.core.errors import DataTableError, EventNotDefined, FilterError, PermissionDenied
+from linkserver.core.errors import DataTableError, EventNotDefined, PermissionDenied
 from linkserver.core.events import Event, IdGenerator
 from linkserver.core.expiration import ExpirationTable
 from linkserver.core.filters import Filter, parse_filter
@@ -323,18 +323,7 @@ class Engine:
 
     @staticmethod
     def _check_filter(filter: Filter, definitions: Iterable[EventDefinition], mask: str, event: str) -> None:
-        if not filter.data_fields():
-            return
-        first_error: FilterError | None = None
-        for definition in definitions:
-            try:
-                filter.check(definition.format, where=f"event {definition.name!r}")
-                return
-            except FilterError as exc:
-                first_error = first_error or exc
-        if first_error is not None:
-            raise first_error
-        raise FilterError(f"filter reads data fields but no event {event!r} under {mask!r} has any")
+        filter.check_any(definitions, f"{event!r} under {mask!r}")
 
     # -- the tree ----------------------------------------------------------
 

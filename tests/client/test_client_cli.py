@@ -75,6 +75,15 @@ def test_fire_takes_a_whole_table_as_json(
         (["value"], 2, "expected key=value"),
         (["quantity=t", "value=1", "--data", "[]"], 2, "not both"),
         (["quantity=t", "value=1", "colour=red"], 1, "colour"),
+        (["quantity=t", "value=1e400"], 2, "value='1e400' is not a finite number"),
+        (["quantity=t", "value=nan"], 2, "value='nan' is not a finite number"),
+        (["quantity=t", "value=-inf"], 2, "is not a finite number"),
+        (["quantity=\udcff", "value=1"], 2, "'quantity=\\udcff' is not text"),
+        (["q\udcffx=t", "value=1"], 2, "is not text"),
+        (["--data", '{"quantity": "t", "value": NaN}'], 2, "NaN is not a JSON number"),
+        (["--data", '{"quantity": "t", "value": 1e400}'], 2, "1e400 is not a finite number"),
+        (["--data", '{"quantity": "\\ud800", "value": 1}'], 2, "lone surrogate"),
+        (["--level", "\udcff"], 2, "level '\\udcff' is not text"),
     ],
 )
 def test_fire_errors_have_one_line_and_an_exit_code(
@@ -120,6 +129,8 @@ def test_history_json_and_table(
     assert len({line.index("NOTICE") for line in lines[1:]}) == 1  # aligned
     code, _, err = cli(capsys, "history", "--filter", "level >>", "--url", live.url)
     assert code == 1 and "linkserver: " in err
+    code, out, err = cli(capsys, "history", "--mask", plc, "--filter", "data.valu > 3", "--url", live.url)
+    assert (code, out) == (1, "") and "did you mean 'data.value'" in err and err.count("\n") == 1
 
 
 def test_ack_then_history_of_unacknowledged(
@@ -200,16 +211,21 @@ def test_usage_errors_exit_2_from_a_real_process(unused_url: str) -> None:
         ["ack", "not-a-number", "x"],
         ["fire", "devices.x"],
         ["tree", "--url", "ftp://x"],
+        ["fire", "devices.x", "measurement", "--data", '{"value": 1e400}', "--url", unused_url],
+        ["fire", "devices.x", "measurement", "--data", '{"value": NaN}', "--url", unused_url],
+        ["fire", "devices.x", "measurement", b"unit=\xff\xfe", "--url", unused_url],  # not UTF-8
     ):
         done = subprocess.run(
             [sys.executable, "-m", "linkserver.client.cli", *argv],
             capture_output=True,
             text=True,
+            errors="replace",
             timeout=60,
             env=env,
             cwd=ROOT,
         )
         assert done.returncode == 2, (argv, done.stderr)
+        assert "Traceback" not in done.stderr and done.stderr.strip().splitlines()[-1], done.stderr
 
 
 def test_format_table_aligns_all_but_the_last_column() -> None:

@@ -72,3 +72,30 @@ def test_unknown_fields_are_guessed_and_left_to_the_server() -> None:
         "word": "hello",
         "flag": True,
     }
+
+
+@pytest.mark.parametrize("text", ["1e400", "nan", "inf", "-Infinity", "NaN"])
+def test_numbers_that_json_cannot_carry_are_usage_errors(text: str) -> None:
+    with pytest.raises(UsageError, match="not a finite number"):
+        parse_value(text, {"name": "value", "type": "float"}, "value")
+    if text not in ("nan", "inf"):  # untyped: JSON's spellings; 'nan' is just text there
+        with pytest.raises(UsageError, match="not a finite number"):
+            parse_value(text, None, "value")
+
+
+def test_values_that_are_not_text_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="not text"):
+        parse_value("caf\udce9", {"name": "unit", "type": "string"}, "unit")
+    with pytest.raises(UsageError, match="not text"):
+        parse_assignments(["un\udce9t=x"], [])
+
+
+def test_the_client_refuses_to_send_what_json_cannot_carry() -> None:
+    from linkserver.client import Client
+    from linkserver.core.errors import BadRequest
+
+    with Client("http://127.0.0.1:9", token="t") as client:  # refused before any connection
+        with pytest.raises(BadRequest, match="NaN and infinite numbers"):
+            client.fire("devices.x", "measurement", {"value": float("nan")})
+        with pytest.raises(BadRequest, match="lone surrogate"):
+            client.fire("devices.x", "measurement", {"unit": "\ud800"})

@@ -227,3 +227,18 @@ def test_the_document_refuses_the_empty_names_the_server_refuses(client: httpx.C
         pattern = re.compile(params[name]["items"]["pattern"])
         assert pattern.search("") is None
         _error(client.get("/history", params={name: ""}), 400, "BadRequest", f"'{name}[0]'")
+
+
+@pytest.mark.parametrize("count", ["false", "true"])
+def test_a_history_filter_with_a_typo_is_refused_as_a_subscription_is(
+    client: httpx.Client, live: Live, device: str, count: str
+) -> None:
+    live.server.fire(device, "measurement", [{"quantity": "t", "value": 5.0}], durable=True)
+    params = {"mask": device, "event": "measurement", "filter": "data.valu > 3", "count": count}
+    answer = client.get("/history", params=params)
+    _error(answer, 400, "FilterError", "data.valu", "did you mean 'data.value'")
+    params["filter"] = "data.value > 3"
+    assert len(client.get("/history", params=params).json()["events"]) == 1
+    # Without a mask or an event name the formats of every visible definition count.
+    _error(client.get("/history", params={"filter": "data.no_such_field == 1"}), 400, "FilterError")
+    assert client.get("/history", params={"filter": "data.value > 3"}).status_code == 200

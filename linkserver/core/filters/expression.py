@@ -12,6 +12,9 @@ from linkserver.core.filters.evaluate import Predicate, compile_node
 from linkserver.core.filters.parser import parse
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from linkserver.core.definitions import EventDefinition
     from linkserver.core.events import Event
     from linkserver.core.formats import TableFormat
 
@@ -58,6 +61,28 @@ class Filter:
         known name.
         """
         check_filter(self.ast, fmt, text=self.text, where=where)
+
+    def check_any(self, definitions: Iterable[EventDefinition], what: str) -> None:
+        """Raise FilterError unless the expression fits at least one of ``definitions``.
+
+        What a subscription and a history query both check: a filter that reads
+        ``data.FIELD`` must be able to match some event they can see. ``what``
+        names them (``'measurement' under 'devices.**'``) for the message when
+        none has any data fields. Of the definitions' errors, the first that suggests a
+        field name is raised, else the first.
+        """
+        if not self.data_fields():
+            return
+        errors: list[FilterError] = []
+        for definition in definitions:
+            try:
+                self.check(definition.format, where=f"event {definition.name!r}")
+                return
+            except FilterError as exc:
+                errors.append(exc)
+        if errors:  # the most helpful: one that suggests a field, else the first
+            raise next((e for e in errors if "did you mean" in e.message), errors[0])
+        raise FilterError(f"filter reads data fields but no event {what} has any")
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         # Closures do not pickle; the text does, and parsing it again gives an equal filter.

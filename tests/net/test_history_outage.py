@@ -1,0 +1,61 @@
+"""A durable fire the database cannot confirm is a 503 HistoryUnavailable, not a lost server.
+
+The outage is real: another connection holds SQLite's exclusive lock, so the
+history writer's commits fail and are retried until it is released.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+
+import pytest
+from net_helpers import Live, request
+
+from linkserver.client import Client
+from linkserver.core.errors import HistoryUnavailable
+from linkserver.history.base import HistoryQuery
+from linkserver.net.protocol import Limits
+
+
+@pytest.fixture
+def locked(make_live: Callable[..., Live]) -> tuple[Live, str, sqlite3.Connection]:
+    live = make_live(database_url="sqlite", limits=Limits(durable_timeout=0.5))
+    device = live.new_device()  # before the outage: adding a context writes to the database too,
+    live.token("operator")  # and so does a first login (users.operator)
+    path = live.config.database_url.removeprefix("sqlite:///")
+    blocker = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    blocker.execute("BEGIN EXCLUSIVE")
+    return live, device, blocker
+
+
+def test_a_durable_fire_during_an_outage_is_503_history_unavailable(
+    locked: tuple[Live, str, sqlite3.Connection],
+) -> None:
+    live, device, blocker = locked
+    started = time.monotonic()
+    with live.client("operator") as http:
+        response = http.post("/fire", json={"context": device, "event": "connected", "durable": True})
+        assert response.status_code == 503, response.text
+        error = response.json()["error"]
+        assert error["type"] == "HistoryUnavailable" and "not confirmed durable" in error["message"]
+        batch = http.post(
+            "/fire/batch", json={"events": [{"context": device, "event": "connected"}], "durable": True}
+        )
+        assert batch.status_code == 503 and batch.json()["error"]["type"] == "HistoryUnavailable"
+    assert time.monotonic() - started < 8
+    with Client(live.url, token=live.token("operator")) as client:
+        with pytest.raises(HistoryUnavailable) as raised:
+            client.fire(device, "connected", durable=True)
+        assert raised.value.status == 503  # type: ignore[attr-defined]
+    with live.ws("operator") as ws:
+        answer = request(
+            ws, {"type": "fire", "ref": 1, "context": device, "event": "connected", "durable": True}
+        )
+        assert answer["error"]["type"] == "HistoryUnavailable" and answer["ref"] == 1
+        assert request(ws, {"type": "ping", "ref": 2}) == {"type": "pong", "ref": 2}
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    live.server.history.flush(30)  # nothing was lost: the fired events are stored once the lock goes
+    assert live.server.history.count(HistoryQuery(masks=(device,))) == 4
