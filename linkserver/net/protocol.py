@@ -77,6 +77,10 @@ class Limits:
     queue_size: int = 1000  # live events waiting to be sent, per session
     replay_page: int = 500  # history events fetched per replay step
     durable_timeout: float = 5.0  # seconds a durable fire waits for history before HistoryUnavailable
+    # Keepalive pings every so many seconds. An unanswered ping never closes the connection: a
+    # client that does not read cannot answer while its socket is full, and it is owed a ``gap``
+    # when it reads again, not a 1011. A dead peer is closed by TCP (its pings go unacknowledged).
+    ping_interval: float | None = 20.0
 
 
 @attrs.frozen(kw_only=True)

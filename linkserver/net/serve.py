@@ -122,6 +122,8 @@ def uvicorn_config(app: Any, limits: Limits) -> uvicorn.Config:
         timeout_graceful_shutdown=5,
         # Above our own limit, so that an oversized message gets an error answer, not a closed connection.
         ws_max_size=max(16 << 20, 4 * limits.max_message_bytes),
+        ws_ping_interval=limits.ping_interval,
+        ws_ping_timeout=None,  # see Limits.ping_interval: a slow reader gets a gap, not 1011
     )
 
 
