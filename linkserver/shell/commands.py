@@ -228,6 +228,8 @@ def _event(shell: Shell, a: argparse.Namespace) -> None:
     event = shell.client.event(a.id)
     shell.remember([event])
     definition = shell.contexts.definition(event.context, event.name)
+    if definition is None and shell.requires_ack(event):  # its context is gone; history knows
+        definition = {"requires_acknowledgement": True}
     shell.write(render.event_detail(event, definition, colour=shell.colour, width=shell.console.width))
 
 

@@ -337,6 +337,7 @@ class Shell:
         self.next_query: dict[str, Any] | None = None  # 'more' continues this history query
         self.recent_ids: list[int] = []  # ids shown lately, offered by completion
         self.online = True  # False after the server could not be reached, until a command succeeds
+        self._stored_ack: dict[tuple[str, str], bool] = {}  # requires_ack of gone definitions
 
     def execute(self, line: str) -> bool:
         """Run every command of ``line``; False when one of them ends the shell. Raises on error."""
@@ -380,8 +381,25 @@ class Shell:
         raise EventNotDefined(path, name, [d.get("name") for d in context.get("events") or ()])
 
     def requires_ack(self, event: Event) -> bool:
+        """Whether ``event`` needs an acknowledgement: as its definition says, or, when its
+        context (or definition) is gone, as history stored it with the event."""
         definition = self.contexts.definition(event.context, event.name)
-        return bool(definition and definition.get("requires_acknowledgement"))
+        if definition is not None:
+            return bool(definition.get("requires_acknowledgement"))
+        key = (event.context, event.name)
+        if key not in self._stored_ack:
+            try:
+                page = self.client.history(
+                    mask=wire(event.context),
+                    event=event.name,
+                    filter=f"id == {event.id}",
+                    requires_acknowledgement=True,
+                    limit=1,
+                )
+            except LinkServerError:  # a decoration: unknown is shown as not required
+                return False
+            self._stored_ack[key] = bool(page.events)
+        return self._stored_ack[key]
 
     def remember(self, events: Sequence[Event]) -> None:
         self.recent_ids = list(dict.fromkeys([e.id for e in events] + self.recent_ids))[:50]

@@ -248,6 +248,21 @@ def test_event_ack_and_acks(sh: ShellDriver, live: LiveServer, client: Client):
     assert "given 1x" in sh.run(f"event #{fired.id}")
 
 
+def test_an_alert_whose_context_was_removed_still_shows_its_acknowledgement_is_pending(
+    sh: ShellDriver, live: LiveServer, client: Client
+):
+    alert = live.new_alert()
+    fired = client.fire(f"alerts.{alert}", "alert", {"message": "tank overflow"})
+    client.remove_context(f"alerts.{alert}")
+    detail = sh.run(f"event {fired.id}")
+    assert "required, PENDING" in detail and "tank overflow" in detail
+    assert f"alerts.{alert}" in sh.run("history /alerts.** --unacked")
+    device = live.new_device()
+    plain = client.fire(f"devices.{device}", "error", {"code": "E1", "message": "jam"})
+    client.remove_context(f"devices.{device}")
+    assert "not required (0 given)" in sh.run(f"event {plain.id}")
+
+
 def test_ack_without_text_asks_for_it(live: LiveServer, client: Client):
     alert = live.new_alert()
     fired = client.fire(f"alerts.{alert}", "alert", {"message": "door open"})
