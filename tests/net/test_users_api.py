@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from net_helpers import Live, closed_with, request, write_config
+from websockets.sync.client import connect
 
 from linkserver.core.levels import Permission
 from linkserver.net.connections import ENDED, REGRANTED
@@ -206,3 +207,33 @@ def test_users_changed_at_run_time_survive_a_restart_and_the_file_does_not_bring
         assert again.client("admin").get("/me").status_code == 200  # the generated admin password still works
     finally:
         again.stop()
+
+
+def test_a_change_on_one_node_takes_effect_on_another_within_a_second(tmp_path: Any) -> None:
+    database = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = Live(write_config(tmp_path / "a", database_url=database))
+    config = write_config(tmp_path / "b", database_url=database)
+    config.write_text(config.read_text().replace("server:\n", "server:\n  node_id: 1\n", 1))
+    second = Live(config)
+    try:
+        with first.client("admin") as admin:
+            assert admin.post("/users", json={"name": "gina", "password": "gina-secret"}).status_code == 201
+        deadline = time.monotonic() + 1.5
+        while "gina" not in second.server.users:  # (failed logins meanwhile would be throttled)
+            assert time.monotonic() < deadline, "the second node did not see the new user"
+            time.sleep(0.05)
+        answer = _login(second, "gina", "gina-secret")
+        assert answer.status_code == 200, answer.text
+        token = answer.json()["token"]
+        with connect(f"{second.ws_url}?token={token}", open_timeout=5) as ws:
+            assert request(ws, {"type": "ping", "ref": 1})["type"] == "pong"
+            with first.client("admin") as admin:
+                assert admin.delete("/users/gina").status_code == 200
+            code, reason = closed_with(ws, timeout=1.5)
+        assert code == ENDED and "gina was removed" in reason
+        assert second.client(token=token).get("/me").status_code == 401
+    finally:
+        second.stop()
+        first.stop()

@@ -218,3 +218,23 @@ def test_watch_keeps_printing_while_an_acknowledgement_is_asked_for(served):
             watcher.child.close(force=True)
         assert [a.text for a in admin.event(first).acknowledgements] == ["turned the burner down"]
         assert admin.event(second).acknowledgements == ()
+
+
+def test_an_interactive_shell_is_one_session_logged_in_and_out(served):
+    url, env = served
+    shell = Terminal(url, env)
+    try:
+        shell.type("me\r")
+        shell.expect(r"admin at ")
+        shell.type("exit\r")
+        assert shell.wait_end() == 0
+    finally:
+        shell.child.close(force=True)
+    from linkserver.client import Client
+
+    credentials = json.loads(Path(env["LINKSERVER_CREDENTIALS"]).read_text())
+    with Client(url, user="admin", password=credentials["password"]) as client:  # a session of its own
+        logins = client.history(mask="users.admin", event="login").events
+        [logout] = client.history(mask="users.admin", event="logout").events
+    assert len(logins) == 2  # the shell's and this client's
+    assert logout.record["reason"] == "logout"
