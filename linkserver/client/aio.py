@@ -13,13 +13,14 @@ import collections
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Generator, Iterable, Mapping
-from typing import Any, Unpack
+from collections.abc import Generator, Iterable
+from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from linkserver.client.calls_async import AsyncCalls
 from linkserver.client.errors import AuthenticationFailed, ProtocolError, ServerUnavailable, error_from_answer
 from linkserver.client.stream import (
     RETRYABLE,
@@ -33,23 +34,14 @@ from linkserver.client.sync import MAX_MESSAGE
 from linkserver.client.sync_ws import GapHandler
 from linkserver.client.transport import (
     BatchItem,
-    HistoryCriteria,
-    HistoryPage,
     batch_items,
-    context_url,
     default_url,
     endpoint,
     expect,
     fire_item,
-    history_params,
-    new_user_body,
-    parse_event,
-    parse_page,
     parse_results,
-    password_body,
     resolve_credentials,
     response_error,
-    user_url,
 )
 from linkserver.core.errors import BadRequest, LinkServerError
 from linkserver.core.events import Event
@@ -60,7 +52,7 @@ from linkserver.wire.encode import encode
 log = logging.getLogger("linkserver.client")
 
 
-class AsyncClient:
+class AsyncClient(AsyncCalls):
     """A session with one LinkServer for asyncio code; see :class:`linkserver.client.Client`."""
 
     def __init__(
@@ -118,108 +110,6 @@ class AsyncClient:
             if self.credentials.user is None:
                 raise
             return await self._send(method, path, body, params, token=await self.login())
-
-    async def me(self) -> dict[str, Any]:
-        return await self._call("GET", "/me")
-
-    async def tree(self, path: str = "", depth: int | None = None) -> dict[str, Any]:
-        params = {"path": path, **({"depth": str(depth)} if depth is not None else {})}
-        return await self._call("GET", "/tree", params=params)
-
-    async def context(self, path: str) -> dict[str, Any]:
-        return await self._call("GET", context_url(path))
-
-    async def add_context(
-        self, path: str, *, template: str | None = None, description: str | None = None
-    ) -> str:
-        body: dict[str, Any] = {"path": path}
-        if template is not None:
-            body["template"] = template
-        if description is not None:
-            body["description"] = description
-        return str(expect(await self._call("POST", "/contexts", body), "path"))
-
-    async def remove_context(self, path: str) -> list[str]:
-        return list(expect(await self._call("DELETE", context_url(path)), "removed"))
-
-    async def fire(
-        self,
-        context: str,
-        event: str,
-        data: Any = None,
-        *,
-        level: Level | str | int | None = None,
-        durable: bool = False,
-    ) -> Event:
-        body = fire_item(context, event, data, level)
-        if durable:
-            body["durable"] = True
-        return parse_event(expect(await self._call("POST", "/fire", body), "event"))
-
-    async def fire_batch(
-        self, events: Iterable[BatchItem], durable: bool = False
-    ) -> list[Event | LinkServerError]:
-        body: dict[str, Any] = {"events": batch_items(events)}
-        if durable:
-            body["durable"] = True
-        return parse_results(expect(await self._call("POST", "/fire/batch", body), "results"), "event")
-
-    async def history(self, **query: Unpack[HistoryCriteria]) -> HistoryPage:
-        return parse_page(await self._call("GET", "/history", params=history_params(**query)))
-
-    async def iter_history(self, **query: Unpack[HistoryCriteria]) -> AsyncIterator[Event]:
-        while True:
-            page = await self.history(**query)
-            for event in page.events:
-                yield event
-            if not page.next_cursor:
-                return
-            query["cursor"] = page.next_cursor
-
-    async def event(self, event_id: int) -> Event:
-        return parse_event(expect(await self._call("GET", f"/events/{int(event_id)}"), "event"))
-
-    async def acknowledge(self, event_id: int, text: str) -> Event:
-        answer = await self._call("POST", f"/events/{int(event_id)}/acknowledge", {"text": text})
-        return parse_event(expect(answer, "event"))
-
-    async def delete(self, event_id: int) -> None:
-        await self._call("DELETE", f"/events/{int(event_id)}")
-
-    async def purge(self) -> int:
-        return int(expect(await self._call("POST", "/purge"), "removed"))
-
-    # -- users (docs/protocol.md: admin on root, except oneself) ------------------
-
-    async def users(self) -> list[dict[str, Any]]:
-        """Every user: ``{name, grants, password, created, updated}``."""
-        return list(expect(await self._call("GET", "/users"), "users"))
-
-    async def user(self, name: str) -> dict[str, Any]:
-        return dict(expect(await self._call("GET", user_url(name)), "user"))
-
-    async def add_user(
-        self, name: str, *, password: str | None = None, grants: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Add a user (without a password it can only log in once one is set)."""
-        return dict(expect(await self._call("POST", "/users", new_user_body(name, password, grants)), "user"))
-
-    async def set_password(self, name: str, password: str, *, current_password: str | None = None) -> None:
-        """Set a user's password; one's own needs ``current_password``. Ends its other sessions."""
-        await self._call("POST", user_url(name, "password"), password_body(password, current_password))
-
-    async def grant(self, name: str, grants: Mapping[str, Any]) -> dict[str, Any]:
-        """Add or change grants ``{mask: level}``; returns the user."""
-        body = {"grants": {mask: str(level) for mask, level in grants.items()}}
-        return dict(expect(await self._call("POST", user_url(name, "grants"), body), "user"))
-
-    async def revoke(self, name: str, masks: Iterable[str]) -> dict[str, Any]:
-        """Remove the grants of ``masks``; returns the user."""
-        body = {"masks": list(masks)}
-        return dict(expect(await self._call("POST", user_url(name, "revoke"), body), "user"))
-
-    async def remove_user(self, name: str) -> None:
-        await self._call("DELETE", user_url(name))
 
     async def logout(self) -> None:
         token, self._token = self._token, None

@@ -9,34 +9,20 @@ with Client("http://127.0.0.1:7341") as client:     # local: admin credentials f
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from linkserver.client.calls_sync import Calls
 from linkserver.client.errors import AuthenticationFailed, ProtocolError, ServerUnavailable
 from linkserver.client.transport import (
-    BatchItem,
-    HistoryCriteria,
-    HistoryPage,
-    batch_items,
-    context_url,
     default_url,
     endpoint,
     expect,
-    fire_item,
-    history_params,
-    new_user_body,
-    parse_event,
-    parse_page,
-    parse_results,
-    password_body,
     resolve_credentials,
     response_error,
-    user_url,
 )
-from linkserver.core.errors import BadRequest, LinkServerError
-from linkserver.core.events import Event
+from linkserver.core.errors import BadRequest
 from linkserver.core.levels import Level
 from linkserver.wire.encode import encode
 
@@ -51,7 +37,7 @@ if TYPE_CHECKING:
 MAX_MESSAGE = 16 * 1024 * 1024
 
 
-class Client:
+class Client(Calls):
     """A session with one LinkServer. Thread-safe; close it (or use ``with``) when done.
 
     Credentials: ``token``, else ``user`` and ``password`` (logged in on first
@@ -59,7 +45,8 @@ class Client:
     for a server on this machine, the admin credentials file. Every method
     raises :class:`ServerUnavailable` when the server cannot be reached,
     :class:`AuthenticationFailed` on 401, and the server's own error class
-    (``ContextNotFound``, ``DataTableError``...) for what it refused.
+    (``ContextNotFound``, ``DataTableError``...) for what it refused. The HTTP calls
+    (``fire``, ``history``, ``add_user``...) are :class:`~linkserver.client.calls_sync.Calls`.
     """
 
     def __init__(
@@ -127,115 +114,6 @@ class Client:
             if not self._can_login():
                 raise
             return self._send(method, path, body, params, token=self.login())  # session expired
-
-    # -- calls ---------------------------------------------------------------
-
-    def me(self) -> dict[str, Any]:
-        """``{user, grants: {mask: level}}`` of the authenticated user."""
-        return self._call("GET", "/me")
-
-    def tree(self, path: str = "", depth: int | None = None) -> dict[str, Any]:
-        """The visible tree below ``path``: ``{path, name, description, children: [...]}``."""
-        params = {"path": path, **({"depth": str(depth)} if depth is not None else {})}
-        return self._call("GET", "/tree", params=params)
-
-    def context(self, path: str) -> dict[str, Any]:
-        """``{path, description, children, events: [definition]}`` of one context."""
-        return self._call("GET", context_url(path))
-
-    def add_context(self, path: str, *, template: str | None = None, description: str | None = None) -> str:
-        body: dict[str, Any] = {"path": path}
-        if template is not None:
-            body["template"] = template
-        if description is not None:
-            body["description"] = description
-        return str(expect(self._call("POST", "/contexts", body), "path"))
-
-    def remove_context(self, path: str) -> list[str]:
-        """Remove the context and its subtree; returns the removed paths."""
-        return list(expect(self._call("DELETE", context_url(path)), "removed"))
-
-    def fire(
-        self,
-        context: str,
-        event: str,
-        data: Any = None,
-        *,
-        level: Level | str | int | None = None,
-        durable: bool = False,
-    ) -> Event:
-        """Fire one event; with ``durable`` the answer waits until a persistent event is committed."""
-        body = fire_item(context, event, data, level)
-        if durable:
-            body["durable"] = True
-        return parse_event(expect(self._call("POST", "/fire", body), "event"))
-
-    def fire_batch(self, events: Iterable[BatchItem], durable: bool = False) -> list[Event | LinkServerError]:
-        """Fire several events in one request; each result is the Event or the error it got (not raised)."""
-        body: dict[str, Any] = {"events": batch_items(events)}
-        if durable:
-            body["durable"] = True
-        return parse_results(expect(self._call("POST", "/fire/batch", body), "results"), "event")
-
-    def history(self, **query: Unpack[HistoryCriteria]) -> HistoryPage:
-        """One page of history matching every criterion given (see :class:`HistoryCriteria`)."""
-        return parse_page(self._call("GET", "/history", params=history_params(**query)))
-
-    def iter_history(self, **query: Unpack[HistoryCriteria]) -> Iterator[Event]:
-        """Every matching event, fetching page after page (``limit`` is the page size)."""
-        while True:
-            page = self.history(**query)
-            yield from page.events
-            if not page.next_cursor:
-                return
-            query["cursor"] = page.next_cursor
-
-    def event(self, event_id: int) -> Event:
-        return parse_event(expect(self._call("GET", f"/events/{int(event_id)}"), "event"))
-
-    def acknowledge(self, event_id: int, text: str) -> Event:
-        """Acknowledge a stored event; returns it with every acknowledgement."""
-        answer = self._call("POST", f"/events/{int(event_id)}/acknowledge", {"text": text})
-        return parse_event(expect(answer, "event"))
-
-    def delete(self, event_id: int) -> None:
-        self._call("DELETE", f"/events/{int(event_id)}")
-
-    def purge(self) -> int:
-        """Delete expired history now; returns how many events went."""
-        return int(expect(self._call("POST", "/purge"), "removed"))
-
-    # -- users (docs/protocol.md: admin on root, except oneself) ------------------
-
-    def users(self) -> list[dict[str, Any]]:
-        """Every user: ``{name, grants, password, created, updated}``."""
-        return list(expect(self._call("GET", "/users"), "users"))
-
-    def user(self, name: str) -> dict[str, Any]:
-        return dict(expect(self._call("GET", user_url(name)), "user"))
-
-    def add_user(
-        self, name: str, *, password: str | None = None, grants: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Add a user (without a password it can only log in once one is set)."""
-        return dict(expect(self._call("POST", "/users", new_user_body(name, password, grants)), "user"))
-
-    def set_password(self, name: str, password: str, *, current_password: str | None = None) -> None:
-        """Set a user's password; one's own needs ``current_password``. Ends its other sessions."""
-        self._call("POST", user_url(name, "password"), password_body(password, current_password))
-
-    def grant(self, name: str, grants: Mapping[str, Any]) -> dict[str, Any]:
-        """Add or change grants ``{mask: level}``; returns the user."""
-        body = {"grants": {mask: str(level) for mask, level in grants.items()}}
-        return dict(expect(self._call("POST", user_url(name, "grants"), body), "user"))
-
-    def revoke(self, name: str, masks: Iterable[str]) -> dict[str, Any]:
-        """Remove the grants of ``masks``; returns the user."""
-        body = {"masks": list(masks)}
-        return dict(expect(self._call("POST", user_url(name, "revoke"), body), "user"))
-
-    def remove_user(self, name: str) -> None:
-        self._call("DELETE", user_url(name))
 
     def logout(self) -> None:
         with self._lock:

@@ -185,6 +185,11 @@ def context_url(path: str) -> str:
 # -- request bodies -----------------------------------------------------------
 
 
+def event_url(event_id: int, action: str = "") -> str:
+    """``/events/ID`` (or ``/events/ID/ACTION``); ``int`` so that nothing else lands in the path."""
+    return f"/events/{int(event_id)}" + (f"/{action}" if action else "")
+
+
 def user_url(name: str, action: str = "") -> str:
     """``/users/NAME`` (or ``/users/NAME/ACTION``) of the users API."""
     return f"/users/{quote(name, safe='')}" + (f"/{action}" if action else "")

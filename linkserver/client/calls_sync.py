@@ -1,0 +1,163 @@
+# Generated from calls_async.py by tools/unasync.py: edit that file, then run the tool.
+# ruff: noqa: UP028, I001 (the async text as it is: no yield from, imports in its order)
+"""The HTTP calls of the network API, written once (``calls_async.py``); ``calls_sync.py`` is
+the same text with ``async`` and ``await`` taken out by ``tools/unasync.py``.
+
+A client class supplies ``_call(method, path, body=None, params=None)``, which sends one
+request and returns the decoded answer or raises the server's error; everything a call
+does besides (building the request, reading the answer) is here, once. The paths are the
+operations of :data:`linkserver.wire.routes.OPERATIONS` (``tests/client`` checks each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Unpack
+
+from linkserver.client.transport import (
+    BatchItem,
+    HistoryCriteria,
+    HistoryPage,
+    batch_items,
+    context_url,
+    event_url,
+    expect,
+    fire_item,
+    history_params,
+    new_user_body,
+    parse_event,
+    parse_page,
+    parse_results,
+    password_body,
+    user_url,
+)
+
+if TYPE_CHECKING:
+    from linkserver.core.errors import LinkServerError
+    from linkserver.core.events import Event
+    from linkserver.core.levels import Level
+
+
+class Calls:
+    """The calls of ``/api/v1`` on top of ``_call``."""
+
+    def _call(self, method: str, path: str, body: Any = None, params: Any = None) -> Any:
+        raise NotImplementedError
+
+    def me(self) -> dict[str, Any]:
+        """``{user, grants: {mask: level}, component}`` of the authenticated user."""
+        return self._call("GET", "/me")  # type: ignore[no-any-return]
+
+    def tree(self, path: str = "", depth: int | None = None) -> dict[str, Any]:
+        """The visible tree below ``path``: ``{path, name, description, children: [...]}``."""
+        params = {"path": path, **({"depth": str(depth)} if depth is not None else {})}
+        return self._call("GET", "/tree", params=params)  # type: ignore[no-any-return]
+
+    def context(self, path: str) -> dict[str, Any]:
+        """``{path, description, children, events: [definition]}`` of one context."""
+        return self._call("GET", context_url(path))  # type: ignore[no-any-return]
+
+    def add_context(
+        self, path: str, *, template: str | None = None, description: str | None = None
+    ) -> str:
+        """Add a context (admin on its parent); returns its path."""
+        body: dict[str, Any] = {"path": path}
+        if template is not None:
+            body["template"] = template
+        if description is not None:
+            body["description"] = description
+        return str(expect(self._call("POST", "/contexts", body), "path"))
+
+    def remove_context(self, path: str) -> list[str]:
+        """Remove the context and its subtree; returns the removed paths."""
+        return list(expect(self._call("DELETE", context_url(path)), "removed"))
+
+    def fire(
+        self,
+        context: str,
+        event: str,
+        data: Any = None,
+        *,
+        level: Level | str | int | None = None,
+        durable: bool = False,
+    ) -> Event:
+        """Fire one event; with ``durable`` the answer waits until a persistent event is committed
+        (HistoryUnavailable when history cannot confirm it in time: retry)."""
+        body = fire_item(context, event, data, level)
+        if durable:
+            body["durable"] = True
+        return parse_event(expect(self._call("POST", "/fire", body), "event"))
+
+    def fire_batch(
+        self, events: Iterable[BatchItem], durable: bool = False
+    ) -> list[Event | LinkServerError]:
+        """Fire several events in one request; each result is the Event or the error it got (not raised)."""
+        body: dict[str, Any] = {"events": batch_items(events)}
+        if durable:
+            body["durable"] = True
+        return parse_results(expect(self._call("POST", "/fire/batch", body), "results"), "event")
+
+    def history(self, **query: Unpack[HistoryCriteria]) -> HistoryPage:
+        """One page of history matching every criterion given (see :class:`HistoryCriteria`)."""
+        return parse_page(self._call("GET", "/history", params=history_params(**query)))
+
+    def iter_history(self, **query: Unpack[HistoryCriteria]) -> Iterator[Event]:
+        """Every matching event, fetching page after page (``limit`` is the page size)."""
+        while True:
+            page = self.history(**query)
+            for event in page.events:
+                yield event
+            if not page.next_cursor:
+                return
+            query["cursor"] = page.next_cursor
+
+    def event(self, event_id: int) -> Event:
+        """One stored event with its acknowledgements."""
+        return parse_event(expect(self._call("GET", event_url(event_id)), "event"))
+
+    def acknowledge(self, event_id: int, text: str) -> Event:
+        """Acknowledge a stored event; returns it with every acknowledgement."""
+        answer = self._call("POST", event_url(event_id, "acknowledge"), {"text": text})
+        return parse_event(expect(answer, "event"))
+
+    def delete(self, event_id: int) -> None:
+        """Delete a stored event (manager)."""
+        self._call("DELETE", event_url(event_id))
+
+    def purge(self) -> int:
+        """Delete expired history now; returns how many events went."""
+        return int(expect(self._call("POST", "/purge"), "removed"))
+
+    # -- users (docs/protocol.md: admin on root, except oneself) ------------------
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every user: ``{name, grants, password, created, updated}``."""
+        return list(expect(self._call("GET", "/users"), "users"))
+
+    def user(self, name: str) -> dict[str, Any]:
+        """One user: ``{name, grants, password, created, updated}``."""
+        return dict(expect(self._call("GET", user_url(name)), "user"))
+
+    def add_user(
+        self, name: str, *, password: str | None = None, grants: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Add a user (without a password it can only log in once one is set)."""
+        return dict(expect(self._call("POST", "/users", new_user_body(name, password, grants)), "user"))
+
+    def set_password(self, name: str, password: str, *, current_password: str | None = None) -> None:
+        """Set a user's password; one's own needs ``current_password``. Ends its other sessions."""
+        self._call("POST", user_url(name, "password"), password_body(password, current_password))
+
+    def grant(self, name: str, grants: Mapping[str, Any]) -> dict[str, Any]:
+        """Add or change grants ``{mask: level}``; returns the user."""
+        body = {"grants": {mask: str(level) for mask, level in grants.items()}}
+        return dict(expect(self._call("POST", user_url(name, "grants"), body), "user"))
+
+    def revoke(self, name: str, masks: Iterable[str]) -> dict[str, Any]:
+        """Remove the grants of ``masks``; returns the user."""
+        body = {"masks": list(masks)}
+        return dict(expect(self._call("POST", user_url(name, "revoke"), body), "user"))
+
+    def remove_user(self, name: str) -> None:
+        """Remove a user and end its sessions."""
+        self._call("DELETE", user_url(name))
