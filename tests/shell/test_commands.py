@@ -233,6 +233,9 @@ def test_history_filter_level_since_and_bad_filter(sh: ShellDriver, live: LiveSe
     assert describe_error(caught.value).startswith("bad filter: column")
     with pytest.raises(LinkServerError):
         sh.run("history --level LOUD")
+    with pytest.raises(FilterError) as caught:  # a typo is an error, not "(no events)"
+        sh.run("history --filter 'data.valu > 50'")
+    assert "did you mean 'data.value'" in describe_error(caught.value)
 
 
 def test_event_ack_and_acks(sh: ShellDriver, live: LiveServer, client: Client):
