@@ -14,9 +14,9 @@ import attrs
 from sqlalchemy import Engine, bindparam, delete, exists, func, insert, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from linkserver.core.errors import EventNotFound, HistoryError, ServerStopped
+from linkserver.core.errors import EventNotFound, HistoryError, HistoryUnavailable, ServerStopped
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.history import migrate, queries
 from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
@@ -346,9 +346,14 @@ class SqlHistoryStore(HistoryStore):
                         },
                     )
                 return int(conn.execute(_LAST_SEQ).scalar_one())
+        except (OperationalError, InterfaceError) as exc:  # down, locked, connection lost: may pass
+            raise HistoryUnavailable(
+                f"the tree change was not recorded, so nothing changed: history is unavailable "
+                f"({_database_error(exc)}); try again"
+            ) from exc
         except SQLAlchemyError as exc:
             raise HistoryError(
-                f"could not record the tree change in history ({exc.__class__.__name__}: {exc})"
+                f"could not record the tree change in history ({_database_error(exc)})"
             ) from exc
 
     def _context_upsert(self) -> Any:
@@ -372,9 +377,7 @@ class SqlHistoryStore(HistoryStore):
             with self.engine.connect() as conn:
                 rows = conn.execute(statement).all()
         except SQLAlchemyError as exc:
-            raise HistoryError(
-                f"could not read the tree from history ({exc.__class__.__name__}: {exc})"
-            ) from exc
+            raise HistoryError(f"could not read the tree from history ({_database_error(exc)})") from exc
         return [
             StoredContext(
                 path=row.path,
@@ -388,3 +391,9 @@ class SqlHistoryStore(HistoryStore):
             )
             for row in rows
         ]
+
+
+def _database_error(exc: SQLAlchemyError) -> str:
+    """What the database said, without the statement and parameters SQLAlchemy adds."""
+    original = getattr(exc, "orig", None)
+    return f"{type(original or exc).__name__}: {str(original or exc).strip()}"

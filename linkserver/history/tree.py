@@ -64,7 +64,8 @@ class TreeStore(abc.ABC):
         Each row gets the next change number, in the order given; returns the
         last one. The rows are committed (with the same durability as a
         durable fire) before this returns; on error nothing is recorded and
-        HistoryError (or ServerStopped) is raised. Rows' ``seq`` is ignored.
+        HistoryUnavailable (the database is down or locked: try again),
+        HistoryError or ServerStopped is raised. Rows' ``seq`` is ignored.
         """
 
     @abc.abstractmethod

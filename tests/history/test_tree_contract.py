@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from history_helpers import SQL_BACKENDS
 
-from linkserver.core.errors import InvalidName, ServerStopped
+from linkserver.core.errors import HistoryUnavailable, InvalidName, ServerStopped
 from linkserver.history.base import HistoryStore
 from linkserver.history.errors import UnstorableContext
 from linkserver.history.sql import SqlHistoryStore
@@ -125,3 +126,23 @@ def test_the_tree_survives_a_restart_and_a_second_store_sees_it(
         ]
     finally:
         again.stop()
+
+
+def test_a_tree_change_the_database_cannot_take_now_is_unavailable_and_records_nothing(
+    database_url: Callable[[str], str],
+) -> None:
+    url = database_url("sqlite")
+    store = SqlHistoryStore(url, busy_timeout=timedelta(milliseconds=50))
+    store.start()
+    blocker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(HistoryUnavailable, match="not recorded, so nothing changed.*try again"):
+            store.save_contexts([added("devices.plc7")])
+        blocker.execute("ROLLBACK")
+        assert store.load_contexts() == []
+        store.save_contexts([added("devices.plc7")])
+        assert [row.path for row in store.load_contexts()] == ["devices.plc7"]
+    finally:
+        blocker.close()
+        store.stop()
