@@ -10,16 +10,24 @@
    local RabbitMQ with publisher confirms, in batches of the same size with
    the same number of batches in flight (pika BlockingConnection).
    Goal: ``ws_fire_vs_rabbitmq`` >= 1.00x.
-2. Latency: N WebSocket subscribers (AsyncClient, in two net_receivers.py subprocesses;
-   they subscribe with ``batch``, so events waiting together arrive in one message)
-   receive events fired at R events/s; fire-to-receive p50/p99 from the
-   firing time carried in the event's value. "achieved" is the firing rate
-   kept up; "delivered" the deliveries per second from the first arrival to the
-   last (when saturated: what the system carried). Baseline: N RabbitMQ
-   consumers (one queue each on a fanout exchange, pika, also in two
-   subprocesses) at the same rate. The goal line compares the p99s.
+2. Latency: N subscribers receive events fired at R events/s; fire-to-receive
+   p50/p99 from the firing time carried in the event (its value) or message.
+   Like for like: each subscriber is a connection of its own on both sides.
+   Ours: N AsyncClient subscriptions, each its own WebSocket, spread over two
+   net_receivers.py subprocesses (one asyncio loop each); the firer sends
+   the events over one WebSocket, not durable. RabbitMQ: N consumers, each
+   its own AMQP connection, channel and exclusive queue bound to a fanout
+   exchange, spread over two subprocesses (pika's AsyncioConnection, one
+   loop each); this process publishes (not persistent, no confirms) at the
+   same rate. The goal's load (100 x 50 events/s) runs in ROUNDS rounds
+   alternating ours and RabbitMQ, so that load from the rest of the machine
+   hits both alike; the p99s are over every sample of every round (3 x 10 s:
+   30 s of firing per side). "achieved" is the firing rate kept up;
+   "delivered" the deliveries per second from the first arrival to the last
+   (when saturated: what the system carried).
 
-    python tools/bench/net.py [--quick] [--amqp-url amqp://guest:guest@127.0.0.1:5672/]
+    python tools/bench/net.py [--quick] [--latency-only] [--rounds N] [--seconds S]
+                              [--amqp-url amqp://guest:guest@127.0.0.1:5672/]
 """
 
 from __future__ import annotations
@@ -48,11 +56,12 @@ SETTINGS = {
     "quick": (2_000, 1, 100, 4),
     "full": (30_000, 3, 100, 4),
 }
-# Latency loads (subscribers, events/s, seconds). The first is the goal's: a load both systems
-# can sustain here, so that the p99s compare delivery and not queueing behind a saturated CPU.
+# Latency loads (subscribers, events/s, seconds per round, rounds). The first is the goal's: a
+# load both systems can sustain here, so that the p99s compare delivery and not queueing behind
+# a saturated CPU. The second shows what each carries when saturated (one round, no goal).
 LOADS = {
-    "quick": [(10, 500, 1.0)],
-    "full": [(100, 50, 5.0), (100, 2_000, 5.0)],
+    "quick": [(10, 500, 1.0, 1)],
+    "full": [(100, 50, 10.0, 3), (100, 2_000, 5.0, 1)],
 }
 
 
@@ -240,15 +249,33 @@ def collect(processes: list[Any]) -> dict[str, Any]:
         missing += result["missing"]
         if result["latencies"]:
             first, last = min(first, result["first"]), max(last, result["last"])
-    p50, p99 = percentiles(samples)
     rate = len(samples) / (last - first) if last > first else float("nan")
+    return summarise(samples, missing, rate)
+
+
+def summarise(samples: list[float], missing: int, rate: float) -> dict[str, Any]:
+    p50, p99 = percentiles(samples)
     return {
         "p50_ms": p50,
         "p99_ms": p99,
         "received": len(samples),
         "missing": missing,
         "delivered_rate": rate,
+        "samples": samples,
     }
+
+
+def pooled(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds of one side as one result: percentiles over every sample."""
+    samples = [x for r in rounds for x in r["samples"]]
+    result = summarise(
+        samples,
+        sum(r["missing"] for r in rounds),
+        statistics.fmean(r["delivered_rate"] for r in rounds),
+    )
+    result["achieved_rate"] = min(r["achieved_rate"] for r in rounds)
+    result["round_p99s"] = [r["p99_ms"] for r in rounds]
+    return result
 
 
 def paced(rate: int, seconds: float, step: int, send: Any) -> float:
@@ -312,7 +339,7 @@ def rabbit_latency(
     except Exception:  # noqa: BLE001
         return None
     channel = connection.channel()
-    channel.exchange_declare(exchange, "fanout", auto_delete=True)
+    channel.exchange_declare(exchange, "fanout")
     receivers = run_receivers("amqp", consumers, amqp_url, exchange, total, seconds + 30)
     padding = "x" * max(0, size - 40)
 
@@ -341,51 +368,71 @@ def goal(name: str, ratio: float, target: float = 1.0, detail: str = "") -> None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--latency-only", action="store_true", help="skip the fire-rate comparison")
+    parser.add_argument("--rounds", type=int, help="rounds of the latency goal's load per side")
+    parser.add_argument("--seconds", type=float, help="seconds per round of the latency goal's load")
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     args = parser.parse_args()
     from linkserver.client import Client
 
     mode = "quick" if args.quick else "full"
     total, rounds, batch, window = SETTINGS[mode]
+    loads = list(LOADS[mode])
+    subscribers, rate, seconds, repeat = loads[0]
+    loads[0] = (subscribers, rate, args.seconds or seconds, args.rounds or repeat)
     payload = json.dumps({"context": CONTEXT, "event": "measurement", "data": [record()]}).encode()
-    ours: list[dict[str, Any]] = []
+    results: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+    rabbit = durable = None
     with tempfile.TemporaryDirectory(prefix="linkserver-bench-") as directory:
         process, url, credentials = start_server(Path(directory))
         try:
             with Client(url, user=credentials["user"], password=credentials["password"]) as client:
                 client.add_context(CONTEXT, description="benchmark device")
-                durable = ws_fire_rate(client, total, rounds, batch, window, durable=True)
-                fast = ws_fire_rate(client, total, rounds, batch, window, durable=False)
-                print(
-                    f"websocket fire, batches of {batch}, {window} in flight: {durable:>9,.0f} events/s "
-                    f"durable, {fast:,.0f} events/s without waiting for the commit"
-                )
-                rabbit = rabbit_publish_rate(args.amqp_url, total, rounds, batch, window, payload)
-                if rabbit:
+                if not args.latency_only:
+                    durable = ws_fire_rate(client, total, rounds, batch, window, durable=True)
+                    fast = ws_fire_rate(client, total, rounds, batch, window, durable=False)
                     print(
-                        f"rabbitmq persistent publish with confirms, same batches: {rabbit:>9,.0f} "
-                        f"messages/s ({len(payload)} bytes each)"
+                        f"websocket fire, batches of {batch}, {window} in flight: {durable:>9,.0f} "
+                        f"events/s durable, {fast:,.0f} events/s without waiting for the commit"
                     )
-                ours = [ws_latency(client, *load) for load in LOADS[mode]]
+                    rabbit = rabbit_publish_rate(args.amqp_url, total, rounds, batch, window, payload)
+                    if rabbit:
+                        print(
+                            f"rabbitmq persistent publish with confirms, same batches: {rabbit:>9,.0f} "
+                            f"messages/s ({len(payload)} bytes each)"
+                        )
+                for subscribers, rate, seconds, repeat in loads:
+                    ours, theirs = [], []
+                    for _ in range(repeat):  # alternating: the machine's other load hits both alike
+                        ours.append(ws_latency(client, subscribers, rate, seconds))
+                        other = rabbit_latency(args.amqp_url, subscribers, rate, seconds, len(payload))
+                        if other is not None:
+                            theirs.append(other)
+                    results.append((pooled(ours), pooled(theirs) if theirs else None))
         finally:
             stop_server(process)
-    theirs = [rabbit_latency(args.amqp_url, *load, len(payload)) for load in LOADS[mode]]
-    for (subscribers, rate, _), mine, other in zip(LOADS[mode], ours, theirs, strict=True):
+    for (subscribers, rate, seconds, repeat), (mine, other) in zip(loads, results, strict=True):
         for name, result in (("websocket", mine), ("rabbitmq", other)):
             if result is not None:
+                rounds_note = (
+                    f", rounds' p99 {'/'.join(f'{p:.1f}' for p in result['round_p99s'])}"
+                    if repeat > 1
+                    else ""
+                )
                 print(
-                    f"{name} latency, {subscribers} subscribers at {rate:,} events/s "
+                    f"{name} latency, {subscribers} subscribers at {rate:,} events/s, "
+                    f"{repeat} x {seconds:g} s "
                     f"(achieved {result['achieved_rate']:,.0f}, delivered "
                     f"{result['delivered_rate']:,.0f}/s): p50 {result['p50_ms']:.1f} ms, "
-                    f"p99 {result['p99_ms']:.1f} ms ({result['received']:,} received, "
+                    f"p99 {result['p99_ms']:.1f} ms{rounds_note} ({result['received']:,} received, "
                     f"{max(result['missing'], 0):,} missing){saturated(result, rate)}"
                 )
-    if rabbit:
-        goal("ws_fire_vs_rabbitmq", durable / rabbit)
-    else:
-        print("goal ws_fire_vs_rabbitmq: n/a (rabbitmq unavailable) short")
-    mine, other = ours[0], theirs[0]
-    subscribers, rate, _ = LOADS[mode][0]
+    if durable is not None:
+        if rabbit:
+            goal("ws_fire_vs_rabbitmq", durable / rabbit)
+        else:
+            print("goal ws_fire_vs_rabbitmq: n/a (rabbitmq unavailable) short")
+    (mine, other), (subscribers, rate, _, _) = results[0], loads[0]
     if other is not None and mine["p99_ms"] > 0:
         ratio = other["p99_ms"] / mine["p99_ms"]
         ok = ratio >= 1 and not saturated(mine, rate)

@@ -51,32 +51,77 @@ async def ws_receivers(count: int, url: str, expect: int, seconds: float) -> lis
 
 
 def amqp_receivers(count: int, url: str, expect: int, seconds: float) -> list[float]:
-    """``count`` exclusive queues bound to the fanout exchange, consumed on one pika connection."""
+    """``count`` consumers, each with its own connection, channel and exclusive queue bound to
+    the fanout exchange, all on one asyncio loop (pika's AsyncioConnection): the same shape
+    as the WebSocket side, where each subscriber is a connection of its own."""
     import pika
+    from pika.adapters.asyncio_connection import AsyncioConnection
 
     latencies = LATENCIES
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    channel = connection.channel()
-    channel.basic_qos(prefetch_count=1000)
-    remaining = [count * expect]
+    exchange = os.environ["BENCH_TOKEN"]
     now, loads = time.time, json.loads
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    done = loop.create_future()
+    ready = [0]
+    remaining = [count * expect]
+    connections: list[Any] = []
 
     def on_message(channel: Any, method: Any, properties: Any, body: bytes) -> None:
         arrived = now()
         latencies.append(arrived - loads(body)["t"])
         ARRIVED[1:] = [arrived]
         remaining[0] -= 1
-        if remaining[0] <= 0:
-            channel.stop_consuming()
+        if remaining[0] <= 0 and not done.done():
+            done.set_result(None)
 
+    def failed(*args: Any) -> None:
+        if not done.done():
+            done.set_exception(RuntimeError(f"rabbitmq consumer failed: {args[-1]!r}"))
+
+    def open_consumer(connection: Any) -> None:
+        def on_channel(channel: Any) -> None:
+            def on_declared(frame: Any) -> None:
+                queue = frame.method.queue
+
+                def on_bound(_: Any) -> None:
+                    channel.basic_consume(queue, on_message, auto_ack=True, callback=on_consuming)
+
+                channel.queue_bind(queue, exchange, callback=on_bound)
+
+            channel.basic_qos(
+                prefetch_count=1000,
+                callback=lambda _: channel.queue_declare(
+                    "", exclusive=True, auto_delete=True, callback=on_declared
+                ),
+            )
+
+        connection.channel(on_open_callback=on_channel)
+
+    def on_consuming(_: Any) -> None:
+        ready[0] += 1
+        if ready[0] == count:
+            print("ready", flush=True)
+            loop.call_later(seconds, lambda: done.done() or done.set_result(None))
+
+    parameters = pika.URLParameters(url)
     for _ in range(count):
-        queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-        channel.queue_bind(queue, os.environ["BENCH_TOKEN"])
-        channel.basic_consume(queue, on_message, auto_ack=True)
-    print("ready", flush=True)
-    connection.call_later(seconds, channel.stop_consuming)
-    channel.start_consuming()
-    connection.close()
+        connections.append(
+            AsyncioConnection(
+                parameters,
+                on_open_callback=open_consumer,
+                on_open_error_callback=failed,
+                custom_ioloop=loop,
+            )
+        )
+    try:
+        loop.run_until_complete(done)
+    finally:
+        for connection in connections:
+            if connection.is_open:
+                connection.close()
+        loop.run_until_complete(asyncio.sleep(0.2))
+        loop.close()
     return latencies
 
 
