@@ -146,8 +146,9 @@ class Plan:
         return self.row_test is None and self.event_test is None
 
 
-def plan(query: HistoryQuery, dialect: str) -> Plan:
-    """Split ``query`` into SQL conditions and the Python tests SQL cannot express."""
+def plan(query: HistoryQuery, dialect: str, *, for_count: bool = False) -> Plan:
+    """Split ``query`` into SQL conditions and the Python tests SQL cannot express;
+    ``for_count``: the plan is for :func:`count` (which sizes more often than pages)."""
     check_query(query)
     where, masks_exact, event_test = _conditions(query, dialect, COLUMNS)
     row_tests: list[RowTest] = []
@@ -163,8 +164,11 @@ def plan(query: HistoryQuery, dialect: str) -> Plan:
         first, second = row_tests
         row_test = lambda context, name: first(context, name) and second(context, name)  # noqa: E731
     probe: tuple[Clause, ...] = ()
-    if dialect == "sqlite":
+    may_sort = covered = False
+    if dialect == "sqlite" and (for_count or _may_sort(query)):
         probe = tuple(_conditions(query, dialect, COLUMNS, only_paths=True)[0])
+        may_sort = bool(probe) and not for_count
+        covered = bool(probe) and for_count and _covered(query, where, probe)
     return Plan(
         tuple(where),
         row_test,
@@ -174,8 +178,8 @@ def plan(query: HistoryQuery, dialect: str) -> Plan:
         dialect,
         probe,
         query,
-        may_sort=bool(probe) and _may_sort(query),
-        covered=bool(probe) and _covered(query, where, probe),
+        may_sort=may_sort,
+        covered=covered,
     )
 
 

@@ -37,12 +37,13 @@ from linkserver.history.writer import Writer, WriterStats
 log = logging.getLogger("linkserver.history")
 
 MAX_PURGE_BATCH = 10_000
-# How long one purge transaction should take: on SQLite while events are being fired,
-# short enough that a fire waiting behind it hardly notices (tools/bench/history.py);
+# How long one purge transaction should take. On SQLite while events are being fired:
+# the writer's flush interval, at least PURGE_BUSY_MIN_SECONDS (see purge_expired);
 # otherwise just short.
-PURGE_BUSY_SECONDS = 0.001
+PURGE_BUSY_MIN_SECONDS = 0.002
 PURGE_IDLE_SECONDS = 0.05
 PURGE_IDLE_AFTER = 1.0  # seconds without a fire before the purge stops making way
+PURGE_CACHE_KIB = 65536  # SQLite page cache of the purge's connection (see purge_expired)
 FIRST_PURGE_ROWS = 100
 _TREE_LOCK_KEY = 0x4C696E6B54726565  # "LinkTree": tree changes commit in change-number order
 _LAST_SEQ = select(func.coalesce(func.max(contexts.c.seq), 0))
@@ -214,14 +215,17 @@ class SqlHistoryStore(HistoryStore):
         Each transaction deletes at most ``batch_size`` events and is also kept
         near a target time: the rows per transaction start at FIRST_PURGE_ROWS
         and double or halve with the time the previous one took. On SQLite a
-        purge transaction holds the only write lock, and deleting by expiry
-        touches a different page of the context index for nearly every row
-        (5000 rows can take a tenth of a second). So while events are being
-        fired, the target is 1 ms, the events the writer has waiting are
-        committed before the next batch, and the purge rests as long as its
-        last transaction took; after a second without fires, the target is
-        50 ms and there is no rest. PostgreSQL deletes do not
-        block inserts: 50 ms, no rest.
+        purge transaction holds the only write lock, and deleting the oldest
+        events touches a different page of the context index for nearly every
+        row: most of a purge's cost, and the reason small transactions purge
+        fewer rows per second (each dirty page is written once per
+        transaction). So while events are being fired, the target is the
+        writer's flush interval (at least 2 ms): a fire committed behind a
+        purge transaction waits about as long again as the writer lingers for a
+        batch anyway. The events the writer has waiting are committed before
+        each next transaction, and the FIFO write lock hands the writer its
+        turn between two. After a second without fires, and always on
+        PostgreSQL (deletes there do not block inserts), the target is 50 ms.
         """
         if not 1 <= batch_size <= MAX_PURGE_BATCH:
             raise ValueError(f"batch_size must be from 1 to {MAX_PURGE_BATCH}, got {batch_size}")
@@ -238,38 +242,38 @@ class SqlHistoryStore(HistoryStore):
         drop_events = delete(events).where(events.c.id.in_(oldest))
         writer = self._writer
         shares_lock = self._dialect == "sqlite" and writer is not None
+        busy_target = max(PURGE_BUSY_MIN_SECONDS, self._flush_interval)
         removed = 0
         rows = min(batch_size, FIRST_PURGE_ROWS)
         appended = writer.appended if writer is not None else 0
         firing, last_fire = shares_lock, time.monotonic()
-        while True:
-            with self.engine.connect() as conn:
+        with self.engine.connect() as conn:
+            if self._dialect == "sqlite":
+                conn.exec_driver_sql(f"PRAGMA cache_size = -{PURGE_CACHE_KIB}")
+                conn.commit()
+            while True:
                 started = time.monotonic()
                 with self._write_lock, conn.begin():
                     # The first DELETE takes the write lock, so both see the same oldest rows.
                     conn.execute(drop_acks, {"now": now, "rows": rows})
                     deleted = conn.execute(drop_events, {"now": now, "rows": rows}).rowcount
-            removed += deleted
-            elapsed = time.monotonic() - started
-            log.debug("purge: %d expired events deleted in %.1f ms", deleted, elapsed * 1000)
-            if deleted < rows:
-                return removed
-            target = PURGE_BUSY_SECONDS if firing else PURGE_IDLE_SECONDS
-            if elapsed < target / 2:
-                rows = min(batch_size, rows * 2)
-            elif elapsed > target:
-                rows = max(1, rows // 2)
-            if writer is not None and writer.pending:
-                writer.flush(timeout=1.0)
-            if shares_lock:
-                assert writer is not None
-                if writer.appended != appended:
-                    appended, last_fire = writer.appended, time.monotonic()
-                firing = time.monotonic() - last_fire < PURGE_IDLE_AFTER
-                if firing:
-                    # Leave SQLite's only write lock free half the time: a purge thread the
-                    # OS pauses while it holds the lock would pause every fire with it.
-                    time.sleep(elapsed)
+                removed += deleted
+                elapsed = time.monotonic() - started
+                log.debug("purge: %d expired events deleted in %.1f ms", deleted, elapsed * 1000)
+                if deleted < rows:
+                    return removed
+                target = busy_target if firing else PURGE_IDLE_SECONDS
+                if elapsed < target / 2:
+                    rows = min(batch_size, rows * 2)
+                elif elapsed > target:
+                    rows = max(1, rows // 2)
+                if writer is not None and writer.pending:
+                    writer.flush(timeout=1.0)
+                if shares_lock:
+                    assert writer is not None
+                    if writer.appended != appended:
+                        appended, last_fire = writer.appended, time.monotonic()
+                    firing = time.monotonic() - last_fire < PURGE_IDLE_AFTER
 
     def _write(self, statement: Any) -> int:
         with self._write_lock, self.engine.begin() as conn:
@@ -310,7 +314,9 @@ class SqlHistoryStore(HistoryStore):
         return HistoryPage(events=tuple(found), next_cursor=encode_cursor(found[-1].id) if more else None)
 
     def count(self, query: HistoryQuery) -> int:
-        plan = queries.plan(attrs.evolve(query, cursor=None), self._dialect or self.engine.dialect.name)
+        plan = queries.plan(
+            attrs.evolve(query, cursor=None), self._dialect or self.engine.dialect.name, for_count=True
+        )
         with self.engine.connect() as conn:
             return queries.count(conn, plan)
 

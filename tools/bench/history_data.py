@@ -4,7 +4,9 @@ A database of N rows is built once with raw SQL (table first, indexes after,
 from the DDL the migrations made) and kept under the bench data directory
 (``LINKSERVER_BENCH_DATA``, default ``build/bench-data`` in the repository),
 keyed by row count, data shape version and schema revision, so a re-run
-reuses it. Benchmarks that change a database work on a copy.
+reuses it (the key includes a digest of the ``events`` and
+``acknowledgements`` DDL: a migration that changes them makes new files).
+Benchmarks that change a database work on a copy.
 
 The shape makes selectivity real: every kind of row is spread through the
 whole id range by a pseudo-random draw per row, never clustered at the top.
@@ -25,6 +27,7 @@ Ids are real event ids, 10 ms apart (100 events/s), starting 2024-05-01;
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -52,19 +55,34 @@ def cached_database(rows: int, *, log: bool = True) -> Path:
     """The path of a generated SQLite history database of ``rows`` events (built if missing)."""
     directory = data_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"history-{SHAPE}-{rows}-r{migrate.head_revision()}.sqlite3"
-    if path.exists():
-        return path
-    started = time.perf_counter()
-    building = path.with_suffix(".building")
+    building = directory / f"history-{SHAPE}-{rows}.building"
     for leftover in directory.glob(building.name + "*"):
         leftover.unlink()
     migrate.upgrade(f"sqlite:///{building}")
+    path = directory / f"history-{SHAPE}-{rows}-{schema_digest(building)}.sqlite3"
+    if path.exists():
+        for leftover in directory.glob(building.name + "*"):
+            leftover.unlink()
+        return path
+    started = time.perf_counter()
     fill(building, rows)
     building.rename(path)
     if log:
         print(f"   generated {rows:,} events in {time.perf_counter() - started:.0f} s: {path}", flush=True)
     return path
+
+
+def schema_digest(path: Path) -> str:
+    """A short digest of the DDL of the tables the benchmarks fill (and their indexes)."""
+    connection = sqlite3.connect(path)
+    try:
+        ddl = connection.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name IN ('events', 'acknowledgements') "
+            "AND sql IS NOT NULL ORDER BY name"
+        ).fetchall()
+    finally:
+        connection.close()
+    return hashlib.sha256(repr(ddl).encode()).hexdigest()[:10]
 
 
 def copy_of(rows: int, workdir: Path) -> Path:
