@@ -18,6 +18,7 @@ import attrs
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -46,7 +47,7 @@ from linkserver.net.metrics import NetStats, metrics_route
 from linkserver.net.openapi import openapi_document
 from linkserver.net.origins import origin_allowed
 from linkserver.net.protocol import Limits, Session
-from linkserver.net.push import waker_for
+from linkserver.net.push import Pusher, waker_for
 from linkserver.net.throttle import ThrottleRule
 from linkserver.net.users_api import UserRoutes, caller_token
 from linkserver.server.app import LinkServer
@@ -57,7 +58,6 @@ from linkserver.wire.routes import OPERATIONS, PREFIX, Operation
 log = logging.getLogger("linkserver.net")
 
 OBSERVER = Permission.OBSERVER
-SEND_CHUNK = 1000  # outbox items a WebSocket sender takes at once (batched subscriptions: few messages)
 
 
 # -- HTTP -------------------------------------------------------------------------------------
@@ -286,21 +286,23 @@ class Api:
             return
         await websocket.accept()
         self.stats.websockets += 1
-        wake = asyncio.Event()
         loop = asyncio.get_running_loop()
         waker = waker_for(loop)  # one loop wake-up for many sessions
-        session = Session(self.gateway, principal, self.limits, on_output=lambda: waker.wake(wake))
+        session = Session(self.gateway, principal, self.limits, on_output=lambda: waker.wake(pusher))
         assert token is not None
 
         def ended(code: int, reason: str) -> None:  # any thread: stop delivering, then close
             session.close()
-            loop.call_soon_threadsafe(wake.set)
+            loop.call_soon_threadsafe(pusher.set)
 
         connection = Connection(token, principal, ended)
+        # Pushes and answers go to the ASGI send itself: Starlette's state checks in
+        # WebSocket.send and its exception wrapper cost a tenth of a push; nothing here needs them.
+        # An ended connection gets its close frame instead of whatever was still waiting.
+        pusher = Pusher(session, send, run_in_threadpool, connection)
         self.connections.add(connection)
         if self.auth.resolve(token) is None:  # ended between the check and the registration
             connection.end(4401, "the token is no longer valid")
-        sender = asyncio.create_task(self._send_loop(send, session, wake, connection))
         try:
             while True:
                 message = await websocket.receive()
@@ -312,7 +314,7 @@ class Api:
                 await run_in_threadpool(
                     session.receive, text if text is not None else message.get("bytes") or b""
                 )
-                while session.backlog > self.limits.queue_size and not sender.done():
+                while session.backlog > self.limits.queue_size and not pusher.closed:
                     await asyncio.sleep(0.01)  # the client does not read its answers: stop reading
         except WebSocketDisconnect:
             pass
@@ -320,40 +322,7 @@ class Api:
             self.stats.websockets -= 1
             self.connections.discard(connection)
             session.close()
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
-
-    @staticmethod
-    async def _send_loop(send: Send, session: Session, wake: asyncio.Event, connection: Connection) -> None:
-        """Pushes and answers go to the ASGI ``send`` itself: Starlette's state checks in
-        ``WebSocket.send`` cost a tenth of a push, and nothing here needs them. An ended
-        connection gets its close frame instead of whatever was still waiting."""
-        try:
-            while True:
-                wake.clear()  # before taking: whatever comes after the take signals again
-                if connection.closing is not None:
-                    code, reason = connection.closing
-                    await send({"type": "websocket.close", "code": code, "reason": reason})
-                    return
-                for text in session.take_text(SEND_CHUNK):
-                    if connection.closing is not None:
-                        break
-                    await send({"type": "websocket.send", "text": text})
-                if session.pending or connection.closing is not None:
-                    continue  # more than one chunk was waiting: no new signal will come
-                if session.wants_pump:
-                    await run_in_threadpool(session.pump)
-                else:
-                    await wake.wait()
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            pass  # the connection is gone; the receive loop ends the session
-        except Exception:  # a bug: close the connection rather than leave a session that never answers
-            log.exception("WebSocket sender of %s failed; closing the connection", session.principal.name)
-            session.close()
-            try:
-                await send({"type": "websocket.close", "code": 1011, "reason": "internal error; see the log"})
-            except Exception:  # noqa: BLE001 - the connection is gone already
-                pass
+            pusher.close()
 
 
 def _no_params(request: Request) -> None:
@@ -383,7 +352,23 @@ class _WebSocketEndpoint:
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.handler(WebSocket(scope, receive, send), send)
+        await self.handler(WebSocket(scope, receive, send), scope.get(RAW_SEND, send))
+
+
+RAW_SEND = "linkserver.raw_send"
+
+
+class _KeepRawSend:
+    """Outermost middleware: keeps the server's own ``send`` of a WebSocket in the scope, before
+    Starlette's exception handling wraps it in a coroutine of its own (a layer per push)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope[RAW_SEND] = send
+        await self.app(scope, receive, send)
 
 
 def admin_hash(server: LinkServer) -> str | None:
@@ -430,9 +415,7 @@ def create_app(
     connections = Connections()
     auth.on_ended(connections.end_token)
     users.on_change(lambda change: _user_changed(change, auth, connections, server))
-    api = Api(
-        gateway, auth, limits, connections=connections, allowed_origins=settings.allowed_origins
-    )
+    api = Api(gateway, auth, limits, connections=connections, allowed_origins=settings.allowed_origins)
 
     def check_sessions() -> None:
         auth.sweep()
@@ -463,7 +446,7 @@ def create_app(
         405: not_found,
     }
     routes = [*api.routes(), Route("/openapi.json", openapi), metrics_route(server, api.stats, bearer)]
-    app = Starlette(routes=routes, exception_handlers=handlers)
+    app = Starlette(routes=routes, exception_handlers=handlers, middleware=[Middleware(_KeepRawSend)])
     app.state.gateway, app.state.auth, app.state.api = gateway, auth, api
     app.state.connections, app.state.watcher = connections, watcher
     return app

@@ -10,9 +10,14 @@ the minimum:
   WebSocket texts. For a subscription made with ``batch: true`` the events
   queued together go out as one ``events`` message (docs/protocol.md); the
   cached texts are spliced in, never decoded and encoded again.
-- :class:`LoopWaker` sets the senders' ``asyncio.Event`` s from firing
+- :class:`LoopWaker` wakes the sessions' :class:`Pusher` s from firing
   threads with at most one ``call_soon_threadsafe`` pending per event loop,
   instead of one per session per event.
+- :class:`Pusher` writes a session's outbox from that one wake-up, starting
+  each ASGI send eagerly: a send that completes without waiting (the
+  transport is writable: the usual case) costs no task, no
+  ``asyncio.Event`` and no loop iteration. One event to 100 sessions is one
+  callback making 100 sends, not 100 task wake-ups.
 
 :class:`SessionSubscription` is the per-subscription state the session
 keeps under its lock; nothing else here takes a session's lock: the session
@@ -23,17 +28,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import threading
 import weakref
-from collections.abc import Container, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Container, Coroutine, Generator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from linkserver.core.events import Event
 from linkserver.net.codec import dumps
 from linkserver.server.delivery import GAPS, Gap
 
 if TYPE_CHECKING:
-    from linkserver.net.protocol import Cancellable, SubscribeRequest
+    from linkserver.net.protocol import Cancellable, Session, SubscribeRequest
+
+log = logging.getLogger("linkserver.net.push")
 
 # An ``events`` message stops growing at this many characters of event text (a single
 # event is always sent, whatever its size), so that a batch stays well below the 1 MiB
@@ -198,10 +206,15 @@ def frames(items: Sequence[Item], batched: Container[str], encoded: EncodedEvent
     return [part if isinstance(part, str) else part.wire() for part in out]
 
 
-class LoopWaker:
-    """Sets ``asyncio.Event`` s of one event loop from any thread, cheaply.
+class Wakeable(Protocol):
+    def set(self) -> None: ...
 
-    :meth:`wake` only records the event while a wake-up of the loop is
+
+class LoopWaker:
+    """Calls ``set()`` of objects (a :class:`Pusher`, an ``asyncio.Event``) on one event loop,
+    from any thread, cheaply.
+
+    :meth:`wake` only records the object while a wake-up of the loop is
     pending; the first call after the loop ran schedules one. Many sessions
     signalled by one fired event thus cost one ``call_soon_threadsafe``.
     """
@@ -209,12 +222,12 @@ class LoopWaker:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._lock = threading.Lock()
-        self._pending: list[asyncio.Event] = []
+        self._pending: list[Wakeable] = []
         self.wakeups = 0
 
-    def wake(self, event: asyncio.Event) -> None:
+    def wake(self, target: Wakeable) -> None:
         with self._lock:
-            self._pending.append(event)
+            self._pending.append(target)
             if len(self._pending) > 1:
                 return  # a wake-up is already scheduled and will see this one
         try:
@@ -227,8 +240,11 @@ class LoopWaker:
         with self._lock:
             pending, self._pending = self._pending, []
         self.wakeups += 1
-        for event in pending:
-            event.set()
+        for target in pending:
+            try:
+                target.set()
+            except Exception:  # one session's failure never keeps the others waiting
+                log.exception("waking %r failed", target)
 
 
 _WAKERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaker] = weakref.WeakKeyDictionary()
@@ -240,3 +256,167 @@ def waker_for(loop: asyncio.AbstractEventLoop) -> LoopWaker:
     if waker is None:
         waker = _WAKERS[loop] = LoopWaker(loop)
     return waker
+
+
+# -- sending ----------------------------------------------------------------------------------
+
+SEND_CHUNK = 1000  # outbox items taken at once (batched subscriptions: few messages)
+# What a send raises when the connection is gone (uvicorn: ClientDisconnected, an OSError).
+GONE = (RuntimeError, OSError)
+
+
+def start(coroutine: Coroutine[Any, Any, None]) -> Awaitable[None] | None:
+    """Run ``coroutine`` until it first waits: None if it finished without waiting, else an
+    awaitable that finishes it (what Python 3.12's eager tasks do, without the task).
+
+    Raises what the coroutine raised before waiting.
+    """
+    try:
+        waiting = coroutine.send(None)
+    except StopIteration:
+        return None
+    return _Rest(coroutine, waiting)
+
+
+class _Rest:
+    """The rest of a coroutine that :func:`start` ran up to ``waiting`` (what it yielded to its
+    task: a future, or None for a bare yield). Awaiting it hands ``waiting`` to the awaiting
+    task, which waits for it as the coroutine's own task would have, then resumes the
+    coroutine; cancelling the awaiting task throws into the coroutine."""
+
+    __slots__ = ("coroutine", "waiting")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self.coroutine, self.waiting = coroutine, waiting
+
+    def __await__(self) -> Generator[Any, None, None]:
+        coroutine, waiting = self.coroutine, self.waiting
+        try:
+            while True:
+                try:
+                    yield waiting
+                except BaseException as exc:  # noqa: BLE001 - cancellation goes to the coroutine
+                    waiting = coroutine.throw(exc)
+                else:
+                    waiting = coroutine.send(None)
+        except StopIteration:
+            return
+
+
+class Closing(Protocol):
+    """What a Pusher reads of its connection (net.connections.Connection): set once it ended."""
+
+    closing: tuple[int, str] | None
+
+
+class Pusher:
+    """Writes one session's outbox to its WebSocket; lives on the connection's event loop.
+
+    :meth:`set` (from the loop's :class:`LoopWaker`) takes what the session
+    has to say and sends it at once, each ASGI send started eagerly. Only
+    when a send has to wait (flow control: the client reads slowly), or a
+    replay step (:meth:`Session.pump`, blocking) is due, does the rest go to
+    a task; until that task is done :meth:`set` does nothing, and the task
+    takes whatever arrived meanwhile before it ends. The session's order is
+    kept throughout. ``pump(fn)`` runs a blocking call off the loop.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        send: Callable[[dict[str, Any]], Coroutine[Any, Any, None]],
+        pump: Callable[[Callable[[], object]], Awaitable[object]],
+        connection: Closing | None = None,
+    ) -> None:
+        self.session, self.send, self._pump_off_loop = session, send, pump
+        self.connection = connection
+        self.task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    def set(self) -> None:
+        if self.task is None and not self.closed:
+            self._push()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.task is not None:
+            self.task.cancel()
+
+    def _push(self) -> None:
+        session, send, connection = self.session, self.send, self.connection
+        try:
+            while True:
+                if connection is not None and connection.closing is not None:
+                    self._close(*connection.closing)
+                    return
+                texts = session.take_text(SEND_CHUNK)
+                for index, text in enumerate(texts):
+                    if connection is not None and connection.closing is not None:
+                        break  # the next round sends the close frame instead
+                    rest = start(send({"type": "websocket.send", "text": text}))
+                    if rest is not None:
+                        self._continue(self._finish(rest, texts[index + 1 :]))
+                        return
+                if not session.pending and (connection is None or connection.closing is None):
+                    break  # emptied: the next item signals again
+            if session.wants_pump:
+                self._continue(self._pump())
+        except GONE:
+            self.closed = True  # the connection is gone; the receive loop ends the session
+        except Exception:
+            self._failed()
+
+    def _close(self, code: int, reason: str) -> None:
+        """An ended connection (token revoked, user changed): its close frame, nothing more."""
+        self.closed = True
+        rest = start(self.send({"type": "websocket.close", "code": code, "reason": reason}))
+        if rest is not None:
+            self.task = asyncio.get_running_loop().create_task(_quietly(rest))
+
+    def _continue(self, work: Coroutine[Any, Any, None]) -> None:
+        self.task = asyncio.get_running_loop().create_task(work)
+
+    async def _finish(self, rest: Awaitable[None], texts: Sequence[str]) -> None:
+        try:
+            await rest
+            for text in texts:
+                await self.send({"type": "websocket.send", "text": text})
+        except GONE:
+            self.closed = True
+            return
+        except Exception:
+            self._failed()
+            return
+        finally:
+            self.task = None
+        self.set()  # what came while this was sending
+
+    async def _pump(self) -> None:
+        try:
+            await self._pump_off_loop(self.session.pump)
+        except Exception:
+            self._failed()
+            return
+        finally:
+            self.task = None
+        self.set()
+
+    def _failed(self) -> None:
+        """A bug: close the connection rather than leave a session that never answers."""
+        log.exception("WebSocket sender of %s failed; closing the connection", self.session.principal.name)
+        self.closed = True
+        self.session.close()
+        closing = self.send(
+            {"type": "websocket.close", "code": 1011, "reason": "internal error; see the log"}
+        )
+        asyncio.get_running_loop().create_task(_quietly(closing))
+
+    def __repr__(self) -> str:
+        return f"<Pusher of {self.session.principal.name}{' closed' if self.closed else ''}>"
+
+
+async def _quietly(work: Awaitable[None]) -> None:
+    try:
+        await work
+    except Exception:  # noqa: BLE001 - the connection is gone already
+        pass
