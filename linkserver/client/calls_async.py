@@ -56,19 +56,33 @@ class AsyncCalls:
         return await self._call("GET", context_url(path))  # type: ignore[no-any-return]
 
     async def add_context(
-        self, path: str, *, template: str | None = None, description: str | None = None
+        self,
+        path: str,
+        *,
+        template: str | None = None,
+        description: str | None = None,
+        controller: str | None = None,
+        adopt: bool = False,
     ) -> str:
-        """Add a context (admin on its parent); returns its path."""
+        """Add a context (admin on its parent); returns its path. ``controller`` makes it a
+        device that controller owns, ``adopt`` takes over an existing one no other controller
+        owns (else DeviceOwned names the owner)."""
         body: dict[str, Any] = {"path": path}
         if template is not None:
             body["template"] = template
         if description is not None:
             body["description"] = description
+        if controller is not None:
+            body["controller"] = controller
+        if adopt:
+            body["adopt"] = True
         return str(expect(await self._call("POST", "/contexts", body), "path"))
 
-    async def remove_context(self, path: str) -> list[str]:
-        """Remove the context and its subtree; returns the removed paths."""
-        return list(expect(await self._call("DELETE", context_url(path)), "removed"))
+    async def remove_context(self, path: str, *, controller: str | None = None) -> list[str]:
+        """Remove the context and its subtree; returns the removed paths. A device that a
+        controller owns is removed only by that ``controller`` (else DeviceOwned)."""
+        params = {"controller": controller} if controller is not None else None
+        return list(expect(await self._call("DELETE", context_url(path), params=params), "removed"))
 
     async def fire(
         self,

@@ -19,7 +19,6 @@ import threading
 from typing import Any
 
 from linkserver.client.sync import Client
-from linkserver.core.errors import ContextExists
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
 from linkserver.server.controllers import DEVICES, DeviceBookkeeping, DeviceController
@@ -32,7 +31,10 @@ class RemoteDeviceHandle(DeviceBookkeeping):
     network: events are authored by the client's user (or token), not the
     controller name; and ``add_device`` of a device that exists already
     adopts it when ``adopt_existing`` (a restarted controller process finds
-    its devices still there).
+    its devices still there). The server knows the controller by its name
+    and the client's user or token: a device another controller owns (in
+    the server or remote) is neither adopted nor removed, the server
+    answers DeviceOwned naming the owner.
     """
 
     def __init__(
@@ -45,17 +47,18 @@ class RemoteDeviceHandle(DeviceBookkeeping):
     def add_device(self, device: str, *, template: str | None = None, description: str = "") -> str:
         """Add the device's context below ``root``; returns its path."""
         path = self.path(device)
-        try:
-            self.client.add_context(path, template=template, description=description or None)
-        except ContextExists:
-            if not self.adopt_existing:
-                raise
-            self.log.info("device context %s exists already; adopting it", path)
+        self.client.add_context(
+            path,
+            template=template,
+            description=description or None,
+            controller=self.controller,
+            adopt=self.adopt_existing,
+        )
         self._added(device)
         return path
 
     def remove_device(self, device: str) -> None:
-        self.client.remove_context(self.path(device))
+        self.client.remove_context(self.path(device), controller=self.controller)
         self._removed(device)
 
     def fire(

@@ -141,6 +141,10 @@ class TooManyAttempts(LinkServerError, PermissionError):
         super().__init__(f"too many {what}; try again in {self.retry_after} s")
 
 
+class DeviceOwned(PermissionDenied):
+    """A device context belongs to another device controller: only it may adopt or remove it."""
+
+
 class ConfigError(LinkServerError, ValueError):
     """Configuration or definition files are invalid.
 

@@ -210,11 +210,20 @@ class Api:
 
     def add_context(self, call: Call) -> dict[str, Any]:
         body: shapes.NewContext = call.body
-        context = self.gateway.add_context(call.principal, body.path, body.template, body.description)
+        context = self.gateway.add_context(
+            call.principal,
+            body.path,
+            body.template,
+            body.description,
+            controller=body.controller,
+            adopt=body.adopt,
+        )
         return {"path": context.path}
 
     def remove_context(self, call: Call) -> dict[str, Any]:
-        return {"removed": list(self.gateway.remove_context(call.principal, call.args.path))}
+        query: shapes.RemoveContextQuery = call.query
+        removed = self.gateway.remove_context(call.principal, call.args.path, controller=query.controller)
+        return {"removed": list(removed)}
 
     def fire(self, call: Call) -> dict[str, Any]:
         body: shapes.FireRequest = call.body

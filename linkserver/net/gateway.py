@@ -25,7 +25,7 @@ from linkserver.core.errors import (
 from linkserver.core.events import Event, id_time
 from linkserver.core.filters import parse_filter
 from linkserver.core.levels import Permission
-from linkserver.core.paths import display, parent_of, parse_path
+from linkserver.core.paths import check_name, display, parent_of, parse_path
 from linkserver.core.permissions import Principal
 from linkserver.core.tree import Context
 from linkserver.history.base import HistoryPage, HistoryQuery
@@ -33,6 +33,7 @@ from linkserver.net import codec
 from linkserver.net.codec import FireRequest
 from linkserver.net.protocol import SubscribeRequest
 from linkserver.server.app import LinkServer
+from linkserver.server.controllers import Owner, add_owned_device, remove_owned
 from linkserver.server.delivery import Subscription
 
 log = logging.getLogger("linkserver.net")
@@ -197,7 +198,17 @@ class Gateway:
             ],
         }
 
-    def add_context(self, principal: Principal, path: str, template: str | None, description: str) -> Context:
+    def add_context(
+        self,
+        principal: Principal,
+        path: str,
+        template: str | None,
+        description: str,
+        controller: str | None = None,
+        adopt: bool = False,
+    ) -> Context:
+        """Add a context; with ``controller`` it is a device that controller owns (see
+        DeviceOwners), and with ``adopt`` an existing one no other controller owns is taken over."""
         path = parse_path(path)
         parent_path = parent_of(path)
         if parent_path is None:
@@ -209,16 +220,34 @@ class Gateway:
                 f"it needs admin there, {principal.name} has "
                 f"{principal.grants.level_for(parent.path)}"
             )
-        return self.engine.add_context(path, definitions=template, description=description)
+        if controller is None:
+            return self.engine.add_context(path, definitions=template, description=description)
+        check_name(controller, "controller name")
+        owner = Owner(controller, principal.name)
+        add_owned_device(
+            self.engine,
+            self.server.device_owners,
+            owner,
+            path,
+            template=template,
+            description=description,
+            adopt=adopt,
+        )
+        return self.tree.get(path)
 
-    def remove_context(self, principal: Principal, path: str) -> tuple[str, ...]:
+    def remove_context(
+        self, principal: Principal, path: str, controller: str | None = None
+    ) -> tuple[str, ...]:
+        """Remove a context and its subtree; refused (DeviceOwned) while a device in it belongs to
+        a controller other than ``controller`` of this principal."""
         context = self.context(principal, path)
         if not principal.may(context.path, Permission.ADMIN):
             raise PermissionDenied(
                 f"{principal.name} may not remove {display(context.path)}: it needs admin "
                 f"there, {principal.name} has {principal.grants.level_for(context.path)}"
             )
-        return self.engine.remove_context(context.path)
+        by = Owner(check_name(controller, "controller name"), principal.name) if controller else None
+        return remove_owned(self.engine, self.server.device_owners, context.path, by)
 
     # -- sessions ----------------------------------------------------------------------
 

@@ -28,7 +28,13 @@ from linkserver.history.memory import MemoryHistoryStore
 from linkserver.loading.check import load_all
 from linkserver.loading.config import ServerConfig
 from linkserver.server.access import HistoryAccess
-from linkserver.server.controllers import DeviceController, DeviceHandle, LocalDeviceHandle, load_controller
+from linkserver.server.controllers import (
+    DeviceController,
+    DeviceHandle,
+    DeviceOwners,
+    LocalDeviceHandle,
+    load_controller,
+)
 from linkserver.server.delivery import Subscription
 from linkserver.server.engine import Engine
 from linkserver.server.purge import PurgeScheduler
@@ -69,6 +75,7 @@ class LinkServer:
         self.controllers: list[tuple[str, DeviceController, DeviceHandle]] = []
         # The configured users until start, then those of the history database (server/users.py).
         self.users = UserDirectory(config.users, self.engine)
+        self.device_owners = DeviceOwners(self.tree)  # which controller drives which device
         self._lock_file: IO[str] | None = None
         self._state_lock = threading.Lock()
         self.running = False
@@ -170,14 +177,14 @@ class LinkServer:
 
     def _start_controller(self, name: str, target: str, options: dict[str, Any]) -> None:
         controller = load_controller(target, options)
-        handle = LocalDeviceHandle(self.engine, name)
+        handle = LocalDeviceHandle(self.engine, name, owners=self.device_owners)
         controller.start(handle)
         self.controllers.append((name, controller, handle))
         log.info("device controller %s (%s) started", name, target)
 
     def add_controller(self, name: str, controller: DeviceController) -> DeviceHandle:
         """Start an in-process controller that is not in the configuration."""
-        handle = LocalDeviceHandle(self.engine, name)
+        handle = LocalDeviceHandle(self.engine, name, owners=self.device_owners)
         controller.start(handle)
         self.controllers.append((name, controller, handle))
         return handle

@@ -10,15 +10,18 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from linkserver.core.errors import ContextExists, ContextNotFound, LinkServerError
+import attrs
+
+from linkserver.core.errors import ContextExists, ContextNotFound, DeviceOwned, LinkServerError
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
-from linkserver.core.paths import check_name, join
+from linkserver.core.paths import check_name, display, join
 
 if TYPE_CHECKING:
+    from linkserver.core.tree import ContextTree
     from linkserver.server.engine import Engine
 
 DEVICES = "devices"
@@ -26,6 +29,117 @@ DEVICES = "devices"
 
 class ControllerError(LinkServerError, RuntimeError):
     """A device controller could not be loaded or started."""
+
+
+@attrs.frozen
+class Owner:
+    """Who drives a device context: a controller in this process (``principal`` None) or a
+    remote one, known by its name and the user or token it connects as."""
+
+    controller: str
+    principal: str | None = None
+
+    def __str__(self) -> str:
+        where = "in-process" if self.principal is None else f"remote, connected as {self.principal!r}"
+        return f"device controller {self.controller!r} ({where})"
+
+
+class DeviceOwners:
+    """Which controller owns which device context, for one running server (kept in memory).
+
+    A controller owns the device contexts it added or adopted until it
+    removes them; another controller can neither adopt nor remove them, and
+    a context with an owned context below it is removed only by that owner.
+    An entry whose context was removed some other way is forgotten.
+    """
+
+    def __init__(self, tree: ContextTree) -> None:
+        self._tree = tree
+        self._owners: dict[str, Owner] = {}
+        self._lock = threading.Lock()
+
+    def owner_of(self, path: str) -> Owner | None:
+        with self._lock:
+            return self._live(path)
+
+    def claim(self, path: str, owner: Owner) -> None:
+        """Make ``owner`` the owner of the (existing) ``path``; DeviceOwned if another owns it."""
+        with self._lock:
+            current = self._live(path)
+            if current is not None and current != owner:
+                raise DeviceOwned(
+                    f"device context {display(path)!r} belongs to {current}; {owner} may not take it "
+                    "over: give this controller's devices other names, or stop the other controller"
+                )
+            self._owners[path] = owner
+
+    def check_removal(self, path: str, by: Owner | None) -> None:
+        """DeviceOwned unless every owned context at or below ``path`` is ``by``'s."""
+        prefix = path + "." if path else ""
+        with self._lock:
+            for owned in list(self._owners):
+                if owned != path and not owned.startswith(prefix):
+                    continue
+                owner = self._live(owned)
+                if owner is not None and owner != by:
+                    who = "this caller" if by is None else str(by)
+                    raise DeviceOwned(
+                        f"device context {display(owned)!r} belongs to {owner}; {who} may not remove "
+                        f"{display(path)!r}: only that controller removes its devices (it does when it stops)"
+                    )
+
+    def release(self, paths: Iterable[str]) -> None:
+        with self._lock:
+            for path in paths:
+                self._owners.pop(path, None)
+
+    def _live(self, path: str) -> Owner | None:
+        owner = self._owners.get(path)
+        if owner is not None and self._tree.find(path) is None:
+            del self._owners[path]
+            return None
+        return owner
+
+
+def add_owned_device(
+    engine: Engine,
+    owners: DeviceOwners,
+    owner: Owner,
+    path: str,
+    *,
+    template: str | None = None,
+    description: str = "",
+    adopt: bool = True,
+) -> bool:
+    """Add ``path`` for ``owner``, or with ``adopt`` take an existing one that no other owns.
+
+    Returns True when an existing context was adopted. Raises DeviceOwned
+    when another controller owns it, ContextExists when it exists and not
+    ``adopt``.
+    """
+    current = owners.owner_of(path)
+    if current is not None and current != owner:
+        owners.claim(path, owner)  # raises DeviceOwned naming the owner
+    if engine.tree.find(path) is not None:
+        if not adopt:
+            raise ContextExists(path)
+        owners.claim(path, owner)
+        return True
+    try:
+        engine.add_context(path, definitions=template, description=description)
+    except ContextExists:
+        if not adopt:
+            raise
+    owners.claim(path, owner)
+    return False
+
+
+def remove_owned(engine: Engine, owners: DeviceOwners, path: str, by: Owner | None) -> tuple[str, ...]:
+    """Remove ``path`` and its subtree unless a context in it belongs to another controller."""
+    owners.check_removal(path, by)
+    removed = engine.remove_context(path)
+    owners.release(removed)
+    return removed
 
 
 @runtime_checkable
@@ -108,30 +222,38 @@ class DeviceBookkeeping:
 
 
 class LocalDeviceHandle(DeviceBookkeeping):
-    """The in-process :class:`DeviceHandle`: works directly on the engine."""
+    """The in-process :class:`DeviceHandle`: works directly on the engine.
 
-    def __init__(self, engine: Engine, controller: str, root: str = DEVICES) -> None:
+    Its devices belong to it (see :class:`DeviceOwners`): adding one that
+    exists adopts it unless another controller owns it (DeviceOwned).
+    """
+
+    def __init__(
+        self, engine: Engine, controller: str, root: str = DEVICES, *, owners: DeviceOwners | None = None
+    ) -> None:
         super().__init__(controller, root)
         self._engine = engine
+        self.owners = owners if owners is not None else DeviceOwners(engine.tree)
+        self.owner = Owner(controller)
 
     def add_device(self, device: str, *, template: str | None = None, description: str = "") -> str:
         """Add the device's context (with the ``devices`` child definitions unless a template is named).
 
-        A context that exists already is adopted: the run-time tree survives a
-        crash, so a controller starting again finds its devices still there.
+        A context that exists already is adopted (the run-time tree survives a
+        crash, so a controller starting again finds its devices still there),
+        unless another controller owns it: DeviceOwned.
         """
         path = self.path(device)
         if self._engine.tree.find(self.root) is None:
             raise ContextNotFound(self.root)
-        try:
-            self._engine.add_context(path, definitions=template, description=description)
-        except ContextExists:
-            self.log.info("device context %s exists already; adopting it", path)
+        add_owned_device(
+            self._engine, self.owners, self.owner, path, template=template, description=description
+        )
         self._added(device)
         return path
 
     def remove_device(self, device: str) -> None:
-        self._engine.remove_context(self.path(device))
+        remove_owned(self._engine, self.owners, self.path(device), self.owner)
         self._removed(device)
 
     def fire(

@@ -60,7 +60,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Op("add_context", "POST", "/contexts", "Add a context", "admin on the parent", s.PathAnswer, status=201,
       body=s.NewContext, errors=(400, 403, 404, 409)),
     Op("remove_context", "DELETE", "/contexts/{path}", "Remove a context and its subtree", "admin",
-      s.RemovedPaths, path_params=s.ContextPathParam, errors=(400, 403, 404)),
+      s.RemovedPaths, path_params=s.ContextPathParam, query=s.RemoveContextQuery, errors=(400, 403, 404)),
     Op("fire", "POST", "/fire", "Fire one event", "the definition's fire_permissions", s.EventAnswer,
       body=s.FireRequest, errors=(400, 403, 404, 413, 422, 503)),
     Op("fire_batch", "POST", "/fire/batch", "Fire events in order; each answered with its event or its error",

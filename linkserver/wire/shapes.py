@@ -97,9 +97,14 @@ class LoginRequest(Shape):
 
 
 class NewContext(Shape):
+    """``POST /contexts``; ``controller`` adds a device that device controller owns, ``adopt``
+    takes over an existing one that no other controller owns."""
+
     path: ContextPath
     template: Name | None = None
     description: str = ""
+    controller: Name | None = None
+    adopt: bool = False
 
 
 class FireItem(Shape):
@@ -148,6 +153,12 @@ class Revocation(Shape):
 
 
 # -- HTTP query and path parameters ---------------------------------------------------
+
+
+class RemoveContextQuery(Shape):
+    """``DELETE /contexts/{path}``: the device controller removing a device of its own."""
+
+    controller: Name | None = None
 
 
 class TreeQuery(Shape):

@@ -13,7 +13,7 @@ from client_helpers import ROOT, LiveServer
 
 from linkserver.client import Client
 from linkserver.client.controllers import RemoteDeviceHandle, run_remote_controller
-from linkserver.core.errors import ContextExists, ContextNotFound, PermissionDenied
+from linkserver.core.errors import ContextExists, ContextNotFound, DeviceOwned, PermissionDenied
 from linkserver.devices.simulator import SimulatorController
 from linkserver.net.auth import create_token
 
@@ -111,3 +111,51 @@ def test_simulate_tool_reports_an_unreachable_server(unused_url: str) -> None:
     )
     assert done.returncode == 3
     assert "cannot reach LinkServer" in done.stderr
+
+
+def test_a_remote_controller_cannot_take_over_or_remove_an_in_process_controllers_devices(
+    live: LiveServer, client: Client
+) -> None:
+    local = SimulatorController(devices=2, interval="50ms", seed=1)
+    live.server.add_controller("simulator", local)
+    try:
+        token = create_token(live.data_dir, "plant", {"devices.**": "admin"})
+        with Client(live.url, token=token) as remote:
+            intruder = RemoteDeviceHandle(remote, "sim")
+            with pytest.raises(DeviceOwned, match="'devices.sim1' belongs to device controller 'simulator'"):
+                intruder.add_device("sim1")
+            assert intruder.devices == []
+            with pytest.raises(DeviceOwned, match=r"simulator' \(in-process\)"):
+                remote.remove_context("devices.sim1", controller="sim")
+            # Nor without a controller name, nor the whole subtree, nor as the admin user.
+            for caller in (remote, client):
+                with pytest.raises(DeviceOwned, match="only that controller removes its devices"):
+                    caller.remove_context("devices.sim2")
+                with pytest.raises(DeviceOwned):
+                    caller.remove_context("devices")
+            # Its own devices it keeps, beside the others'.
+            assert intruder.add_device("plant1") == "devices.plant1"
+            intruder.remove_all()
+        assert {"sim1", "sim2"} <= {c["name"] for c in client.tree("devices")["children"]}
+        event = client.fire("devices.sim1", "connected", {"address": "still here"}, durable=True)
+        assert event.context == "devices.sim1"
+    finally:
+        live.server.stop("test over")
+
+
+def test_remote_controllers_own_their_devices_by_name_and_user(live: LiveServer) -> None:
+    token = create_token(live.data_dir, "plant", {"devices.**": "admin"})
+    with Client(live.url, token=token) as client, Client(live.url) as admin:
+        first = RemoteDeviceHandle(client, "line1")
+        first.add_device("m1")
+        with pytest.raises(DeviceOwned, match="device controller 'line1' \\(remote, connected as 'plant'\\)"):
+            RemoteDeviceHandle(client, "line2").add_device("m1")
+        with pytest.raises(DeviceOwned):  # the same name as another user is another controller
+            RemoteDeviceHandle(admin, "line1").add_device("m1")
+        assert RemoteDeviceHandle(client, "line1").add_device("m1") == "devices.m1"  # restarted: adopts
+        first.remove_all()
+        assert first.devices == []
+        # Once removed, it is nobody's: any controller may add it again.
+        second = RemoteDeviceHandle(admin, "line2")
+        second.add_device("m1")
+        second.remove_all()
