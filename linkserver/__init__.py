@@ -28,6 +28,7 @@ _WHERE = {
     "InvalidName": "linkserver.core.errors",
     "LinkServerError": "linkserver.core.errors",
     "PermissionDenied": "linkserver.core.errors",
+    "DeviceOwned": "linkserver.core.errors",
     "ServerStopped": "linkserver.core.errors",
     "TemplateNotFound": "linkserver.core.errors",
     "Acknowledgement": "linkserver.core.events",
@@ -59,6 +60,7 @@ _WHERE = {
     "UnrecordableContext": "linkserver.server.stored_tree",
     "Engine": "linkserver.server.engine",
     "CapturingListener": "linkserver.testing",
+    "RunningServer": "linkserver.testing",
 }
 
 
@@ -101,6 +103,7 @@ __all__ = [
     "StoredContext",
     # testing
     "CapturingListener",
+    "RunningServer",
     # errors
     "LinkServerError",
     "InvalidName",
@@ -113,6 +116,7 @@ __all__ = [
     "DataTableError",
     "FilterError",
     "PermissionDenied",
+    "DeviceOwned",
     "ConfigError",
     "HistoryError",
     "EventNotFound",
