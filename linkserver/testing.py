@@ -146,7 +146,9 @@ class RunningServer:
     directory), an ``admin`` whose generated credentials file is in the
     data directory (``admin_password``, ``credentials_path``) and ``users``
     (name -> grants, password ``NAME-pw``; default :data:`DEFAULT_USERS`).
-    ``controllers`` (name -> controller) start with the server.
+    ``controllers`` (name -> controller) start with the server; other
+    keywords are :class:`~linkserver.loading.ServerConfig` fields
+    (``expiration``, ``default_expiration``, ``delivery_queue_size``...).
     ``data_dir`` None: a temporary directory, removed by :meth:`stop`.
 
     The HTTP side can be stopped and started again on the same port
@@ -168,6 +170,7 @@ class RunningServer:
         session_lifetime: timedelta | None = None,
         port: int = 0,
         host: str = "127.0.0.1",
+        **settings: Any,
     ) -> None:
         from linkserver.core.permissions import Grants
         from linkserver.loading import load_all
@@ -195,7 +198,9 @@ class RunningServer:
                 configured[name] = UserConfig(
                     name=name, password_hash=_fast_hash(name), grants=Grants(grants)
                 )
-            config = ServerConfig.default(data_dir=directory, database_url=database_url, users=configured)
+            config = ServerConfig.default(
+                data_dir=directory, database_url=database_url, users=configured, **settings
+            )
             if catalog is None:
                 catalog = load_all(SHIPPED_CONFIG, data_dir=directory)[1]  # the shipped contexts
         self.config: ServerConfig = config

@@ -1,4 +1,4 @@
-"""Fixtures of the shell tests: a real LinkServer with its network API on an ephemeral loopback port.
+"""Fixtures of the shell tests: linkserver.testing.RunningServer with its network API on a loopback port.
 
 ``live`` is one server for the whole module set (memory history); tests keep
 apart by using device and alert contexts of their own (``live.new_device()``).
@@ -9,105 +9,46 @@ directory, so nothing of the user's own setup is read or written.
 
 from __future__ import annotations
 
-import contextlib
 import io
-import itertools
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from linkserver.core.expiration import ExpirationRule, ExpirationTable
-from linkserver.core.permissions import Grants
-from linkserver.loading import load_all
-from linkserver.loading.config import ServerConfig, UserConfig
-from linkserver.net.app import create_app
-from linkserver.net.auth import ensure_admin_credentials, hash_password
-from linkserver.server.app import LinkServer
 from linkserver.shell.commands import Shell
+from linkserver.testing import RunningServer
 
 REPO = Path(__file__).resolve().parents[2]
-_names = itertools.count(1)
-_HASHES: dict[str, str] = {}
 
 
-def users() -> dict[str, UserConfig]:
-    grants = {
-        "admin": {"**": "admin"},
-        "operator": {"**": "observer", "devices.**": "operator", "alerts.**": "operator"},
-        "observer": {"**": "observer"},
-    }
-    for name in grants:
-        if name != "admin" and name not in _HASHES:
-            _HASHES[name] = hash_password(f"{name}-pw", n=2**10)
-    return {
-        name: UserConfig(name=name, password_hash=_HASHES.get(name), grants=Grants(g))
-        for name, g in grants.items()
-    }
-
-
-class _Uvicorn(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # leave SIGINT to the test process
-        yield
-
-
-class LiveServer:
-    """A started LinkServer served on 127.0.0.1 by uvicorn in a thread: ``url``, ``credentials``."""
+class LiveServer(RunningServer):
+    """The shell tests' name for linkserver.testing.RunningServer (admin, operator, observer):
+    ``credentials`` is the credentials file, ``new_device``/``new_alert`` return the new name."""
 
     def __init__(self, data_dir: Path, port: int = 0) -> None:
-        _, catalog = load_all(REPO / "config" / "linkserver.yaml")
         # One table entry, as the shipped configuration has: 'events' and 'show' explain it.
         table = ExpirationTable(
             [ExpirationRule(mask="devices.**", event="error", expiration=timedelta(days=180))]
         )
-        config = ServerConfig.default(
-            data_dir=data_dir, database_url="memory://", users=users(), expiration=table
-        )
-        self.data_dir = data_dir
-        self.server = LinkServer(config, catalog).start()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        ensure_admin_credentials(data_dir, self.url)
-        self.credentials = data_dir / "admin.credentials"
-        config = uvicorn.Config(
-            create_app(self.server), lifespan="off", log_level="warning", access_log=False
-        )
-        self.uvicorn = _Uvicorn(config)
-        self.thread = threading.Thread(target=self.uvicorn.run, kwargs={"sockets": [self.sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.uvicorn.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.005)
+        super().__init__(data_dir, port=port, expiration=table)
 
-    def new_device(self, prefix: str = "dev") -> str:
-        """A fresh device context ``devices.<unique name>`` (device template)."""
-        name = f"{prefix}{next(_names)}"
-        self.server.engine.add_context(f"devices.{name}", description=f"test device {name}")
-        return name
+    @property
+    def credentials(self) -> Path:
+        return self.credentials_path
+
+    @property
+    def thread(self) -> Any:
+        return self._thread or threading.Thread()  # a stopped server's thread is not alive
+
+    def new_device(self, prefix: str = "dev", description: str = "") -> str:
+        return super().new_device(prefix, description).rpartition(".")[2]
 
     def new_alert(self, prefix: str = "alarm") -> str:
-        name = f"{prefix}{next(_names)}"
-        self.server.engine.add_context(f"alerts.{name}", description=f"test alert {name}")
-        return name
-
-    def stop(self) -> None:
-        self.uvicorn.should_exit = True
-        self.thread.join(10)
-        self.server.stop()
-        self.sock.close()
+        return super().new_alert(prefix).rpartition(".")[2]
 
 
 @pytest.fixture(scope="session")
