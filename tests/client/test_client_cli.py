@@ -150,8 +150,13 @@ def test_ack_then_history_of_unacknowledged(
 def test_watch_prints_events_until_the_count(
     live: LiveServer, client: Client, plc: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    before = len(live.server.engine.subscriptions)
+
     def fire_soon() -> None:
-        time.sleep(0.5)
+        # Once the command has subscribed: under load its login and subscribe can take seconds.
+        deadline = time.monotonic() + 20
+        while len(live.server.engine.subscriptions) <= before and time.monotonic() < deadline:
+            time.sleep(0.02)
         for value in (1, 2, 3):
             client.fire(plc, "measurement", [{"quantity": "t", "value": value}])
 
