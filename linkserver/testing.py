@@ -179,8 +179,8 @@ class RunningServer:
         from linkserver.net.auth import SessionStore, ensure_admin_credentials, read_admin_credentials
         from linkserver.net.protocol import Limits
         from linkserver.net.serve import listen_socket
+        from linkserver.runtime import RuntimeRecord, announce, now
         from linkserver.server.app import LinkServer
-        from linkserver.server.runtime import RuntimeRecord, announce, now
 
         self._temporary = data_dir is None and config_path is None
         if config_path is not None:
@@ -282,7 +282,7 @@ class RunningServer:
 
     def stop(self, reason: str = "test over") -> None:
         """Stop serving and stop the LinkServer (history flushed); idempotent."""
-        from linkserver.server.runtime import withdraw
+        from linkserver.runtime import withdraw
 
         self.stop_http()
         self.server.stop(reason)

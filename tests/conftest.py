@@ -1,7 +1,7 @@
 """Keeps every test run away from the user's own LinkServer state.
 
 Servers that tests start announce themselves in ``$XDG_STATE_HOME`` (see
-linkserver.server.runtime); a directory of this run's own keeps them from
+linkserver.runtime); a directory of this run's own keeps them from
 the user's list, from other runs on the same machine, and the other way round.
 The command line keeps session tokens in a file (linkserver.client.sessions):
 one per test here, so tests never share a login.

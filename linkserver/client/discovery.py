@@ -6,7 +6,7 @@ Looked for in this order, the first that answers wins:
 2. the local configuration (``$LINKSERVER_CONFIG`` or ``config/linkserver.yaml``
    in the working directory): the server on its data directory;
 3. ``./data``, where a server given no configuration keeps its data;
-4. the user's list of running servers (see :mod:`linkserver.server.runtime`):
+4. the user's list of running servers (see :mod:`linkserver.runtime`):
    the one server that runs; with several, the caller must choose
    (:class:`SeveralServers` lists them).
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import attrs
 
 from linkserver.core.errors import LinkServerError
-from linkserver.server.runtime import RuntimeRecord, read_runtime, running_servers
+from linkserver.runtime import RuntimeRecord, read_runtime, running_servers
 
 DATA_DIR_ENV = "LINKSERVER_DATA_DIR"
 CONFIG_ENV = "LINKSERVER_CONFIG"

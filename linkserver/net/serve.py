@@ -7,7 +7,7 @@ LinkServer (history, purge scheduler, device controllers; a second server
 on the same data directory is refused), creates the admin credentials on
 first start, and serves the API with uvicorn on the
 configured address, announcing it in the data directory's runtime file
-(see :mod:`linkserver.server.runtime`). SIGINT/SIGTERM stop accepting connections, close the
+(see :mod:`linkserver.runtime`). SIGINT/SIGTERM stop accepting connections, close the
 sessions, stop the LinkServer (controllers stopped, history flushed) and
 return 0.
 
@@ -49,7 +49,7 @@ from linkserver.net.auth import (
     revoke_token,
 )
 from linkserver.net.protocol import Limits
-from linkserver.server.runtime import RuntimeRecord, announce, now, withdraw
+from linkserver.runtime import RuntimeRecord, announce, now, withdraw
 
 log = logging.getLogger("linkserver.serve")
 

@@ -9,7 +9,7 @@ import pytest
 
 from linkserver.client import transport
 from linkserver.client.discovery import LocalServer, SeveralServers, find_local_server
-from linkserver.server.runtime import RuntimeRecord, announce, read_runtime, running_servers, withdraw
+from linkserver.runtime import RuntimeRecord, announce, read_runtime, running_servers, withdraw
 
 DEAD_PID = 2**22 + 12345  # above the kernel's pid_max: never a live process
 
