@@ -87,9 +87,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from linkserver.client.progress import Progress
     from linkserver.loading.check import check_files
 
-    problems = check_files([Path(p) for p in args.paths])
+    with Progress("checking") as progress:
+        problems = check_files(
+            [Path(p) for p in args.paths], on_file=lambda path: progress.advance(note=f"files, at {path}")
+        )
     for problem in problems:
         print(problem)
     if problems:
@@ -105,7 +109,14 @@ def _db(args: argparse.Namespace) -> int:
 
     url = args.url or load_config(_config_path(args), data_dir=_data_dir(args)).database_url
     if args.action == "upgrade":
-        migrate.upgrade(url)
+        from linkserver.client.progress import Progress
+
+        with Progress("upgrading the database", ticking=True) as progress:
+
+            def step(done: int, total: int, revision: str) -> None:
+                progress.update(done, note=f"migration {revision}", total=total)
+
+            migrate.upgrade(url, on_step=step)
         print(f"database {url} is at revision {migrate.current_revision(url)}")
     else:
         print(migrate.current_revision(url) or "empty (no schema yet)")

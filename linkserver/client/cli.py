@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from linkserver.client.errors import AuthenticationFailed, BadRequest, ServerUnavailable
@@ -81,6 +81,23 @@ def add_client_commands(subparsers: Any) -> None:
     history.add_argument("--limit", type=_positive, default=20, help="events per page (default 20)")
     history.add_argument("--cursor", help="continue after a previous page (its next_cursor)")
     history.set_defaults(handler=_guarded(_history))
+
+    export = subparsers.add_parser(
+        "export", parents=[common], help="write stored events as JSON lines or CSV (every page)"
+    )
+    export.add_argument("--mask", action="append", help="context mask (repeatable), e.g. 'devices.**'")
+    export.add_argument("--event", action="append", help="event name (repeatable)")
+    export.add_argument("--filter", help="filter expression, e.g. 'level >= WARNING'")
+    export.add_argument("--min-level", help="lowest level")
+    export.add_argument("--since", help="ISO-8601 time, e.g. 2026-01-01T00:00:00Z")
+    export.add_argument("--until", help="ISO-8601 time")
+    export.add_argument("--oldest-first", action="store_true", help="oldest events first (default: newest)")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="default: jsonl")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.set_defaults(handler=_guarded(_export))
+
+    purge = subparsers.add_parser("purge", parents=[common], help="delete expired events now (engineer)")
+    purge.set_defaults(handler=_guarded(_purge))
 
     ack = subparsers.add_parser("ack", parents=[common], help="acknowledge a stored event")
     ack.add_argument("id", type=int, help="the event id")
@@ -268,6 +285,53 @@ def _history(args: argparse.Namespace) -> int:
     print(format_table(["ID", "CREATED", "LEVEL", "CONTEXT", "EVENT", "ACK", "DATA"], rows))
     if page.next_cursor:
         print(f"more: --cursor {page.next_cursor}", file=sys.stderr)
+    return OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from linkserver.client.progress import Progress
+    from linkserver.history.export import write_csv, write_jsonl
+
+    criteria: dict[str, Any] = {
+        "mask": args.mask,
+        "event": args.event,
+        "filter": args.filter,
+        "min_level": args.min_level,
+        "since": args.since,
+        "until": args.until,
+        "order": "oldest" if args.oldest_first else None,
+    }
+    write = write_csv if args.format == "csv" else write_jsonl
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        with _client(args) as client, Progress("exporting") as progress:
+            if progress.enabled:  # the total only where it is shown: counting costs a query
+                progress.update(0, total=client.history(**criteria, limit=1, count=True).count)
+
+            def counted() -> Iterator[Event]:
+                for event in client.iter_history(**criteria, limit=1000):
+                    progress.advance(note="events")
+                    yield event
+
+            written = write(counted(), out)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        else:
+            out.flush()
+    print(f"exported {written} event{'s' if written != 1 else ''}", file=sys.stderr)
+    return OK
+
+
+def _purge(args: argparse.Namespace) -> int:
+    from linkserver.client.progress import Progress
+
+    with _client(args) as client, Progress("purging expired events", ticking=True):
+        removed = client.purge()
+    if args.json:
+        _print_json({"removed": removed})
+    else:
+        print(f"purged {removed} expired event{'s' if removed != 1 else ''}")
     return OK
 
 

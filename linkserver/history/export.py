@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 import attrs
@@ -36,12 +36,7 @@ def iter_events(store: HistoryStore, query: HistoryQuery) -> Iterator[Event]:
 
 def export_jsonl(store: HistoryStore, query: HistoryQuery, out: TextIO) -> int:
     """One JSON object per line: :meth:`Event.marshal`, which :meth:`Event.unmarshal` reads back."""
-    written = 0
-    for event in iter_events(store, query):
-        out.write(json.dumps(event.marshal(), ensure_ascii=False, separators=(",", ":")))
-        out.write("\n")
-        written += 1
-    return written
+    return write_jsonl(iter_events(store, query), out)
 
 
 def export_csv(store: HistoryStore, query: HistoryQuery, out: TextIO) -> int:
@@ -49,10 +44,25 @@ def export_csv(store: HistoryStore, query: HistoryQuery, out: TextIO) -> int:
 
     Open ``out`` with ``newline=""`` as the csv module requires.
     """
+    return write_csv(iter_events(store, query), out)
+
+
+def write_jsonl(events: Iterable[Event], out: TextIO) -> int:
+    """The events as :func:`export_jsonl` writes them (``linkserver export`` uses it over the API)."""
+    written = 0
+    for event in events:
+        out.write(json.dumps(event.marshal(), ensure_ascii=False, separators=(",", ":")))
+        out.write("\n")
+        written += 1
+    return written
+
+
+def write_csv(events: Iterable[Event], out: TextIO) -> int:
+    """The events as :func:`export_csv` writes them."""
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     written = 0
-    for event in iter_events(store, query):
+    for event in events:
         raw = event.marshal()
         writer.writerow(
             [

@@ -8,7 +8,7 @@ LinkServer migrated it and this one would misread it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from alembic import command
@@ -94,12 +94,15 @@ def check_schema(target: Target) -> None:
         raise SchemaOutdated(revision, head)
 
 
-def upgrade(target: Target, revision: str = "head") -> str:
+def upgrade(
+    target: Target, revision: str = "head", *, on_step: Callable[[int, int, str], None] | None = None
+) -> str:
     """Migrate the database to ``revision`` (default: the newest); returns the revision reached.
 
     Safe to run on an up-to-date database; refuses (SchemaTooNew) one that is
     newer than this code. On PostgreSQL an advisory lock makes nodes starting
-    together migrate one after the other.
+    together migrate one after the other. ``on_step(done, total, revision)``
+    is called before the first migration and after each one (for progress).
     """
     with _connection(target) as conn:
         postgres = conn.dialect.name == "postgresql"
@@ -107,8 +110,17 @@ def upgrade(target: Target, revision: str = "head") -> str:
             conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
             conn.commit()
         try:
-            _refuse_unknown(_current(conn))
-            command.upgrade(alembic_config(conn), revision)
+            current = _current(conn)
+            _refuse_unknown(current)
+            config = alembic_config(conn)
+            if on_step is not None:
+                steps = list(_scripts().iterate_revisions(revision, current))
+                done = iter(range(1, len(steps) + 1))
+                on_step(0, len(steps), current or "none")
+                config.attributes["on_version_apply"] = lambda *, step, **_: on_step(
+                    next(done, len(steps)), len(steps), step.up_revision_id or ""
+                )
+            command.upgrade(config, revision)
             conn.commit()
             reached = _current(conn)
         finally:

@@ -9,7 +9,7 @@ persistent.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from yaml.nodes import MappingNode, ScalarNode
@@ -31,7 +31,7 @@ CONFIG_NAMES = ("linkserver", "config")
 """File names (without suffix) always checked as a configuration."""
 
 
-def check_files(paths: Sequence[Path] = ()) -> list[str]:
+def check_files(paths: Sequence[Path] = (), *, on_file: Callable[[Path], None] | None = None) -> list[str]:
     """Every problem of the given files as ``file:line:column: message``; empty when all are valid.
 
     ``paths`` are files or directories (their ``*.yaml``/``*.yml``). A file
@@ -41,21 +41,24 @@ def check_files(paths: Sequence[Path] = ()) -> list[str]:
     together with the context paths it names; other files as context files.
     Without paths, the configuration the server would use (see
     :func:`~linkserver.loading.config.config_source`) and its contexts are checked.
+    ``on_file(path)`` is called before each file is read (for progress).
     """
     with collection_paused():
-        return _check(paths)
+        return _check(paths, on_file)
 
 
-def _check(paths: Sequence[Path]) -> list[str]:
+def _check(paths: Sequence[Path], on_file: Callable[[Path], None] | None) -> list[str]:
     problems = Problems()
     if not paths:
-        _load(None, problems)
+        _load(None, problems, on_file=on_file)
         return problems.messages()
     results: list[ConfigResult] = []
     builder = CatalogBuilder(problems)
     complete = True
     files = _expand(paths)
     for path in files:
+        if on_file is not None:
+            on_file(path)
         doc = read(path, problems)
         if doc is not None and _is_config(path, doc):
             results.append(read_config(doc, path, problems))
@@ -64,7 +67,7 @@ def _check(paths: Sequence[Path]) -> list[str]:
         else:
             complete = False
     named = [item for result in results for item in result.context_locations.items()]
-    complete &= _add_named(named, builder, problems, skip={_normal(path) for path in files})
+    complete &= _add_named(named, builder, problems, skip={_normal(path) for path in files}, on_file=on_file)
     builder.build()
     for result in results:
         _check_rules(result, builder, complete=complete, problems=problems)
@@ -94,13 +97,16 @@ def _load(
     *,
     data_dir: Path | str | None = None,
     listen: str | None = None,
+    on_file: Callable[[Path], None] | None = None,
 ) -> tuple[ServerConfig | None, Catalog]:
     source, implied = config_source(path)
+    if on_file is not None:
+        on_file(source)
     result = read_config(
         read(source, problems), source, problems, data_dir=data_dir or implied, listen=listen
     )
     builder = CatalogBuilder(problems)
-    complete = _add_named(result.context_locations.items(), builder, problems)
+    complete = _add_named(result.context_locations.items(), builder, problems, on_file=on_file)
     catalog = builder.build()
     _check_rules(result, builder, complete=complete, problems=problems)
     return result.config, catalog
@@ -111,6 +117,7 @@ def _add_named(
     builder: CatalogBuilder,
     problems: Problems,
     skip: set[Path] | None = None,
+    on_file: Callable[[Path], None] | None = None,
 ) -> bool:
     """Read the context paths a configuration names into ``builder``, one file at a time.
 
@@ -131,6 +138,8 @@ def _add_named(
         for file in context_files([path]):
             if _normal(file) not in seen:
                 seen.add(_normal(file))
+                if on_file is not None:
+                    on_file(file)
                 doc = read(file, problems)
                 if doc is None:
                     complete = False
