@@ -16,7 +16,7 @@ import threading
 from datetime import timedelta
 
 from linkserver.core.durations import parse_duration
-from linkserver.core.errors import LinkServerError
+from linkserver.core.errors import ContextNotFound, LinkServerError
 from linkserver.server.controllers import DeviceHandle
 
 STATES = ("starting", "online", "degraded", "maintenance")
@@ -25,6 +25,10 @@ QUANTITIES = (
     ("pressure", "bar", 2.0, 0.3),
     ("speed", "rpm", 1500.0, 200.0),
 )
+
+
+class _DeviceGone(Exception):
+    """The device's context is gone: the rest of its tick is skipped."""
 
 
 class SimulatorController:
@@ -69,7 +73,10 @@ class SimulatorController:
             name = f"{self.prefix}{n}"
             handle.add_device(name, description=f"Simulated device {n}")
             self.states[name] = "starting"
-            self._connect(name)
+            try:
+                self._connect(name)
+            except _DeviceGone:
+                pass
         self._thread = threading.Thread(target=self._run, name="linkserver-simulator", daemon=True)
         self._thread.start()
 
@@ -78,38 +85,47 @@ class SimulatorController:
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self._handle is not None:
-            for name, connected in self.connected.items():
+            for name, connected in list(self.connected.items()):
                 if connected:
-                    self._fire(name, "disconnected", {"reason": "stopped"})
+                    try:
+                        self._fire(name, "disconnected", {"reason": "stopped"})
+                    except _DeviceGone:
+                        continue
                     self.connected[name] = False
 
     def tick(self) -> None:
         """One round of activity for every device (the thread calls this each interval)."""
         self.ticks += 1
         for name in list(self.states):
-            if not self.connected[name]:
-                if self._random.random() < 0.5:
-                    self._connect(name)
-                continue
-            roll = self._random.random()
-            if roll < self.p_disconnect:
-                self._fire(name, "disconnected", {"reason": "lost"})
-                self.connected[name] = False
-                continue
-            if self._random.random() < self.p_state:
-                old = self.states[name]
-                new = self._random.choice([s for s in STATES if s != old])
-                self.states[name] = new
-                self._fire(name, "stateChanged", {"old": old, "new": new})
-            if self._random.random() < self.p_error:
-                self._fire(
-                    name,
-                    "error",
-                    {"code": f"E{self._random.randint(100, 199)}", "message": "simulated fault"},
-                )
-            quantity, unit, mean, spread = self._random.choice(QUANTITIES)
-            value = round(self._random.gauss(mean, spread), 3)
-            self._fire(name, "measurement", [{"quantity": quantity, "value": value, "unit": unit}])
+            try:
+                self._tick_device(name)
+            except _DeviceGone:
+                pass
+
+    def _tick_device(self, name: str) -> None:
+        if not self.connected[name]:
+            if self._random.random() < 0.5:
+                self._connect(name)
+            return
+        roll = self._random.random()
+        if roll < self.p_disconnect:
+            self._fire(name, "disconnected", {"reason": "lost"})
+            self.connected[name] = False
+            return
+        if self._random.random() < self.p_state:
+            old = self.states[name]
+            new = self._random.choice([s for s in STATES if s != old])
+            self.states[name] = new
+            self._fire(name, "stateChanged", {"old": old, "new": new})
+        if self._random.random() < self.p_error:
+            self._fire(
+                name,
+                "error",
+                {"code": f"E{self._random.randint(100, 199)}", "message": "simulated fault"},
+            )
+        quantity, unit, mean, spread = self._random.choice(QUANTITIES)
+        value = round(self._random.gauss(mean, spread), 3)
+        self._fire(name, "measurement", [{"quantity": quantity, "value": value, "unit": unit}])
 
     def _connect(self, name: str) -> None:
         self._fire(name, "connected", {"address": f"sim://{name}", "firmware": "sim-1.0"})
@@ -119,6 +135,14 @@ class SimulatorController:
         assert self._handle is not None
         try:
             self._handle.fire(name, event, data)
+        except ContextNotFound:
+            # Removed under it (by an operator, or a restore): say so once, stop driving it.
+            self._handle.log.warning(
+                "device context of simulated device %s was removed; the simulator stops driving it", name
+            )
+            self.states.pop(name, None)
+            self.connected.pop(name, None)
+            raise _DeviceGone from None
         except LinkServerError:
             self._handle.log.exception("simulated device %s could not fire %s", name, event)
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,21 @@ def test_remote_controllers_own_their_devices_by_name_and_user(live: LiveServer)
         second = RemoteDeviceHandle(admin, "line2")
         second.add_device("m1")
         second.remove_all()
+
+
+def test_a_device_removed_under_the_simulator_is_dropped_with_one_warning(
+    live: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    simulator = SimulatorController(devices=2, interval="20ms", seed=2)
+    live.server.add_controller("simulator", simulator)
+    live.server.engine.remove_context("devices.sim1")  # not through the API: nothing refuses it
+    deadline = time.monotonic() + 10
+    while "sim1" in simulator.states and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ticks = simulator.ticks
+    while simulator.ticks < ticks + 5:
+        time.sleep(0.02)
+    assert list(simulator.states) == ["sim2"]
+    gone = [r for r in caplog.records if "sim1" in r.getMessage()]
+    assert [(r.levelname, r.exc_info) for r in gone] == [("WARNING", None)]
+    live.server.stop("test over")
