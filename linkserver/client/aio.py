@@ -164,28 +164,60 @@ class AsyncClient(AsyncCalls):
 
 
 class AsyncFireSession:
-    """Firing over one WebSocket; answers come in request order (see :class:`FireSession`)."""
+    """Firing over one WebSocket. Calls may be in flight together (``asyncio.gather`` of
+    many ``fire`` calls, or tasks): each answer is matched to its request by ``ref``. The
+    server commits durable fires that are in flight together in one transaction."""
 
     def __init__(self, connection: ClientConnection, url: str = "") -> None:
         self._ws = connection
         self._refs = itertools.count(1)
         self.url = url
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._broken: LinkServerError | None = None
 
     async def _request(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self._broken is not None:
+            raise self._broken
         ref = message["ref"] = next(self._refs)
+        answer_future = self._waiting[ref] = asyncio.get_running_loop().create_future()
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read())
         try:
             await self._ws.send(json.dumps(message, separators=(",", ":")))
-            while True:
-                answer = decode(await self._ws.recv())
-                if answer.get("ref") == ref:
-                    break
-                if answer.get("ref") is not None:
-                    raise ProtocolError(f"expected the answer to request {ref}, got {str(answer)[:200]}")
         except (ConnectionClosed, OSError) as exc:
+            self._waiting.pop(ref, None)
             raise ServerUnavailable(self.url, "the WebSocket connection was lost") from exc
+        answer = await answer_future
         if answer.get("type") == "error":
             raise error_from_answer(None, answer)
         return answer
+
+    async def _read(self) -> None:
+        """Hand each answer to the request with its ``ref``, until the connection ends."""
+        error: LinkServerError
+        try:
+            while True:
+                answer = decode(await self._ws.recv())
+                ref = answer.get("ref")
+                if ref is None:
+                    continue  # not an answer
+                waiting = self._waiting.pop(ref, None)
+                if waiting is None:
+                    error = ProtocolError(f"an answer to no request in flight: {str(answer)[:200]}")
+                    break
+                if not waiting.done():  # its caller may have been cancelled
+                    waiting.set_result(answer)
+        except (ConnectionClosed, OSError) as exc:
+            error = ServerUnavailable(self.url, "the WebSocket connection was lost")
+            error.__cause__ = exc
+        except LinkServerError as exc:
+            error = exc
+        self._broken = error
+        waiting_now, self._waiting = list(self._waiting.values()), {}
+        for waiting in waiting_now:
+            if not waiting.done():
+                waiting.set_exception(error)
 
     async def fire(
         self, context: str, event: str, data: Any = None, *, level: Any = None, durable: bool = False
@@ -205,6 +237,8 @@ class AsyncFireSession:
 
     async def close(self) -> None:
         await self._ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
 
     async def __aenter__(self) -> AsyncFireSession:
         return self

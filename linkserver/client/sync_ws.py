@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import logging
@@ -68,6 +69,26 @@ class FireSession:
         answer = self._answer(self._send(message))
         if answer.get("type") == "error":
             raise error_from_answer(None, answer)
+        return int(expect(answer, "id"))
+
+    def fire_many(
+        self, events: Iterable[BatchItem], *, durable: bool = False, window: int = 128
+    ) -> Iterator[int | LinkServerError]:
+        """Fire each event in a message of its own, up to ``window`` unanswered at once;
+        yields each event's id, or the server's error for it, in order. With ``durable``
+        each answer waits for the commit; the server commits those in flight together."""
+        pending: collections.deque[int] = collections.deque()
+        for item in batch_items(events):
+            pending.append(self._send({"type": "fire", **item, **({"durable": True} if durable else {})}))
+            if len(pending) >= window:
+                yield self._fired(pending.popleft())
+        while pending:
+            yield self._fired(pending.popleft())
+
+    def _fired(self, ref: int) -> int | LinkServerError:
+        answer = self._answer(ref)
+        if answer.get("type") == "error":
+            return error_from_answer(None, answer)
         return int(expect(answer, "id"))
 
     def fire_batch(self, events: Iterable[BatchItem], durable: bool = False) -> list[int | LinkServerError]:

@@ -87,6 +87,46 @@ class Event:
         )
 
 
+def _event_maker() -> Callable[..., Event]:
+    """``new_event(id, context, name, level, created, expires, author, group, data)``: an Event
+    without acknowledgements, made without attrs' frozen ``__init__`` (which sets each field
+    through ``object.__setattr__``): the fire path makes one per fire. Same result."""
+    setters = [getattr(Event, field.name).__set__ for field in attrs.fields(Event)]
+    if len(setters) != 10 or attrs.fields(Event)[-1].name != "acknowledgements":
+        return Event  # the fields changed: fall back to the plain constructor
+    s_id, s_context, s_name, s_level, s_created, s_expires, s_author, s_group, s_data, s_acks = setters
+    make = object.__new__
+
+    def new_event(
+        id: int,  # noqa: A002 - the field's name
+        context: str,
+        name: str,
+        level: Level,
+        created: datetime,
+        expires: datetime | None,
+        author: str | None,
+        group: str | None,
+        data: DataTable,
+    ) -> Event:
+        event = make(Event)
+        s_id(event, id)
+        s_context(event, context)
+        s_name(event, name)
+        s_level(event, level)
+        s_created(event, created)
+        s_expires(event, expires)
+        s_author(event, author)
+        s_group(event, group)
+        s_data(event, data)
+        s_acks(event, ())
+        return event
+
+    return new_event
+
+
+new_event = _event_maker()
+
+
 # Event ids: 41 bits of milliseconds since EPOCH, 10 bits of node id, 12 bits of
 # sequence. Ids sort by creation time and never collide between nodes with
 # different node ids; 4096 ids per millisecond per node.
@@ -96,6 +136,7 @@ SEQUENCE_BITS = 12
 MAX_NODE_ID = (1 << NODE_BITS) - 1
 _SEQUENCE_MASK = (1 << SEQUENCE_BITS) - 1
 _TIME_SHIFT = NODE_BITS + SEQUENCE_BITS
+_time_ns = time.time_ns
 
 
 def id_time(event_id: int) -> datetime:
@@ -125,19 +166,32 @@ class IdGenerator:
         self._clock_ms = clock_ms
         self._lock = threading.Lock()
         self._last_ms = 0
-        self._sequence = 0
+        self._last_id = 0
+        self._last_created: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
 
     def next(self) -> tuple[int, int]:
         """Return ``(id, milliseconds since the Unix epoch)`` for a new event."""
         with self._lock:
-            now = self._clock_ms() if self._clock_ms is not None else time.time_ns() // 1_000_000
+            now = self._clock_ms() if self._clock_ms is not None else _time_ns() // 1_000_000
             if now > self._last_ms:
                 self._last_ms = now
-                self._sequence = 0
-            else:
-                self._sequence = sequence = (self._sequence + 1) & _SEQUENCE_MASK
-                if sequence == 0:
-                    # 4096 ids used up in this millisecond: borrow the next one.
-                    self._last_ms += 1
-            ms = self._last_ms
-            return ((ms - EPOCH_MS) << _TIME_SHIFT) | self._node_bits | self._sequence, ms
+                self._last_id = event_id = ((now - EPOCH_MS) << _TIME_SHIFT) | self._node_bits
+                return event_id, now
+            event_id = self._last_id + 1
+            if not event_id & _SEQUENCE_MASK:
+                # 4096 ids used up in this millisecond: borrow the next one.
+                self._last_ms += 1
+                event_id = ((self._last_ms - EPOCH_MS) << _TIME_SHIFT) | self._node_bits
+            self._last_id = event_id
+            return event_id, self._last_ms
+
+    def next_created(self) -> tuple[int, datetime]:
+        """Return ``(id, creation time)`` for a new event: the time is the id's millisecond,
+        one shared ``datetime`` object per millisecond."""
+        event_id, ms = self.next()
+        last = self._last_created
+        if last[0] == ms:
+            return event_id, last[1]
+        created = datetime.fromtimestamp(ms / 1000, UTC)
+        self._last_created = (ms, created)
+        return event_id, created

@@ -103,6 +103,7 @@ class HistoryStore(TreeStore):
         requires_acknowledgement: bool = False,
         checked: bool = False,
         waiting: bool = False,
+        hurry: bool = False,
     ) -> Future[Event]:
         """Queue a persistent event for writing.
 
@@ -118,8 +119,16 @@ class HistoryStore(TreeStore):
         off the caller's thread, and fail its future if it cannot after all.
         ``waiting``: the caller waits for the future right away; waiting for
         a future commits the event without the writer's linger, and with
-        ``waiting`` the writer need not be woken for it.
+        ``waiting`` the writer need not be woken for it. ``hurry``: commit
+        without the linger, for a caller that waits asynchronously (a
+        done-callback); events hurried together still share a transaction.
         """
+
+    def store(self, event: Event, *, requires_acknowledgement: bool = False, checked: bool = False) -> None:
+        """:meth:`append` for a caller that neither waits for the commit nor watches it: no
+        future is made. The event is written exactly as by :meth:`append`; a failure to
+        store it is logged. Raises what :meth:`append` raises at once."""
+        self.append(event, requires_acknowledgement=requires_acknowledgement, checked=checked)
 
     @abc.abstractmethod
     def flush(self, timeout: float | None = None) -> None:

@@ -27,13 +27,11 @@ from concurrent.futures import Future
 from concurrent.futures import _base as futures_base
 from typing import Any
 
-_CREATE = threading.Lock()
-
 
 def _has_expected_internals() -> bool:
     probe: Future[Any] = Future()
     names = ("_condition", "_state", "_result", "_exception", "_waiters", "_done_callbacks")
-    return all(hasattr(probe, name) for name in names) and all(
+    return all(hasattr(probe, name) for name in (*names, "_invoke_callbacks")) and all(
         hasattr(futures_base, name) for name in ("RUNNING", "FINISHED")
     )
 
@@ -49,11 +47,11 @@ class StoredFuture(Future):  # type: ignore[type-arg]
 
     def __init__(self, hurry: Hurry | None = None) -> None:
         # Deliberately no super().__init__(): that builds the condition.
+        # _condition, _waiters and _done_callbacks are made on first use (__getattr__):
+        # the garbage collector has three objects fewer to track per queued event.
         self._state = futures_base.RUNNING
         self._result = None
         self._exception = None
-        self._waiters: list[Any] = []
-        self._done_callbacks: list[Any] = []
         self._hurry = hurry
 
     def result(self, timeout: float | None = None) -> Any:
@@ -70,14 +68,19 @@ class StoredFuture(Future):  # type: ignore[type-arg]
         return self._state == futures_base.FINISHED
 
     def __getattr__(self, name: str) -> Any:
-        # Called only for attributes not yet in __dict__: here, the condition.
-        if name != "_condition":
+        # Called only for attributes not yet in __dict__: the condition and its two lists.
+        make = _LAZY.get(name)
+        if make is None:
             raise AttributeError(name)
-        with _CREATE:
-            condition = self.__dict__.get("_condition")
-            if condition is None:
-                condition = self.__dict__["_condition"] = threading.Condition()
-        return condition
+        # setdefault is atomic: of two threads making one, both get the one stored first.
+        return self.__dict__.setdefault(name, make())
+
+
+_LAZY: dict[str, Callable[[], Any]] = {
+    "_condition": threading.Condition,
+    "_waiters": list,
+    "_done_callbacks": list,
+}
 
 
 class _PlainStoredFuture(Future):  # type: ignore[type-arg]
@@ -102,20 +105,26 @@ def new_future(hurry: Hurry | None = None) -> Future[Any]:
 
 
 def complete(pairs: Iterable[tuple[Future[Any], Any]]) -> None:
-    """``future.set_result(result)`` for each pair, skipping the condition of futures
-    nobody has looked at yet (no waiter or callback can exist without it)."""
+    """``future.set_result(result)`` for each pair, without a lock for futures nobody has
+    looked at yet (no waiter or callback can exist without their condition).
+
+    No lock is shared with the firers: the result and the state are set first, then
+    the condition is looked for. A waiter stores its new condition first and then
+    reads the state under it, so either this sees the condition and notifies, or the
+    waiter sees the state FINISHED and does not wait.
+    """
     if not LAZY:
         for future, result in pairs:
             future.set_result(result)
         return
-    watched = []
     finished = futures_base.FINISHED
-    with _CREATE:
-        for future, result in pairs:
-            if "_condition" in future.__dict__:
-                watched.append((future, result))
-            else:
-                future._result = result  # type: ignore[attr-defined]
-                future._state = finished  # type: ignore[attr-defined]
-    for future, result in watched:
-        future.set_result(result)
+    for future, result in pairs:
+        future._result = result  # type: ignore[attr-defined]
+        future._state = finished  # type: ignore[attr-defined]
+        condition = future.__dict__.get("_condition")
+        if condition is not None:
+            with condition:
+                for waiter in future._waiters:  # type: ignore[attr-defined]
+                    waiter.add_result(future)
+                condition.notify_all()
+            future._invoke_callbacks()  # type: ignore[attr-defined]

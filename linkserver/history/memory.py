@@ -59,6 +59,7 @@ class MemoryHistoryStore(HistoryStore):
         requires_acknowledgement: bool = False,
         checked: bool = False,
         waiting: bool = False,
+        hurry: bool = False,
     ) -> Future[Event]:
         check_event(event)
         encode_data(event.data)  # the same data the SQL store refuses is refused here

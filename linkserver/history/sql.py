@@ -168,6 +168,7 @@ class SqlHistoryStore(HistoryStore):
         requires_acknowledgement: bool = False,
         checked: bool = False,
         waiting: bool = False,
+        hurry: bool = False,
     ) -> Future[Event]:
         writer = self._writer
         if writer is None or self._engine is None:
@@ -176,7 +177,14 @@ class SqlHistoryStore(HistoryStore):
         # data JSON cannot hold (UnstorableEvent). Checked: the committer makes it.
         required = bool(requires_acknowledgement)
         row = None if checked else self._make_row(event, required)
-        return writer.submit(event, required, row, waiting=waiting)
+        return writer.submit(event, required, row, waiting=waiting, hurry=hurry)
+
+    def store(self, event: Event, *, requires_acknowledgement: bool = False, checked: bool = False) -> None:
+        writer = self._writer
+        if writer is None or self._engine is None:
+            raise ServerStopped("history is not running; the event was not stored")
+        required = bool(requires_acknowledgement)
+        writer.put(event, required, None if checked else self._make_row(event, required))
 
     def flush(self, timeout: float | None = None) -> None:
         if self._writer is not None and not self._writer.flush(timeout):

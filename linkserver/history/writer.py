@@ -81,8 +81,9 @@ BATCH_SIZE_BOUNDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 COMMIT_SECONDS_BOUNDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10)
 IDLE_WAIT = 1.0  # an idle writer thread still looks at the queue this often
 
-#: (future, event or None for a flush marker, requires acknowledgement, row or None: made by the committer)
-Item = tuple["Future[Any]", Event | None, bool, tuple[Any, ...] | None]
+#: (future or None (nobody watches), event or None for a flush marker, requires acknowledgement,
+#: row or None: made by the committer)
+Item = tuple["Future[Any] | None", Event | None, bool, tuple[Any, ...] | None]
 RowMaker = Callable[[Event, bool], tuple[Any, ...]]
 
 
@@ -275,16 +276,27 @@ class Writer:
         row: tuple[Any, ...] | None = None,
         *,
         waiting: bool = False,
+        hurry: bool = False,
     ) -> Future[Event]:
         """Queue an event; its future completes after the commit. Blocks while the queue is full.
 
         ``row`` None: the committer makes it (the data must be JSON-able: a
         format validated it). ``waiting``: the caller waits for the future
         right away, which commits it; the writer thread is not woken for it.
+        ``hurry``: the writer thread commits without lingering.
         """
         future: Future[Event] = new_future(self._wait)  # running: it cannot be cancelled any more
         self._queue.put((future, event, requires_acknowledgement, row), wake=not waiting)
+        if hurry:
+            self._queue.hurry()
         return future
+
+    def put(
+        self, event: Event, requires_acknowledgement: bool = False, row: tuple[Any, ...] | None = None
+    ) -> None:
+        """:meth:`submit` without a future, for a firer that never waits: the event is
+        committed the same way; if it cannot be stored, that is logged."""
+        self._queue.put((None, event, requires_acknowledgement, row))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted so far is finished; False on timeout.
@@ -419,7 +431,8 @@ class Writer:
                 except UnstorableEvent as exc:  # validated data should never get here
                     self.stats.failed += 1
                     log.error("history cannot store event %s: %s", event.id, exc)
-                    future.set_exception(exc)
+                    if future is not None:
+                        future.set_exception(exc)
                     continue
             rows.append(row)
             writable.append(item)
@@ -429,7 +442,7 @@ class Writer:
         if error is None:
             self.stats.transactions += 1
             self.stats.events += len(items)
-            complete((item[0], item[1]) for item in items)
+            complete((item[0], item[1]) for item in items if item[0] is not None)
             return
         if isinstance(error, _Abandoned):
             self._fail(items, HistoryError("history stopped before the event could be stored"))
@@ -559,7 +572,7 @@ class Writer:
     def _fail(items: Sequence[Item], error: BaseException) -> None:
         for item in items:
             future = item[0]
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_exception(error)
 
 

@@ -9,6 +9,7 @@ runs in worker threads; the WebSocket transport is a thin loop around
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -58,6 +59,7 @@ from linkserver.wire.routes import OPERATIONS, PREFIX, Operation
 log = logging.getLogger("linkserver.net")
 
 OBSERVER = Permission.OBSERVER
+INBOX_SIZE = 1000  # messages read ahead of the one being handled, per WebSocket
 
 
 # -- HTTP -------------------------------------------------------------------------------------
@@ -312,6 +314,22 @@ class Api:
         self.connections.add(connection)
         if self.auth.resolve(token) is None:  # ended between the check and the registration
             connection.end(4401, "the token is no longer valid")
+        # Messages go through an inbox that one worker thread at a time drains, in order: the
+        # loop reads the next message while the previous one is handled (many single fires
+        # in flight cost one thread hop per burst, not one per message).
+        inbox: collections.deque[str | bytes] = collections.deque()
+        worker: asyncio.Task[None] | None = None
+
+        def handle() -> None:
+            while inbox:
+                text = inbox.popleft()
+                if connection.closing is None:  # ended: what was read ahead is not handled
+                    session.receive(text)
+
+        async def drain() -> None:
+            while inbox:  # checked on the loop, where messages are added: none is left behind
+                await run_in_threadpool(handle)
+
         try:
             while True:
                 message = await websocket.receive()
@@ -320,14 +338,18 @@ class Api:
                 if connection.closing is not None:
                     continue  # ended: nothing more is fired or subscribed
                 text = message.get("text")
-                await run_in_threadpool(
-                    session.receive, text if text is not None else message.get("bytes") or b""
-                )
-                while session.backlog > self.limits.queue_size and not pusher.closed:
-                    await asyncio.sleep(0.01)  # the client does not read its answers: stop reading
+                inbox.append(text if text is not None else message.get("bytes") or b"")
+                if worker is None or worker.done():
+                    worker = asyncio.create_task(drain())
+                while (
+                    len(inbox) >= INBOX_SIZE or session.backlog > self.limits.queue_size
+                ) and not pusher.closed:
+                    await asyncio.sleep(0.001)  # the client sends faster than we answer: stop reading
         except WebSocketDisconnect:
             pass
         finally:
+            if worker is not None:
+                await asyncio.gather(worker, return_exceptions=True)  # what was read is handled
             self.stats.websockets -= 1
             self.connections.discard(connection)
             session.close()

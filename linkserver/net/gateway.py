@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import attrs
@@ -77,12 +78,7 @@ class Gateway:
     # -- firing ------------------------------------------------------------------
 
     def fire(self, principal: Principal, request: FireRequest, *, durable: bool = False) -> Event:
-        context = self.context(principal, request.context)
-        definition = context.definitions.get(request.event)
-        if definition is None or not self.may_see_definition(principal, context, definition):
-            raise EventNotDefined(
-                context.path, request.event, [d.name for d in self.definitions(principal, context)]
-            )
+        context = self._fire_context(principal, request)
         try:
             return self.engine.fire(
                 context.path,
@@ -99,6 +95,31 @@ class Gateway:
                 f"it within {self.durable_timeout:g} s (is the database reachable?): it is not "
                 "confirmed durable; retry, or look for it in history once the database is back"
             ) from None
+
+    def submit(self, principal: Principal, request: FireRequest) -> tuple[Event, Future[Event] | None]:
+        """:meth:`fire` without waiting: the event and, for a persistent one, the future of
+        its commit, which the writer makes without its linger (``stored`` of Engine.fire)."""
+        context = self._fire_context(principal, request)
+        commit: list[Future[Event]] = []
+        event = self.engine.fire(
+            context.path,
+            request.event,
+            request.data,
+            level=request.level,
+            author=principal,
+            stored=commit.append,
+        )
+        return event, commit[0] if commit else None
+
+    def _fire_context(self, principal: Principal, request: FireRequest) -> Context:
+        """The context to fire in; EventNotDefined also for an event the principal may not see."""
+        context = self.context(principal, request.context)
+        definition = context.definitions.get(request.event)
+        if definition is None or not self.may_see_definition(principal, context, definition):
+            raise EventNotDefined(
+                context.path, request.event, [d.name for d in self.definitions(principal, context)]
+            )
+        return context
 
     def fire_many(
         self, principal: Principal, requests: list[FireRequest | LinkServerError], *, durable: bool = False

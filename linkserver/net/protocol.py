@@ -6,7 +6,11 @@ takes messages out with :meth:`Session.take` and sends them. Three kinds of
 message share the outbox:
 
 - answers to requests (``fired``, ``subscribed``, ``error``...) in request
-  order, never dropped;
+  order, never dropped. A durable ``fire`` does not hold up the messages
+  after it: its answer's place in the outbox is kept and filled when the
+  commit completes (in the committing thread), so a client can keep many
+  durable fires in flight and the history writer commits them together;
+  what follows the place waits for it;
 - history replayed for ``resume_from``, fetched a page at a time by
   :meth:`Session.pump` when the outbox has room, never dropped;
 - live events, pushed by the engine from the firing thread through
@@ -35,17 +39,20 @@ called (from any thread) when the outbox turns non-empty.
 from __future__ import annotations
 
 import collections
+import heapq
 import itertools
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import attrs
 
-from linkserver.core.errors import LinkServerError
+from linkserver.core.errors import HistoryUnavailable, LinkServerError
 from linkserver.core.events import Event, first_id_at
 from linkserver.core.levels import Level
 from linkserver.core.permissions import Principal
@@ -101,6 +108,10 @@ class Backend(Protocol):
 
     def fire(self, principal: Principal, request: FireRequest, *, durable: bool) -> Event: ...
 
+    def submit(self, principal: Principal, request: FireRequest) -> tuple[Event, Future[Event] | None]:
+        """Fire without waiting: the event and, if persistent, the future of its commit."""
+        ...
+
     def fire_many(
         self, principal: Principal, requests: list[FireRequest | LinkServerError], *, durable: bool
     ) -> list[Event | LinkServerError]: ...
@@ -132,6 +143,46 @@ _HANDLERS = {
 class _Unreadable(Exception):
     def __init__(self, ref: Any, error: LinkServerError) -> None:
         self.ref, self.error = ref, error
+
+
+class _Deadlines:
+    """One thread for every session: calls ``late()`` for futures not done ``seconds`` after
+    they were added (a durable fire's answer, when history does not confirm it in time)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None], Future[Any]]] = []
+        self._order = itertools.count()
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, seconds: float, late: Callable[[], None], future: Future[Any]) -> None:
+        with self._condition:
+            order = next(self._order)
+            heapq.heappush(self._heap, (time.monotonic() + seconds, order, late, future))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="linkserver-deadlines", daemon=True)
+                self._thread.start()
+            elif self._heap[0][1] == order:  # the earliest now: the thread sleeps too long otherwise
+                self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._heap:
+                    self._condition.wait()
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._condition.wait(wait)
+                    continue
+                _, _, late, future = heapq.heappop(self._heap)
+            if not future.done():
+                try:
+                    late()
+                except Exception:
+                    log.exception("a durable fire's deadline failed")
+
+
+_DEADLINES = _Deadlines()
 
 
 class Session:
@@ -210,8 +261,39 @@ class Session:
         self._answer({"type": "pong", "ref": ref})
 
     def _on_fire(self, message: FireMessage, ref: Any) -> None:
-        event = self.backend.fire(self.principal, message, durable=message.durable)
-        self._answer({"type": "fired", "ref": ref, "id": event.id})
+        if not message.durable:
+            event = self.backend.fire(self.principal, message, durable=False)
+            self._answer({"type": "fired", "ref": ref, "id": event.id})
+            return
+        event, stored = self.backend.submit(self.principal, message)
+        answer = {"type": "fired", "ref": ref, "id": event.id}
+        if stored is None:
+            self._answer(answer)
+            return
+        place: list[dict[str, Any] | None] = [None]
+        with self._lock:
+            self._queue.append(("wait", place))
+
+        def committed(future: Future[Event]) -> None:
+            error = future.exception()
+            self._fill(place, answer if error is None else self.error(ref, error))
+
+        def too_late() -> None:
+            self._fill(place, self.error(ref, HistoryUnavailable(
+                f"{message.event} in {message.context} was fired but history did not confirm it within "
+                f"{self.limits.durable_timeout:g} s (is the database reachable?): it is not confirmed "
+                "durable; retry, or look for it in history once the database is back"
+            )))  # fmt: skip
+
+        _DEADLINES.add(self.limits.durable_timeout, too_late, stored)
+        stored.add_done_callback(committed)
+
+    def _fill(self, place: list[dict[str, Any] | None], message: dict[str, Any]) -> None:
+        """A kept answer place gets its message, once (the commit or the deadline, first wins)."""
+        with self._lock:
+            if place[0] is None:
+                place[0] = message
+                self._signal()
 
     def _on_fire_batch(self, message: FireBatchMessage, ref: Any) -> None:
         items = message.events
@@ -406,9 +488,10 @@ class Session:
 
     @property
     def pending(self) -> bool:
-        """Something is waiting in the outbox. After a :meth:`take_text` that left it empty,
-        ``on_output`` is called again when something arrives."""
-        return bool(self._queue)
+        """Something in the outbox can be taken. After a :meth:`take_text` that left nothing
+        to take, ``on_output`` is called again when something can be."""
+        queue = self._queue
+        return bool(queue) and not (queue[0][0] == "wait" and queue[0][1][0] is None)
 
     @property
     def backlog(self) -> int:
@@ -422,6 +505,14 @@ class Session:
         with self._lock:
             queue = self._queue
             while queue and len(items) < limit:
+                if queue[0][0] == "wait":  # a durable fire's answer: in its place, once committed
+                    message = queue[0][1][0]
+                    if message is None:
+                        self._signalled = False  # _fill signals
+                        break
+                    queue.popleft()
+                    items.append(("msg", message))
+                    continue
                 item = queue.popleft()
                 if item[0] == "event":
                     self._live -= 1

@@ -88,14 +88,16 @@ class Subscription:
     def offer(self, event: Event) -> None:
         """Called by the engine, in firing order, for every event that matches.
 
-        Synchronous subscriptions call the listener right here.
+        Synchronous subscriptions call the listener right here. (The engine
+        calls the listeners of the plainest ones, without a level or filter,
+        itself: the same checks, one call less per event.)
         """
         if not self.active:
             return
         try:
             self.listener(event)
         except Exception:
-            self._failed(event)
+            self.failed(event)
         self.delivered += 1
         self.last_delivered_id = event.id
 
@@ -107,7 +109,8 @@ class Subscription:
     def close(self) -> None:
         """Release resources; called by the engine on cancel and at shutdown."""
 
-    def _failed(self, event: Event) -> None:
+    def failed(self, event: Event) -> None:
+        """The listener raised on ``event``: count and log it; nobody else is affected."""
         self.failures += 1
         log.exception(
             "listener %r failed on event %s (%s in %s); other listeners are unaffected",

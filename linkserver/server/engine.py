@@ -12,17 +12,17 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
-import attrs
-
+from linkserver.core.builders import FastBuilder, fast_builder
 from linkserver.core.catalog import Catalog
 from linkserver.core.definitions import EventDefinition
 from linkserver.core.errors import DataTableError, EventNotDefined, PermissionDenied
-from linkserver.core.events import Event, IdGenerator
+from linkserver.core.events import Event, IdGenerator, new_event
 from linkserver.core.expiration import ExpirationTable
 from linkserver.core.filters import Filter, parse_filter
+from linkserver.core.formats import TableFormat
 from linkserver.core.levels import Level, Permission
 from linkserver.core.paths import ROOT, check_name, compile_mask, display, name_of
 from linkserver.core.permissions import Principal
@@ -44,25 +44,72 @@ from linkserver.server.delivery import (
 log = logging.getLogger("linkserver.engine")
 
 UTC = UTC
+# Paths whose resolved fire targets are kept, per event name (see docs/performance.md).
+DEFAULT_CACHE_SIZE = 50_000
 CHILD_ADDED = "childAdded"
 CHILD_REMOVED = "childRemoved"
 
 
-@attrs.frozen
 class _Target:
     """Everything fire needs about one (path, event name), resolved once and cached.
 
-    ``deliveries`` holds, per matching subscription, what the hot loop needs:
-    (minimum level, filter's matches or None, offer, durable).
+    ``listeners``: (subscription, listener) of synchronous subscriptions that
+    take every event (no minimum level, no filter, not durable), called
+    inline. ``deliveries``: (minimum level, filter's matches or None, offer,
+    durable) of the others. Both tuples are shared by every path with the
+    same subscriptions, so a cached path costs a dict entry and this object.
+    ``fired``: the event name's fire counters by level (Engine.fired).
+    ``watched``: a durable subscription needs the commit's future.
     """
 
-    context: Context
-    definition: EventDefinition
-    build: Callable[..., Any]
-    lifetime: timedelta | None
-    deliveries: tuple[tuple[Level, Callable[[Event], bool] | None, Callable[[Event], None], bool], ...]
-    where: str
-    fired: tuple[Any, ...]  # the event name's fire counters by level (Engine.fired)
+    __slots__ = (
+        "context",
+        "path",
+        "definition",
+        "build",
+        "lifetime",
+        "listeners",
+        "deliveries",
+        "fired",
+        "watched",
+    )
+
+    def __init__(
+        self,
+        context: Context,
+        definition: EventDefinition,
+        build: FastBuilder | None,
+        lifetime: timedelta | None,
+        fired: tuple[Any, ...],
+        listeners: tuple[tuple[Subscription, Listener], ...],
+        deliveries: tuple[tuple[Level, Callable[[Event], bool] | None, Callable[[Event], None], bool], ...],
+    ) -> None:
+        self.context = context
+        self.path = context.path
+        self.definition = definition
+        self.build = build
+        self.lifetime = lifetime
+        self.fired = fired
+        self.listeners = listeners
+        self.deliveries = deliveries
+        self.watched = any(durable for *_, durable in deliveries)  # someone waits for the commit
+
+    @property
+    def where(self) -> str:
+        return f"{self.definition.name} in {display(self.path)}"
+
+
+def _split(subscriptions: Iterable[Subscription]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """(inline listeners, other deliveries) for :class:`_Target`."""
+    listeners, deliveries = [], []
+    for s in subscriptions:
+        spec = s.spec
+        if type(s) is Subscription and not s.durable and spec.min_level <= Level.NONE and spec.filter is None:
+            listeners.append((s, s.listener))
+        else:
+            matches = spec.filter.matches if spec.filter is not None else None
+            deliveries.append((spec.min_level, matches, s.offer, s.durable))
+    return tuple(listeners), tuple(deliveries)
 
 
 class Engine:
@@ -77,19 +124,26 @@ class Engine:
         node_id: int = 0,
         default_queue_size: int = 1000,
         clock_ms: Callable[[], int] | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
+        if cache_size < 1:
+            raise ValueError(f"cache_size must be at least 1, got {cache_size}")
         self.tree = tree if tree is not None else ContextTree()
         self.tree.on_change = self._tree_changed
         self.history = history if history is not None else MemoryHistoryStore()
         self.expiration = expiration if expiration is not None else ExpirationTable()
         self.default_queue_size = default_queue_size
         self._ids = IdGenerator(node_id, clock_ms)
-        self._index: SubscriptionIndex[Subscription] = SubscriptionIndex(self.tree)
+        self._index: SubscriptionIndex[Subscription] = SubscriptionIndex(self.tree, cache_size)
         self._subscriptions: set[Subscription] = set()
         self._lock = threading.RLock()
-        self._targets: dict[str, dict[str, _Target]] = {}  # path as fired -> event name -> target
+        # event name -> path as fired -> target; at most ``cache_size`` paths per event name
+        self._targets: dict[str, dict[str, _Target]] = {}
+        self.cache_size = cache_size
+        # subscriptions' ids -> their (listeners, deliveries): one pair for every path they share
+        self._shared: dict[tuple[int, ...], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+        self._builders: dict[int, tuple[TableFormat, FastBuilder | None]] = {}  # by id(format)
         self._after_commit = AfterCommit()
-        self._last_created: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
         # Per event name, one itertools.count per level: events fired, and fires refused by
         # data-table validation. Read at scrape time (linkserver.server.metrics).
         self.fired: dict[str, tuple[Any, ...]] = {}
@@ -111,42 +165,49 @@ class Engine:
         author: Principal | str | None = None,
         durable: bool = False,
         timeout: float | None = None,
+        stored: Callable[[Future[Event]], object] | None = None,
     ) -> Event:
         """Fire ``event`` in the context at ``path`` and return the event.
 
         ``author`` is a Principal whose grants are checked against the
         definition's fire permissions, or the name of a trusted in-process
         component. ``durable`` waits until a persistent event is committed.
+        ``stored``, for a persistent event, is called with the future of its
+        commit before fire returns, and the writer commits it without its
+        usual linger: for a caller that answers once the event is stored
+        without waiting for it here (a network session).
         Raises ContextNotFound, EventNotDefined, PermissionDenied,
         DataTableError or InvalidLevel; then nothing is stored or delivered.
         """
-        by_event = self._targets.get(path)
-        target = by_event.get(event) if by_event is not None else None
+        by_path = self._targets.get(event)
+        target = by_path.get(path) if by_path is not None else None
         if target is None:
             target = self._resolve(path, event)
         definition = target.definition
         if type(author) is Principal:
-            if not author.may(target.context.path, definition.fire_permissions):
+            if not author.may(target.path, definition.fire_permissions):
                 raise PermissionDenied(
                     f"{author.name} may not fire {target.where}: it needs "
                     f"{definition.fire_permissions} there, {author.name} has "
-                    f"{author.grants.level_for(target.context.path)}"
+                    f"{author.grants.level_for(target.path)}"
                 )
             author_name: str | None = author.name
         else:
-            author_name = author  # type: ignore[assignment]
-        try:
-            records = target.build(data, where=target.where)
-        except DataTableError:
-            self._count_rejected(definition, level)
-            raise
+            author_name = author
+        build = target.build
+        records = build(data) if build is not None else None
+        if records is None:  # beyond the fast path: coerce, or name every problem
+            try:
+                records = definition.format.build(data, where=target.where)
+            except DataTableError:
+                self._count_rejected(definition, level)
+                raise
         event_level = definition.level if level is None else Level.parse(level)
-        event_id, ms = self._ids.next()
-        created = self._created(ms)
+        event_id, created = self._ids.next_created()
         lifetime = target.lifetime
-        fired = Event(  # id, context, name, level, created, expires, author, group, data
+        fired = new_event(  # id, context, name, level, created, expires, author, group, data
             event_id,
-            target.context.path,
+            target.path,
             definition.name,
             event_level,
             created,
@@ -155,25 +216,42 @@ class Engine:
             definition.group,
             records,
         )
-        stored: Future[Event] | None = None
+        commit: Future[Event] | None = None
         if lifetime is not None:
             # Checked: the format validated the data, so the writer encodes it off this thread.
-            stored = self.history.append(
-                fired,
-                requires_acknowledgement=definition.requires_acknowledgement,
-                checked=True,
-                waiting=durable,
-            )
+            if durable or stored is not None or target.watched:
+                commit = self.history.append(
+                    fired,
+                    requires_acknowledgement=definition.requires_acknowledgement,
+                    checked=True,
+                    waiting=durable,
+                    hurry=stored is not None,
+                )
+            else:  # nobody waits for or watches the commit: no future to make
+                self.history.store(
+                    fired, requires_acknowledgement=definition.requires_acknowledgement, checked=True
+                )
+        for subscription, listener in target.listeners:
+            if subscription.active:  # cancelled while this fire was under way: no more
+                try:
+                    listener(fired)
+                except Exception:
+                    subscription.failed(fired)
+                subscription.delivered += 1
+                subscription.last_delivered_id = event_id
         for min_level, matches, offer, after_commit in target.deliveries:
             if event_level < min_level or (matches is not None and not matches(fired)):
                 continue
-            if after_commit and stored is not None:
-                stored.add_done_callback(self._after_commit.committed(offer, fired))
+            if after_commit and commit is not None:
+                commit.add_done_callback(self._after_commit.committed(offer, fired))
             else:
                 offer(fired)
         next(target.fired[event_level])
-        if durable and stored is not None:
-            stored.result(timeout)
+        if commit is not None:
+            if stored is not None:
+                stored(commit)
+            if durable:
+                commit.result(timeout)
         return fired
 
     def _count_rejected(self, definition: EventDefinition, level: object) -> None:
@@ -186,42 +264,39 @@ class Engine:
             counters = self.rejected.setdefault(definition.name, level_counters())
         next(counters[level])  # type: ignore[index]
 
-    def _created(self, ms: int) -> datetime:
-        """The creation time for a millisecond; events in the same millisecond share one object."""
-        last = self._last_created
-        if last[0] == ms:
-            return last[1]
-        created = datetime.fromtimestamp(ms / 1000, UTC)
-        self._last_created = (ms, created)
-        return created
-
     def _resolve(self, path: str, event: str) -> _Target:
         with self._lock:
             context = self.tree.get(path)
             definition = context.definition(event)
             subscriptions = self._index.targets(context.path, definition)
+            key = tuple(id(s) for s in subscriptions)  # reset with _shared whenever they change
+            shared = self._shared.get(key)
+            if shared is None:
+                shared = self._shared[key] = _split(subscriptions)
             target = _Target(
-                context=context,
-                definition=definition,
-                build=definition.format.build,
-                lifetime=self.expiration.lifetime(context.path, definition),
-                deliveries=tuple(
-                    (
-                        s.spec.min_level,
-                        s.spec.filter.matches if s.spec.filter is not None else None,
-                        s.offer,
-                        s.durable,
-                    )
-                    for s in subscriptions
-                ),
-                where=f"{definition.name} in {display(context.path)}",
-                fired=self.fired.setdefault(definition.name, level_counters()),
+                context,
+                definition,
+                self._fast_builder(definition),
+                self.expiration.lifetime(context.path, definition),
+                self.fired.setdefault(definition.name, level_counters()),
+                *shared,
             )
-            self._targets.setdefault(path, {})[event] = target
+            by_path = self._targets.setdefault(event, {})
+            if len(by_path) >= self.cache_size:  # the oldest entry goes: a bounded cache
+                by_path.pop(next(iter(by_path)), None)
+            by_path[path] = target
             return target
+
+    def _fast_builder(self, definition: EventDefinition) -> FastBuilder | None:
+        format = definition.format
+        found = self._builders.get(id(format))
+        if found is None or found[0] is not format:
+            found = self._builders[id(format)] = (format, fast_builder(format))
+        return found[1]
 
     def _invalidate(self) -> None:
         self._targets = {}
+        self._shared = {}
 
     # -- listening ---------------------------------------------------------
 
@@ -352,8 +427,9 @@ class Engine:
             else:
                 self._index.context_removed(change.removed)
                 changed = change.removed
-            for path in changed:
-                self._targets.pop(path, None)
+            for by_path in self._targets.values():
+                for path in changed:
+                    by_path.pop(path, None)
         event = CHILD_ADDED if change.kind == "added" else CHILD_REMOVED
         parent = self.tree.find(change.parent)
         if parent is not None and event in parent.definitions:

@@ -118,3 +118,17 @@ def test_async_authentication_and_reachability_errors(live: LiveServer, unused_u
                 await nowhere.subscribe()
 
     asyncio.run(scenario())
+
+
+def test_async_session_keeps_many_fires_in_flight_and_matches_each_answer(live: LiveServer) -> None:
+    async def scenario(client: AsyncClient) -> None:
+        plc = await client.add_context("devices.plc8")
+        async with await client.session() as session:
+            calls = [session.fire(plc, "measurement", reading(i), durable=True) for i in range(150)]
+            calls.insert(75, session.fire(plc, "nope", durable=True))
+            results = await asyncio.gather(*calls, return_exceptions=True)
+        assert isinstance(results.pop(75), EventNotDefined)  # only its own call fails
+        assert all(isinstance(i, int) for i in results) and results == sorted(results)
+        assert (await client.history(mask=plc, count=True)).count == 150
+
+    run(live, scenario)

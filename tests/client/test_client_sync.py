@@ -242,3 +242,13 @@ def test_gaps_reach_the_callback_and_the_iterator(client: Client, live: LiveServ
         assert sum(g.dropped for g in found) + sum(isinstance(i, Event) for i in items) == 10_000
     finally:
         subscription.close()
+
+
+def test_session_fires_many_single_events_pipelined(client: Client, plc: str) -> None:
+    events = [(plc, "measurement", reading(i)) for i in range(200)]
+    events.insert(100, (plc, "bogus"))
+    with client.session() as session:
+        results = list(session.fire_many(events, durable=True, window=50))
+    assert isinstance(results.pop(100), EventNotDefined)
+    assert all(isinstance(i, int) for i in results) and results == sorted(results)
+    assert client.history(mask=plc, count=True, limit=1).count == 200

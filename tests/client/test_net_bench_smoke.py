@@ -24,6 +24,11 @@ def test_network_benchmark_quick_run_prints_goal_lines() -> None:
         r"^goal ws_fire_vs_rabbitmq: (\d+\.\d\dx \(target >= 1\.00x\) (ok|short)|n/a)", done.stdout, re.M
     )
     assert re.search(
+        r"^goal ws_single_fire_vs_rabbitmq: (\d+\.\d\dx \(target >= 1\.00x\) (ok|short)|n/a)",
+        done.stdout,
+        re.M,
+    )
+    assert re.search(
         r"^websocket latency, 10 subscribers at .* p50 [\d.]+ ms, p99 [\d.]+ ms", done.stdout, re.M
     )
     if "rabbitmq unavailable" not in done.stderr:

@@ -360,3 +360,26 @@ def test_fsync_durability_forces_synchronous_commit_on_postgres(postgres_url: st
 def test_an_unknown_durability_is_refused() -> None:
     with pytest.raises(ValueError, match="durability must be one of commit, fsync"):
         SqlHistoryStore("sqlite:///x.sqlite3", durability="sometimes")
+
+
+def test_completing_futures_while_others_start_waiting_never_loses_a_wake_up() -> None:
+    from linkserver.history.futures import complete, new_future
+
+    futures = [new_future() for _ in range(3000)]
+    called: list[int] = []
+    results: list[object] = []
+
+    def watch() -> None:
+        for index, future in enumerate(futures):
+            if index % 2:
+                future.add_done_callback(lambda f, index=index: called.append(index))
+            else:
+                results.append(future.result(timeout=10))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    for start in range(0, len(futures), 100):  # batches, as the writer completes them
+        complete((future, start) for future in futures[start : start + 100])
+    watcher.join(timeout=30)
+    assert not watcher.is_alive()
+    assert len(results) == 1500 and sorted(called) == list(range(1, 3000, 2))

@@ -349,3 +349,65 @@ def test_a_subscription_made_while_the_session_closes_is_cancelled(server: LinkS
     assert len(server.engine.subscriptions) == before
     session.receive(json.dumps({"type": "subscribe", "mask": "devices.*"}))
     assert len(server.engine.subscriptions) == before
+
+
+def test_durable_fires_do_not_wait_for_each_other_and_are_answered_in_order(tmp_path: Any) -> None:
+    import time
+    from datetime import timedelta
+
+    from linkserver.history.base import HistoryQuery
+
+    # A 30 s linger: only the session's hurry can make these answers come quickly.
+    config = ServerConfig.default(tmp_path / "data", writer_flush_interval=timedelta(seconds=30))
+    server = LinkServer(config, load_contexts([CONTEXTS])).start()
+    try:
+        server.engine.add_context("devices.plc1")
+        session = session_for(server)
+        for n in range(40):
+            session.receive(json.dumps({"type": "fire", "ref": n, "context": "devices.plc1",
+                                        "event": "connected", "durable": True}))  # fmt: skip
+            if n == 20:
+                session.receive(json.dumps({"type": "ping", "ref": "p"}))
+        answers: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 10
+        while len(answers) < 41 and time.monotonic() < deadline:
+            answers += session.take(1000)
+            time.sleep(0.01)
+        assert [a["ref"] for a in answers] == [*range(21), "p", *range(21, 40)]  # request order
+        ids = [a["id"] for a in answers if a["type"] == "fired"]
+        stored = server.history.query(HistoryQuery(newest_first=False, limit=100)).events
+        assert [e.id for e in stored if e.name == "connected"] == ids  # each answered once committed
+    finally:
+        server.stop()
+
+
+def test_a_durable_fire_is_answered_after_its_commit_without_blocking_the_session(tmp_path: Any) -> None:
+    import sqlite3
+    import time
+
+    config = ServerConfig.default(tmp_path / "data")
+    server = LinkServer(config, load_contexts([CONTEXTS])).start()
+    try:
+        server.engine.add_context("devices.plc1")
+        session = session_for(server)
+        locker = sqlite3.connect(tmp_path / "data" / "history.sqlite3", isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock: commits wait
+        try:
+            started = time.monotonic()
+            session.receive(json.dumps({"type": "fire", "ref": 1, "context": "devices.plc1",
+                                        "event": "connected", "durable": True}))  # fmt: skip
+            session.receive(json.dumps({"type": "ping", "ref": 2}))
+            assert time.monotonic() - started < 2  # the session went on reading
+            time.sleep(0.3)
+            assert session.take() == []  # not committed yet, and the pong keeps its place
+        finally:
+            locker.execute("COMMIT")
+            locker.close()
+        answers: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 20
+        while len(answers) < 2 and time.monotonic() < deadline:
+            answers += session.take()
+            time.sleep(0.01)
+        assert [(a["type"], a["ref"]) for a in answers] == [("fired", 1), ("pong", 2)]
+    finally:
+        server.stop()

@@ -15,4 +15,8 @@ def test_fire_benchmark_quick_mode_prints_every_goal():
     )
     assert result.returncode == 0, result.stderr
     goals = re.findall(r"^goal (\S+): \d+\.\d\dx \(target >= \d+\.\d\dx\) (ok|short)$", result.stdout, re.M)
-    assert [name for name, _ in goals] == ["fire_1_listener", "fire_10_listeners"]
+    assert [name for name, _ in goals] == [
+        "persistent_fire_1_listener",
+        "nonpersistent_fire_1_listener",
+        "fire_10_listeners",
+    ]

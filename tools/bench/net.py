@@ -10,7 +10,14 @@
    local RabbitMQ with publisher confirms, in batches of the same size with
    the same number of batches in flight (pika BlockingConnection).
    Goal: ``ws_fire_vs_rabbitmq`` >= 1.00x.
-2. Latency: N subscribers receive events fired at R events/s; fire-to-receive
+2. Single-event ingest: the same client fires one persistent event per
+   WebSocket message (``FireSession.fire_many``), ``durable`` (each answer
+   waits for the commit; the server commits the events in flight together),
+   with ``WINDOW`` (128) messages unanswered at once. Next to it, pika
+   publishes one persistent message at a time to the durable queue with
+   publisher confirms, the same number unconfirmed at once (pipelined).
+   Goal: ``ws_single_fire_vs_rabbitmq`` >= 1.00x.
+3. Latency: N subscribers receive events fired at R events/s; fire-to-receive
    p50/p99 from the firing time carried in the event (its value) or message.
    Like for like: each subscriber is a connection of its own on both sides.
    Ours: N AsyncClient subscriptions, each its own WebSocket, spread over two
@@ -59,6 +66,7 @@ SETTINGS = {
 # Latency loads (subscribers, events/s, seconds per round, rounds). The first is the goal's: a
 # load both systems can sustain here, so that the p99s compare delivery and not queueing behind
 # a saturated CPU. The second shows what each carries when saturated (one round, no goal).
+WINDOW = 128  # single events in flight, both sides (single-event ingest)
 LOADS = {
     "quick": [(10, 500, 1.0, 1)],
     "full": [(100, 50, 10.0, 3), (100, 2_000, 5.0, 1)],
@@ -144,6 +152,24 @@ def ws_fire_rate(client: Any, total: int, rounds: int, batch: int, window: int, 
             if errors:
                 raise SystemExit(f"{errors} events were refused by the server")
             best = max(best, len(batches) * batch / elapsed)
+    return best
+
+
+def ws_single_fire_rate(client: Any, total: int, rounds: int, window: int) -> float:
+    """Persistent events, one per message, durable, ``window`` unanswered at once."""
+    events = [(CONTEXT, "measurement", [record(float(i))]) for i in range(total)]
+    best = 0.0
+    with client.session() as session:
+        list(session.fire_many(events[:window], durable=True, window=window))  # warm up
+        for _ in range(rounds):
+            started = time.perf_counter()
+            errors = sum(
+                1 for r in session.fire_many(events, durable=True, window=window) if not isinstance(r, int)
+            )
+            elapsed = time.perf_counter() - started
+            if errors:
+                raise SystemExit(f"{errors} events were refused by the server")
+            best = max(best, total / elapsed)
     return best
 
 
@@ -382,7 +408,7 @@ def main() -> None:
     loads[0] = (subscribers, rate, args.seconds or seconds, args.rounds or repeat)
     payload = json.dumps({"context": CONTEXT, "event": "measurement", "data": [record()]}).encode()
     results: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-    rabbit = durable = None
+    rabbit = durable = rabbit_single = single = None
     with tempfile.TemporaryDirectory(prefix="linkserver-bench-") as directory:
         process, url, credentials = start_server(Path(directory))
         try:
@@ -401,6 +427,14 @@ def main() -> None:
                             f"rabbitmq persistent publish with confirms, same batches: {rabbit:>9,.0f} "
                             f"messages/s ({len(payload)} bytes each)"
                         )
+                    singles = total // 3 if mode == "full" else total // 4
+                    single = ws_single_fire_rate(client, singles, rounds, WINDOW)
+                    rabbit_single = rabbit_publish_rate(args.amqp_url, singles, rounds, 1, WINDOW, payload)
+                    theirs_note = f"   rabbitmq {rabbit_single:,.0f}/s" if rabbit_single else ""
+                    print(
+                        f"websocket fire, one event per message, {WINDOW} in flight (rabbitmq: one message "
+                        f"per publish, {WINDOW} unconfirmed), durable: {single:>9,.0f}/s{theirs_note}"
+                    )
                 for subscribers, rate, seconds, repeat in loads:
                     ours, theirs = [], []
                     for _ in range(repeat):  # alternating: the machine's other load hits both alike
@@ -432,6 +466,10 @@ def main() -> None:
             goal("ws_fire_vs_rabbitmq", durable / rabbit)
         else:
             print("goal ws_fire_vs_rabbitmq: n/a (rabbitmq unavailable) short")
+        if rabbit_single:
+            goal("ws_single_fire_vs_rabbitmq", single / rabbit_single)
+        else:
+            print("goal ws_single_fire_vs_rabbitmq: n/a (rabbitmq unavailable) short")
     (mine, other), (subscribers, rate, _, _) = results[0], loads[0]
     if other is not None and mine["p99_ms"] > 0:
         ratio = other["p99_ms"] / mine["p99_ms"]
