@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING
 from linkserver import __version__
 from linkserver.client.cli import add_client_commands
 from linkserver.core.errors import ConfigError, LinkServerError
+from linkserver.runtime import DATA_DIR_ENV, LISTEN_ENV
 from linkserver.shell.main import add_shell_command
 
-# The names of linkserver.loading.config, spelt here so that parsing arguments imports no YAML.
-DATA_DIR_ENV, LISTEN_ENV = "LINKSERVER_DATA_DIR", "LINKSERVER_LISTEN"
 CONFIG_HELP = (
     "server configuration (default: $LINKSERVER_CONFIG, else config/linkserver.yaml here, "
     "else the shipped one)"

@@ -23,6 +23,11 @@ import attrs
 
 RUNTIME_FILE = "linkserver.runtime.json"
 STATE_ENV = "XDG_STATE_HOME"
+# The environment variables that point the server and local tools somewhere, named once
+# here (standard library only) so the CLI, the clients and loading share one spelling.
+CONFIG_ENV = "LINKSERVER_CONFIG"
+DATA_DIR_ENV = "LINKSERVER_DATA_DIR"
+LISTEN_ENV = "LINKSERVER_LISTEN"
 
 
 @attrs.frozen(kw_only=True)

@@ -22,10 +22,8 @@ from pathlib import Path
 import attrs
 
 from linkserver.core.errors import LinkServerError
-from linkserver.runtime import RuntimeRecord, read_runtime, running_servers
+from linkserver.runtime import CONFIG_ENV, DATA_DIR_ENV, RuntimeRecord, read_runtime, running_servers
 
-DATA_DIR_ENV = "LINKSERVER_DATA_DIR"
-CONFIG_ENV = "LINKSERVER_CONFIG"
 LOCAL_CONFIG = Path("config") / "linkserver.yaml"
 
 

@@ -32,11 +32,9 @@ from linkserver.loading.entries import Entries, as_mapping
 from linkserver.loading.problems import Location, Problems, describe, display_name
 from linkserver.loading.shipped import SHIPPED_CONFIG
 from linkserver.loading.yamlnodes import MISSING, Document, parse, read
+from linkserver.runtime import CONFIG_ENV
 
 DEFAULT_CONFIG_PATH = Path("config") / "linkserver.yaml"
-CONFIG_ENV = "LINKSERVER_CONFIG"
-DATA_DIR_ENV = "LINKSERVER_DATA_DIR"
-LISTEN_ENV = "LINKSERVER_LISTEN"
 
 TOP_KEYS = ("server", "history", "delivery", "expiration", "users", "controllers", "auth")
 SERVER_KEYS = ("node_id", "data_dir", "contexts", "listen", "log_format", "metrics")

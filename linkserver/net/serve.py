@@ -38,7 +38,6 @@ import uvicorn
 from linkserver import __version__
 from linkserver.core.durations import parse_duration
 from linkserver.core.errors import ConfigError, LinkServerError
-from linkserver.loading.config import DATA_DIR_ENV, LISTEN_ENV
 from linkserver.net.auth import (
     ADMIN,
     ADMIN_HASH_FILE,
@@ -49,7 +48,7 @@ from linkserver.net.auth import (
     revoke_token,
 )
 from linkserver.net.protocol import Limits
-from linkserver.runtime import RuntimeRecord, announce, now, withdraw
+from linkserver.runtime import DATA_DIR_ENV, LISTEN_ENV, RuntimeRecord, announce, now, withdraw
 
 log = logging.getLogger("linkserver.serve")
 
