@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
-from client_helpers import ROOT
+from bench_helpers import run_quick_benchmark
 
 
 def test_network_benchmark_quick_run_prints_goal_lines() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "bench" / "net.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_quick_benchmark("net.py", timeout=180)
     assert re.search(
         r"^goal ws_fire_vs_rabbitmq: (\d+\.\d\dx \(target >= 1\.00x\) (ok|short)|n/a)", done.stdout, re.M
     )

@@ -1,25 +1,10 @@
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench_helpers import run_quick_benchmark
 
 
 def test_loading_benchmark_quick_mode_prints_every_goal():
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(
-                ROOT / "tools" / "bench" / "loading.py",
-            ),
-            "--quick",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_quick_benchmark("loading.py", timeout=180)
     goals = re.findall(
         r"^goal (\S+): -?\d+\.\d\d(x| kB) \(target <= \d+\.\d\d(?:x| kB)\) (ok|short)$", result.stdout, re.M
     )

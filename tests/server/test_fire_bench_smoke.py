@@ -1,19 +1,10 @@
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench_helpers import run_quick_benchmark
 
 
 def test_fire_benchmark_quick_mode_prints_every_goal():
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "bench" / "fire.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_quick_benchmark("fire.py", timeout=120)
     goals = re.findall(r"^goal (\S+): \d+\.\d\dx \(target >= \d+\.\d\dx\) (ok|short)$", result.stdout, re.M)
     assert [name for name, _ in goals] == [
         "persistent_fire_1_listener",
