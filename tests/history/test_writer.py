@@ -123,23 +123,30 @@ def test_a_killed_postgres_connection_is_retried_without_loss(
     store.start()
     admin = create_engine(postgres_url)
     try:
-        events = [make_event() for _ in range(3000)]
+        # Fire in small steps and kill the writer's connection every 50 ms until a kill has
+        # hit a transaction in flight (a retry) and 3000 events went out: a writer that
+        # commits everything before the first kill would otherwise make the test vacuous.
+        events: list[Event] = []
         futures: list[Future[Event]] = []
-        firer = threading.Thread(target=lambda: futures.extend(store.append(e) for e in events))
-        firer.start()
         killed = 0
-        for _ in range(5):
-            time.sleep(0.05)
-            with admin.begin() as conn:
-                killed += len(
-                    conn.execute(
-                        text(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE application_name = 'lstest_writer'"
-                        )
-                    ).all()
-                )
-        firer.join(timeout=60)
+        deadline = time.monotonic() + 30
+        next_kill = time.monotonic() + 0.05
+        while time.monotonic() < deadline and (store.writer_stats.retries < 1 or len(events) < 3000):
+            step = [make_event() for _ in range(50)]
+            events.extend(step)
+            futures.extend(store.append(e) for e in step)
+            if time.monotonic() >= next_kill:
+                next_kill = time.monotonic() + 0.05
+                with admin.begin() as conn:
+                    killed += len(
+                        conn.execute(
+                            text(
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = 'lstest_writer'"
+                            )
+                        ).all()
+                    )
+            time.sleep(0.002)
         assert [future.result(timeout=60) for future in futures] == events
         assert killed >= 1
         assert store.writer_stats.retries >= 1

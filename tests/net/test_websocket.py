@@ -217,7 +217,8 @@ def test_resume_from_and_history_on_sqlite(make_live: Any) -> None:
             },
         )
         replayed = [m["event"]["id"] for m in collect(ws, 2, "event")]
-        later = live.server.fire(device, "stateChanged", {"old": "failed", "new": "offline"}).id
+        # durable: the history page below must find it committed
+        later = live.server.fire(device, "stateChanged", {"old": "failed", "new": "offline"}, durable=True).id
         assert [m["event"]["id"] for m in collect(ws, 1, "event")] == [later]
     assert replayed == [ids[2], ids[3]]
     with live.client("observer") as client:
