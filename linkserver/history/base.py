@@ -16,6 +16,7 @@ import attrs
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.filters import Filter
 from linkserver.core.levels import Level
+from linkserver.history.same_commit import SameCommit
 from linkserver.history.tree import TreeStore
 from linkserver.history.users import UserStore
 
@@ -129,6 +130,11 @@ class HistoryStore(TreeStore):
         future is made. The event is written exactly as by :meth:`append`; a failure to
         store it is logged. Raises what :meth:`append` raises at once."""
         self.append(event, requires_acknowledgement=requires_acknowledgement, checked=checked)
+
+    @abc.abstractmethod
+    def add_same_commit(self, hook: SameCommit) -> None:
+        """Commit ``hook``'s work with every batch of events appended from now on, in the same
+        transaction (see :mod:`linkserver.history.same_commit`). May be called before :meth:`start`."""
 
     @abc.abstractmethod
     def flush(self, timeout: float | None = None) -> None:

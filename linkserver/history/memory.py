@@ -8,6 +8,7 @@ so code tested against this store does not fail later against SQLite.
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -20,8 +21,11 @@ from linkserver.core.events import Acknowledgement, Event
 from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
 from linkserver.history.codec import check_acknowledgement, check_event, encode_data
 from linkserver.history.matching import compile_query, encode_cursor, id_bounds
+from linkserver.history.same_commit import SameCommit
 from linkserver.history.tree import StoredContext
 from linkserver.history.users import MemoryUserStore, UserStore
+
+log = logging.getLogger("linkserver.history")
 
 
 class MemoryHistoryStore(HistoryStore):
@@ -36,6 +40,7 @@ class MemoryHistoryStore(HistoryStore):
         self._contexts: dict[str, StoredContext] = {}
         self._tree_seq = 0
         self._users = MemoryUserStore()
+        self._same_commit: list[SameCommit] = []
 
     @property
     def users(self) -> UserStore:
@@ -76,9 +81,19 @@ class MemoryHistoryStore(HistoryStore):
                 self._ids.append(event.id)
             else:
                 bisect.insort(self._ids, event.id)
+            for hook in self._same_commit:  # under the lock: nobody sees the event without its work
+                try:
+                    hook.committed((stored,))
+                except Exception:  # as in the SQL writer: the event is stored, its future completes
+                    log.exception("a same-commit hook failed after the commit")
         future: Future[Event] = Future()
         future.set_result(event)
         return future
+
+    def add_same_commit(self, hook: SameCommit) -> None:
+        """See :meth:`HistoryStore.add_same_commit`; the memory store only calls ``committed``."""
+        with self._lock:
+            self._same_commit.append(hook)
 
     def flush(self, timeout: float | None = None) -> None:
         return None

@@ -29,6 +29,7 @@ from linkserver.history.engine import (
     make_engine,
 )
 from linkserver.history.matching import encode_cursor
+from linkserver.history.same_commit import SameCommit
 from linkserver.history.schema import Id, UtcDateTime, acknowledgements, contexts, events, row_maker
 from linkserver.history.sql_users import SqlUserStore
 from linkserver.history.tree import StoredContext
@@ -94,6 +95,7 @@ class SqlHistoryStore(HistoryStore):
         self._dialect = ""
         self._upsert: Any = None
         self._users = SqlUserStore(lambda: self.engine, lambda: self._write_lock)
+        self._same_commit: list[SameCommit] = []
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -120,6 +122,8 @@ class SqlHistoryStore(HistoryStore):
             make_row=self._make_row,
             write_lock=self._write_lock,
         )
+        for hook in self._same_commit:
+            self._writer.add_same_commit(hook)
         self._writer.start()
         if self._dialect == "sqlite":
             self._checkpointer = WalCheckpointer(engine)
@@ -185,6 +189,11 @@ class SqlHistoryStore(HistoryStore):
             raise ServerStopped("history is not running; the event was not stored")
         required = bool(requires_acknowledgement)
         writer.put(event, required, None if checked else self._make_row(event, required))
+
+    def add_same_commit(self, hook: SameCommit) -> None:
+        self._same_commit.append(hook)
+        if self._writer is not None:
+            self._writer.add_same_commit(hook)
 
     def flush(self, timeout: float | None = None) -> None:
         if self._writer is not None and not self._writer.flush(timeout):

@@ -47,6 +47,11 @@ three times, ``executemany`` with one parameter set once), and each time the
 writer wants it back it may wait up to the switch interval (5 ms) behind a
 busy firer. Other batch sizes are cut into power-of-two chunks inside
 BEGIN IMMEDIATE/COMMIT, so the few statements stay in sqlite3's cache.
+
+Hooks registered with :meth:`Writer.add_same_commit` (see
+:mod:`linkserver.history.same_commit`) add statements to a batch's
+transaction; a batch with any runs inside BEGIN/COMMIT (SQLite) or a
+transaction block (PostgreSQL) instead of one autocommitted statement.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ from linkserver.core.events import Event
 from linkserver.core.tallies import Buckets
 from linkserver.history.errors import UnstorableEvent
 from linkserver.history.futures import complete, new_future
+from linkserver.history.same_commit import SameCommit, Statement
 from linkserver.history.schema import EVENT_COLUMNS
 
 log = logging.getLogger("linkserver.history.writer")
@@ -244,6 +250,7 @@ class Writer:
         self._conn: Any = None
         self._abandon = threading.Event()
         self._thread: threading.Thread | None = None
+        self._same_commit: tuple[SameCommit, ...] = ()
         self.lost = 0
         self.stats = WriterStats()
         # Per committed transaction, observed by the committer holding the role (linkserver.server.metrics).
@@ -264,6 +271,10 @@ class Writer:
             self._existing_sql = "SELECT id FROM events WHERE id BETWEEN %s AND %s"
 
     # -- the firer's side ------------------------------------------------------
+
+    def add_same_commit(self, hook: SameCommit) -> None:
+        """Run ``hook``'s statements in the transaction of every batch from now on."""
+        self._same_commit = (*self._same_commit, hook)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="linkserver-history-writer", daemon=True)
@@ -402,7 +413,7 @@ class Writer:
         try:
             rows, writable, markers = self._rows(batch)
             if writable:
-                error = self._commit(rows, retry=retry)
+                error = self._commit(rows, writable, retry=retry)
                 if error is not None and not retry:
                     self._queue.give_back(batch)  # the writer thread retries or isolates the bad row
                     return False
@@ -456,9 +467,11 @@ class Writer:
             self._fail(items, HistoryError(f"the database rejected event {event.id}: {error}"))
             return
         for item, row in zip(items, rows, strict=True):  # isolate the rows the database rejects
-            self._complete([item], [row], self._commit([row], retry=True))
+            self._complete([item], [row], self._commit([row], [item], retry=True))
 
-    def _commit(self, rows: Sequence[tuple[Any, ...]], *, retry: bool) -> BaseException | None:
+    def _commit(
+        self, rows: Sequence[tuple[Any, ...]], items: Sequence[Item], *, retry: bool
+    ) -> BaseException | None:
         """Commit ``rows``; the permanent error, or None. Transient errors are retried, or
         with ``retry=False`` returned after one attempt."""
         attempt = 0
@@ -466,8 +479,10 @@ class Writer:
         while True:
             try:
                 with self._write_lock:
-                    self._write(rows, skip_existing=self._recheck)
+                    self._write(rows, items, skip_existing=self._recheck)
                 self._recheck = False
+                if self._same_commit:
+                    self._committed(items)
                 self.commit_seconds.observe(time.perf_counter() - started)  # retries included
                 self.batch_sizes.observe(len(rows))
                 if attempt:
@@ -489,7 +504,27 @@ class Writer:
                 if self._abandon.wait(delay):
                     return _Abandoned()
 
-    def _write(self, rows: Sequence[tuple[Any, ...]], *, skip_existing: bool) -> None:
+    def _committed(self, items: Sequence[Item]) -> None:
+        events = [item[1] for item in items if item[1] is not None]
+        for hook in self._same_commit:
+            try:
+                hook.committed(events)
+            except Exception:  # committed is committed: the events' futures still complete
+                log.exception("a same-commit hook failed after the commit")
+
+    def _extra_statements(self, rows: Sequence[tuple[Any, ...]], items: Sequence[Item]) -> list[Statement]:
+        if len(rows) == len(items):
+            events = [item[1] for item in items if item[1] is not None]
+        else:  # a retry left out rows an earlier attempt stored
+            written = {row[0] for row in rows}
+            events = [item[1] for item in items if item[1] is not None and item[1].id in written]
+        if not events:
+            return []
+        return [
+            statement for hook in self._same_commit for statement in hook.statements(self._dialect, events)
+        ]
+
+    def _write(self, rows: Sequence[tuple[Any, ...]], items: Sequence[Item], *, skip_existing: bool) -> None:
         conn = self._conn
         if conn is None:
             conn = self._engine.raw_connection()
@@ -502,14 +537,25 @@ class Writer:
             self._conn = conn
         if skip_existing:
             rows = self._not_stored(conn, rows)
+        extra = self._extra_statements(rows, items) if self._same_commit else []
         if self._dialect == "sqlite":
-            self._write_sqlite(conn.driver_connection, rows)
+            self._write_sqlite(conn.driver_connection, rows, extra)
+        elif rows and extra:
+            db = conn.driver_connection
+            with db.transaction(), db.cursor() as cursor:
+                with cursor.copy(self._insert_sql) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                for sql, params in extra:
+                    cursor.executemany(sql, params)
         elif rows:
             with conn.driver_connection.cursor() as cursor, cursor.copy(self._insert_sql) as copy:
                 for row in rows:
                     copy.write_row(row)
 
-    def _write_sqlite(self, db: Any, rows: Sequence[tuple[Any, ...]]) -> None:
+    def _write_sqlite(
+        self, db: Any, rows: Sequence[tuple[Any, ...]], extra: Sequence[Statement] = ()
+    ) -> None:
         statements = []
         flatten = itertools.chain.from_iterable
         start, total = 0, len(rows)
@@ -518,7 +564,14 @@ class Writer:
                 statements.append((sql, list(flatten(rows[start : start + size]))))
                 start += size
         # executemany with one parameter set: one GIL release (see the module doc).
-        if len(statements) == 1:
+        if statements and extra:
+            db.execute("BEGIN IMMEDIATE")
+            for sql, params in statements:
+                db.executemany(sql, [params])
+            for sql, many in extra:
+                db.executemany(sql, many)
+            db.execute("COMMIT")
+        elif len(statements) == 1:
             db.executemany(statements[0][0], [statements[0][1]])  # one statement, one transaction
         elif statements:
             # On error the connection is invalidated, which rolls the transaction back.

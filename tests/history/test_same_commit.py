@@ -1,0 +1,127 @@
+"""Same-commit hooks: extra statements committed atomically with a batch of events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from history_helpers import BACKENDS, SQL_BACKENDS, EventMaker, store_all
+from sqlalchemy import text
+
+from linkserver.core.errors import HistoryError
+from linkserver.core.events import Event
+from linkserver.history.base import HistoryQuery, HistoryStore
+from linkserver.history.same_commit import Statement
+from linkserver.history.sql import SqlHistoryStore
+
+
+class SideRows:
+    """Writes one row per event into a side table; records what was committed."""
+
+    def __init__(self, fail_for: int | None = None) -> None:
+        self.fail_for = fail_for
+        self.seen: list[int] = []
+        self.offered: list[int] = []
+
+    def statements(self, dialect: str, events: Sequence[Event]) -> Sequence[Statement]:
+        self.offered.extend(event.id for event in events)
+        if self.fail_for is not None and any(event.id == self.fail_for for event in events):
+            raise ValueError("this event cannot be written")
+        mark = "?" if dialect == "sqlite" else "%s"
+        return [(f"INSERT INTO side (event_id) VALUES ({mark})", [(event.id,) for event in events])]
+
+    def committed(self, events: Sequence[Event]) -> None:
+        self.seen.extend(event.id for event in events)
+
+
+def make_side_table(store: HistoryStore) -> None:
+    assert isinstance(store, SqlHistoryStore)
+    with store.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE side (event_id BIGINT PRIMARY KEY)"))
+
+
+def side_ids(store: HistoryStore) -> list[int]:
+    assert isinstance(store, SqlHistoryStore)
+    with store.engine.connect() as conn:
+        return list(conn.execute(text("SELECT event_id FROM side ORDER BY event_id")).scalars())
+
+
+def stored_ids(store: HistoryStore) -> list[int]:
+    page = store.query(HistoryQuery(newest_first=False, limit=10_000))
+    return [event.id for event in page.events]
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_hook_statements_commit_with_the_events(
+    backend: str, make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store(backend)
+    make_side_table(store)
+    hook = SideRows()
+    store.add_same_commit(hook)
+    events = [make_event() for _ in range(300)]
+    store_all(store, events)
+    ids = [event.id for event in events]
+    assert side_ids(store) == ids
+    assert stored_ids(store) == ids
+    assert sorted(hook.seen) == ids
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_a_failing_hook_stores_neither_its_rows_nor_the_event(
+    backend: str, make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store(backend)
+    make_side_table(store)
+    events = [make_event() for _ in range(5)]
+    hook = SideRows(fail_for=events[2].id)
+    store.add_same_commit(hook)
+    futures = [store.append(event) for event in events]
+    outcomes = []
+    for future in futures:
+        try:
+            future.result(timeout=30)
+            outcomes.append(True)
+        except HistoryError:
+            outcomes.append(False)
+    assert outcomes == [True, True, False, True, True]
+    good = [event.id for event in events if event.id != events[2].id]
+    assert side_ids(store) == good
+    assert stored_ids(store) == good
+    assert events[2].id not in hook.seen
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_a_statement_the_database_rejects_rolls_back_its_event(
+    backend: str, make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store(backend)
+    make_side_table(store)
+    events = [make_event() for _ in range(3)]
+    with store.engine.begin() as conn:  # the side row of the middle event already exists
+        conn.execute(text("INSERT INTO side (event_id) VALUES (:id)"), {"id": events[1].id})
+    store.add_same_commit(SideRows())
+    futures = [store.append(event) for event in events]
+    assert futures[0].result(timeout=30) == events[0]
+    with pytest.raises(HistoryError):
+        futures[1].result(timeout=30)
+    assert futures[2].result(timeout=30) == events[2]
+    assert stored_ids(store) == [events[0].id, events[2].id]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_committed_is_told_before_the_future_completes(
+    backend: str, make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store(backend)
+    if backend != "memory":
+        make_side_table(store)
+    hook = SideRows()
+    store.add_same_commit(hook)
+    event = make_event()
+    seen: list[bool] = []
+    future = store.append(event)
+    future.add_done_callback(lambda _: seen.append(event.id in hook.seen))
+    future.result(timeout=30)
+    assert seen == [True]
