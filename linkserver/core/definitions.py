@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from linkserver.core.categories import Category, derive_category
 from linkserver.core.errors import InvalidDefinition
 from linkserver.core.formats import EMPTY_FORMAT, TableFormat
 from linkserver.core.levels import Level, Permission
@@ -22,6 +23,10 @@ def _permission(value: object) -> Permission:
     return Permission.parse(value)
 
 
+def _category(value: object) -> Category | None:
+    return None if value is None else Category.parse(value)
+
+
 @attrs.frozen(kw_only=True)
 class EventDefinition:
     """One event a context can fire.
@@ -31,6 +36,7 @@ class EventDefinition:
     one. ``expiration`` (persistent definitions only) overrides the server's
     default; the server's expiration times table overrides both.
     ``requires_acknowledgement`` marks events an operator must acknowledge.
+    ``category`` (linkserver.core.categories) is derived from the rest when not given.
     """
 
     name: str
@@ -45,8 +51,16 @@ class EventDefinition:
     hidden: bool = False
     requires_acknowledgement: bool = False
     format: TableFormat = EMPTY_FORMAT
+    category: Category = attrs.field(default=None, converter=_category)  # None: derived
 
     def __attrs_post_init__(self) -> None:
+        if self.category is None:
+            derived = derive_category(
+                self.name if isinstance(self.name, str) else "",
+                group=self.group if isinstance(self.group, str) else None,
+                requires_acknowledgement=self.requires_acknowledgement is True,
+            )
+            object.__setattr__(self, "category", derived)
         problems = definition_problems(
             name=self.name,
             persistent=self.persistent,

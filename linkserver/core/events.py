@@ -28,7 +28,9 @@ class Event:
     """One fired event. ``expires`` is None for non-persistent events.
 
     Not keyword-only on purpose: the engine builds events positionally, which
-    costs half as much on the fire path. Keywords work as well.
+    costs half as much on the fire path. Keywords work as well. ``category`` is
+    the definition's (linkserver.core.categories), None for events stored before
+    categories existed.
     """
 
     id: int
@@ -41,6 +43,7 @@ class Event:
     group: str | None
     data: DataTable
     acknowledgements: tuple[Acknowledgement, ...] = ()
+    category: str | None = None
 
     @property
     def record(self) -> dict[str, Any]:
@@ -62,6 +65,7 @@ class Event:
             "expires": self.expires.isoformat() if self.expires else None,
             "author": self.author,
             "group": self.group,
+            "category": self.category,
             "data": to_jsonable(list(self.data)),
             "acknowledgements": [
                 {"time": a.time.isoformat(), "user": a.user, "text": a.text} for a in self.acknowledgements
@@ -84,17 +88,20 @@ class Event:
                 Acknowledgement(time=datetime.fromisoformat(a["time"]), user=a["user"], text=a["text"])
                 for a in raw.get("acknowledgements") or ()
             ),
+            category=raw.get("category"),
         )
 
 
 def _event_maker() -> Callable[..., Event]:
-    """``new_event(id, context, name, level, created, expires, author, group, data)``: an Event
+    """``new_event(id, context, name, level, created, expires, author, group, data, category)``: an Event
     without acknowledgements, made without attrs' frozen ``__init__`` (which sets each field
     through ``object.__setattr__``): the fire path makes one per fire. Same result."""
     setters = [getattr(Event, field.name).__set__ for field in attrs.fields(Event)]
-    if len(setters) != 10 or attrs.fields(Event)[-1].name != "acknowledgements":
+    if len(setters) != 11 or attrs.fields(Event)[-2].name != "acknowledgements":
         return Event  # the fields changed: fall back to the plain constructor
-    s_id, s_context, s_name, s_level, s_created, s_expires, s_author, s_group, s_data, s_acks = setters
+    s_id, s_context, s_name, s_level, s_created, s_expires, s_author, s_group, s_data, s_acks, s_category = (
+        setters
+    )
     make = object.__new__
 
     def new_event(
@@ -107,6 +114,7 @@ def _event_maker() -> Callable[..., Event]:
         author: str | None,
         group: str | None,
         data: DataTable,
+        category: str | None = None,
     ) -> Event:
         event = make(Event)
         s_id(event, id)
@@ -119,6 +127,7 @@ def _event_maker() -> Callable[..., Event]:
         s_group(event, group)
         s_data(event, data)
         s_acks(event, ())
+        s_category(event, category)
         return event
 
     return new_event

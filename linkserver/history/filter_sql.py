@@ -8,7 +8,7 @@ filter's two-valued logic to the letter: a null ``group`` is unequal to every
 string, ``!=`` is the negation of ``==``, so every exact clause is NULL-free
 and can be negated. Rules:
 
-- event columns (context, name, level, id, created, group, author): exact,
+- event columns (context, name, level, id, created, group, author, category): exact,
   except ``=~`` (Python regexes are not SQL regexes) and globs with ``[``;
 - ``data.FIELD`` (top level only), compared with a number below 2**53 in
   magnitude (``==``, ``!=``, ordering, ``in``): exact. The clause checks the
@@ -47,9 +47,8 @@ Clause = ColumnElement[bool]
 Translation = tuple[Clause | None, bool]
 
 Columns = Mapping[str, Any]
-COLUMNS: Columns = {
-    name: events.c[name] for name in ("context", "name", "level", "id", "created", "group", "author")
-}
+_NAMES = ("context", "name", "level", "id", "created", "group", "author", "category")
+COLUMNS: Columns = {name: events.c[name] for name in _NAMES}
 
 
 def unindexed(column: Any) -> Any:
@@ -58,8 +57,8 @@ def unindexed(column: Any) -> Any:
 
 
 UNINDEXED: Columns = {**COLUMNS, "context": unindexed(events.c.context), "name": unindexed(events.c.name)}
-_NULLABLE = frozenset({"group", "author"})
-_TEXT = frozenset({"context", "name", "group", "author"})
+_NULLABLE = frozenset({"group", "author", "category"})
+_TEXT = frozenset({"context", "name", "group", "author", "category"})
 _NONE: Translation = (None, False)
 _CMP = {
     "==": operator.eq,

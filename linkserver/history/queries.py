@@ -74,6 +74,7 @@ def _columns(dialect: str) -> tuple[Any, ...]:
         # as stored: decoded only for rows that pass the row tests
         type_coerce(events.c.data, Text).label("data"),
         _has_acknowledgements(),
+        events.c.category,
     )
 
 
@@ -97,6 +98,7 @@ def row_reader(dialect: str) -> RowReader:
                 row[6],
                 row[7],
                 decode_data(row[8]),
+                category=row[10],
             )
 
         return read_sqlite
@@ -117,6 +119,7 @@ def row_reader(dialect: str) -> RowReader:
             row[6],
             row[7],
             decode_data(row[8]),
+            category=row[10],
         )
 
     return read

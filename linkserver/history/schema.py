@@ -94,6 +94,9 @@ events = Table(
     Column("group", Text, nullable=True),
     Column("data", Data, nullable=False),
     Column("requires_ack", Boolean, nullable=False, default=False),
+    # The definition's category (linkserver/core/categories.py); null for events stored before 0004.
+    # Not indexed: filters on it combine with a context or name, which are.
+    Column("category", Text, nullable=True),
 )
 
 # The common read: newest N events of one context (or a prefix range of
@@ -192,6 +195,7 @@ def row_maker(dialect_name: str) -> Callable[[Event, bool], tuple[Any, ...]]:
                 event.group,
                 encode_data(event.data),
                 requires_ack,
+                event.category,
             )
 
         return make_sqlite
@@ -209,6 +213,7 @@ def row_maker(dialect_name: str) -> Callable[[Event, bool], tuple[Any, ...]]:
             event.group,
             encode_data(event.data),
             requires_ack,
+            event.category,
         )
 
     return make
@@ -227,6 +232,7 @@ def event_from_row(row: Any, acks: Sequence[Acknowledgement] = ()) -> Event:
         group=row.group,
         data=decode_data(row.data),
         acknowledgements=tuple(acks),
+        category=row.category,
     )
 
 

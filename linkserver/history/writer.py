@@ -82,7 +82,7 @@ log = logging.getLogger("linkserver.history.writer")
 
 MAX_BACKOFF = 2.0
 FIRST_BACKOFF = 0.01
-SQLITE_MAX_ROWS = 3000  # rows per INSERT: 10 columns each, under SQLite's 32766 variables
+SQLITE_MAX_ROWS = 32766 // len(EVENT_COLUMNS)  # rows per INSERT: under SQLite's 32766 variables
 BATCH_SIZE_BOUNDS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 COMMIT_SECONDS_BOUNDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10)
 IDLE_WAIT = 1.0  # an idle writer thread still looks at the queue this often

@@ -13,6 +13,7 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from linkserver.core.categories import Category, InvalidCategory
 from linkserver.core.definitions import EventDefinition, definition_problems
 from linkserver.core.errors import InvalidDefinition, InvalidName
 from linkserver.core.formats import (
@@ -53,6 +54,7 @@ EVENT_KEYS = (
     "group",
     "hidden",
     "requires_acknowledgement",
+    "category",
     "format",
 )
 
@@ -296,6 +298,7 @@ class DefinitionReader:
             "group": self._text(entries, "group", nullable=True),
             "hidden": entries.flag("hidden"),
             "requires_acknowledgement": entries.flag("requires_acknowledgement"),
+            "category": self._category(entries),
         }
         format_node = entries.get("format")
         if format_node is not None:
@@ -315,6 +318,20 @@ class DefinitionReader:
         except CORE_ERRORS as exc:
             entries.report([("", f"{where}: {exc}")])
         return None
+
+    @staticmethod
+    def _category(entries: Entries) -> Any:
+        """The ``category`` value (a Category), MISSING when absent or after reporting it."""
+        value = entries.text("category", nullable=True)
+        if value is MISSING or value is None:
+            return MISSING
+        if not isinstance(value, str):
+            return MISSING  # text() reported it
+        try:
+            return Category.parse(value)
+        except InvalidCategory as exc:
+            entries.error(entries.get("category"), str(exc), "category")  # type: ignore[arg-type]
+            return MISSING
 
     def _text(self, entries: Entries, key: str, *, nullable: bool = False) -> Any:
         """A string value, shared with equal strings read before (descriptions repeat a lot)."""

@@ -125,6 +125,7 @@ def definition_json(definition: EventDefinition, retention: Retention | None = N
         "group": definition.group,
         "hidden": definition.hidden,
         "requires_acknowledgement": definition.requires_acknowledgement,
+        "category": str(definition.category),
         "format": format_json(definition.format),
     }
     if retention is not None:

@@ -205,7 +205,7 @@ class Engine:
         event_level = definition.level if level is None else Level.parse(level)
         event_id, created = self._ids.next_created()
         lifetime = target.lifetime
-        fired = new_event(  # id, context, name, level, created, expires, author, group, data
+        fired = new_event(  # id, context, name, level, created, expires, author, group, data, category
             event_id,
             target.path,
             definition.name,
@@ -215,6 +215,7 @@ class Engine:
             author_name,
             definition.group,
             records,
+            definition.category.value,  # a plain str: filters compare exact types
         )
         commit: Future[Event] | None = None
         if lifetime is not None:

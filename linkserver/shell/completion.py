@@ -20,7 +20,7 @@ from prompt_toolkit.document import Document
 from linkserver.core.levels import Level
 from linkserver.shell.commands import ALIASES, COMMANDS, Command, Shell, resolve
 
-OPERANDS = ("context", "name", "level", "group", "author", "created", "id")
+OPERANDS = ("context", "name", "level", "group", "author", "category", "created", "id")
 KEYWORDS = ("and", "or", "not", "in")
 COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
 TIMES = ("today", "yesterday", "now", "15m", "1h", "24h", "7d")

@@ -215,6 +215,7 @@ def event_detail(
         ("expires", time_text(event.expires)),
         ("author", event.author or "-"),
         ("group", event.group or "-"),
+        ("category", event.category or "-"),
         ("acknowledgement", ack),
     ]
     lines += [f"  {k:<17}{v}" for k, v in props]
@@ -319,6 +320,7 @@ def definition_detail(
         ("acknowledgement", "required" if d.get("requires_acknowledgement") else "not required"),
         ("permissions", f"receive: {d.get('permissions')}, fire: {d.get('fire_permissions')}"),
         ("group", d.get("group") or "-"),
+        ("category", d.get("category") or "-"),
         ("hidden", "yes (only subscriptions naming it)" if d.get("hidden") else "no"),
     ]
     lines += [f"  {k:<17}{v}" for k, v in props]

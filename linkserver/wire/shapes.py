@@ -74,6 +74,7 @@ LevelText = Annotated[
 ]
 LevelValue = LevelText | LevelNumber
 PermissionName = Literal["none", "observer", "operator", "manager", "engineer", "admin"]
+CategoryName = Literal["ActionEvent", "AlertEvent", "UsageEvent", "ResourceStateEvent", "AsyncJobEvent"]
 Text = Annotated[str, Meta(pattern=r"\S", description="Some text (not only spaces)")]
 Time = Annotated[datetime, Meta(tz=True, description="ISO-8601 with a timezone, e.g. 2026-05-01T12:00:00Z")]
 Record = dict[str, Any]
@@ -241,6 +242,7 @@ class Event(Shape):
     expires: datetime | None = None
     author: str | None = None
     group: str | None = None
+    category: CategoryName | None = None
     acknowledgements: list[Acknowledgement] = []
 
 
@@ -289,6 +291,7 @@ class Definition(Shape):
     group: str | None
     hidden: bool
     requires_acknowledgement: bool
+    category: CategoryName
     format: Format
     retention: Annotated[
         Retention | None, Meta(description="in a context's listing; null if not persistent")

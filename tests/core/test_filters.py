@@ -496,7 +496,9 @@ def test_unknown_operand_error_points_at_its_column() -> None:
     error = error_of('level >= WARNING and lvl == "x"')
     assert error.column == 22
     assert "unknown operand 'lvl'" in error.message
-    assert "use one of context, name, level, group, author, created, id or data.FIELD" in error.message
+    assert (
+        "use one of context, name, level, group, author, category, created, id or data.FIELD" in error.message
+    )
 
 
 def test_error_message_shows_the_expression_and_a_caret() -> None:

@@ -706,7 +706,7 @@ def test_a_file_with_many_problems_reports_every_one_in_one_pass() -> None:
         "remove the expiration or set persistent: true",
         "c.yaml:9:9: event 'quiet': expiration is set but the event is not persistent; "
         "remove the expiration or set persistent: true",
-        "c.yaml:10:9: unknown key 'colour' in event 'quiet'; valid keys: description, expiration, "
+        "c.yaml:10:9: unknown key 'colour' in event 'quiet'; valid keys: category, description, expiration, "
         "fire_permissions, format, group, help, hidden, level, permissions, persistent, "
         "requires_acknowledgement",
         "c.yaml:12:24: 'description' in the format of event 'quiet' must be a string, got a list",

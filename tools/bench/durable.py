@@ -117,7 +117,7 @@ class RawSide:
             event_id, ms = ids.next()
             created = ms * 1000
             row = (event_id, DEVICE, "measurement", 1, created, created + LIFETIME_US, "bench",
-                   "measurements", dumps(DATA), False)  # fmt: skip
+                   "measurements", dumps(DATA), False, "UsageEvent")  # fmt: skip
             execute(insert, row)
             count += 1
             now = clock()

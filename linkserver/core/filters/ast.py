@@ -16,7 +16,7 @@ import attrs
 
 from linkserver.core.levels import Level
 
-OPERAND_NAMES = ("context", "name", "level", "group", "author", "created", "id", "data")
+OPERAND_NAMES = ("context", "name", "level", "group", "author", "category", "created", "id", "data")
 """Every name an operand may have."""
 
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")

@@ -9,7 +9,7 @@ Grammar (keywords are case-insensitive)::
     comparison := operand ("==" | "!=" | "<" | "<=" | ">" | ">=") value
                 | operand ["not"] "in" "[" [value ("," value)*] "]"
                 | operand ("~" | "=~") string
-    operand    := context | name | level | group | author | created | id | data.FIELD[.SUB...]
+    operand    := context | name | level | group | author | category | created | id | data.FIELD[.SUB...]
 
 Literals are converted and type-checked against their operand here, once:
 a filter that parses is safe to evaluate on any event.
@@ -44,10 +44,10 @@ MAX_DEPTH = 64
 """The deepest nesting of parentheses and 'not' accepted."""
 
 _KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false", "null"})
-_STRING_OPERANDS = frozenset({"context", "name", "group", "author", "data"})
-_NULLABLE_OPERANDS = frozenset({"group", "author", "data"})
+_STRING_OPERANDS = frozenset({"context", "name", "group", "author", "category", "data"})
+_NULLABLE_OPERANDS = frozenset({"group", "author", "category", "data"})
 _LEVEL_NAMES = ", ".join(level.name for level in Level)
-_OPERAND_HELP = "context, name, level, group, author, created, id or data.FIELD"
+_OPERAND_HELP = "context, name, level, group, author, category, created, id or data.FIELD"
 _OPERATOR_HELP = "==, !=, <, <=, >, >=, ~, =~, in or not in"
 
 
