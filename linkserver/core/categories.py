@@ -46,7 +46,7 @@ STATE_CHANGED = "stateChanged"
 ACTION = "action"
 """The audit trail's event, fired in the actor's ``users.NAME`` context."""
 JOB_EVENTS = frozenset(
-    {"jobScheduled", "jobStarted", "jobProgress", "jobCompleted", "jobFailed", "jobHanging", "jobRefused"}
+    {"jobScheduled", "jobStarted", "jobProgress", "jobCompleted", "jobFailed", "jobHanging", "jobWarning"}
 )
 """The events of long-running jobs (linkserver/server/jobs.py)."""
 ALERT_NAMES = frozenset({"alert"})
