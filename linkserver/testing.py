@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from linkserver.loading.config import ServerConfig
     from linkserver.net.protocol import Limits
     from linkserver.server.app import LinkServer
-    from linkserver.server.controllers import DeviceController
+    from linkserver.typing import DeviceController
 
 
 class CapturingListener:

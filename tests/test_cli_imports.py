@@ -56,6 +56,20 @@ def test_a_one_shot_command_loads_no_websocket_or_server_module() -> None:
     assert offending(loaded_after(code), ONE_SHOT_NEEDLESS) == []
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import linkserver.typing",
+        "import linkserver.client, linkserver.client.aio, linkserver.client.sync_ws",
+        "import linkserver.client.controllers",
+        "from linkserver import Gap, Listener, DeviceController, DeviceHandle, Bridge, BridgeHandle",
+    ],
+)
+def test_the_plugin_shapes_and_the_clients_import_no_server_module(code: str) -> None:
+    """The Protocols users implement live in linkserver.typing, not in the server package."""
+    assert offending(loaded_after(code), ("linkserver.server", *SERVER_SIDE)) == []
+
+
 def test_the_checks_can_fail() -> None:
     """A module that does load a server dependency is caught (the probe is not blind)."""
     assert offending(loaded_after("import linkserver.server.app"), SERVER_SIDE)

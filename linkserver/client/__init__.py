@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from linkserver.client.sync import Client
     from linkserver.client.sync_ws import FireSession, Subscription
     from linkserver.client.transport import DEFAULT_URL, HistoryPage
-    from linkserver.server.delivery import Gap
+    from linkserver.typing import Gap
 
 _ERRORS = "linkserver.client.errors"
 _WHERE = {
@@ -45,7 +45,7 @@ _WHERE = {
     "AsyncSubscription": "linkserver.client.aio",
     "FireSession": "linkserver.client.sync_ws",
     "AsyncFireSession": "linkserver.client.aio",
-    "Gap": "linkserver.server.delivery",
+    "Gap": "linkserver.typing",
     "Backoff": "linkserver.client.stream",
     **dict.fromkeys(
         (

@@ -46,7 +46,7 @@ from linkserver.client.transport import (
 from linkserver.core.errors import BadRequest, LinkServerError
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
-from linkserver.server.delivery import Gap
+from linkserver.typing import Gap
 from linkserver.wire.encode import encode
 
 log = logging.getLogger("linkserver.client")

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     # start-up is most of what a one-shot command costs; tools/bench/cli.py).
     from linkserver.client.sync import Client
     from linkserver.core.events import Event
-    from linkserver.server.delivery import Gap
+    from linkserver.typing import Gap
 
 OK, FAILED, USAGE, UNREACHABLE, AUTH = 0, 1, 2, 3, 4
 PASSWORD_ENV = "LINKSERVER_PASSWORD"

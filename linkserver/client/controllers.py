@@ -1,6 +1,6 @@
 """Device controllers in another process: the in-process handle's methods, over a client.
 
-Any :class:`linkserver.server.controllers.DeviceController` runs remotely
+Any :class:`linkserver.typing.DeviceController` runs remotely
 unchanged: it gets a :class:`RemoteDeviceHandle` instead of a
 ``DeviceHandle`` and calls the same methods::
 
@@ -21,7 +21,8 @@ from typing import Any
 from linkserver.client.sync import Client
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
-from linkserver.server.controllers import DEVICES, DeviceBookkeeping, DeviceController
+from linkserver.devices.bookkeeping import DEVICES, DeviceBookkeeping
+from linkserver.typing import DeviceController
 
 
 class RemoteDeviceHandle(DeviceBookkeeping):

@@ -31,7 +31,7 @@ from linkserver.client.transport import level_name, parse_event
 from linkserver.core.errors import LinkServerError, ServerStopped
 from linkserver.core.events import Event, first_id_at
 from linkserver.core.levels import Level
-from linkserver.server.delivery import Gap
+from linkserver.typing import Gap
 
 # What a reconnect attempt may meet while the server restarts: try again later.
 RETRYABLE = (ServerUnavailable, ServerError, ServerStopped, TimeoutError, ConnectionClosed, OSError)

@@ -20,7 +20,7 @@ from linkserver.client.stream import RETRYABLE, Backoff, SubscriptionState, deco
 from linkserver.client.transport import BatchItem, batch_items, expect, fire_item, parse_results
 from linkserver.core.errors import LinkServerError
 from linkserver.core.events import Event
-from linkserver.server.delivery import Gap
+from linkserver.typing import Gap
 
 if TYPE_CHECKING:
     from linkserver.client.sync import Client

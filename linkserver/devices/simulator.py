@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from linkserver.core.durations import parse_duration
 from linkserver.core.errors import ContextNotFound, LinkServerError
-from linkserver.server.controllers import DeviceHandle
+from linkserver.typing import DeviceHandle
 
 STATES = ("starting", "online", "degraded", "maintenance")
 QUANTITIES = (

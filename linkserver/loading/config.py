@@ -23,63 +23,254 @@ from typing import Any
 
 import attrs
 
-from linkserver.core.errors import InvalidName
 from linkserver.core.expiration import DEFAULT_EXPIRATION, ExpirationRule, ExpirationTable
 from linkserver.core.levels import Permission
-from linkserver.core.paths import check_name, compile_mask
 from linkserver.core.permissions import Grants
 from linkserver.loading.entries import Entries, as_mapping
 from linkserver.loading.problems import Location, Problems, describe, display_name
+from linkserver.loading.sections import (
+    SECTIONS,
+    TOP,
+    Reading,
+    choice,
+    duration,
+    integer,
+    item_name,
+    items,
+    located,
+    mapping_value,
+    mask,
+    name,
+    named_items,
+    read_sections,
+    section,
+    setting,
+    text,
+)
 from linkserver.loading.shipped import SHIPPED_CONFIG
 from linkserver.loading.yamlnodes import MISSING, Document, parse, read
 from linkserver.runtime import CONFIG_ENV
 
 DEFAULT_CONFIG_PATH = Path("config") / "linkserver.yaml"
 
-TOP_KEYS = ("server", "history", "delivery", "expiration", "users", "controllers", "auth")
-SERVER_KEYS = ("node_id", "data_dir", "contexts", "listen", "log_format", "metrics")
 LOG_FORMATS = ("text", "json")
 METRICS_ACCESS = ("observer", "open")  # who may read /metrics (linkserver.net.metrics)
-HISTORY_KEYS = ("database_url", "default_expiration", "durability", "writer", "purge")
 DURABILITY_MODES = ("commit", "fsync")  # linkserver.history.engine.DURABILITY says what each survives
-WRITER_KEYS = ("batch_size", "flush_interval", "queue_size")
-PURGE_KEYS = ("interval", "batch_size")
-DELIVERY_KEYS = ("queue_size",)
-RULE_KEYS = ("mask", "event", "expiration")
-USER_KEYS = ("password_hash", "grants")
-CONTROLLER_KEYS = ("name", "class", "options")
-AUTH_KEYS = ("session_lifetime", "allowed_origins", "throttle")
-THROTTLE_KEYS = (
-    "user_failures",
-    "address_failures",
-    "token_failures",
-    "first_delay",
-    "max_delay",
-    "forget_after",
-)
-
 MAX_NODE_ID = 1023
 _TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
+def sqlite_url(data_dir: Path) -> str:
+    """The default history database: ``<data_dir>/history.sqlite3``."""
+    return f"sqlite:///{(data_dir / 'history.sqlite3').as_posix()}"
+
+
+# -- how the values that are more than a typed scalar are read ----------------
+
+
+def _data_dir(entries: Entries, key: str, reading: Reading) -> Path:
+    written = entries.text(key, "../data")
+    directory = reading.absolute(written if isinstance(written, str) else "../data")
+    if reading.data_dir is not None:  # given on the command line: wins (the file's is still checked)
+        directory = Path(os.path.abspath(Path(reading.data_dir).expanduser()))
+    return directory
+
+
+def _context_paths(server: Entries, key: str, reading: Reading) -> dict[Path, Location]:
+    doc = reading.doc
+    node = server.get(key)
+    if node is None:
+        # Reported (if missing) at the start of 'server', or of the file.
+        at = server.anchor if server.anchor is not None else doc.root
+        return {reading.absolute("../contexts"): doc.at(at) if at is not None else Location(doc.name, 1, 1)}
+    nodes = [node] if node.tag == "tag:yaml.org,2002:str" else server.sequence(key)
+    paths: dict[Path, Location] = {}
+    for item in nodes:
+        value = doc.plain(item)
+        if not isinstance(value, str) or not value:
+            server.error(
+                item, f"'contexts' in 'server' must list directories or files, got {describe(value)}"
+            )
+            continue
+        paths.setdefault(reading.absolute(value), doc.at(item))
+    return paths
+
+
+def _listen(server: Entries, key: str, reading: Reading) -> tuple[str, int] | None:
+    def convert(value: Any) -> tuple[str, int]:
+        if not isinstance(value, str):
+            raise TypeError
+        return parse_listen(value)
+
+    written = server.typed(key, None, convert, "'host:port' such as 127.0.0.1:7341 or [::1]:7341")
+    if reading.listen is not None:  # a bad one is a ValueError: the command line reports it
+        return parse_listen(reading.listen)
+    return written if isinstance(written, tuple) else None
+
+
+def _durability(entries: Entries, key: str, reading: Reading) -> Any:
+    def convert(value: Any) -> str:
+        if value not in DURABILITY_MODES:
+            raise ValueError(value)
+        return str(value)
+
+    return entries.typed(key, MISSING, convert, f"one of {', '.join(DURABILITY_MODES)}")
+
+
+def _grants(entries: Entries, key: str, reading: Reading) -> Grants:
+    user = getattr(reading, "item_name", "?")
+    doc = reading.doc
+    grants: dict[str, Permission] = {}
+    for mask_node, level_node in entries.mapping(key, f"the grants of user {user!r}").items.values():
+        try:
+            Grants({mask_node.value: Permission.NONE})
+        except Exception as exc:  # an invalid mask: InvalidName
+            entries.error(mask_node, f"{exc}; a mask is like devices.*, users.** or **")
+            continue
+        level = doc.plain(level_node)
+        try:
+            grants[mask_node.value] = Permission.parse(level)
+        except ValueError:
+            levels = ", ".join(str(p) for p in Permission)
+            entries.error(
+                level_node,
+                f"the grant of {mask_node.value!r} to user {user!r} must be one of "
+                f"{levels}, got {describe(level)}",
+            )
+    return Grants(grants)
+
+
+def _target(entries: Entries, key: str, reading: Reading) -> Any:
+    target = entries.text(key)
+    if isinstance(target, str) and not _TARGET.fullmatch(target):
+        entries.error(
+            entries.get(key),  # type: ignore[arg-type]
+            f"{key!r} in {entries.where} must be 'module.path:ClassName', got {target!r}",
+            key,
+        )
+        return MISSING
+    return target
+
+
+def _origins(auth: Entries, key: str, reading: Reading) -> tuple[str, ...]:
+    origins: list[str] = []
+    for node in auth.sequence(key):
+        value = reading.doc.plain(node)
+        if value == "*" or (isinstance(value, str) and re.fullmatch(r"https?://[^/\s]+", value)):
+            origins.append(value.lower())
+        else:
+            auth.error(
+                node,
+                f"each of 'allowed_origins' in 'auth' must be an origin such as https://ops.example.com "
+                f"(scheme and host, no path) or '*', got {describe(value)}",
+            )
+    return tuple(origins)
+
+
+# -- the sections (docs/yaml-reference.md says what each key means) -----------
+
+
+@section("server")
+@attrs.frozen(kw_only=True)
+class ServerSection:
+    """This node: its files, its contexts, where it listens, how it logs."""
+
+    node_id: int = setting(0, integer(minimum=0, maximum=MAX_NODE_ID), doc="this node's id in event ids")
+    data_dir: Path | None = setting(None, _data_dir, always=True, doc="where the node keeps its files")
+    contexts: Mapping[Path, Location] = setting(
+        factory=dict,
+        read=_context_paths,
+        always=True,
+        eq=False,
+        doc="context definition files or directories",
+    )
+    listen: tuple[str, int] | None = setting(None, _listen, always=True, doc="host:port of the network API")
+    log_format: str = setting("text", choice(*LOG_FORMATS), doc="text or json log lines")
+    metrics: str = setting("observer", choice(*METRICS_ACCESS), doc="who may read /metrics")
+
+
+@section("history")
+@attrs.frozen(kw_only=True)
+class HistorySection:
+    """The history database, its writer and the purge."""
+
+    database_url: str | None = setting(
+        None, text(nullable=True), doc="SQLAlchemy URL; default SQLite in data_dir"
+    )
+    default_expiration: timedelta = setting(DEFAULT_EXPIRATION, duration(), doc="how long events live")
+    durability: str = setting("commit", _durability, doc="commit or fsync")
+    writer_batch_size: int = setting(500, integer(minimum=1), key="writer.batch_size")
+    writer_flush_interval: timedelta = setting(
+        timedelta(milliseconds=5), duration(positive=False), key="writer.flush_interval"
+    )
+    writer_queue_size: int = setting(10_000, integer(minimum=1), key="writer.queue_size")
+    purge_interval: timedelta = setting(timedelta(hours=1), duration(), key="purge.interval")
+    purge_batch_size: int = setting(5000, integer(minimum=1), key="purge.batch_size")
+
+
+@section("delivery")
+@attrs.frozen(kw_only=True)
+class DeliverySection:
+    """Delivery to subscriptions."""
+
+    queue_size: int = setting(1000, integer(minimum=1), doc="the queue of a queued subscription")
+
+
+@section(
+    "expiration",
+    read=items(
+        where="expiration rule {index}",
+        unique=("mask", "event"),
+        duplicate="a rule for mask {mask!r} and event {event!r} already exists at {first}; "
+        "remove one of them",
+    ),
+)
+@attrs.frozen(kw_only=True)
+class RuleOrigin:
+    """An expiration rule (a list item of ``expiration:``) and where it is written,
+    for the checks across files."""
+
+    mask: str = setting(read=mask(), required=True)
+    event: str = setting("*", name("event name", star=True))
+    expiration: timedelta = setting(read=duration(), required=True)
+    location: Location = located()
+    event_location: Location = located("event")
+
+    @property
+    def rule(self) -> ExpirationRule:
+        return ExpirationRule(mask=self.mask, event=self.event, expiration=self.expiration)
+
+
+@section("users", read=named_items(what="user name", where="user {name!r}"))
 @attrs.frozen(kw_only=True)
 class UserConfig:
     """A configured user. ``password_hash`` is an opaque scrypt string set by the server."""
 
-    name: str
-    password_hash: str | None = None
-    grants: Grants = attrs.field(factory=Grants, eq=False)
+    name: str = setting(read=item_name(), always=True)
+    password_hash: str | None = setting(None, text(nullable=True))
+    grants: Grants = setting(factory=Grants, read=_grants, eq=False)
 
 
+@section(
+    "controllers",
+    read=items(
+        where="controller {index}",
+        rename=("name", "controller {!r}"),
+        unique=("name",),
+        duplicate="controller {name!r} is already defined at {first}; give each controller its own name",
+        duplicate_at="name",
+    ),
+)
 @attrs.frozen(kw_only=True)
 class ControllerConfig:
     """A device controller plugin: ``target`` is ``module:attribute``, not imported here."""
 
-    name: str
-    target: str
-    options: dict[str, Any] = attrs.field(factory=dict, eq=False)
+    name: str = setting(read=name("controller name"), required=True)
+    target: str = setting(read=_target, key="class", required=True)
+    options: dict[str, Any] = setting(factory=dict, read=mapping_value(), eq=False)
 
 
+@section("auth")
 @attrs.frozen(kw_only=True)
 class AuthConfig:
     """Sessions, login back-off and the WebSocket ``Origin`` check (``auth`` in the file).
@@ -88,28 +279,33 @@ class AuthConfig:
     send no ``Origin``); ``"*"`` allows every origin.
     """
 
-    session_lifetime: timedelta = timedelta(hours=12)
-    allowed_origins: tuple[str, ...] = ()
-    user_failures: int = 5
-    address_failures: int = 20
-    token_failures: int = 20
-    first_delay: timedelta = timedelta(seconds=1)
-    max_delay: timedelta = timedelta(minutes=15)
-    forget_after: timedelta = timedelta(hours=1)
+    session_lifetime: timedelta = setting(timedelta(hours=12), duration())
+    allowed_origins: tuple[str, ...] = setting((), _origins)
+    user_failures: int = setting(5, integer(minimum=1), key="throttle.user_failures")
+    address_failures: int = setting(20, integer(minimum=1), key="throttle.address_failures")
+    token_failures: int = setting(20, integer(minimum=1), key="throttle.token_failures")
+    first_delay: timedelta = setting(timedelta(seconds=1), duration(), key="throttle.first_delay")
+    max_delay: timedelta = setting(timedelta(minutes=15), duration(), key="throttle.max_delay")
+    forget_after: timedelta = setting(timedelta(hours=1), duration(), key="throttle.forget_after")
+
+
+# Sections declared in modules of their own register when imported: import them here.
+
+TOP_KEYS = tuple(SECTIONS)
 
 
 def _default_users() -> dict[str, UserConfig]:
     return {"admin": UserConfig(name="admin", grants=Grants({"**": Permission.ADMIN}))}
 
 
-def sqlite_url(data_dir: Path) -> str:
-    """The default history database: ``<data_dir>/history.sqlite3``."""
-    return f"sqlite:///{(data_dir / 'history.sqlite3').as_posix()}"
-
-
 @attrs.frozen(kw_only=True)
 class ServerConfig:
-    """Everything the server needs besides the context definitions. Paths are absolute."""
+    """Everything the server needs besides the context definitions. Paths are absolute.
+
+    ``sections`` holds every section read, by key (the ones above are also
+    spread into the flat fields here); a section added later is read from
+    there: ``config.sections["bridges"]``.
+    """
 
     node_id: int = 0
     data_dir: Path
@@ -131,6 +327,7 @@ class ServerConfig:
     users: Mapping[str, UserConfig] = attrs.field(factory=_default_users, eq=False)
     controllers: tuple[ControllerConfig, ...] = ()
     auth: AuthConfig = attrs.field(factory=AuthConfig)
+    sections: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
     source: Path | None = None
 
     @classmethod
@@ -145,15 +342,6 @@ class ServerConfig:
         changes.setdefault("database_url", sqlite_url(directory))
         changes.setdefault("expiration", ExpirationTable(default=default_expiration))
         return cls(data_dir=directory, **changes)
-
-
-@attrs.frozen
-class RuleOrigin:
-    """An expiration rule and where it is written, for the checks across files."""
-
-    rule: ExpirationRule
-    location: Location
-    event_location: Location
 
 
 @attrs.frozen
@@ -244,258 +432,46 @@ def read_config(
     still checked); a bad ``listen`` is a ValueError.
     """
     before = len(problems)
-    base = Path(os.path.abspath(path)).parent
     if doc is None:
         return ConfigResult(None, (), {})
-    top = as_mapping(doc, doc.root, "the configuration")
-    top.check_keys(TOP_KEYS)
-    values: dict[str, Any] = {}
-    server = top.mapping("server", "'server'")
-    server.check_keys(SERVER_KEYS)
-    values["node_id"] = server.integer("node_id", minimum=0, maximum=MAX_NODE_ID)
-    written_dir = server.text("data_dir", "../data")
-    directory = _absolute(base, written_dir if isinstance(written_dir, str) else "../data")
-    if data_dir is not None:
-        directory = Path(os.path.abspath(Path(data_dir).expanduser()))
-    values["data_dir"] = directory
-    contexts = _context_paths(server, base, doc)
-    values["context_paths"] = tuple(contexts)
-    written_listen = _listen(server)
-    address = parse_listen(listen) if listen is not None else written_listen
-    if address is not None:
-        values["listen_host"], values["listen_port"] = address
-    values["log_format"] = _choice(server, "log_format", LOG_FORMATS, "text")
-    values["metrics_access"] = _choice(server, "metrics", METRICS_ACCESS, "observer")
-
-    history = top.mapping("history", "'history'")
-    history.check_keys(HISTORY_KEYS)
-    url = history.text("database_url", None, nullable=True)
-    values["database_url"] = url if isinstance(url, str) and url else sqlite_url(directory)
-    values["default_expiration"] = history.duration("default_expiration")
-    values["history_durability"] = history.typed(
-        "durability", MISSING, _durability, f"one of {', '.join(DURABILITY_MODES)}"
+    reading = Reading(
+        doc,
+        Path(os.path.abspath(path)).parent,
+        data_dir=Path(data_dir) if data_dir is not None else None,
+        listen=listen,
     )
-    writer = history.mapping("writer", "'writer' in 'history'")
-    writer.check_keys(WRITER_KEYS)
-    values["writer_batch_size"] = writer.integer("batch_size", minimum=1)
-    values["writer_flush_interval"] = writer.duration("flush_interval", positive=False)
-    values["writer_queue_size"] = writer.integer("queue_size", minimum=1)
-    purge = history.mapping("purge", "'purge' in 'history'")
-    purge.check_keys(PURGE_KEYS)
-    values["purge_interval"] = purge.duration("interval")
-    values["purge_batch_size"] = purge.integer("batch_size", minimum=1)
-
-    delivery = top.mapping("delivery", "'delivery'")
-    delivery.check_keys(DELIVERY_KEYS)
-    values["delivery_queue_size"] = delivery.integer("queue_size", minimum=1)
-
-    rules = _rules(top, doc)
-    default_expiration = values["default_expiration"]
-    if default_expiration is MISSING:
-        default_expiration = DEFAULT_EXPIRATION
-    values["expiration"] = ExpirationTable((r.rule for r in rules), default=default_expiration)
-    if "users" in top:
-        values["users"] = _users(top)
-    values["controllers"] = _controllers(top)
-    values["auth"] = _auth(top)
-    values["source"] = Path(os.path.abspath(path))
+    top = as_mapping(doc, doc.root, TOP)
+    sections = read_sections(top, reading)
+    server: ServerSection = sections["server"]
+    history: HistorySection = sections["history"]
+    rules: tuple[RuleOrigin, ...] = sections["expiration"]
+    contexts = dict(server.contexts)
     if len(problems) > before:
-        return ConfigResult(None, tuple(rules), contexts)
-    config = ServerConfig(**{k: v for k, v in values.items() if v is not MISSING})
-    return ConfigResult(config, tuple(rules), contexts)
-
-
-def _durability(value: Any) -> str:
-    if value not in DURABILITY_MODES:
-        raise ValueError(value)
-    return str(value)
-
-
-def _absolute(base: Path, text: str) -> Path:
-    return Path(os.path.normpath(base / Path(text).expanduser()))
-
-
-def _context_paths(server: Entries, base: Path, doc: Document) -> dict[Path, Location]:
-    node = server.get("contexts")
-    if node is None:
-        # Reported (if missing) at the start of 'server', or of the file.
-        at = server.anchor if server.anchor is not None else doc.root
-        return {_absolute(base, "../contexts"): doc.at(at) if at is not None else Location(doc.name, 1, 1)}
-    items = [node] if node.tag == "tag:yaml.org,2002:str" else server.sequence("contexts")
-    paths: dict[Path, Location] = {}
-    for item in items:
-        value = doc.plain(item)
-        if not isinstance(value, str) or not value:
-            server.error(
-                item, f"'contexts' in 'server' must list directories or files, got {describe(value)}"
-            )
-            continue
-        paths.setdefault(_absolute(base, value), doc.at(item))
-    return paths
-
-
-def _choice(entries: Entries, key: str, choices: tuple[str, ...], default: str) -> str:
-    def convert(value: Any) -> str:
-        if value not in choices:
-            raise ValueError(value)
-        return str(value)
-
-    return str(entries.typed(key, default, convert, " or ".join(repr(c) for c in choices)))
-
-
-def _listen(server: Entries) -> tuple[str, int] | None:
-    def convert(value: Any) -> tuple[str, int]:
-        if not isinstance(value, str):
-            raise TypeError
-        return parse_listen(value)
-
-    listen = server.typed("listen", None, convert, "'host:port' such as 127.0.0.1:7341 or [::1]:7341")
-    return listen if isinstance(listen, tuple) else None
-
-
-def _rules(top: Entries, doc: Document) -> list[RuleOrigin]:
-    rules: list[RuleOrigin] = []
-    seen: dict[tuple[str, str], Location] = {}
-    for index, item in enumerate(top.sequence("expiration"), start=1):
-        entries = as_mapping(doc, item, f"expiration rule {index}")
-        if entries.node is None:
-            if not entries.bad:
-                doc.error(item, f"{entries.where} must be a mapping, got null")
-            continue
-        entries.check_keys(RULE_KEYS)
-        mask = entries.text("mask") if entries.require("mask") else MISSING
-        if mask is not MISSING:
-            try:
-                compile_mask(mask)
-            except InvalidName as exc:
-                entries.error(entries.get("mask"), f"{exc}; a mask is like devices.*, users.** or **")
-        event = entries.text("event", "*")
-        event_node = entries.get("event") or entries.anchor
-        if event != "*" and isinstance(event, str):
-            try:
-                check_name(event, "event name")
-            except InvalidName as exc:
-                entries.error(event_node, f"{exc} (or '*' for every event)")
-        expiration = entries.duration("expiration") if entries.require("expiration") else MISSING
-        if entries.bad:
-            continue
-        location = doc.at(item)
-        first = seen.get((mask, event))
-        if first is not None:
-            doc.error(
-                item,
-                f"a rule for mask {mask!r} and event {event!r} already exists at "
-                f"{first.seen_from(location)}; remove one of them",
-            )
-            continue
-        seen[(mask, event)] = location
-        rule = ExpirationRule(mask=mask, event=event, expiration=expiration)
-        rules.append(RuleOrigin(rule, location, doc.at(event_node)))
-    return rules
-
-
-def _users(top: Entries) -> dict[str, UserConfig]:
-    users: dict[str, UserConfig] = {}
-    doc = top.doc
-    for key, node in top.mapping("users", "'users'").items.values():
-        name = key.value
-        try:
-            check_name(name, "user name")
-        except InvalidName as exc:
-            top.error(key, str(exc))
-            continue
-        entries = as_mapping(doc, node, f"user {name!r}")
-        entries.check_keys(USER_KEYS)
-        password_hash = entries.text("password_hash", None, nullable=True)
-        grants: dict[str, Permission] = {}
-        for mask_node, level_node in entries.mapping("grants", f"the grants of user {name!r}").items.values():
-            try:
-                compile_mask(mask_node.value)
-            except InvalidName as exc:
-                entries.error(mask_node, f"{exc}; a mask is like devices.*, users.** or **")
-                continue
-            level = doc.plain(level_node)
-            try:
-                grants[mask_node.value] = Permission.parse(level)
-            except ValueError:
-                levels = ", ".join(str(p) for p in Permission)
-                entries.error(
-                    level_node,
-                    f"the grant of {mask_node.value!r} to user {name!r} must be one of "
-                    f"{levels}, got {describe(level)}",
-                )
-        if not entries.bad:
-            users[name] = UserConfig(name=name, password_hash=password_hash, grants=Grants(grants))
-    return users
-
-
-def _auth(top: Entries) -> AuthConfig:
-    auth = top.mapping("auth", "'auth'")
-    auth.check_keys(AUTH_KEYS)
-    values: dict[str, Any] = {"session_lifetime": auth.duration("session_lifetime")}
-    origins: list[str] = []
-    for node in auth.sequence("allowed_origins"):
-        value = top.doc.plain(node)
-        if value == "*" or (isinstance(value, str) and re.fullmatch(r"https?://[^/\s]+", value)):
-            origins.append(value.lower())
-        else:
-            auth.error(
-                node,
-                f"each of 'allowed_origins' in 'auth' must be an origin such as https://ops.example.com "
-                f"(scheme and host, no path) or '*', got {describe(value)}",
-            )
-    values["allowed_origins"] = tuple(origins)
-    throttle = auth.mapping("throttle", "'throttle' in 'auth'")
-    throttle.check_keys(THROTTLE_KEYS)
-    for key in ("user_failures", "address_failures", "token_failures"):
-        values[key] = throttle.integer(key, minimum=1)
-    for key in ("first_delay", "max_delay", "forget_after"):
-        values[key] = throttle.duration(key)
-    return AuthConfig(**{k: v for k, v in values.items() if v is not MISSING})
-
-
-def _controllers(top: Entries) -> tuple[ControllerConfig, ...]:
-    controllers: list[ControllerConfig] = []
-    seen: dict[str, Location] = {}
-    doc = top.doc
-    for index, item in enumerate(top.sequence("controllers"), start=1):
-        entries = as_mapping(doc, item, f"controller {index}")
-        if entries.node is None:
-            if not entries.bad:
-                doc.error(item, f"{entries.where} must be a mapping, got null")
-            continue
-        entries.check_keys(CONTROLLER_KEYS)
-        name = entries.text("name") if entries.require("name") else MISSING
-        if isinstance(name, str):
-            try:
-                check_name(name, "controller name")
-                entries.where = f"controller {name!r}"
-            except InvalidName as exc:
-                entries.error(entries.get("name"), str(exc))
-        target = entries.text("class") if entries.require("class") else MISSING
-        if isinstance(target, str) and not _TARGET.fullmatch(target):
-            entries.error(
-                entries.get("class"),
-                f"'class' in {entries.where} must be 'module.path:ClassName', got {target!r}",
-            )
-        options = entries.value("options", {})
-        if options is None:
-            options = {}
-        if not isinstance(options, dict):
-            entries.error(
-                entries.get("options"),
-                f"'options' in {entries.where} must be a mapping, got {describe(options)}",
-            )
-        if entries.bad:
-            continue
-        location = doc.at(item)
-        if name in seen:
-            doc.error(
-                entries.get("name"),
-                f"controller {name!r} is already defined at "
-                f"{seen[name].seen_from(location)}; give each controller its own name",
-            )
-            continue
-        seen[name] = location
-        controllers.append(ControllerConfig(name=name, target=target, options=options))
-    return tuple(controllers)
+        return ConfigResult(None, rules, contexts)
+    assert server.data_dir is not None
+    values: dict[str, Any] = {
+        "node_id": server.node_id,
+        "data_dir": server.data_dir,
+        "context_paths": tuple(contexts),
+        "log_format": server.log_format,
+        "metrics_access": server.metrics,
+        "database_url": history.database_url or sqlite_url(server.data_dir),
+        "default_expiration": history.default_expiration,
+        "history_durability": history.durability,
+        "writer_batch_size": history.writer_batch_size,
+        "writer_flush_interval": history.writer_flush_interval,
+        "writer_queue_size": history.writer_queue_size,
+        "purge_interval": history.purge_interval,
+        "purge_batch_size": history.purge_batch_size,
+        "delivery_queue_size": sections["delivery"].queue_size,
+        "expiration": ExpirationTable((r.rule for r in rules), default=history.default_expiration),
+        "controllers": sections["controllers"],
+        "auth": sections["auth"],
+        "sections": sections,
+        "source": Path(os.path.abspath(path)),
+    }
+    if server.listen is not None:
+        values["listen_host"], values["listen_port"] = server.listen
+    if "users" in top:
+        values["users"] = sections["users"]
+    return ConfigResult(ServerConfig(**values), rules, contexts)

@@ -59,7 +59,8 @@ from linkserver.core.permissions import Principal
 from linkserver.history.base import HistoryPage
 from linkserver.net.codec import BadRequest, FireRequest, NotFound, TooLarge, error_body, fire_request
 from linkserver.net.push import SessionSubscription, frames
-from linkserver.server.delivery import DROPPED, Gap
+from linkserver.server.delivery import DROPPED
+from linkserver.typing import Gap
 from linkserver.wire import decode
 from linkserver.wire.shapes import (
     MESSAGE_TYPES,

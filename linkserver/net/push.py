@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from linkserver.core.events import Event
 from linkserver.net.codec import dumps
-from linkserver.server.delivery import GAPS, Gap
+from linkserver.server.delivery import GAPS
+from linkserver.typing import Gap
 
 if TYPE_CHECKING:
     from linkserver.net.protocol import Cancellable, Session, SubscribeRequest

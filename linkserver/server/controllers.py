@@ -8,23 +8,36 @@ configured options as keyword arguments.
 from __future__ import annotations
 
 import importlib
-import logging
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from linkserver.core.errors import ContextExists, ContextNotFound, DeviceOwned, LinkServerError
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
-from linkserver.core.paths import check_name, display, join
+from linkserver.core.paths import display
+from linkserver.devices.bookkeeping import DEVICES, DeviceBookkeeping
+from linkserver.typing import DeviceController, DeviceHandle
+
+__all__ = [
+    "DEVICES",
+    "ControllerError",
+    "DeviceBookkeeping",
+    "DeviceController",
+    "DeviceHandle",
+    "DeviceOwners",
+    "LocalDeviceHandle",
+    "Owner",
+    "add_owned_device",
+    "load_controller",
+    "remove_owned",
+]
 
 if TYPE_CHECKING:
     from linkserver.core.tree import ContextTree
     from linkserver.server.engine import Engine
-
-DEVICES = "devices"
 
 
 class ControllerError(LinkServerError, RuntimeError):
@@ -142,85 +155,6 @@ def remove_owned(engine: Engine, owners: DeviceOwners, path: str, by: Owner | No
     return removed
 
 
-@runtime_checkable
-class DeviceHandle(Protocol):
-    """What a controller gets: device contexts under ``root`` to manage and fire in.
-
-    In-process controllers get a :class:`LocalDeviceHandle`; remote ones a
-    ``linkserver.client.controllers.RemoteDeviceHandle``; both fit this shape.
-    """
-
-    controller: str
-    root: str
-    log: logging.Logger
-
-    @property
-    def devices(self) -> list[str]:
-        """The names of the devices this handle added and has not removed."""
-
-    def add_device(self, device: str, *, template: str | None = None, description: str = "") -> str:
-        """Add ``root.device``; returns its path."""
-
-    def remove_device(self, device: str) -> None:
-        """Remove the device's context with everything below it."""
-
-    def fire(
-        self,
-        device: str,
-        event: str,
-        data: Any = None,
-        *,
-        level: Level | str | None = None,
-        durable: bool = False,
-    ) -> Event:
-        """Fire ``event`` in the device's context."""
-
-    def remove_all(self) -> None:
-        """Remove every device this handle added (at shutdown)."""
-
-
-class DeviceBookkeeping:
-    """What every DeviceHandle implementation shares: device names to paths under
-    ``root``, the set of devices added (thread-safe) and ``remove_all``.
-
-    Subclasses add ``add_device``, ``remove_device`` and ``fire`` and call
-    :meth:`_added` / :meth:`_removed`.
-    """
-
-    def __init__(self, controller: str, root: str = DEVICES) -> None:
-        self.controller = controller
-        self.root = root
-        self.log = logging.getLogger(f"linkserver.controllers.{controller}")
-        self._devices: set[str] = set()
-        self._lock = threading.Lock()
-
-    @property
-    def devices(self) -> list[str]:
-        with self._lock:
-            return sorted(self._devices)
-
-    def path(self, device: str) -> str:
-        return join(self.root, check_name(device, "device name"))
-
-    def remove_device(self, device: str) -> None:
-        raise NotImplementedError  # each handle removes contexts its own way
-
-    def remove_all(self) -> None:
-        for device in self.devices:
-            try:
-                self.remove_device(device)
-            except ContextNotFound:
-                self._removed(device)
-
-    def _added(self, device: str) -> None:
-        with self._lock:
-            self._devices.add(device)
-
-    def _removed(self, device: str) -> None:
-        with self._lock:
-            self._devices.discard(device)
-
-
 class LocalDeviceHandle(DeviceBookkeeping):
     """The in-process :class:`DeviceHandle`: works directly on the engine.
 
@@ -268,15 +202,6 @@ class LocalDeviceHandle(DeviceBookkeeping):
         return self._engine.fire(
             self.path(device), event, data, level=level, author=self.controller, durable=durable
         )
-
-
-@runtime_checkable
-class DeviceController(Protocol):
-    def start(self, handle: DeviceHandle) -> None:
-        """Begin driving devices; may start threads. Must return promptly."""
-
-    def stop(self) -> None:
-        """Stop all activity and threads; called once at shutdown."""
 
 
 def load_controller(target: str, options: Mapping[str, Any]) -> DeviceController:

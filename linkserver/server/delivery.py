@@ -16,13 +16,15 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Protocol
 
 import attrs
 
 from linkserver.core.events import Event
 from linkserver.core.subscriptions import SubscriptionSpec
 from linkserver.core.tallies import Tally
+from linkserver.typing import Gap, Listener
+
+__all__ = ["Delivery", "Gap", "Listener", "Overflow", "QueuedSubscription", "Subscription"]
 
 log = logging.getLogger("linkserver.delivery")
 
@@ -30,23 +32,6 @@ log = logging.getLogger("linkserver.delivery")
 # listeners, over every subscription that ever was (queued here, WebSocket sessions in net).
 DROPPED = {"queued": Tally(), "websocket": Tally()}
 GAPS = {"queued": Tally(), "websocket": Tally()}
-
-
-class Listener(Protocol):
-    """Anything callable with one event."""
-
-    def __call__(self, event: Event) -> object: ...
-
-
-@attrs.frozen(kw_only=True)
-class Gap:
-    """Events dropped for a subscription: after ``last_delivered_id`` (None: from the start),
-    ``dropped`` events were lost up to and including ``last_dropped_id``. Fill the gap
-    from history with ids in ``(last_delivered_id, last_dropped_id]``."""
-
-    last_delivered_id: int | None
-    last_dropped_id: int
-    dropped: int
 
 
 class Delivery(enum.Enum):

@@ -1,9 +1,16 @@
 """The engine: the fire lifecycle (DESIGN.md §3) in one place, and listening.
 
-``Engine.fire`` resolves the context and the definition, checks the firer's
-permission, builds and validates the data table, assigns id, created, level
-and expiry, hands persistent events to history and notifies every matching
-subscription. Nothing is stored and nobody is notified when any step fails.
+The lifecycle has two halves. ``Engine.fire`` resolves the context and the
+definition, checks the firer's permission, builds and validates the data
+table, assigns id, created, level and expiry and hands persistent events to
+history; then it calls the second half, ``deliver``, which notifies every
+matching subscription. Nothing is stored and nobody is notified when any
+step of ``fire`` fails.
+
+An event that arrives already fired (by another node, a bridge carrying
+LinkServer events, a replay from history) skips the first half and enters
+:meth:`Engine.deliver`: the same matching, the same caches, the same code
+that notifies listeners of a local fire.
 """
 
 from __future__ import annotations
@@ -232,21 +239,7 @@ class Engine:
                 self.history.store(
                     fired, requires_acknowledgement=definition.requires_acknowledgement, checked=True
                 )
-        for subscription, listener in target.listeners:
-            if subscription.active:  # cancelled while this fire was under way: no more
-                try:
-                    listener(fired)
-                except Exception:
-                    subscription.failed(fired)
-                subscription.delivered += 1
-                subscription.last_delivered_id = event_id
-        for min_level, matches, offer, after_commit in target.deliveries:
-            if event_level < min_level or (matches is not None and not matches(fired)):
-                continue
-            if after_commit and commit is not None:
-                commit.add_done_callback(self._after_commit.committed(offer, fired))
-            else:
-                offer(fired)
+        self._deliver(target, fired, commit)
         next(target.fired[event_level])
         if commit is not None:
             if stored is not None:
@@ -254,6 +247,44 @@ class Engine:
             if durable:
                 commit.result(timeout)
         return fired
+
+    def deliver(self, event: Event, *, commit: Future[Event] | None = None) -> None:
+        """Notify every matching subscription of ``event``, fired already: the second half of fire.
+
+        For events that did not go through :meth:`fire` here: fired on
+        another node, carried in by a bridge, replayed from history. Nothing
+        is validated or stored again and no id is assigned; the event is
+        matched and delivered exactly as a local fire's. ``commit`` is the
+        future of a commit still under way (durable subscriptions wait for
+        it); None means the event is stored already, or never will be.
+        Raises ContextNotFound or EventNotDefined when this node's tree has no
+        such context or definition (then nobody is notified).
+        """
+        by_path = self._targets.get(event.name)
+        target = by_path.get(event.context) if by_path is not None else None
+        if target is None:
+            target = self._resolve(event.context, event.name)
+        self._deliver(target, event, commit)
+
+    def _deliver(self, target: _Target, fired: Event, commit: Future[Event] | None) -> None:
+        """Notify ``target``'s subscriptions of ``fired`` (every path to listeners goes here)."""
+        for subscription, listener in target.listeners:
+            if subscription.active:  # cancelled while this fire was under way: no more
+                try:
+                    listener(fired)
+                except Exception:
+                    subscription.failed(fired)
+                subscription.delivered += 1
+                subscription.last_delivered_id = fired.id
+        if target.deliveries:
+            event_level = fired.level
+            for min_level, matches, offer, after_commit in target.deliveries:
+                if event_level < min_level or (matches is not None and not matches(fired)):
+                    continue
+                if after_commit and commit is not None:
+                    commit.add_done_callback(self._after_commit.committed(offer, fired))
+                else:
+                    offer(fired)
 
     def _count_rejected(self, definition: EventDefinition, level: object) -> None:
         try:

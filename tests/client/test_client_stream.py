@@ -11,7 +11,7 @@ from linkserver.client.errors import ProtocolError
 from linkserver.client.stream import Backoff, SubscriptionState
 from linkserver.core.errors import FilterError
 from linkserver.core.events import first_id_at
-from linkserver.server.delivery import Gap
+from linkserver.typing import Gap
 
 
 def event_json(event_id: int) -> dict[str, object]:

@@ -18,8 +18,8 @@ from linkserver.core.formats import Field, TableFormat
 from linkserver.core.levels import InvalidLevel, Level
 from linkserver.core.permissions import Grants, Principal
 from linkserver.history.base import HistoryQuery
-from linkserver.server.delivery import Gap
 from linkserver.testing import CapturingListener, engine_with
+from linkserver.typing import Gap
 
 READING = TableFormat(
     fields=[
@@ -346,3 +346,64 @@ def test_durable_subscriptions_get_persistent_events_after_commit_and_never_stal
     while len(seen) < 5 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert seen == fired
+
+
+# -- deliver: the second half of the lifecycle, for events fired elsewhere ------
+
+
+def another_node():
+    """An engine with the same tree as the fixture's: what another node holds."""
+    engine = engine_with(
+        {"": STANDARD, "devices": STANDARD},
+        templates={"device": DEVICE},
+        child_templates={"devices": "device"},
+    )
+    engine.add_context("devices.plc7")
+    return engine
+
+
+def test_an_event_fired_elsewhere_is_delivered_like_a_local_fire_and_not_stored_again(engine):
+    """Another engine (another node) fires; this one only delivers: same matching, same order."""
+    elsewhere = another_node()
+    every, filtered, queued = CapturingListener(), CapturingListener(), CapturingListener()
+    engine.listen("devices.*", "*", every)
+    engine.listen("devices.**", "measurement", filtered, filter="data.value > 20")
+    engine.listen("devices.plc7", "error", queued, delivery="queued", durable=True)
+    events = [
+        elsewhere.fire("devices.plc7", "measurement", {"quantity": "t", "value": v}) for v in (10.0, 25.0)
+    ]
+    events.append(elsewhere.fire("devices.plc7", "error", author="linkserver"))
+    for event in events:
+        engine.deliver(event)
+    assert [e.id for e in every.events] == [e.id for e in events]
+    assert [e.data[0]["value"] for e in filtered.events] == [25.0]
+    queued.wait_for(1)
+    assert queued.events == [events[2]]
+    assert engine.history.query(HistoryQuery()).events == ()  # stored by the node that fired it
+    # the fire counters count the fires made here (count objects: the next value is the count)
+    assert [next(c) for c in engine.fired["measurement"]] == [0] * len(Level)
+    elsewhere.close()
+
+
+def test_delivering_an_event_for_a_context_this_tree_lacks_names_it(engine):
+    other = engine_with({"": STANDARD, "plant": DEVICE})
+    event = other.fire("plant", "measurement", {"quantity": "t", "value": 1.0})
+    with pytest.raises(ContextNotFound, match="plant"):
+        engine.deliver(event)
+    other.close()
+
+
+def test_a_durable_subscription_waits_for_the_commit_it_is_given(engine):
+    from concurrent.futures import Future
+
+    got = CapturingListener()
+    engine.listen("devices.plc7", "error", got, durable=True)
+    elsewhere = another_node()
+    fired = elsewhere.fire("devices.plc7", "error", author="linkserver")
+    commit: Future = Future()
+    engine.deliver(fired, commit=commit)
+    assert got.events == []
+    commit.set_result(fired)
+    got.wait_for(1)
+    assert got.events == [fired]
+    elsewhere.close()
