@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -118,7 +119,9 @@ def test_a_locked_database_is_retried_and_futures_wait_for_the_commit(
 def test_a_killed_postgres_connection_is_retried_without_loss(
     postgres_url: str, make_event: EventMaker
 ) -> None:
-    url = f"{postgres_url}&application_name=lstest_writer"
+    # A name of this run's own: another test run on the same server must not kill ours.
+    application = f"lstest_writer_{uuid.uuid4().hex[:12]}"
+    url = f"{postgres_url}&application_name={application}"
     store = SqlHistoryStore(url, batch_size=50, flush_interval=timedelta(milliseconds=2))
     store.start()
     admin = create_engine(postgres_url)
@@ -142,8 +145,9 @@ def test_a_killed_postgres_connection_is_retried_without_loss(
                         conn.execute(
                             text(
                                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE application_name = 'lstest_writer'"
-                            )
+                                "WHERE application_name = :application"
+                            ),
+                            {"application": application},
                         ).all()
                     )
             time.sleep(0.002)
