@@ -116,7 +116,10 @@ class LinkServer:
                 self.purger.start()
                 for controller_config in self.config.controllers:
                     self._start_controller(
-                        controller_config.name, controller_config.target, controller_config.options
+                        controller_config.name,
+                        controller_config.target,
+                        controller_config.options,
+                        principal=getattr(controller_config, "principal", None),
                     )
             except BaseException:
                 self._shutdown("start failed")
@@ -175,16 +178,24 @@ class LinkServer:
         if event in self.tree.root.definitions:
             self.engine.fire("", event, data, author="linkserver", durable=durable, timeout=timeout)
 
-    def _start_controller(self, name: str, target: str, options: dict[str, Any]) -> None:
+    def _start_controller(
+        self, name: str, target: str, options: dict[str, Any], *, principal: str | None = None
+    ) -> None:
         controller = load_controller(target, options)
-        handle = LocalDeviceHandle(self.engine, name, owners=self.device_owners)
-        controller.start(handle)
-        self.controllers.append((name, controller, handle))
+        self.add_controller(name, controller, principal=principal)
         log.info("device controller %s (%s) started", name, target)
 
-    def add_controller(self, name: str, controller: DeviceController) -> DeviceHandle:
-        """Start an in-process controller that is not in the configuration."""
-        handle = LocalDeviceHandle(self.engine, name, owners=self.device_owners)
+    def add_controller(
+        self, name: str, controller: DeviceController, *, principal: str | None = None
+    ) -> DeviceHandle:
+        """Start an in-process controller that is not in the configuration.
+
+        ``principal``: the user its events are authored by, whose grants are
+        checked on every fire; None: the controller's name, trusted.
+        """
+        handle = LocalDeviceHandle(
+            self.engine, name, owners=self.device_owners, principal=principal, users=self.users
+        )
         controller.start(handle)
         self.controllers.append((name, controller, handle))
         return handle

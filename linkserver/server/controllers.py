@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from linkserver.core.errors import ContextExists, ContextNotFound, DeviceOwned, LinkServerError
+from linkserver.core.errors import (
+    ContextExists,
+    ContextNotFound,
+    DeviceOwned,
+    LinkServerError,
+    PermissionDenied,
+)
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
 from linkserver.core.paths import display
@@ -36,6 +42,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from linkserver.core.permissions import Principal
     from linkserver.core.tree import ContextTree
     from linkserver.server.engine import Engine
 
@@ -160,15 +167,34 @@ class LocalDeviceHandle(DeviceBookkeeping):
 
     Its devices belong to it (see :class:`DeviceOwners`): adding one that
     exists adopts it unless another controller owns it (DeviceOwned).
+
+    Its events are authored by the controller's name (trusted in-process
+    code), or with ``principal`` by that user of ``users``, whose grants are
+    checked on every fire as for a remote controller that logs in: for a
+    controller that fires what outside devices send (MQTT).
     """
 
     def __init__(
-        self, engine: Engine, controller: str, root: str = DEVICES, *, owners: DeviceOwners | None = None
+        self,
+        engine: Engine,
+        controller: str,
+        root: str = DEVICES,
+        *,
+        owners: DeviceOwners | None = None,
+        principal: str | None = None,
+        users: Mapping[str, Principal] | None = None,
     ) -> None:
         super().__init__(controller, root)
         self._engine = engine
         self.owners = owners if owners is not None else DeviceOwners(engine.tree)
         self.owner = Owner(controller)
+        if principal is not None and (users is None or principal not in users):
+            raise ControllerError(
+                f"device controller {controller!r} fires as user {principal!r}, who does not exist: "
+                "add the user (linkserver user add) or change 'principal'"
+            )
+        self.principal = principal
+        self._users = users
 
     def add_device(self, device: str, *, template: str | None = None, description: str = "") -> str:
         """Add the device's context (with the ``devices`` child definitions unless a template is named).
@@ -200,8 +226,20 @@ class LocalDeviceHandle(DeviceBookkeeping):
         durable: bool = False,
     ) -> Event:
         return self._engine.fire(
-            self.path(device), event, data, level=level, author=self.controller, durable=durable
+            self.path(device), event, data, level=level, author=self._author(), durable=durable
         )
+
+    def _author(self) -> Principal | str:
+        if self.principal is None:
+            return self.controller
+        assert self._users is not None
+        try:
+            return self._users[self.principal]  # looked up each time: grants change at run time
+        except KeyError:
+            raise PermissionDenied(
+                f"device controller {self.controller!r} fires as user {self.principal!r}, "
+                "who was removed: add the user again or change 'principal'"
+            ) from None
 
 
 def load_controller(target: str, options: Mapping[str, Any]) -> DeviceController:
@@ -218,7 +256,7 @@ def load_controller(target: str, options: Mapping[str, Any]) -> DeviceController
         raise ControllerError(f"module {module_name!r} has no {attribute!r} (from controller {target!r})")
     try:
         controller = factory(**dict(options))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ControllerError(f"controller {target!r} rejected its options {dict(options)!r}: {exc}") from exc
     if not isinstance(controller, DeviceController):
         raise ControllerError(f"{target!r} made {controller!r}, which lacks start(handle) and stop()")

@@ -132,6 +132,11 @@ class ServerCollector:
         yield GaugeMetricFamily(
             PREFIX + "start_time_seconds", "When the metrics began (Unix time).", value=self.started
         )
+        for _name, controller, _handle in list(server.controllers):
+            # A controller may report its own families (the MQTT controller does).
+            metrics = getattr(controller, "metrics", None)
+            if callable(metrics):
+                yield from metrics()
         for source in self.extra:
             yield from source()
 
