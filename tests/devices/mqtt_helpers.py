@@ -51,9 +51,8 @@ class Publisher:
 
     def __init__(self, url: str, **kwargs: object) -> None:
         address = urlsplit(url)
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}", **kwargs
-        )
+        kwargs.setdefault("client_id", f"pub-{uuid.uuid4().hex[:8]}")
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, **kwargs)
         self.client.connect(address.hostname or "127.0.0.1", address.port or 1883)
         self.client.loop_start()
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import pytest
 from mqtt_helpers import Publisher, start_device, wait_until
 
+from linkserver import HistoryQuery
 from linkserver.devices.mqtt import MqttController
 from linkserver.devices.mqtt_broker import BrokerAddress, MqttConfigError, TopicTemplate
 from linkserver.testing import CapturingListener, RunningServer
@@ -24,6 +25,7 @@ def serving(
     url: str, prefix: str, *, principal: str | None = "plant", users: dict | None = None, **options: object
 ) -> Iterator[tuple[RunningServer, MqttController, CapturingListener]]:
     options.setdefault("client_id", prefix)
+    options.setdefault("persistent_session", False)  # no session left on the broker after the test
     controller = MqttController(url=url, topic=f"{prefix}/{{device}}/{{event}}", **options)
     with RunningServer(users=users if users is not None else {"plant": PLANT}) as live:
         seen = CapturingListener()
@@ -154,13 +156,27 @@ def test_retained_messages_are_ignored_unless_accepted(mqtt_url, prefix, publish
 
 
 def test_messages_published_while_linkserver_is_down_arrive_after_it_starts(mqtt_url, prefix, publisher):
-    with serving(mqtt_url, prefix):
+    with serving(mqtt_url, prefix, persistent_session=True):
         pass  # the broker now keeps the session of client id `prefix`
     for n in range(5):
         publisher.publish(f"{prefix}/pump1/measurement", json.dumps([{"quantity": "n", "value": n}]))
-    with serving(mqtt_url, prefix) as (live, controller, seen):
+    with serving(mqtt_url, prefix, persistent_session=True) as (live, controller, seen):
         wait_until(lambda: len(fired(seen, "measurement")) == 5, what="the queued messages")
         assert [records[0]["value"] for _, _, records in fired(seen, "measurement")] == [0, 1, 2, 3, 4]
+    with Publisher(mqtt_url, client_id=prefix, clean_session=True):
+        pass  # connecting with a clean session ends the one the broker kept
+
+
+def test_durable_acknowledges_a_message_once_its_event_is_committed(mqtt_url, prefix, publisher, tmp_path):
+    controller = MqttController(url=mqtt_url, topic=f"{prefix}/{{device}}/{{event}}", durable=True)
+    with RunningServer(tmp_path / "data", users={"plant": PLANT}, database_url="sqlite") as live:
+        live.server.add_controller("mqtt", controller, principal="plant")
+        assert controller.wait_connected(10)
+        publisher.publish(f"{prefix}/pump1/error", '{"code": "E7", "message": "jammed"}')
+        wait_until(lambda: controller.outcomes["fired"] == 1, what="fired")
+        # No flush: the controller returned (and acknowledged) only after the commit.
+        page = live.server.access.query(HistoryQuery(masks=("devices.pump1",)), None)
+        assert [(e.name, e.data[0]["code"]) for e in page.events] == [("error", "E7")]
 
 
 def test_the_server_starts_without_the_broker_says_so_and_connects_when_it_comes(
