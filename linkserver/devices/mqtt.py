@@ -47,7 +47,7 @@ from linkserver.core.errors import (
 from linkserver.core.levels import InvalidLevel
 from linkserver.core.paths import check_name
 from linkserver.devices.mqtt_broker import BrokerAddress, BrokerConnection, MqttConfigError, TopicTemplate
-from linkserver.server.controllers import DeviceHandle
+from linkserver.typing import DeviceHandle
 
 DEFAULT_TOPIC = "devices/{device}/{event}"
 DEFAULT_MAX_PAYLOAD = 64 * 1024

@@ -251,6 +251,9 @@ class UserConfig:
     grants: Grants = setting(factory=Grants, read=_grants, eq=False)
 
 
+_USER_NAME = name("user name")  # (inside ControllerConfig, ``name`` is its field)
+
+
 @section(
     "controllers",
     read=items(
@@ -263,10 +266,15 @@ class UserConfig:
 )
 @attrs.frozen(kw_only=True)
 class ControllerConfig:
-    """A device controller plugin: ``target`` is ``module:attribute``, not imported here."""
+    """A device controller plugin: ``target`` is ``module:attribute``, not imported here.
+
+    ``principal``: the user the controller fires as (its grants checked on
+    every fire); None: the controller's name, trusted in-process code.
+    """
 
     name: str = setting(read=name("controller name"), required=True)
     target: str = setting(read=_target, key="class", required=True)
+    principal: str | None = setting(None, _USER_NAME)
     options: dict[str, Any] = setting(factory=dict, read=mapping_value(), eq=False)
 
 

@@ -119,7 +119,7 @@ class LinkServer:
                         controller_config.name,
                         controller_config.target,
                         controller_config.options,
-                        principal=getattr(controller_config, "principal", None),
+                        principal=controller_config.principal,
                     )
             except BaseException:
                 self._shutdown("start failed")

@@ -7,21 +7,27 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
 from mqtt_helpers import start_device, wait_until
 
 from linkserver import HistoryQuery
 from linkserver.loading.shipped import SHIPPED_CONTEXTS
+from linkserver.server.controllers import ControllerError
 from linkserver.testing import RunningServer
 
 
-def write_config(directory: Path, url: str, prefix: str) -> Path:
+def write_config(directory: Path, url: str, prefix: str, user: str = "plant") -> Path:
     config = f"""
 server:
   data_dir: {json.dumps(str(directory / "data"))}
   contexts: [{json.dumps(str(SHIPPED_CONTEXTS))}]
+users:
+  admin: {{grants: {{"**": admin}}}}
+  {user}: {{grants: {{"devices.**": operator}}}}
 controllers:
   - name: plant_mqtt
     class: linkserver.devices.mqtt:MqttController
+    principal: plant
     options:
       url: {json.dumps(url)}
       topic: "{prefix}/{{device}}/{{event}}"
@@ -68,4 +74,9 @@ def test_a_configured_controller_ingests_what_device_processes_publish(mqtt_url,
             "devices.line1": ["connected", "stateChanged", "disconnected"],
             "devices.line2": ["connected", "stateChanged", "disconnected"],
         }
-        assert {event.author for event in page.events} == {"plant_mqtt"}
+        assert {event.author for event in page.events} == {"plant"}
+
+
+def test_a_principal_that_is_no_user_keeps_the_server_from_starting(mqtt_url, prefix, tmp_path):
+    with pytest.raises(ControllerError, match="fires as user 'plant', who does not exist"):
+        RunningServer(config_path=write_config(tmp_path, mqtt_url, prefix, user="someone_else"))

@@ -347,6 +347,16 @@ def test_bad_controllers() -> None:
     ]
 
 
+def test_a_controller_principal_is_a_user_name() -> None:
+    config = load_config_text(
+        "controllers:\n  - {name: m, class: 'a:B', principal: plant}\n", Path("config/linkserver.yaml")
+    )
+    assert config.controllers[0].principal == "plant"
+    assert problems("controllers:\n  - {name: m, class: 'a:B', principal: plant-7}\n") == [
+        "config/linkserver.yaml:2:40: invalid user name 'plant-7': use letters, digits and '_' only",
+    ]
+
+
 def test_duplicate_keys_and_syntax_errors() -> None:
     assert problems("server:\n  node_id: 1\n  node_id: 2\n") == [
         "config/linkserver.yaml:3:3: duplicate key 'node_id' in 'server'; the first is at line 2, column 3",
