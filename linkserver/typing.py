@@ -11,9 +11,11 @@ without SQLAlchemy, Starlette and the rest):
   server (``controllers:`` in the configuration) or remote
   (``linkserver.client.controllers``).
 - :class:`Bridge` and the :class:`BridgeHandle` it is given: a plugin that
-  carries events between LinkServer and a broker. Outbound, the server calls
-  :meth:`Bridge.publish` with each event it should carry; inbound, the bridge
-  fires what it receives through its handle, validated like any fire.
+  carries events between LinkServer and a broker. Outbound, the server hands
+  :meth:`Bridge.publish` the events it should carry, at most a window
+  unconfirmed at once, and the bridge reports each one confirmed or failed;
+  inbound, the bridge hands what it receives to its handle, which fires it
+  like any fire.
 - :class:`Gap`: where a subscription lost events (overflow policy ``drop``).
 
 Implementations are checked structurally (``isinstance`` works: the
@@ -23,10 +25,13 @@ Protocols are ``runtime_checkable``); none needs to inherit from them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from linkserver.core.cloudevents import Posted
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
 
@@ -102,49 +107,67 @@ class DeviceController(Protocol):
 
 @runtime_checkable
 class BridgeHandle(Protocol):
-    """What a bridge gets from the server: its name, a logger, and the way in.
+    """What a bridge gets from the server at start. Every method may be called from any
+    thread and returns promptly.
 
-    ``fire`` is the engine's fire lifecycle for the bridge's configured
-    principal: an inbound event is resolved, checked, validated and stored
-    exactly like one posted by a client, and raises the same errors
-    (ContextNotFound, EventNotDefined, PermissionDenied, DataTableError) so
-    the bridge can reject the message that carried it.
+    The guarantees (a committed event is never lost, a fire never waits on the
+    broker, order per context, inbound validated like any fire) are the
+    server's (``linkserver.server.outbound`` and ``.inbound``): a bridge only
+    moves bytes and reports what its broker said.
     """
 
     name: str
     log: logging.Logger
 
-    def fire(
-        self,
-        path: str,
-        event: str,
-        data: Any = None,
-        *,
-        level: Level | str | None = None,
-        durable: bool = False,
-    ) -> Event:
-        """Fire ``event`` in the context at ``path``; ``durable`` returns once it is committed."""
+    def ready(self, ready: bool, reason: str) -> None:
+        """The broker takes messages now (connected, not blocked), or it stopped: ``reason``
+        says why (connection lost, blocked by a memory or disk alarm, ...). The server
+        calls :meth:`Bridge.publish` only while ready; meanwhile events wait in the outbox."""
+
+    def confirmed(self, ids: Sequence[int]) -> None:
+        """The broker took responsibility for these events (a publisher confirm)."""
+
+    def failed(self, ids: Sequence[int], reason: str) -> None:
+        """These events may not have reached the broker (connection lost, negative
+        confirm): the server sends them again, in their order, before anything newer."""
+
+    def fire(self, posted: Posted) -> Future[Event]:
+        """Fire an event posted through the broker exactly like any fire (definition, the
+        bridge principal's fire permissions, data table). The future completes with the
+        event once the message may be acknowledged to the broker (a persistent event:
+        once committed), or fails: with PoisonMessage (``kind`` and message say why) for
+        a message to dead-letter, with another error for a passing problem (give the
+        message back to the broker for later)."""
+
+    def receive(self, body: bytes) -> Future[Event]:
+        """Decode a posted message body (a CloudEvent or LinkServer's fire form, see
+        ``linkserver.core.cloudevents``) and :meth:`fire` it; a body that cannot be an
+        event fails the future with PoisonMessage. Every refusal is logged and counted by
+        the server: the bridge only dead-letters it."""
 
 
 @runtime_checkable
 class Bridge(Protocol):
     """A plugin that carries events between LinkServer and a broker, in either direction.
 
-    ``start`` is called once, before any ``publish``; it must return
-    promptly (connect in the background and retry: a broker that is down at
-    start is a log line, not a failed server). ``publish`` is called with
-    every event the bridge's configuration selects, in firing order per
-    context, after a persistent event is committed; it must never block the
-    caller on the broker (queue, or rely on an outbox) and never raise for a
-    broker that is down. ``stop`` is called once at shutdown and may flush
-    what is queued within its own bounded time.
+    Built by the server from the ``bridges:`` configuration as ``factory(name,
+    **options)``; ``start`` and ``stop`` are called once each. Implementations:
+    ``linkserver.bridges.memory``, ``linkserver.bridges.amqp``; every one passes
+    ``tests/bridges/test_contract.py``.
     """
 
+    name: str
+
     def start(self, handle: BridgeHandle) -> None:
-        """Connect (in the background) and begin consuming inbound messages, if any."""
+        """Begin connecting in the background and return at once; report the connection
+        through ``handle.ready``. A broker down at start is retried until :meth:`stop`
+        (and said in the log), never a failed server."""
 
-    def publish(self, event: Event) -> None:
-        """Carry ``event`` out to the broker, without blocking on it."""
+    def publish(self, events: Sequence[Event]) -> None:
+        """Send ``events`` in this order without blocking on the broker. Each is later
+        reported exactly once, to ``handle.confirmed`` or ``handle.failed`` (also when the
+        bridge is not connected after all), unless the bridge stops first."""
 
-    def stop(self) -> None:
-        """Stop consuming and publishing; release connections and threads."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop consuming and publishing, release connections and threads; confirms still
+        outstanding after ``timeout`` seconds are not waited for."""

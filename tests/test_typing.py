@@ -23,31 +23,20 @@ def test_the_shipped_handles_and_controllers_fit_the_protocols() -> None:
     engine.close()
 
 
-def test_a_bridge_is_start_publish_stop_and_its_handle_fires() -> None:
-    class Collecting:
-        def __init__(self) -> None:
-            self.published: list[object] = []
+def test_the_shipped_bridges_and_their_handle_fit_the_protocols() -> None:
+    from linkserver.bridges.amqp import AmqpBridge
+    from linkserver.bridges.memory import MemoryBridge, MemoryBroker
+    from linkserver.server.bridge_host import BridgeHost
+    from linkserver.server.engine import Engine
 
-        def start(self, handle: BridgeHandle) -> None:
-            self.handle = handle
-
-        def publish(self, event: object) -> None:
-            self.published.append(event)
-
-        def stop(self) -> None:
-            pass
-
-    class Handle:
-        name = "test"
-        log = None
-
-        def fire(self, path, event, data=None, *, level=None, durable=False):  # noqa: ANN001, ANN202
-            return None
-
-    assert isinstance(Collecting(), Bridge)
-    assert isinstance(Handle(), BridgeHandle)
+    assert isinstance(MemoryBridge("m", broker=MemoryBroker()), Bridge)
+    assert isinstance(AmqpBridge("a"), Bridge)  # connects only at start
+    engine = Engine()
+    host = BridgeHost("m", MemoryBridge("m", broker=MemoryBroker()), engine, engine.history)
+    assert isinstance(host, BridgeHandle)
     assert not isinstance(object(), Bridge)
     assert not isinstance(SimulatorController(devices=1), Bridge)  # start/stop but no publish
+    engine.close()
 
 
 def test_one_home_exported_from_the_package() -> None:

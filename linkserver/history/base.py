@@ -16,6 +16,7 @@ import attrs
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.filters import Filter
 from linkserver.core.levels import Level
+from linkserver.history.outbox import Outbox
 from linkserver.history.same_commit import SameCommit
 from linkserver.history.tree import TreeStore
 from linkserver.history.users import UserStore
@@ -135,6 +136,11 @@ class HistoryStore(TreeStore):
     def add_same_commit(self, hook: SameCommit) -> None:
         """Commit ``hook``'s work with every batch of events appended from now on, in the same
         transaction (see :mod:`linkserver.history.same_commit`). May be called before :meth:`start`."""
+
+    @abc.abstractmethod
+    def outbox(self, bridge: str, node: int) -> Outbox:
+        """The outbox of ``bridge`` on ``node`` (:mod:`linkserver.history.outbox`): register its
+        hook with :meth:`add_same_commit`, then drain it."""
 
     @abc.abstractmethod
     def flush(self, timeout: float | None = None) -> None:

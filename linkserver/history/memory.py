@@ -21,6 +21,7 @@ from linkserver.core.events import Acknowledgement, Event
 from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
 from linkserver.history.codec import check_acknowledgement, check_event, encode_data
 from linkserver.history.matching import compile_query, encode_cursor, id_bounds
+from linkserver.history.outbox import MemoryOutbox, Outbox
 from linkserver.history.same_commit import SameCommit
 from linkserver.history.tree import StoredContext
 from linkserver.history.users import MemoryUserStore, UserStore
@@ -94,6 +95,9 @@ class MemoryHistoryStore(HistoryStore):
         """See :meth:`HistoryStore.add_same_commit`; the memory store only calls ``committed``."""
         with self._lock:
             self._same_commit.append(hook)
+
+    def outbox(self, bridge: str, node: int) -> Outbox:
+        return MemoryOutbox(bridge, node)
 
     def flush(self, timeout: float | None = None) -> None:
         return None

@@ -165,6 +165,17 @@ users = Table(
     Column("revision", BigInteger, nullable=False),
 )
 
+# The outbox of outbound bridges (linkserver/history/outbox.py): one row per (bridge, node,
+# event) committed with the event and deleted once the broker confirmed it. The primary key
+# serves the drain (rows of one bridge and node in event id order) and the delete.
+bridge_outbox = Table(
+    "bridge_outbox",
+    metadata,
+    Column("bridge", Text, primary_key=True),
+    Column("node", Integer, primary_key=True, autoincrement=False),
+    Column("event_id", BigInteger, primary_key=True, autoincrement=False),
+)
+
 EVENT_COLUMNS = tuple(column.name for column in events.columns)
 """The column order of rows made by :func:`row_maker` (the writer's INSERT/COPY order)."""
 

@@ -28,6 +28,7 @@ from linkserver.history.memory import MemoryHistoryStore
 from linkserver.loading.check import load_all
 from linkserver.loading.config import ServerConfig
 from linkserver.server.access import HistoryAccess
+from linkserver.server.bridge_host import BridgeError, BridgeHost, load_bridge, select_entries
 from linkserver.server.controllers import (
     DeviceController,
     DeviceHandle,
@@ -40,6 +41,7 @@ from linkserver.server.engine import Engine
 from linkserver.server.purge import PurgeScheduler
 from linkserver.server.stored_tree import KnownDefinitions, TreeRecorder, restore
 from linkserver.server.users import UserDirectory
+from linkserver.typing import Bridge
 
 log = logging.getLogger("linkserver.server")
 
@@ -73,6 +75,7 @@ class LinkServer:
             self.history, interval=config.purge_interval, batch_size=config.purge_batch_size
         )
         self.controllers: list[tuple[str, DeviceController, DeviceHandle]] = []
+        self.bridges: list[BridgeHost] = []
         # The configured users until start, then those of the history database (server/users.py).
         self.users = UserDirectory(config.users, self.engine)
         self.device_owners = DeviceOwners(self.tree)  # which controller drives which device
@@ -112,6 +115,7 @@ class LinkServer:
                 self._restore_tree()
                 self.running = True
                 self.users.start(self.history.users)
+                self._start_bridges()
                 self._fire_root("serverStarted", {"version": __version__, "node_id": self.config.node_id})
                 self.purger.start()
                 for controller_config in self.config.controllers:
@@ -146,6 +150,9 @@ class LinkServer:
                 self._fire_root("serverStopping", {"reason": reason}, durable=True, timeout=SHUTDOWN_TIMEOUT)
             except Exception:  # history unreachable: stopping must still finish
                 log.exception("could not record serverStopping")
+        for host in reversed(self.bridges):  # what they do not publish now stays in the outbox
+            host.stop()
+        self.bridges.clear()
         self.engine.close()
         # A database that stays down must not keep the process from exiting on SIGTERM.
         self.history.stop(timeout=SHUTDOWN_TIMEOUT)
@@ -184,6 +191,36 @@ class LinkServer:
         controller = load_controller(target, options)
         self.add_controller(name, controller, principal=principal)
         log.info("device controller %s (%s) started", name, target)
+
+    def _start_bridges(self) -> None:
+        for spec in self.config.sections.get("bridges", ()):
+            bridge = load_bridge(spec.name, spec.type, spec.plugin_options(self.config.node_id))
+            self.add_bridge(
+                spec.name,
+                bridge,
+                select=select_entries(spec.select),
+                principal=spec.principal,
+                buffer=spec.buffer,
+                window=spec.window,
+                max_size=spec.max_size,
+            )
+
+    def add_bridge(self, name: str, bridge: Bridge, **options: Any) -> BridgeHost:
+        """Start ``bridge`` (see :mod:`linkserver.server.bridge_host`) with ``options``:
+        ``select`` (Select entries), ``principal`` (a user name or Principal for inbound
+        events), ``buffer``, ``window``, ``max_size``. The server must be running."""
+        if not self.running:
+            raise BridgeError(f"bridge {name!r}: start the server before adding bridges")
+        if any(host.name == name for host in self.bridges):
+            raise BridgeError(f"a bridge named {name!r} is already running")
+        host = BridgeHost(
+            name, bridge, self.engine, self.history, node=self.config.node_id, users=self.users, **options
+        )
+        host.attach()
+        host.start()
+        self.bridges.append(host)
+        log.info("bridge %s (%s) started", name, type(bridge).__name__)
+        return host
 
     def add_controller(
         self, name: str, controller: DeviceController, *, principal: str | None = None

@@ -137,6 +137,7 @@ class ServerCollector:
             metrics = getattr(controller, "metrics", None)
             if callable(metrics):
                 yield from metrics()
+        yield from bridge_metrics(server)
         for source in self.extra:
             yield from source()
 
@@ -163,6 +164,69 @@ class ServerCollector:
             "Time to commit one history transaction, retries included.",
             writer.commit_seconds,
         )
+
+
+def bridge_metrics(server: LinkServer) -> Iterator[Metric]:
+    """The ``bridge_*`` families, one sample per running bridge (label ``bridge``)."""
+    hosts = list(getattr(server, "bridges", ()))
+    if not hosts:
+        return
+    families = {
+        "ready": GaugeMetricFamily(
+            PREFIX + "bridge_ready",
+            "1 while the broker takes messages (connected, not blocked).",
+            labels=["bridge"],
+        ),
+        "depth": GaugeMetricFamily(
+            PREFIX + "bridge_outbox_depth",
+            "Events committed (or fired) and not yet confirmed by the broker.",
+            labels=["bridge"],
+        ),
+        "in_flight": GaugeMetricFamily(
+            PREFIX + "bridge_in_flight", "Events sent and not yet confirmed.", labels=["bridge"]
+        ),
+        "spilled": GaugeMetricFamily(
+            PREFIX + "bridge_spilled",
+            "1 while events wait in the outbox table only (back-pressure: the memory buffer filled).",
+            labels=["bridge"],
+        ),
+        "published": CounterMetricFamily(
+            PREFIX + "bridge_published", "Events the broker confirmed.", labels=["bridge"]
+        ),
+        "resent": CounterMetricFamily(
+            PREFIX + "bridge_resent",
+            "Events sent again after a lost connection or a negative confirm.",
+            labels=["bridge"],
+        ),
+        "dropped": CounterMetricFamily(
+            PREFIX + "bridge_dropped",
+            "Non-persistent events dropped while the bridge's buffer was full.",
+            labels=["bridge"],
+        ),
+        "received": CounterMetricFamily(
+            PREFIX + "bridge_received", "Posted events accepted (fired) from the broker.", labels=["bridge"]
+        ),
+    }
+    refused = CounterMetricFamily(
+        PREFIX + "bridge_refused",
+        "Posted messages refused and dead-lettered, by reason.",
+        labels=["bridge", "reason"],
+    )
+    unroutable = CounterMetricFamily(
+        PREFIX + "bridge_unroutable",
+        "Messages the broker returned because no queue was bound for their routing key.",
+        labels=["bridge"],
+    )
+    for host in hosts:
+        state = host.describe()
+        for key, family in families.items():
+            family.add_metric([host.name], float(state[key]))
+        for reason, count in sorted(state["refused"].items()):
+            refused.add_metric([host.name, reason], count)
+        unroutable.add_metric([host.name], getattr(host.bridge, "unroutable", 0))
+    yield from families.values()
+    yield refused
+    yield unroutable
 
 
 def _history_kind(server: LinkServer) -> str:

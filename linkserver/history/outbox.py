@@ -1,0 +1,190 @@
+"""The outbox of an outbound bridge: the persistent events it still owes its broker.
+
+A row ``(bridge, node, event_id)`` is written in the same transaction as the
+event (a :class:`~linkserver.history.same_commit.SameCommit` hook), so an event
+is committed with its row or not at all, and is deleted once the broker
+confirmed the event. Whatever is in the table is owed: after a crash, an
+outage longer than the bridge's memory buffer, or a restart, the bridge reads
+it back in event id order (:meth:`Outbox.page`). Rows of one node are that
+node's: several nodes on one database each drain their own.
+
+An event purged before its bridge could publish it leaves an orphan row;
+:meth:`Outbox.page` deletes those as it meets them.
+"""
+
+from __future__ import annotations
+
+import abc
+import bisect
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select
+
+from linkserver.core.events import Event
+from linkserver.history.same_commit import Statement
+from linkserver.history.schema import bridge_outbox, event_from_row, events
+
+log = logging.getLogger("linkserver.history.outbox")
+
+DELETE_CHUNK = 500
+
+
+class Outbox(abc.ABC):
+    """The rows of one bridge on one node. Thread-safe."""
+
+    def __init__(self, bridge: str, node: int) -> None:
+        self.bridge = bridge
+        self.node = node
+        self.depth = 0  # rows in the table (counted from start: read once, then kept up to date)
+        self._lock = threading.Lock()
+
+    def hook(
+        self, wants: Callable[[Event], bool], on_committed: Callable[[Sequence[Event]], None]
+    ) -> OutboxHook:
+        """The same-commit hook writing a row for each event ``wants``; after the commit it
+        calls ``on_committed`` with them (in the committing thread: must be quick)."""
+        return OutboxHook(self, wants, on_committed)
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Count the rows left by an earlier run (history must be started)."""
+
+    @abc.abstractmethod
+    def page(self, after: int, limit: int) -> list[Event]:
+        """Up to ``limit`` owed events with ids above ``after``, oldest first."""
+
+    @abc.abstractmethod
+    def delete(self, ids: Iterable[int]) -> None:
+        """Forget these events: the broker has them. Raises the database's error if it is down."""
+
+    def _statements(self, dialect: str, wanted: Sequence[Event]) -> list[Statement]:
+        return []
+
+    def _committed(self, wanted: Sequence[Event]) -> None:
+        with self._lock:
+            self.depth += len(wanted)
+
+
+class OutboxHook:
+    """A :class:`~linkserver.history.same_commit.SameCommit` for one :class:`Outbox`."""
+
+    def __init__(
+        self, outbox: Outbox, wants: Callable[[Event], bool], on_committed: Callable[[Sequence[Event]], None]
+    ) -> None:
+        self.outbox = outbox
+        self.wants = wants
+        self.on_committed = on_committed
+
+    def statements(self, dialect: str, events: Sequence[Event]) -> Sequence[Statement]:
+        wants = self.wants
+        wanted = [event for event in events if wants(event)]
+        return self.outbox._statements(dialect, wanted) if wanted else []
+
+    def committed(self, events: Sequence[Event]) -> None:
+        wants = self.wants
+        wanted = [event for event in events if wants(event)]
+        if wanted:
+            self.outbox._committed(wanted)
+            self.on_committed(wanted)
+
+
+class MemoryOutbox(Outbox):
+    """For the memory history store: the rows live as long as the process."""
+
+    def __init__(self, bridge: str, node: int) -> None:
+        super().__init__(bridge, node)
+        self._rows: dict[int, Event] = {}
+        self._ids: list[int] = []
+
+    def open(self) -> None:
+        return None
+
+    def _committed(self, wanted: Sequence[Event]) -> None:
+        with self._lock:
+            for event in wanted:
+                if event.id not in self._rows:
+                    self._rows[event.id] = event
+                    bisect.insort(self._ids, event.id)
+            self.depth = len(self._rows)
+
+    def page(self, after: int, limit: int) -> list[Event]:
+        with self._lock:
+            start = bisect.bisect_right(self._ids, after)
+            return [self._rows[i] for i in self._ids[start : start + limit]]
+
+    def delete(self, ids: Iterable[int]) -> None:
+        with self._lock:
+            for event_id in ids:
+                if self._rows.pop(event_id, None) is not None:
+                    del self._ids[bisect.bisect_left(self._ids, event_id)]
+            self.depth = len(self._rows)
+
+
+class SqlOutbox(Outbox):
+    """The ``bridge_outbox`` table of a SQL history (SQLite or PostgreSQL)."""
+
+    def __init__(
+        self,
+        bridge: str,
+        node: int,
+        engine: Callable[[], Engine],
+        write_lock: Callable[[], contextlib.AbstractContextManager[Any]],
+    ) -> None:
+        super().__init__(bridge, node)
+        self._engine = engine
+        self._write_lock = write_lock
+        self._mine = (bridge_outbox.c.bridge == bridge) & (bridge_outbox.c.node == node)
+
+    def open(self) -> None:
+        with self._engine().connect() as conn:
+            count = conn.execute(select(func.count()).select_from(bridge_outbox).where(self._mine)).scalar()
+        with self._lock:
+            self.depth = int(count or 0)
+
+    def _statements(self, dialect: str, wanted: Sequence[Event]) -> list[Statement]:
+        mark = "?" if dialect == "sqlite" else "%s"
+        sql = f"INSERT INTO bridge_outbox (bridge, node, event_id) VALUES ({mark}, {mark}, {mark})"
+        bridge, node = self.bridge, self.node
+        return [(sql, [(bridge, node, event.id) for event in wanted])]
+
+    def page(self, after: int, limit: int) -> list[Event]:
+        query = (
+            select(bridge_outbox.c.event_id, events)
+            .select_from(bridge_outbox.outerjoin(events, events.c.id == bridge_outbox.c.event_id))
+            .where(self._mine & (bridge_outbox.c.event_id > after))
+            .order_by(bridge_outbox.c.event_id)
+            .limit(limit)
+        )
+        with self._engine().connect() as conn:
+            rows = conn.execute(query).all()
+        found, orphans = [], []
+        for row in rows:
+            if row.id is None:
+                orphans.append(row.event_id)
+            else:
+                found.append(event_from_row(row))
+        if orphans:  # purged before the broker got them: nothing to send any more
+            log.warning(
+                "bridge %s: %d events expired and were purged before they could be published",
+                self.bridge,
+                len(orphans),
+            )
+            self.delete(orphans)
+        return found
+
+    def delete(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        deleted = 0
+        with self._write_lock(), self._engine().begin() as conn:
+            for start in range(0, len(ids), DELETE_CHUNK):
+                chunk = ids[start : start + DELETE_CHUNK]
+                result = conn.execute(
+                    delete(bridge_outbox).where(self._mine & bridge_outbox.c.event_id.in_(chunk))
+                )
+                deleted += result.rowcount
+        with self._lock:
+            self.depth = max(0, self.depth - deleted)

@@ -1,0 +1,477 @@
+"""Outbound events of one bridge: never lost once committed, never blocking a fire.
+
+How an event travels:
+
+- A persistent event the bridge's selection wants gets an outbox row in the
+  same transaction as the event (:mod:`linkserver.history.outbox`). Right after
+  the commit the writer hands it to :meth:`Outbound._committed`, which keeps it
+  in memory (up to ``buffer`` events) for the publisher thread: the fast path,
+  no read back from the database.
+- A non-persistent event is taken by a synchronous engine listener into the
+  same memory buffer. It is never stored, so it is best effort: lost with the
+  process, and dropped (counted, logged) while the buffer is full.
+- The publisher thread hands events to the bridge in order, at most
+  ``window`` unconfirmed at once. A confirmed persistent event's row is
+  deleted (in batches); an event the bridge reports failed (connection lost,
+  negative confirm) is sent again before anything newer.
+- While the broker is down, blocked or slower than the firers the buffer
+  fills; then persistent events stay in the table only ("spilled"). Once the
+  buffer is empty the publisher walks the table in event id order, skipping
+  what it already holds, until it is caught up; then one more walk from the
+  start picks up events committed meanwhile (also those whose ids were
+  assigned before, but committed after, ones already read). A restart begins
+  with such a walk, so everything committed and not confirmed is published.
+
+Firing never waits on any of it: the listener and the writer's callback only
+append to a deque under a short lock.
+
+Order: per context, persistent events are published in commit order (the
+order of their ids, except for events of one context fired at the same time
+from several threads); resent events go before newer ones. Non-persistent
+events keep their firing order among themselves but may overtake persistent
+events still waiting in the table. Delivery is at least once: an event whose
+confirm was lost with the connection is sent again, with the same message id.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from linkserver.core.errors import EventNotDefined
+from linkserver.core.events import Event
+from linkserver.core.filters import Filter, parse_filter
+from linkserver.core.levels import Level
+from linkserver.core.paths import Mask, compile_mask
+from linkserver.core.subscriptions import ALL_EVENTS
+from linkserver.core.tree import ContextTree
+from linkserver.history.base import HistoryStore
+from linkserver.history.outbox import Outbox
+
+if TYPE_CHECKING:
+    from linkserver.server.delivery import Subscription
+    from linkserver.server.engine import Engine
+    from linkserver.typing import Bridge
+
+log = logging.getLogger("linkserver.bridges")
+
+DEFAULT_BUFFER = 10_000
+DEFAULT_WINDOW = 1_000
+PAGE = 500  # events per read of the outbox table and per publish call
+DELETE_BATCH = 1_000
+DELETE_EVERY = 0.1  # seconds: confirmed rows are deleted at least this often
+RETRY_DELETE = 1.0
+CACHE_SIZE = 50_000
+
+
+@attrs.frozen(kw_only=True)
+class Select:
+    """One entry of a bridge's selection: events named ``event`` (or ``*``: every one
+    that is not hidden) in contexts ``mask`` matches, at ``min_level`` or above, for
+    which ``filter`` holds."""
+
+    mask: str = "**"
+    event: str = ALL_EVENTS
+    filter: str | None = None
+    min_level: Level = Level.NONE
+
+
+class Selection:
+    """Which events a bridge carries: any of its :class:`Select` entries. Thread-safe;
+    the static part (context, name) is cached per pair."""
+
+    def __init__(self, entries: Sequence[Select], tree: ContextTree) -> None:
+        self.entries = tuple(entries)
+        self._tree = tree
+        self._compiled: list[tuple[Mask, str, Filter | None, Level]] = [
+            (
+                compile_mask(entry.mask),
+                entry.event,
+                parse_filter(entry.filter) if entry.filter else None,
+                entry.min_level,
+            )
+            for entry in entries
+        ]
+        # (context, name) -> ((filter or None, min level), ...) of the entries that match it
+        self._cache: dict[tuple[str, str], tuple[tuple[Filter | None, Level], ...]] = {}
+
+    def wants(self, event: Event) -> bool:
+        key = (event.context, event.name)
+        tests = self._cache.get(key)
+        if tests is None:
+            tests = self._static(*key)
+        for filter, min_level in tests:
+            if event.level >= min_level and (filter is None or filter.matches(event)):
+                return True
+        return False
+
+    def _static(self, context: str, name: str) -> tuple[tuple[Filter | None, Level], ...]:
+        hidden = False
+        found = self._tree.find(context)
+        if found is not None and name in found.definitions:
+            hidden = found.definitions[name].hidden
+        tests = tuple(
+            (filter, min_level)
+            for mask, event, filter, min_level in self._compiled
+            if (event == name or (event == ALL_EVENTS and not hidden)) and mask.matches(context)
+        )
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[(context, name)] = tests
+        return tests
+
+
+@attrs.define
+class OutboundStats:
+    """Counters read by the metrics at scrape time."""
+
+    published: int = 0  # confirmed by the broker
+    sent: int = 0  # handed to the bridge (resends included)
+    resent: int = 0  # sent again after a failure
+    dropped: int = 0  # non-persistent events dropped while the buffer was full
+    spilled_events: int = 0  # persistent events that went to the table only
+    ready_changes: int = 0
+
+
+class Outbound:
+    """The publishing side of one bridge (see the module doc)."""
+
+    def __init__(
+        self,
+        name: str,
+        bridge: Bridge,
+        engine: Engine,
+        history: HistoryStore,
+        selection: Selection,
+        *,
+        node: int = 0,
+        buffer: int = DEFAULT_BUFFER,
+        window: int = DEFAULT_WINDOW,
+    ) -> None:
+        if buffer < 1 or window < 1:
+            raise ValueError("buffer and window must be at least 1")
+        self.name = name
+        self.bridge = bridge
+        self.engine = engine
+        self.history = history
+        self.selection = selection
+        self.node = node
+        self.buffer = buffer
+        self.window = window
+        self.stats = OutboundStats()
+        self.outbox: Outbox | None = None
+        self.is_ready = False
+        self.not_ready_reason = "not connected yet"
+        self._cond = threading.Condition(threading.Lock())
+        self._memory: collections.deque[Event] = collections.deque()
+        self._resend: collections.deque[Event] = collections.deque()
+        self._in_flight: dict[int, Event] = {}
+        self._owned: set[int] = set()  # persistent ids held (memory, in flight, to delete)
+        self._spilled = False  # the table may hold events the memory does not
+        self._walk: str | None = None  # None, "walk" (spilled) or "final" (catching up)
+        self._walk_after = 0
+        self._deletes: list[int] = []
+        self._transient = 0  # non-persistent events taken and not yet confirmed (part of depth)
+        self._last_delete = time.monotonic()
+        self._stopping = False
+        self._accepting = False
+        self._subscriptions: list[Subscription] = []
+        self._thread: threading.Thread | None = None
+        self._last_drop_log = 0.0
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def attach(self) -> None:
+        """Register the outbox hook and the listener for non-persistent events. Call after
+        history started and before events the bridge should carry are fired."""
+        outbox = self.outbox = self.history.outbox(self.name, self.node)
+        outbox.open()
+        if outbox.depth:
+            self._spilled = True
+            log.info(
+                "bridge %s: %d events wait in the outbox from before; publishing them first",
+                self.name,
+                outbox.depth,
+            )
+        self._accepting = True
+        self.history.add_same_commit(outbox.hook(self.selection.wants, self._committed))
+        for entry in self.selection.entries:
+            try:
+                subscription = self.engine.listen(
+                    entry.mask, entry.event, self._fired, filter=entry.filter, min_level=entry.min_level
+                )
+            except EventNotDefined as exc:
+                log.warning(
+                    "bridge %s: select %s / %s matches no event definition (%s); it publishes "
+                    "nothing until such events are defined",
+                    self.name,
+                    entry.mask,
+                    entry.event,
+                    exc,
+                )
+                continue
+            self._subscriptions.append(subscription)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"linkserver-bridge-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking events, wait up to ``timeout`` for what is buffered to be confirmed,
+        delete the rows of what was; the rest stays in the outbox for the next start."""
+        for subscription in self._subscriptions:
+            subscription.cancel()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._accepting = False  # rows are still written: the next start publishes them
+            while (self._memory or self._resend or self._in_flight) and self.is_ready:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(min(remaining, 0.05))
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._flush_deletes(force=True)
+
+    # -- what the engine and history hand in (must be quick) --------------------
+
+    def _committed(self, events: Sequence[Event]) -> None:
+        """The writer committed these wanted persistent events and their rows."""
+        with self._cond:
+            if not self._accepting:
+                return
+            memory, owned = self._memory, self._owned
+            for event in events:
+                if event.id in owned:
+                    continue
+                if self._spilled or len(memory) >= self.buffer:
+                    if not self._spilled:
+                        self._spilled = True
+                        log.warning(
+                            "bridge %s: %d events buffered (%s); further events wait in the outbox table",
+                            self.name,
+                            len(memory),
+                            self._why_slow(),
+                        )
+                    self.stats.spilled_events += 1
+                    continue
+                owned.add(event.id)
+                memory.append(event)
+            self._cond.notify()
+
+    def _fired(self, event: Event) -> None:
+        if event.expires is not None:
+            return  # persistent: it comes through the outbox once committed
+        with self._cond:
+            if not self._accepting:
+                return
+            if len(self._memory) >= self.buffer:
+                self.stats.dropped += 1
+                now = time.monotonic()
+                if now - self._last_drop_log > 10:
+                    self._last_drop_log = now
+                    log.warning(
+                        "bridge %s: buffer of %d full (%s): non-persistent events are dropped "
+                        "(%d so far; see linkserver_bridge_dropped_total)",
+                        self.name,
+                        self.buffer,
+                        self._why_slow(),
+                        self.stats.dropped,
+                    )
+                return
+            self._memory.append(event)
+            self._transient += 1
+            self._cond.notify()
+
+    def _why_slow(self) -> str:
+        return "the broker is slow" if self.is_ready else f"broker not ready: {self.not_ready_reason}"
+
+    # -- what the bridge reports (BridgeHandle) ------------------------------------
+
+    def ready(self, ready: bool, reason: str) -> None:
+        with self._cond:
+            if ready == self.is_ready:
+                return
+            self.is_ready = ready
+            self.stats.ready_changes += 1
+            if not ready:
+                self.not_ready_reason = reason
+            self._cond.notify_all()
+        if ready:
+            log.info("bridge %s: broker ready (%s); %d events to publish", self.name, reason, self.depth)
+        else:
+            log.warning("bridge %s: broker not ready (%s); events wait in the outbox", self.name, reason)
+
+    def confirmed(self, ids: Iterable[int]) -> None:
+        with self._cond:
+            in_flight, deletes = self._in_flight, self._deletes
+            for event_id in ids:
+                event = in_flight.pop(event_id, None)
+                if event is not None:
+                    self.stats.published += 1
+                    if event.expires is not None:
+                        deletes.append(event_id)
+                    else:
+                        self._transient -= 1
+            self._cond.notify_all()
+
+    def failed(self, ids: Iterable[int], reason: str) -> None:
+        with self._cond:
+            wanted = set(ids)
+            again = [event for event_id, event in self._in_flight.items() if event_id in wanted]
+            for event in again:
+                del self._in_flight[event.id]
+            self._resend.extendleft(reversed(again))
+            self.stats.resent += len(again)
+            self._cond.notify_all()
+        if again:
+            log.info("bridge %s: %d events will be sent again: %s", self.name, len(again), reason)
+
+    # -- the publisher thread --------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Events owed: in the table (persistent) or in memory only (non-persistent), not confirmed."""
+        return (self.outbox.depth if self.outbox is not None else 0) + self._transient
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._memory) + len(self._resend)
+
+    @property
+    def spilled(self) -> bool:
+        return self._spilled or self._walk is not None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and not self._has_work():
+                    self._cond.wait(DELETE_EVERY if self._deletes else 1.0)
+                    if self._deletes and time.monotonic() - self._last_delete >= DELETE_EVERY:
+                        break
+                if self._stopping:
+                    return
+                batch, walk = self._take()
+            if walk:
+                batch = self._walk_page()
+            if batch:
+                try:
+                    self.bridge.publish(batch)
+                except Exception as exc:  # a bridge must not raise; if it does, send again
+                    log.exception("bridge %s: publish raised", self.name)
+                    self.failed([e.id for e in batch], f"publish raised {exc!r}")
+                    time.sleep(0.1)
+            self._flush_deletes()
+
+    def _room(self) -> int:
+        return self.window - len(self._in_flight) if self.is_ready else 0
+
+    def _has_work(self) -> bool:
+        if self._deletes and len(self._deletes) >= DELETE_BATCH:
+            return True
+        if self._room() <= 0:
+            return False
+        return bool(self._resend or (self._walk is None and self._memory) or self._spilled or self._walk)
+
+    def _take(self) -> tuple[list[Event], bool]:
+        """Under the lock: events to send now, or (nothing, True): read a page of the table."""
+        room = min(self._room(), PAGE)
+        if room <= 0:
+            return [], False
+        batch: list[Event] = []
+        source = self._resend if self._resend else (self._memory if self._walk is None else None)
+        if source is not None:
+            while source and len(batch) < room:
+                batch.append(source.popleft())
+        if batch:
+            self._send(batch)
+            return batch, False
+        if self._walk is None and self._spilled:
+            self._walk, self._walk_after = "walk", 0
+            log.info("bridge %s: publishing %d events from the outbox table", self.name, self.depth)
+        return [], self._walk is not None
+
+    def _send(self, batch: list[Event]) -> None:
+        for event in batch:
+            self._in_flight[event.id] = event
+        self.stats.sent += len(batch)
+
+    def _walk_page(self) -> list[Event]:
+        assert self.outbox is not None
+        with self._cond:
+            limit = max(1, min(self._room(), PAGE))
+            after = self._walk_after
+        try:
+            page = self.outbox.page(after, limit)
+        except Exception as exc:
+            log.warning("bridge %s: cannot read the outbox (%s); trying again", self.name, exc)
+            time.sleep(RETRY_DELETE)
+            return []
+        with self._cond:
+            owned = self._owned
+            fresh = [event for event in page if event.id not in owned]
+            owned.update(event.id for event in fresh)
+            if page:
+                self._walk_after = page[-1].id
+            if len(page) < limit:  # the end of the table as it was when read
+                if self._walk == "walk":
+                    # From now on new commits go to memory; one more walk from the start
+                    # catches what committed between this read and now.
+                    self._spilled = False
+                    self._walk, self._walk_after = "final", 0
+                else:
+                    self._walk = None
+                    log.info("bridge %s: outbox caught up", self.name)
+            if fresh:
+                self._send(fresh)
+        return fresh
+
+    def _flush_deletes(self, force: bool = False) -> None:
+        with self._cond:
+            if not self._deletes:
+                return
+            now = time.monotonic()
+            if not force and len(self._deletes) < DELETE_BATCH and now - self._last_delete < DELETE_EVERY:
+                return
+            ids, self._deletes = self._deletes, []
+            self._last_delete = now
+        assert self.outbox is not None
+        try:
+            self.outbox.delete(ids)
+        except Exception as exc:  # the database is down: the rows stay owned, deleted later
+            log.warning(
+                "bridge %s: cannot delete %d confirmed rows from the outbox (%s); later",
+                self.name,
+                len(ids),
+                exc,
+            )
+            with self._cond:
+                self._deletes[:0] = ids
+                self._last_delete = now + RETRY_DELETE
+            return
+        with self._cond:
+            self._owned.difference_update(ids)
+
+    def describe(self) -> dict[str, Any]:
+        """For logs and the metrics: the bridge's state in one dict."""
+        return {
+            "ready": self.is_ready,
+            "reason": "" if self.is_ready else self.not_ready_reason,
+            "depth": self.depth,
+            "in_flight": self.in_flight,
+            "buffered": self.buffered,
+            "spilled": self.spilled,
+            **attrs.asdict(self.stats),
+        }

@@ -1,0 +1,135 @@
+"""What only the AMQP bridge has: connection problems said clearly, confirms across a
+connection killed mid-stream, a blocked connection, messages nobody is bound for."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+
+import pika
+import pytest
+
+from bridges.amqp_side import AmqpSide
+from bridges.test_contract import DEVICE, measurement, start, wait_until
+from linkserver.bridges.amqp import AmqpBridge
+from linkserver.server.app import LinkServer
+from linkserver.server.metrics import exposition, registry
+from linkserver.server.outbound import Select
+
+RABBITMQ_URL = os.environ.get("LINKSERVER_TEST_RABBITMQ_URL")
+pytestmark = pytest.mark.skipif(not RABBITMQ_URL, reason="LINKSERVER_TEST_RABBITMQ_URL is not set")
+
+
+@pytest.fixture
+def side() -> Iterator[AmqpSide]:
+    assert RABBITMQ_URL is not None
+    made = AmqpSide(RABBITMQ_URL)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_a_broker_unreachable_at_start_is_retried_and_said_and_nothing_is_lost(
+    side: AmqpSide, server_factory: Callable[..., LinkServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    side.set_available(False)
+    server = server_factory()
+    with caplog.at_level(logging.WARNING, logger="linkserver.bridges"):
+        host = server.add_bridge("out", side.bridge("out"), select=[Select(mask="devices.*")])
+        server.engine.add_context(DEVICE)
+        fired = [server.fire(DEVICE, "measurement", measurement(float(i))) for i in range(10)]
+        wait_until(lambda: "cannot reach RabbitMQ at guest@127.0.0.1" in caplog.text, "the log line")
+    assert not host.outbound.is_ready
+    side.set_available(True)
+    received = side.received(10)
+    assert [r.message_id for r in received] == [str(e.id) for e in fired]
+
+
+def test_wrong_credentials_are_said_without_the_password(
+    side: AmqpSide, server_factory: Callable[..., LinkServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = server_factory()
+    url = side.proxy.url_for(side.url).replace("guest:guest@", "guest:wrong-secret@")
+    with caplog.at_level(logging.WARNING, logger="linkserver.bridges"):
+        host = server.add_bridge("out", side.bridge("out", url=url), select=[Select(mask="devices.*")])
+        wait_until(lambda: "refused the credentials" in caplog.text, "the log line")
+    assert "wrong-secret" not in caplog.text
+    assert not host.outbound.is_ready
+    assert server.running
+
+
+def test_an_exchange_of_another_type_is_said_and_the_bridge_keeps_trying(
+    side: AmqpSide, server_factory: Callable[..., LinkServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = server_factory()
+    with caplog.at_level(logging.WARNING, logger="linkserver.bridges"):
+        bridge = side.bridge("out", exchange_type="fanout")  # the side declared it a topic exchange
+        host = server.add_bridge("out", bridge, select=[Select(mask="devices.*")])
+        wait_until(lambda: "exists with other settings than type 'fanout'" in caplog.text, "the log line")
+    assert not host.outbound.is_ready
+
+
+def test_a_message_no_queue_is_bound_for_is_said_and_counted(
+    side: AmqpSide, server_factory: Callable[..., LinkServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = server_factory()
+    lonely = f"lstest-{uuid.uuid4().hex[:10]}-unbound"
+    try:
+        with caplog.at_level(logging.WARNING, logger="linkserver.bridges"):
+            host = start(server, side, exchange=lonely, queue=None)
+            server.engine.add_context(DEVICE)
+            server.fire(DEVICE, "measurement", measurement(1.0))
+            wait_until(lambda: "no queue is bound to exchange" in caplog.text, "the log line")
+        wait_until(lambda: host.outbound.depth == 0, "the confirm")  # RabbitMQ confirms it all the same
+        text = exposition(registry(server)).decode()
+        assert 'linkserver_bridge_unroutable_total{bridge="out"} 1.0' in text
+    finally:
+        side.channel.exchange_delete(lonely)
+
+
+def test_a_connection_killed_mid_stream_loses_nothing_and_keeps_the_order(
+    side: AmqpSide, server_factory: Callable[..., LinkServer]
+) -> None:
+    server = server_factory()
+    host = start(server, side)
+    server.engine.add_context(DEVICE)
+    fired = []
+    for i in range(2000):
+        fired.append(server.fire(DEVICE, "measurement", measurement(float(i))))
+        if i in (500, 1200):
+            bridge = host.bridge
+            assert isinstance(bridge, AmqpBridge)
+            bridge.drop_connection()
+    received = side.received(2000, timeout=60)
+    while len(list(dict.fromkeys(r.message_id for r in side.messages))) < 2000:
+        side.received(len(side.messages) + 1, timeout=30)
+    unique = list(dict.fromkeys(r.message_id for r in side.messages))
+    assert unique == [str(e.id) for e in fired]
+    assert host.outbound.stats.ready_changes >= 2
+    assert len(received) == 2000
+
+
+def test_a_blocked_connection_holds_events_back_until_unblocked(
+    side: AmqpSide, server_factory: Callable[..., LinkServer]
+) -> None:
+    server = server_factory()
+    host = start(server, side)
+    bridge = host.bridge
+    assert isinstance(bridge, AmqpBridge)
+    server.engine.add_context(DEVICE)
+    blocked = SimpleNamespace(method=pika.spec.Connection.Blocked(reason="low on memory"))
+    bridge._connector.call(lambda: bridge._on_blocked(None, blocked))  # as RabbitMQ's alarm would
+    wait_until(lambda: not host.outbound.is_ready, "blocked")
+    assert "low on memory" in host.outbound.not_ready_reason
+    started = time.monotonic()
+    fired = [server.fire(DEVICE, "measurement", measurement(float(i))) for i in range(50)]
+    assert time.monotonic() - started < 2  # the firer never waits on the broker
+    time.sleep(0.3)
+    assert side.channel.queue_declare(side.out_queue, passive=True).method.message_count == 0
+    bridge._connector.call(lambda: bridge._on_unblocked(None, None))
+    assert [r.message_id for r in side.received(50)] == [str(e.id) for e in fired]

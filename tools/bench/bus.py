@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""The event bus: the AMQP bridge next to raw pika, measured in the same run.
+
+1. Outbound (goal ``bridge_outbound_vs_pika`` >= 0.80x): one thread fires N
+   persistent ``measurement`` events into a LinkServer on SQLite whose AMQP
+   bridge publishes them to a topic exchange of the local RabbitMQ with a
+   durable queue bound to it; the time runs from the first fire until the
+   last event is committed AND confirmed by RabbitMQ (the outbox is empty).
+   Next to it, raw pika (BlockingConnection, its async channel underneath)
+   publishes the same CloudEvents bodies, persistent, to the same exchange
+   with publisher confirms, ``WINDOW`` batches of ``BATCH`` in flight: the
+   strongest simple pika publisher. Best of ROUNDS each side, the queue
+   purged between rounds.
+2. Outbox drain (goal ``outbox_drain_vs_steady`` >= 0.80x): the bridge
+   reaches RabbitMQ through a TCP proxy on a loopback port (RabbitMQ itself
+   keeps running for everybody else). Events are fired at RATE per second
+   throughout; the proxy cuts the bridge off for OUTAGE seconds, so the events
+   pile up in the outbox (most of them in the table only: the memory buffer
+   holds 10,000), then lets it through again. The drain rate is what the
+   bridge published from the broker's return until the outbox was empty,
+   per second; the steady-state rate is the outbound rate of part 1 (the
+   bridge's own throughput with the broker up, fires included), so the goal
+   asks that catching up from the table runs nearly as fast as the live path.
+   Every event fired must arrive (checked by message id).
+
+    python tools/bench/bus.py [--quick] [--amqp-url amqp://guest:guest@127.0.0.1:5672/]
+                              [--events N] [--outage S] [--rate R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import pika  # noqa: E402
+from pika.spec import Basic  # noqa: E402
+
+from linkserver.bridges.amqp import AmqpBridge  # noqa: E402
+from linkserver.core.cloudevents import CONTENT_TYPE, encode  # noqa: E402
+from linkserver.loading import ServerConfig, load_all  # noqa: E402
+from linkserver.server.app import LinkServer  # noqa: E402
+from linkserver.server.outbound import Select  # noqa: E402
+from linkserver.testing_proxy import TcpProxy  # noqa: E402
+
+CONTEXT = "devices.bench"
+BATCH, WINDOW = 100, 10
+SETTINGS = {  # events per outbound round, rounds, outage seconds, rate during the drain test
+    "quick": (2_000, 1, 3.0, 1000),
+    "full": (30_000, 3, 60.0, 1000),
+}
+TARGET = 0.80
+
+
+def record(value: float) -> list[dict[str, Any]]:
+    return [{"quantity": "temperature", "value": value, "unit": "degC"}]
+
+
+def goal(name: str, ratio: float, detail: str = "") -> None:
+    verdict = "ok" if ratio >= TARGET else "short"
+    print(f"goal {name}: {ratio:.2f}x{detail} (target >= {TARGET:.2f}x) {verdict}", flush=True)
+
+
+class Rabbit:
+    """The test's own view of RabbitMQ: a topic exchange with a durable queue bound to all of it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        self.channel = self.connection.channel()
+        self.exchange = f"linkserver-bench-{uuid.uuid4().hex[:8]}"
+        self.queue = self.exchange + "-q"
+        self.channel.exchange_declare(self.exchange, "topic", durable=True)
+        self.channel.queue_declare(self.queue, durable=True)
+        self.channel.queue_bind(self.queue, self.exchange, "#")
+
+    def purge(self) -> None:
+        self.channel.queue_purge(self.queue)
+
+    def count(self) -> int:
+        return self.channel.queue_declare(self.queue, durable=True, passive=True).method.message_count
+
+    def message_ids(self) -> list[str]:
+        """Every message on the queue (consumed), in order."""
+        ids: list[str] = []
+        self.channel.basic_qos(prefetch_count=1000)
+        for method, properties, _ in self.channel.consume(self.queue, inactivity_timeout=2):
+            if method is None:
+                break
+            ids.append(properties.message_id)
+            if method.delivery_tag % 500 == 0:
+                self.channel.basic_ack(method.delivery_tag, multiple=True)
+        self.channel.cancel()
+        return ids
+
+    def close(self) -> None:
+        self.channel.queue_delete(self.queue)
+        self.channel.exchange_delete(self.exchange)
+        self.connection.close()
+
+
+def pika_rate(rabbit: Rabbit, bodies: list[tuple[str, bytes, str]], rounds: int) -> float:
+    """Raw pika: the same bodies, persistent, publisher confirms, WINDOW batches of BATCH in flight."""
+    connection = pika.BlockingConnection(pika.URLParameters(rabbit.url))
+    channel = connection.channel()
+    impl = channel._impl  # the async channel: publish without waiting, confirms in bulk
+    state = {"acked": 0, "nacked": 0, "ready": False}
+
+    def on_confirm(frame: Any) -> None:
+        if isinstance(frame.method, Basic.Nack):
+            state["nacked"] += 1
+        state["acked"] = max(state["acked"], frame.method.delivery_tag)
+
+    impl.confirm_delivery(ack_nack_callback=on_confirm, callback=lambda _: state.update(ready=True))
+    while not state["ready"]:
+        connection.process_data_events(time_limit=0.1)
+    best = 0.0
+    tag = 0
+    try:
+        for _ in range(rounds):
+            rabbit.purge()
+            sent_tags: list[int] = []
+            started = time.perf_counter()
+            for start in range(0, len(bodies), BATCH):
+                for key, body, message_id in bodies[start : start + BATCH]:
+                    properties = pika.BasicProperties(
+                        delivery_mode=2, content_type=CONTENT_TYPE, message_id=message_id
+                    )
+                    impl.basic_publish(rabbit.exchange, key, body, properties, mandatory=True)
+                tag += len(bodies[start : start + BATCH])
+                sent_tags.append(tag)
+                if len(sent_tags) >= WINDOW:
+                    wait = sent_tags.pop(0)
+                    while state["acked"] < wait:
+                        connection.process_data_events(time_limit=0.01)
+            while state["acked"] < tag:
+                connection.process_data_events(time_limit=0.01)
+            best = max(best, len(bodies) / (time.perf_counter() - started))
+        if state["nacked"]:
+            raise SystemExit(f"rabbitmq refused {state['nacked']} messages")
+    finally:
+        connection.close()
+    return best
+
+
+def make_server(tmp: Path, name: str) -> LinkServer:
+    _, catalog = load_all()
+    config = ServerConfig.default(data_dir=tmp / name, delivery_queue_size=100_000)
+    server = LinkServer(config, catalog).start()
+    server.engine.add_context(CONTEXT)
+    return server
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.002)
+
+
+def outbound_rate(
+    rabbit: Rabbit, tmp: Path, events: int, rounds: int
+) -> tuple[float, list[tuple[str, bytes, str]]]:
+    """Ours: fire -> commit -> outbox -> bridge -> confirm; best of ``rounds``; also the bodies sent."""
+    server = make_server(tmp, "outbound")
+    try:
+        host = server.add_bridge(
+            "bench",
+            AmqpBridge("bench", url=rabbit.url, exchange=rabbit.exchange),
+            select=[Select(mask="devices.*")],
+        )
+        wait_until(lambda: host.outbound.is_ready, 30, "the bridge to connect")
+        fire = server.engine.fire
+        best, sample = 0.0, []
+        for round_ in range(rounds):
+            rabbit.purge()
+            published = host.outbound.stats.published
+            started = time.perf_counter()
+            fired = [fire(CONTEXT, "measurement", record(float(i))) for i in range(events)]
+            wait_until(
+                lambda published=published: host.outbound.stats.published - published >= events,
+                300,
+                "the confirms",
+            )
+            wait_until(lambda: host.outbound.depth == 0, 300, "the outbox to empty")
+            best = max(best, events / (time.perf_counter() - started))
+            if round_ == 0:
+                sample = [(f"{CONTEXT}.measurement", encode(e, "node0"), str(e.id)) for e in fired]
+        return best, sample
+    finally:
+        server.stop()
+
+
+def drain(rabbit: Rabbit, tmp: Path, outage: float, rate: int) -> tuple[float, int, int, float]:
+    """(drain rate, events fired, events that arrived, outbox depth at the broker's return)."""
+    server = make_server(tmp, "drain")
+    proxy = TcpProxy.for_url(rabbit.url)
+    firing = threading.Event()
+    fired: list[int] = []
+    try:
+        bridge = AmqpBridge("drain", url=proxy.url_for(rabbit.url), exchange=rabbit.exchange)
+        host = server.add_bridge("drain", bridge, select=[Select(mask="devices.*")])
+        wait_until(lambda: host.outbound.is_ready, 30, "the bridge to connect")
+        rabbit.purge()
+        fire = server.engine.fire
+
+        def fire_at_rate() -> None:
+            started, i = time.perf_counter(), 0
+            while firing.is_set():
+                due = int((time.perf_counter() - started) * rate)
+                while i < due:
+                    fired.append(fire(CONTEXT, "measurement", record(float(i))).id)
+                    i += 1
+                time.sleep(0.005)
+
+        firing.set()
+        firer = threading.Thread(target=fire_at_rate, daemon=True)
+        firer.start()
+        time.sleep(1.0)  # steady state first
+        proxy.set_available(False)
+        time.sleep(outage)
+        depth = host.outbound.depth
+        published = host.outbound.stats.published
+        back = time.perf_counter()
+        proxy.set_available(True)
+        # Drained: the backlog is gone; what the firer adds meanwhile is published as it comes.
+        wait_until(lambda: host.outbound.depth <= rate // 10, outage * 10 + 60, "the outbox to drain")
+        drained = host.outbound.stats.published - published
+        elapsed = time.perf_counter() - back
+        firing.clear()
+        firer.join()
+        wait_until(lambda: host.outbound.depth == 0, 60, "the last events")
+    finally:
+        server.stop()
+        proxy.close()
+    arrived = set(rabbit.message_ids())
+    missing = sum(1 for event_id in fired if str(event_id) not in arrived)
+    return drained / elapsed, len(fired), len(fired) - missing, depth
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument(
+        "--amqp-url",
+        default=os.environ.get("LINKSERVER_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+    )
+    parser.add_argument("--events", type=int)
+    parser.add_argument("--outage", type=float)
+    parser.add_argument("--rate", type=int)
+    args = parser.parse_args()
+    events, rounds, outage, rate = SETTINGS["quick" if args.quick else "full"]
+    events, outage, rate = args.events or events, args.outage or outage, args.rate or rate
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # the proxy's cuts are on purpose
+    try:
+        rabbit = Rabbit(args.amqp_url)
+    except Exception as exc:  # noqa: BLE001
+        print(f"rabbitmq unavailable at {args.amqp_url}: {exc}", file=sys.stderr)
+        print("goal bridge_outbound_vs_pika: n/a")
+        print("goal outbox_drain_vs_steady: n/a")
+        return 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="linkserver-bus-") as scratch:
+            tmp = Path(scratch)
+            ours, bodies = outbound_rate(rabbit, tmp, events, rounds)
+            theirs = pika_rate(rabbit, bodies, rounds)
+            print(
+                f"outbound: bridge {ours:,.0f} events/s (fired, committed, confirmed); "
+                f"raw pika {theirs:,.0f} messages/s (confirmed), {events:,} per round",
+                flush=True,
+            )
+            goal("bridge_outbound_vs_pika", ours / theirs)
+            drain_rate, fired, arrived, depth = drain(rabbit, tmp, outage, rate)
+            print(
+                f"outbox drain after {outage:.0f} s outage at {rate:,}/s: {depth:,} events owed at the "
+                f"broker's return, drained at {drain_rate:,.0f} events/s; {arrived:,} of {fired:,} "
+                "fired arrived",
+                flush=True,
+            )
+            if arrived != fired:
+                print(f"goal outbox_drain_vs_steady: LOST {fired - arrived} events (target: none) short")
+                return 1
+            goal("outbox_drain_vs_steady", drain_rate / ours, f" ({drain_rate:,.0f} vs {ours:,.0f} events/s)")
+    finally:
+        rabbit.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
