@@ -21,6 +21,8 @@ from urllib.parse import unquote, urlsplit
 import attrs
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from linkserver.core.errors import LinkServerError
 
@@ -192,7 +194,10 @@ class BrokerConnection:
         max_delay: float = 30.0,
         on_connect: Callable[[paho.Client], None] | None = None,
         on_message: Callable[[paho.Client, Any, paho.MQTTMessage], None] | None = None,
+        on_lost: Callable[[str], None] | None = None,
         manual_ack: bool = False,
+        v5: bool = False,
+        session_expiry: int = 0,
     ) -> None:
         self.address = address
         self.log = log
@@ -208,11 +213,16 @@ class BrokerConnection:
         self._refused: str | None = None
         self._down_since: float | None = None
         self._last_said = 0.0
+        self._on_lost = on_lost
+        # MQTT 5 (for user properties): the session is kept by clean_start off and an expiry.
+        self._v5 = v5
+        self._clean_start = clean_session
+        self._session_expiry = session_expiry
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            clean_session=clean_session,
-            protocol=paho.MQTTv311,
+            clean_session=None if v5 else clean_session,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
             manual_ack=manual_ack,
         )
         if address.username is not None:
@@ -252,7 +262,19 @@ class BrokerConnection:
             self.stats.attempts += 1
             self._refused = None
             try:
-                self.client.connect(self.address.host, self.address.port, self.keepalive)
+                if self._v5:
+                    properties = Properties(PacketTypes.CONNECT)
+                    if not self._clean_start and self._session_expiry:
+                        properties.SessionExpiryInterval = self._session_expiry
+                    self.client.connect(
+                        self.address.host,
+                        self.address.port,
+                        self.keepalive,
+                        clean_start=self._clean_start,
+                        properties=properties,
+                    )
+                else:
+                    self.client.connect(self.address.host, self.address.port, self.keepalive)
             except (OSError, ValueError) as exc:  # refused, unknown host, TLS handshake...
                 self._failed(f"cannot reach the MQTT broker {self.address} ({_describe(exc)})")
             else:
@@ -334,6 +356,8 @@ class BrokerConnection:
     ) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        if was and self._on_lost is not None:
+            self._on_lost(str(reason))
         if was and not self._stop.is_set() and not self._drop.is_set():
             self.stats.losses += 1
             self.log.warning(

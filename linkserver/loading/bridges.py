@@ -6,7 +6,7 @@ Declared once (:class:`BridgeConfig` and its parts); the one section reader of
 
     bridges:
       - name: rabbit
-        type: amqp                     # amqp, memory, or module:Class
+        type: amqp                     # amqp, mqtt, memory, or module:Class
         url: amqp://guest:guest@127.0.0.1:5672/
         exchange: linkserver
         routing: cloudstack            # default, cloudstack, or a template
@@ -50,10 +50,15 @@ from linkserver.loading.sections import (
 )
 from linkserver.loading.yamlnodes import MISSING
 
-SHIPPED_TYPES = ("amqp", "memory")
+SHIPPED_TYPES = ("amqp", "memory", "mqtt")
 EXCHANGE_TYPES = ("topic", "direct", "fanout", "headers")
 AMQP_KEYS = ("url", "exchange", "exchange_type", "declare", "heartbeat")
 MEMORY_KEYS = ("broker",)
+MQTT_KEYS = ("url", "prefix", "qos", "payload", "retain", "client_id")
+ONLY_AMQP = tuple(key for key in AMQP_KEYS if key not in MQTT_KEYS)
+ONLY_MQTT = tuple(key for key in MQTT_KEYS if key not in AMQP_KEYS)
+URL_SCHEMES = {"amqp": ("amqp://", "amqps://"), "mqtt": ("mqtt://", "mqtts://")}
+URL_EXAMPLES = {"amqp": "amqp://user:password@host:5672/vhost", "mqtt": "mqtt://user:password@host:1883"}
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
@@ -102,11 +107,11 @@ def _type(entries: Entries, key: str, reading: Reading) -> Any:
 
 def _url(entries: Entries, key: str, reading: Reading) -> Any:
     value = entries.text(key)
-    if isinstance(value, str) and not value.startswith(("amqp://", "amqps://")):
+    if isinstance(value, str) and not value.startswith(URL_SCHEMES["amqp"] + URL_SCHEMES["mqtt"]):
         entries.error(
             entries.get(key),  # type: ignore[arg-type]
-            f"'url' in {entries.where} must be an AMQP URL like amqp://user:password@host:5672/vhost, "
-            f"got {describe(value)}",
+            f"'url' in {entries.where} must be an AMQP URL like {URL_EXAMPLES['amqp']} "
+            f"(or for MQTT {URL_EXAMPLES['mqtt']}), got {describe(value)}",
             key,
         )
         return MISSING
@@ -173,7 +178,7 @@ class BridgeConfig:
     ``module:Class`` plugin that gets ``options``."""
 
     name: str = setting(read=a_name("bridge name"), required=True)
-    type: str = setting(read=_type, required=True, doc="amqp, memory or module:Class")
+    type: str = setting(read=_type, required=True, doc="amqp, mqtt, memory or module:Class")
     select: tuple[SelectConfig, ...] = setting(
         (), items(SelectConfig, where="select entry {index}"), doc="which events go out (none: nothing)"
     )
@@ -181,7 +186,7 @@ class BridgeConfig:
     source: str | None = setting(None, a_name("source name"), doc="CloudEvents source (default node<id>)")
     buffer: int = setting(10_000, integer(minimum=1), doc="events held in memory before the outbox table")
     window: int = setting(1_000, integer(minimum=1), doc="events sent and not yet confirmed, at most")
-    url: str | None = setting(None, _url, doc="AMQP URL")
+    url: str | None = setting(None, _url, doc="AMQP or MQTT URL")
     exchange: str | None = setting(None, text(), doc="AMQP exchange (default linkserver)")
     exchange_type: str | None = setting(
         None, choice(*EXCHANGE_TYPES), doc="AMQP exchange type (default topic)"
@@ -189,23 +194,47 @@ class BridgeConfig:
     declare: bool | None = setting(None, _flag, doc="declare the exchange and queues (default true)")
     heartbeat: int | None = setting(None, integer(minimum=0, maximum=600), doc="AMQP heartbeat, seconds")
     broker: str | None = setting(None, a_name("broker name"), doc="memory broker's name")
+    prefix: str | None = setting(None, text(), doc="MQTT topic levels before the routed ones")
+    qos: int | None = setting(None, integer(minimum=0, maximum=2), doc="MQTT QoS (default 1)")
+    payload: str | None = setting(None, choice("cloudevents", "linkserver"), doc="MQTT payload form")
+    retain: bool | None = setting(None, _flag, doc="MQTT retained messages (default false)")
+    client_id: str | None = setting(None, text(), doc="MQTT client id (default linkserver-bridge-NAME)")
     inbound: InboundConfig | None = setting(None, _inbound, doc="posted events in")
     options: dict[str, Any] = setting(factory=dict, read=mapping_value(), eq=False, doc="a plugin's options")
     location: Location | None = located()
 
     def check(self, entries: Entries) -> None:
         if self.type == "amqp":
-            wrong = [key for key in (*MEMORY_KEYS, "options") if key in entries]
+            wrong = [key for key in (*MEMORY_KEYS, *ONLY_MQTT, "options") if key in entries]
         elif self.type == "memory":
-            wrong = [key for key in (*AMQP_KEYS, "options") if key in entries]
+            wrong = [key for key in (*AMQP_KEYS, *ONLY_MQTT, "options") if key in entries]
+        elif self.type == "mqtt":
+            wrong = [key for key in (*ONLY_AMQP, *MEMORY_KEYS, "options") if key in entries]
         else:
-            wrong = [key for key in (*AMQP_KEYS, *MEMORY_KEYS) if key in entries]
+            wrong = [key for key in (*AMQP_KEYS, *MEMORY_KEYS, *ONLY_MQTT) if key in entries]
         for key in wrong:
             entries.error(
                 entries.key_node(key) or entries.get(key),  # type: ignore[arg-type]
                 f"{key!r} does not apply to {entries.where} of type {self.type!r}"
                 + ("; a plugin's own settings go under 'options'" if ":" in self.type else ""),
                 key,
+            )
+        if (
+            self.type in URL_SCHEMES
+            and self.url is not None
+            and not self.url.startswith(URL_SCHEMES[self.type])
+        ):
+            entries.error(
+                entries.get("url"),  # type: ignore[arg-type]
+                f"'url' in {entries.where} of type {self.type!r} must be like {URL_EXAMPLES[self.type]}, "
+                f"got {self.url!r}",
+                "url",
+            )
+        if self.inbound is not None and self.type == "mqtt" and self.inbound.bindings:
+            entries.error(
+                entries.get("inbound"),  # type: ignore[arg-type]
+                f"an MQTT bridge has no bindings ({entries.where}): its 'queue' is the topic filter "
+                "it subscribes to, e.g. linkserver/posted/#",
             )
         if self.inbound is not None and self.type == "memory" and self.inbound.bindings:
             entries.error(entries.get("inbound"), f"a memory bridge has no bindings ({entries.where})")  # type: ignore[arg-type]
@@ -226,6 +255,16 @@ class BridgeConfig:
         if self.type == "memory":
             options["broker"] = self.broker or "default"
             options["inbound"] = self.inbound is not None
+            return options
+        if self.type == "mqtt":
+            for key in MQTT_KEYS:
+                value = getattr(self, key)
+                if value is not None:
+                    options[key] = value
+            if self.inbound is not None:  # the queue is a topic filter, the dead letters a topic
+                options.update(
+                    inbound_topic=self.inbound.queue, dead_letter_topic=self.inbound.dead_letter_exchange
+                )
             return options
         for key in AMQP_KEYS:
             value = getattr(self, key)

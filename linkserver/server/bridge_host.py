@@ -35,6 +35,7 @@ log = logging.getLogger("linkserver.bridges")
 SHIPPED = {
     "amqp": "linkserver.bridges.amqp:AmqpBridge",
     "memory": "linkserver.bridges.memory:MemoryBridge",
+    "mqtt": "linkserver.bridges.mqtt:MqttBridge",
 }
 
 

@@ -17,6 +17,7 @@ from linkserver.loading.config import UserConfig
 from linkserver.server.app import LinkServer
 
 RABBITMQ_URL = os.environ.get("LINKSERVER_TEST_RABBITMQ_URL")
+MQTT_URL = os.environ.get("LINKSERVER_TEST_MQTT_URL")
 
 SIDES = [
     pytest.param("memory", id="memory"),
@@ -25,12 +26,22 @@ SIDES = [
         id="amqp",
         marks=[pytest.mark.skipif(not RABBITMQ_URL, reason="LINKSERVER_TEST_RABBITMQ_URL is not set")],
     ),
+    pytest.param(
+        "mqtt",
+        id="mqtt",
+        marks=[pytest.mark.skipif(not MQTT_URL, reason="LINKSERVER_TEST_MQTT_URL is not set")],
+    ),
 ]
 
 
 def make_side(kind: str) -> BrokerSide:
     if kind == "memory":
         return MemorySide()
+    if kind == "mqtt":
+        from bridges.mqtt_side import MqttSide
+
+        assert MQTT_URL is not None
+        return MqttSide(MQTT_URL)  # set and unreachable: fails here, never skips
     from bridges.amqp_side import AmqpSide
 
     assert RABBITMQ_URL is not None
@@ -65,3 +76,13 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., LinkServer]]:
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def own_mosquitto() -> Iterator[Any]:
+    """A Mosquitto of the test's own on a free port (not yet started), for outages."""
+    from mqtt_helpers import Mosquitto
+
+    broker = Mosquitto()
+    yield broker
+    broker.stop()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from mqtt_helpers import Publisher, start_device, wait_until
+from mqtt_helpers import Mosquitto, Publisher, start_device, wait_until
 
 from linkserver import HistoryQuery
 from linkserver.devices.mqtt import MqttController
@@ -203,6 +203,30 @@ def test_the_server_starts_without_the_broker_says_so_and_connects_when_it_comes
             publisher.publish(f"{prefix}/pump1/connected", "{}")
             wait_until(lambda: fired(seen, "connected"), what="an event once the broker is there")
         assert any("answers again" in r.getMessage() for r in caplog.records)
+
+
+def test_wrong_credentials_are_said_with_a_hint_and_retried(prefix, caplog):
+    broker = Mosquitto(users={"plant": "right"})
+    broker.start()
+    try:
+        caplog.set_level(logging.WARNING, logger="linkserver.controllers.mqtt")
+        url = broker.url.replace("mqtt://", "mqtt://plant:wrong@")
+        controller = MqttController(url=url, topic=f"{prefix}/{{device}}/{{event}}", reconnect_max="1s")
+        with RunningServer(users={"plant": PLANT}) as live:
+            live.server.add_controller("mqtt", controller, principal="plant")
+            wait_until(lambda: controller.connection.stats.failures >= 2, what="refused attempts")
+            assert not controller.wait_connected(0)
+            (line,) = [r.getMessage() for r in caplog.records]
+            assert "refused the connection" in line and "check 'username'/'password'" in line
+            assert "wrong" not in line  # the password is never logged
+        right = MqttController(
+            url=broker.url, username="plant", password="right", topic=f"{prefix}/{{device}}/{{event}}"
+        )
+        with RunningServer(users={"plant": PLANT}) as live:
+            live.server.add_controller("mqtt", right, principal="plant")
+            assert right.wait_connected(10)
+    finally:
+        broker.stop()
 
 
 def test_the_broker_restarting_under_the_controller_is_survived(own_mosquitto, prefix):

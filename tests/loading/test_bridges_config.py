@@ -82,7 +82,10 @@ def test_every_mistake_is_reported_at_its_line() -> None:
             type: memory
         """
     )
-    assert f"{AT}4:11: 'type' in bridge 'rabbit' must be amqp or memory or 'package.module:Class'" in text
+    assert (
+        f"{AT}4:11: 'type' in bridge 'rabbit' must be amqp or memory or mqtt or 'package.module:Class'"
+        in (text)
+    )
     assert f"{AT}7:10: 'url' in bridge 'two' must be an AMQP URL" in text
     assert f"{AT}8:14: routing template '{{path}}.{{colour}}' names unknown 'colour'" in text
     assert f"{AT}10:16: invalid context mask 'devices..x'" in text

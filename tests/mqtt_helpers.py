@@ -1,5 +1,6 @@
-"""The MQTT tests' broker: the Mosquitto of ``LINKSERVER_TEST_MQTT_URL`` (.ci/run sets
-mqtt://127.0.0.1:1883). Unset: the tests are skipped; set and unreachable: they fail.
+"""The MQTT tests' broker (tests/devices, tests/bridges): the Mosquitto of
+``LINKSERVER_TEST_MQTT_URL`` (.ci/run sets mqtt://127.0.0.1:1883). Unset: the tests are
+skipped; set and unreachable: they fail. ``Mosquitto`` is a broker of a test's own.
 Every test gets topics under a prefix of its own, so runs never see each other's messages.
 """
 
@@ -10,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -21,7 +23,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 MQTT_URL = os.environ.get("LINKSERVER_TEST_MQTT_URL")
-DEVICE_SCRIPT = Path(__file__).resolve().parent / "mqtt_device.py"
+DEVICE_SCRIPT = Path(__file__).resolve().parent / "devices" / "mqtt_device.py"
 
 
 def broker_url() -> str:
@@ -102,17 +104,32 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str
 
 
 class Mosquitto:
-    """A Mosquitto of the test's own on a free loopback port, started and stopped at will."""
+    """A Mosquitto of the test's own on a free loopback port, started and stopped at will;
+    with ``users`` (name -> password) it admits only them."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, users: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
+        self.users = users
         self.process: subprocess.Popen[bytes] | None = None
+        self._directory: str | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [mosquitto_binary(), "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        command = [mosquitto_binary(), "-p", str(self.port)]
+        if self.users is not None:
+            self._directory = self._directory or tempfile.mkdtemp(prefix="lstest-mosquitto-")
+            os.chmod(self._directory, 0o755)  # run as root, mosquitto reads its files as user mosquitto
+            passwords = Path(self._directory) / "passwords"
+            passwords.write_text("")
+            for name, password in self.users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(passwords), name, password], check=True)
+            os.chmod(passwords, 0o644)
+            config = Path(self._directory) / "mosquitto.conf"
+            config.write_text(
+                f"listener {self.port} 127.0.0.1\nallow_anonymous false\npassword_file {passwords}\n"
+            )
+            command = [mosquitto_binary(), "-c", str(config)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._answers, what=f"mosquitto on port {self.port}")
 
     def _answers(self) -> bool:
@@ -127,6 +144,9 @@ class Mosquitto:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
 
 
 def mosquitto_binary() -> str:
