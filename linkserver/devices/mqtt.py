@@ -298,6 +298,8 @@ class MqttController:
                     handle.add_device(device, template=self.template)
                 except DeviceOwned as exc:
                     return self._reject("device_owned", topic, str(exc))
+                except PermissionDenied as exc:  # a remote controller's user may not add contexts
+                    return self._reject("forbidden", topic, str(exc))
                 except (ServerStopped, HistoryUnavailable) as exc:
                     return self._hold(topic, exc)
                 except LinkServerError as exc:

@@ -320,3 +320,38 @@ def test_a_topic_template_matches_and_builds_topics():
 def test_wrong_options_are_refused(options, problem):
     with pytest.raises(MqttConfigError, match=problem):
         MqttController(**options)
+
+
+def test_the_controller_runs_remotely_over_the_network_api_too(mqtt_url, prefix, publisher):
+    from linkserver.client.controllers import RemoteDeviceHandle
+
+    controller = MqttController(
+        url=mqtt_url, topic=f"{prefix}/{{device}}/{{event}}", persistent_session=False
+    )
+    users = {"plant": {"devices.**": "admin"}, "weak": {"devices.**": "operator"}}
+    with RunningServer(users=users) as live, live.client("plant") as client:
+        seen = CapturingListener()
+        live.server.listen("devices.**", "*", seen)
+        controller.start(RemoteDeviceHandle(client, "mqtt_remote"))
+        try:
+            assert controller.wait_connected(10)
+            publisher.publish(f"{prefix}/pump9/connected", '{"address": "remote"}')
+            publisher.publish(f"{prefix}/pump9/exploded", "{}")
+            wait_until(lambda: controller.outcomes.total() == 2, what="both messages")
+            assert controller.outcomes == {"fired": 1, "unknown_event": 1}
+            assert fired(seen, "connected") == [
+                ("devices.pump9", "connected", [{"address": "remote", "firmware": None}])
+            ]
+            assert [e.author for e in seen.events if e.name == "connected"] == ["plant"]
+        finally:
+            controller.stop()
+        # A user who may fire but not add device contexts: refused, said, counted.
+        weak = MqttController(url=mqtt_url, topic=f"{prefix}/{{device}}/{{event}}", persistent_session=False)
+        with live.client("weak") as other:
+            weak.start(RemoteDeviceHandle(other, "mqtt_weak"))
+            try:
+                assert weak.wait_connected(10)
+                publisher.publish(f"{prefix}/pump10/connected", "{}")
+                wait_until(lambda: weak.outcomes["forbidden"] == 1, what="forbidden")
+            finally:
+                weak.stop()
