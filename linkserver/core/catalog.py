@@ -15,15 +15,26 @@ import attrs
 from linkserver.core.definitions import EventDefinition
 from linkserver.core.errors import InvalidDefinition
 from linkserver.core.paths import parse_path
+from linkserver.core.statemachines import StateMachine
 
 
 class DefinitionSet(Mapping[str, EventDefinition]):
-    """An immutable mapping of event name to definition, optionally named (a template)."""
+    """An immutable mapping of event name to definition, optionally named (a template).
 
-    __slots__ = ("name", "_definitions")
+    ``state_machine`` is the state machine of the resources using the set (a context whose
+    definitions come from a template with ``state_machine:``), or None.
+    """
 
-    def __init__(self, definitions: Iterable[EventDefinition] = (), name: str | None = None) -> None:
+    __slots__ = ("name", "_definitions", "state_machine")
+
+    def __init__(
+        self,
+        definitions: Iterable[EventDefinition] = (),
+        name: str | None = None,
+        state_machine: StateMachine | None = None,
+    ) -> None:
         self.name = name
+        self.state_machine = state_machine
         table: dict[str, EventDefinition] = {}
         for definition in definitions:
             if definition.name in table:
@@ -49,11 +60,14 @@ class DefinitionSet(Mapping[str, EventDefinition]):
         return name in self._definitions
 
     def merged(self, *others: DefinitionSet, name: str | None = None) -> DefinitionSet:
-        """A new set with this set's definitions and the others'; later sets win on a name."""
+        """A new set with this set's definitions and the others'; later sets win on a name
+        (and on the state machine)."""
         table = dict(self._definitions)
+        machine = self.state_machine
         for other in others:
             table.update(other._definitions)
-        return DefinitionSet(table.values(), name=name)
+            machine = other.state_machine or machine
+        return DefinitionSet(table.values(), name=name, state_machine=machine)
 
     def __repr__(self) -> str:
         label = f"{self.name!r}, " if self.name else ""
@@ -83,3 +97,4 @@ class Catalog:
 
     templates: Mapping[str, DefinitionSet] = attrs.field(factory=dict)
     contexts: tuple[ContextSpec, ...] = attrs.field(default=(), converter=tuple)
+    state_machines: Mapping[str, StateMachine] = attrs.field(factory=dict)

@@ -19,7 +19,6 @@ from linkserver.core.durations import parse_duration
 from linkserver.core.errors import ContextNotFound, LinkServerError
 from linkserver.typing import DeviceHandle
 
-STATES = ("starting", "online", "degraded", "maintenance")
 QUANTITIES = (
     ("temperature", "degC", 20.0, 5.0),
     ("pressure", "bar", 2.0, 0.3),
@@ -35,8 +34,10 @@ class SimulatorController:
     """Drives ``devices`` simulated devices named ``{prefix}{n}``.
 
     Every ``interval`` each connected device fires a ``measurement``; with the
-    given probabilities it changes state, reports an ``error`` or disconnects
-    (and reconnects on a later tick).
+    given probabilities it degrades (an ``error`` at WARNING), fails (an
+    ``error`` at ERROR) or disconnects (and reconnects on a later tick). The
+    device state machine (contexts/devices.yaml) turns those events into state
+    changes; the simulator never fires ``stateChanged`` itself.
     """
 
     def __init__(
@@ -63,16 +64,20 @@ class SimulatorController:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handle: DeviceHandle | None = None
-        self.states: dict[str, str] = {}
         self.connected: dict[str, bool] = {}
         self.ticks = 0
+
+    @property
+    def states(self) -> dict[str, bool]:
+        """The devices it drives (name -> connected); their states are in the server."""
+        return self.connected
 
     def start(self, handle: DeviceHandle) -> None:
         self._handle = handle
         for n in range(1, self.count + 1):
             name = f"{self.prefix}{n}"
             handle.add_device(name, description=f"Simulated device {n}")
-            self.states[name] = "starting"
+            self.connected[name] = False
             try:
                 self._connect(name)
             except _DeviceGone:
@@ -96,7 +101,7 @@ class SimulatorController:
     def tick(self) -> None:
         """One round of activity for every device (the thread calls this each interval)."""
         self.ticks += 1
-        for name in list(self.states):
+        for name in list(self.connected):
             try:
                 self._tick_device(name)
             except _DeviceGone:
@@ -113,10 +118,8 @@ class SimulatorController:
             self.connected[name] = False
             return
         if self._random.random() < self.p_state:
-            old = self.states[name]
-            new = self._random.choice([s for s in STATES if s != old])
-            self.states[name] = new
-            self._fire(name, "stateChanged", {"old": old, "new": new})
+            code = f"W{self._random.randint(100, 199)}"
+            self._fire(name, "error", {"code": code, "message": "simulated degradation"}, level="WARNING")
         if self._random.random() < self.p_error:
             self._fire(
                 name,
@@ -131,16 +134,21 @@ class SimulatorController:
         self._fire(name, "connected", {"address": f"sim://{name}", "firmware": "sim-1.0"})
         self.connected[name] = True
 
-    def _fire(self, name: str, event: str, data: dict[str, object] | list[dict[str, object]]) -> None:
+    def _fire(
+        self,
+        name: str,
+        event: str,
+        data: dict[str, object] | list[dict[str, object]],
+        level: str | None = None,
+    ) -> None:
         assert self._handle is not None
         try:
-            self._handle.fire(name, event, data)
+            self._handle.fire(name, event, data, level=level)
         except ContextNotFound:
             # Removed under it (by an operator, or a restore): say so once, stop driving it.
             self._handle.log.warning(
                 "device context of simulated device %s was removed; the simulator stops driving it", name
             )
-            self.states.pop(name, None)
             self.connected.pop(name, None)
             raise _DeviceGone from None
         except LinkServerError:

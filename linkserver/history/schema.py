@@ -176,6 +176,21 @@ bridge_outbox = Table(
     Column("event_id", BigInteger, primary_key=True, autoincrement=False),
 )
 
+# The current state of each resource (linkserver/history/resource_states.py): one row per
+# context whose state machine left its initial state; absent means the initial state.
+# Written in the transaction of the stateChanged event that reports the change.
+resource_states = Table(
+    "resource_states",
+    metadata,
+    Column("path", ContextPath, primary_key=True),  # read whole at start, deleted by path prefix
+    Column("machine", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("changed", UtcDateTime, nullable=False),
+    Column("event_id", BigInteger, nullable=False),  # the stateChanged event of the change
+    Column("actor", Text, nullable=True),
+    Column("cause", Text, nullable=True),
+)
+
 EVENT_COLUMNS = tuple(column.name for column in events.columns)
 """The column order of rows made by :func:`row_maker` (the writer's INSERT/COPY order)."""
 

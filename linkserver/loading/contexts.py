@@ -20,19 +20,21 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import attrs
-from yaml.nodes import Node
+from yaml.nodes import Node, ScalarNode
 
 from linkserver.core.catalog import EMPTY_DEFINITIONS, Catalog, ContextSpec, DefinitionSet
 from linkserver.core.definitions import EventDefinition
 from linkserver.core.errors import InvalidName
 from linkserver.core.paths import check_name, display, parse_path
+from linkserver.core.statemachines import StateMachine
 from linkserver.loading.entries import Entries, as_mapping
 from linkserver.loading.formats import DefinitionReader, FormatNotYetKnown
 from linkserver.loading.problems import Location, Problems, suggest
+from linkserver.loading.statemachines import MachineReader
 from linkserver.loading.yamlnodes import Document, collection_paused, describe_node, parse, read
 
-TOP_KEYS = ("formats", "templates", "contexts")
-TEMPLATE_KEYS = ("description", "include", "events")
+TOP_KEYS = ("formats", "state_machines", "templates", "contexts")
+TEMPLATE_KEYS = ("description", "include", "events", "state_machine")
 CONTEXT_KEYS = ("description", "templates", "events", "child_templates")
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -76,6 +78,9 @@ class CatalogBuilder:
         self._resolving: list[str] = []
         self._template_sets: dict[str, DefinitionSet] = {}
         self._shared: dict[tuple[str, ...], DefinitionSet] = {}
+        self.machines = MachineReader()
+        self._machine_of: dict[str, str | None] = {}  # template -> its state machine's name
+        self._checked_sets: set[int] = set()
         self.persistence: dict[str, set[bool]] = {}
         """Every event name defined anywhere -> the ``persistent`` values of its definitions."""
 
@@ -87,6 +92,7 @@ class CatalogBuilder:
         top.check_keys(TOP_KEYS)
         for key, node in top.mapping("formats", "'formats'").items.values():
             self.definitions.register_format(doc, key, node)
+        self.machines.add(doc, top)
         self.definitions.deferring = True
         try:
             for key, node in top.mapping("templates", "'templates'").items.values():
@@ -143,6 +149,8 @@ class CatalogBuilder:
             self._read_pending(named)
         for name in self._templates:
             self._resolve(name)
+        for name in self._templates:
+            self._machine_of[name] = self._template_machine(name)
         templates = {name: self._template_set(name) for name in self._templates}
         specs: list[tuple[int, int, ContextSpec]] = []
         for index, (path, named) in enumerate(self._contexts.items()):
@@ -150,13 +158,57 @@ class CatalogBuilder:
             depth = path.count(".") + 1 if path else 0
             specs.append((depth, index, spec))
         specs.sort(key=lambda item: item[:2])
-        return Catalog(templates=templates, contexts=[spec for _, _, spec in specs])
+        machines = {name: read.machine for name, read in self.machines.machines.items()}
+        return Catalog(templates=templates, contexts=[spec for _, _, spec in specs], state_machines=machines)
+
+    def _template_machine(self, name: str, visiting: tuple[str, ...] = ()) -> str | None:
+        """The machine a template attaches (``state_machine:``, else its includes'); None if none.
+        (Bad includes were reported by _resolve: they are skipped quietly here.)"""
+        named = self._templates[name]
+        node = named.entries.get("state_machine")
+        if node is None:
+            include = named.entries.get("include")
+            items = [include] if isinstance(include, ScalarNode) else getattr(include, "value", None) or []
+            for item in items:
+                included = getattr(item, "value", None)
+                if included in self._templates and included not in visiting and included != name:
+                    found = self._machine_of.get(included) or self._template_machine(
+                        included, (*visiting, name)
+                    )
+                    if found is not None:
+                        return found
+            return None
+        value = named.entries.text("state_machine", None)
+        if not isinstance(value, str):
+            return None
+        if value not in self.machines.machines:
+            named.doc.error(
+                node,
+                f"unknown state machine {value!r} in template {name!r}"
+                + suggest(value, self.machines.machines, "known state machines"),
+            )
+            return None
+        return value
+
+    def _machine(self, name: str | None) -> StateMachine | None:
+        return self.machines.machines[name].machine if name is not None else None
+
+    def _check_machine(self, definitions: DefinitionSet, user: str) -> None:
+        """Every event the set's machine is triggered by, and stateChanged, must be defined (once per set)."""
+        machine = definitions.state_machine
+        if machine is None or id(definitions) in self._checked_sets:
+            return
+        self._checked_sets.add(id(definitions))
+        self.machines.check_events(machine.name, definitions, user)
 
     def _template_set(self, name: str) -> DefinitionSet:
         found = self._template_sets.get(name)
         if found is None:
             origins = self._resolved.get(name, {})
-            found = DefinitionSet((o.definition for o in origins.values()), name=name)
+            machine = self._machine_of.get(name)
+            found = DefinitionSet(
+                (o.definition for o in origins.values()), name=name, state_machine=self._machine(machine)
+            )
             self._template_sets[name] = found
         return found
 
@@ -189,11 +241,15 @@ class CatalogBuilder:
         own: dict[str, Origin] = named.events  # type: ignore[assignment]
         templates = self._names(entries, "templates", self._templates, "known templates")
         definitions = self._definitions(named.doc, templates, own)
+        where = f"context {display(path)!r}"
+        self._check_machine(definitions, where)
         child_definitions = None
         if "child_templates" in entries:
             children = self._names(entries, "child_templates", self._templates, "known templates")
             if children:
                 child_definitions = self._definitions(named.doc, children, {})
+                user = f"the children of {where}"
+                self._check_machine(child_definitions, user)
         return ContextSpec(
             path=path,
             description=description if isinstance(description, str) else "",
@@ -201,10 +257,28 @@ class CatalogBuilder:
             child_definitions=child_definitions,
         )
 
+    def _machine_name(self, doc: Document, templates: Sequence[tuple[str, Node]]) -> str | None:
+        """The one machine of the listed templates; two different ones are reported at the second."""
+        found: tuple[str, str] | None = None
+        for name, node in templates:
+            machine = self._machine_of.get(name)
+            if machine is None:
+                continue
+            if found is not None and found[1] != machine:
+                doc.error(
+                    node,
+                    f"template {name!r} attaches state machine {machine!r} but template {found[0]!r} "
+                    f"already attaches {found[1]!r}; a resource has one state machine",
+                )
+                continue
+            found = found or (name, machine)
+        return found[1] if found is not None else None
+
     def _definitions(
         self, doc: Document, templates: Sequence[tuple[str, Node]], own: dict[str, Origin]
     ) -> DefinitionSet:
         """The set of templates + own events; shared between everyone naming the same templates only."""
+        machine = self._machine(self._machine_name(doc, templates))
         key = tuple(name for name, _ in templates)
         if not own:
             if not key:
@@ -219,8 +293,8 @@ class CatalogBuilder:
         self._add_own(merged, own, doc)
         definitions = (origin.definition for origin in merged.values())
         if own:
-            return DefinitionSet(definitions)
-        shared = self._shared[key] = DefinitionSet(definitions, name="+".join(key))
+            return DefinitionSet(definitions, state_machine=machine)
+        shared = self._shared[key] = DefinitionSet(definitions, name="+".join(key), state_machine=machine)
         return shared
 
     def _merge(

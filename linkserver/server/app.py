@@ -39,6 +39,7 @@ from linkserver.server.controllers import (
 from linkserver.server.delivery import Subscription
 from linkserver.server.engine import Engine
 from linkserver.server.purge import PurgeScheduler
+from linkserver.server.resources import Resources
 from linkserver.server.stored_tree import KnownDefinitions, TreeRecorder, restore
 from linkserver.server.users import UserDirectory
 from linkserver.typing import Bridge
@@ -79,6 +80,7 @@ class LinkServer:
         # The configured users until start, then those of the history database (server/users.py).
         self.users = UserDirectory(config.users, self.engine)
         self.device_owners = DeviceOwners(self.tree)  # which controller drives which device
+        self.resources = Resources(self.engine, self.history)  # state machines (server/resources.py)
         self._lock_file: IO[str] | None = None
         self._state_lock = threading.Lock()
         self.running = False
@@ -113,6 +115,7 @@ class LinkServer:
             try:
                 self.history.start()
                 self._restore_tree()
+                self.resources.start()
                 self.running = True
                 self.users.start(self.history.users)
                 self._start_bridges()
@@ -145,6 +148,7 @@ class LinkServer:
             handle.remove_all()
         self.controllers.clear()
         self.purger.stop()
+        self.resources.stop()
         if self.running:
             try:
                 self._fire_root("serverStopping", {"reason": reason}, durable=True, timeout=SHUTDOWN_TIMEOUT)

@@ -49,7 +49,7 @@ def test_load_all_gives_the_shipped_configuration_and_tree() -> None:
     config, catalog = load_all(REPO / "config" / "linkserver.yaml")
     assert config.context_paths == (REPO / "contexts",)
     tree = ContextTree.from_catalog(catalog)
-    assert sorted(tree.paths()) == ["", "alerts", "devices", "users"]
+    assert sorted(tree.paths()) == ["", "alerts", "devices", "users", "vms"]
     assert "connected" in tree.add("devices.sim1").definitions
 
 
@@ -57,7 +57,7 @@ def test_load_all_without_a_path_reads_the_default_configuration(tmp_path: Path)
     shutil.copytree(REPO / "contexts", tmp_path / "contexts")
     write("config/linkserver.yaml", "server: {node_id: 3}\n")
     config, catalog = load_all()
-    assert config.node_id == 3 and len(catalog.contexts) == 4
+    assert config.node_id == 3 and len(catalog.contexts) == 5
 
 
 def test_rule_for_a_non_persistent_event_is_an_error_at_the_rule() -> None:
@@ -126,7 +126,8 @@ def test_files_are_classified_as_configuration_or_contexts() -> None:
     assert found == [
         "elsewhere/server.yaml:1:19: 'node_id' in 'server' must be an integer from 0 to 1023, "
         "got the integer 5000",
-        "defs/b.yaml:1:1: unknown key 'users' in a context file; valid keys: contexts, formats, templates",
+        "defs/b.yaml:1:1: unknown key 'users' in a context file; "
+        "valid keys: contexts, formats, state_machines, templates",
         "defs/b.yaml:2:28: unknown template 'nope' in context 'b'; there are no known templates",
     ]
 

@@ -232,7 +232,7 @@ def test_a_thousand_devices_added_at_run_time_share_one_definition_set() -> None
 def test_shipped_contexts_load_and_build_the_standard_tree() -> None:
     catalog = load_contexts([REPO / "contexts"])
     tree = ContextTree.from_catalog(catalog)
-    assert sorted(tree.paths()) == ["", "alerts", "devices", "users"]
+    assert sorted(tree.paths()) == ["", "alerts", "devices", "users", "vms"]
     for path in ("", "alerts", "devices", "users"):
         assert {"childAdded", "childRemoved"} <= set(tree.get(path).definitions)
     root = tree.get("")

@@ -1,0 +1,242 @@
+"""Resources: contexts with a state machine, their current state and their transitions.
+
+A context is a resource when its definitions carry a state machine (a template
+with ``state_machine:``; see docs/resources.md). :class:`Resources` keeps each
+resource's current state in memory, backed by the history database: a
+transition fires ``stateChanged`` in the resource's context and its new state
+is written in the same transaction as that event (history/resource_states.py),
+so after a crash the state and the last stateChanged in history agree.
+
+Transitions are requested (an action, or a target state reachable by one) or
+triggered by an event fired in the resource's context (a listener on just the
+event names some machine is triggered by). Transitions of one resource are
+serialised; an invalid one raises InvalidTransition naming the current state
+and what it allows, and changes nothing.
+
+Several nodes: each node reads the states at start and keeps its own copy; a
+resource's transitions are expected on one node at a time (the node whose
+controller drives it). Cross-node state sharing is future work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from linkserver.core.categories import STATE_CHANGED
+from linkserver.core.errors import ContextNotFound, LinkServerError, PermissionDenied
+from linkserver.core.events import Event
+from linkserver.core.levels import Permission
+from linkserver.core.paths import display, parse_path
+from linkserver.core.permissions import Principal
+from linkserver.core.statemachines import NotAResource, StateMachine, Transition
+from linkserver.core.tree import Context
+from linkserver.history.base import HistoryStore
+from linkserver.history.resource_states import ExpectedChange, StateWrites, open_resource_states
+from linkserver.server.delivery import Subscription
+from linkserver.server.engine import Engine
+
+log = logging.getLogger("linkserver.resources")
+
+TRANSITION_PERMISSION = Permission.OPERATOR
+"""What a principal needs on a resource to request a transition."""
+COMPONENT = "linkserver"
+_STRIPES = 64
+
+
+class Resources:
+    """The resources of one engine. ``start`` after history started and the tree was restored."""
+
+    def __init__(self, engine: Engine, history: HistoryStore) -> None:
+        self.engine = engine
+        self.tree = engine.tree
+        self.store = open_resource_states(history)
+        self.writes = StateWrites(self.store, STATE_CHANGED)
+        history.add_same_commit(self.writes)
+        self._states: dict[str, str] = {}  # resources that left their initial state
+        self._locks = tuple(threading.RLock() for _ in range(_STRIPES))
+        self._subscriptions: list[Subscription] = []
+
+    def start(self) -> None:
+        self._states = {path: row.state for path, row in self.store.all().items()}
+        machines = self.machines()
+        names = {name for machine in machines for name in machine.events}
+        for name in sorted(names):
+            self._subscriptions.append(self.engine.listen("**", name, self._on_event))
+        if machines:
+            try:
+                self._subscriptions.append(self.engine.listen("**", "childRemoved", self._on_removed))
+            except LinkServerError:  # no context defines childRemoved: nothing is removed with notice
+                pass
+
+    def stop(self) -> None:
+        for subscription in self._subscriptions:
+            subscription.cancel()
+        self._subscriptions.clear()
+
+    def machines(self) -> list[StateMachine]:
+        """Every state machine attached to some template or context of the tree."""
+        found: dict[str, StateMachine] = {}
+        sets = list(self.tree.templates.values())
+        for context in self.tree.walk():
+            sets.append(context.definitions)
+            if context.child_definitions is not None:
+                sets.append(context.child_definitions)
+        for definitions in sets:
+            machine = getattr(definitions, "state_machine", None)
+            if machine is not None:
+                found.setdefault(machine.name, machine)
+        return list(found.values())
+
+    # -- reading -----------------------------------------------------------
+
+    def resource(self, path: str) -> tuple[Context, StateMachine]:
+        """The context at ``path`` and its machine; NotAResource if it has none."""
+        context = self.tree.get(parse_path(path))
+        machine = context.definitions.state_machine
+        if machine is None:
+            raise NotAResource(
+                f"{display(context.path)} has no state machine; resources are contexts whose "
+                "template attaches one (state_machine: in the template, see docs/resources.md)"
+            )
+        return context, machine
+
+    def state(self, path: str) -> str:
+        """The current state of the resource at ``path``."""
+        context, machine = self.resource(path)
+        return self._states.get(context.path, machine.initial)
+
+    def describe(self, context: Context) -> dict[str, Any] | None:
+        """``{machine, state, allowed}`` of a resource context, None for another context."""
+        machine = context.definitions.state_machine
+        if machine is None:
+            return None
+        state = self._states.get(context.path, machine.initial)
+        return {
+            "machine": machine.name,
+            "state": state,
+            "allowed": [t.describe() for t in machine.allowed(state)],
+            "actions": sorted({t.action for t in machine.allowed(state) if t.action is not None}),
+        }
+
+    def list(
+        self, mask: str = "**", principal: Principal | None = None
+    ) -> list[tuple[Context, dict[str, Any]]]:
+        """Every resource ``mask`` matches (that ``principal`` may observe), by path."""
+        found = []
+        for context in self.tree.match(mask):
+            if principal is not None and not principal.may(context.path, Permission.OBSERVER):
+                continue
+            described = self.describe(context)
+            if described is not None:
+                found.append((context, described))
+        return sorted(found, key=lambda item: item[0].path)
+
+    # -- transitions -------------------------------------------------------
+
+    def transition(
+        self,
+        path: str,
+        *,
+        action: str | None = None,
+        to: str | None = None,
+        by: Principal | str | None = None,
+        cause: str | None = None,
+        durable: bool = False,
+        timeout: float | None = None,
+    ) -> Event:
+        """Request a transition by ``action`` (or to state ``to``); returns its stateChanged event.
+
+        ``by`` is a Principal (it needs operator on the resource) or the name of a trusted
+        component. Raises NotAResource, InvalidTransition (naming the current state and the
+        allowed transitions) or PermissionDenied; then nothing changed.
+        """
+        context, machine = self.resource(path)
+        if isinstance(by, Principal):
+            if not by.may(context.path, TRANSITION_PERMISSION):
+                raise PermissionDenied(
+                    f"{by.name} may not change the state of {display(context.path)}: it needs "
+                    f"{TRANSITION_PERMISSION} there, {by.name} has {by.grants.level_for(context.path)}"
+                )
+            actor: str | None = by.name
+        else:
+            actor = by
+        with self._locks[hash(context.path) % _STRIPES]:
+            old = self._states.get(context.path, machine.initial)
+            transition = machine.for_request(context.path, old, action=action, to=to)
+            return self._apply(
+                context,
+                machine,
+                transition,
+                old,
+                actor,
+                cause or f"action {transition.action}",
+                durable,
+                timeout,
+            )
+
+    def _apply(
+        self,
+        context: Context,
+        machine: StateMachine,
+        transition: Transition,
+        old: str,
+        actor: str | None,
+        cause: str,
+        durable: bool = False,
+        timeout: float | None = None,
+    ) -> Event:
+        change = ExpectedChange(
+            path=context.path, machine=machine.name, old=old, new=transition.target, actor=actor, cause=cause
+        )
+        self.writes.expect(change)
+        data = {"old": old, "new": transition.target, "cause": cause, "by": actor}
+        try:
+            event = self.engine.fire(
+                context.path, STATE_CHANGED, data, author=actor or COMPONENT, durable=durable, timeout=timeout
+            )
+        except BaseException:
+            self.writes.dropped(change)
+            raise
+        self._states[context.path] = transition.target
+        return event
+
+    def _on_event(self, event: Event) -> None:
+        """An event some machine is triggered by: move its resource if its machine says so."""
+        context = self.tree.find(event.context)
+        if context is None:
+            return
+        machine = context.definitions.state_machine
+        if machine is None or event.name not in machine.events:
+            return
+        with self._locks[hash(context.path) % _STRIPES]:
+            old = self._states.get(context.path, machine.initial)
+            transition = machine.for_event(old, event)
+            if transition is None:
+                return  # the event means nothing in this state
+            try:
+                self._apply(context, machine, transition, old, event.author, f"event {event.name} {event.id}")
+            except LinkServerError:
+                log.exception("%s in %s: the transition to %s failed", event.name, display(context.path),
+                              transition.target)  # fmt: skip
+
+    def _on_removed(self, event: Event) -> None:
+        path = event.record.get("path")
+        if not isinstance(path, str):
+            return
+        prefix = path + "."
+        for known in [p for p in self._states if p == path or p.startswith(prefix)]:
+            self._states.pop(known, None)
+        try:
+            self.store.forget([path])
+        except Exception:  # the database is down: the rows stay, a new context starts over anyway
+            log.exception("could not forget the states below removed context %s", display(path))
+
+    def forget_unknown(self) -> None:
+        """Drop states of contexts that no longer exist (restored tree changed meanwhile)."""
+        for path in list(self._states):
+            try:
+                self.tree.get(path)
+            except ContextNotFound:
+                self._states.pop(path, None)

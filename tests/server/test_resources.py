@@ -1,0 +1,147 @@
+"""Resources with state machines in a running server: transitions requested and triggered, refused
+ones changing nothing, and the state surviving a restart (SQLite file and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from linkserver import CapturingListener, LinkServer
+from linkserver.core.errors import PermissionDenied
+from linkserver.core.permissions import Grants, Principal
+from linkserver.core.statemachines import InvalidTransition, NotAResource
+from linkserver.history.base import HistoryQuery
+from linkserver.loading import ServerConfig, load_all
+
+POSTGRES_URL = os.environ.get("LINKSERVER_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema of the test database (dropped afterwards); unreachable: the test fails."""
+    assert POSTGRES_URL
+    schema = f"lstest_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+def server(tmp_path: Path, url: str | None = None) -> LinkServer:
+    _, catalog = load_all()
+    changes = {"database_url": url} if url else {}
+    return LinkServer(ServerConfig.default(data_dir=tmp_path, **changes), catalog)
+
+
+def test_a_requested_transition_fires_state_changed_with_old_new_cause_and_who(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        s.engine.add_context("vms.vm1")
+        changes = CapturingListener()
+        s.listen("vms.*", "stateChanged", changes)
+        alice = Principal(name="alice", grants=Grants({"vms.**": "operator"}))
+        assert s.resources.state("vms.vm1") == "Stopped"
+        event = s.resources.transition("vms.vm1", action="start", by=alice)
+        assert event.record == {"old": "Stopped", "new": "Starting", "cause": "action start", "by": "alice"}
+        assert event.author == "alice" and event.category == "ResourceStateEvent"
+        assert changes.events == [event]
+        assert s.resources.state("vms.vm1") == "Starting"
+
+
+def test_an_invalid_transition_is_refused_naming_the_state_and_changes_nothing(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        s.engine.add_context("vms.vm1")
+        with pytest.raises(InvalidTransition) as caught:
+            s.resources.transition("vms.vm1", action="stop", by="ctl")
+        assert str(caught.value) == (
+            "vms.vm1 is Stopped: action 'stop' is not allowed from Stopped; "
+            "allowed from Stopped: start -> Starting; destroy -> Destroyed"
+        )
+        nobody = Principal(name="bob", grants=Grants({"vms.**": "observer"}))
+        with pytest.raises(
+            PermissionDenied, match="bob may not change the state of vms.vm1: it needs operator"
+        ):
+            s.resources.transition("vms.vm1", action="start", by=nobody)
+        with pytest.raises(NotAResource, match="users has no state machine"):
+            s.resources.transition("users", action="start")
+        s.history.flush(5)
+        assert s.history.count(HistoryQuery(names=("stateChanged",))) == 0
+        assert s.resources.state("vms.vm1") == "Stopped"
+
+
+def test_events_trigger_transitions_when_their_guard_matches(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        s.engine.add_context("devices.d1")
+        s.fire("devices.d1", "connected", {"address": None})
+        assert s.resources.state("devices.d1") == "online"
+        s.fire("devices.d1", "error", {"code": "W1", "message": "hot"}, level="WARNING")
+        assert s.resources.state("devices.d1") == "degraded"
+        s.fire("devices.d1", "measurement", [{"quantity": "t", "value": 1.0}])  # not a trigger
+        s.fire("devices.d1", "error", {"code": "E1", "message": "dead"})
+        assert s.resources.state("devices.d1") == "failed"
+        s.fire("devices.d1", "error", {"code": "E2", "message": "still dead"})  # nothing from failed
+        s.history.flush(5)
+        page = s.history.query(HistoryQuery(names=("stateChanged",), newest_first=False))
+        assert [(e.record["old"], e.record["new"]) for e in page.events] == [
+            ("offline", "online"),
+            ("online", "degraded"),
+            ("degraded", "failed"),
+        ]
+        assert page.events[1].record["cause"].startswith("event error ")
+
+
+def test_a_job_completing_moves_a_vm_on(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        s.engine.add_context("vms.vm1")
+        s.resources.transition("vms.vm1", action="start", by="ctl")
+        job = {"job_id": "j1", "job_type": "VM.STOP", "resource": "vms.vm1"}
+        s.fire("vms.vm1", "jobCompleted", job)  # another job type: no transition
+        assert s.resources.state("vms.vm1") == "Starting"
+        s.fire("vms.vm1", "jobCompleted", {**job, "job_type": "VM.START"})
+        assert s.resources.state("vms.vm1") == "Running"
+
+
+def urls() -> list[object]:
+    return [
+        pytest.param(None, id="sqlite"),
+        pytest.param(
+            POSTGRES_URL,
+            id="postgresql",
+            marks=pytest.mark.skipif(not POSTGRES_URL, reason="LINKSERVER_TEST_POSTGRES_URL is not set"),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("url", urls())
+def test_the_state_survives_a_restart_and_a_removed_context_starts_over(
+    tmp_path: Path, url: str | None, request: pytest.FixtureRequest
+) -> None:
+    if url is not None:
+        url = request.getfixturevalue("postgres_url")
+    with server(tmp_path, url) as s:
+        s.engine.add_context("vms.vm1")
+        s.engine.add_context("vms.vm2")
+        s.resources.transition("vms.vm1", action="start", by="ctl")
+        s.resources.transition("vms.vm2", to="Destroyed", by="ctl")
+    with server(tmp_path, url) as s:
+        assert s.resources.state("vms.vm1") == "Starting"
+        assert s.resources.state("vms.vm2") == "Destroyed"
+        s.engine.remove_context("vms.vm2")
+        s.engine.add_context("vms.vm2")
+        assert s.resources.state("vms.vm2") == "Stopped"
+    with server(tmp_path, url) as s:
+        assert [(c.path, d["state"]) for c, d in s.resources.list("vms.*")] == [
+            ("vms.vm1", "Starting"),
+            ("vms.vm2", "Stopped"),
+        ]
