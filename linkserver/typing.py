@@ -90,6 +90,10 @@ class DeviceHandle(Protocol):
     ) -> Event:
         """Fire ``event`` in the device's context."""
 
+    def transition(self, device: str, action: str | None = None, *, to: str | None = None) -> Event:
+        """Change the device's state through its state machine (docs/resources.md): by ``action``
+        or to state ``to``; returns the stateChanged event. InvalidTransition when not allowed."""
+
     def remove_all(self) -> None:
         """Remove every device this handle added (at shutdown)."""
 

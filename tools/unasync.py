@@ -26,6 +26,8 @@ SUBSTITUTIONS = (
     (r"\bawait ", ""),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bAsyncCalls\b", "Calls"),
+    (r"\bAsyncJob\b", "Job"),
+    (r"\basynccontextmanager\b", "contextmanager"),
 )
 HEADER = (
     "# Generated from calls_async.py by tools/unasync.py: edit that file, then run the tool.\n"

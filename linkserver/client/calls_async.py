@@ -10,6 +10,7 @@ operations of :data:`linkserver.wire.routes.OPERATIONS` (``tests/client`` checks
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Unpack
 
 from linkserver.client.transport import (
@@ -22,11 +23,17 @@ from linkserver.client.transport import (
     expect,
     fire_item,
     history_params,
+    job_params,
+    job_step_body,
+    job_url,
+    new_job_body,
     new_user_body,
     parse_event,
     parse_page,
     parse_results,
     password_body,
+    resource_url,
+    transition_body,
     user_url,
 )
 
@@ -173,3 +180,116 @@ class AsyncCalls:
     async def remove_user(self, name: str) -> None:
         """Remove a user and end its sessions."""
         await self._call("DELETE", user_url(name))
+
+    # -- resources and their state machines (docs/resources.md) ----------------------
+
+    async def resources(self, mask: str = "**") -> list[dict[str, Any]]:
+        """The resources ``mask`` matches: ``{path, machine, state, allowed, actions}`` each."""
+        return list(expect(await self._call("GET", "/resources", params={"mask": mask}), "resources"))
+
+    async def resource(self, path: str) -> dict[str, Any]:
+        """One resource: ``{path, machine, state, allowed, actions}``."""
+        return dict(expect(await self._call("GET", resource_url(path)), "resource"))
+
+    async def transition(
+        self,
+        path: str,
+        action: str | None = None,
+        *,
+        to: str | None = None,
+        cause: str | None = None,
+        durable: bool = False,
+    ) -> dict[str, Any]:
+        """Request a transition by ``action`` (or to state ``to``); returns ``{resource, event}``.
+        InvalidTransition (409) names the current state and the allowed transitions."""
+        body = transition_body(action, to, cause, durable)
+        answer = await self._call("POST", resource_url(path, "transition"), body)
+        return {"resource": dict(expect(answer, "resource")), "event": parse_event(expect(answer, "event"))}
+
+    # -- jobs (docs/resources.md, "Jobs") ----------------------------------------------
+
+    async def jobs(
+        self, *, status: str | None = None, resource: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Current and recent jobs, newest first: ``{id, type, resource, status, duration, ...}``."""
+        params = job_params(status, resource, limit)
+        return list(expect(await self._call("GET", "/jobs", params=params), "jobs"))
+
+    async def job_status(self, job_id: str) -> dict[str, Any]:
+        """One job: ``{id, type, resource, user, status, started, duration, result, hanging, ...}``."""
+        return dict(expect(await self._call("GET", job_url(job_id)), "job"))
+
+    async def schedule_job(
+        self,
+        job_type: str,
+        resource: str = "",
+        *,
+        start: bool = False,
+        asynchronous: bool = True,
+        job_id: str | None = None,
+        start_within: float | None = None,
+        timeout: float | None = None,
+        message: str | None = None,
+    ) -> dict[str, Any]:
+        """Schedule a job on ``resource`` (``start``: start it too); returns the job.
+        Fires jobScheduled (and jobStarted) in the resource's context."""
+        body = new_job_body(job_type, resource, start, asynchronous, job_id, start_within, timeout, message)
+        return dict(expect(await self._call("POST", "/jobs", body), "job"))
+
+    async def job_step(
+        self,
+        job_id: str,
+        step: str,
+        *,
+        progress: int | None = None,
+        message: str | None = None,
+        result: str | None = None,
+    ) -> dict[str, Any]:
+        """``step`` is start, progress, complete or fail; JobError (409) when it cannot follow now."""
+        body = job_step_body(progress, message, result)
+        return dict(expect(await self._call("POST", job_url(job_id, step), body), "job"))
+
+    @asynccontextmanager
+    async def job(
+        self,
+        job_type: str,
+        resource: str = "",
+        *,
+        timeout: float | None = None,
+        message: str | None = None,
+    ) -> AsyncIterator[AsyncJob]:
+        """Run a job in a ``with`` block: started on entry, completed when the block ends,
+        failed (with the exception's text) when it raises; ``job.progress(percent)`` on the way."""
+        job = AsyncJob(
+            self, await self.schedule_job(job_type, resource, start=True, timeout=timeout, message=message)
+        )
+        try:
+            yield job
+        except BaseException as exc:
+            if not job.finished:
+                await self.job_step(job.id, "fail", result=f"{type(exc).__name__}: {exc}"[:10_000])
+            raise
+        if not job.finished:
+            await self.job_step(job.id, "complete", result=job.result)
+
+
+class AsyncJob:
+    """A job run by :meth:`AsyncCalls.job`: ``id``, ``info`` (the job as last answered), and its steps."""
+
+    def __init__(self, calls: AsyncCalls, info: dict[str, Any]) -> None:
+        self.calls, self.info = calls, info
+        self.id: str = info["id"]
+        self.result: str | None = None
+        self.finished = False
+
+    async def progress(self, percent: int | None = None, message: str | None = None) -> None:
+        self.info = await self.calls.job_step(self.id, "progress", progress=percent, message=message)
+
+    async def complete(self, result: str | None = None) -> None:
+        """End the job now (else the end of the ``with`` block does)."""
+        self.info = await self.calls.job_step(self.id, "complete", result=result)
+        self.finished = True
+
+    async def fail(self, result: str) -> None:
+        self.info = await self.calls.job_step(self.id, "fail", result=result)
+        self.finished = True

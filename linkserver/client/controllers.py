@@ -73,6 +73,9 @@ class RemoteDeviceHandle(DeviceBookkeeping):
     ) -> Event:
         return self.client.fire(self.path(device), event, data, level=level, durable=durable)
 
+    def transition(self, device: str, action: str | None = None, *, to: str | None = None) -> Event:
+        return self.client.transition(self.path(device), action, to=to)["event"]  # type: ignore[no-any-return]
+
 
 def run_remote_controller(
     controller: DeviceController,

@@ -91,6 +91,12 @@ _ELSEWHERE = {
     "InvalidCursor": "linkserver.history.errors",
     "InvalidQuery": "linkserver.history.errors",
     "UnstorableEvent": "linkserver.history.errors",
+    "InvalidTransition": "linkserver.core.statemachines",
+    "NotAResource": "linkserver.core.statemachines",
+    "InvalidCategory": "linkserver.core.categories",
+    "JobError": "linkserver.core.jobs",
+    "JobExists": "linkserver.core.jobs",
+    "JobNotFound": "linkserver.core.jobs",
 }
 
 

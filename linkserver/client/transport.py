@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 import attrs
 
 from linkserver.client.errors import ProtocolError, error_from_answer
-from linkserver.core.errors import LinkServerError
+from linkserver.core.errors import BadRequest, LinkServerError
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
 
@@ -188,6 +188,60 @@ def context_url(path: str) -> str:
 def event_url(event_id: int, action: str = "") -> str:
     """``/events/ID`` (or ``/events/ID/ACTION``); ``int`` so that nothing else lands in the path."""
     return f"/events/{int(event_id)}" + (f"/{action}" if action else "")
+
+
+def resource_url(path: str, action: str = "") -> str:
+    """``/resources/PATH`` (or ``/resources/PATH/ACTION``); the root is spelt 'root'."""
+    return "/resources/" + quote(path or "root", safe="") + (f"/{action}" if action else "")
+
+
+def transition_body(action: str | None, to: str | None, cause: str | None, durable: bool) -> dict[str, Any]:
+    if (action is None) == (to is None):
+        raise BadRequest("a transition names exactly one of action and to")
+    body: dict[str, Any] = {"action": action} if action is not None else {"to": to}
+    if cause is not None:
+        body["cause"] = cause
+    if durable:
+        body["durable"] = True
+    return body
+
+
+def job_url(job_id: str, step: str = "") -> str:
+    return "/jobs/" + quote(job_id, safe="") + (f"/{step}" if step else "")
+
+
+def job_params(status: str | None, resource: str | None, limit: int) -> dict[str, str]:
+    params = {"limit": str(limit)}
+    if status is not None:
+        params["status"] = status
+    if resource is not None:
+        params["resource"] = resource
+    return params
+
+
+def new_job_body(
+    job_type: str,
+    resource: str,
+    start: bool,
+    asynchronous: bool,
+    job_id: str | None,
+    start_within: float | None,
+    timeout: float | None,
+    message: str | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": job_type, "resource": resource}
+    optional = {"id": job_id, "start_within": start_within, "timeout": timeout, "message": message}
+    body.update({key: value for key, value in optional.items() if value is not None})
+    if start:
+        body["start"] = True
+    if not asynchronous:
+        body["asynchronous"] = False
+    return body
+
+
+def job_step_body(progress: int | None, message: str | None, result: str | None) -> dict[str, Any]:
+    optional = {"progress": progress, "message": message, "result": result}
+    return {key: value for key, value in optional.items() if value is not None}
 
 
 def user_url(name: str, action: str = "") -> str:

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from linkserver.core.durations import parse_duration
 from linkserver.core.errors import ContextNotFound, LinkServerError
+from linkserver.core.statemachines import InvalidTransition
 from linkserver.typing import DeviceHandle
 
 QUANTITIES = (
@@ -35,9 +36,11 @@ class SimulatorController:
 
     Every ``interval`` each connected device fires a ``measurement``; with the
     given probabilities it degrades (an ``error`` at WARNING), fails (an
-    ``error`` at ERROR) or disconnects (and reconnects on a later tick). The
-    device state machine (contexts/devices.yaml) turns those events into state
-    changes; the simulator never fires ``stateChanged`` itself.
+    ``error`` at ERROR) or disconnects (and reconnects on a later tick). Each
+    change of state goes through the device state machine
+    (contexts/devices.yaml, ``handle.transition``), which fires ``stateChanged``;
+    a transition the machine refuses (an operator put the device into
+    maintenance) is skipped.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class SimulatorController:
                 if connected:
                     try:
                         self._fire(name, "disconnected", {"reason": "stopped"})
+                        self._move(name, "disconnect")
                     except _DeviceGone:
                         continue
                     self.connected[name] = False
@@ -116,16 +120,19 @@ class SimulatorController:
         if roll < self.p_disconnect:
             self._fire(name, "disconnected", {"reason": "lost"})
             self.connected[name] = False
+            self._move(name, "disconnect")
             return
         if self._random.random() < self.p_state:
             code = f"W{self._random.randint(100, 199)}"
             self._fire(name, "error", {"code": code, "message": "simulated degradation"}, level="WARNING")
+            self._move(name, "degrade")
         if self._random.random() < self.p_error:
             self._fire(
                 name,
                 "error",
                 {"code": f"E{self._random.randint(100, 199)}", "message": "simulated fault"},
             )
+            self._move(name, "fail")
         quantity, unit, mean, spread = self._random.choice(QUANTITIES)
         value = round(self._random.gauss(mean, spread), 3)
         self._fire(name, "measurement", [{"quantity": quantity, "value": value, "unit": unit}])
@@ -133,6 +140,22 @@ class SimulatorController:
     def _connect(self, name: str) -> None:
         self._fire(name, "connected", {"address": f"sim://{name}", "firmware": "sim-1.0"})
         self.connected[name] = True
+        self._move(name, "connect")
+
+    def _move(self, name: str, action: str) -> None:
+        """Request ``action`` of the device's state machine; refused ones are skipped."""
+        assert self._handle is not None
+        transition = getattr(self._handle, "transition", None)
+        if transition is None:
+            return
+        try:
+            transition(name, action)
+        except InvalidTransition:
+            pass  # e.g. in maintenance, or failed and not restarted: the machine says no
+        except ContextNotFound:
+            raise _DeviceGone from None
+        except LinkServerError:
+            self._handle.log.exception("simulated device %s could not %s", name, action)
 
     def _fire(
         self,

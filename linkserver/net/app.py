@@ -49,6 +49,7 @@ from linkserver.net.openapi import openapi_document
 from linkserver.net.origins import origin_allowed
 from linkserver.net.protocol import Limits, Session
 from linkserver.net.push import Pusher, waker_for
+from linkserver.net.resources_api import ResourceRoutes
 from linkserver.net.throttle import ThrottleRule
 from linkserver.net.users_api import UserRoutes, caller_token
 from linkserver.server.app import LinkServer
@@ -139,6 +140,10 @@ class Api:
         self.connections = connections if connections is not None else Connections()
         self.allowed_origins = allowed_origins
         self.users_api = UserRoutes(self, gateway.server.users)  # the /users operations
+        self.route_holders: tuple[Any, ...] = (
+            self.users_api,
+            ResourceRoutes(self, gateway.server.resources, gateway.server.jobs),
+        )
 
     def endpoint(self, op: Operation, work: Work) -> Callable[[Request], Awaitable[Response]]:
         limit = self.limits.max_message_bytes
@@ -181,7 +186,9 @@ class Api:
     def routes(self) -> list[Route | WebSocketRoute]:
         by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
         for op in OPERATIONS:
-            handler = getattr(self, op.name, None) or getattr(self.users_api, op.name)
+            handler = getattr(self, op.name, None) or next(
+                getattr(holder, op.name) for holder in self.route_holders if hasattr(holder, op.name)
+            )
             by_path.setdefault(op.url, {})[op.method] = self.endpoint(op, handler)
         routes: list[Route | WebSocketRoute] = [_route(path, methods) for path, methods in by_path.items()]
         routes.append(WebSocketRoute(PREFIX + "/ws", _WebSocketEndpoint(self.websocket), name="websocket"))

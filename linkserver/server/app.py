@@ -38,6 +38,7 @@ from linkserver.server.controllers import (
 )
 from linkserver.server.delivery import Subscription
 from linkserver.server.engine import Engine
+from linkserver.server.jobs import JobTracker
 from linkserver.server.purge import PurgeScheduler
 from linkserver.server.resources import Resources
 from linkserver.server.stored_tree import KnownDefinitions, TreeRecorder, restore
@@ -81,6 +82,7 @@ class LinkServer:
         self.users = UserDirectory(config.users, self.engine)
         self.device_owners = DeviceOwners(self.tree)  # which controller drives which device
         self.resources = Resources(self.engine, self.history)  # state machines (server/resources.py)
+        self.jobs = JobTracker(self.engine)  # job events and hanging jobs (server/jobs.py)
         self._lock_file: IO[str] | None = None
         self._state_lock = threading.Lock()
         self.running = False
@@ -116,6 +118,7 @@ class LinkServer:
                 self.history.start()
                 self._restore_tree()
                 self.resources.start()
+                self.jobs.start()
                 self.running = True
                 self.users.start(self.history.users)
                 self._start_bridges()
@@ -148,6 +151,7 @@ class LinkServer:
             handle.remove_all()
         self.controllers.clear()
         self.purger.stop()
+        self.jobs.stop()
         self.resources.stop()
         if self.running:
             try:
@@ -235,7 +239,8 @@ class LinkServer:
         checked on every fire; None: the controller's name, trusted.
         """
         handle = LocalDeviceHandle(
-            self.engine, name, owners=self.device_owners, principal=principal, users=self.users
+            self.engine, name, owners=self.device_owners, principal=principal, users=self.users,
+            resources=self.resources,
         )
         controller.start(handle)
         self.controllers.append((name, controller, handle))

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from linkserver.core.permissions import Principal
     from linkserver.core.tree import ContextTree
     from linkserver.server.engine import Engine
+    from linkserver.server.resources import Resources
 
 
 class ControllerError(LinkServerError, RuntimeError):
@@ -186,6 +187,7 @@ class LocalDeviceHandle(DeviceBookkeeping):
     ) -> None:
         super().__init__(controller, root)
         self._engine = engine
+        self._resources = resources
         self.owners = owners if owners is not None else DeviceOwners(engine.tree)
         self.owner = Owner(controller)
         if principal is not None and (users is None or principal not in users):
@@ -228,6 +230,11 @@ class LocalDeviceHandle(DeviceBookkeeping):
         return self._engine.fire(
             self.path(device), event, data, level=level, author=self._author(), durable=durable
         )
+
+    def transition(self, device: str, action: str | None = None, *, to: str | None = None) -> Event:
+        if self._resources is None:
+            raise ControllerError(f"controller {self.controller} has no state machines to drive (no server)")
+        return self._resources.transition(self.path(device), action=action, to=to, by=self._author())
 
     def _author(self) -> Principal | str:
         if self.principal is None:

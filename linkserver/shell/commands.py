@@ -332,11 +332,15 @@ def _watch(shell: Shell, a: argparse.Namespace) -> None:
     shell.write(f"stopped watching ({seen} event(s))")
 
 
-@command("devices", "devices", "device contexts with their connection state")
+@command("devices", "devices", "device contexts with their connection state and lifecycle state")
 def _devices(shell: Shell, a: argparse.Namespace) -> None:
     node = shell.client.tree("devices", depth=1)
     rows = {c["name"]: {"name": c["name"]} for c in node.get("children") or ()}
-    if rows:
+    if rows:  # the state from the device state machine; the last stateChanged for others
+        for resource in shell.client.resources("devices.*"):
+            row = rows.get(str(resource["path"]).rpartition(".")[2])
+            if row is not None:
+                row["state"] = resource["state"]
         page = shell.client.history(
             mask="devices.*", event=["connected", "disconnected", "stateChanged"], limit=5000
         )
@@ -388,3 +392,6 @@ def _passwd(shell: Shell, a: argparse.Namespace) -> None:
     if credentials.user == name:  # later logins (after a restart of the server) use the new one
         shell.client.credentials = attrs.evolve(credentials, password=new)
     shell.write(f"password of {name} changed; your other sessions ended")
+
+
+from linkserver.shell import resource_commands  # noqa: E402, F401 - registers state and jobs

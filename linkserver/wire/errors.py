@@ -20,10 +20,15 @@ from linkserver.core.errors import (
     TooManyAttempts,
     UserExists,
 )
+from linkserver.core.jobs import JobError, JobExists
+from linkserver.core.statemachines import InvalidTransition
 
 # (class, status), most specific first.
 STATUS: tuple[tuple[type[BaseException], int], ...] = (
     (AuthenticationFailed, 401),
+    (InvalidTransition, 409),  # a ValueError: the request is fine, the resource's state is not
+    (JobError, 409),  # likewise: the job's status is not
+    (JobExists, 409),
     (TooManyAttempts, 429),  # a PermissionError, like PermissionDenied
     (UserExists, 409),  # a ValueError
     (PermissionDenied, 403),

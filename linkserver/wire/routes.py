@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import attrs
 
+from linkserver.wire import resource_shapes as r
 from linkserver.wire import shapes as s
 
 PREFIX = "/api/v1"
@@ -19,7 +20,7 @@ ERROR_TEXT = {
     401: "Missing, unknown or expired token",
     403: "Forbidden by the user's grants",
     404: "Unknown (or invisible) context, definition or event",
-    409: "Exists already",
+    409: "Exists already, or a state transition not allowed from the current state",
     413: "Message, body or batch too large",
     422: "Data table invalid",
     429: "Too many failed logins or unknown tokens: wait Retry-After seconds",
@@ -93,6 +94,35 @@ OPERATIONS: tuple[Operation, ...] = (
     Op("revoke", "POST", "/users/{name}/revoke",
       "Remove grants; fires 'grantsChanged', closes the user's WebSockets (4403)", "admin on root",
       s.UserAnswer, body=s.Revocation, path_params=s.UserPath, errors=(400, 403, 404)),
+    # Resources and their state machines (linkserver.net.resources_api).
+    Op("resources", "GET", "/resources", "Resources (contexts with a state machine) and their states",
+      "observer", r.ResourcesAnswer, query=r.ResourceQuery, errors=(400,)),
+    Op("resource", "GET", "/resources/{path}", "One resource's state and allowed transitions", "observer",
+      r.ResourceAnswer, path_params=s.ContextPathParam, errors=(400, 404)),
+    Op("transition", "POST", "/resources/{path}/transition",
+      "Request a transition (an action, or a target state); fires 'stateChanged'", "operator on the resource",
+      r.TransitionAnswer, body=r.TransitionRequest, path_params=s.ContextPathParam,
+      errors=(400, 403, 404, 409, 503)),
+    # Jobs (linkserver.net.resources_api); each step fires its job event in the resource's context.
+    Op("jobs", "GET", "/jobs", "Current and recent jobs, newest first", "observer on each job's resource",
+      r.JobsAnswer, query=r.JobQuery, errors=(400,)),
+    Op("job", "GET", "/jobs/{id}", "One job", "observer on its resource", r.JobAnswer, path_params=r.JobPath,
+      errors=(400, 404)),
+    Op("add_job", "POST", "/jobs", "Schedule a job (and start it); fires 'jobScheduled' ('jobStarted')",
+      "the job events' fire_permissions", r.JobAnswer, status=201, body=r.NewJob,
+      errors=(400, 403, 404, 409)),
+    Op("start_job", "POST", "/jobs/{id}/start", "Start a scheduled job; fires 'jobStarted'",
+      "the job events' fire_permissions", r.JobAnswer, body=r.JobStep, path_params=r.JobPath,
+      errors=(400, 403, 404, 409)),
+    Op("job_progress", "POST", "/jobs/{id}/progress", "Report progress; fires 'jobProgress'",
+      "the job events' fire_permissions", r.JobAnswer, body=r.JobStep, path_params=r.JobPath,
+      errors=(400, 403, 404, 409)),
+    Op("complete_job", "POST", "/jobs/{id}/complete", "Complete a started job; fires 'jobCompleted'",
+      "the job events' fire_permissions", r.JobAnswer, body=r.JobStep, path_params=r.JobPath,
+      errors=(400, 403, 404, 409)),
+    Op("fail_job", "POST", "/jobs/{id}/fail", "Fail a started job; fires 'jobFailed'",
+      "the job events' fire_permissions", r.JobAnswer, body=r.JobStep, path_params=r.JobPath,
+      errors=(400, 403, 404, 409)),
 )  # fmt: skip
 
 BY_NAME = {op.name: op for op in OPERATIONS}

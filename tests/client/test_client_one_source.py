@@ -31,11 +31,18 @@ ARGUMENTS: dict[str, tuple[Any, ...]] = {
     "grant": ("alice", {"devices.**": "operator"}),
     "revoke": ("alice", ["devices.**"]),
     "remove_user": ("alice",),
+    "resource": ("vms.vm1",),
+    "transition": ("vms.vm1", "start"),
+    "job_status": ("j1",),
+    "schedule_job": ("VM.START", "vms.vm1"),
+    "job_step": ("j1", "progress"),
+    "job": ("VM.START", "vms.vm1"),
 }
 ANSWER = {
     "event": {"id": 12, "context": "devices.plc7", "name": "connected", "level": "INFO",
               "created": "2026-01-01T00:00:00+00:00", "data": [{}]},
     "results": [], "events": [], "next_cursor": None, "path": "x", "removed": [], "users": [], "user": {},
+    "resources": [], "resource": {}, "jobs": [], "job": {"id": "j1"},
 }  # fmt: skip
 
 
@@ -83,10 +90,16 @@ def test_every_call_is_an_operation_of_the_document(name: str) -> None:
     result = getattr(sync, name)(*ARGUMENTS.get(name, ()))
     if inspect.isgenerator(result):
         list(result)
+    elif hasattr(result, "__enter__"):  # client.job(...): a with block
+        with result:
+            pass
     outcome = getattr(aio, name)(*ARGUMENTS.get(name, ()))
 
     async def drain() -> None:
-        if inspect.isasyncgen(outcome):
+        if hasattr(outcome, "__aenter__"):
+            async with outcome:
+                pass
+        elif inspect.isasyncgen(outcome):
             async for _ in outcome:
                 pass
         else:

@@ -19,6 +19,7 @@ from linkserver.core.errors import (
     LinkServerError,
     PermissionDenied,
 )
+from linkserver.core.statemachines import InvalidTransition
 from linkserver.history.base import HistoryQuery
 from linkserver.shell.commands import (
     ShellError,
@@ -353,14 +354,30 @@ def test_watch_with_a_bad_filter_is_refused_before_subscribing(sh: ShellDriver):
 def test_devices_shows_connection_state(sh: ShellDriver, live: LiveServer, client: Client):
     up, down = live.new_device("up"), live.new_device("down")
     client.fire(f"devices.{up}", "connected", {"address": "10.0.0.7:502"})
-    client.fire(f"devices.{up}", "stateChanged", {"old": "starting", "new": "online"})
+    client.transition(f"devices.{up}", "connect")  # the state comes from the device state machine
     client.fire(f"devices.{down}", "connected", {})
     client.fire(f"devices.{down}", "disconnected", {"reason": "timeout"})
     text = sh.run("devices")
     row_up = next(line for line in text.splitlines() if line.startswith(up))
     row_down = next(line for line in text.splitlines() if line.startswith(down))
     assert "connected" in row_up and "online" in row_up and "10.0.0.7:502" in row_up
-    assert "disconnected" in row_down and "reason=timeout" in row_down
+    assert "disconnected" in row_down and "reason=timeout" in row_down and "offline" in row_down
+
+
+def test_state_shows_and_changes_a_resource_and_jobs_lists_jobs(
+    sh: ShellDriver, live: LiveServer, client: Client
+):
+    device = live.new_device("lamp")
+    assert sh.run(f"state /devices.{device}") == (
+        f"devices.{device} (device): offline\n"
+        "  allowed: start -> starting; connect -> online; maintain -> maintenance\n"
+    )
+    assert sh.run(f"state /devices.{device} connect").startswith(f"devices.{device}: offline -> online\n")
+    with pytest.raises(InvalidTransition, match=f"devices.{device} is online: action 'start' is not allowed"):
+        sh.run(f"state /devices.{device} start")
+    client.schedule_job("ROOT.CHECK", job_id="check1", start=True)
+    text = sh.run("jobs")
+    assert "check1" in text and "ROOT.CHECK" in text and "started" in text and "1 job(s)" in text
 
 
 # -- bad input --------------------------------------------------------------------------------
