@@ -239,7 +239,11 @@ class LinkServer:
         checked on every fire; None: the controller's name, trusted.
         """
         handle = LocalDeviceHandle(
-            self.engine, name, owners=self.device_owners, principal=principal, users=self.users,
+            self.engine,
+            name,
+            owners=self.device_owners,
+            principal=principal,
+            users=self.users,
             resources=self.resources,
         )
         controller.start(handle)

@@ -184,6 +184,7 @@ class LocalDeviceHandle(DeviceBookkeeping):
         owners: DeviceOwners | None = None,
         principal: str | None = None,
         users: Mapping[str, Principal] | None = None,
+        resources: Resources | None = None,
     ) -> None:
         super().__init__(controller, root)
         self._engine = engine
