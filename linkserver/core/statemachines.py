@@ -17,13 +17,15 @@ first whose guard matches wins.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from linkserver.core.errors import LinkServerError
-from linkserver.core.filters import Filter
 from linkserver.core.paths import display, is_valid_name
+
+if TYPE_CHECKING:  # the filters (and formats) stay unloaded for the clients, which import the errors
+    from linkserver.core.filters import Filter
 
 
 class InvalidTransition(LinkServerError, ValueError):
