@@ -59,6 +59,7 @@ def _build_and_install(tmp_path: Path) -> Path:
     assert {
         f"linkserver/defaults/contexts/{n}.yaml" for n in ("root", "standard", "users", "alerts", "devices")
     } <= names
+    assert {f"linkserver/web/static/{n}" for n in ("index.html", "main.js", "console.css")} <= names
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
@@ -112,6 +113,9 @@ def test_the_installed_wheel_serves_from_an_empty_directory_and_tools_find_it(tm
             time.sleep(0.05)
         url = json.loads(runtime.read_text())["url"]
         assert httpx.get(f"{url}/openapi.json", timeout=5).status_code == 200
+        page = httpx.get(f"{url}/", timeout=5)  # the web console, from the package data
+        assert page.status_code == 200 and '<script type="module" src="/web/main.js">' in page.text
+        assert httpx.get(f"{url}/web/main.js", timeout=5).status_code == 200
         # From another directory, with no configuration and no address given.
         found = subprocess.run(
             [linkserver, "history", "--json", "--event", "serverStarted"],

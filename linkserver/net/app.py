@@ -46,7 +46,7 @@ from linkserver.net.connections import REGRANTED, Connection, Connections, Watch
 from linkserver.net.gateway import Gateway
 from linkserver.net.metrics import NetStats, metrics_route
 from linkserver.net.openapi import openapi_document
-from linkserver.net.origins import origin_allowed
+from linkserver.net.origins import chosen_protocol, origin_allowed, protocol_token
 from linkserver.net.protocol import Limits, Session
 from linkserver.net.push import Pusher, waker_for
 from linkserver.net.resources_api import ResourceRoutes
@@ -54,6 +54,7 @@ from linkserver.net.throttle import ThrottleRule
 from linkserver.net.users_api import UserRoutes, caller_token
 from linkserver.server.app import LinkServer
 from linkserver.server.users import GRANTS, PASSWORD, REMOVED, UserChange, UserDirectory
+from linkserver.web.app import console_routes
 from linkserver.wire import decode, shapes
 from linkserver.wire.routes import OPERATIONS, PREFIX, Operation
 
@@ -264,6 +265,10 @@ class Api:
             answer["count"] = self.access.count(query, call.principal)
         return answer
 
+    def check_filter(self, call: Call) -> dict[str, Any]:
+        body: shapes.FilterCheck = call.body
+        return codec.filter_check(body, self.access, call.principal)
+
     def event(self, call: Call) -> dict[str, Any]:
         return {"event": self.access.get(call.args.id, call.principal).marshal()}
 
@@ -293,7 +298,7 @@ class Api:
                 )
             )
             return
-        token = websocket.query_params.get("token") or bearer(websocket)
+        token = websocket.query_params.get("token") or bearer(websocket) or protocol_token(websocket)
         address = websocket.client.host if websocket.client else None
         try:
             principal = await run_in_threadpool(self.auth.authenticate, token, address)
@@ -302,7 +307,7 @@ class Api:
                 self.stats.token_failures.add()
             await websocket.send_denial_response(error_response(exc))
             return
-        await websocket.accept()
+        await websocket.accept(subprotocol=chosen_protocol(websocket))
         self.stats.websockets += 1
         loop = asyncio.get_running_loop()
         waker = waker_for(loop)  # one loop wake-up for many sessions
@@ -484,6 +489,7 @@ def create_app(
         405: not_found,
     }
     routes = [*api.routes(), Route("/openapi.json", openapi), metrics_route(server, api.stats, bearer)]
+    routes += console_routes()  # the web console's page and files (linkserver/web)
     app = Starlette(routes=routes, exception_handlers=handlers, middleware=[Middleware(_KeepRawSend)])
     app.state.gateway, app.state.auth, app.state.api = gateway, auth, api
     app.state.connections, app.state.watcher = connections, watcher

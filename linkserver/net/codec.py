@@ -18,6 +18,7 @@ from linkserver.core.errors import (
     AuthenticationFailed,
     BadRequest,
     DataTableError,
+    FilterError,
     LinkServerError,
     NotFound,
     TooLarge,
@@ -32,7 +33,7 @@ from linkserver.core.tree import Context
 from linkserver.history.base import HistoryQuery
 from linkserver.wire import decode
 from linkserver.wire.errors import status_of
-from linkserver.wire.shapes import MAX_HISTORY_LIMIT, EventPath, FireItem, HistoryParams
+from linkserver.wire.shapes import MAX_HISTORY_LIMIT, EventPath, FilterCheck, FireItem, HistoryParams
 
 __all__ = [
     "MAX_HISTORY_LIMIT",
@@ -63,6 +64,8 @@ def error_body(exc: BaseException) -> dict[str, Any]:
     body: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, DataTableError):
         body["fields"] = [{"field": p.field, "message": p.message} for p in exc.problems]
+    if isinstance(exc, FilterError) and exc.column is not None:
+        body["column"] = exc.column
     return body
 
 
@@ -199,6 +202,17 @@ def history_query(params: HistoryParams) -> tuple[HistoryQuery, bool]:
         cursor=params.cursor or None,
     )
     return query, params.count
+
+
+def filter_check(body: FilterCheck, access: Any, principal: Any) -> dict[str, Any]:
+    """``POST /filters/check``: the FilterError a history query with this filter, masks and
+    event names would raise for ``principal``, or what the filter reads."""
+    masks = tuple(body.mask) or ("**",)
+    for mask in masks:
+        compile_mask(mask)
+    parsed = parse_filter(body.filter)
+    access.check_filter(HistoryQuery(masks=masks, names=tuple(body.event), filter=parsed), principal)
+    return {"filter": body.filter, "data_fields": sorted(parsed.data_fields())}
 
 
 def page_json(events: tuple[Event, ...] | list[Event], next_cursor: str | None) -> dict[str, Any]:

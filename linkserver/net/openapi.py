@@ -122,6 +122,28 @@ def openapi_document() -> dict[str, Any]:
             },
         }
     }
+    paths["/"] = {  # linkserver/web: the console's page and files, for browsers (docs/web.md)
+        "get": {
+            "operationId": "console",
+            "summary": "The web console (an HTML page using this API)",
+            "security": [],
+            "responses": {
+                "200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}
+            },
+        }
+    }
+    paths["/web/{name}"] = {
+        "get": {
+            "operationId": "console_file",
+            "summary": "A file of the web console (ES module, style sheet, icon)",
+            "security": [],
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "OK", "content": {"*/*": {"schema": {"type": "string"}}}},
+                "404": {"description": "No such file", **_json(refs[id(shapes.ErrorAnswer)])},
+            },
+        }
+    }
     return {
         "openapi": "3.1.0",
         "info": {

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from starlette.requests import HTTPConnection
+
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
@@ -44,3 +46,28 @@ def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...
     # The scheme is not compared (behind a TLS proxy the page is https, the hop to us http);
     # host and port are. A proxy that rewrites Host needs its public origin in 'allowed_origins'.
     return mine == theirs
+
+
+# -- the browser's token -----------------------------------------------------------------
+
+SUBPROTOCOL = "linkserver.v1"
+"""A browser can set no header on a WebSocket; the web console offers ``Sec-WebSocket-Protocol:
+linkserver.v1, bearer.TOKEN`` instead of putting its token in the URL (where logs keep it)."""
+
+
+def _offered(connection: HTTPConnection) -> list[str]:
+    return [p.strip() for p in connection.headers.get("sec-websocket-protocol", "").split(",")]
+
+
+def protocol_token(connection: HTTPConnection) -> str | None:
+    """The token of a ``linkserver.v1, bearer.TOKEN`` handshake, or None."""
+    offered = _offered(connection)
+    if SUBPROTOCOL not in offered:
+        return None
+    return next((p[len("bearer.") :] for p in offered if p.startswith("bearer.") and len(p) > 7), None)
+
+
+def chosen_protocol(connection: HTTPConnection) -> str | None:
+    """The subprotocol the server accepts with: ``linkserver.v1`` when offered (a browser fails
+    a handshake that offered protocols and got none back)."""
+    return SUBPROTOCOL if SUBPROTOCOL in _offered(connection) else None

@@ -68,6 +68,8 @@ OPERATIONS: tuple[Operation, ...] = (
       "each as /fire", s.BatchAnswer, body=s.FireBatchRequest, errors=(400, 413, 503)),
     Op("history", "GET", "/history", "Query history (only events the user may receive)",
       "receive permissions per event", s.HistoryAnswer, query=s.HistoryParams, errors=(400,)),
+    Op("check_filter", "POST", "/filters/check", "Check a filter expression against the events it would see",
+      "any token", s.FilterChecked, body=s.FilterCheck, errors=(400,)),
     Op("event", "GET", "/events/{id}", "One stored event with its acknowledgements", "receive permissions",
       s.EventAnswer, path_params=s.EventPath, errors=(400, 404)),
     Op("acknowledge", "POST", "/events/{id}/acknowledge", "Acknowledge a stored event", "operator",

@@ -130,6 +130,15 @@ class Acknowledge(Shape):
     text: Text
 
 
+class FilterCheck(Shape):
+    """``POST /filters/check``: is ``filter`` valid for the events of ``mask`` and ``event``
+    (as a history query or a subscription with them would check it)?"""
+
+    filter: Text
+    mask: list[Mask] = []
+    event: list[Name] = []
+
+
 Password = Annotated[str, Meta(min_length=8, max_length=1024, description="8 to 1024 characters")]
 GrantTable = dict[Mask, PermissionName]  # 'root' is the root mask
 
@@ -218,6 +227,7 @@ class ErrorDetail(Shape):
     type: str
     message: str
     fields: list[ErrorField] | None = None
+    column: Annotated[int | None, Meta(description="FilterError: where in the expression (from 1)")] = None
 
 
 class ErrorAnswer(Shape):
@@ -364,6 +374,11 @@ class BatchResult(Shape):
 
 class BatchAnswer(Shape):
     results: list[BatchResult]
+
+
+class FilterChecked(Shape):
+    filter: str
+    data_fields: list[str]
 
 
 class HistoryAnswer(Shape):

@@ -1,0 +1,134 @@
+// The event detail: its data table as a table, the definition's description, help and
+// instructions, every acknowledgement, and related events (the same context).
+
+import { $, clear, displayPath, el, fullTime, shortTime, summary } from "./util.js";
+
+export class Detail {
+  constructor(api, catalog, { onAcknowledge, onOpen }) {
+    this.api = api;
+    this.catalog = catalog;
+    this.onAcknowledge = onAcknowledge;
+    this.onOpen = onOpen;
+    this.panel = $("#detail");
+    this.body = $("#detail-body");
+    this.current = null;
+    $("#detail-close").addEventListener("click", () => this.close());
+    this.panel.addEventListener("keydown", (e) => e.key === "Escape" && this.close());
+  }
+
+  close() {
+    this.panel.hidden = true;
+    this.current = null;
+  }
+
+  async show(event) {
+    this.current = event.id;
+    this.panel.hidden = false;
+    this.#render(event, null, null);
+    const [stored, definition] = await Promise.all([
+      this.api.call("GET", `/events/${event.id}`).then((a) => a.event, () => null), // not persistent: as received
+      this.catalog.definition(event.context, event.name),
+    ]);
+    if (this.current !== event.id) return;
+    const related = await this.api
+      .call("GET", "/history", null, { query: { mask: [event.context || "**"], limit: 11 } })
+      .then((p) => p.events.filter((e) => e.id !== event.id).slice(0, 10), () => []);
+    if (this.current !== event.id) return;
+    this.#render(stored || event, definition, related);
+  }
+
+  refresh(event) {
+    if (this.current === event.id) this.show(event);
+  }
+
+  #render(event, definition, related) {
+    const body = clear(this.body);
+    $("#detail-title").textContent = `${event.name} in ${displayPath(event.context)}`;
+    body.append(
+      el(
+        "dl",
+        { class: "facts" },
+        el("dt", {}, "Level"),
+        el("dd", {}, el("span", { class: "level", "data-level": event.level }, event.level)),
+        el("dt", {}, "Time"),
+        el("dd", {}, el("time", { datetime: event.created }, fullTime(event.created))),
+        el("dt", {}, "Id"),
+        el("dd", {}, String(event.id)),
+        el("dt", {}, "Author"),
+        el("dd", {}, event.author || "—"),
+        event.group ? [el("dt", {}, "Group"), el("dd", {}, event.group)] : null,
+        event.expires ? [el("dt", {}, "Expires"), el("dd", {}, fullTime(event.expires))] : null,
+      ),
+    );
+    const text = summary(event);
+    if (text) body.append(el("p", { class: "message" }, text));
+    body.append(el("h3", {}, "Data"), dataTable(event.data || [], definition));
+    if (definition) {
+      body.append(el("h3", {}, "Definition"));
+      if (definition.description) body.append(el("p", {}, definition.description));
+      if (definition.help) body.append(el("p", { class: "help" }, definition.help));
+      if (definition.instructions) body.append(el("h4", {}, "Instructions"), el("p", { class: "help" }, definition.instructions));
+    }
+    const acks = event.acknowledgements || [];
+    body.append(el("h3", {}, `Acknowledgements (${acks.length})`));
+    if (acks.length) {
+      body.append(
+        el(
+          "ul",
+          { class: "acks" },
+          acks.map((a) => el("li", {}, el("strong", {}, a.user), ` ${fullTime(a.time)}: `, a.text)),
+        ),
+      );
+    } else if (definition && definition.requires_acknowledgement) {
+      body.append(el("p", { class: "todo" }, "Not acknowledged yet; this event needs it."));
+    }
+    if (definition && definition.persistent) {
+      body.append(el("button", { type: "button", class: "primary", onclick: () => this.onAcknowledge([event]) }, "Acknowledge…"));
+    }
+    if (related) {
+      body.append(el("h3", {}, "Related: the same context"));
+      if (!related.length) body.append(el("p", { class: "muted" }, "No other stored events there."));
+      body.append(
+        el(
+          "ul",
+          { class: "related" },
+          related.map((r) =>
+            el(
+              "li",
+              {},
+              el("button", { type: "button", class: "link", onclick: () => this.onOpen(r) }, `${shortTime(r.created)} ${r.name}`),
+              ` ${r.level} ${summary(r)}`,
+            ),
+          ),
+        ),
+      );
+    }
+  }
+}
+
+// Columns in the format's order (then any others), one row per record.
+export function dataTable(records, definition) {
+  const names = definition ? definition.format.fields.map((f) => f.name) : [];
+  for (const record of records) for (const key of Object.keys(record)) if (!names.includes(key)) names.push(key);
+  if (!records.length) return el("p", { class: "muted" }, "No data.");
+  const described = new Map(definition ? definition.format.fields.map((f) => [f.name, f.description]) : []);
+  return el(
+    "table",
+    { class: "data" },
+    el("thead", {}, el("tr", {}, names.map((n) => el("th", { scope: "col", title: described.get(n) || null }, n)))),
+    el(
+      "tbody",
+      {},
+      records.map((r) =>
+        el(
+          "tr",
+          {},
+          names.map((n) => {
+            const v = r[n];
+            return el("td", {}, v === undefined ? "" : v === null ? "null" : typeof v === "object" ? JSON.stringify(v) : String(v));
+          }),
+        ),
+      ),
+    ),
+  );
+}
