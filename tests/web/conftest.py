@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: one Chromium and one server for the whole session.
+"""Fixtures of the browser tests: one Chromium per module, one server for the session.
 
 The browser is Debian's Chromium (``LINKSERVER_TEST_BROWSER``, set by .ci/run).
 With the variable set, a browser that cannot start fails the tests; without it
@@ -8,14 +8,14 @@ and without /usr/bin/chromium they are skipped. Each test gets a fresh page
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from web_helpers import require_browser
 
 from linkserver.testing import RunningServer
-from linkserver.web.browser import BROWSER_VARIABLE, browser_path, launch
+from linkserver.web.browser import launch
 
 USERS = {
     "operator": {"**": "observer", "devices.**": "operator", "alerts.**": "operator"},
@@ -23,17 +23,14 @@ USERS = {
 }
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop running in this
+# thread while it is open, and other modules' tests call asyncio.run() (tests run in random
+# order, but pytest-randomly keeps each module's tests together).
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    path = browser_path()
-    if path is None:
-        pytest.skip(f"no Chromium (install Debian's chromium or set {BROWSER_VARIABLE})")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get(BROWSER_VARIABLE):
-            raise
-        pytest.skip("playwright is not installed (the test extra)")
+    path = require_browser()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         chromium = launch(playwright, path)  # with the variable set, a failure here fails the tests
         yield chromium

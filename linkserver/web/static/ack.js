@@ -14,7 +14,7 @@ export class Acknowledger {
     this.api = api;
     this.onAcknowledged = onAcknowledged;
     this.dialog = $("#ack-dialog");
-    this.events = [];
+    this.act = async () => [];
     $("#ack-cancel").addEventListener("click", () => this.dialog.close());
     $("#ack-form").addEventListener("submit", (e) => {
       e.preventDefault();
@@ -24,11 +24,17 @@ export class Acknowledger {
 
   ask(events) {
     if (!events.length) return;
-    this.events = events;
-    $("#ack-what").textContent =
+    const what =
       events.length === 1
         ? `${events[0].name} in ${displayPath(events[0].context)} at ${shortTime(events[0].created)}`
         : `${events.length} events`;
+    this.askFor(what, (text) => this.acknowledge(events.map((e) => e.id), text));
+  }
+
+  // The dialog for anything acknowledged with a text: act(text) returns error messages.
+  askFor(what, act) {
+    this.act = act;
+    $("#ack-what").textContent = what;
     $("#ack-error").textContent = "";
     $("#ack-text").value = "";
     this.dialog.showModal();
@@ -42,7 +48,7 @@ export class Acknowledger {
       return;
     }
     $("#ack-submit").disabled = true;
-    const failures = await this.acknowledge(this.events.map((e) => e.id), text);
+    const failures = await this.act(text);
     $("#ack-submit").disabled = false;
     if (failures.length) $("#ack-error").textContent = failures.join("; ");
     else this.dialog.close();

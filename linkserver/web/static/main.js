@@ -50,7 +50,7 @@ class Console {
       onOpen: open,
       onSelection: (ids) => ($("#history-ack").disabled = ids.size === 0),
     });
-    this.alarmsView = new AlarmsView(this.api);
+    this.alarmsView = new AlarmsView(this.api, this.acknowledger, { onOpen: open });
     this.treeView = new TreeView(this.api, this.catalog);
     this.filters = new FilterBar(this.api, this.catalog, { onApply: (state) => this.route(this.view, state, true) });
     this.view = null;
@@ -158,8 +158,9 @@ class Console {
       if (link.dataset.view === view) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
     }
-    $("#filters").hidden = view === "tree" || view === "alarms";
-    $("#filters").classList.toggle("live", view === "live");
+    $("#filters").hidden = view === "tree";
+    $("#filters").classList.toggle("live", view !== "history"); // no time range there
+    $("#filters").classList.toggle("alarms", view === "alarms"); // alarms have states instead
     const key = JSON.stringify(state);
     this.view = view;
     this.state = state;
@@ -176,7 +177,7 @@ class Console {
     } else if (view === "tree") {
       await this.treeView.show();
     } else if (view === "alarms") {
-      await this.alarmsView.show();
+      error = await this.alarmsView.show(state);
     }
     if (error && error.type === "FilterError") this.filters.showError(error, state.filter);
   }

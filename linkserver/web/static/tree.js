@@ -43,8 +43,8 @@ export class TreeView {
       "aria-selected": "false",
     }, label);
     label.addEventListener("click", (e) => {
-      e.stopPropagation();
-      if (children.length) this.#toggle(item);
+      e.stopPropagation(); // a click opens a closed context; on the chosen one it toggles
+      if (children.length) this.#toggle(item, item.getAttribute("aria-selected") === "true" ? undefined : true);
       this.select(item);
     });
     if (children.length) {

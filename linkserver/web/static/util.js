@@ -48,8 +48,10 @@ function valueText(value) {
   return String(value);
 }
 
-// What an operator reads first: the data's "message" field when there is one, else k=v pairs.
+// What an operator reads first: the event's rendered message (when the server gives one), the
+// data's "message" field, else k=v pairs.
 export function summary(event) {
+  if (event.message) return event.message; // the definition's message, rendered by the server
   const records = event.data || [];
   if (records.length === 0) return "";
   const first = records[0];
