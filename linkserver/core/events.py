@@ -178,6 +178,14 @@ class IdGenerator:
         self._last_id = 0
         self._last_created: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
 
+    def use_node(self, node_id: int) -> None:
+        """Hand out ids of ``node_id`` from now on (a node that claimed its id at start)."""
+        if isinstance(node_id, bool) or not isinstance(node_id, int) or not 0 <= node_id <= MAX_NODE_ID:
+            raise ValueError(f"node id must be an integer from 0 to {MAX_NODE_ID}, got {node_id!r}")
+        with self._lock:
+            self.node_id = node_id
+            self._node_bits = node_id << SEQUENCE_BITS
+
     def next(self) -> tuple[int, int]:
         """Return ``(id, milliseconds since the Unix epoch)`` for a new event."""
         with self._lock:

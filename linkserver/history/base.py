@@ -16,6 +16,7 @@ import attrs
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.filters import Filter
 from linkserver.core.levels import Level
+from linkserver.history.nodes import NodeLeases
 from linkserver.history.outbox import Outbox
 from linkserver.history.same_commit import SameCommit
 from linkserver.history.tree import TreeStore
@@ -141,6 +142,11 @@ class HistoryStore(TreeStore):
     def outbox(self, bridge: str, node: int) -> Outbox:
         """The outbox of ``bridge`` on ``node`` (:mod:`linkserver.history.outbox`): register its
         hook with :meth:`add_same_commit`, then drain it."""
+
+    @abc.abstractmethod
+    def node_leases(self) -> NodeLeases:
+        """The node-id leases of a cluster on this database (:mod:`linkserver.history.nodes`);
+        usable between start and stop."""
 
     @abc.abstractmethod
     def flush(self, timeout: float | None = None) -> None:

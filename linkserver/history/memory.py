@@ -21,6 +21,7 @@ from linkserver.core.events import Acknowledgement, Event
 from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
 from linkserver.history.codec import check_acknowledgement, check_event, encode_data
 from linkserver.history.matching import compile_query, encode_cursor, id_bounds
+from linkserver.history.nodes import MemoryNodeLeases, NodeLeases
 from linkserver.history.outbox import MemoryOutbox, Outbox
 from linkserver.history.same_commit import SameCommit
 from linkserver.history.tree import StoredContext
@@ -42,6 +43,7 @@ class MemoryHistoryStore(HistoryStore):
         self._tree_seq = 0
         self._users = MemoryUserStore()
         self._same_commit: list[SameCommit] = []
+        self._node_leases = MemoryNodeLeases()
 
     @property
     def users(self) -> UserStore:
@@ -98,6 +100,9 @@ class MemoryHistoryStore(HistoryStore):
 
     def outbox(self, bridge: str, node: int) -> Outbox:
         return MemoryOutbox(bridge, node)
+
+    def node_leases(self) -> NodeLeases:
+        return self._node_leases
 
     def flush(self, timeout: float | None = None) -> None:
         return None

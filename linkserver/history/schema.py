@@ -191,6 +191,21 @@ resource_states = Table(
     Column("cause", Text, nullable=True),
 )
 
+# The node-id leases of a cluster (linkserver/history/nodes.py): one row per node id
+# (0..1023) ever claimed. ``owner`` is the claiming process's random token; the lease holds
+# until ``expires_ms`` (milliseconds since 1970, renewed by the node's heartbeat). A row whose
+# lease ran out long enough ago may be claimed by another process. A few dozen rows at most:
+# read whole, no index besides the key.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("started_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+
 EVENT_COLUMNS = tuple(column.name for column in events.columns)
 """The column order of rows made by :func:`row_maker` (the writer's INSERT/COPY order)."""
 

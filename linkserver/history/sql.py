@@ -29,6 +29,7 @@ from linkserver.history.engine import (
     make_engine,
 )
 from linkserver.history.matching import encode_cursor
+from linkserver.history.nodes import NodeLeases, SqlNodeLeases
 from linkserver.history.outbox import Outbox, SqlOutbox
 from linkserver.history.same_commit import SameCommit
 from linkserver.history.schema import Id, UtcDateTime, acknowledgements, contexts, events, row_maker
@@ -198,6 +199,9 @@ class SqlHistoryStore(HistoryStore):
 
     def outbox(self, bridge: str, node: int) -> Outbox:
         return SqlOutbox(bridge, node, lambda: self.engine, lambda: self._write_lock)
+
+    def node_leases(self) -> NodeLeases:
+        return SqlNodeLeases(lambda: self.engine, lambda: self._write_lock)
 
     def flush(self, timeout: float | None = None) -> None:
         if self._writer is not None and not self._writer.flush(timeout):

@@ -39,6 +39,7 @@ from linkserver.server.controllers import (
 from linkserver.server.delivery import Subscription
 from linkserver.server.engine import Engine
 from linkserver.server.jobs import JobTracker
+from linkserver.server.node_id import NodeIdLease
 from linkserver.server.purge import PurgeScheduler
 from linkserver.server.resources import Resources
 from linkserver.server.stored_tree import KnownDefinitions, TreeRecorder, restore
@@ -84,6 +85,9 @@ class LinkServer:
         self.resources = Resources(self.engine, self.history)  # state machines (server/resources.py)
         self.jobs = JobTracker(self.engine)  # job events and hanging jobs (server/jobs.py)
         self._lock_file: IO[str] | None = None
+        # The node id: the configured one, or with a cluster: section the one claimed at start.
+        self.node_id = config.node_id
+        self.node_lease: NodeIdLease | None = None
         self._state_lock = threading.Lock()
         self.running = False
 
@@ -116,13 +120,14 @@ class LinkServer:
             self._lock_data_directory()
             try:
                 self.history.start()
+                self._claim_node_id()
                 self._restore_tree()
                 self.resources.start()
                 self.jobs.start()
                 self.running = True
                 self.users.start(self.history.users)
                 self._start_bridges()
-                self._fire_root("serverStarted", {"version": __version__, "node_id": self.config.node_id})
+                self._fire_root("serverStarted", {"version": __version__, "node_id": self.node_id})
                 self.purger.start()
                 for controller_config in self.config.controllers:
                     self._start_controller(
@@ -163,6 +168,9 @@ class LinkServer:
         self.bridges.clear()
         self.engine.close()
         # A database that stays down must not keep the process from exiting on SIGTERM.
+        if self.node_lease is not None:  # ids are time-ordered: a later holder cannot repeat ours
+            self.node_lease.stop()
+            self.node_lease = None
         self.history.stop(timeout=SHUTDOWN_TIMEOUT)
         self.running = False
         self._unlock_data_directory()
@@ -174,11 +182,27 @@ class LinkServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _claim_node_id(self) -> None:
+        """With a ``cluster:`` section, claim a node id from the database (server/node_id.py)."""
+        cluster = self.config.sections.get("cluster")
+        if cluster is None:
+            return
+        lease = NodeIdLease(
+            self.history.node_leases(), cluster.node_name, cluster.lease, on_change=self._node_id_changed
+        )
+        self.node_id = lease.start()
+        self.node_lease = lease
+        self.engine.use_node_id(self.node_id)
+
+    def _node_id_changed(self, node_id: int) -> None:
+        self.node_id = node_id
+        self.engine.use_node_id(node_id)
+
     def _restore_tree(self) -> None:
         """Apply what history says was added or removed at run time, then record every change."""
         restored = restore(self.tree, self.history.load_contexts(), self.known)
         self.engine.contexts_restored(restored.added, restored.removed)
-        self.tree.before_change = TreeRecorder(self.tree, self.history, self.known, self.config.node_id)
+        self.tree.before_change = TreeRecorder(self.tree, self.history, self.known, self.node_id)
         if restored.added or restored.removed or restored.skipped:
             log.info(
                 "run-time tree restored: %d contexts added, %d removed, %d not restored (see warnings)",
@@ -202,7 +226,7 @@ class LinkServer:
 
     def _start_bridges(self) -> None:
         for spec in self.config.sections.get("bridges", ()):
-            bridge = load_bridge(spec.name, spec.type, spec.plugin_options(self.config.node_id))
+            bridge = load_bridge(spec.name, spec.type, spec.plugin_options(self.node_id))
             self.add_bridge(
                 spec.name,
                 bridge,
@@ -222,7 +246,7 @@ class LinkServer:
         if any(host.name == name for host in self.bridges):
             raise BridgeError(f"a bridge named {name!r} is already running")
         host = BridgeHost(
-            name, bridge, self.engine, self.history, node=self.config.node_id, users=self.users, **options
+            name, bridge, self.engine, self.history, node=self.node_id, users=self.users, **options
         )
         host.attach()
         host.start()

@@ -155,6 +155,18 @@ class Engine:
         # data-table validation. Read at scrape time (linkserver.server.metrics).
         self.fired: dict[str, tuple[Any, ...]] = {}
         self.rejected: dict[str, tuple[Any, ...]] = {}
+        # Called with every event fired here (not those handed to deliver), before it is
+        # stored: the cluster's publisher (server/cluster.py). Must be quick and not raise.
+        self.on_fired: Callable[[Event], None] | None = None
+
+    @property
+    def node_id(self) -> int:
+        """The node id in the ids of events fired here."""
+        return self._ids.node_id
+
+    def use_node_id(self, node_id: int) -> None:
+        """Fire with ``node_id`` from now on (claimed from the database at start)."""
+        self._ids.use_node(node_id)
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, **kwargs: Any) -> Engine:
@@ -224,6 +236,9 @@ class Engine:
             records,
             definition.category.value,  # a plain str: filters compare exact types
         )
+        tap = self.on_fired
+        if tap is not None:  # before the store: the commit may follow at once
+            tap(fired)
         commit: Future[Event] | None = None
         if lifetime is not None:
             # Checked: the format validated the data, so the writer encodes it off this thread.

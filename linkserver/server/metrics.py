@@ -127,7 +127,7 @@ class ServerCollector:
         yield gaps
         yield GaugeMetricFamily(PREFIX + "contexts", "Contexts in the tree.", value=len(server.tree))
         info = GaugeMetricFamily(PREFIX + "info", "This server.", labels=["version", "node_id", "history"])
-        info.add_metric([__version__, str(server.config.node_id), _history_kind(server)], 1)
+        info.add_metric([__version__, str(server.node_id), _history_kind(server)], 1)
         yield info
         yield GaugeMetricFamily(
             PREFIX + "start_time_seconds", "When the metrics began (Unix time).", value=self.started
