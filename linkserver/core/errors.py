@@ -109,6 +109,22 @@ class FilterError(LinkServerError, ValueError):
         super().__init__(text)
 
 
+class InvalidTemplate(LinkServerError, ValueError):
+    """A message template (linkserver.core.templates) cannot be parsed or names what the
+    event does not have. ``column`` (from 1) points into ``template`` when known."""
+
+    def __init__(self, message: str, template: str = "", column: int | None = None) -> None:
+        self.message = message
+        self.template = template
+        self.column = column
+        text = message
+        if column is not None:
+            text = f"column {column}: {message}"
+            if template:
+                text += f"\n  {template}\n  {' ' * (column - 1)}^"
+        super().__init__(text)
+
+
 class PermissionDenied(LinkServerError, PermissionError):
     """The acting user lacks the permission level an action needs."""
 

@@ -63,6 +63,7 @@ def field_problems(
     max: Any = None,  # noqa: A002
     pattern: Any = None,
     format: Any = None,  # noqa: A002
+    labels: Any = None,
     unknown: Collection[str] = (),
     where: str | None = None,
 ) -> list[tuple[str, str]]:
@@ -132,6 +133,12 @@ def field_problems(
                 except TypeError:
                     found.append(("allowed", f"{where}: allowed value {value!r} must be a plain value"))
                     allowed_ok = False
+    labels_ok = "labels" not in unknown
+    pairs: list[tuple[Any, Any]] = []
+    if labels is not None and labels_ok:
+        pairs, problems = _label_pairs(labels, kind, where)
+        found.extend(problems)
+        labels_ok = not problems
     if kind is None or not (bounds_ok and pattern_ok and format_ok and allowed_ok) or found:
         # The value checks below need a consistent checker; what is wrong is already said.
         if default is None and "default" not in unknown and "nullable" not in unknown and not nullable:
@@ -145,6 +152,11 @@ def field_problems(
             check(value)
         except InvalidValue as exc:
             found.append(("allowed", f"{where}: allowed value {value!r} is invalid: {exc}"))
+    for value, _ in pairs if labels_ok else ():
+        try:
+            check(value)
+        except InvalidValue as exc:
+            found.append(("labels", f"{where}: the labelled value {value!r} is not a valid value: {exc}"))
     if default is not NO_DEFAULT and "default" not in unknown:
         if default is None:
             if not nullable and "nullable" not in unknown:
@@ -157,6 +169,56 @@ def field_problems(
             except DataTableError as exc:
                 found.append(("default", f"{where}: default is invalid: {exc}"))
     return found
+
+
+LABELLED_TYPES = (FieldType.INTEGER, FieldType.STRING)
+"""The field types that may have value labels (coded fields)."""
+
+
+def _label_pairs(labels: Any, kind: FieldType | None, where: str) -> tuple[list[tuple[Any, Any]], list[Any]]:
+    """``(value, label)`` pairs of ``labels`` and every problem with them as ``(key, message)``."""
+    found: list[tuple[str, str]] = []
+    if isinstance(labels, Mapping):
+        pairs = list(labels.items())
+    elif isinstance(labels, (list, tuple)) and all(isinstance(p, tuple) and len(p) == 2 for p in labels):
+        pairs = list(labels)
+    else:
+        return [], [("labels", f"{where}: labels must map values to labels, e.g. {{1: up, 2: down}}")]
+    if kind is not None and kind not in LABELLED_TYPES:
+        return pairs, [("labels", f"{where}: labels apply to integer and string fields, not {kind} fields")]
+    if not pairs:
+        return pairs, [("labels", f"{where}: the labels mapping is empty")]
+    seen: dict[str, Any] = {}
+    values = {value for value, _ in pairs if isinstance(value, str)}
+    for value, label in pairs:
+        if kind is FieldType.INTEGER and (isinstance(value, bool) or not isinstance(value, int)):
+            found.append(
+                (
+                    "labels",
+                    f"{where}: labelled value {value!r} is not an integer; the field is an integer field",
+                )
+            )
+        elif kind is FieldType.STRING and not isinstance(value, str):
+            found.append(
+                ("labels", f"{where}: labelled value {value!r} is not a string; quote it: '{value}'")
+            )
+        if not isinstance(label, str) or not label.strip():
+            found.append(("labels", f"{where}: the label of {value!r} must be non-empty text, got {label!r}"))
+            continue
+        if label in seen:
+            found.append(
+                ("labels", f"{where}: label {label!r} is given to both {seen[label]!r} and {value!r}")
+            )
+        seen.setdefault(label, value)
+        if label in values and label != value:
+            found.append(
+                (
+                    "labels",
+                    f"{where}: label {label!r} of {value!r} is also a labelled value; "
+                    "a filter could not tell them apart",
+                )
+            )
+    return pairs, found
 
 
 _CHECKERS: dict[tuple[Any, ...], Callable[[Any], Any]] = {}
@@ -202,6 +264,15 @@ def shared_checker(
     return check
 
 
+def _labels(value: Any) -> Any:
+    """A mapping (or pairs) as a tuple of pairs; anything else is left for field_problems to name."""
+    if isinstance(value, Mapping):
+        return tuple(value.items())
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
 @attrs.frozen(kw_only=True)
 class Field:
     """One column of a table format; checked for consistency at construction.
@@ -222,6 +293,8 @@ class Field:
     max: float | None = None
     pattern: str | None = None
     format: TableFormat | None = None
+    labels: tuple[tuple[Any, str], ...] | None = attrs.field(default=None, converter=_labels)
+    """Value labels of a coded field, ``((1, "up"), (2, "down"))``: stored as values, shown as labels."""
 
     def __attrs_post_init__(self) -> None:
         problems = field_problems(
@@ -234,9 +307,19 @@ class Field:
             max=self.max,
             pattern=self.pattern,
             format=self.format,
+            labels=self.labels,
         )
         if problems:
             raise InvalidDefinition(problems=problems)
+
+    def label(self, value: Any) -> str | None:
+        """The label of ``value``, None when it has none (or the field has no labels)."""
+        if self.labels is None or type(value) not in (int, str):
+            return None
+        for known, label in self.labels:
+            if known == value and type(known) is type(value):
+                return label
+        return None
 
     @property
     def has_default(self) -> bool:
