@@ -25,6 +25,7 @@ from linkserver.loading.config import (
 from linkserver.loading.contexts import TOP_KEYS as CONTEXT_KEYS
 from linkserver.loading.contexts import CatalogBuilder, context_files
 from linkserver.loading.problems import Location, Problems, display_name, suggest
+from linkserver.loading.rules import check_rules
 from linkserver.loading.yamlnodes import Document, collection_paused, read
 
 CONFIG_NAMES = ("linkserver", "config")
@@ -68,9 +69,10 @@ def _check(paths: Sequence[Path], on_file: Callable[[Path], None] | None) -> lis
             complete = False
     named = [item for result in results for item in result.context_locations.items()]
     complete &= _add_named(named, builder, problems, skip={_normal(path) for path in files}, on_file=on_file)
-    builder.build()
+    catalog = builder.build()
     for result in results:
         _check_rules(result, builder, complete=complete, problems=problems)
+        _check_alert_rules(result, catalog, complete=complete, problems=problems)
     return problems.messages()
 
 
@@ -109,6 +111,7 @@ def _load(
     complete = _add_named(result.context_locations.items(), builder, problems, on_file=on_file)
     catalog = builder.build()
     _check_rules(result, builder, complete=complete, problems=problems)
+    _check_alert_rules(result, catalog, complete=complete, problems=problems)
     return result.config, catalog
 
 
@@ -170,6 +173,12 @@ def _check_rules(
                 f"expiration for non-persistent event {event!r} would make it persistent; "
                 "the table cannot do that: set persistent: true in its definition or remove this rule",
             )
+
+
+def _check_alert_rules(result: ConfigResult, catalog: Catalog, *, complete: bool, problems: Problems) -> None:
+    """Alert rules (the ``rules:`` section) against the contexts (loading/rules.py)."""
+    if result.config is not None:
+        check_rules(result.config.sections.get("rules", ()), catalog, problems, complete=complete)
 
 
 def _expand(paths: Iterable[Path]) -> list[Path]:
