@@ -206,6 +206,18 @@ nodes = Table(
     Column("expires_ms", BigInteger, nullable=False),
 )
 
+# What alert rules remember (linkserver/history/rule_state.py): one row per rule and key
+# (a context, a data value, an alert's event id), ``state`` the JSON of core/rule_state.py's
+# dump, ``updated_ms`` milliseconds since 1970. Read whole at start, written in batches.
+rule_state = Table(
+    "rule_state",
+    metadata,
+    Column("rule", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
 EVENT_COLUMNS = tuple(column.name for column in events.columns)
 """The column order of rows made by :func:`row_maker` (the writer's INSERT/COPY order)."""
 

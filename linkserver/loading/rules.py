@@ -102,6 +102,10 @@ def _level(entries: Entries, key: str, reading: Reading) -> Any:
     return entries.level(key)
 
 
+def _flag(entries: Entries, key: str, reading: Reading) -> Any:
+    return entries.flag(key)
+
+
 def _per(entries: Entries, key: str, reading: Reading) -> Any:
     value = entries.text(key)
     if isinstance(value, str) and value not in (PER_CONTEXT, PER_RULE):
@@ -189,6 +193,7 @@ class RuleConfig:
     severity: str = setting("medium", choice(*SEVERITIES), doc="the alert's severity field")
     message: str | None = setting(None, text(), doc="the alert's message ({key}, {count}...)")
     clear_message: str | None = setting(None, text(), doc="the message of alertCleared")
+    enabled: bool = setting(True, _flag, doc="false: checked, listed and dry-run, but not evaluated")
     location: Location | None = located()
     event_location: Location | None = located("event")
     filter_location: Location | None = located("filter")

@@ -42,6 +42,7 @@ from linkserver.server.jobs import JobTracker
 from linkserver.server.node_id import NodeIdLease
 from linkserver.server.purge import PurgeScheduler
 from linkserver.server.resources import Resources
+from linkserver.server.rules import RuleHost, rules_of
 from linkserver.server.stored_tree import KnownDefinitions, TreeRecorder, restore
 from linkserver.server.users import UserDirectory
 from linkserver.typing import Bridge
@@ -84,6 +85,7 @@ class LinkServer:
         self.device_owners = DeviceOwners(self.tree)  # which controller drives which device
         self.resources = Resources(self.engine, self.history)  # state machines (server/resources.py)
         self.jobs = JobTracker(self.engine)  # job events and hanging jobs (server/jobs.py)
+        self.rules = RuleHost(self.engine, self.history, rules_of(config))  # alert rules (server/rules.py)
         self._lock_file: IO[str] | None = None
         # The node id: the configured one, or with a cluster: section the one claimed at start.
         self.node_id = config.node_id
@@ -124,6 +126,7 @@ class LinkServer:
                 self._restore_tree()
                 self.resources.start()
                 self.jobs.start()
+                self.rules.start()
                 self.running = True
                 self.users.start(self.history.users)
                 self._start_bridges()
@@ -156,6 +159,7 @@ class LinkServer:
             handle.remove_all()
         self.controllers.clear()
         self.purger.stop()
+        self.rules.stop()
         self.jobs.stop()
         self.resources.stop()
         if self.running:

@@ -1,0 +1,367 @@
+"""Alert rules running in the server: one subscription per rule, timers, fires, stored state.
+
+Each enabled rule (the ``rules:`` section, docs/rules.md) is one engine
+subscription on its mask, event name and filter, so the subscription index
+(core/subscriptions.py) finds the rules an event concerns without looking at
+the others. The subscription feeds the rule's :class:`RuleState`
+(core/rule_state.py); what it returns is fired as an ordinary event in the
+rule's alert context through :meth:`Engine.fire`, so history, alarms,
+bridges and pop-ups see rule alerts like any other event. An APScheduler job
+ticks the rules that act on time (absence, the end of a count window,
+escalation steps); another writes the keys that changed to the
+``rule_state`` table every second (and at stop), from which :meth:`start`
+restores them: a restart continues every window, open alert and escalation.
+
+A dry run (:meth:`RuleHost.test`) replays stored history through a fresh
+state of the rule and fires nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from linkserver.core.errors import EventNotFound, LinkServerError
+from linkserver.core.events import Event
+from linkserver.core.filters import Filter, parse_filter
+from linkserver.core.paths import display
+from linkserver.core.rule_state import AbsenceState, RuleState, ack_times, new_state, replay
+from linkserver.core.rules import PER_CONTEXT, Firing, Rule, RuleKind
+from linkserver.history.base import HistoryQuery, HistoryStore
+from linkserver.history.rule_state import Change, RuleStateStore, open_rule_state
+from linkserver.server.delivery import Subscription
+from linkserver.server.engine import Engine
+
+log = logging.getLogger("linkserver.rules")
+
+COMPONENT = "rules"
+TICK = 1.0  # seconds between ticks of the timed rules
+FLUSH = 1.0  # seconds between writes of the changed state
+MAX_DEPTH = 8  # alerts firing rules firing alerts...: stop there
+
+
+class UnknownRule(LinkServerError, LookupError):
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        listing = ", ".join(sorted(known)) or "none are configured"
+        super().__init__(f"no rule named {name!r} (rules: {listing}); rules are in the 'rules:' section")
+        self.name = name
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Running:
+    """One rule with its state, lock and subscription."""
+
+    def __init__(self, rule: Rule, enabled: bool) -> None:
+        self.rule = rule
+        self.enabled = enabled
+        self.state: RuleState = new_state(rule)
+        self.lock = threading.RLock()
+        self.subscription: Subscription | None = None
+        self.fired = 0
+        self.last_fired: datetime | None = None
+
+
+class RuleHost:
+    """The rules of one server. ``rules``: (rule, enabled); disabled rules are listed and
+    dry-run but not evaluated. Thread-safe."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        history: HistoryStore,
+        rules: Sequence[tuple[Rule, bool]] = (),
+        *,
+        tick: float = TICK,
+        flush: float = FLUSH,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.engine = engine
+        self.history = history
+        self.tick_interval, self.flush_interval = tick, flush
+        self.clock = clock
+        self._rules = {rule.name: _Running(rule, enabled) for rule, enabled in rules}
+        self._store: RuleStateStore | None = None
+        self._scheduler: BackgroundScheduler | None = None
+        self._flush_lock = threading.Lock()
+        self._depth = threading.local()
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [running.rule for running in self._rules.values()]
+
+    # -- lifecycle -------------------------------------------------------
+
+    def start(self) -> None:
+        """Restore the stored state, subscribe every enabled rule, start the timers.
+
+        The alert context of a rule is added (under its parent) when missing.
+        """
+        if not self._rules:
+            return
+        store = self._store = open_rule_state(self.history)
+        stored = store.load()
+        store.forget([name for name in stored if name not in self._rules])
+        now = self.clock()
+        for running in self._rules.values():
+            if not running.enabled:
+                continue
+            rule = running.rule
+            running.state.load(stored.get(rule.name, {}), now)
+            if isinstance(running.state, AbsenceState) and rule.per == PER_CONTEXT:
+                running.state.seed(self._watched_contexts(rule), now)
+            self._ensure_alert_context(rule)
+            running.subscription = self.engine.listen(
+                rule.mask, rule.event, self._listener(running), filter=_combined(rule)
+            )
+        scheduler = BackgroundScheduler(
+            jobstores={"default": MemoryJobStore()},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        scheduler.add_job(self.tick, "interval", seconds=self.tick_interval, id="linkserver-rules-tick")
+        scheduler.add_job(self.flush, "interval", seconds=self.flush_interval, id="linkserver-rules-flush")
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info("%d alert rules running", sum(1 for r in self._rules.values() if r.enabled))
+
+    def stop(self) -> None:
+        """Stop the timers and subscriptions, then store what changed."""
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+        for running in self._rules.values():
+            if running.subscription is not None:
+                running.subscription.cancel()
+                running.subscription = None
+        if self._store is not None:
+            try:
+                self.flush()
+            except Exception:
+                log.exception("could not store the state of the alert rules")
+
+    def _watched_contexts(self, rule: Rule) -> Iterator[str]:
+        for context in self.engine.tree.match(rule.mask):
+            if rule.event in context.definitions:
+                yield display(context.path)
+
+    def _ensure_alert_context(self, rule: Rule) -> None:
+        if self.engine.tree.find(rule.alert) is None:
+            self.engine.add_context(rule.alert, description=f"Alerts of rule {rule.name}")
+
+    # -- evaluation ------------------------------------------------------
+
+    def _listener(self, running: _Running) -> Callable[[Event], None]:
+        state, lock, escalation = running.state, running.lock, running.rule.kind is RuleKind.ESCALATION
+        tree = self.engine.tree
+
+        def observe(event: Event) -> None:
+            if escalation and not _needs_acknowledgement(tree, event):
+                return
+            with lock:
+                fired = state.observe(event, event.created)
+            if fired:
+                self._fire(running, fired)
+
+        return observe
+
+    def tick(self) -> None:
+        """Let time act on every timed rule (the scheduler's job; tests call it directly)."""
+        now = self.clock()
+        for running in self._rules.values():
+            if running.enabled and running.rule.timed:
+                with running.lock:
+                    fired = running.state.tick(now, self._acknowledged)
+                if fired:
+                    self._fire(running, fired)
+
+    def _acknowledged(self, event_id: int, now: datetime) -> bool:
+        try:
+            return self.history.get(event_id).acknowledged
+        except EventNotFound:
+            return True  # deleted or purged: nothing left to escalate
+        except Exception:
+            log.exception("could not read event %d to see whether it was acknowledged", event_id)
+            return False
+
+    def _fire(self, running: _Running, firings: list[Firing]) -> None:
+        depth = getattr(self._depth, "value", 0)
+        if depth >= MAX_DEPTH:
+            log.warning(
+                "rule %s: alerts fire rules %d deep; not firing %s", running.rule.name, depth, firings
+            )
+            return
+        self._depth.value = depth + 1
+        try:
+            for firing in firings:
+                try:
+                    event = self.engine.fire(
+                        running.rule.alert, firing.event, firing.data, level=firing.level, author=COMPONENT
+                    )
+                except Exception:
+                    log.exception(
+                        "rule %s could not fire %s in %s", running.rule.name, firing.event, running.rule.alert
+                    )
+                    continue
+                with running.lock:
+                    running.state.fired(firing, event.id)
+                    running.fired += 1
+                    running.last_fired = event.created
+        finally:
+            self._depth.value = depth
+
+    # -- persistence -----------------------------------------------------
+
+    def flush(self) -> None:
+        """Store the keys that changed since the last flush (one transaction)."""
+        if self._store is None:
+            return
+        with self._flush_lock:
+            changes: list[Change] = []
+            for running in self._rules.values():
+                with running.lock:
+                    for key in running.state.take_dirty():
+                        changes.append((running.rule.name, key, running.state.dump(key)))
+            if changes:
+                try:
+                    self._store.save(changes)
+                except Exception:
+                    self._restore_dirty(changes)
+                    raise
+
+    def _restore_dirty(self, changes: list[Change]) -> None:
+        """A failed write: the keys stay dirty for the next flush."""
+        for name, key, _ in changes:
+            running = self._rules.get(name)
+            if running is not None:
+                with running.lock:
+                    running.state._dirty.add(key)
+
+    # -- reading -----------------------------------------------------------
+
+    def get(self, name: str) -> Rule:
+        return self._running(name).rule
+
+    def _running(self, name: str) -> _Running:
+        running = self._rules.get(name)
+        if running is None:
+            raise UnknownRule(name, list(self._rules))
+        return running
+
+    def status(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Each rule (or the one named): what it watches and what it holds now."""
+        chosen = [self._running(name)] if name is not None else list(self._rules.values())
+        found = []
+        for running in chosen:
+            rule = running.rule
+            with running.lock:
+                state = running.state.status()
+                fired = running.fired
+                last = running.last_fired
+            found.append(
+                {
+                    "name": rule.name,
+                    "kind": str(rule.kind),
+                    "enabled": running.enabled,
+                    "mask": rule.mask,
+                    "event": rule.event,
+                    "alert": display(rule.alert),
+                    "description": rule.describe(),
+                    "fired": fired,
+                    "last_fired": last.isoformat() if last is not None else None,
+                    "state": state,
+                }
+            )
+        return found
+
+    # -- the dry run -------------------------------------------------------
+
+    def test(
+        self,
+        name: str,
+        *,
+        since: timedelta | datetime,
+        until: datetime | None = None,
+        read: Callable[[HistoryQuery], Any] | None = None,
+        limit: int = 1_000_000,
+    ) -> dict[str, Any]:
+        """What rule ``name`` would have fired over stored history from ``since`` (a time,
+        or how long ago) to ``until`` (default now), without firing anything. ``read``
+        reads one page of history (a user's permission-checked query); default: all.
+        Only persistent events are in history, so only they are replayed."""
+        rule = self.get(name)
+        end = until or self.clock()
+        start = end - since if isinstance(since, timedelta) else since
+        events = list(self._history(rule, start, end, read or self.history.query, limit))
+        acknowledged = ack_times(events) if rule.kind is RuleKind.ESCALATION else None
+        matches = rule.filter.matches if rule.filter is not None else None
+        if rule.kind is RuleKind.ESCALATION:
+            tree = self.engine.tree
+            base = matches
+            matches = lambda e: _needs_acknowledgement(tree, e) and (base is None or base(e))  # noqa: E731
+        fired = replay(rule, events, end, since=start, acknowledged=acknowledged, matches=matches)
+        return {
+            "rule": rule.name,
+            "since": start.isoformat(),
+            "until": end.isoformat(),
+            "events": len(events),
+            "fired": [firing.json() for firing in fired],
+        }
+
+    @staticmethod
+    def _history(
+        rule: Rule, start: datetime, end: datetime, read: Callable[[HistoryQuery], Any], limit: int
+    ) -> Iterator[Event]:
+        cursor: str | None = None
+        seen = 0
+        while True:
+            page = read(
+                HistoryQuery(
+                    masks=(rule.mask,),
+                    names=(rule.event,),
+                    since=start,
+                    until=end,
+                    newest_first=False,
+                    limit=10_000,
+                    cursor=cursor,
+                )
+            )
+            for event in page.events:
+                yield event
+                seen += 1
+                if seen >= limit:
+                    return
+            cursor = page.next_cursor
+            if cursor is None:
+                return
+
+
+def _combined(rule: Rule) -> Filter | None:
+    """The subscription's filter: the rule's, and for a threshold either of its two."""
+    if rule.kind is not RuleKind.THRESHOLD:
+        return rule.filter
+    assert rule.open is not None and rule.close is not None
+    either = f"({rule.open.text}) or ({rule.close.text})"
+    return parse_filter(f"({rule.filter.text}) and ({either})" if rule.filter is not None else either)
+
+
+def _needs_acknowledgement(tree: Any, event: Event) -> bool:
+    context = tree.find(event.context)
+    definition = context.definitions.get(event.name) if context is not None else None
+    return definition is not None and definition.requires_acknowledgement
+
+
+def rules_of(config: Any) -> list[tuple[Rule, bool]]:
+    """(rule, enabled) of a ServerConfig's ``rules:`` section."""
+    return [(item.to_rule(), item.enabled) for item in config.sections.get("rules", ())]
+
+
+__all__ = ["RuleHost", "UnknownRule", "rules_of"]

@@ -1,0 +1,166 @@
+"""Alert rules in a running server: alerts fired as ordinary events, timers, escalation until
+acknowledged, the dry run, and rule state surviving a restart of the server (SQLite file)."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+
+from linkserver import CapturingListener, LinkServer
+from linkserver.core.events import Acknowledgement
+from linkserver.history.base import HistoryQuery
+from linkserver.loading.shipped import SHIPPED_CONTEXTS
+
+RULES = """
+rules:
+  - {name: burst, kind: count, mask: "devices.*", event: error, count: 3, within: 1h}
+  - {name: silent, kind: absence, mask: "devices.*", event: measurement, within: 2s}
+  - name: hot
+    kind: threshold
+    mask: "devices.*"
+    event: measurement
+    open: "data.value > 80"
+    close: "data.value < 70"
+    level: ERROR
+  - name: page
+    kind: escalation
+    mask: "alerts.**"
+    event: alert
+    filter: 'data.severity == "critical"'
+    steps:
+      - {after: 1s, notify: [oncall]}
+      - {after: 2s, level: FATAL, notify: [oncall, boss]}
+  - {name: later, kind: count, mask: "devices.*", event: error, count: 1, within: 1h, enabled: false}
+"""
+
+
+def config_file(tmp_path: Path, rules: str = RULES) -> Path:
+    path = tmp_path / "linkserver.yaml"
+    path.write_text(
+        f"server:\n  data_dir: {tmp_path / 'data'}\n  contexts: [{SHIPPED_CONTEXTS}]\n"
+        "controllers: []\n" + textwrap.dedent(rules),
+        encoding="utf-8",
+    )
+    return path
+
+
+def server(tmp_path: Path) -> LinkServer:
+    return LinkServer.from_config_file(config_file(tmp_path))
+
+
+def alerts(s: LinkServer, name: str = "*") -> list[tuple[str, str, dict]]:
+    s.history.flush(5)
+    page = s.history.query(HistoryQuery(masks=("alerts.**",), newest_first=False, limit=1000))
+    return [(e.context, e.name, e.record) for e in page.events if name in ("*", e.name)]
+
+
+def measurement(value: float) -> list[dict]:
+    return [{"quantity": "temperature", "value": value, "unit": "C"}]
+
+
+def test_a_count_rule_fires_an_alert_event_in_its_alert_context(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        s.engine.add_context("devices.d1")
+        s.engine.add_context("devices.d2")
+        seen = CapturingListener()
+        s.listen("alerts.*", "alert", seen)
+        for path in ("devices.d1", "devices.d2", "devices.d1", "devices.d1"):
+            s.fire(path, "error", {"code": "E1", "message": "bad"})
+        (alert,) = seen.events
+        assert alert.context == "alerts.burst" and alert.author == "rules"
+        assert alert.record["rule"] == "burst" and alert.record["key"] == "devices.d1"
+        assert alert.record["message"] == "3 error events within 1h in devices.d1"
+        assert alert.record["cause"] == "devices.d1/error"
+        assert [r["name"] for r in s.rules.status()] == ["burst", "silent", "hot", "page", "later"]
+        (burst,) = s.rules.status("burst")
+        assert burst["fired"] == 1 and burst["state"]["open"]["devices.d1"]["alert_id"] == alert.id
+
+
+def test_a_threshold_opens_once_and_clears_with_the_alert_id(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        s.engine.add_context("devices.d1")
+        for value in (75, 85, 90, 72, 65, 66):
+            s.fire("devices.d1", "measurement", measurement(value))
+        found = alerts(s)
+        hot = [(name, record) for context, name, record in found if context == "alerts.hot"]
+        assert [name for name, _ in hot] == ["alert", "alertCleared"]
+        opened = s.history.query(HistoryQuery(masks=("alerts.hot",), names=("alert",))).events[0]
+        assert opened.level.name == "ERROR"
+        assert hot[1][1]["alert_id"] == opened.id
+
+
+def test_escalation_steps_until_acknowledged(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        s.engine.add_context("alerts.manual")
+        raised = s.fire("alerts.manual", "alert", {"message": "pump", "severity": "critical"}, durable=True)
+        s.fire(
+            "alerts.manual", "alert", {"message": "minor", "severity": "low"}, durable=True
+        )  # filtered out
+        escalated = CapturingListener()
+        s.listen("alerts.page", "escalated", escalated)
+        deadline = time.monotonic() + 10
+        while not escalated.events and time.monotonic() < deadline:  # the scheduler's tick
+            time.sleep(0.1)
+        (first,) = escalated.events
+        assert first.record["alert_id"] == raised.id and first.record["step"] == 1
+        assert first.record["notified"] == "oncall" and first.level.name == "ERROR"
+        s.history.acknowledge(raised.id, Acknowledgement(time=raised.created, user="op", text="on it"))
+        time.sleep(2.2)
+        s.rules.tick()
+        assert len(escalated.events) == 1  # acknowledged: no second step
+        assert s.rules.status("page")[0]["state"]["escalating"] == {}
+
+
+def test_a_disabled_rule_is_listed_and_tested_but_fires_nothing(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        s.engine.add_context("devices.d1")
+        for _ in range(4):
+            s.fire("devices.d1", "error", {"code": "E1", "message": "bad"}, durable=True)
+        assert [r for c, *r in alerts(s) if c == "alerts.later"] == []
+        result = s.rules.test("later", since=__import__("datetime").timedelta(hours=1))
+        assert result["events"] == 4
+        assert [f["event"] for f in result["fired"]] == ["alert"]
+        burst = s.rules.test("burst", since=__import__("datetime").timedelta(hours=1))
+        assert [(f["event"], f["key"]) for f in burst["fired"]] == [("alert", "devices.d1")]
+        assert len(alerts(s, "alert")) == 1  # the real one, once; the dry runs fired nothing
+
+
+def test_rule_state_survives_a_restart_mid_window(tmp_path: Path) -> None:
+    path = config_file(tmp_path)
+    first = LinkServer.from_config_file(path).start()
+    try:
+        first.engine.add_context("devices.d1")
+        first.engine.add_context("devices.d2")
+        first.fire("devices.d1", "error", {"code": "E1", "message": "bad"})
+        first.fire("devices.d1", "error", {"code": "E1", "message": "bad"})
+        first.fire("devices.d1", "measurement", measurement(20))
+        first.fire("devices.d2", "measurement", measurement(20))
+        first.fire("devices.d2", "measurement", measurement(85))  # hot opens
+    finally:
+        first.stop()
+    second = LinkServer.from_config_file(path).start()
+    try:
+        second.fire("devices.d1", "error", {"code": "E1", "message": "bad"})  # the third within the hour
+        assert [(c, n) for c, n, _ in alerts(second, "alert")] == [
+            ("alerts.hot", "alert"),
+            ("alerts.burst", "alert"),
+        ]
+        second.fire("devices.d2", "measurement", measurement(60))  # hot clears: its alert came before
+        time.sleep(2.1)
+        second.fire("devices.d2", "measurement", measurement(60))
+        second.rules.tick()  # d1 has been silent for 2 s, counted from the first server
+        silent = [r for c, n, r in alerts(second, "alert") if c == "alerts.silent"]
+        assert [r["key"] for r in silent] == ["devices.d1"]
+    finally:
+        second.stop()
+    third = LinkServer.from_config_file(path).start()
+    try:
+        third.fire("devices.d1", "measurement", measurement(20))  # the silent alert, open before, clears
+        cleared = [r for c, n, r in alerts(third, "alertCleared")]
+        opened = third.history.query(HistoryQuery(masks=("alerts.silent",), names=("alert",))).events[0]
+        assert [(r["rule"], r["alert_id"]) for r in cleared][-1] == ("silent", opened.id)
+        hot = [r for r in cleared if r["rule"] == "hot"]
+        assert len(hot) == 1 and hot[0]["alert_id"] is not None
+    finally:
+        third.stop()
