@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from linkserver.core.alarms import AlarmSpec, alarm_problems
 from linkserver.core.categories import Category, derive_category
 from linkserver.core.errors import InvalidDefinition
 from linkserver.core.formats import EMPTY_FORMAT, TableFormat
@@ -37,6 +38,7 @@ class EventDefinition:
     default; the server's expiration times table overrides both.
     ``requires_acknowledgement`` marks events an operator must acknowledge.
     ``category`` (linkserver.core.categories) is derived from the rest when not given.
+    ``alarm`` (linkserver.core.alarms): how its events raise or clear alarms; None: they do not.
     """
 
     name: str
@@ -52,6 +54,7 @@ class EventDefinition:
     requires_acknowledgement: bool = False
     format: TableFormat = EMPTY_FORMAT
     category: Category = attrs.field(default=None, converter=_category)  # None: derived
+    alarm: AlarmSpec | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.category is None:
@@ -69,6 +72,9 @@ class EventDefinition:
             requires_acknowledgement=self.requires_acknowledgement,
             group=self.group,
             format=self.format,
+        )
+        problems += alarm_problems(
+            self.alarm, persistent=self.persistent, format=self.format, where=f"event {self.name!r}"
         )
         if problems:
             raise InvalidDefinition(problems=problems)

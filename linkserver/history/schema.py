@@ -218,6 +218,46 @@ rule_state = Table(
     Column("updated_ms", BigInteger, nullable=False),
 )
 
+# The alarm list (linkserver/history/alarms.py): one row per reduction key, written in the
+# transaction of the events that raise, reduce or clear it. The primary key (the id of the
+# alarm's first event) serves get() and keyset pages; the unique key the upserts. Nothing
+# else is indexed: every index costs each upsert, and the list is small enough to scan for
+# the purge and the auto-clear sweep.
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=False),
+    Column("key", Text, nullable=False),
+    Column("context", ContextPath, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("state", Text, nullable=False),  # open, acknowledged, cleared
+    Column("level", SmallInteger, nullable=False),
+    Column("alarm_level", Text, nullable=False),  # the level policy: highest or last
+    Column("count", BigInteger, nullable=False),
+    Column("first", UtcDateTime, nullable=False),
+    Column("last", UtcDateTime, nullable=False),
+    Column("event_id", BigInteger, nullable=False),  # the last event
+    Column("auto_clear_at", UtcDateTime, nullable=True),
+    Column("cleared", UtcDateTime, nullable=True),
+    Column("cleared_by", Text, nullable=True),  # event, user or auto_clear
+    Column("cleared_event", BigInteger, nullable=True),
+    Column("cleared_user", Text, nullable=True),
+)
+Index("ix_alarms_key", alarms.c.key, unique=True)
+
+# Acknowledgements of alarms, by alarm id (an alarm that recurs after a clear gets a new id,
+# so the old one's acknowledgements stay with it until the purge removes both).
+alarm_acknowledgements = Table(
+    "alarm_acknowledgements",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("alarm_id", BigInteger, nullable=False),
+    Column("time", UtcDateTime, nullable=False),
+    Column("user", Text, nullable=False),
+    Column("text", Text, nullable=False),
+)
+Index("ix_alarm_acknowledgements_alarm_id", alarm_acknowledgements.c.alarm_id, alarm_acknowledgements.c.time)
+
 EVENT_COLUMNS = tuple(column.name for column in events.columns)
 """The column order of rows made by :func:`row_maker` (the writer's INSERT/COPY order)."""
 

@@ -27,6 +27,7 @@ from linkserver.core.definitions import EventDefinition
 from linkserver.core.errors import InvalidName
 from linkserver.core.paths import check_name, display, parse_path
 from linkserver.core.statemachines import StateMachine
+from linkserver.loading.alarm_fields import check_clears
 from linkserver.loading.entries import Entries, as_mapping
 from linkserver.loading.formats import DefinitionReader, FormatNotYetKnown
 from linkserver.loading.problems import Location, Problems, suggest
@@ -194,12 +195,16 @@ class CatalogBuilder:
         return self.machines.machines[name].machine if name is not None else None
 
     def _check_machine(self, definitions: DefinitionSet, user: str) -> None:
-        """Every event the set's machine is triggered by, and stateChanged, must be defined (once per set)."""
-        machine = definitions.state_machine
-        if machine is None or id(definitions) in self._checked_sets:
+        """Every event the set's machine is triggered by, and stateChanged, must be defined; every
+        event a 'clears' names too (once per set)."""
+        if id(definitions) in self._checked_sets:
             return
         self._checked_sets.add(id(definitions))
-        self.machines.check_events(machine.name, definitions, user)
+        if self.definitions.clears_at:
+            check_clears(definitions, self.definitions.clears_at, self.problems, user, self.persistence)
+        machine = definitions.state_machine
+        if machine is not None:
+            self.machines.check_events(machine.name, definitions, user)
 
     def _template_set(self, name: str) -> DefinitionSet:
         found = self._template_sets.get(name)

@@ -26,6 +26,7 @@ from linkserver.core.formats import (
     format_problems,
 )
 from linkserver.core.paths import check_name
+from linkserver.loading.alarm_fields import ALARM_KEYS, clears_location, read_alarm
 from linkserver.loading.entries import Entries, as_mapping
 from linkserver.loading.problems import Location, describe, suggest
 from linkserver.loading.yamlnodes import MAP_TAG, MISSING, Document, describe_node, is_null
@@ -56,6 +57,7 @@ EVENT_KEYS = (
     "requires_acknowledgement",
     "category",
     "format",
+    *ALARM_KEYS,
 )
 
 
@@ -80,6 +82,8 @@ class DefinitionReader:
         self.deferring = False
         self.strings: dict[str, str] = {}
         """Every name and description read so far: equal strings are kept once."""
+        self.clears_at: dict[int, Location] = {}
+        """Where each definition with ``clears`` says it (by id), for the checks per context."""
 
     def register_format(self, doc: Document, key: Node, node: Node) -> None:
         """Record a named format (``formats: {name: ...}``); names are global."""
@@ -306,17 +310,24 @@ class DefinitionReader:
             if kwargs["format"] is None:
                 entries.bad = True
                 entries.failed.add("format")
+        kwargs["alarm"] = read_alarm(entries)
         given = {k: v for k, v in kwargs.items() if v is not MISSING}
         if entries.bad or not named:
             checked = {k: v for k, v in given.items() if k in _CHECKED_EVENT_KEYS}
             entries.report(definition_problems(name=name, unknown=entries.failed | {"name"}, **checked))
             return None
         try:
-            return EventDefinition(name=name, **given)
+            definition = EventDefinition(name=name, **given)
         except InvalidDefinition as exc:
             entries.report(exc.problems)
         except CORE_ERRORS as exc:
             entries.report([("", f"{where}: {exc}")])
+        else:
+            if definition.alarm is not None and definition.alarm.clears:
+                at = clears_location(entries)
+                if at is not None:
+                    self.clears_at[id(definition)] = at
+            return definition
         return None
 
     @staticmethod

@@ -123,7 +123,7 @@ def test_cd_ls_pwd_relative_absolute_and_parent(sh: ShellDriver, live: LiveServe
     sh.run("cd")
     assert sh.run("pwd") == "root\n"
     assert sh.run(f"ls /devices/{device}").endswith(
-        f"0 child context(s); 7 event(s) defined in devices.{device} (see 'events')\n"
+        f"0 child context(s); 8 event(s) defined in devices.{device} (see 'events')\n"
     )
 
 

@@ -1,0 +1,406 @@
+"""The alarm list in SQL (SQLite and PostgreSQL): the batch's upserts and the reads and changes.
+
+The hot path is :meth:`SqlAlarmStore.statements`: a batch's key changes become
+multi-row ``INSERT ... ON CONFLICT (key) DO UPDATE`` statements of a few fixed sizes
+(exact-size chunks, as the writer cuts its INSERTs, so they stay in the driver's
+statement cache), whose ``SET`` says :func:`linkserver.core.alarm_records.apply` in SQL:
+a stored alarm that is cleared starts over with the new events (a new id); otherwise
+the count adds up, the level follows the policy, the state stays (or ends cleared).
+Keys a batch only clears are one ``UPDATE`` each, run with ``executemany``.
+
+Lists join each alarm's last event for what filters read besides the alarm's context,
+name, level and id (:mod:`linkserver.history.filter_sql` translates the filter with the
+alarm's columns for those), and page by alarm id like history pages by event id.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Text, and_, delete, select, type_coerce, update
+
+from linkserver.core.alarm_fold import KeyChange
+from linkserver.core.alarm_records import Alarm
+from linkserver.core.alarms import AlarmLevel, AlarmState
+from linkserver.core.events import Acknowledgement, Event
+from linkserver.core.levels import Level
+from linkserver.history.alarms import AlarmNotFound, AlarmPage, AlarmQuery, AlarmStore, alarm_test
+from linkserver.history.base import HistoryQuery
+from linkserver.history.codec import decode_data, micros
+from linkserver.history.filter_sql import COLUMNS, masks_clause, translate
+from linkserver.history.matching import check_query, decode_cursor, encode_cursor
+from linkserver.history.same_commit import Statement
+from linkserver.history.schema import alarm_acknowledgements, alarms, events
+
+_COLUMNS = (
+    "id",
+    "key",
+    "context",
+    "name",
+    "state",
+    "level",
+    "alarm_level",
+    "count",
+    "first",
+    "last",
+    "event_id",
+    "auto_clear_at",
+    "cleared",
+    "cleared_by",
+    "cleared_event",
+    "cleared_user",
+)
+_CHUNKS = (256, 64, 16, 4, 1)
+_FRESH = "alarms.state = 'cleared'"
+_MAX = {"sqlite": "max", "postgresql": "GREATEST"}
+_MARK = {"sqlite": "?", "postgresql": "%s"}
+_KEPT = ("context", "name", "alarm_level", "last", "event_id", "auto_clear_at", *_COLUMNS[12:])
+
+
+def _upsert_sql(dialect: str, rows: int) -> str:
+    marks = "(" + ", ".join([_MARK[dialect]] * len(_COLUMNS)) + ")"
+    keep_or_new = [f"{c} = CASE WHEN {_FRESH} THEN excluded.{c} ELSE alarms.{c} END" for c in ("id", "first")]
+    return (
+        f"INSERT INTO alarms ({', '.join(_COLUMNS)}) VALUES {', '.join([marks] * rows)} "
+        "ON CONFLICT (key) DO UPDATE SET "
+        + ", ".join(
+            [
+                *keep_or_new,
+                f"count = CASE WHEN {_FRESH} THEN excluded.count ELSE alarms.count + excluded.count END",
+                f"level = CASE WHEN {_FRESH} OR excluded.alarm_level = 'last' THEN excluded.level "
+                f"ELSE {_MAX[dialect]}(alarms.level, excluded.level) END",
+                "state = CASE WHEN excluded.state = 'cleared' THEN 'cleared' "
+                f"WHEN {_FRESH} THEN 'open' ELSE alarms.state END",
+                *(f"{c} = excluded.{c}" for c in _KEPT),
+            ]
+        )
+    )
+
+
+def _replace_sql(dialect: str) -> str:
+    """A change whose raises follow a clear in the same batch: the row is replaced."""
+    marks = ", ".join([_MARK[dialect]] * len(_COLUMNS))
+    return (
+        f"INSERT INTO alarms ({', '.join(_COLUMNS)}) VALUES ({marks}) ON CONFLICT (key) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "key")
+    )
+
+
+def _clear_sql(dialect: str) -> str:
+    m = _MARK[dialect]
+    return (
+        f"UPDATE alarms SET state = 'cleared', cleared = {m}, cleared_by = 'event', cleared_event = {m}, "
+        f"cleared_user = NULL, auto_clear_at = NULL WHERE key = {m} AND state <> 'cleared'"
+    )
+
+
+_SQL: dict[tuple[str, str, int], str] = {}
+
+
+def _sql(kind: str, dialect: str, rows: int = 1) -> str:
+    found = _SQL.get((kind, dialect, rows))
+    if found is None:
+        if kind == "upsert":
+            found = _upsert_sql(dialect, rows)
+        elif kind == "replace":
+            found = _replace_sql(dialect)
+        else:
+            found = _clear_sql(dialect)
+        _SQL[(kind, dialect, rows)] = found
+    return found
+
+
+def _row(change: KeyChange, when: Callable[[datetime | None], Any]) -> tuple[Any, ...]:
+    ends_cleared = change.cleared_id is not None
+    return (
+        change.first_id,
+        change.key,
+        change.context,
+        change.name,
+        AlarmState.CLEARED.value if ends_cleared else AlarmState.OPEN.value,
+        change.level,
+        change.policy.value,
+        change.count,
+        when(change.first),
+        when(change.last),
+        change.last_id,
+        when(change.auto_clear_at),
+        when(change.cleared) if ends_cleared else None,
+        "event" if ends_cleared else None,
+        change.cleared_id,
+        None,
+    )
+
+
+def _sqlite_time(moment: datetime | None) -> int | None:
+    return None if moment is None else micros(moment)
+
+
+def _same(moment: datetime | None) -> datetime | None:
+    return moment
+
+
+class SqlAlarmStore(AlarmStore):
+    """``engine()`` gives the history's engine (valid between its start and stop)."""
+
+    def __init__(self, engine: Callable[[], Engine]) -> None:
+        self._engine = engine
+
+    # -- in the events' transaction ---------------------------------------------------
+
+    def statements(self, dialect: str, changes: Sequence[KeyChange]) -> list[Statement]:
+        when = _sqlite_time if dialect == "sqlite" else _same
+        upserts: list[tuple[Any, ...]] = []
+        replaced: list[Sequence[Any]] = []
+        clears: list[Sequence[Any]] = []
+        for change in changes:
+            if change.count == 0:
+                clears.append((when(change.cleared), change.cleared_id, change.key))
+            elif change.reset:
+                replaced.append(_row(change, when))
+            else:
+                upserts.append(_row(change, when))
+        found: list[Statement] = []
+        start, total = 0, len(upserts)
+        flatten = itertools.chain.from_iterable
+        for size in _CHUNKS:
+            while total - start >= size:
+                found.append((_sql("upsert", dialect, size), [list(flatten(upserts[start : start + size]))]))
+                start += size
+        if replaced:
+            found.append((_sql("replace", dialect), replaced))
+        if clears:
+            found.append((_sql("clear", dialect), clears))
+        return found
+
+    def committed(self, changes: Sequence[KeyChange], events: Sequence[Event]) -> None:
+        return None
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def _select(self) -> Any:
+        return select(
+            alarms,
+            events.c.created.label("event_created"),
+            events.c.author.label("event_author"),
+            events.c.group.label("event_group"),
+            events.c.category.label("event_category"),
+            type_coerce(events.c.data, Text).label("event_data"),
+        ).select_from(alarms.outerjoin(events, events.c.id == alarms.c.event_id))
+
+    def _read(self, conn: Any, rows: Sequence[Any]) -> list[Alarm]:
+        ids = [row.id for row in rows]
+        acks: dict[int, list[Acknowledgement]] = {}
+        if ids:
+            found = conn.execute(
+                select(alarm_acknowledgements)
+                .where(alarm_acknowledgements.c.alarm_id.in_(ids))
+                .order_by(alarm_acknowledgements.c.time, alarm_acknowledgements.c.id)
+            )
+            for ack in found:
+                acks.setdefault(ack.alarm_id, []).append(
+                    Acknowledgement(time=ack.time, user=ack.user, text=ack.text)
+                )
+        return [_alarm(row, acks.get(row.id, ())) for row in rows]
+
+    def get(self, alarm_id: int) -> Alarm:
+        with self._engine().connect() as conn:
+            row = conn.execute(self._select().where(alarms.c.id == alarm_id)).first()
+            if row is None:
+                raise AlarmNotFound(alarm_id)
+            return self._read(conn, [row])[0]
+
+    def by_keys(self, keys: Iterable[str]) -> list[Alarm]:
+        keys = list(keys)
+        found: list[Alarm] = []
+        with self._engine().connect() as conn:
+            for start in range(0, len(keys), 500):
+                rows = conn.execute(self._select().where(alarms.c.key.in_(keys[start : start + 500]))).all()
+                found.extend(self._read(conn, rows))
+        return found
+
+    def query(self, query: AlarmQuery) -> AlarmPage:
+        check_query(HistoryQuery(masks=query.masks, limit=query.limit, cursor=query.cursor))
+        dialect = self._engine().dialect.name
+        where, exact = _conditions(query, dialect)
+        test = None if exact else alarm_test(query)
+        order = alarms.c.id.desc() if query.newest_first else alarms.c.id.asc()
+        limit = query.limit
+        kept: list[Any] = []
+        chunk = limit + 1 if exact else max(limit + 1, 64)
+        extra: list[Any] = []
+        with self._engine().connect() as conn:
+            while True:
+                rows = conn.execute(self._select().where(*where, *extra).order_by(order).limit(chunk)).all()
+                for row in rows:
+                    if test is None or test(_alarm(row, ())):
+                        kept.append(row)
+                if len(kept) > limit or len(rows) < chunk:
+                    break
+                last = rows[-1].id
+                extra = [alarms.c.id < last if query.newest_first else alarms.c.id > last]
+                chunk = min(chunk * 2, 4096)
+            page = self._read(conn, kept[:limit])
+        more = len(kept) > limit
+        return AlarmPage(tuple(page), encode_cursor(page[-1].id) if more else None)
+
+    # -- changes --------------------------------------------------------------------------
+
+    def _change(self, alarm_id: int, do: Callable[[Any, Any], None]) -> Alarm:
+        with self._engine().begin() as conn:
+            row = conn.execute(select(alarms.c.id, alarms.c.state).where(alarms.c.id == alarm_id)).first()
+            if row is None:
+                raise AlarmNotFound(alarm_id)
+            do(conn, row)
+        return self.get(alarm_id)
+
+    def acknowledge(self, alarm_id: int, acknowledgement: Acknowledgement) -> Alarm:
+        def do(conn: Any, row: Any) -> None:
+            conn.execute(
+                alarm_acknowledgements.insert().values(
+                    alarm_id=alarm_id,
+                    time=acknowledgement.time,
+                    user=acknowledgement.user,
+                    text=acknowledgement.text,
+                )
+            )
+            conn.execute(
+                update(alarms)
+                .where(alarms.c.id == alarm_id, alarms.c.state == AlarmState.OPEN.value)
+                .values(state=AlarmState.ACKNOWLEDGED.value)
+            )
+
+        return self._change(alarm_id, do)
+
+    def unacknowledge(self, alarm_id: int) -> Alarm:
+        def do(conn: Any, row: Any) -> None:
+            conn.execute(delete(alarm_acknowledgements).where(alarm_acknowledgements.c.alarm_id == alarm_id))
+            conn.execute(
+                update(alarms)
+                .where(alarms.c.id == alarm_id, alarms.c.state == AlarmState.ACKNOWLEDGED.value)
+                .values(state=AlarmState.OPEN.value)
+            )
+
+        return self._change(alarm_id, do)
+
+    def clear(self, alarm_id: int, user: str, now: datetime) -> Alarm:
+        def do(conn: Any, row: Any) -> None:
+            conn.execute(
+                update(alarms)
+                .where(alarms.c.id == alarm_id, alarms.c.state != AlarmState.CLEARED.value)
+                .values(
+                    state=AlarmState.CLEARED.value,
+                    cleared=now,
+                    cleared_by="user",
+                    cleared_user=user,
+                    cleared_event=None,
+                    auto_clear_at=None,
+                )
+            )
+
+        return self._change(alarm_id, do)
+
+    def auto_clear(self, now: datetime) -> list[Alarm]:
+        due = and_(alarms.c.auto_clear_at <= now, alarms.c.state != AlarmState.CLEARED.value)
+        with self._engine().begin() as conn:
+            keys = [row.key for row in conn.execute(select(alarms.c.key).where(due))]
+            if not keys:
+                return []
+            conn.execute(
+                update(alarms)
+                .where(due, alarms.c.key.in_(keys))
+                .values(
+                    state=AlarmState.CLEARED.value, cleared=now, cleared_by="auto_clear", auto_clear_at=None
+                )
+            )
+        return self.by_keys(keys)
+
+    def purge_cleared(self, before: datetime) -> int:
+        with self._engine().begin() as conn:
+            removed = conn.execute(
+                delete(alarms).where(alarms.c.state == AlarmState.CLEARED.value, alarms.c.cleared < before)
+            ).rowcount
+            conn.execute(
+                delete(alarm_acknowledgements).where(
+                    alarm_acknowledgements.c.alarm_id.not_in(select(alarms.c.id))
+                )
+            )
+        return int(removed or 0)
+
+
+def _conditions(query: AlarmQuery, dialect: str) -> tuple[list[Any], bool]:
+    """``(where, exact)``: exact when no Python test is left to do."""
+    where: list[Any] = []
+    mask_sql, exact = masks_clause(query.masks, alarms.c.context)
+    if mask_sql is not None:
+        where.append(mask_sql)
+    if query.names:
+        where.append(alarms.c.name.in_(query.names))
+    if query.states:
+        where.append(alarms.c.state.in_([state.value for state in query.states]))
+    if query.min_level is not None:
+        where.append(alarms.c.level >= int(query.min_level))
+    if query.max_level is not None:
+        where.append(alarms.c.level <= int(query.max_level))
+    if query.cursor is not None:
+        after = decode_cursor(query.cursor)
+        where.append(alarms.c.id < after if query.newest_first else alarms.c.id > after)
+    if query.filter is not None:
+        clause, filter_exact = translate(query.filter.ast, dialect, ALARM_COLUMNS)
+        if clause is not None:
+            where.append(clause)
+        exact = exact and filter_exact
+    if query.visible is not None:
+        exact = False
+    return where, exact
+
+
+ALARM_COLUMNS = {
+    **COLUMNS,
+    "context": alarms.c.context,
+    "name": alarms.c.name,
+    "level": alarms.c.level,
+    "id": alarms.c.id,
+}
+"""What a filter reads on an alarm: its own context, name, level and id; the rest (and
+``data``) its last event's (joined)."""
+
+
+def _alarm(row: Any, acks: Sequence[Acknowledgement]) -> Alarm:
+    last_event = None
+    if row.event_created is not None:
+        last_event = Event(
+            row.event_id,
+            row.context,
+            row.name,
+            Level(row.level),
+            row.event_created,
+            None,
+            row.event_author,
+            row.event_group,
+            decode_data(row.event_data),
+            category=row.event_category,
+        )
+    return Alarm(
+        id=row.id,
+        key=row.key,
+        context=row.context,
+        name=row.name,
+        state=AlarmState(row.state),
+        level=Level(row.level),
+        count=row.count,
+        first=row.first,
+        last=row.last,
+        event_id=row.event_id,
+        policy=AlarmLevel(row.alarm_level),
+        auto_clear_at=row.auto_clear_at,
+        acknowledgements=tuple(acks),
+        cleared=row.cleared,
+        cleared_by=row.cleared_by,
+        cleared_event=row.cleared_event,
+        cleared_user=row.cleared_user,
+        last_event=last_event,
+    )
