@@ -78,7 +78,7 @@ class MemoryHistoryStore(HistoryStore):
                 failed: Future[Event] = Future()
                 failed.set_exception(HistoryError(f"the database rejected event {event.id}: duplicate id"))
                 return failed
-            stored = attrs.evolve(event, acknowledgements=())
+            stored = event.evolve(acknowledgements=())
             self._events[event.id] = (stored, bool(requires_acknowledgement))
             if not self._ids or event.id > self._ids[-1]:
                 self._ids.append(event.id)
@@ -148,7 +148,7 @@ class MemoryHistoryStore(HistoryStore):
             if event is None:
                 raise EventNotFound(event_id)
             acks = sorted((*event.acknowledgements, acknowledgement), key=lambda a: a.time)
-            event = attrs.evolve(event, acknowledgements=tuple(acks))
+            event = event.evolve(acknowledgements=tuple(acks))
             self._events[event_id] = (event, requires_ack)
             return event
 

@@ -390,7 +390,7 @@ def _with_acknowledgements(conn: Connection, found: list[Event], rows: Sequence[
         return found
     acks = acknowledgements_of(conn, acked)
     return [
-        attrs.evolve(event, acknowledgements=tuple(acks[event.id])) if event.id in acks else event
+        event.evolve(acknowledgements=tuple(acks[event.id])) if event.id in acks else event
         for event in found
     ]
 

@@ -26,7 +26,7 @@ from linkserver.core.builders import FastBuilder, fast_builder
 from linkserver.core.catalog import Catalog
 from linkserver.core.definitions import EventDefinition
 from linkserver.core.errors import DataTableError, EventNotDefined, PermissionDenied
-from linkserver.core.events import Event, IdGenerator, new_event
+from linkserver.core.events import Event, IdGenerator
 from linkserver.core.expiration import ExpirationTable
 from linkserver.core.filters import Filter, parse_filter
 from linkserver.core.formats import TableFormat
@@ -79,6 +79,9 @@ class _Target:
         "deliveries",
         "fired",
         "watched",
+        "name",
+        "group",
+        "category",
     )
 
     def __init__(
@@ -100,6 +103,9 @@ class _Target:
         self.listeners = listeners
         self.deliveries = deliveries
         self.watched = any(durable for *_, durable in deliveries)  # someone waits for the commit
+        # the event's fields from the definition, read once per fire
+        self.name, self.group = definition.name, definition.group
+        self.category = definition.category.value  # a plain str: filters compare exact types
 
     @property
     def where(self) -> str:
@@ -224,17 +230,18 @@ class Engine:
         event_level = definition.level if level is None else Level.parse(level)
         event_id, created = self._ids.next_created()
         lifetime = target.lifetime
-        fired = new_event(  # id, context, name, level, created, expires, author, group, data, category
+        fired = Event(  # id, context, name, level, created, expires, author, group, data, acks, category
             event_id,
             target.path,
-            definition.name,
+            target.name,
             event_level,
             created,
             created + lifetime if lifetime is not None else None,
             author_name,
-            definition.group,
+            target.group,
             records,
-            definition.category.value,  # a plain str: filters compare exact types
+            (),
+            target.category,
         )
         tap = self.on_fired
         if tap is not None:  # before the store: the commit may follow at once

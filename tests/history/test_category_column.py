@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import attrs
 from history_helpers import EventMaker
 
 from linkserver.core.filters import parse_filter
@@ -11,8 +10,8 @@ from linkserver.history.base import HistoryQuery, HistoryStore
 
 def test_the_category_comes_back_from_history_and_filters_by_it(store: HistoryStore) -> None:
     make = EventMaker()
-    state = attrs.evolve(make(name="stateChanged"), category="ResourceStateEvent")
-    usage = attrs.evolve(make(name="measurement"), category="UsageEvent")
+    state = make(name="stateChanged").evolve(category="ResourceStateEvent")
+    usage = make(name="measurement").evolve(category="UsageEvent")
     old = make(name="measurement")  # stored before categories: none
     for event in (state, usage, old):
         store.append(event).result(5)

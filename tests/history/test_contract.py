@@ -144,7 +144,7 @@ def test_get_of_an_unknown_id_raises_event_not_found(store: HistoryStore) -> Non
 
 
 def test_append_refuses_what_it_cannot_store_at_once(store: HistoryStore, make_event: EventMaker) -> None:
-    naive = attrs.evolve(make_event(), created=datetime(2024, 5, 1, 12, 0))
+    naive = make_event().evolve(created=datetime(2024, 5, 1, 12, 0))
     with pytest.raises(UnstorableEvent, match="timezone"):
         store.append(naive)
     with pytest.raises(UnstorableEvent, match="cannot be stored"):
@@ -159,7 +159,7 @@ def test_a_duplicate_id_fails_its_future_and_keeps_the_first(
 ) -> None:
     first = make_event()
     store.append(first).result(timeout=10)
-    twin = attrs.evolve(first, name="other")
+    twin = first.evolve(name="other")
     others = [make_event() for _ in range(3)]
     futures = [store.append(twin), *(store.append(event) for event in others)]
     with pytest.raises(HistoryError, match=str(first.id)):
@@ -378,7 +378,7 @@ def test_acknowledgements_accumulate_in_time_order(store: HistoryStore, make_eve
     expected = tuple(sorted(acks, key=lambda ack: ack.time))
     assert returned.acknowledgements == expected
     assert store.get(event.id).acknowledgements == expected
-    assert store.get(event.id) == attrs.evolve(event, acknowledgements=expected)
+    assert store.get(event.id) == event.evolve(acknowledgements=expected)
     assert store.count(HistoryQuery(requires_acknowledgement=True, acknowledged=False)) == 0
 
 

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import attrs
 import pytest
 from net_helpers import CONTEXTS
 
@@ -225,8 +224,8 @@ def test_the_encoded_cache_serves_only_the_same_event_object(server: LinkServer)
     cache = EncodedEvents()
     event = server.fire("devices.plc1", "connected")
     assert json.loads(cache.text(event))["acknowledgements"] == []
-    acknowledged = attrs.evolve(
-        event, acknowledgements=(Acknowledgement(time=event.created, user="op", text="seen"),)
+    acknowledged = event.evolve(
+        acknowledgements=(Acknowledgement(time=event.created, user="op", text="seen"),)
     )
     assert json.loads(cache.text(acknowledged))["acknowledgements"][0]["text"] == "seen"
     assert (cache.hits, cache.misses) == (0, 2)
