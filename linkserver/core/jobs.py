@@ -118,10 +118,10 @@ def _seconds(delta: timedelta) -> str:
 def step(job: Job, what: Step, when: datetime, **changes: object) -> Job:
     """``job`` after ``what`` happened at ``when``; JobError when it may not happen now."""
     status = job.status
+    if what is Step.SCHEDULE:  # a job id used again, whether or not its first job ended
+        raise JobExists(job.id)
     if status.finished:
         raise JobError(f"job {job.id} ({job.type}) already {status}; nothing may follow its end")
-    if what is Step.SCHEDULE:
-        raise JobExists(job.id)
     if what is Step.START:
         if status is not JobStatus.SCHEDULED:
             raise JobError(f"job {job.id} ({job.type}) is started already")

@@ -129,6 +129,11 @@ class StateMachine:
 
     def allowed_text(self, state: str) -> str:
         allowed = self.allowed(state)
+        if state not in self.states:  # stored before the machine's definition changed
+            return (
+                f"{state} is not a state of {self.name} (its states: {', '.join(self.states)}); "
+                f"its definition changed since: add {state} back to it to move the resource on"
+            )
         if not allowed:
             return f"{state} is final: no transition leaves it"
         return f"allowed from {state}: " + "; ".join(t.describe() for t in allowed)

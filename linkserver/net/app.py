@@ -31,6 +31,7 @@ from linkserver.core.events import Event
 from linkserver.core.levels import Permission
 from linkserver.core.permissions import Principal
 from linkserver.net import codec
+from linkserver.net.audit import audited
 from linkserver.net.auth import (
     ADMIN,
     ADMIN_HASH_FILE,
@@ -190,7 +191,8 @@ class Api:
             handler = getattr(self, op.name, None) or next(
                 getattr(holder, op.name) for holder in self.route_holders if hasattr(holder, op.name)
             )
-            by_path.setdefault(op.url, {})[op.method] = self.endpoint(op, handler)
+            # A change is recorded as an action event in the actor's context (net/audit.py).
+            by_path.setdefault(op.url, {})[op.method] = self.endpoint(op, audited(self, op.name, handler))
         routes: list[Route | WebSocketRoute] = [_route(path, methods) for path, methods in by_path.items()]
         routes.append(WebSocketRoute(PREFIX + "/ws", _WebSocketEndpoint(self.websocket), name="websocket"))
         return routes

@@ -28,6 +28,7 @@ from linkserver.history.memory import MemoryHistoryStore
 from linkserver.loading.check import load_all
 from linkserver.loading.config import ServerConfig
 from linkserver.server.access import HistoryAccess
+from linkserver.server.audit import AuditTrail
 from linkserver.server.bridge_host import BridgeError, BridgeHost, load_bridge, select_entries
 from linkserver.server.controllers import (
     DeviceController,
@@ -86,6 +87,8 @@ class LinkServer:
         self.resources = Resources(self.engine, self.history)  # state machines (server/resources.py)
         self.jobs = JobTracker(self.engine)  # job events and hanging jobs (server/jobs.py)
         self.rules = RuleHost(self.engine, self.history, rules_of(config))  # alert rules (server/rules.py)
+        self.resources.checks.append(self.jobs.fits)  # a job event out of order moves no resource
+        self.audit = AuditTrail(self.engine)  # action events: the audit trail (server/audit.py)
         self._lock_file: IO[str] | None = None
         # The node id: the configured one, or with a cluster: section the one claimed at start.
         self.node_id = config.node_id

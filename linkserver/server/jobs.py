@@ -8,8 +8,9 @@ and outcome. Steps requested here are checked first (core/jobs.py: a
 fired). Job events fired some other way (``/fire``, a remote controller,
 another node) are folded in as they are delivered; one that does not fit is
 kept in history as fired and answered with a ``jobWarning`` event naming the
-problem. A checker thread fires ``jobHanging`` once for a job not started
-within its start limit or not finished within its timeout.
+problem, and it moves no state machine (JobTracker.fits). A checker thread
+fires ``jobHanging`` once for a job not started within its start limit or not
+finished within its timeout.
 
 Jobs live in memory: current ones and the most recent finished ones
 (``keep``). After a restart the view starts empty; the events stay in history.
@@ -52,6 +53,7 @@ DEFAULT_START_WITHIN = timedelta(minutes=1)
 DEFAULT_TIMEOUT = timedelta(minutes=10)
 DEFAULT_KEEP = 1000
 CHECK_INTERVAL = 1.0
+VERDICTS = 10_000  # the verdicts on recent job events kept for a second look (see JobTracker.fits)
 COMPONENT = "linkserver"
 
 
@@ -77,6 +79,7 @@ class JobTracker:
         self.check_interval = check_interval
         self.clock = clock
         self._jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
+        self._verdicts: collections.OrderedDict[int, bool] = collections.OrderedDict()  # event id -> fits
         self._lock = threading.RLock()
         self._own = threading.local()  # set while this tracker fires: its own events are not folded in
         self._subscriptions: list[Subscription] = []
@@ -229,52 +232,75 @@ class JobTracker:
 
     def _observe(self, event: Event) -> None:
         """A job event delivered (fired elsewhere, or by another node): fold it in."""
-        if getattr(self._own, "firing", False):
-            return
-        what = STEP_OF_EVENT.get(event.name)
-        record = event.record
-        job_id = record.get("job_id")
-        if what is None or not isinstance(job_id, str):
-            return
-        when = event.created
+        self.fits(event)
+
+    def fits(self, event: Event) -> bool:
+        """Whether a delivered job event agrees with what the tracker knows of its job.
+
+        The first look folds the event in (or answers it with ``jobWarning``); later looks at the
+        same event (the state machines ask too, before moving a resource on it) get the same
+        verdict. False only for an event that contradicts a job the tracker knows (out of order,
+        after its end, an id used again): such an event changes nothing. An event of a job the
+        tracker does not know gets its warning but fits: the job may have been lost (a restart),
+        and its events still count.
+        """
+        if getattr(self._own, "firing", False) or event.name not in STEP_OF_EVENT:
+            return True  # this tracker's own events were checked before they were fired
+        if not isinstance(event.record.get("job_id"), str):
+            return True
         with self._lock:
-            known = self._jobs.get(job_id)
-            try:
-                if known is None:
-                    if what not in (Step.SCHEDULE, Step.START):
-                        raise JobNotFound(job_id)
-                    job = Job(
-                        id=job_id,
-                        type=str(record.get("job_type")),
-                        resource=event.context,
-                        user=record.get("user") or event.author,
-                        asynchronous=bool(record.get("asynchronous", True)),
-                        status=JobStatus.SCHEDULED if what is Step.SCHEDULE else JobStatus.STARTED,
-                        scheduled=when if what is Step.SCHEDULE else None,
-                        started=when if what is Step.START else None,
-                        message=record.get("message"),
-                        start_within=self.start_within,
-                        timeout=self.timeout,
-                    )
-                else:
-                    changes = {
-                        k: record[k] for k in ("progress", "message", "result") if record.get(k) is not None
-                    }
-                    job = step(known, what, when, **changes)
-            except (JobError, JobNotFound, JobExists) as exc:
-                problem = Job(
+            verdict = self._verdicts.get(event.id)
+            if verdict is not None:
+                return verdict
+            verdict, problem, message = self._fold(event)
+            self._verdicts[event.id] = verdict
+            while len(self._verdicts) > VERDICTS:
+                self._verdicts.popitem(last=False)
+        if problem is not None:
+            log.warning("job %s: %s", problem.id, message)
+            self._fire_quietly(problem, WARNING, message)
+        return verdict
+
+    def _fold(self, event: Event) -> tuple[bool, Job | None, str | None]:
+        """``(fits, the job of a jobWarning to fire, its message)``; under the lock."""
+        what = STEP_OF_EVENT[event.name]
+        record = event.record
+        job_id = record["job_id"]
+        when = event.created
+        known = self._jobs.get(job_id)
+        try:
+            if known is None:
+                if what not in (Step.SCHEDULE, Step.START):
+                    raise JobNotFound(job_id)
+                job = Job(
                     id=job_id,
                     type=str(record.get("job_type")),
                     resource=event.context,
                     user=record.get("user") or event.author,
-                    status=known.status if known is not None else JobStatus.SCHEDULED,
+                    asynchronous=bool(record.get("asynchronous", True)),
+                    status=JobStatus.SCHEDULED if what is Step.SCHEDULE else JobStatus.STARTED,
+                    scheduled=when if what is Step.SCHEDULE else None,
+                    started=when if what is Step.START else None,
+                    message=record.get("message"),
+                    start_within=self.start_within,
+                    timeout=self.timeout,
                 )
-                message = f"{event.name} (event {event.id}) does not fit: {exc}"
             else:
-                self._remember(job)
-                return
-        log.warning("job %s: %s", job_id, message)
-        self._fire_quietly(problem, WARNING, message)
+                changes = {
+                    k: record[k] for k in ("progress", "message", "result") if record.get(k) is not None
+                }
+                job = step(known, what, when, **changes)
+        except (JobError, JobNotFound, JobExists) as exc:
+            problem = Job(
+                id=job_id,
+                type=str(record.get("job_type")),
+                resource=event.context,
+                user=record.get("user") or event.author,
+                status=known.status if known is not None else JobStatus.SCHEDULED,
+            )
+            return known is None, problem, f"{event.name} (event {event.id}) does not fit: {exc}"
+        self._remember(job)
+        return True, None, None
 
     def _remember(self, job: Job) -> None:
         self._jobs[job.id] = job

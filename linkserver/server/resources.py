@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from linkserver.core.categories import STATE_CHANGED
@@ -57,6 +58,9 @@ class Resources:
         self._states: dict[str, str] = {}  # resources that left their initial state
         self._locks = tuple(threading.RLock() for _ in range(_STRIPES))
         self._subscriptions: list[Subscription] = []
+        # Checks a triggering event must pass to move a resource (the job tracker's: a job event
+        # that contradicts the job it names moves nothing); each is asked once per event.
+        self.checks: list[Callable[[Event], bool]] = []
 
     def start(self) -> None:
         self._states = {path: row.state for path, row in self.store.all().items()}
@@ -209,6 +213,11 @@ class Resources:
             return
         machine = context.definitions.state_machine
         if machine is None or event.name not in machine.events:
+            return
+        # Before the resource's lock: a check may take locks of its own (and fire a warning).
+        if not all(check(event) for check in self.checks):
+            log.warning("%s %s in %s does not fit its job: no transition", event.name, event.id,
+                        display(context.path))  # fmt: skip
             return
         with self._locks[hash(context.path) % _STRIPES]:
             old = self._states.get(context.path, machine.initial)
