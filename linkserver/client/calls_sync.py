@@ -35,6 +35,7 @@ from linkserver.client.transport import (
     parse_results,
     password_body,
     resource_url,
+    rule_url,
     transition_body,
     user_url,
 )
@@ -207,6 +208,22 @@ class Calls:
         body = transition_body(action, to, cause, durable)
         answer = self._call("POST", resource_url(path, "transition"), body)
         return {"resource": dict(expect(answer, "resource")), "event": parse_event(expect(answer, "event"))}
+
+    # -- alert rules (docs/rules.md) ---------------------------------------------------
+
+    def rules(self) -> list[dict[str, Any]]:
+        """The alert rules the user may see: ``{name, kind, enabled, description, fired, state, ...}``."""
+        return list(expect(self._call("GET", "/rules"), "rules"))
+
+    def rule(self, name: str) -> dict[str, Any]:
+        """One alert rule with its state; UnknownRule (404) for a name that is not configured."""
+        return dict(expect(self._call("GET", rule_url(name)), "rule"))
+
+    def test_rule(self, name: str, since: str = "1d", until: str | None = None) -> dict[str, Any]:
+        """Dry run: what rule ``name`` would have fired over stored history from ``since``
+        ago (a duration: 7d, 6h) to ``until`` (ISO time, default now). Fires nothing."""
+        params = {"since": since, **({"until": until} if until else {})}
+        return dict(self._call("GET", rule_url(name, "test"), params=params))
 
     # -- jobs (docs/resources.md, "Jobs") ----------------------------------------------
 

@@ -206,6 +206,10 @@ def transition_body(action: str | None, to: str | None, cause: str | None, durab
     return body
 
 
+def rule_url(name: str, action: str = "") -> str:
+    return "/rules/" + quote(name, safe="") + (f"/{action}" if action else "")
+
+
 def job_url(job_id: str, step: str = "") -> str:
     return "/jobs/" + quote(job_id, safe="") + (f"/{step}" if step else "")
 

@@ -172,6 +172,15 @@ class ConfigError(LinkServerError, ValueError):
         super().__init__("\n".join(problems))
 
 
+class UnknownRule(LinkServerError, LookupError):
+    """No alert rule of that name (or none the caller may see)."""
+
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+        listing = ", ".join(sorted(known)) or "none are configured"
+        super().__init__(f"no rule named {name!r} (rules: {listing}); rules are in the 'rules:' section")
+        self.name = name
+
+
 class HistoryError(LinkServerError):
     """History storage failed or was asked for something it cannot do."""
 

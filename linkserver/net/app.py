@@ -51,6 +51,7 @@ from linkserver.net.origins import chosen_protocol, origin_allowed, protocol_tok
 from linkserver.net.protocol import Limits, Session
 from linkserver.net.push import Pusher, waker_for
 from linkserver.net.resources_api import ResourceRoutes
+from linkserver.net.rules_api import RuleRoutes
 from linkserver.net.throttle import ThrottleRule
 from linkserver.net.users_api import UserRoutes, caller_token
 from linkserver.server.app import LinkServer
@@ -145,6 +146,7 @@ class Api:
         self.route_holders: tuple[Any, ...] = (
             self.users_api,
             ResourceRoutes(self, gateway.server.resources, gateway.server.jobs),
+            RuleRoutes(self, gateway.server.rules),
         )
 
     def endpoint(self, op: Operation, work: Work) -> Callable[[Request], Awaitable[Response]]:

@@ -27,7 +27,7 @@ from typing import Any
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from linkserver.core.errors import EventNotFound, LinkServerError
+from linkserver.core.errors import EventNotFound, UnknownRule
 from linkserver.core.events import Event
 from linkserver.core.filters import Filter, parse_filter
 from linkserver.core.paths import display
@@ -44,13 +44,6 @@ COMPONENT = "rules"
 TICK = 1.0  # seconds between ticks of the timed rules
 FLUSH = 1.0  # seconds between writes of the changed state
 MAX_DEPTH = 8  # alerts firing rules firing alerts...: stop there
-
-
-class UnknownRule(LinkServerError, LookupError):
-    def __init__(self, name: str, known: Sequence[str]) -> None:
-        listing = ", ".join(sorted(known)) or "none are configured"
-        super().__init__(f"no rule named {name!r} (rules: {listing}); rules are in the 'rules:' section")
-        self.name = name
 
 
 def _now() -> datetime:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import attrs
 
 from linkserver.wire import resource_shapes as r
+from linkserver.wire import rule_shapes as ru
 from linkserver.wire import shapes as s
 
 PREFIX = "/api/v1"
@@ -125,6 +126,15 @@ OPERATIONS: tuple[Operation, ...] = (
     Op("fail_job", "POST", "/jobs/{id}/fail", "Fail a started job; fires 'jobFailed'",
       "the job events' fire_permissions", r.JobAnswer, body=r.JobStep, path_params=r.JobPath,
       errors=(400, 403, 404, 409)),
+    # Alert rules (linkserver.net.rules_api, docs/rules.md).
+    Op("rules", "GET", "/rules", "The alert rules and their state", "observer on each rule's alert context",
+      ru.RulesAnswer),
+    Op("rule", "GET", "/rules/{name}", "One alert rule and its state", "observer on its alert context",
+      ru.RuleAnswer, path_params=ru.RulePath, errors=(400, 404)),
+    Op("test_rule", "GET", "/rules/{name}/test",
+      "Dry run: what the rule would have fired over stored history; fires nothing",
+      "observer on its alert context; the events replayed are those the user may receive",
+      ru.RuleTestAnswer, query=ru.RuleTestQuery, path_params=ru.RulePath, errors=(400, 404)),
 )  # fmt: skip
 
 BY_NAME = {op.name: op for op in OPERATIONS}

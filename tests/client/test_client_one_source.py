@@ -37,12 +37,15 @@ ARGUMENTS: dict[str, tuple[Any, ...]] = {
     "schedule_job": ("VM.START", "vms.vm1"),
     "job_step": ("j1", "progress"),
     "job": ("VM.START", "vms.vm1"),
+    "rule": ("burst",),
+    "test_rule": ("burst", "7d"),
 }
 ANSWER = {
     "event": {"id": 12, "context": "devices.plc7", "name": "connected", "level": "INFO",
               "created": "2026-01-01T00:00:00+00:00", "data": [{}]},
     "results": [], "events": [], "next_cursor": None, "path": "x", "removed": [], "users": [], "user": {},
     "resources": [], "resource": {}, "jobs": [], "job": {"id": "j1"},
+    "rules": [], "rule": {},
 }  # fmt: skip
 
 

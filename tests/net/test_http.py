@@ -153,7 +153,11 @@ def test_admin_adds_and_removes_contexts(live: Live) -> None:
         assert client.get("/contexts/devices.http_added").json()["description"] == "by HTTP"
         lab = client.post("/contexts", json={"path": "alerts.lab_alert", "template": "alert"})
         assert lab.status_code == 201
-        assert [d["name"] for d in client.get("/contexts/alerts.lab_alert").json()["events"]] == ["alert"]
+        assert [d["name"] for d in client.get("/contexts/alerts.lab_alert").json()["events"]] == [
+            "alert",
+            "alertCleared",
+            "escalated",
+        ]
         assert client.post("/contexts", json={"path": "devices.http_added"}).status_code == 409
         removed = client.delete("/contexts/devices.http_added").json()
         assert removed == {"removed": ["devices.http_added"]}
