@@ -89,7 +89,8 @@ def test_a_job_event_that_does_not_fit_gets_a_warning_event(live: LiveServer, cl
 def test_a_job_not_started_in_time_is_reported_hanging(live: LiveServer, client: Any) -> None:
     client.schedule_job("VM.SNAPSHOT", job_id="slow", start_within=0.01)
     time.sleep(0.05)
-    assert [job.id for job in live.server.jobs.check()] == ["slow"]
+    found = [job.id for job in live.server.jobs.check()]
+    assert found in (["slow"], [])  # [] when the tracker's own checker (every second) was first
     assert live.server.jobs.check() == []  # once per job
     hanging = [r for name, r in job_events(live, "root") if name == "jobHanging"]
     assert [h["message"] for h in hanging] == ["not started within 0.01 s of being scheduled"]
