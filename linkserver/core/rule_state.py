@@ -230,6 +230,12 @@ class AbsenceState(RuleState):
                 self.seen[key] = now
                 self._dirty.add(key)
 
+    def forget(self, keys: Iterable[str]) -> None:
+        """Stop watching ``keys`` (their contexts were removed); an open alert stays open."""
+        for key in keys:
+            if self.seen.pop(key, None) is not None:
+                self._dirty.add(key)
+
     def observe(self, event: Event, now: datetime) -> list[Firing]:
         key = self.rule.key_of(event)
         seen = self.seen

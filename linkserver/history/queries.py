@@ -390,8 +390,7 @@ def _with_acknowledgements(conn: Connection, found: list[Event], rows: Sequence[
         return found
     acks = acknowledgements_of(conn, acked)
     return [
-        event.evolve(acknowledgements=tuple(acks[event.id])) if event.id in acks else event
-        for event in found
+        event.evolve(acknowledgements=tuple(acks[event.id])) if event.id in acks else event for event in found
     ]
 
 

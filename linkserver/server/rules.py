@@ -27,16 +27,16 @@ from typing import Any
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from linkserver.core.errors import EventNotFound, UnknownRule
+from linkserver.core.errors import EventNotFound, LinkServerError, UnknownRule
 from linkserver.core.events import Event
 from linkserver.core.filters import Filter, parse_filter
-from linkserver.core.paths import display
+from linkserver.core.paths import compile_mask, display
 from linkserver.core.rule_state import AbsenceState, RuleState, ack_times, new_state, replay
 from linkserver.core.rules import PER_CONTEXT, Firing, Rule, RuleKind
 from linkserver.history.base import HistoryQuery, HistoryStore
 from linkserver.history.rule_state import Change, RuleStateStore, open_rule_state
 from linkserver.server.delivery import Subscription
-from linkserver.server.engine import Engine
+from linkserver.server.engine import CHILD_ADDED, CHILD_REMOVED, Engine
 
 log = logging.getLogger("linkserver.rules")
 
@@ -86,6 +86,7 @@ class RuleHost:
         self._scheduler: BackgroundScheduler | None = None
         self._flush_lock = threading.Lock()
         self._depth = threading.local()
+        self._tree_subscriptions: list[Subscription] = []
 
     @property
     def rules(self) -> list[Rule]:
@@ -115,6 +116,7 @@ class RuleHost:
             running.subscription = self.engine.listen(
                 rule.mask, rule.event, self._listener(running), filter=_combined(rule)
             )
+        self._watch_tree()
         scheduler = BackgroundScheduler(
             jobstores={"default": MemoryJobStore()},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -135,6 +137,9 @@ class RuleHost:
             if running.subscription is not None:
                 running.subscription.cancel()
                 running.subscription = None
+        for subscription in self._tree_subscriptions:
+            subscription.cancel()
+        self._tree_subscriptions.clear()
         if self._store is not None:
             try:
                 self.flush()
@@ -145,6 +150,44 @@ class RuleHost:
         for context in self.engine.tree.match(rule.mask):
             if rule.event in context.definitions:
                 yield display(context.path)
+
+    def _watch_tree(self) -> None:
+        """Absence rules per context watch contexts added later from when they are added, and
+        stop watching removed ones (childAdded / childRemoved of their parents)."""
+        if not any(self._silence_rules()):
+            return
+        for name, handle in ((CHILD_ADDED, self._context_added), (CHILD_REMOVED, self._context_removed)):
+            try:
+                self._tree_subscriptions.append(self.engine.listen("**", name, handle))
+            except LinkServerError:  # no context defines it: no such changes are told
+                continue
+
+    def _silence_rules(self) -> Iterator[tuple[_Running, AbsenceState]]:
+        for running in self._rules.values():
+            if (
+                running.enabled
+                and isinstance(running.state, AbsenceState)
+                and running.rule.per == PER_CONTEXT
+            ):
+                yield running, running.state
+
+    def _context_added(self, event: Event) -> None:
+        path = str(event.record.get("path", ""))
+        context = self.engine.tree.find(path)
+        if context is None:
+            return
+        for running, state in self._silence_rules():
+            rule = running.rule
+            if rule.event in context.definitions and compile_mask(rule.mask).matches(path):
+                with running.lock:
+                    state.seed([display(path)], event.created)
+
+    def _context_removed(self, event: Event) -> None:
+        path = str(event.record.get("path", ""))
+        for running, state in self._silence_rules():
+            with running.lock:
+                gone = [key for key in state.seen if key == path or key.startswith(path + ".")]
+                state.forget(gone)
 
     def _ensure_alert_context(self, rule: Rule) -> None:
         if self.engine.tree.find(rule.alert) is None:

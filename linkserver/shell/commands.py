@@ -395,3 +395,4 @@ def _passwd(shell: Shell, a: argparse.Namespace) -> None:
 
 
 from linkserver.shell import resource_commands  # noqa: E402, F401 - registers state and jobs
+from linkserver.shell import rule_commands as _rule_commands  # noqa: E402, F401 - registers rules
