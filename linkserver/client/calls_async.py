@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Unpack
 
+from linkserver.client.alarm_values import AlarmCriteria, alarm_params, alarm_url
 from linkserver.client.transport import (
     BatchItem,
     HistoryCriteria,
@@ -130,6 +131,37 @@ class AsyncCalls:
             if not page.next_cursor:
                 return
             query["cursor"] = page.next_cursor
+
+    async def alarms(self, **query: Unpack[AlarmCriteria]) -> dict[str, Any]:
+        """One page of the alarm list: ``{alarms: [alarm], next_cursor}`` (see docs/alarms.md)."""
+        return await self._call("GET", "/alarms", params=alarm_params(**query))  # type: ignore[no-any-return]
+
+    async def iter_alarms(self, **query: Unpack[AlarmCriteria]) -> AsyncIterator[dict[str, Any]]:
+        """Every matching alarm, page after page (``limit`` is the page size)."""
+        while True:
+            page = await self.alarms(**query)
+            for alarm in expect(page, "alarms"):
+                yield alarm
+            if not page.get("next_cursor"):
+                return
+            query["cursor"] = page["next_cursor"]
+
+    async def alarm(self, alarm_id: int) -> dict[str, Any]:
+        """One alarm with its acknowledgements."""
+        return expect(await self._call("GET", alarm_url(alarm_id)), "alarm")  # type: ignore[no-any-return]
+
+    async def acknowledge_alarm(self, alarm_id: int, text: str) -> dict[str, Any]:
+        """Acknowledge an alarm (operator); returns it."""
+        answer = await self._call("POST", alarm_url(alarm_id, "acknowledge"), {"text": text})
+        return expect(answer, "alarm")  # type: ignore[no-any-return]
+
+    async def unacknowledge_alarm(self, alarm_id: int) -> dict[str, Any]:
+        """Remove an alarm's acknowledgements: it is open again (operator)."""
+        return expect(await self._call("POST", alarm_url(alarm_id, "unacknowledge")), "alarm")  # type: ignore[no-any-return]
+
+    async def clear_alarm(self, alarm_id: int) -> dict[str, Any]:
+        """Clear an alarm by hand (operator)."""
+        return expect(await self._call("POST", alarm_url(alarm_id, "clear")), "alarm")  # type: ignore[no-any-return]
 
     async def event(self, event_id: int) -> Event:
         """One stored event with its acknowledgements."""

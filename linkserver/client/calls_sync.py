@@ -15,6 +15,7 @@ from collections.abc import Iterator, Iterable, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Unpack
 
+from linkserver.client.alarm_values import AlarmCriteria, alarm_params, alarm_url
 from linkserver.client.transport import (
     BatchItem,
     HistoryCriteria,
@@ -132,6 +133,37 @@ class Calls:
             if not page.next_cursor:
                 return
             query["cursor"] = page.next_cursor
+
+    def alarms(self, **query: Unpack[AlarmCriteria]) -> dict[str, Any]:
+        """One page of the alarm list: ``{alarms: [alarm], next_cursor}`` (see docs/alarms.md)."""
+        return self._call("GET", "/alarms", params=alarm_params(**query))  # type: ignore[no-any-return]
+
+    def iter_alarms(self, **query: Unpack[AlarmCriteria]) -> Iterator[dict[str, Any]]:
+        """Every matching alarm, page after page (``limit`` is the page size)."""
+        while True:
+            page = self.alarms(**query)
+            for alarm in expect(page, "alarms"):
+                yield alarm
+            if not page.get("next_cursor"):
+                return
+            query["cursor"] = page["next_cursor"]
+
+    def alarm(self, alarm_id: int) -> dict[str, Any]:
+        """One alarm with its acknowledgements."""
+        return expect(self._call("GET", alarm_url(alarm_id)), "alarm")  # type: ignore[no-any-return]
+
+    def acknowledge_alarm(self, alarm_id: int, text: str) -> dict[str, Any]:
+        """Acknowledge an alarm (operator); returns it."""
+        answer = self._call("POST", alarm_url(alarm_id, "acknowledge"), {"text": text})
+        return expect(answer, "alarm")  # type: ignore[no-any-return]
+
+    def unacknowledge_alarm(self, alarm_id: int) -> dict[str, Any]:
+        """Remove an alarm's acknowledgements: it is open again (operator)."""
+        return expect(self._call("POST", alarm_url(alarm_id, "unacknowledge")), "alarm")  # type: ignore[no-any-return]
+
+    def clear_alarm(self, alarm_id: int) -> dict[str, Any]:
+        """Clear an alarm by hand (operator)."""
+        return expect(self._call("POST", alarm_url(alarm_id, "clear")), "alarm")  # type: ignore[no-any-return]
 
     def event(self, event_id: int) -> Event:
         """One stored event with its acknowledgements."""

@@ -55,6 +55,7 @@ def connection_options() -> argparse.ArgumentParser:
 
 def add_client_commands(subparsers: Any) -> None:
     """Register fire, history, ack, watch, tree, user, login and logout on an ``add_subparsers()``."""
+    from linkserver.client.alarm_commands import add_alarm_commands
     from linkserver.client.resource_commands import add_resource_commands
     from linkserver.client.rule_commands import add_rule_commands
     from linkserver.client.user_commands import add_user_commands
@@ -131,6 +132,7 @@ def add_client_commands(subparsers: Any) -> None:
     add_user_commands(subparsers, common)
     add_resource_commands(subparsers, common)  # states, transition, jobs
     add_rule_commands(subparsers, common)  # rules list|test
+    add_alarm_commands(subparsers, common)  # alarms list|ack|unack|clear
 
 
 def _positive(text: str) -> int:

@@ -298,6 +298,7 @@ class AuthConfig:
 
 
 # Sections declared in modules of their own register when imported: import them here.
+from linkserver.loading import alarm_config as _alarm_config  # noqa: E402, F401 - registers alarms:
 from linkserver.loading import bridges as _bridges  # noqa: E402, F401 - registers bridges:
 from linkserver.loading import cluster as _cluster  # noqa: E402, F401 - registers cluster:
 from linkserver.loading import rules as _rules  # noqa: E402, F401 - registers rules:

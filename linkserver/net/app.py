@@ -31,6 +31,7 @@ from linkserver.core.events import Event
 from linkserver.core.levels import Permission
 from linkserver.core.permissions import Principal
 from linkserver.net import codec
+from linkserver.net.alarms_api import AlarmRoutes
 from linkserver.net.audit import audited
 from linkserver.net.auth import (
     ADMIN,
@@ -147,6 +148,7 @@ class Api:
             self.users_api,
             ResourceRoutes(self, gateway.server.resources, gateway.server.jobs),
             RuleRoutes(self, gateway.server.rules),
+            AlarmRoutes(self, gateway.server.alarms),
         )
 
     def endpoint(self, op: Operation, work: Work) -> Callable[[Request], Awaitable[Response]]:

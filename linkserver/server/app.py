@@ -28,6 +28,7 @@ from linkserver.history.memory import MemoryHistoryStore
 from linkserver.loading.check import load_all
 from linkserver.loading.config import ServerConfig
 from linkserver.server.access import HistoryAccess
+from linkserver.server.alarms import Alarms
 from linkserver.server.audit import AuditTrail
 from linkserver.server.bridge_host import BridgeError, BridgeHost, load_bridge, select_entries
 from linkserver.server.controllers import (
@@ -86,6 +87,9 @@ class LinkServer:
         self.device_owners = DeviceOwners(self.tree)  # which controller drives which device
         self.resources = Resources(self.engine, self.history)  # state machines (server/resources.py)
         self.jobs = JobTracker(self.engine)  # job events and hanging jobs (server/jobs.py)
+        self.alarms = Alarms(self.engine, self.history, self.access, config.sections.get("alarms"))
+        self.purger.also.append(("cleared alarms", self.alarms.purge))  # the alarm list (server/alarms.py)
+        self.purger.jobs.append(("alarm auto_clear", self.alarms.settings.sweep_interval, self.alarms.sweep))
         self.rules = RuleHost(self.engine, self.history, rules_of(config))  # alert rules (server/rules.py)
         self.resources.checks.append(self.jobs.fits)  # a job event out of order moves no resource
         self.audit = AuditTrail(self.engine)  # action events: the audit trail (server/audit.py)
@@ -129,6 +133,7 @@ class LinkServer:
                 self._restore_tree()
                 self.resources.start()
                 self.jobs.start()
+                self.alarms.start()
                 self.rules.start()
                 self.running = True
                 self.users.start(self.history.users)
@@ -163,6 +168,7 @@ class LinkServer:
         self.controllers.clear()
         self.purger.stop()
         self.rules.stop()
+        self.alarms.stop()
         self.jobs.stop()
         self.resources.stop()
         if self.running:

@@ -25,7 +25,7 @@ from typing import Any
 from linkserver.core.builders import FastBuilder, fast_builder
 from linkserver.core.catalog import Catalog
 from linkserver.core.definitions import EventDefinition
-from linkserver.core.errors import DataTableError, EventNotDefined, PermissionDenied
+from linkserver.core.errors import ContextNotFound, DataTableError, EventNotDefined, PermissionDenied
 from linkserver.core.events import Event, IdGenerator
 from linkserver.core.expiration import ExpirationTable
 from linkserver.core.filters import Filter, parse_filter
@@ -307,6 +307,19 @@ class Engine:
                     commit.add_done_callback(self._after_commit.committed(offer, fired))
                 else:
                     offer(fired)
+
+    def watched(self, path: str, event: str) -> bool:
+        """Whether some subscription would be offered ``event`` fired at ``path`` now (resolved and
+        cached as a fire would); False for an unknown context or event. For a component that
+        fires only when someone listens (alarmChanged)."""
+        by_path = self._targets.get(event)
+        target = by_path.get(path) if by_path is not None else None
+        if target is None:
+            try:
+                target = self._resolve(path, event)
+            except (ContextNotFound, EventNotDefined):
+                return False
+        return bool(target.listeners or target.deliveries)
 
     def _count_rejected(self, definition: EventDefinition, level: object) -> None:
         try:

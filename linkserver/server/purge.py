@@ -48,6 +48,10 @@ class PurgeScheduler:
         self.clock = clock
         self.runs = 0
         self.removed = 0  # events purged since start, by the job and by run_now
+        # (what, purge(now) -> how many): run after the events' purge (cleared alarms...)
+        self.also: list[tuple[str, Callable[[datetime], int]]] = []
+        # (name, interval, job): more jobs on this scheduler (the alarms' auto_clear sweep)
+        self.jobs: list[tuple[str, timedelta, Callable[[], object]]] = []
         self._run_lock = threading.Lock()  # run_now and the job never purge at the same time
         self._scheduler: BackgroundScheduler | None = None
 
@@ -71,6 +75,18 @@ class PurgeScheduler:
             replace_existing=True,
             misfire_grace_time=None,
         )
+        for name, interval, job in self.jobs:
+            scheduler.add_job(
+                _logged(name, job),
+                "interval",
+                seconds=interval.total_seconds(),
+                id=f"linkserver-{name}",
+                name=name,
+                coalesce=True,
+                max_instances=1,
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
         scheduler.start()
         self._scheduler = scheduler
 
@@ -91,6 +107,14 @@ class PurgeScheduler:
             removed = self.store.purge_expired(started, self.batch_size)
             self.runs += 1
             self.removed += removed
+            for what, purge in self.also:
+                try:
+                    gone = purge(started)
+                except Exception:  # the events' purge is done; the next run tries this again
+                    log.exception("purging %s failed", what)
+                else:
+                    if gone:
+                        log.info("purged %d %s", gone, what)
         log.info("purged %d expired events (expired at or before %s)", removed, started.isoformat())
         return removed
 
@@ -99,3 +123,13 @@ class PurgeScheduler:
             self.run_now()
         except Exception:  # the next run tries again; never kill the scheduler thread
             log.exception("purging expired history failed; will retry in %s", self.interval)
+
+
+def _logged(name: str, job: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            job()
+        except Exception:  # the next run tries again; never kill the scheduler thread
+            log.exception("%s failed", name)
+
+    return run

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import attrs
 
+from linkserver.wire import alarm_shapes as a
 from linkserver.wire import resource_shapes as r
 from linkserver.wire import rule_shapes as ru
 from linkserver.wire import shapes as s
@@ -135,6 +136,19 @@ OPERATIONS: tuple[Operation, ...] = (
       "Dry run: what the rule would have fired over stored history; fires nothing",
       "observer on its alert context; the events replayed are those the user may receive",
       ru.RuleTestAnswer, query=ru.RuleTestQuery, path_params=ru.RulePath, errors=(400, 404)),
+    # The alarm list (linkserver.net.alarms_api, docs/alarms.md).
+    Op("alarms", "GET", "/alarms", "List alarms (only those of events the user may receive)",
+      "receive permissions per alarm", a.AlarmsAnswer, query=a.AlarmParams, errors=(400,)),
+    Op("alarm", "GET", "/alarms/{id}", "One alarm with its acknowledgements", "receive permissions",
+      a.AlarmAnswer, path_params=a.AlarmPath, errors=(400, 404)),
+    Op("acknowledge_alarm", "POST", "/alarms/{id}/acknowledge",
+      "Acknowledge an alarm; fires 'alarmChanged'", "operator", a.AlarmAnswer, body=a.AlarmText,
+      path_params=a.AlarmPath, errors=(400, 403, 404)),
+    Op("unacknowledge_alarm", "POST", "/alarms/{id}/unacknowledge",
+      "Remove an alarm's acknowledgements (open again); fires 'alarmChanged'", "operator", a.AlarmAnswer,
+      path_params=a.AlarmPath, errors=(400, 403, 404)),
+    Op("clear_alarm", "POST", "/alarms/{id}/clear", "Clear an alarm by hand; fires 'alarmChanged'",
+      "operator", a.AlarmAnswer, path_params=a.AlarmPath, errors=(400, 403, 404)),
 )  # fmt: skip
 
 BY_NAME = {op.name: op for op in OPERATIONS}

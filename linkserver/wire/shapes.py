@@ -196,7 +196,7 @@ class HistoryParams(Shape):
     count: bool = False
 
 
-REPEATABLE_PARAMS = frozenset({"mask", "event"})
+REPEATABLE_PARAMS = frozenset({"mask", "event", "state"})  # state: GET /alarms
 
 
 class EventPath(Shape):

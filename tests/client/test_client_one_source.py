@@ -39,13 +39,17 @@ ARGUMENTS: dict[str, tuple[Any, ...]] = {
     "job": ("VM.START", "vms.vm1"),
     "rule": ("burst",),
     "test_rule": ("burst", "7d"),
+    "alarm": (12,),
+    "acknowledge_alarm": (12, "on it"),
+    "unacknowledge_alarm": (12,),
+    "clear_alarm": (12,),
 }
 ANSWER = {
     "event": {"id": 12, "context": "devices.plc7", "name": "connected", "level": "INFO",
               "created": "2026-01-01T00:00:00+00:00", "data": [{}]},
     "results": [], "events": [], "next_cursor": None, "path": "x", "removed": [], "users": [], "user": {},
     "resources": [], "resource": {}, "jobs": [], "job": {"id": "j1"},
-    "rules": [], "rule": {},
+    "rules": [], "rule": {}, "alarms": [], "alarm": {},
 }  # fmt: skip
 
 

@@ -1,0 +1,108 @@
+"""``linkserver alarms`` (docs/alarms.md): list the alarm list with the filters of ``history``
+(plus ``--state``), and ``ack``, ``unack`` and ``clear`` an alarm by its id."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from typing import Any
+
+from linkserver.client.cli import OK, _client, _guarded, _positive, _print_json, format_table
+
+STATES = ("open", "acknowledged", "cleared")
+
+
+def add_alarm_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    alarms = subparsers.add_parser("alarms", help="the alarm list: list, ack, unack, clear")
+    commands = alarms.add_subparsers(dest="alarm_command", metavar="list|ack|unack|clear", required=True)
+    listing = commands.add_parser(
+        "list", parents=[common], help="list alarms (default: open and acknowledged)"
+    )
+    listing.add_argument(
+        "--state", action="append", choices=[*STATES, "all"], help="repeatable (default: open, acknowledged)"
+    )
+    listing.add_argument("--mask", action="append", help="context mask (repeatable), e.g. 'devices.**'")
+    listing.add_argument("--event", action="append", help="event name (repeatable)")
+    listing.add_argument("--filter", help="filter expression, e.g. 'data.ifIndex == 3'")
+    listing.add_argument("--min-level", help="lowest level")
+    listing.add_argument("--oldest-first", action="store_true", help="oldest alarms first (default: newest)")
+    listing.add_argument("--limit", type=_positive, default=20, help="alarms per page (default 20)")
+    listing.add_argument("--cursor", help="continue after a previous page (its next_cursor)")
+    listing.set_defaults(handler=_guarded(_list))
+    ack = commands.add_parser("ack", parents=[common], help="acknowledge an alarm (operator)")
+    ack.add_argument("id", type=int, help="the alarm id")
+    ack.add_argument("text", nargs="+", help="what is being done")
+    ack.set_defaults(handler=_guarded(_change))
+    for name, what in (("unack", "remove an alarm's acknowledgements"), ("clear", "clear an alarm by hand")):
+        command = commands.add_parser(name, parents=[common], help=f"{what} (operator)")
+        command.add_argument("id", type=int, help="the alarm id")
+        command.set_defaults(handler=_guarded(_change))
+
+
+def states(given: list[str] | None) -> list[str]:
+    if not given:
+        return ["open", "acknowledged"]
+    return [] if "all" in given else list(dict.fromkeys(given))
+
+
+def _time(text: str) -> str:
+    return datetime.fromisoformat(text).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def alarm_rows(alarms: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for alarm in alarms:
+        acks = alarm.get("acknowledgements") or []
+        last = f"{acks[-1]['user']}: {acks[-1]['text']}" if acks else "-"
+        rows.append(
+            [
+                str(alarm["id"]),
+                alarm["state"],
+                alarm["level"],
+                str(alarm["count"]),
+                _time(alarm["last"]),
+                alarm["key"],
+                last,
+            ]
+        )
+    return rows
+
+
+ALARM_HEADERS = ["ID", "STATE", "LEVEL", "COUNT", "LAST", "KEY", "ACK"]
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        page = client.alarms(
+            state=states(args.state),
+            mask=args.mask,
+            event=args.event,
+            filter=args.filter,
+            min_level=args.min_level,
+            order="oldest" if args.oldest_first else None,
+            limit=args.limit,
+            cursor=args.cursor,
+        )
+    if args.json:
+        _print_json(page)
+        return OK
+    print(format_table(ALARM_HEADERS, alarm_rows(page["alarms"])))
+    if page.get("next_cursor"):
+        print(f"more: --cursor {page['next_cursor']}", file=sys.stderr)
+    return OK
+
+
+def _change(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        if args.alarm_command == "ack":
+            alarm = client.acknowledge_alarm(args.id, " ".join(args.text))
+        elif args.alarm_command == "unack":
+            alarm = client.unacknowledge_alarm(args.id)
+        else:
+            alarm = client.clear_alarm(args.id)
+    if args.json:
+        _print_json(alarm)
+    else:
+        print(f"alarm {alarm['id']} ({alarm['key']}) is {alarm['state']}")
+    return OK

@@ -1,0 +1,257 @@
+"""The alarm list of a server: which events raise and clear alarms, operators' changes, live
+``alarmChanged`` events, the auto-clear sweep and the purge of cleared alarms (docs/alarms.md).
+
+The rows are written by the history writer in the events' own transaction
+(:class:`~linkserver.history.alarms.AlarmWrites`); :meth:`Alarms.resolve` tells it what
+an event does, from the definitions of the event's context (cached per definition set).
+After each commit the changed keys go to a notifier thread, which reads the alarms as
+they are now and fires ``alarmChanged`` in their contexts: only for contexts that define
+it and only when someone listens, so an unwatched alarm list costs the writer nothing more.
+
+On history: observer reads (with the receive permissions of the alarm's events),
+operator acknowledges, unacknowledges and clears.
+
+Several nodes: each node's writer folds the events it stores into the one table; the
+``alarmChanged`` events are fired by the node whose commit (or operator) changed the alarm.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from linkserver.core.alarm_fold import Action, Clear, KeyChange, Raise
+from linkserver.core.alarm_records import Alarm
+from linkserver.core.alarms import ALARM_CHANGED
+from linkserver.core.catalog import DefinitionSet
+from linkserver.core.errors import LinkServerError, PermissionDenied
+from linkserver.core.events import Acknowledgement, Event
+from linkserver.core.levels import Permission
+from linkserver.core.paths import display
+from linkserver.core.permissions import Principal
+from linkserver.history.alarms import AlarmNotFound, AlarmPage, AlarmQuery, AlarmWrites, open_alarm_store
+from linkserver.history.base import HistoryQuery, HistoryStore
+from linkserver.loading.alarm_config import AlarmSettings
+from linkserver.server.access import EmptyAcknowledgement, HistoryAccess
+from linkserver.server.engine import Engine
+
+log = logging.getLogger("linkserver.alarms")
+
+COMPONENT = "linkserver"
+CHANGE_PERMISSION = Permission.OPERATOR
+_STOP = object()
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class Alarms:
+    """The alarm list of one engine. ``start`` after history started and the tree was restored."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        history: HistoryStore,
+        access: HistoryAccess,
+        settings: AlarmSettings | None = None,
+    ) -> None:
+        self.engine = engine
+        self.tree = engine.tree
+        self.access = access
+        self.settings = settings if settings is not None else AlarmSettings()
+        self.store = open_alarm_store(history)
+        self.writes = AlarmWrites(self.store, self.resolve, self._committed)
+        history.add_same_commit(self.writes)
+        self._names: frozenset[str] = frozenset()
+        self._actions: dict[tuple[int, str], tuple[DefinitionSet, Action | None]] = {}
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.notified = 0  # alarmChanged events fired (tests, metrics)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        sets = list(self.tree.templates.values())
+        for context in self.tree.walk():
+            sets.append(context.definitions)
+            if context.child_definitions is not None:
+                sets.append(context.child_definitions)
+        self._names = frozenset(
+            definition.name for definitions in sets for definition in definitions.values() if definition.alarm
+        )
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._notify_loop, name="linkserver-alarms", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join(timeout=10)
+
+    # -- what events do (the writer's thread) ---------------------------------------------
+
+    def resolve(self, event: Event) -> Action | None:
+        """What ``event`` does to the alarm list, from the definitions of its context."""
+        if event.name not in self._names:
+            return None
+        context = self.tree.find(event.context)
+        if context is None:
+            return None  # removed meanwhile: nothing left to raise alarms for
+        definitions = context.definitions
+        cached = self._actions.get((id(definitions), event.name))
+        if cached is not None and cached[0] is definitions:
+            return cached[1]
+        action = _action(definitions, event.name)
+        self._actions[(id(definitions), event.name)] = (definitions, action)
+        return action
+
+    def _committed(self, changes: Sequence[KeyChange]) -> None:
+        for change in changes:
+            kind = "cleared" if change.cleared_id is not None else "occurred"
+            if self._watched(change.context):
+                self._queue.put((change.key, kind, None))
+
+    def _watched(self, context: str) -> bool:
+        found = self.tree.find(context)
+        return (
+            found is not None
+            and ALARM_CHANGED in found.definitions
+            and self.engine.watched(context, ALARM_CHANGED)
+        )
+
+    # -- alarmChanged ---------------------------------------------------------------------
+
+    def _notify_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            pending: dict[str, tuple[str, str | None]] = {}
+            stop = item is _STOP
+            while not stop:
+                pending[item[0]] = (item[1], item[2])
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                stop = item is _STOP
+            if pending:
+                try:
+                    self._fire_changes(pending)
+                except Exception:  # the database is down: the next change tells again
+                    log.exception("could not report %d alarm changes", len(pending))
+            if stop:
+                return
+
+    def _fire_changes(self, pending: dict[str, tuple[str, str | None]]) -> None:
+        for alarm in self.store.by_keys(pending):
+            change, by = pending[alarm.key]
+            data = {
+                "id": alarm.id,
+                "key": alarm.key,
+                "name": alarm.name,
+                "state": alarm.state.value,
+                "count": alarm.count,
+                "first": alarm.first,
+                "last": alarm.last,
+                "event": alarm.event_id,
+                "change": change,
+                "by": by,
+            }
+            try:
+                self.engine.fire(alarm.context, ALARM_CHANGED, data, level=alarm.level, author=COMPONENT)
+                self.notified += 1
+            except LinkServerError:
+                log.debug("no alarmChanged for %s", alarm.key, exc_info=True)
+
+    def _tell(self, alarm: Alarm, change: str, by: str | None) -> Alarm:
+        if self._watched(alarm.context):
+            self._queue.put((alarm.key, change, by))
+        return alarm
+
+    # -- reading and changing on behalf of a user ------------------------------------------
+
+    def marshal(self, alarm: Alarm) -> dict[str, Any]:
+        """The alarm as the API answers it."""
+        return alarm.marshal()
+
+    def query(self, query: AlarmQuery, user: Principal | None) -> AlarmPage:
+        """One page of what ``user`` may see; FilterError for a filter on data no definition has."""
+        if query.filter is not None:
+            self.access.check_filter(
+                HistoryQuery(masks=query.masks, names=query.names, filter=query.filter), user
+            )
+        if user is not None:
+            import attrs
+
+            query = attrs.evolve(
+                query, visible=lambda context, name: self.access.may_see(user, context, name)
+            )
+        return self.store.query(query)
+
+    def get(self, alarm_id: int, user: Principal | None) -> Alarm:
+        alarm = self.store.get(alarm_id)
+        if not self.access.may_see(user, alarm.context, alarm.name):
+            raise AlarmNotFound(alarm_id)  # one the user may not see does not exist for it
+        return alarm
+
+    def _allowed(self, alarm_id: int, user: Principal, action: str) -> Alarm:
+        alarm = self.get(alarm_id, user)
+        if not user.may(alarm.context, CHANGE_PERMISSION):
+            raise PermissionDenied(
+                f"{user.name} may not {action} alarm {alarm_id} in {display(alarm.context)}: it needs "
+                f"{CHANGE_PERMISSION} there, {user.name} has {user.grants.level_for(alarm.context)}"
+            )
+        return alarm
+
+    def acknowledge(self, alarm_id: int, user: Principal, text: str, *, now: datetime | None = None) -> Alarm:
+        if not isinstance(text, str) or not text.strip():
+            raise EmptyAcknowledgement(
+                f"acknowledgement of alarm {alarm_id} has no text; say what is being done"
+            )
+        self._allowed(alarm_id, user, "acknowledge")
+        ack = Acknowledgement(time=now or now_utc(), user=user.name, text=text.strip())
+        return self._tell(self.store.acknowledge(alarm_id, ack), "acknowledged", user.name)
+
+    def unacknowledge(self, alarm_id: int, user: Principal) -> Alarm:
+        self._allowed(alarm_id, user, "unacknowledge")
+        return self._tell(self.store.unacknowledge(alarm_id), "unacknowledged", user.name)
+
+    def clear(self, alarm_id: int, user: Principal, *, now: datetime | None = None) -> Alarm:
+        self._allowed(alarm_id, user, "clear")
+        return self._tell(self.store.clear(alarm_id, user.name, now or now_utc()), "cleared", user.name)
+
+    # -- the scheduler's jobs ---------------------------------------------------------------
+
+    def sweep(self, now: datetime | None = None) -> int:
+        """Clear the alarms whose auto_clear time passed; returns how many."""
+        cleared = self.store.auto_clear(now or now_utc())
+        for alarm in cleared:
+            self._tell(alarm, "cleared", None)
+        if cleared:
+            log.info("auto_clear cleared %d alarms", len(cleared))
+        return len(cleared)
+
+    def purge(self, now: datetime) -> int:
+        """Delete alarms cleared longer ago than ``keep_cleared``."""
+        return self.store.purge_cleared(now - self.settings.keep_cleared)
+
+
+def _action(definitions: DefinitionSet, name: str) -> Action | None:
+    definition = definitions.get(name)
+    spec = definition.alarm if definition is not None else None
+    if spec is None:
+        return None
+    if spec.reduction_key is not None:
+        return Raise(spec.reduction_key, spec.level, spec.auto_clear)
+    cleared = []
+    for other in spec.clears:
+        target = definitions.get(other)
+        template = target.alarm.reduction_key if target is not None and target.alarm is not None else None
+        if template is not None:
+            cleared.append((other, template))
+    return Clear(tuple(cleared)) if cleared else None

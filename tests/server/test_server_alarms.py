@@ -1,0 +1,142 @@
+"""The alarm list in a running server: fires fold into alarms in the events' commit, linkUp clears
+linkDown's alarm, operators acknowledge and clear with history's permissions, alarmChanged tells
+listeners, auto_clear and the purge (memory and a SQLite file)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from linkserver import CapturingListener, LinkServer
+from linkserver.core.alarms import AlarmState
+from linkserver.core.errors import PermissionDenied
+from linkserver.core.levels import Level
+from linkserver.core.permissions import Grants, Principal
+from linkserver.history.alarms import AlarmNotFound, AlarmQuery
+from linkserver.loading import ServerConfig, load_contexts
+from linkserver.loading.shipped import SHIPPED_CONTEXTS
+
+NET = """
+templates:
+  switch:
+    events:
+      linkDown:
+        level: WARNING
+        persistent: true
+        reduction_key: "{context}:{name}:{data.ifIndex}"
+        format: {fields: [{name: ifIndex, type: integer}]}
+      linkUp:
+        persistent: true
+        clears: linkDown
+        format: {fields: [{name: ifIndex, type: integer}]}
+      fanFailed:
+        level: ERROR
+        persistent: true
+        reduction_key: "{context}:fan"
+        auto_clear: 1m
+        alarm_level: last
+contexts:
+  net:
+    templates: [standard]
+    child_templates: [standard, switch]
+"""
+ALICE = Principal(name="alice", grants=Grants({"net.**": "operator"}))
+OBSERVER = Principal(name="olga", grants=Grants({"net.**": "observer"}))
+STRANGER = Principal(name="sam", grants=Grants({"users.**": "admin"}))
+
+
+def server(tmp_path: Path, url: str = "memory://") -> LinkServer:
+    (tmp_path / "net.yaml").write_text(NET)
+    catalog = load_contexts([SHIPPED_CONTEXTS, tmp_path / "net.yaml"])
+    config = ServerConfig.default(data_dir=tmp_path / "data", database_url=url)
+    return LinkServer(config, catalog)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def running(request: pytest.FixtureRequest, tmp_path: Path) -> LinkServer:
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'h.sqlite3'}"
+    s = server(tmp_path, url).start()
+    s.engine.add_context("net.sw1")
+    request.addfinalizer(s.stop)
+    return s
+
+
+def test_fires_fold_into_one_alarm_per_key_and_link_up_clears_it(running: LinkServer) -> None:
+    s = running
+    first = s.fire("net.sw1", "linkDown", {"ifIndex": 3})
+    s.fire("net.sw1", "linkDown", {"ifIndex": 3}, level="ERROR")
+    s.fire("net.sw1", "linkDown", {"ifIndex": 4}, durable=True)
+    page = s.alarms.query(AlarmQuery(), ALICE)
+    assert [(a.key, a.count, a.level) for a in page.alarms] == [
+        ("net.sw1:linkDown:4", 1, Level.WARNING),
+        ("net.sw1:linkDown:3", 2, Level.ERROR),
+    ]
+    up = s.fire("net.sw1", "linkUp", {"ifIndex": 3}, durable=True)
+    alarm = s.alarms.get(first.id, ALICE)
+    assert (alarm.state, alarm.cleared_by, alarm.cleared_event) == (AlarmState.CLEARED, "event", up.id)
+    assert s.alarms.query(AlarmQuery(states=(AlarmState.OPEN,)), ALICE).alarms[0].key == "net.sw1:linkDown:4"
+
+
+def test_operators_acknowledge_and_clear_observers_only_read(running: LinkServer) -> None:
+    s = running
+    event = s.fire("net.sw1", "linkDown", {"ifIndex": 1}, durable=True)
+    with pytest.raises(PermissionDenied, match="olga may not acknowledge alarm .* it needs operator"):
+        s.alarms.acknowledge(event.id, OBSERVER, "mine")
+    assert s.alarms.get(event.id, OBSERVER).state is AlarmState.OPEN
+    with pytest.raises(AlarmNotFound):
+        s.alarms.get(event.id, STRANGER)  # may not see it: it does not exist for sam
+    assert s.alarms.query(AlarmQuery(), STRANGER).alarms == ()
+    alarm = s.alarms.acknowledge(event.id, ALICE, "replacing the cable")
+    assert alarm.state is AlarmState.ACKNOWLEDGED and alarm.acknowledgements[0].user == "alice"
+    assert s.alarms.unacknowledge(event.id, ALICE).state is AlarmState.OPEN
+    cleared = s.alarms.clear(event.id, ALICE)
+    assert (cleared.state, cleared.cleared_by, cleared.cleared_user) == (AlarmState.CLEARED, "user", "alice")
+
+
+def test_alarm_changed_tells_listeners_once_per_commit(running: LinkServer) -> None:
+    s = running
+    seen = CapturingListener()
+    s.listen("net.**", "alarmChanged", seen)
+    event = s.fire("net.sw1", "linkDown", {"ifIndex": 7}, durable=True)
+    wait_for(seen, 1)  # (changes still waiting for the notifier are told once, as they are by then)
+    s.alarms.acknowledge(event.id, ALICE, "looking")
+    wait_for(seen, 2)
+    first, second = seen.events
+    assert first.context == "net.sw1" and first.level is Level.WARNING
+    assert {k: first.record[k] for k in ("id", "key", "state", "count", "change", "by")} == {
+        "id": event.id,
+        "key": "net.sw1:linkDown:7",
+        "state": "open",
+        "count": 1,
+        "change": "occurred",
+        "by": None,
+    }
+    assert (second.record["state"], second.record["change"], second.record["by"]) == (
+        "acknowledged",
+        "acknowledged",
+        "alice",
+    )
+
+
+def wait_for(seen: CapturingListener, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(seen.events) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(seen.events) == count
+
+
+def test_auto_clear_and_the_purge_of_cleared_alarms(running: LinkServer) -> None:
+    s = running
+    fan = s.fire("net.sw1", "fanFailed", durable=True)
+    assert s.alarms.sweep(fan.created + timedelta(seconds=59)) == 0
+    assert s.alarms.sweep(fan.created + timedelta(minutes=1)) == 1
+    alarm = s.alarms.get(fan.id, ALICE)
+    assert (alarm.state, alarm.cleared_by) == (AlarmState.CLEARED, "auto_clear")
+    assert s.alarms.settings.keep_cleared == timedelta(days=1)
+    s.purger.clock = lambda: datetime.now(UTC) + timedelta(days=2)
+    s.purger.run_now()
+    with pytest.raises(AlarmNotFound):
+        s.alarms.get(fan.id, ALICE)
