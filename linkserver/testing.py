@@ -208,6 +208,8 @@ class RunningServer:
         self.limits = limits or Limits()
         self._sessions = SessionStore(session_lifetime) if session_lifetime is not None else None
         self.server: LinkServer = LinkServer(config, catalog).start()
+        if self._sessions is not None:
+            self._sessions.use(self.server.history.sessions)
         try:
             for name, controller in (controllers or {}).items():
                 self.server.add_controller(name, controller)
@@ -260,7 +262,8 @@ class RunningServer:
             time.sleep(0.005)
 
     def stop_http(self) -> None:
-        """Stop serving (open sessions end, as at a server's stop); the LinkServer goes on."""
+        """Stop serving and end every open session (clients must log in again); the LinkServer
+        goes on. (A real server's stop ends no session: they are kept in history.)"""
         if self._http is not None and self._thread is not None:
             self._http.should_exit = True
             self._thread.join(timeout=10)

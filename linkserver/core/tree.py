@@ -67,6 +67,9 @@ class TreeChange:
     ``contexts`` holds the Context objects concerned: the one added (not yet
     linked into the tree when ``before_change`` sees it), or the removed ones in
     the order of ``removed`` (still in the tree when ``before_change`` sees them).
+    ``elsewhere``: another node made the change and recorded it; this tree only
+    follows (nothing records it again, and the events reporting it were fired
+    on that node).
     """
 
     kind: str  # "added" or "removed"
@@ -74,6 +77,7 @@ class TreeChange:
     parent: str
     removed: tuple[str, ...] = ()
     contexts: tuple[Context, ...] = attrs.field(default=(), eq=False, repr=False)
+    elsewhere: bool = False
 
 
 class ContextTree:
@@ -115,6 +119,12 @@ class ContextTree:
                 notify=False,
             )
         return tree
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while the tree changes (``before_change`` runs under it): hold it to make
+        several changes, or a check and a change, with no other change in between."""
+        return self._lock
 
     # -- reading -----------------------------------------------------------
 
@@ -181,6 +191,7 @@ class ContextTree:
         description: str = "",
         create_parents: bool = False,
         notify: bool = True,
+        elsewhere: bool = False,
     ) -> Context:
         """Add a context. Without ``definitions`` it gets its parent's child definitions.
 
@@ -192,7 +203,9 @@ class ContextTree:
         """
         changes: list[TreeChange] = []
         try:
-            return self._add(path, definitions, child_definitions, description, create_parents, changes)
+            return self._add(
+                path, definitions, child_definitions, description, create_parents, changes, elsewhere
+            )
         finally:
             if notify and self.on_change is not None:
                 for done in changes:
@@ -206,6 +219,7 @@ class ContextTree:
         description: str,
         create_parents: bool,
         changes: list[TreeChange],
+        elsewhere: bool = False,
     ) -> Context:
         """Add one context (and its missing parents first), appending each change made to ``changes``."""
         path = parse_path(path)
@@ -222,11 +236,11 @@ class ContextTree:
             if parent is None:
                 if not create_parents:
                     raise ContextNotFound(parent_path)
-                parent = self._add(parent_path, None, None, "", True, changes)
+                parent = self._add(parent_path, None, None, "", True, changes, elsewhere)
             if own is None:
                 own = parent.child_definitions or EMPTY_DEFINITIONS
             context = Context(path, parent, own, children, description)
-            change = TreeChange("added", path, parent.path, contexts=(context,))
+            change = TreeChange("added", path, parent.path, contexts=(context,), elsewhere=elsewhere)
             if self.before_change is not None:
                 self.before_change(change)
             parent.children[context.name] = context
@@ -235,7 +249,7 @@ class ContextTree:
         changes.append(change)
         return context
 
-    def remove(self, path: str, *, notify: bool = True) -> tuple[str, ...]:
+    def remove(self, path: str, *, notify: bool = True, elsewhere: bool = False) -> tuple[str, ...]:
         """Remove a context with everything below it; returns the removed paths, deepest first.
 
         Raises ContextNotFound or InvalidName (the root); the tree is unchanged
@@ -252,7 +266,12 @@ class ContextTree:
             subtree.reverse()
             assert context.parent is not None
             change = TreeChange(
-                "removed", path, context.parent.path, tuple(c.path for c in subtree), contexts=tuple(subtree)
+                "removed",
+                path,
+                context.parent.path,
+                tuple(c.path for c in subtree),
+                contexts=tuple(subtree),
+                elsewhere=elsewhere,
             )
             if self.before_change is not None:
                 self.before_change(change)

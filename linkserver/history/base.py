@@ -7,8 +7,12 @@ same contract suite in ``tests/history/test_contract.py``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 import attrs
@@ -19,6 +23,7 @@ from linkserver.core.levels import Level
 from linkserver.history.nodes import NodeLeases
 from linkserver.history.outbox import Outbox
 from linkserver.history.same_commit import SameCommit
+from linkserver.history.sessions import SessionTable
 from linkserver.history.tree import TreeStore
 from linkserver.history.users import UserStore
 
@@ -190,3 +195,41 @@ class HistoryStore(TreeStore):
     @abc.abstractmethod
     def users(self) -> UserStore:
         """The users kept in this history's database (usable between start and stop)."""
+
+    @property
+    def shared(self) -> bool:
+        """True when other processes (other nodes) may write this database at the same time:
+        then a node follows what they change (the tree, sessions). False: memory, SQLite."""
+        return False
+
+    @property
+    @abc.abstractmethod
+    def sessions(self) -> SessionTable:
+        """The login sessions kept in this history's database (usable between start and stop)."""
+
+    def exclusive(self, name: str) -> AbstractContextManager[bool]:
+        """Hold the lock ``name`` of this database while the block runs, if no one else holds it.
+
+        Yields True when this caller holds it, False when another holder (another
+        node on the same database, or another thread here) does: then do not do
+        the work. A holder that dies releases it. The purge job runs under
+        ``exclusive("purge")``, so one node at a time purges.
+        """
+        return _local_exclusive(self, name)
+
+
+_LOCAL_LOCKS: weakref.WeakKeyDictionary[object, dict[str, threading.Lock]] = weakref.WeakKeyDictionary()
+_LOCAL_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _local_exclusive(owner: object, name: str) -> Iterator[bool]:
+    """A lock of this process (memory and SQLite stores: one process uses the database)."""
+    with _LOCAL_GUARD:
+        lock = _LOCAL_LOCKS.setdefault(owner, {}).setdefault(name, threading.Lock())
+    acquired = lock.acquire(blocking=False)
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            lock.release()

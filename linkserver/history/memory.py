@@ -24,6 +24,7 @@ from linkserver.history.matching import compile_query, encode_cursor, id_bounds
 from linkserver.history.nodes import MemoryNodeLeases, NodeLeases
 from linkserver.history.outbox import MemoryOutbox, Outbox
 from linkserver.history.same_commit import SameCommit
+from linkserver.history.sessions import MemorySessionTable, SessionTable
 from linkserver.history.tree import StoredContext
 from linkserver.history.users import MemoryUserStore, UserStore
 
@@ -42,12 +43,17 @@ class MemoryHistoryStore(HistoryStore):
         self._contexts: dict[str, StoredContext] = {}
         self._tree_seq = 0
         self._users = MemoryUserStore()
+        self._sessions = MemorySessionTable()
         self._same_commit: list[SameCommit] = []
         self._node_leases = MemoryNodeLeases()
 
     @property
     def users(self) -> UserStore:
         return self._users
+
+    @property
+    def sessions(self) -> SessionTable:
+        return self._sessions
 
     def start(self) -> None:
         with self._lock:

@@ -258,6 +258,29 @@ alarm_acknowledgements = Table(
 )
 Index("ix_alarm_acknowledgements_alarm_id", alarm_acknowledgements.c.alarm_id, alarm_acknowledgements.c.time)
 
+# Login sessions (linkserver/history/sessions.py): one row per session token, by the token's
+# digest (the primary key serves every lookup of a token). seq numbers the writes (the rows of
+# one transaction share it), so "rows after seq N" is the feed other nodes follow.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("digest", Text, primary_key=True),
+    Column("user", Text, nullable=False),
+    Column("address", Text, nullable=True),
+    Column("created", UtcDateTime, nullable=False),
+    Column("expires", UtcDateTime, nullable=False),
+    Column("ended", UtcDateTime, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("why", Text, nullable=True),
+    Column("seq", BigInteger, nullable=False),
+)
+# The feed: rows after the last change number a node saw.
+Index("ix_sessions_seq", sessions.c.seq)
+# Ending every session of one user (password changed, user removed).
+Index("ix_sessions_user", sessions.c.user)
+# The expiry sweep (open sessions past their expiry) and forgetting old rows.
+Index("ix_sessions_expires", sessions.c.expires)
+
 EVENT_COLUMNS = tuple(column.name for column in events.columns)
 """The column order of rows made by :func:`row_maker` (the writer's INSERT/COPY order)."""
 

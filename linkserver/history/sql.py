@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +33,7 @@ from linkserver.history.nodes import NodeLeases, SqlNodeLeases
 from linkserver.history.outbox import Outbox, SqlOutbox
 from linkserver.history.same_commit import SameCommit
 from linkserver.history.schema import Id, UtcDateTime, acknowledgements, contexts, events, row_maker
+from linkserver.history.sql_sessions import SqlSessionTable
 from linkserver.history.sql_users import SqlUserStore
 from linkserver.history.tree import StoredContext
 from linkserver.history.writer import Writer, WriterStats
@@ -48,6 +49,8 @@ PURGE_IDLE_SECONDS = 0.05
 PURGE_IDLE_AFTER = 1.0  # seconds without a fire before the purge stops making way
 PURGE_CACHE_KIB = 65536  # SQLite page cache of the purge's connection (see purge_expired)
 FIRST_PURGE_ROWS = 100
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtext(:name), hashtext(current_schema()))")
+_UNLOCK = text("SELECT pg_advisory_unlock(hashtext(:name), hashtext(current_schema()))")
 _TREE_LOCK_KEY = 0x4C696E6B54726565  # "LinkTree": tree changes commit in change-number order
 _LAST_SEQ = select(func.coalesce(func.max(contexts.c.seq), 0))
 
@@ -97,6 +100,7 @@ class SqlHistoryStore(HistoryStore):
         self._dialect = ""
         self._upsert: Any = None
         self._users = SqlUserStore(lambda: self.engine, lambda: self._write_lock)
+        self._sessions = SqlSessionTable(lambda: self.engine, lambda: self._write_lock)
         self._same_commit: list[SameCommit] = []
 
     # -- lifecycle ---------------------------------------------------------------
@@ -153,6 +157,44 @@ class SqlHistoryStore(HistoryStore):
     @property
     def users(self) -> SqlUserStore:
         return self._users
+
+    @property
+    def sessions(self) -> SqlSessionTable:
+        return self._sessions
+
+    @property
+    def shared(self) -> bool:
+        return self._dialect == "postgresql"
+
+    def exclusive(self, name: str) -> contextlib.AbstractContextManager[bool]:
+        """See :meth:`HistoryStore.exclusive`. PostgreSQL: a session advisory lock keyed by
+        ``name`` and the schema, held on a connection of its own for the block (PostgreSQL
+        releases it when a node dies); SQLite: one process uses the file, a lock of this
+        process."""
+        if self._dialect != "postgresql":
+            return super().exclusive(name)
+        return self._advisory(name)
+
+    @contextlib.contextmanager
+    def _advisory(self, name: str) -> Iterator[bool]:
+        key = {"name": f"linkserver:{name}"}
+        with self.engine.connect() as conn:
+            # Two keys: one per schema, so separate systems sharing a database never wait on
+            # each other.
+            acquired = bool(conn.execute(_TRY_LOCK, key).scalar_one())
+            conn.commit()
+            try:
+                yield acquired
+            finally:
+                if acquired:
+                    try:
+                        conn.execute(
+                            text("SELECT pg_advisory_unlock(hashtext(:name), hashtext(current_schema()))"),
+                            key,
+                        )
+                        conn.commit()
+                    except SQLAlchemyError:  # the connection is gone, and the lock with it
+                        conn.invalidate()
 
     @property
     def writer_stats(self) -> WriterStats:

@@ -451,7 +451,7 @@ def create_app(
         authenticator = Authenticator(
             users,
             api_tokens=ApiTokens(server.config.data_dir),
-            sessions=session_store or SessionStore(settings.session_lifetime),
+            sessions=session_store or SessionStore(settings.session_lifetime, table=server.history.sessions),
             on_login=lambda user, address: gateway.user_event(
                 user, "login", {"username": user, "address": address}
             ),
@@ -467,6 +467,7 @@ def create_app(
     api = Api(gateway, auth, limits, connections=connections, allowed_origins=settings.allowed_origins)
 
     def check_sessions() -> None:
+        auth.follow()  # sessions ended on other nodes
         auth.sweep()
         if auth.api_tokens is not None:
             auth.api_tokens.changed()
@@ -523,8 +524,14 @@ def throttle_settings(settings: Any) -> ThrottleSettings:
 def _user_changed(
     change: UserChange, auth: Authenticator, connections: Connections, server: LinkServer
 ) -> None:
-    """A user changed (here or on another node): end what the change invalidates."""
+    """A user changed (here or on another node): end what the change invalidates.
+
+    Sessions are shared: the node that made the change ends them (``change.by`` set); the
+    others close their connections when the sessions feed says so (Authenticator.follow).
+    """
     name = change.name
+    if change.kind in (PASSWORD, REMOVED) and change.by is None:
+        return
     if change.kind == PASSWORD:
         auth.end_sessions(name, "revoked", f"the password of {name} was changed", keep=caller_token())
         if name == ADMIN and change.by is not None and forget_admin_credentials(server.config.data_dir):

@@ -3,8 +3,9 @@
 - Passwords are scrypt hashes (:mod:`linkserver.server.passwords`); users,
   their hashes and grants come from the server's
   :class:`~linkserver.server.users.UserDirectory` (the history database).
-- A login opens a *session token* (random, in memory, with an expiry): a
-  restart logs everybody out.
+- A login opens a *session token* (random, with an expiry), kept hashed in
+  the history database: it works on every node sharing that database and
+  outlives a restart.
 - *API tokens* (``NAME.SECRET``) and the admin credentials file are in
   :mod:`linkserver.net.tokens`.
 - Failed logins are counted per user name and per address, unknown bearer
@@ -17,6 +18,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import threading
@@ -28,6 +30,7 @@ import attrs
 
 from linkserver.core.errors import AuthenticationFailed, TooManyAttempts
 from linkserver.core.permissions import Principal
+from linkserver.history.sessions import MemorySessionTable, SessionTable, StoredSession
 from linkserver.net.throttle import Throttle, ThrottleRule
 from linkserver.net.tokens import (  # noqa: F401 - re-exported: the public home of these names
     ADMIN,
@@ -87,76 +90,173 @@ class SessionToken:
     address: str | None = None
 
 
+def session_digest(token: str) -> str:
+    """What the sessions table keeps of a token: a SHA-256 (tokens are 256-bit random secrets,
+    so a slow hash buys nothing)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _may_be_session(token: str) -> bool:
+    # Session tokens are token_urlsafe: never a dot. API tokens (NAME.SECRET) always have one,
+    # so checking them costs no database read.
+    return "." not in token and 0 < len(token) <= 100
+
+
 class SessionStore:
-    """Session tokens in memory; thread-safe. Expired tokens are forgotten when seen."""
+    """Session tokens kept in a :class:`~linkserver.history.sessions.SessionTable` (the history
+    database: every node of a cluster shares them), with a cache in front. Thread-safe.
+
+    A token seen once is answered from the cache until it expires or the table's change feed
+    (:meth:`follow`, read every half second) says it ended; a token not in the cache costs
+    one read. Ending a session (logout, expiry, revocation) is written to the table first,
+    so every node learns of it from the feed. Without a table, one in memory.
+    """
 
     def __init__(
-        self, lifetime: timedelta = DEFAULT_SESSION_LIFETIME, clock: Callable[[], datetime] | None = None
+        self,
+        lifetime: timedelta = DEFAULT_SESSION_LIFETIME,
+        clock: Callable[[], datetime] | None = None,
+        table: SessionTable | None = None,
     ) -> None:
         self.lifetime = lifetime
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._sessions: dict[str, SessionToken] = {}
+        self.table: SessionTable = table if table is not None else MemorySessionTable()
+        self._cache: dict[str, SessionToken] = {}  # token -> open session as last known
+        self._by_digest: dict[str, str] = {}  # digest -> token, for the feed
+        self._seq: int | None = None  # the last change of the feed seen
         self._lock = threading.Lock()
 
-    def open(self, user: str, address: str | None = None) -> SessionToken:
-        session = SessionToken(
-            token=secrets.token_urlsafe(32), user=user, expires=self._clock() + self.lifetime, address=address
-        )
+    def use(self, table: SessionTable) -> None:
+        """Keep sessions in ``table`` from now on (the cache starts empty)."""
         with self._lock:
-            self._sessions[session.token] = session
+            self.table, self._cache, self._by_digest, self._seq = table, {}, {}, None
+
+    def _remember(self, session: SessionToken) -> None:
+        with self._lock:
+            self._cache[session.token] = session
+            self._by_digest[session_digest(session.token)] = session.token
+
+    def _forget(self, token: str) -> SessionToken | None:
+        with self._lock:
+            session = self._cache.pop(token, None)
+            self._by_digest.pop(session_digest(token), None)
+            return session
+
+    def open(self, user: str, address: str | None = None) -> SessionToken:
+        now = self._clock()
+        session = SessionToken(
+            token=secrets.token_urlsafe(32), user=user, expires=now + self.lifetime, address=address
+        )
+        self.table.insert(
+            StoredSession(
+                digest=session_digest(session.token),
+                user=user,
+                address=address,
+                created=now,
+                expires=session.expires,
+            )
+        )
+        self._remember(session)
+        return session
+
+    def _lookup(self, token: str) -> SessionToken | None:
+        """The open session of ``token`` as last known: the cache, else the table."""
+        session = self._cache.get(token)
+        if session is not None or not _may_be_session(token):
+            return session
+        stored = self.table.get(session_digest(token))
+        if stored is None or stored.ended is not None:
+            return None
+        session = SessionToken(token=token, user=stored.user, expires=stored.expires, address=stored.address)
+        self._remember(session)
         return session
 
     def get(self, token: str) -> tuple[SessionToken | None, SessionToken | None]:
-        """``(valid session, None)``, ``(None, the session that just expired)`` or ``(None, None)``."""
-        with self._lock:
-            session = self._sessions.get(token)
-            if session is None:
-                return None, None
-            if session.expires <= self._clock():
-                del self._sessions[token]
-                return None, session
-            return session, None
+        """``(valid session, None)``, ``(None, the session that just expired)`` or ``(None, None)``.
+
+        An expired session is ended here (reason ``timeout``); it is returned as just
+        expired only to the caller that ended it, so its ``logout`` is reported once.
+        """
+        session = self._lookup(token)
+        if session is None:
+            return None, None
+        now = self._clock()
+        if session.expires <= now:
+            self._forget(token)
+            ended = self.table.end([session_digest(token)], now, "timeout", "the session expired")
+            return None, (session if ended else None)
+        return session, None
 
     def peek(self, token: str) -> tuple[SessionToken | None, SessionToken | None]:
         """Like :meth:`get`, but an expired session is left for :meth:`sweep`."""
-        with self._lock:
-            session = self._sessions.get(token)
+        session = self._lookup(token)
         if session is None:
             return None, None
         if session.expires <= self._clock():
             return None, session
         return session, None
 
-    def close(self, token: str) -> SessionToken | None:
-        with self._lock:
-            return self._sessions.pop(token, None)
-
-    def sweep(self) -> list[SessionToken]:
-        """Forget and return every expired session."""
-        now = self._clock()
-        with self._lock:
-            expired = [s for s in self._sessions.values() if s.expires <= now]
-            for session in expired:
-                del self._sessions[session.token]
-        return expired
-
-    def close_user(self, user: str, keep: str | None = None) -> list[SessionToken]:
-        """End every session of ``user`` except the one of token ``keep``."""
-        with self._lock:
-            ended = [s for s in self._sessions.values() if s.user == user and s.token != keep]
-            for session in ended:
-                del self._sessions[session.token]
+    def _ended(self, rows: list[StoredSession]) -> list[SessionToken]:
+        ended = []
+        for row in rows:
+            with self._lock:
+                token = self._by_digest.get(row.digest, "")
+            if token:
+                self._forget(token)
+            ended.append(SessionToken(token=token, user=row.user, expires=row.expires, address=row.address))
         return ended
 
-    def close_all(self) -> list[SessionToken]:
-        with self._lock:
-            sessions, self._sessions = list(self._sessions.values()), {}
-        return sessions
+    def close(self, token: str, reason: str = "logout", why: str = "logged out") -> SessionToken | None:
+        """End the session of ``token``; returns it if this call ended it."""
+        self._forget(token)
+        if not _may_be_session(token):
+            return None
+        ended = self._ended(self.table.end([session_digest(token)], self._clock(), reason, why))
+        if not ended:
+            return None
+        return attrs.evolve(ended[0], token=token)
+
+    def sweep(self) -> list[SessionToken]:
+        """End and return every expired session no one ended yet (on any node). The ``token``
+        of one this node never saw is empty."""
+        return self._ended(self.table.end_expired(self._clock(), "timeout", "the session expired"))
+
+    def close_user(
+        self, user: str, keep: str | None = None, reason: str = "revoked", why: str = "revoked"
+    ) -> list[SessionToken]:
+        """End every session of ``user`` except the one of token ``keep``."""
+        rows = self.table.end_user(
+            user, self._clock(), reason, why, keep=session_digest(keep) if keep else None
+        )
+        return self._ended(rows)
+
+    def close_all(self, reason: str = "closed", why: str = "the server stopped") -> list[SessionToken]:
+        return self._ended(self.table.end_all(self._clock(), reason, why))
+
+    def follow(self) -> list[tuple[str, str]]:
+        """``(token, why)`` of every session this node knows that ended since the last call
+        (on any node): read from the table's change feed."""
+        if self._seq is None:
+            self._seq = self.table.last_seq()  # what ended before this node looked is not cached
+            return []
+        rows = self.table.changes(self._seq)
+        if rows:
+            self._seq = rows[-1].seq
+        ended = []
+        for row in rows:
+            if row.ended is None:
+                continue
+            with self._lock:
+                token = self._by_digest.get(row.digest)
+            if token is not None:
+                self._forget(token)
+                ended.append((token, row.why or "the session ended"))
+        return ended
 
     def count(self) -> int:
-        """Sessions open (expired ones not yet seen included). Not ``__len__``: an empty
-        store must stay truthy (``sessions or SessionStore()``)."""
-        return len(self._sessions)
+        """Sessions open on every node. Not ``__len__``: an empty store must stay truthy
+        (``sessions or SessionStore()``)."""
+        return self.table.open_count(self._clock())
 
 
 # -- the authenticator ---------------------------------------------------------------------
@@ -250,7 +350,7 @@ class Authenticator:
     def end_sessions(self, user: str, reason: str, why: str, keep: str | None = None) -> int:
         """End every session of ``user`` but ``keep``: ``logout`` with ``reason``, ``why`` for
         its connections. Returns how many ended."""
-        ended = self.sessions.close_user(user, keep)
+        ended = self.sessions.close_user(user, keep, reason=reason, why=why)
         for session in ended:
             self._hook(self.on_logout, session.user, session.address, reason)
             self._tell(session.token, why)
@@ -265,9 +365,18 @@ class Authenticator:
         return len(expired)
 
     def close_all(self, reason: str = "closed") -> None:
-        """End every session (at shutdown); each fires ``logout`` with ``reason``."""
-        for session in self.sessions.close_all():
+        """End every session of every node; each fires ``logout`` with ``reason``. (A node
+        that stops ends none: sessions belong to every node sharing the database.)"""
+        for session in self.sessions.close_all(reason):
             self._hook(self.on_logout, session.user, session.address, reason)
+
+    def follow(self) -> int:
+        """Close what ended elsewhere: the connections of every session another node (or
+        another process on the same database) ended since the last call. Returns how many."""
+        ended = self.sessions.follow()
+        for token, why in ended:
+            self._tell(token, why)
+        return len(ended)
 
     # -- tokens --------------------------------------------------------------------------
 
@@ -319,6 +428,8 @@ class Authenticator:
             return self._dummy
 
     def _tell(self, token: str, why: str) -> None:
+        if not token:  # a session this node never saw has no connection here
+            return
         for listener in list(self._ended):
             try:
                 listener(token, why)

@@ -224,8 +224,9 @@ def serve(
                 log.info("data in %s; history at %s", config.data_dir, config.database_url)
                 if stopper.signal is None:
                     stopper.server.run(sockets=[sock])
+                # Sessions stay open: they are kept in history, valid on every node and after
+                # a restart; they end by logout, expiry or revocation.
                 app.state.watcher.stop()
-                app.state.auth.close_all()  # open sessions end: 'logout' with reason 'closed'
             reason = f"{stopper.signal} received" if stopper.signal else "stopped"
         finally:
             withdraw(config.data_dir)

@@ -7,12 +7,13 @@ event they may not see is reported exactly like one that does not exist.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import attrs
 
 from linkserver.core.definitions import EventDefinition
-from linkserver.core.errors import EventNotFound, LinkServerError, PermissionDenied
+from linkserver.core.errors import EventNotFound, HistoryUnavailable, LinkServerError, PermissionDenied
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.levels import Permission
 from linkserver.core.paths import display
@@ -20,6 +21,8 @@ from linkserver.core.permissions import Principal
 from linkserver.core.tree import ContextTree
 from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
 from linkserver.server.stored_tree import KnownDefinitions
+
+PURGE_WAIT = 30.0  # seconds a manual purge waits for another node's purge to end
 
 
 class EmptyAcknowledgement(LinkServerError, ValueError):
@@ -102,7 +105,17 @@ class HistoryAccess:
         """Purge expired events now; needs engineer on the root context."""
         if not user.may("", Permission.ENGINEER):
             raise PermissionDenied(f"{user.name} may not purge history: it needs engineer on root")
-        return self.store.purge_expired(now or datetime.now(UTC), batch_size)
+        deadline = time.monotonic() + PURGE_WAIT
+        while True:  # one purge at a time on a database: wait for another node's to finish
+            with self.store.exclusive("purge") as held:
+                if held:
+                    return self.store.purge_expired(now or datetime.now(UTC), batch_size)
+            if time.monotonic() >= deadline:
+                raise HistoryUnavailable(
+                    f"another node has been purging this history for over {PURGE_WAIT:.0f} s; "
+                    "its purge removes the same events: try again later"
+                )
+            time.sleep(0.1)
 
     def _restricted(self, query: HistoryQuery, user: Principal | None) -> HistoryQuery:
         if user is None:

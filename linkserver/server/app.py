@@ -46,6 +46,7 @@ from linkserver.server.purge import PurgeScheduler
 from linkserver.server.resources import Resources
 from linkserver.server.rules import RuleHost, rules_of
 from linkserver.server.stored_tree import KnownDefinitions, TreeRecorder, restore
+from linkserver.server.tree_feed import TreeFollower
 from linkserver.server.users import UserDirectory
 from linkserver.typing import Bridge
 
@@ -93,6 +94,8 @@ class LinkServer:
         self.rules = RuleHost(self.engine, self.history, rules_of(config))  # alert rules (server/rules.py)
         self.resources.checks.append(self.jobs.fits)  # a job event out of order moves no resource
         self.audit = AuditTrail(self.engine)  # action events: the audit trail (server/audit.py)
+        # Applies the tree changes of other nodes on a shared database (server/tree_feed.py).
+        self.tree_follower: TreeFollower | None = None
         self._lock_file: IO[str] | None = None
         # The node id: the configured one, or with a cluster: section the one claimed at start.
         self.node_id = config.node_id
@@ -166,6 +169,8 @@ class LinkServer:
                 log.exception("device controller %s failed to stop", name)
             handle.remove_all()
         self.controllers.clear()
+        if self.tree_follower is not None:
+            self.tree_follower.stop()
         self.purger.stop()
         self.rules.stop()
         self.alarms.stop()
@@ -215,7 +220,11 @@ class LinkServer:
         """Apply what history says was added or removed at run time, then record every change."""
         restored = restore(self.tree, self.history.load_contexts(), self.known)
         self.engine.contexts_restored(restored.added, restored.removed)
-        self.tree.before_change = TreeRecorder(self.tree, self.history, self.known, self.node_id)
+        recorder = TreeRecorder(self.tree, self.history, self.known, self.node_id)
+        self.tree.before_change = recorder
+        self.tree_follower = TreeFollower(self.tree, self.history, self.known, recorder, after=restored.seq)
+        if self.history.shared:
+            self.tree_follower.start()
         if restored.added or restored.removed or restored.skipped:
             log.info(
                 "run-time tree restored: %d contexts added, %d removed, %d not restored (see warnings)",

@@ -497,6 +497,10 @@ class Engine:
             for by_path in self._targets.values():
                 for path in changed:
                     by_path.pop(path, None)
+        if change.elsewhere:
+            # Another node made the change and fired its childAdded/childRemoved (stored once
+            # there); this node's listeners get that event from it, like any event fired there.
+            return
         event = CHILD_ADDED if change.kind == "added" else CHILD_REMOVED
         parent = self.tree.find(change.parent)
         if parent is not None and event in parent.definitions:

@@ -2,7 +2,10 @@
 
 One job with a fixed id in a memory job store; ``coalesce`` folds runs missed
 while the process was busy into one, ``max_instances=1`` never lets two purges
-overlap. Each run deletes in bounded batches (see
+overlap. Several nodes on one database purge one at a time: each run holds
+the database's ``purge`` lock (:meth:`HistoryStore.exclusive`, an advisory
+lock on PostgreSQL that a killed node releases), and a node that finds it
+held skips that run. Each run deletes in bounded batches (see
 :meth:`HistoryStore.purge_expired`) and logs how many events it removed.
 """
 
@@ -17,10 +20,12 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from linkserver.history.base import HistoryStore
+from linkserver.history.sessions import KEEP_ENDED_SECONDS
 
 log = logging.getLogger("linkserver.history.purge")
 
 JOB_ID = "linkserver-purge"
+PURGE_LOCK = "purge"  # HistoryStore.exclusive: one node of a database purges at a time
 
 
 def now_utc() -> datetime:
@@ -47,11 +52,13 @@ class PurgeScheduler:
         self.batch_size = batch_size
         self.clock = clock
         self.runs = 0
+        self.skipped = 0  # runs left to another node that was purging
         self.removed = 0  # events purged since start, by the job and by run_now
         # (what, purge(now) -> how many): run after the events' purge (cleared alarms...)
         self.also: list[tuple[str, Callable[[datetime], int]]] = []
         # (name, interval, job): more jobs on this scheduler (the alarms' auto_clear sweep)
         self.jobs: list[tuple[str, timedelta, Callable[[], object]]] = []
+        self.also.append(("login sessions ended or expired over a day ago", self._forget_sessions))
         self._run_lock = threading.Lock()  # run_now and the job never purge at the same time
         self._scheduler: BackgroundScheduler | None = None
 
@@ -101,8 +108,15 @@ class PurgeScheduler:
         return self._scheduler
 
     def run_now(self) -> int:
-        """Purge at once (an engineer's manual purge); returns how many events were removed."""
-        with self._run_lock:
+        """Purge at once, unless another node of the same database is purging right now (then
+        its purge removes the same events: this one removes nothing and says so), then the
+        ``also`` purges (login sessions a day past their expiry, cleared alarms...). Returns how
+        many events were removed."""
+        with self._run_lock, self.store.exclusive(PURGE_LOCK) as held:
+            if not held:
+                self.skipped += 1
+                log.info("purge skipped: another node is purging the same history now")
+                return 0
             started = self.clock()
             removed = self.store.purge_expired(started, self.batch_size)
             self.runs += 1
@@ -117,6 +131,9 @@ class PurgeScheduler:
                         log.info("purged %d %s", gone, what)
         log.info("purged %d expired events (expired at or before %s)", removed, started.isoformat())
         return removed
+
+    def _forget_sessions(self, now: datetime) -> int:
+        return self.store.sessions.forget(now - timedelta(seconds=KEEP_ENDED_SECONDS))
 
     def _run_job(self) -> None:
         try:

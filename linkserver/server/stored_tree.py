@@ -118,15 +118,20 @@ class TreeRecorder:
         self.store = store
         self.known = known
         self.node_id = node_id
+        #: Change numbers this recorder wrote: a node following the feed skips them.
+        self.recorded: set[int] = set()
 
     def __call__(self, change: TreeChange) -> None:
+        if change.elsewhere:  # recorded by the node that made it (restore remembered its definitions)
+            return
         now = datetime.now(UTC)
         if change.kind == "added":
             (context,) = change.contexts
             rows = [self._row(context, now, removed=False)]
         else:
             rows = [self._row(context, now, removed=True) for context in change.contexts]
-        self.store.save_contexts(rows)
+        last = self.store.save_contexts(rows)
+        self.recorded.update(range(last - len(rows) + 1, last + 1))
         if change.kind == "removed":
             self.known.remember(change.contexts)
 
@@ -182,8 +187,15 @@ class Restored:
     seq: int
 
 
-def restore(tree: ContextTree, rows: Iterable[StoredContext], known: KnownDefinitions) -> Restored:
+def restore(
+    tree: ContextTree, rows: Iterable[StoredContext], known: KnownDefinitions, *, elsewhere: bool = False
+) -> Restored:
     """Apply the stored rows over a tree built from YAML, without notifying anyone.
+
+    ``elsewhere``: the rows are what other nodes changed since (the tree feed,
+    :mod:`linkserver.server.tree_feed`); each change is made with
+    ``elsewhere=True`` and notified, so subscriptions follow it, but nothing
+    records it again or fires for it.
 
     Added paths go first, parents first; then removed ones (a context from the
     files removed at run time stays removed), their definitions remembered in
@@ -223,14 +235,15 @@ def restore(tree: ContextTree, rows: Iterable[StoredContext], known: KnownDefini
             definitions=row.template,
             child_definitions=row.child_template,
             description=row.description,
-            notify=False,
+            notify=elsewhere,
+            elsewhere=elsewhere,
         )
         added.append(row.path)
     removed: list[str] = []
     for row in sorted((r for r in rows if r.removed), key=lambda r: (r.path.count("."), r.seq)):
         if row.path in tree:
             known.remember(tree.walk(row.path))
-            removed.extend(tree.remove(row.path, notify=False))
+            removed.extend(tree.remove(row.path, notify=elsewhere, elsewhere=elsewhere))
         elif known.removed(row.path) is None:
             definitions = _definitions_of(row, tree, known)
             if definitions is not None:

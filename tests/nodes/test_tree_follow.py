@@ -1,0 +1,89 @@
+"""One tree on several nodes: contexts added or removed on one appear on the others, in process.
+
+Two LinkServer objects on one PostgreSQL schema are two nodes (their own engines, trees and
+subscriptions); the real processes are in test_nodes_processes.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from nodes_helpers import CONTEXTS, eventually
+
+from linkserver.core.errors import ContextNotFound
+from linkserver.history.base import HistoryQuery
+from linkserver.loading.config import ServerConfig
+from linkserver.loading.contexts import load_contexts
+from linkserver.server.app import LinkServer
+from linkserver.testing import CapturingListener
+
+
+@pytest.fixture
+def make_node(shared_url: str, tmp_path: Path) -> Iterator[Callable[[int], LinkServer]]:
+    made: list[LinkServer] = []
+
+    def make(node_id: int) -> LinkServer:
+        config = ServerConfig.default(tmp_path / f"node{node_id}", database_url=shared_url, node_id=node_id)
+        server = LinkServer(config, load_contexts([CONTEXTS])).start()
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+def test_a_context_added_on_one_node_is_subscribed_and_fired_in_on_the_other(
+    make_node: Callable[[int], LinkServer],
+) -> None:
+    a, b = make_node(1), make_node(2)
+    on_a, on_b = CapturingListener(), CapturingListener()
+    a.listen("devices", "childAdded", on_a)
+    b.listen("devices", "childAdded", on_b)
+    measured = CapturingListener()
+    b.listen("devices.*", "connected", measured)  # a mask: it must cover contexts added later
+
+    a.engine.add_context("devices.pump7")
+    eventually(lambda: b.tree.find("devices.pump7"), what="devices.pump7 on node 2")
+    b.fire("devices.pump7", "connected", {"address": "10.0.0.7"}, author="plc")
+    assert [e.context for e in measured.events] == ["devices.pump7"]
+    # childAdded is fired once, where the context was added; node 2 only follows the change
+    # (a listener there gets node 1's event through the cluster's bus, never one of its own).
+    assert [e.record["path"] for e in on_a.events] == ["devices.pump7"]
+    assert on_b.events == []
+    assert b.tree_follower is not None and b.tree_follower.applied == 1
+    assert a.tree_follower is not None and a.tree_follower.applied == 0  # its own change is skipped
+
+    b.engine.remove_context("devices.pump7")
+    eventually(lambda: a.tree.find("devices.pump7") is None, what="devices.pump7 gone from node 1")
+    with pytest.raises(ContextNotFound):
+        a.fire("devices.pump7", "connected", {}, author="plc")
+    # The event fired while it lived stays readable on both nodes (one history).
+    [stored] = a.history.query(HistoryQuery(masks=("devices.pump7",), names=("connected",))).events
+    assert stored.record["address"] == "10.0.0.7"
+
+
+def test_catch_up_applies_a_change_at_once(make_node: Callable[[int], LinkServer]) -> None:
+    a, b = make_node(1), make_node(2)
+    assert b.tree_follower is not None
+    b.tree_follower.stop()  # no thread: only catch_up() follows now
+    a.engine.add_context("devices.valve1")
+    a.engine.add_context("devices.valve2")
+    a.engine.remove_context("devices.valve1")
+    assert b.tree.find("devices.valve2") is None
+    restored = b.tree_follower.catch_up()
+    assert restored is not None and restored.added == ("devices.valve2",)
+    assert b.tree.find("devices.valve2") is not None and b.tree.find("devices.valve1") is None
+    assert b.tree_follower.catch_up() is None  # nothing new
+
+
+def test_a_node_started_later_builds_the_same_tree(make_node: Callable[[int], LinkServer]) -> None:
+    a = make_node(1)
+    a.engine.add_context("devices.early")
+    a.engine.add_context("devices.gone")
+    a.engine.remove_context("devices.gone")
+    b = make_node(2)
+    assert b.tree.find("devices.early") is not None and b.tree.find("devices.gone") is None
+    assert sorted(b.tree.paths()) == sorted(a.tree.paths())
