@@ -22,13 +22,21 @@ from linkserver.core.durations import format_duration
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
 from linkserver.core.paths import display
-from linkserver.core.rules import ALERT, CLEARED, ESCALATED, Firing, Rule, RuleKind, render
+from linkserver.core.rules import ALERT, CLEARED, ESCALATED, PER_CONTEXT, Firing, Rule, RuleKind, render
 
 #: ``acknowledged(event_id, now) -> bool``: the alert was acknowledged by ``now``.
 Acknowledged = Callable[[int, datetime], bool]
 
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def _time(text: str) -> datetime:
@@ -143,49 +151,57 @@ def _clip(text: str) -> str:
 
 
 class CountState(RuleState):
-    """``count`` events within ``within`` per key open an alert; fewer clear it."""
+    """``count`` events within ``within`` per key open an alert; fewer clear it.
+
+    Times are kept as integer milliseconds since 1970: cheap to compare and to store.
+    """
 
     def __init__(self, rule: Rule) -> None:
         super().__init__(rule)
         assert rule.within is not None
         self.within = rule.within
+        self.window = int(rule.within.total_seconds() * 1000)
         self.count = rule.count
+        self._per_context = rule.per == PER_CONTEXT  # the common key, without a call
         # Only the last ``count`` times matter: N within T iff the N-th newest is within T.
-        self.times: dict[str, collections.deque[datetime]] = {}
+        self.times: dict[str, collections.deque[int]] = {}
 
     def observe(self, event: Event, now: datetime) -> list[Firing]:
-        key = self.rule.key_of(event)
+        key = (event.context or "root") if self._per_context else self.rule.key_of(event)
         times = self.times.get(key)
         if times is None:
             times = self.times[key] = collections.deque(maxlen=self.count)
-        times.append(now)
+        at = _ms(now)
+        times.append(at)
         self._dirty.add(key)
-        if key not in self.open and len(times) == self.count and now - times[0] < self.within:
+        if len(times) == self.count and at - times[0] < self.window and key not in self.open:
             values = self._values(key, count=self.count, context=display(event.context))
             return [self._alert(key, now, values, event)]
         return []
 
     def tick(self, now: datetime, acknowledged: Acknowledged | None = None) -> list[Firing]:
         found = []
-        for key in [k for k in self.open if self._expired(k, now)]:
+        at = _ms(now)
+        for key in [k for k in self.open if self._expired(k, at)]:
             found.append(self._clear(key, now, self._values(key, count=self.count, context=key), None))
         if len(self.times) > len(self.open) * 2 + 1024:  # forget keys whose window is empty
-            for key in [
-                k for k, t in self.times.items() if k not in self.open and now - t[-1] >= self.within
-            ]:
+            for key in [k for k, t in self.times.items() if k not in self.open and at - t[-1] >= self.window]:
                 del self.times[key]
                 self._dirty.add(key)
         return found
 
-    def _expired(self, key: str, now: datetime) -> bool:
+    def _expired(self, key: str, at: int) -> bool:
         times = self.times.get(key)
-        return times is None or len(times) < self.count or now - times[0] >= self.within
+        return times is None or len(times) < self.count or at - times[0] >= self.window
 
     def next_deadline(self) -> datetime | None:
         deadlines = []
         for key in self.open:
             times = self.times.get(key)
-            deadlines.append(times[0] + self.within if times and len(times) == self.count else _EARLIEST)
+            if times and len(times) == self.count:
+                deadlines.append(_from_ms(times[0] + self.window))
+            else:
+                deadlines.append(_EARLIEST)
         return min(deadlines) if deadlines else None
 
     def dump(self, key: str) -> dict[str, Any] | None:
@@ -193,12 +209,13 @@ class CountState(RuleState):
         row = self.open.get(key)
         if not times and row is None:
             return None
-        return {"times": [t.isoformat() for t in times or ()], "open": row}
+        return {"times_ms": list(times or ()), "open": row}
 
     def load(self, rows: Mapping[str, dict[str, Any]], now: datetime) -> None:
         super().load(rows, now)
+        at = _ms(now)
         for key, row in rows.items():
-            times = [_time(t) for t in row.get("times", ()) if now - _time(t) < self.within]
+            times = [t for t in row.get("times_ms", ()) if isinstance(t, int) and at - t < self.window]
             if times:
                 self.times[key] = collections.deque(times, maxlen=self.count)
 

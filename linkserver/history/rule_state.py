@@ -2,10 +2,10 @@
 
 One row per (rule, key) holding the JSON of the key's state
 (:meth:`linkserver.core.rule_state.RuleState.dump`). The server writes the
-rows that changed in one transaction every second and at stop
+rows that changed in one transaction every five seconds and at stop
 (server/rules.py), so a restart continues windows, open alerts and
-escalations where they were; a crash loses at most the last second's
-changes. Every implementation passes ``tests/history/test_rule_state.py``
+escalations where they were; a crash of the process loses at most the last five seconds'
+changes. Every implementation passes ``tests/history/test_rule_state_store.py``
 (memory, SQLite, PostgreSQL).
 """
 

@@ -9,7 +9,7 @@ rule's alert context through :meth:`Engine.fire`, so history, alarms,
 bridges and pop-ups see rule alerts like any other event. An APScheduler job
 ticks the rules that act on time (absence, the end of a count window,
 escalation steps); another writes the keys that changed to the
-``rule_state`` table every second (and at stop), from which :meth:`start`
+``rule_state`` table every five seconds (and at stop), from which :meth:`start`
 restores them: a restart continues every window, open alert and escalation.
 
 A dry run (:meth:`RuleHost.test`) replays stored history through a fresh
@@ -42,7 +42,7 @@ log = logging.getLogger("linkserver.rules")
 
 COMPONENT = "rules"
 TICK = 1.0  # seconds between ticks of the timed rules
-FLUSH = 1.0  # seconds between writes of the changed state
+FLUSH = 5.0  # seconds between writes of the changed state (a crash loses at most this much)
 MAX_DEPTH = 8  # alerts firing rules firing alerts...: stop there
 
 
@@ -57,7 +57,7 @@ class _Running:
         self.rule = rule
         self.enabled = enabled
         self.state: RuleState = new_state(rule)
-        self.lock = threading.RLock()
+        self.lock = threading.Lock()  # never taken twice by one thread: fires happen outside it
         self.subscription: Subscription | None = None
         self.fired = 0
         self.last_fired: datetime | None = None
@@ -200,14 +200,16 @@ class RuleHost:
         tree = self.engine.tree
 
         def observe(event: Event) -> None:
-            if escalation and not _needs_acknowledgement(tree, event):
-                return
             with lock:
                 fired = state.observe(event, event.created)
             if fired:
                 self._fire(running, fired)
 
-        return observe
+        def observe_acknowledgeable(event: Event) -> None:
+            if _needs_acknowledgement(tree, event):
+                observe(event)
+
+        return observe_acknowledgeable if escalation else observe
 
     def tick(self) -> None:
         """Let time act on every timed rule (the scheduler's job; tests call it directly)."""

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""The alarm layer's cost on firing (issue 10), measured in one run.
+
+``count_rules`` (>= 0.7x): LinkServer fires the shipped, persistent ``error``
+event into 1,000 device contexts in turn (devices.d0 ... devices.d999) on a
+SqlHistoryStore (SQLite, default settings), once with 1,000 count rules
+running (server/rules.py's RuleHost: one rule per device, each on its own
+mask ``devices.dN``, 50 errors within an hour per context; their alerts open
+during the run, and the rule state of the changed keys is written to the
+``rule_state`` table every five seconds by the host's own job) and once with no
+rules on an otherwise identical engine and store. Rounds interleaved, best
+round; the figure is fires per wall-clock second of the firing loop (the
+writer thread and the rules' state writer share the GIL with it), and the
+writer catches up between rounds. A rule that scanned every rule per fire
+would make this ratio about 1/1000.
+
+    python tools/bench/alarms.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from linkserver.core.rules import Rule, RuleKind  # noqa: E402
+from linkserver.history.sql import SqlHistoryStore  # noqa: E402
+from linkserver.loading import load_contexts  # noqa: E402
+from linkserver.server.engine import Engine  # noqa: E402
+from linkserver.server.rules import RuleHost  # noqa: E402
+
+DEVICES = 1000
+ERROR = {"code": "E42", "message": "motor overload"}
+
+
+def shipped_contexts() -> Path:
+    for candidate in (ROOT / "contexts", ROOT / "linkserver" / "defaults" / "contexts"):
+        if (candidate / "devices.yaml").exists():
+            return candidate
+    raise SystemExit("cannot find the shipped contexts (devices.yaml)")
+
+
+def measure(call: Callable[[], object], seconds: float) -> float:
+    """Calls per wall-clock second over about ``seconds``."""
+    batch = 1000
+    count = 0
+    gc.collect()
+    start = time.perf_counter()
+    while True:
+        for _ in range(batch):
+            call()
+        count += batch
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return count / elapsed
+
+
+def best(sides: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
+    found = dict.fromkeys(sides, 0.0)
+    for _ in range(rounds):
+        for name, run in sides.items():
+            found[name] = max(found[name], run())
+    return found
+
+
+class Side:
+    """An engine on its own SQLite history with the device contexts, firing ``error`` round robin."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.store = SqlHistoryStore(f"sqlite:///{directory / f'{name}.sqlite3'}")
+        self.engine = Engine.from_catalog(load_contexts([shipped_contexts()]), history=self.store)
+        self.store.start()
+        self.paths = [f"devices.d{i}" for i in range(DEVICES)]
+        for path in self.paths:
+            self.engine.add_context(path)
+        self.host: RuleHost | None = None
+        self._next = 0
+
+    def with_count_rules(self) -> None:
+        rules = [
+            (
+                Rule(
+                    name=f"burst{i}",
+                    kind=RuleKind.COUNT,
+                    mask=path,
+                    event="error",
+                    count=50,
+                    within=timedelta(hours=1),
+                    alert=f"alerts.burst{i}",
+                ),
+                True,
+            )
+            for i, path in enumerate(self.paths)
+        ]
+        self.host = RuleHost(self.engine, self.store, rules)
+        self.host.start()
+
+    def fire(self) -> None:
+        index = self._next
+        self._next = (index + 1) % DEVICES
+        self.engine.fire(self.paths[index], "error", ERROR)
+
+    def round(self, seconds: float) -> float:
+        rate = measure(self.fire, seconds)
+        self.store.flush()  # the writer catches up between rounds, not during the other side's
+        return rate
+
+    def close(self) -> None:
+        if self.host is not None:
+            self.host.stop()
+        self.engine.close()
+        self.store.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a fraction of a second")
+    args = parser.parse_args()
+    seconds, rounds = (0.05, 1) if args.quick else (1.0, 5)
+    goals = []
+
+    with tempfile.TemporaryDirectory(prefix="lsbench-alarms-") as folder:
+        directory = Path(folder)
+        ruled, plain = Side(directory, "ruled"), Side(directory, "plain")
+        try:
+            ruled.with_count_rules()
+            found = best(
+                {"rules": lambda: ruled.round(seconds), "none": lambda: plain.round(seconds)}, rounds
+            )
+            assert ruled.host is not None
+            status = ruled.host.status()
+            assert len(status) == DEVICES
+            opened = sum(len(rule["state"]["open"]) for rule in status)
+            counted = sum(sum(rule["state"]["counting"].values()) for rule in status)
+            assert counted, "the rules saw no events"
+        finally:
+            ruled.close()
+            plain.close()
+    print(
+        f"persistent fire into {DEVICES} devices: with {DEVICES} count rules "
+        f"{found['rules']:>10,.0f} fires/s "
+        f"({opened} alerts open at the end)   without rules {found['none']:>10,.0f} fires/s"
+    )
+    goals.append(("count_rules", found["rules"] / found["none"], 0.7))
+
+    for name, ratio, target in goals:
+        print(f"goal {name}: {ratio:.2f}x (target >= {target:.2f}x) {'ok' if ratio >= target else 'short'}")
+
+
+if __name__ == "__main__":
+    main()
