@@ -394,5 +394,6 @@ def _passwd(shell: Shell, a: argparse.Namespace) -> None:
     shell.write(f"password of {name} changed; your other sessions ended")
 
 
+from linkserver.shell import alarm_commands as _alarm_commands  # noqa: E402, F401 - registers alarms, alarm
 from linkserver.shell import resource_commands  # noqa: E402, F401 - registers state and jobs
 from linkserver.shell import rule_commands as _rule_commands  # noqa: E402, F401 - registers rules
