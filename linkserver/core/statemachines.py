@@ -75,12 +75,17 @@ class StateMachine:
     transitions: tuple[Transition, ...] = attrs.field(converter=tuple)
     description: str = ""
     _from: dict[str, tuple[Transition, ...]] = attrs.field(init=False, eq=False, repr=False)
+    _by_action: dict[tuple[str, str], Transition] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         table: dict[str, list[Transition]] = {state: [] for state in self.states}
+        by_action: dict[tuple[str, str], Transition] = {}
         for transition in self.transitions:
             table.setdefault(transition.source, []).append(transition)
+            if transition.action is not None:
+                by_action.setdefault((transition.source, transition.action), transition)
         object.__setattr__(self, "_from", {state: tuple(found) for state, found in table.items()})
+        object.__setattr__(self, "_by_action", by_action)
 
     @property
     def events(self) -> frozenset[str]:
@@ -104,6 +109,10 @@ class StateMachine:
         A request by target state takes an action transition only (events happen; they
         are not requested).
         """
+        if action is not None and to is None:
+            found = self._by_action.get((state, action))
+            if found is not None:
+                return found
         if (action is None) == (to is None):
             raise ValueError("give exactly one of action and to")
         for transition in self.allowed(state):

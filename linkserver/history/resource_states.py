@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+import msgspec
 from sqlalchemy import Engine, delete, or_, select
 
 from linkserver.core.events import Event
@@ -159,9 +160,9 @@ def _state(row: Any) -> StoredState:
     )
 
 
-@attrs.frozen(kw_only=True)
-class ExpectedChange:
-    """A transition whose stateChanged event is on its way to history."""
+class ExpectedChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A transition whose stateChanged event is on its way to history (a Struct: one is made
+    per transition, on the firer's thread)."""
 
     path: str
     machine: str
@@ -196,10 +197,16 @@ class StateWrites:
         """The transition's event was not fired after all (refused): forget it."""
         with self._lock:
             waiting = self._pending.get(change.path)
-            if waiting is not None and change in waiting:
-                waiting.remove(change)
-                if not waiting:
-                    del self._pending[change.path]
+            if waiting is None:
+                return
+            # This very change if it waits, else the latest equal one.
+            found = next((i for i in range(len(waiting) - 1, -1, -1) if waiting[i] is change), None)
+            if found is None:
+                found = next((i for i in range(len(waiting) - 1, -1, -1) if waiting[i] == change), None)
+            if found is not None:
+                del waiting[found]
+            if not waiting:
+                del self._pending[change.path]
 
     def _match(self, events: Sequence[Event]) -> list[tuple[ExpectedChange, StoredState]]:
         if not self._pending:
@@ -207,7 +214,10 @@ class StateWrites:
         found: list[tuple[ExpectedChange, StoredState]] = []
         name = self.event_name
         with self._lock:
-            taken: set[int] = set()
+            # A resource's transitions are made one at a time, so its events reach the writer in
+            # the order its changes were expected: each search starts after the last one matched
+            # (linear in the batch, however many changes of one resource are waiting).
+            cursors: dict[str, int] = {}
             for event in events:
                 if event.name != name:
                     continue
@@ -215,14 +225,12 @@ class StateWrites:
                 if not waiting:
                     continue
                 record = event.data[0] if event.data else {}
-                for change in waiting:
-                    if (
-                        id(change) in taken
-                        or change.old != record.get("old")
-                        or change.new != record.get("new")
-                    ):
+                old, new = record.get("old"), record.get("new")
+                for index in range(cursors.get(event.context, 0), len(waiting)):
+                    change = waiting[index]
+                    if change.old != old or change.new != new:
                         continue
-                    taken.add(id(change))
+                    cursors[event.context] = index + 1
                     row = StoredState(
                         path=change.path,
                         machine=change.machine,
@@ -238,15 +246,32 @@ class StateWrites:
 
     def statements(self, dialect: str, events: Sequence[Event]) -> Sequence[Statement]:
         """Does not consume what it matches: a failed commit offers the same events again."""
-        return self.store.statements(dialect, [row for _, row in self._match(events)])
+        return self.store.statements(dialect, _latest(row for _, row in self._match(events)))
 
     def committed(self, events: Sequence[Event]) -> None:
         matched = self._match(events)
         if not matched:
             return
-        self.store.committed([row for _, row in matched])
-        for change, _ in matched:
-            self.dropped(change)
+        self.store.committed(_latest(row for _, row in matched))
+        done = {id(change) for change, _ in matched}
+        with self._lock:
+            for path in {change.path for change, _ in matched}:
+                left = [c for c in self._pending.get(path, ()) if id(c) not in done]
+                if left:
+                    self._pending[path] = left
+                else:
+                    self._pending.pop(path, None)
+
+
+def _latest(rows: Iterable[StoredState]) -> list[StoredState]:
+    """The newest row of each resource: a batch holding many changes of one resource writes
+    only where it ended up."""
+    newest: dict[str, StoredState] = {}
+    for row in rows:
+        known = newest.get(row.path)
+        if known is None or known.event_id <= row.event_id:
+            newest[row.path] = row
+    return list(newest.values())
 
 
 def open_resource_states(history: HistoryStore) -> ResourceStateStore:

@@ -57,3 +57,27 @@ def test_forget_deletes_a_context_and_everything_below_it(store: HistoryStore) -
     assert sorted(states.all()) == ["vms.ab", "vms.b"]
     states.forget([""])  # the root: everything
     assert states.all() == {}
+
+
+def test_many_changes_of_one_resource_in_one_batch_store_where_it_ended(store: HistoryStore) -> None:
+    states = open_resource_states(store)
+    writes = StateWrites(states)
+    store.add_same_commit(writes)
+    make = EventMaker()
+    steps = [
+        ("Running", "Stopping"),
+        ("Stopping", "Stopped"),
+        ("Stopped", "Starting"),
+        ("Starting", "Running"),
+    ]
+    events = []
+    for index in range(1000):
+        old, new = steps[index % 4]
+        writes.expect(change("vms.vm1", old, new))
+        events.append(make("vms.vm1", "stateChanged", data=({"old": old, "new": new},)))
+    for event in events:
+        store.append(event)
+    store.flush(5)
+    stored = states.get("vms.vm1")
+    assert stored is not None and (stored.state, stored.event_id) == ("Running", events[-1].id)
+    assert writes._pending == {}  # every change found its event

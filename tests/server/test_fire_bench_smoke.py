@@ -10,4 +10,5 @@ def test_fire_benchmark_quick_mode_prints_every_goal():
         "persistent_fire_1_listener",
         "nonpersistent_fire_1_listener",
         "fire_10_listeners",
+        "state_transition",
     ]

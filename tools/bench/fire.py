@@ -24,6 +24,13 @@ Three goals, each side in the same process, rounds interleaved, best round:
    synchronous listeners vs pyee's ``EventEmitter.emit`` of the path and
    the data to 10 listeners (pyee is the faster of the two peers with many
    receivers; blinker's figure is printed for reference).
+4. ``state_transition`` (>= 0.5x): a requested transition of a device's state
+   machine through the engine's API (``server.resources.transition``: find the
+   machine and the transition from the current state, fire ``stateChanged``,
+   write the new state in the event's commit) vs a plain fire of the same
+   ``stateChanged`` event with the same data, on one LinkServer with SQLite
+   history: calls per second of wall-clock time, each round ending when
+   history committed what it fired (the state rows are in that commit).
 
     python tools/bench/fire.py [--quick]
 """
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import sys
 import tempfile
 import time
@@ -135,6 +143,51 @@ def nonpersistent_engine(listeners: int) -> tuple[Engine, list[int]]:
     return engine, counter
 
 
+def state_transition(seconds: float, rounds: int) -> tuple[str, float, float]:
+    """Goal 4: transitions vs plain fires of the same stateChanged event (see the docstring)."""
+    from linkserver.loading import ServerConfig, load_all
+    from linkserver.server.app import LinkServer
+
+    with tempfile.TemporaryDirectory(prefix="lsbench-transition-") as directory:
+        url = f"sqlite:///{Path(directory) / 'history.sqlite3'}"
+        config = ServerConfig.default(data_dir=directory, database_url=url)
+        server = LinkServer(config, load_all()[1]).start()
+        try:
+            moving, plain = "devices.bench_moving", "devices.bench_plain"
+            for path in (moving, plain):
+                server.engine.add_context(path)
+            transition, fire, flush = server.resources.transition, server.engine.fire, server.history.flush
+            transition(moving, action="connect", by="bench")
+            actions = itertools.cycle(("degrade", "recover"))  # online <-> degraded, every one allowed
+            data = {"old": "online", "new": "degraded", "cause": "action degrade", "by": "bench"}
+
+            def rate(call: Callable[[], object]) -> tuple[float, float]:
+                count, start = 0, time.perf_counter()
+                while time.perf_counter() - start < seconds:
+                    for _ in range(200):
+                        call()
+                    count += 200
+                flush(30)  # what was fired is committed (with the state rows) inside the time
+                return count / (time.perf_counter() - start), 0.0
+
+            found = best(
+                {
+                    "transition": lambda: rate(lambda: transition(moving, action=next(actions), by="bench")),
+                    "fire": lambda: rate(lambda: fire(plain, "stateChanged", data, author="bench")),
+                },
+                rounds,
+            )
+            assert server.resources.state(moving) in ("online", "degraded")
+        finally:
+            server.stop("benchmark over")
+    ours, theirs = found["transition"][0], found["fire"][0]
+    print(
+        f"state transition (SQLite): linkserver {ours:>10,.0f} transitions/s   "
+        f"plain fire {theirs:>10,.0f} fires/s"
+    )
+    return "state_transition", ours / theirs, 0.5
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a fraction of a second")
@@ -209,6 +262,8 @@ def main() -> None:
         f"pyee {found['pyee'][0]:>10,.0f} emits/s   blinker {found['blinker'][0]:>10,.0f} sends/s"
     )
     goals.append(("fire_10_listeners", found["linkserver"][0] / found["pyee"][0], 0.7))
+
+    goals.append(state_transition(seconds, rounds))
 
     for name, ratio, target in goals:
         print(f"goal {name}: {ratio:.2f}x (target >= {target:.2f}x) {'ok' if ratio >= target else 'short'}")
