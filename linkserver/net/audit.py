@@ -65,6 +65,20 @@ def event_arg(what: str) -> Before:
     return before
 
 
+def alarm_arg(what: str) -> Before:
+    """An operation on the alarm ``{id}``: where is its context, if the actor may see the alarm."""
+
+    def before(api: Api, call: Call) -> Action:
+        alarm_id = call.args.id
+        try:
+            alarm = api.gateway.server.alarms.get(alarm_id, call.principal)
+        except LinkServerError:
+            return Action(what=what, target=f"alarm {alarm_id}")
+        return Action(what=what, where=alarm.context, target=f"alarm {alarm_id}", detail=alarm.key)
+
+    return before
+
+
 def path_arg(what: str) -> Before:
     """An operation on the context ``{path}``."""
     return lambda api, call: Action(what=what, where=_path(call.args.path), target=call.args.path)
@@ -141,6 +155,11 @@ AUDITED: dict[str, Audited] = {
         user_arg("revoke"), _detail(lambda call, answer: ", ".join(m or "root" for m in call.body.masks))
     ),
     "transition": Audited(_before_transition, _detail(_transition)),
+    "acknowledge_alarm": Audited(
+        alarm_arg("acknowledge_alarm"), _detail(lambda call, answer: call.body.text)
+    ),
+    "unacknowledge_alarm": Audited(alarm_arg("unacknowledge_alarm")),
+    "clear_alarm": Audited(alarm_arg("clear_alarm")),
 }
 """Operation name -> how it is audited. Every operation that changes something is here
 (tests/net/test_audit.py checks the table against the operations)."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from alarm_helpers import alarm_catalog
 
 from linkserver.history.base import HistoryQuery
 from linkserver.net.audit import AUDITED
@@ -253,3 +255,31 @@ def test_who_may_not_see_users_x_does_not_see_what_x_did(live: RunningServer) ->
     assert visible("bob") == []  # observer on users.alice is not enough
     assert visible("plc") == []  # no grant there at all
     assert visible("alice") == []  # nor is one's own context (no manager on it)
+
+
+def test_alarm_acknowledgements_and_clears(tmp_path: Path) -> None:
+    users = {"netop": {"**": "observer", "net.**": "operator"}, "looker": {"**": "observer"}}
+    with RunningServer(tmp_path / "data", catalog=alarm_catalog(tmp_path / "contexts"), users=users) as live:
+        live.server.engine.add_context("net.sw1")
+        alarm = live.server.fire("net.sw1", "linkDown", {"ifIndex": 3}, durable=True).id
+        with Trail(live, "netop") as trail, live.http("netop") as netop:
+            answer = netop.post(f"/alarms/{alarm}/acknowledge", json={"text": "cable checked"})
+            assert answer.status_code == 200, answer.text
+        assert (trail.action["what"], trail.action["where"], trail.action["target"]) == (
+            "acknowledge_alarm",
+            "net.sw1",
+            f"alarm {alarm}",
+        )
+        assert trail.action["result"] == "success" and trail.action["detail"] == "cable checked"
+        with Trail(live, "looker") as trail, live.http("looker") as looker:
+            assert looker.post(f"/alarms/{alarm}/clear").status_code == 403
+        assert (trail.action["what"], trail.action["result"]) == ("clear_alarm", "denied")
+        for what in ("unacknowledge_alarm", "clear_alarm"):
+            with Trail(live, "netop") as trail, live.http("netop") as netop:
+                path = what.removesuffix("_alarm")
+                assert netop.post(f"/alarms/{alarm}/{path}").status_code == 200
+            assert (trail.action["what"], trail.action["where"], trail.action["result"]) == (
+                what,
+                "net.sw1",
+                "success",
+            )
