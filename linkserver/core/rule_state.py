@@ -22,7 +22,17 @@ from linkserver.core.durations import format_duration
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
 from linkserver.core.paths import display
-from linkserver.core.rules import ALERT, CLEARED, ESCALATED, PER_CONTEXT, Firing, Rule, RuleKind, render
+from linkserver.core.rules import (
+    ALARMS,
+    ALERT,
+    CLEARED,
+    ESCALATED,
+    PER_CONTEXT,
+    Firing,
+    Rule,
+    RuleKind,
+    render,
+)
 
 #: ``acknowledged(event_id, now) -> bool``: the alert was acknowledged by ``now``.
 Acknowledged = Callable[[int, datetime], bool]
@@ -335,11 +345,23 @@ class EscalationState(RuleState):
         super().__init__(rule)
         self.steps = rule.steps
         self.pending: dict[str, dict[str, Any]] = {}
+        # Alarms stay open after their last step: remembered so they do not start over.
+        self.finished: set[str] = set()
+        self._remember = rule.source == ALARMS
         self._due: list[tuple[datetime, str]] = []  # heap of (next, key); stale entries skipped
+
+    def retain(self, keys: set[str]) -> None:
+        """Forget every alarm not in ``keys`` (the ones still open and unacknowledged)."""
+        for key in [k for k in self.pending if k not in keys]:
+            del self.pending[key]
+            self._dirty.add(key)
+        for key in [k for k in self.finished if k not in keys]:
+            self.finished.discard(key)
+            self._dirty.add(key)
 
     def observe(self, event: Event, now: datetime) -> list[Firing]:
         key = str(event.id)
-        if key in self.pending:
+        if key in self.pending or key in self.finished:
             return []
         due = event.created + self.steps[0].after
         self.pending[key] = {
@@ -410,6 +432,8 @@ class EscalationState(RuleState):
             following = None
         if following is None:
             del self.pending[key]
+            if self._remember:
+                self.finished.add(key)
         else:
             row.update(step=index, next=following.isoformat(), raised=int(level))
             heapq.heappush(self._due, (following, key))
@@ -429,10 +453,15 @@ class EscalationState(RuleState):
         return None
 
     def dump(self, key: str) -> dict[str, Any] | None:
+        if key in self.finished:
+            return {"finished": True}
         return self.pending.get(key)
 
     def load(self, rows: Mapping[str, dict[str, Any]], now: datetime) -> None:
         for key, row in rows.items():
+            if row.get("finished"):
+                self.finished.add(key)
+                continue
             self.pending[key] = dict(row)
             heapq.heappush(self._due, (_time(row["next"]), key))
 

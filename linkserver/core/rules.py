@@ -40,6 +40,7 @@ CLEARED = "alertCleared"
 ESCALATED = "escalated"
 PER_CONTEXT = "context"
 PER_RULE = "rule"  # one key for every matching event
+EVENTS, ALARMS = "events", "alarms"  # what an escalation rule escalates
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
@@ -126,6 +127,7 @@ class Rule:
     severity: str = "medium"
     message: str | None = None
     clear_message: str | None = None
+    source: str = EVENTS
 
     def key_of(self, event: Event) -> str:
         per = self.per
@@ -155,6 +157,8 @@ class Rule:
             return f"{what}{per}: opens when {opening}, closes when {closing}"
         steps = ", ".join(format_duration(s.after) for s in self.steps)
         again = f", then every {format_duration(self.repeat)}" if self.repeat else ""
+        if self.source == ALARMS:
+            return f"alarms of {what} open and unacknowledged after {steps}{again}"
         return f"{what} not acknowledged after {steps}{again}"
 
     def messages(self) -> tuple[str, str]:

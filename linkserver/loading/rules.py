@@ -39,9 +39,11 @@ from linkserver.core.filters import parse_filter
 from linkserver.core.levels import Level
 from linkserver.core.paths import parse_path
 from linkserver.core.rules import (
+    ALARMS,
     ALERT,
     CLEARED,
     ESCALATED,
+    EVENTS,
     PER_CONTEXT,
     PER_RULE,
     PLACEHOLDERS,
@@ -76,7 +78,7 @@ KIND_KEYS: dict[RuleKind, tuple[str, ...]] = {
     RuleKind.COUNT: ("count", "within", "per", "clear_message"),
     RuleKind.ABSENCE: ("within", "per", "clear_message"),
     RuleKind.THRESHOLD: ("open", "close", "per", "clear_message"),
-    RuleKind.ESCALATION: ("steps", "repeat"),
+    RuleKind.ESCALATION: ("steps", "repeat", "source"),
 }
 REQUIRED: dict[RuleKind, tuple[str, ...]] = {
     RuleKind.COUNT: ("count", "within"),
@@ -194,6 +196,7 @@ class RuleConfig:
     message: str | None = setting(None, text(), doc="the alert's message ({key}, {count}...)")
     clear_message: str | None = setting(None, text(), doc="the message of alertCleared")
     enabled: bool = setting(True, _flag, doc="false: checked, listed and dry-run, but not evaluated")
+    source: str = setting(EVENTS, choice(EVENTS, ALARMS), doc="escalation: events or alarms (the alarm list)")
     location: Location | None = located()
     event_location: Location | None = located("event")
     filter_location: Location | None = located("filter")
@@ -269,6 +272,7 @@ class RuleConfig:
             severity=self.severity,
             message=self.message,
             clear_message=self.clear_message,
+            source=self.source,
         )
 
 
@@ -334,7 +338,14 @@ def check_rules(rules: Iterable[RuleConfig], catalog: Catalog, problems: Problem
                     + suggest(field, fields, "its fields"),
                 )
         kind = RuleKind(config.kind)
-        if kind is RuleKind.ESCALATION and not any(d.requires_acknowledgement for d in definitions):
+        if config.source == ALARMS:
+            if not any(d.alarm is not None and d.alarm.raises for d in definitions):
+                problems.add(
+                    config.event_location or where,
+                    f"rule {config.name!r} escalates alarms of {config.event!r}, which raises none: "
+                    "give its definition a reduction_key, or escalate its events (source: events)",
+                )
+        elif kind is RuleKind.ESCALATION and not any(d.requires_acknowledgement for d in definitions):
             problems.add(
                 config.event_location or where,
                 f"rule {config.name!r} escalates {config.event!r}, which does not require "

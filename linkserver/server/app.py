@@ -92,6 +92,7 @@ class LinkServer:
         self.purger.also.append(("cleared alarms", self.alarms.purge))  # the alarm list (server/alarms.py)
         self.purger.jobs.append(("alarm auto_clear", self.alarms.settings.sweep_interval, self.alarms.sweep))
         self.rules = RuleHost(self.engine, self.history, rules_of(config))  # alert rules (server/rules.py)
+        self.rules.alarms = self.alarms.store  # escalations of the alarm list (source: alarms)
         self.resources.checks.append(self.jobs.fits)  # a job event out of order moves no resource
         self.audit = AuditTrail(self.engine)  # action events: the audit trail (server/audit.py)
         # Applies the tree changes of other nodes on a shared database (server/tree_feed.py).

@@ -27,12 +27,14 @@ from typing import Any
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from linkserver.core.alarms import AlarmState
 from linkserver.core.errors import EventNotFound, LinkServerError, UnknownRule
 from linkserver.core.events import Event
 from linkserver.core.filters import Filter, parse_filter
 from linkserver.core.paths import compile_mask, display
-from linkserver.core.rule_state import AbsenceState, RuleState, ack_times, new_state, replay
-from linkserver.core.rules import PER_CONTEXT, Firing, Rule, RuleKind
+from linkserver.core.rule_state import AbsenceState, EscalationState, RuleState, ack_times, new_state, replay
+from linkserver.core.rules import ALARMS, PER_CONTEXT, Firing, Rule, RuleKind
+from linkserver.history.alarms import AlarmQuery, AlarmStore
 from linkserver.history.base import HistoryQuery, HistoryStore
 from linkserver.history.rule_state import Change, RuleStateStore, open_rule_state
 from linkserver.server.delivery import Subscription
@@ -87,6 +89,7 @@ class RuleHost:
         self._flush_lock = threading.Lock()
         self._depth = threading.local()
         self._tree_subscriptions: list[Subscription] = []
+        self.alarms: AlarmStore | None = None  # the alarm list, for escalations of alarms
 
     @property
     def rules(self) -> list[Rule]:
@@ -113,6 +116,8 @@ class RuleHost:
             if isinstance(running.state, AbsenceState) and rule.per == PER_CONTEXT:
                 running.state.seed(self._watched_contexts(rule), now)
             self._ensure_alert_context(rule)
+            if rule.source == ALARMS:  # polled from the alarm list by tick
+                continue
             running.subscription = self.engine.listen(
                 rule.mask, rule.event, self._listener(running), filter=_combined(rule)
             )
@@ -215,11 +220,56 @@ class RuleHost:
         """Let time act on every timed rule (the scheduler's job; tests call it directly)."""
         now = self.clock()
         for running in self._rules.values():
-            if running.enabled and running.rule.timed:
-                with running.lock:
-                    fired = running.state.tick(now, self._acknowledged)
-                if fired:
-                    self._fire(running, fired)
+            if not (running.enabled and running.rule.timed):
+                continue
+            if running.rule.source == ALARMS:
+                self._tick_alarms(running, now)
+                continue
+            with running.lock:
+                fired = running.state.tick(now, self._acknowledged)
+            if fired:
+                self._fire(running, fired)
+
+    def _tick_alarms(self, running: _Running, now: datetime) -> None:
+        """An escalation of the alarm list: the open (unacknowledged) alarms it selects are
+        escalated; an alarm acknowledged or cleared is forgotten."""
+        if self.alarms is None:
+            return
+        try:
+            alarms = list(self._open_alarms(running.rule))
+        except Exception:
+            log.exception("rule %s could not read the alarm list", running.rule.name)
+            return
+        state = running.state
+        assert isinstance(state, EscalationState)
+        open_ids = {str(alarm.id) for alarm in alarms}
+        with running.lock:
+            state.retain(open_ids)
+            for alarm in alarms:
+                state.observe(_alarm_event(alarm), now)
+            fired = state.tick(now, lambda alarm_id, _: str(alarm_id) not in open_ids)
+        if fired:
+            self._fire(running, fired)
+
+    def _open_alarms(self, rule: Rule) -> Iterator[Any]:
+        assert self.alarms is not None
+        cursor: str | None = None
+        while True:
+            page = self.alarms.query(
+                AlarmQuery(
+                    masks=(rule.mask,),
+                    names=(rule.event,),
+                    states=(AlarmState.OPEN,),
+                    filter=rule.filter,
+                    newest_first=False,
+                    limit=10_000,
+                    cursor=cursor,
+                )
+            )
+            yield from page.alarms
+            cursor = page.next_cursor
+            if cursor is None:
+                return
 
     def _acknowledged(self, event_id: int, now: datetime) -> bool:
         try:
@@ -336,6 +386,11 @@ class RuleHost:
         reads one page of history (a user's permission-checked query); default: all.
         Only persistent events are in history, so only they are replayed."""
         rule = self.get(name)
+        if rule.source == ALARMS:
+            raise ValueError(
+                f"rule {name!r} escalates alarms, and the alarm list keeps no history to replay; "
+                "a dry run replays events (an escalation with source: events)"
+            )
         end = until or self.clock()
         start = end - since if isinstance(since, timedelta) else since
         events = list(self._history(rule, start, end, read or self.history.query, limit))
@@ -389,6 +444,11 @@ def _combined(rule: Rule) -> Filter | None:
     assert rule.open is not None and rule.close is not None
     either = f"({rule.open.text}) or ({rule.close.text})"
     return parse_filter(f"({rule.filter.text}) and ({either})" if rule.filter is not None else either)
+
+
+def _alarm_event(alarm: Any) -> Event:
+    """An alarm as an escalation state takes it: its id, context, name, level, first time."""
+    return Event(alarm.id, alarm.context, alarm.name, alarm.level, alarm.first, None, None, None, ())
 
 
 def _needs_acknowledgement(tree: Any, event: Event) -> bool:

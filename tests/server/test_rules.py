@@ -8,6 +8,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from linkserver import CapturingListener, LinkServer
 from linkserver.core.events import Acknowledgement
 from linkserver.history.base import HistoryQuery
@@ -165,3 +167,55 @@ def test_rule_state_survives_a_restart_mid_window(tmp_path: Path) -> None:
         assert len(hot) == 1 and hot[0]["alert_id"] is not None
     finally:
         third.stop()
+
+
+PLANT = """
+templates:
+  pump:
+    events:
+      fault:
+        level: WARNING
+        persistent: true
+        reduction_key: "{context}:fault"
+        format: {fields: [{name: code, type: string}]}
+contexts:
+  plant: {child_templates: [pump]}
+"""
+
+
+def test_open_alarms_are_escalated_until_acknowledged(tmp_path: Path) -> None:
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(PLANT, encoding="utf-8")
+    path = tmp_path / "linkserver.yaml"
+    path.write_text(
+        f"server:\n  data_dir: {tmp_path / 'data'}\n  contexts: [{SHIPPED_CONTEXTS}, {plant}]\n"
+        "controllers: []\n"
+        "rules:\n"
+        "  - name: alarm_page\n    kind: escalation\n    source: alarms\n    mask: plant.*\n"
+        "    event: fault\n    steps: [{after: 1m, notify: [oncall]}]\n    repeat: 10m\n",
+        encoding="utf-8",
+    )
+    with LinkServer.from_config_file(path) as s:
+        s.engine.add_context("plant.p1")
+        s.engine.add_context("plant.p2")
+        first = s.fire("plant.p1", "fault", {"code": "F1"}, durable=True)
+        s.fire("plant.p1", "fault", {"code": "F1"}, durable=True)  # reduced into the same alarm
+        s.fire("plant.p2", "fault", {"code": "F2"}, durable=True)
+        escalated = CapturingListener()
+        s.listen("alerts.alarm_page", "escalated", escalated)
+        s.rules.tick()
+        assert escalated.events == []  # not a minute yet
+        s.rules.clock = lambda: first.created + timedelta(minutes=2)
+        s.rules.tick()
+        steps = sorted(
+            (e.record["alert_context"], e.record["step"], e.record["alert_id"]) for e in escalated.events
+        )
+        assert [(c, n) for c, n, _ in steps] == [("plant.p1", 1), ("plant.p2", 1)]
+        assert steps[0][2] == first.id  # the alarm's id: the event that opened it
+        s.alarms.acknowledge(first.id, s.user("admin"), "pump p1 is being replaced")
+        s.rules.clock = lambda: first.created + timedelta(minutes=15)
+        s.rules.tick()
+        later = [(e.record["alert_context"], e.record["step"]) for e in escalated.events[2:]]
+        assert later == [("plant.p2", 2)]  # p1 is acknowledged: no more
+        with pytest.raises(ValueError, match="the alarm list keeps no history to replay"):
+            s.rules.test("alarm_page", since=timedelta(days=1))
