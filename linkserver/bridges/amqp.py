@@ -127,41 +127,44 @@ class AmqpBridge:
     def publish(self, events: Sequence[Event]) -> None:
         handle = self.handle
         assert handle is not None
-        key, source = self._key, self.source
-        messages = [
-            (event.id, key(event), encode(event, source, category=category_of(event))) for event in events
-        ]
+        messages = self._messages(events)
         if not self._connector.call(lambda: self._send(messages)):
             handle.failed([event.id for event in events], "not connected to RabbitMQ")
 
+    def _messages(self, events: Sequence[Event]) -> list[tuple[int, str, bytes, pika.BasicProperties]]:
+        """``(event id, routing key, body, properties)`` of each event, in the caller's thread."""
+        key, source, properties = self._key, self.source, pika.BasicProperties
+        return [
+            (
+                event.id,
+                key(event),
+                encode(event, source, category=category_of(event)),
+                properties(delivery_mode=2, content_type=CONTENT_TYPE, message_id=str(event.id)),
+            )
+            for event in events
+        ]
+
     # -- in the connection's thread ---------------------------------------------
 
-    def _send(self, messages: list[tuple[int, str, bytes]]) -> None:
+    def _send(self, messages: list[tuple[int, str, bytes, pika.BasicProperties]]) -> None:
         channel = self._channel
         handle = self.handle
         assert handle is not None
         if channel is None or not self._confirming or not channel.is_open:
-            handle.failed([event_id for event_id, _, _ in messages], "the channel is not open")
+            handle.failed([message[0] for message in messages], "the channel is not open")
             return
         exchange, publish = self.exchange, channel.basic_publish
-        properties = pika.BasicProperties
         unconfirmed = self._unconfirmed
         tag = self._next_tag
         sent = 0
         try:
-            for event_id, key, body in messages:
-                publish(
-                    exchange,
-                    key,
-                    body,
-                    properties(delivery_mode=2, content_type=CONTENT_TYPE, message_id=str(event_id)),
-                    mandatory=True,
-                )
+            for event_id, key, body, properties in messages:
+                publish(exchange, key, body, properties, mandatory=True)
                 unconfirmed.append((tag, event_id))
                 tag += 1
                 sent += 1
         except Exception as exc:  # the channel closed under us: the rest was never sent
-            handle.failed([event_id for event_id, _, _ in messages[sent:]], f"publish failed: {exc!r}")
+            handle.failed([message[0] for message in messages[sent:]], f"publish failed: {exc!r}")
         self._next_tag = tag
 
     def _opened(self, connection: SelectConnection) -> None:

@@ -26,16 +26,16 @@ from __future__ import annotations
 import abc
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from linkserver.core.errors import LinkServerError
 from linkserver.core.events import MAX_NODE_ID
-from linkserver.history.schema import nodes
+from linkserver.history.schema import bridge_outbox, nodes
 
 MAX_CLAIM_ATTEMPTS = 50
 
@@ -77,6 +77,16 @@ class NodeLeases(abc.ABC):
     @abc.abstractmethod
     def release(self, node_id: int, owner: str) -> None:
         """Give ``node_id`` back at once (a clean stop); nothing if ``owner`` does not hold it."""
+
+    def owed(self, bridge: str, node_ids: Sequence[int]) -> dict[int, int]:
+        """How many outbox rows of ``bridge`` each of ``node_ids`` still has (ids without: absent)."""
+        return {}
+
+    def adopt(self, dead: NodeLease, bridge: str, node_id: int) -> int:
+        """Move ``bridge``'s outbox rows of the dead node ``dead`` (as read, lease run out) to
+        ``node_id``, unless ``dead`` changed meanwhile (claimed again): then 0. Returns how
+        many rows moved. The memory store's outboxes are its own process's: nothing to adopt."""
+        return 0
 
     def claim(self, name: str, owner: str, *, now_ms: int, lease_ms: int, grace_ms: int) -> int:
         """Claim a free node id for ``owner`` (see the module doc); returns it.
@@ -186,3 +196,26 @@ class SqlNodeLeases(NodeLeases):
         mine = (nodes.c.id == node_id) & (nodes.c.owner == owner)
         with self._write_lock(), self._engine().begin() as conn:
             conn.execute(update(nodes).where(mine).values(expires_ms=0))
+
+    def owed(self, bridge: str, node_ids: Sequence[int]) -> dict[int, int]:
+        if not node_ids:
+            return {}
+        query = (
+            select(bridge_outbox.c.node, func.count())
+            .where((bridge_outbox.c.bridge == bridge) & bridge_outbox.c.node.in_(list(node_ids)))
+            .group_by(bridge_outbox.c.node)
+        )
+        with self._engine().connect() as conn:
+            return {int(node): int(count) for node, count in conn.execute(query).all()}
+
+    def adopt(self, dead: NodeLease, bridge: str, node_id: int) -> int:
+        same = (
+            (nodes.c.id == dead.id) & (nodes.c.owner == dead.owner) & (nodes.c.expires_ms == dead.expires_ms)
+        )
+        theirs = (bridge_outbox.c.bridge == bridge) & (bridge_outbox.c.node == dead.id)
+        with self._write_lock(), self._engine().begin() as conn:
+            # Locks the row (PostgreSQL) until the rows moved: a claim of the id waits, then
+            # finds the id free and its outbox empty.
+            if conn.execute(update(nodes).where(same).values(expires_ms=dead.expires_ms)).rowcount != 1:
+                return 0
+            return int(conn.execute(update(bridge_outbox).where(theirs).values(node=node_id)).rowcount)

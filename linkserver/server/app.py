@@ -31,6 +31,7 @@ from linkserver.server.access import HistoryAccess
 from linkserver.server.alarms import Alarms
 from linkserver.server.audit import AuditTrail
 from linkserver.server.bridge_host import BridgeError, BridgeHost, load_bridge, select_entries
+from linkserver.server.cluster import Cluster
 from linkserver.server.controllers import (
     DeviceController,
     DeviceHandle,
@@ -101,6 +102,7 @@ class LinkServer:
         # The node id: the configured one, or with a cluster: section the one claimed at start.
         self.node_id = config.node_id
         self.node_lease: NodeIdLease | None = None
+        self.cluster: Cluster | None = None  # with a cluster: section, from start to stop
         self._state_lock = threading.Lock()
         self.running = False
 
@@ -141,6 +143,7 @@ class LinkServer:
                 self.rules.start()
                 self.running = True
                 self.users.start(self.history.users)
+                self._start_cluster()
                 self._start_bridges()
                 self._fire_root("serverStarted", {"version": __version__, "node_id": self.node_id})
                 self.purger.start()
@@ -182,6 +185,9 @@ class LinkServer:
                 self._fire_root("serverStopping", {"reason": reason}, durable=True, timeout=SHUTDOWN_TIMEOUT)
             except Exception:  # history unreachable: stopping must still finish
                 log.exception("could not record serverStopping")
+        if self.cluster is not None:  # what it does not publish now stays in the outbox
+            self.cluster.stop()
+            self.cluster = None
         for host in reversed(self.bridges):  # what they do not publish now stays in the outbox
             host.stop()
         self.bridges.clear()
@@ -212,6 +218,20 @@ class LinkServer:
         self.node_id = lease.start()
         self.node_lease = lease
         self.engine.use_node_id(self.node_id)
+
+    def _start_cluster(self) -> None:
+        settings = self.config.sections.get("cluster")
+        if settings is None or self.node_lease is None:
+            return
+        self.cluster = Cluster(
+            self.engine,
+            self.history,
+            settings,
+            node_id=self.node_id,
+            owner=self.node_lease.owner,
+            leases=self.node_lease.leases,
+        )
+        self.cluster.start()
 
     def _node_id_changed(self, node_id: int) -> None:
         self.node_id = node_id

@@ -8,8 +8,10 @@ Set and unreachable: the tests fail, they are not skipped.
 from __future__ import annotations
 
 import os
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -42,3 +44,42 @@ def rabbitmq_url() -> str:
     if not RABBITMQ_URL:
         pytest.skip("LINKSERVER_TEST_RABBITMQ_URL is not set")
     return RABBITMQ_URL
+
+
+@pytest.fixture
+def cluster(tmp_path: Any, postgres_url: str, rabbitmq_url: str) -> Iterator[Callable[..., Any]]:
+    """``cluster(name, **Node options)``: a Node (tests/cluster/cluster_helpers.py) of this test's
+    cluster, not started. After the test every node is killed, and the exchange and the queues
+    the nodes declared are deleted."""
+    from cluster_helpers import Node
+
+    exchange = f"lstest.cluster.{uuid.uuid4().hex[:10]}"
+    made: list[Node] = []
+
+    def make(name: str, **options: Any) -> Node:
+        options.setdefault("amqp_url", rabbitmq_url)
+        node = Node(tmp_path, name, database_url=postgres_url, exchange=exchange, **options)
+        made.append(node)
+        return node
+
+    yield make
+    for node in made:
+        node.kill()
+    queues = {q for node in made for q in QUEUE_LINE.findall(node.log())}
+    delete_broker_objects(rabbitmq_url, exchange, queues)
+
+
+QUEUE_LINE = re.compile(r"receiving the other nodes' events on queue '([^']+)'")
+
+
+def delete_broker_objects(url: str, exchange: str, queues: Iterable[str]) -> None:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for name in queues:
+            channel.queue_delete(name)
+        channel.exchange_delete(exchange)
+    finally:
+        connection.close()

@@ -1,0 +1,208 @@
+"""One node's link to the cluster exchange on RabbitMQ: its fired events out, the others' in.
+
+The server (:mod:`linkserver.server.cluster`) owns the guarantees; this module only
+moves bytes:
+
+- :class:`ClusterPublisher` is the AMQP bridge (:mod:`linkserver.bridges.amqp`:
+  publisher confirms, reconnecting, blocked connections) with the cluster's
+  message: the body the server encodes, ``message_id`` the event id, ``app_id``
+  the publishing process, persistent (``delivery_mode`` 2) for persistent events.
+- :class:`ClusterConsumer` consumes the node's own queue, on a connection of its
+  own: durable (it survives a lost connection and a broker restart, so a node
+  cut off from RabbitMQ gets what was published meanwhile), bound to the
+  exchange with ``#``, and removed by RabbitMQ ``x-expires`` after the node
+  went (or by :meth:`ClusterConsumer.stop`). Messages go to ``deliver`` one by
+  one, in arrival order, in a thread of their own (a slow subscriber must not
+  stall the connection's heartbeats); each is acknowledged after ``deliver``
+  returned, so a message in hand when the connection goes is delivered again
+  (the server drops the duplicates by event id).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pika
+from pika.adapters.select_connection import SelectConnection
+
+from linkserver.bridges.amqp import AmqpBridge
+from linkserver.bridges.amqp_connection import Connector
+from linkserver.core.events import Event
+
+log = logging.getLogger("linkserver.cluster")
+
+CONTENT_TYPE = "application/json"
+ACK_EVERY = 64  # messages acknowledged at once at most (when more are waiting)
+
+
+class ClusterPublisher(AmqpBridge):
+    """The publishing side: a :class:`~linkserver.typing.Bridge` for the server's outbound."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str,
+        exchange: str,
+        encode: Callable[[Event], bytes],
+        origin: str,
+        heartbeat: int = 30,
+    ) -> None:
+        super().__init__(name, url=url, exchange=exchange, exchange_type="topic", heartbeat=heartbeat)
+        self._encode = encode
+        self.origin = origin
+
+    def _messages(self, events: Sequence[Event]) -> list[tuple[int, str, bytes, pika.BasicProperties]]:
+        key, encode, origin, properties = self._key, self._encode, self.origin, pika.BasicProperties
+        return [
+            (
+                event.id,
+                key(event),
+                encode(event),
+                properties(
+                    delivery_mode=2 if event.expires is not None else 1,
+                    content_type=CONTENT_TYPE,
+                    message_id=str(event.id),
+                    app_id=origin,
+                ),
+            )
+            for event in events
+        ]
+
+    def _returned(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        # No queue bound: no other node is listening. Nothing is lost that anyone asked for.
+        self.unroutable += 1
+
+
+class ClusterConsumer:
+    """The receiving side (see the module doc)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str,
+        exchange: str,
+        queue_name: str,
+        deliver: Callable[[bytes, str | None], None],
+        queue_expires_ms: int,
+        prefetch: int = 1000,
+        heartbeat: int = 30,
+    ) -> None:
+        self.name = name
+        self.exchange = exchange
+        self.queue = queue_name
+        self.prefetch = prefetch
+        self.queue_expires_ms = queue_expires_ms
+        self._deliver = deliver
+        self._connector = Connector(f"{name}-in", url, self._opened, self._lost, heartbeat=heartbeat)
+        self._channel: Any = None
+        self._work: queue.Queue[tuple[Any, int, bytes, str | None] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.consuming = threading.Event()
+        self.received = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"linkserver-{self.name}-deliver", daemon=True)
+        self._thread.start()
+        self._connector.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop consuming and delete the queue (nobody here listens any more)."""
+        deleted = threading.Event()
+        channel = self._channel
+
+        def delete() -> None:
+            if channel is not None and channel.is_open:
+                channel.queue_delete(self.queue, callback=lambda _frame: deleted.set())
+            else:
+                deleted.set()
+
+        if channel is not None and self._connector.call(delete):
+            deleted.wait(min(timeout, 2.0))
+        self._connector.stop(timeout)
+        self._work.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- in the connection's thread -------------------------------------------------
+
+    def _opened(self, connection: SelectConnection) -> None:
+        connection.channel(on_open_callback=self._channel_opened)
+
+    def _channel_opened(self, channel: Any) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._channel_closed)
+        channel.add_on_cancel_callback(lambda _: self._connector.failed(f"queue {self.queue!r} was deleted"))
+        arguments = {"x-expires": self.queue_expires_ms}
+        steps: list[Callable[[Callable[[Any], None]], None]] = [
+            lambda done: channel.exchange_declare(self.exchange, "topic", durable=True, callback=done),
+            lambda done: channel.queue_declare(self.queue, durable=True, arguments=arguments, callback=done),
+            lambda done: channel.queue_bind(self.queue, self.exchange, "#", callback=done),
+            lambda done: channel.basic_qos(prefetch_count=self.prefetch, callback=done),
+        ]
+        self._run_steps(channel, steps)
+
+    def _run_steps(self, channel: Any, steps: list[Callable[[Callable[[Any], None]], None]]) -> None:
+        if not steps:
+            channel.basic_consume(self.queue, self._message, callback=lambda _: self._consuming())
+            return
+        steps[0](lambda _frame: self._run_steps(channel, steps[1:]))
+
+    def _consuming(self) -> None:
+        self._connector.opened()
+        self.consuming.set()
+        log.info("%s: receiving the other nodes' events on queue %r", self.name, self.queue)
+
+    def _channel_closed(self, channel: Any, reason: BaseException) -> None:
+        self.consuming.clear()
+        self._channel = None
+        if not self._connector.stopping:
+            code = getattr(reason, "reply_code", None)
+            if code == 406:
+                why = (
+                    f"exchange {self.exchange!r} or queue {self.queue!r} exists with other settings "
+                    f"({reason}); the cluster's exchange must be a durable topic exchange of its own"
+                )
+            else:
+                why = f"cluster channel closed: {reason}"
+            self._connector.failed(why)
+
+    def _lost(self, reason: str) -> None:
+        self.consuming.clear()
+        self._channel = None
+
+    def _message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        self._work.put((channel, method.delivery_tag, body, properties.app_id))
+
+    def _ack(self, channel: Any, tag: int) -> None:
+        if channel is self._channel and channel.is_open:  # else RabbitMQ delivers it again
+            channel.basic_ack(tag, multiple=True)
+
+    # -- the delivering thread ----------------------------------------------------------
+
+    def _run(self) -> None:
+        pending = 0
+        last: tuple[Any, int] | None = None
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            channel, tag, body, origin = item
+            if last is not None and last[0] is not channel:  # a new channel: the old one's tags are void
+                pending, last = 0, None
+            try:
+                self._deliver(body, origin)
+            except Exception:  # the server's deliver must not raise; never stop receiving
+                log.exception("%s: delivering a message failed", self.name)
+            self.received += 1
+            pending += 1
+            last = (channel, tag)
+            if pending >= ACK_EVERY or self._work.empty():
+                self._connector.call(functools.partial(self._ack, channel, tag))
+                pending = 0

@@ -1,0 +1,352 @@
+"""Several nodes as one system: events fired here go to the other nodes, theirs come here.
+
+How an event travels (docs/cluster.md says what is guaranteed):
+
+1. Fired on node A, it is stored once, by A (the engine's fire, as on a node
+   alone), and A's own subscribers get it from A's engine.
+2. A's :class:`~linkserver.server.cluster_outbound.ClusterOutbound` takes it in
+   firing order and publishes it to the cluster's topic exchange: a persistent
+   event once committed, through the outbox table committed with it (nothing
+   committed is lost to a broker outage or a crash of A: the rows are
+   published when the broker is back, or by the next holder of A's node id, or
+   adopted by a live node once A's lease ran out); a non-persistent one
+   directly. One publisher, one channel: the exchange gets A's events in A's
+   order.
+3. Every node consumes a queue of its own bound to the exchange
+   (:mod:`linkserver.bridges.amqp_cluster`); node B skips its own messages
+   (``app_id``), drops a second copy of an event id it delivered (a redelivery
+   after a lost connection or a resend: the last ``DEDUPLICATE`` ids are
+   kept), and hands the rest to ``engine.deliver``, the code that notifies
+   B's subscribers of a local fire, in arrival order.
+
+The wire form is LinkServer's own: a JSON array (id, context, name, level,
+created and expires in microseconds since 1970, author, group, category,
+data) with the data table encoded as history stores it.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import json
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from linkserver.core.errors import ContextNotFound, EventNotDefined, LinkServerError
+from linkserver.core.events import Event, new_event
+from linkserver.core.levels import Level
+from linkserver.history.codec import decode_data, encode_data, from_micros, micros
+from linkserver.server.cluster_outbound import ClusterOutbound
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from linkserver.history.base import HistoryStore
+    from linkserver.history.nodes import NodeLeases
+    from linkserver.loading.cluster import ClusterSection
+    from linkserver.server.engine import Engine
+
+log = logging.getLogger("linkserver.cluster")
+
+OUTBOX = "~cluster"  # the outbox rows' bridge name: no configured bridge can be called so
+TRANSPORT = "linkserver.bridges.amqp_cluster"
+DEDUPLICATE = 100_000
+LOG_EVERY = 60.0
+_LEVELS = tuple(Level)
+
+
+def encode_event(event: Event) -> bytes:
+    """The cluster's wire form of a fired event (see the module doc)."""
+    head = json.dumps(
+        [
+            event.id,
+            event.context,
+            event.name,
+            int(event.level),
+            micros(event.created),
+            micros(event.expires) if event.expires is not None else None,
+            event.author,
+            event.group,
+            event.category,
+        ],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return f"{head[:-1]},{encode_data(event.data)}]".encode()
+
+
+def decode_event(body: bytes) -> Event:
+    """The event :func:`encode_event` made; ValueError (or a subclass) when it is not one."""
+    raw = json.loads(body)
+    if not isinstance(raw, list) or len(raw) != 10:
+        raise ValueError("not a cluster message: a JSON array of 10 values expected")
+    event_id, context, name, level, created, expires, author, group, category, data = raw
+    return new_event(
+        int(event_id),
+        context,
+        name,
+        _LEVELS[level],
+        from_micros(created),
+        from_micros(expires) if expires is not None else None,
+        author,
+        group,
+        decode_data(data),
+        category,
+    )
+
+
+class ClusterError(LinkServerError, RuntimeError):
+    """The cluster link could not be set up."""
+
+
+class SeenIds:
+    """The last ``size`` event ids delivered: a bounded memory for dropping duplicates."""
+
+    def __init__(self, size: int = DEDUPLICATE) -> None:
+        self._order: collections.deque[int] = collections.deque()
+        self._ids: set[int] = set()
+        self.size = size
+
+    def add(self, event_id: int) -> bool:
+        """True the first time ``event_id`` is seen (within the window)."""
+        ids = self._ids
+        if event_id in ids:
+            return False
+        ids.add(event_id)
+        order = self._order
+        order.append(event_id)
+        if len(order) > self.size:
+            ids.discard(order.popleft())
+        return True
+
+
+@attrs.define
+class ClusterStats:
+    """Counters read by the metrics and the tests."""
+
+    received: int = 0  # events of other nodes delivered here
+    duplicates: int = 0  # second copies dropped
+    own: int = 0  # this node's own messages, skipped
+    undeliverable: int = 0  # context or definition unknown here
+    unreadable: int = 0  # not a cluster message
+    adopted: int = 0  # outbox rows of dead nodes taken over
+
+
+class _Handle:
+    """The :class:`~linkserver.typing.BridgeHandle` of the cluster's publisher."""
+
+    def __init__(self, outbound: ClusterOutbound) -> None:
+        self.name = "cluster"
+        self.log = log
+        self._outbound = outbound
+
+    def ready(self, ready: bool, reason: str) -> None:
+        self._outbound.ready(ready, reason)
+
+    def confirmed(self, ids: Sequence[int]) -> None:
+        self._outbound.confirmed(ids)
+
+    def failed(self, ids: Sequence[int], reason: str) -> None:
+        self._outbound.failed(ids, reason)
+
+    def fire(self, posted: Any) -> Future[Event]:
+        return self._refused()
+
+    def receive(self, body: bytes) -> Future[Event]:
+        return self._refused()
+
+    @staticmethod
+    def _refused() -> Future[Event]:
+        future: Future[Event] = Future()
+        future.set_exception(ClusterError("the cluster exchange carries fired events, not posted ones"))
+        return future
+
+
+class Cluster:
+    """This node's part of the cluster (see the module doc): start after history and the
+    node id, before events that should reach the other nodes are fired."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        history: HistoryStore,
+        settings: ClusterSection,
+        *,
+        node_id: int,
+        owner: str | None = None,
+        leases: NodeLeases | None = None,
+        grace: timedelta | None = None,
+    ) -> None:
+        self.engine = engine
+        self.history = history
+        self.settings = settings
+        self.node_id = node_id
+        self.origin = owner or f"{settings.node_name}/{uuid.uuid4().hex}"
+        self.queue = f"{settings.exchange}.{settings.node_name}.{uuid.uuid4().hex[:8]}"
+        self.leases = leases
+        self.lease_ms = int(settings.lease.total_seconds() * 1000)
+        self.grace_ms = int((grace or settings.lease).total_seconds() * 1000)
+        self.stats = ClusterStats()
+        self._seen = SeenIds()
+        self._logged: dict[tuple[str, str], float] = {}
+        self._stop = threading.Event()
+        self._adopter: threading.Thread | None = None
+        transport = importlib.import_module(TRANSPORT)
+        self.publisher = transport.ClusterPublisher(
+            "cluster",
+            url=settings.url,
+            exchange=settings.exchange,
+            encode=encode_event,
+            origin=self.origin,
+            heartbeat=settings.heartbeat,
+        )
+        self.outbound = ClusterOutbound(
+            OUTBOX,
+            self.publisher,
+            engine,
+            history,
+            node=node_id,
+            buffer=settings.buffer,
+            window=settings.window,
+        )
+        self.consumer = transport.ClusterConsumer(
+            "cluster",
+            url=settings.url,
+            exchange=settings.exchange,
+            queue_name=self.queue,
+            deliver=self._received,
+            queue_expires_ms=max(1000, int(settings.queue_expires.total_seconds() * 1000)),
+            prefetch=settings.prefetch,
+            heartbeat=settings.heartbeat,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.outbound.attach()
+        self.engine.on_fired = self.outbound.take
+        self.outbound.start()
+        self.publisher.start(_Handle(self.outbound))
+        self.consumer.start()
+        if self.leases is not None:
+            self._adopter = threading.Thread(
+                target=self._adopt_loop, name="linkserver-cluster-adopt", daemon=True
+            )
+            self._adopter.start()
+        log.info(
+            "node %s (node id %d) in the cluster on exchange %r at %s",
+            self.settings.node_name,
+            self.node_id,
+            self.settings.exchange,
+            self.publisher.where,
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking fires, publish what is buffered (up to ``timeout``; the rest stays in
+        the outbox), stop receiving and delete this node's queue."""
+        self.engine.on_fired = None
+        self._stop.set()
+        self.outbound.stop(timeout)
+        try:
+            self.publisher.stop(timeout)
+        except Exception:
+            log.exception("the cluster's publisher failed to stop")
+        self.consumer.stop(timeout)
+        if self._adopter is not None:
+            self._adopter.join(timeout)
+
+    @property
+    def connected(self) -> bool:
+        """Both directions are up."""
+        return bool(self.outbound.is_ready and self.consumer.consuming.is_set())
+
+    def wait_connected(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.connected:
+                return True
+            time.sleep(0.02)
+        return self.connected
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def _received(self, body: bytes, origin: str | None) -> None:
+        if origin == self.origin:
+            self.stats.own += 1
+            return
+        try:
+            event = decode_event(body)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            self.stats.unreadable += 1
+            self._say(
+                ("", "unreadable"), f"a message on the cluster exchange is not an event ({exc}); dropped"
+            )
+            return
+        if not self._seen.add(event.id):
+            self.stats.duplicates += 1
+            return
+        try:
+            self.engine.deliver(event)
+        except (ContextNotFound, EventNotDefined) as exc:
+            self.stats.undeliverable += 1
+            self._say(
+                (event.context, event.name),
+                f"event {event.id} from another node cannot be delivered here: {exc} "
+                "(this node's tree lacks it); its subscribers here miss it",
+            )
+            return
+        self.stats.received += 1
+
+    def _say(self, key: tuple[str, str], message: str) -> None:
+        now = time.monotonic()
+        if now - self._logged.get(key, -LOG_EVERY) >= LOG_EVERY:
+            if len(self._logged) > 10_000:
+                self._logged.clear()
+            self._logged[key] = now
+            log.warning("cluster: %s", message)
+
+    # -- dead nodes' outboxes ------------------------------------------------------------
+
+    def _adopt_loop(self) -> None:
+        every = max(0.2, self.lease_ms / 3000)
+        while not self._stop.wait(every):
+            try:
+                self.adopt_dead()
+            except Exception as exc:  # the database is down: next time
+                log.debug("cluster: looking for dead nodes' outboxes failed: %s", exc)
+
+    def adopt_dead(self) -> int:
+        """Take over the outbox rows of nodes whose lease ran out (and its grace); returns
+        how many rows this node publishes now."""
+        assert self.leases is not None
+        now = time.time_ns() // 1_000_000
+        dead = {
+            row.id: row
+            for row in self.leases.all()
+            if row.id != self.node_id and row.expires_ms + self.grace_ms < now
+        }
+        moved = 0
+        for node_id, count in self.leases.owed(OUTBOX, sorted(dead)).items():
+            taken = self.leases.adopt(dead[node_id], OUTBOX, self.node_id)
+            if taken:
+                log.warning(
+                    "cluster: node %s (node id %d) is gone; this node publishes the %d events it still owed",
+                    dead[node_id].name,
+                    node_id,
+                    taken,
+                )
+                self.outbound.adopted(taken)
+                self.stats.adopted += taken
+                moved += taken
+            elif count:
+                log.info(
+                    "cluster: node id %d was claimed again; its new holder publishes its outbox", node_id
+                )
+        return moved

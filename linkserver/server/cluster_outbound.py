@@ -1,0 +1,151 @@
+"""The cluster's outbound: every event fired on this node, to the other nodes, in firing order.
+
+It is the outbound of a bridge (:mod:`linkserver.server.outbound`: the outbox
+table committed with the events, publisher confirms, resending, the walk of
+the table after an outage) with two differences:
+
+- It takes every event fired here (the engine's ``on_fired``, hidden events
+  too), persistent or not, into one sequence in firing order, before the
+  event is stored. A persistent event is held at the head of that sequence
+  until its commit (the outbox hook says so); what was fired after it waits
+  behind it. So the other nodes get this node's events in the order it fired
+  them, and a persistent event only once it is stored.
+- A persistent event whose commit does not come within ``commit_wait``
+  seconds (the database is down; its writer retries) stops holding the
+  others up: the persistent events in memory are given to the outbox table
+  (the walk publishes them in id order once they are committed), and the
+  non-persistent ones go on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from linkserver.core.events import Event
+from linkserver.server.outbound import DELETE_BATCH, PAGE, Outbound, log
+
+if TYPE_CHECKING:
+    from linkserver.history.base import HistoryStore
+    from linkserver.server.engine import Engine
+    from linkserver.typing import Bridge
+
+COMMIT_WAIT = 2.0
+
+
+class Everything:
+    """The cluster's selection: every event (the outbox hook writes a row for each)."""
+
+    entries = ()
+
+    @staticmethod
+    def wants(event: Event) -> bool:
+        return True
+
+
+class ClusterOutbound(Outbound):
+    """See the module doc. ``take`` is given to ``engine.on_fired``."""
+
+    def __init__(
+        self,
+        name: str,
+        bridge: Bridge,
+        engine: Engine,
+        history: HistoryStore,
+        *,
+        node: int,
+        buffer: int,
+        window: int,
+        commit_wait: float = COMMIT_WAIT,
+    ) -> None:
+        super().__init__(name, bridge, engine, history, Everything(), node=node, buffer=buffer, window=window)  # type: ignore[arg-type]
+        self.commit_wait = commit_wait
+        self._pending: dict[int, float] = {}  # persistent ids in memory not yet committed -> when taken
+
+    def take(self, event: Event) -> None:
+        """A fire on this node (before its store): quick, never blocks."""
+        with self._cond:
+            if not self._accepting:
+                return
+            memory = self._memory
+            if event.expires is None:
+                if len(memory) >= self.buffer:
+                    self.stats.dropped += 1
+                    return
+                memory.append(event)
+                self._transient += 1
+            elif self._spilled or len(memory) >= self.buffer:
+                if not self._spilled:
+                    self._spilled = True
+                    self.log_spill(len(memory))
+                return  # committed, it waits in the table for the walk
+            else:
+                self._owned.add(event.id)
+                self._pending[event.id] = time.monotonic()
+                memory.append(event)
+            self._cond.notify()
+
+    def log_spill(self, held: int) -> None:
+        log.warning(
+            "cluster: %d events held in memory (%s); further events wait in the outbox table",
+            held,
+            self._why_slow(),
+        )
+
+    def _committed(self, events: Sequence[Event]) -> None:
+        with self._cond:
+            pending, owned = self._pending, self._owned
+            for event in events:
+                if pending.pop(event.id, None) is not None:
+                    continue
+                if event.id not in owned:  # not in memory: the walk of the table publishes it
+                    self._spilled = True
+                    self.stats.spilled_events += 1
+            self._cond.notify()
+
+    def adopted(self, count: int) -> None:
+        """``count`` rows of a dead node's outbox are this node's now: publish them."""
+        if count and self.outbox is not None:
+            with self._cond:
+                self.outbox.depth += count
+                self._spilled = True
+                self._cond.notify()
+
+    def _head_waits(self) -> bool:
+        """The oldest event in memory is persistent and not committed yet (under the lock)."""
+        memory = self._memory
+        if not memory or memory[0].id not in self._pending:
+            return False
+        if time.monotonic() - self._pending[memory[0].id] < self.commit_wait:
+            return True
+        # The commit is late (database down): the table takes the persistent events over.
+        kept = [event for event in memory if event.id not in self._pending]
+        for event_id in [event.id for event in memory if event.id in self._pending]:
+            del self._pending[event_id]
+            self._owned.discard(event_id)
+        memory.clear()
+        memory.extend(kept)
+        self._spilled = True
+        self.log_spill(len(kept))
+        return False
+
+    def _has_work(self) -> bool:
+        if self._walk is None and not self._resend and self._head_waits():
+            return len(self._deletes) >= DELETE_BATCH
+        return super()._has_work()
+
+    def _take(self) -> tuple[list[Event], bool]:
+        if self._resend or self._walk is not None or not self._pending:
+            return super()._take()
+        room = min(self._room(), PAGE)
+        if room <= 0:
+            return [], False
+        memory, pending = self._memory, self._pending
+        batch: list[Event] = []
+        while memory and len(batch) < room and memory[0].id not in pending:
+            batch.append(memory.popleft())
+        if batch:
+            self._send(batch)
+            return batch, False
+        return super()._take() if not memory else ([], False)

@@ -1,0 +1,239 @@
+"""Nodes of a cluster as real ``linkserver serve`` processes, and what the tests do with them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from linkserver.net.auth import hash_password
+
+REPO = Path(__file__).resolve().parents[2]
+CONTEXTS = [REPO / "contexts", Path(__file__).resolve().parent / "contexts"]
+OPERATOR = "op"
+PASSWORD = "op-pw"
+_HASH = hash_password(PASSWORD, n=2**10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Node:
+    """One ``linkserver serve`` process of the cluster on ``exchange``; :meth:`start` it."""
+
+    def __init__(
+        self,
+        directory: Path,
+        name: str,
+        *,
+        database_url: str,
+        amqp_url: str,
+        exchange: str,
+        lease: str = "2s",
+        queue_expires: str = "120s",
+    ) -> None:
+        self.name = name
+        self.directory = directory / name
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
+        self.amqp_url = amqp_url
+        self.exchange = exchange
+        self.lease = lease
+        self.queue_expires = queue_expires
+        self.process: subprocess.Popen[str] | None = None
+        self.token = ""
+        self._log = self.directory / "server.log"
+
+    def write_config(self) -> Path:
+        lines = [
+            "server:",
+            f"  data_dir: {json.dumps(str(self.directory / 'data'))}",
+            f"  contexts: {json.dumps([str(path) for path in CONTEXTS])}",
+            f"  listen: 127.0.0.1:{self.port}",
+            "history:",
+            f"  database_url: {json.dumps(self.database_url)}",
+            "users:",
+            f"  {OPERATOR}:",
+            f"    password_hash: {json.dumps(_HASH)}",
+            '    grants: {"**": "operator"}',
+            "cluster:",
+            f"  url: {json.dumps(self.amqp_url)}",
+            f"  exchange: {json.dumps(self.exchange)}",
+            f"  node_name: {self.name}",
+            f"  lease: {self.lease}",
+            f"  queue_expires: {self.queue_expires}",
+        ]
+        path = self.directory / "linkserver.yaml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start(self, timeout: float = 90) -> Node:
+        """Start the process and wait until it serves."""
+        return self.launch().wait_serving(timeout)
+
+    def launch(self) -> Node:
+        """Start the process; :meth:`wait_serving` waits for it (start several at once)."""
+        config = self.write_config()
+        log = open(self._log, "a")  # noqa: SIM115 - the child writes to it
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "linkserver.net.serve", "--config", str(config)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        return self
+
+    def wait_serving(self, timeout: float = 90) -> Node:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"node {self.name} exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                answer = httpx.post(
+                    f"{self.url}/api/v1/login", json={"user": OPERATOR, "password": PASSWORD}, timeout=2
+                )
+                if answer.status_code == 200:
+                    self.token = answer.json()["token"]
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise AssertionError(f"node {self.name} did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self._log.read_text() if self._log.exists() else ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def fire(self, context: str, event: str, data: Any = None, *, durable: bool = True) -> int:
+        answer = httpx.post(
+            f"{self.url}/api/v1/fire",
+            json={"context": context, "event": event, "data": data or {}, "durable": durable},
+            headers=self.headers,
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        return int(answer.json()["event"]["id"])
+
+    def fire_batch(self, items: list[dict[str, Any]], *, durable: bool = True) -> list[int]:
+        answer = httpx.post(
+            f"{self.url}/api/v1/fire/batch",
+            json={"events": items, "durable": durable},
+            headers=self.headers,
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        assert all(result.get("event") for result in results), results
+        return [int(result["event"]["id"]) for result in results]
+
+    def history_ids(self, mask: str, event: str) -> list[int]:
+        answer = httpx.get(
+            f"{self.url}/api/v1/history",
+            params={"mask": mask, "event": event, "order": "oldest", "limit": 10000},
+            headers=self.headers,
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        return [int(e["id"]) for e in answer.json()["events"]]
+
+    def subscribe(self, mask: str = "plant.**", event: str = "*", **options: Any) -> Subscriber:
+        return Subscriber(self, mask, event, **options)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+class Subscriber:
+    """A WebSocket subscription on one node; events collected by a thread as they come."""
+
+    def __init__(self, node: Node, mask: str, event: str, **options: Any) -> None:
+        from websockets.sync.client import connect
+
+        self.node = node
+        self.ws = connect(f"ws://127.0.0.1:{node.port}/api/v1/ws?token={node.token}", open_timeout=5)
+        self.ws.send(json.dumps({"type": "subscribe", "ref": 1, "mask": mask, "event": event, **options}))
+        answer = json.loads(self.ws.recv(timeout=10))
+        assert answer["type"] == "subscribed", answer
+        self.events: list[dict[str, Any]] = []
+        self.closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                message = json.loads(self.ws.recv())
+                found = [message["event"]] if message["type"] == "event" else []
+                if message["type"] == "events":
+                    found = [m.get("event", m) for m in message["events"]]
+                with self._lock:
+                    self.events.extend(found)
+        except Exception:  # closed: by the test or by the node going
+            self.closed = True
+
+    def ids(self, event: str | None = None) -> list[int]:
+        with self._lock:
+            return [int(e["id"]) for e in self.events if event is None or e["name"] == event]
+
+    def wait_for(
+        self, predicate: Callable[[list[int]], bool], timeout: float = 30, event: str | None = None
+    ) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ids = self.ids(event)
+            if predicate(ids):
+                return ids
+            time.sleep(0.05)
+        return self.ids(event)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def wait_linked(firer: Node, receiver: Node, timeout: float = 30) -> None:
+    """Fire ticks on ``firer`` until ``receiver``'s subscriber gets one: both ends are bound."""
+    sub = receiver.subscribe("plant.line3", "tick")
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            firer.fire("plant.line3", "tick", {"seq": -1}, durable=False)
+            if sub.wait_for(bool, timeout=0.5):
+                return
+        raise AssertionError(f"{receiver.name} gets nothing fired on {firer.name}:\n{receiver.log()}")
+    finally:
+        sub.close()
