@@ -6,7 +6,7 @@ moves bytes:
 - :class:`ClusterPublisher` is the AMQP bridge (:mod:`linkserver.bridges.amqp`:
   publisher confirms, reconnecting, blocked connections) with the cluster's
   message: the body the server encodes, ``message_id`` the event id, ``app_id``
-  the publishing process, persistent (``delivery_mode`` 2) for persistent events.
+  the process that fired it (as the server says), persistent (``delivery_mode`` 2) for persistent events.
 - :class:`ClusterConsumer` consumes the node's own queue, on a connection of its
   own: durable (it survives a lost connection and a broker restart, so a node
   cut off from RabbitMQ gets what was published meanwhile), bound to the
@@ -50,15 +50,15 @@ class ClusterPublisher(AmqpBridge):
         url: str,
         exchange: str,
         encode: Callable[[Event], bytes],
-        origin: str,
+        origin: Callable[[Event], str],
         heartbeat: int = 30,
     ) -> None:
         super().__init__(name, url=url, exchange=exchange, exchange_type="topic", heartbeat=heartbeat)
         self._encode = encode
-        self.origin = origin
+        self._origin = origin
 
     def _messages(self, events: Sequence[Event]) -> list[tuple[int, str, bytes, pika.BasicProperties]]:
-        key, encode, origin, properties = self._key, self._encode, self.origin, pika.BasicProperties
+        key, encode, origin, properties = self._key, self._encode, self._origin, pika.BasicProperties
         return [
             (
                 event.id,
@@ -68,7 +68,7 @@ class ClusterPublisher(AmqpBridge):
                     delivery_mode=2 if event.expires is not None else 1,
                     content_type=CONTENT_TYPE,
                     message_id=str(event.id),
-                    app_id=origin,
+                    app_id=origin(event),
                 ),
             )
             for event in events

@@ -136,6 +136,11 @@ def id_time(event_id: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+def node_of(event_id: int) -> int:
+    """The node id encoded in an event id."""
+    return (event_id >> SEQUENCE_BITS) & MAX_NODE_ID
+
+
 def first_id_at(moment: datetime) -> int:
     """The smallest id an event created at ``moment`` can have (for time-range scans)."""
     ms = int(moment.timestamp() * 1000) - EPOCH_MS

@@ -14,10 +14,11 @@ How an event travels (docs/cluster.md says what is guaranteed):
    order.
 3. Every node consumes a queue of its own bound to the exchange
    (:mod:`linkserver.bridges.amqp_cluster`); node B skips its own messages
-   (``app_id``), drops a second copy of an event id it delivered (a redelivery
-   after a lost connection or a resend: the last ``DEDUPLICATE`` ids are
-   kept), and hands the rest to ``engine.deliver``, the code that notifies
-   B's subscribers of a local fire, in arrival order.
+   (``app_id``; the events of a dead node's outbox it adopted are not its
+   own), drops a second copy of an event id it delivered (a redelivery after a
+   lost connection or a resend: the last ``DEDUPLICATE`` ids are kept), and
+   hands the rest to ``engine.deliver``, the code that notifies B's
+   subscribers of a local fire, in arrival order.
 
 The wire form is LinkServer's own: a JSON array (id, context, name, level,
 created and expires in microseconds since 1970, author, group, category,
@@ -38,15 +39,18 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from linkserver.core.errors import ContextNotFound, EventNotDefined, LinkServerError
-from linkserver.core.events import Event, new_event
+from linkserver.core.events import Event, new_event, node_of
 from linkserver.core.levels import Level
 from linkserver.history.codec import decode_data, encode_data, from_micros, micros
 from linkserver.server.cluster_outbound import ClusterOutbound
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
+
+    from prometheus_client.core import Metric
 
     from linkserver.history.base import HistoryStore
     from linkserver.history.nodes import NodeLeases
@@ -58,7 +62,9 @@ log = logging.getLogger("linkserver.cluster")
 OUTBOX = "~cluster"  # the outbox rows' bridge name: no configured bridge can be called so
 TRANSPORT = "linkserver.bridges.amqp_cluster"
 DEDUPLICATE = 100_000
+ADOPTED = "adopted from node "
 LOG_EVERY = 60.0
+PREFIX = "linkserver_"
 _LEVELS = tuple(Level)
 
 
@@ -204,7 +210,7 @@ class Cluster:
             url=settings.url,
             exchange=settings.exchange,
             encode=encode_event,
-            origin=self.origin,
+            origin=self._origin_of,
             heartbeat=settings.heartbeat,
         )
         self.outbound = ClusterOutbound(
@@ -274,6 +280,49 @@ class Cluster:
                 return True
             time.sleep(0.02)
         return self.connected
+
+    def _origin_of(self, event: Event) -> str:
+        """Who fired ``event``: this process, or (an adopted outbox row) a dead node, whose
+        events this node's own subscribers need too."""
+        if node_of(event.id) == self.engine.node_id:
+            return self.origin
+        return f"{ADOPTED}{node_of(event.id)}"
+
+    def metrics(self) -> Iterator[Metric]:
+        """The ``cluster_*`` metric families (linkserver/server/metrics.py)."""
+        out = self.outbound
+        gauges = (
+            (
+                "cluster_connected",
+                "1 while both directions to the cluster's RabbitMQ are up.",
+                self.connected,
+            ),
+            ("cluster_outbox_depth", "Events fired here not yet confirmed by RabbitMQ.", out.depth),
+            ("cluster_spilled", "1 while events wait in the outbox table only.", out.spilled),
+        )
+        for name, text, value in gauges:
+            yield GaugeMetricFamily(PREFIX + name, text, value=float(value))
+        stats = self.stats
+        counters = (
+            ("cluster_published", "Events fired here that RabbitMQ confirmed.", out.stats.published),
+            ("cluster_resent", "Events sent again after a lost connection.", out.stats.resent),
+            (
+                "cluster_dropped",
+                "Non-persistent events dropped while the buffer was full.",
+                out.stats.dropped,
+            ),
+            ("cluster_received", "Events of other nodes delivered here.", stats.received),
+            ("cluster_duplicates", "Second copies of events dropped.", stats.duplicates),
+            (
+                "cluster_undeliverable",
+                "Events of other nodes whose context or definition is unknown here.",
+                stats.undeliverable,
+            ),
+            ("cluster_unreadable", "Messages on the cluster exchange that are not events.", stats.unreadable),
+            ("cluster_adopted", "Outbox rows of dead nodes this node published.", stats.adopted),
+        )
+        for name, text, value in counters:
+            yield CounterMetricFamily(PREFIX + name, text, value=value)
 
     # -- receiving ---------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ Families (all prefixed ``linkserver_``; see docs/server.md):
 - ``purge_runs_total``, ``purge_removed_total``
 - ``subscriptions{delivery}``, ``delivery_dropped_total{where}``, ``delivery_gaps_total{where}``
 - ``contexts``, ``info{version,node_id,history}``, ``start_time_seconds``
+- ``cluster_*`` with a ``cluster:`` section (linkserver/server/cluster.py)
 
 plus whatever the ``extra`` sources add (the network API adds sessions,
 WebSocket connections and authentication failures) and the process
@@ -138,6 +139,9 @@ class ServerCollector:
             if callable(metrics):
                 yield from metrics()
         yield from bridge_metrics(server)
+        cluster = getattr(server, "cluster", None)
+        if cluster is not None:
+            yield from cluster.metrics()
         for source in self.extra:
             yield from source()
 

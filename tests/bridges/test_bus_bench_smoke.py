@@ -16,5 +16,8 @@ def test_bus_benchmark_quick_run_prints_goal_lines() -> None:
         # With RabbitMQ configured for the tests the goals must be measured, not n/a.
         expected = number if url else rf"({number}|n/a)"
         assert re.search(rf"^goal {name}: {expected}$", done.stdout, re.M), done.stdout + done.stderr
+    node = r"\d+\.\d\dx \(target <= 2\.00x\) (ok|short)"
+    expected = node if url else rf"({node}|n/a)"
+    assert re.search(rf"^goal node_to_node_p99: {expected}$", done.stdout, re.M), done.stdout + done.stderr
     if url:
         assert re.search(r"^outbox drain .* (\S+) of \1 fired arrived$", done.stdout, re.M), done.stdout

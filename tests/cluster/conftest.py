@@ -58,7 +58,8 @@ def cluster(tmp_path: Any, postgres_url: str, rabbitmq_url: str) -> Iterator[Cal
 
     def make(name: str, **options: Any) -> Node:
         options.setdefault("amqp_url", rabbitmq_url)
-        node = Node(tmp_path, name, database_url=postgres_url, exchange=exchange, **options)
+        options.setdefault("database_url", postgres_url)
+        node = Node(tmp_path, name, exchange=exchange, **options)
         made.append(node)
         return node
 

@@ -23,8 +23,20 @@
    asks that catching up from the table runs nearly as fast as the live path.
    Every event fired must arrive (checked by message id).
 
+3. Node to node (goal ``node_to_node_p99`` <= 2.00x): two cluster nodes
+   (docs/cluster.md) in this process, on one SQLite history and the cluster
+   exchange of the local RabbitMQ. Node A fires persistent events at
+   NODE_RATE per second for WINDOW_S seconds; a listener on node B takes the
+   time from just before the fire to its delivery on B (stored by A,
+   published after the commit, consumed by B, delivered by B's engine). Next
+   to it, raw pika at the same rate: one connection publishes persistent
+   messages of the same size to a topic exchange, another consumes them
+   from a queue bound to it; the time from just before the publish to the
+   consumer's callback. p99 of each; the goal is their ratio. The
+   non-persistent path (published at once, no commit) is printed too.
+
     python tools/bench/bus.py [--quick] [--amqp-url amqp://guest:guest@127.0.0.1:5672/]
-                              [--events N] [--outage S] [--rate R]
+                              [--events N] [--outage S] [--rate R] [--window S]
 """
 
 from __future__ import annotations
@@ -50,6 +62,7 @@ from linkserver.bridges.amqp import AmqpBridge  # noqa: E402
 from linkserver.core.cloudevents import CONTENT_TYPE, encode  # noqa: E402
 from linkserver.loading import ServerConfig, load_all  # noqa: E402
 from linkserver.server.app import LinkServer  # noqa: E402
+from linkserver.server.cluster import encode_event  # noqa: E402
 from linkserver.server.outbound import Select  # noqa: E402
 from linkserver.testing_proxy import TcpProxy  # noqa: E402
 
@@ -60,6 +73,24 @@ SETTINGS = {  # events per outbound round, rounds, outage seconds, rate during t
     "full": (30_000, 3, 60.0, 1000),
 }
 TARGET = 0.80
+NODE_RATE = 100  # events per second, node to node
+NODE_WINDOW = {"quick": 3.0, "full": 30.0}  # seconds of firing per side
+NODE_TARGET = 2.0
+BENCH_CONTEXTS = """
+contexts:
+  bench:
+    description: The node-to-node benchmark's events.
+    events:
+      reading:
+        description: Persistent.
+        persistent: true
+        expiration: 1d
+        format: {fields: [{name: sent, type: float, description: perf_counter at the fire}]}
+      tick:
+        description: Not persistent.
+        persistent: false
+        format: {fields: [{name: sent, type: float, description: perf_counter at the fire}]}
+"""
 
 
 def record(value: float) -> list[dict[str, Any]]:
@@ -249,6 +280,150 @@ def drain(rabbit: Rabbit, tmp: Path, outage: float, rate: int) -> tuple[float, i
     return drained / elapsed, len(fired), len(fired) - missing, depth
 
 
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def at_rate(rate: int, seconds: float, send: Any) -> int:
+    """Call ``send(i)`` ``rate`` times a second for ``seconds``, evenly spaced; returns how many."""
+    started, i = time.perf_counter(), 0
+    total = int(rate * seconds)
+    while i < total:
+        due = started + i / rate
+        pause = due - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        send(i)
+        i += 1
+    return total
+
+
+def pika_latencies(url: str, rate: int, seconds: float, size: int) -> list[float]:
+    """Raw pika publish-to-consume: persistent messages of ``size`` bytes, seconds since the publish."""
+    exchange = f"linkserver-bench-n2n-{uuid.uuid4().hex[:8]}"
+    queue = exchange + "-q"
+    publisher = pika.BlockingConnection(pika.URLParameters(url))
+    out = publisher.channel()
+    out.exchange_declare(exchange, "topic", durable=True)
+    out.queue_declare(queue, durable=True)
+    out.queue_bind(queue, exchange, "#")
+    latencies: list[float] = []
+    total = int(rate * seconds)
+    ready = threading.Event()
+
+    def consume() -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=1000)
+
+        def on_message(ch: Any, method: Any, properties: Any, body: bytes) -> None:
+            latencies.append(time.perf_counter() - float(properties.message_id))
+            ch.basic_ack(method.delivery_tag)
+            if len(latencies) >= total:
+                ch.stop_consuming()
+
+        channel.basic_consume(queue, on_message)
+        ready.set()
+        channel.start_consuming()
+        connection.close()
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    ready.wait(10)
+    padding = b"x" * size
+    try:
+        at_rate(
+            rate,
+            seconds,
+            lambda i: out.basic_publish(
+                exchange,
+                "bench.reading",
+                padding,
+                pika.BasicProperties(delivery_mode=2, message_id=repr(time.perf_counter())),
+            ),
+        )
+        consumer.join(seconds + 30)
+    finally:
+        out.queue_delete(queue)
+        out.exchange_delete(exchange)
+        publisher.close()
+    return latencies
+
+
+def make_node(tmp: Path, name: str, url: str, exchange: str, database_url: str) -> LinkServer:
+    from linkserver.loading.cluster import ClusterSection
+
+    contexts = tmp / "bench-contexts.yaml"
+    contexts.write_text(BENCH_CONTEXTS)
+    config_file = tmp / f"{name}.yaml"
+    config_file.write_text(f"server:\n  contexts: [{str(ROOT / 'contexts')!r}, {str(contexts)!r}]\n")
+    _, catalog = load_all(config_file, data_dir=tmp / name)
+    cluster = ClusterSection(url=url, exchange=exchange, node_name=name)
+    config = ServerConfig.default(
+        data_dir=tmp / name,
+        database_url=database_url,
+        delivery_queue_size=100_000,
+        sections={"cluster": cluster},
+    )
+    return LinkServer(config, catalog).start()
+
+
+def node_latencies(url: str, tmp: Path, rate: int, seconds: float) -> tuple[list[float], list[float], int]:
+    """(persistent, non-persistent latencies A -> B, body size) of two cluster nodes."""
+    exchange = f"linkserver-bench-cluster-{uuid.uuid4().hex[:8]}"
+    database_url = f"sqlite:///{tmp / 'cluster.sqlite3'}"
+    a = make_node(tmp, "a", url, exchange, database_url)
+    b = make_node(tmp, "b", url, exchange, database_url)
+    got: dict[str, list[float]] = {"reading": [], "tick": []}
+    arrived = threading.Condition()
+
+    def on_b(event: Any) -> None:
+        got[event.name].append(time.perf_counter() - event.data[0]["sent"])
+        with arrived:
+            arrived.notify_all()
+
+    try:
+        assert a.cluster is not None and b.cluster is not None
+        wait_until(lambda: a.cluster.connected and b.cluster.connected, 30, "the nodes to connect")  # type: ignore[union-attr]
+        b.listen("bench", "*", on_b)
+        while not got["tick"]:  # both ends bound
+            a.fire("bench", "tick", [{"sent": time.perf_counter()}])
+            time.sleep(0.05)
+        sample = a.fire("bench", "tick", [{"sent": time.perf_counter()}])
+        size = len(encode_event(sample))
+        time.sleep(0.5)
+        got["tick"].clear()
+        for name in ("reading", "tick"):
+            total = at_rate(
+                rate, seconds, lambda i, name=name: a.fire("bench", name, [{"sent": time.perf_counter()}])
+            )
+            with arrived:
+                arrived.wait_for(lambda name=name, total=total: len(got[name]) >= total, 60)
+        return got["reading"], got["tick"], size
+    finally:
+        b.stop()
+        a.stop()
+        rabbit = pika.BlockingConnection(pika.URLParameters(url))
+        rabbit.channel().exchange_delete(exchange)
+        rabbit.close()
+
+
+def node_to_node(url: str, tmp: Path, seconds: float) -> None:
+    persistent, transient, size = node_latencies(url, tmp, NODE_RATE, seconds)
+    baseline = pika_latencies(url, NODE_RATE, seconds, size)
+    ours, theirs = p99(persistent), p99(baseline)
+    print(
+        f"node to node at {NODE_RATE}/s for {seconds:.0f} s: persistent p99 {ours * 1000:.1f} ms "
+        f"({len(persistent)} events), non-persistent p99 {p99(transient) * 1000:.1f} ms; raw pika "
+        f"publish-to-consume p99 {theirs * 1000:.1f} ms ({len(baseline)} messages of {size} bytes)",
+        flush=True,
+    )
+    ratio = ours / theirs
+    verdict = "ok" if ratio <= NODE_TARGET else "short"
+    print(f"goal node_to_node_p99: {ratio:.2f}x (target <= {NODE_TARGET:.2f}x) {verdict}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -261,7 +436,9 @@ def main() -> int:
     parser.add_argument("--events", type=int)
     parser.add_argument("--outage", type=float)
     parser.add_argument("--rate", type=int)
+    parser.add_argument("--window", type=float, help="seconds of firing per side, node to node")
     args = parser.parse_args()
+    window = args.window or NODE_WINDOW["quick" if args.quick else "full"]
     events, rounds, outage, rate = SETTINGS["quick" if args.quick else "full"]
     events, outage, rate = args.events or events, args.outage or outage, args.rate or rate
     logging.basicConfig(level=logging.ERROR)
@@ -272,6 +449,7 @@ def main() -> int:
         print(f"rabbitmq unavailable at {args.amqp_url}: {exc}", file=sys.stderr)
         print("goal bridge_outbound_vs_pika: n/a")
         print("goal outbox_drain_vs_steady: n/a")
+        print("goal node_to_node_p99: n/a")
         return 0
     try:
         with tempfile.TemporaryDirectory(prefix="linkserver-bus-") as scratch:
@@ -295,6 +473,7 @@ def main() -> int:
                 print(f"goal outbox_drain_vs_steady: LOST {fired - arrived} events (target: none) short")
                 return 1
             goal("outbox_drain_vs_steady", drain_rate / ours, f" ({drain_rate:,.0f} vs {ours:,.0f} events/s)")
+            node_to_node(args.amqp_url, tmp, window)
     finally:
         rabbit.close()
     return 0

@@ -1,0 +1,169 @@
+"""Faults under a stream of events: RabbitMQ or PostgreSQL out of reach of one node, a node
+killed. Nothing confirmed is lost and the nodes recover without a restart.
+
+The shared RabbitMQ and PostgreSQL keep running (other tests use them): a TCP proxy
+(linkserver/testing_proxy.py) between one node and the service is cut instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from cluster_helpers import Node, wait_linked
+
+from linkserver.testing_proxy import TcpProxy
+
+
+@pytest.fixture
+def proxies() -> Iterator[Callable[[str, int], TcpProxy]]:
+    made: list[TcpProxy] = []
+
+    def make(url: str, port: int) -> TcpProxy:
+        proxy = TcpProxy.for_url(url, port)
+        made.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in made:
+        proxy.close()
+
+
+class Firer:
+    """Fires readings on ``node`` one by one in a thread; ``confirmed`` holds the ids the
+    node said it stored (a 200 to a durable fire); a refused fire (503) is not confirmed."""
+
+    def __init__(self, node: Node, context: str = "plant.line1", pause: float = 0.01) -> None:
+        self.node, self.context, self.pause = node, context, pause
+        self.confirmed: list[int] = []
+        self.refused = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        seq = 0
+        with httpx.Client(base_url=f"{self.node.url}/api/v1", headers=self.node.headers, timeout=30) as http:
+            while not self._stop.is_set():
+                seq += 1
+                try:
+                    answer = http.post(
+                        "/fire",
+                        json={
+                            "context": self.context,
+                            "event": "reading",
+                            "data": {"seq": seq},
+                            "durable": True,
+                        },
+                    )
+                except httpx.TransportError:  # the node is gone
+                    return
+                if answer.status_code == 200:
+                    self.confirmed.append(int(answer.json()["event"]["id"]))
+                else:
+                    self.refused += 1
+                time.sleep(self.pause)
+
+    def wait_for(self, count: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.confirmed) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def stop(self) -> list[int]:
+        self._stop.set()
+        self._thread.join(60)
+        return list(self.confirmed)
+
+
+def start(*nodes: Node) -> None:
+    for node in nodes:
+        node.launch()
+    for node in nodes:
+        node.wait_serving()
+    for firer in nodes:
+        for receiver in nodes:
+            if receiver is not firer:
+                wait_linked(firer, receiver)
+
+
+def test_rabbitmq_out_of_reach_of_the_firing_node_and_then_of_the_receiving_one_loses_nothing(
+    cluster: Callable[..., Node], proxies: Callable[[str, int], TcpProxy], rabbitmq_url: str
+) -> None:
+    to_a, to_b = proxies(rabbitmq_url, 5672), proxies(rabbitmq_url, 5672)
+    a = cluster("a", amqp_url=to_a.url_for(rabbitmq_url))
+    b = cluster("b", amqp_url=to_b.url_for(rabbitmq_url))
+    start(a, b)
+    on_b = b.subscribe("plant.line1", "reading")
+    firer = Firer(a)
+    firer.wait_for(20)
+    to_a.set_available(False)  # a cannot publish: its events wait in the outbox
+    firer.wait_for(len(firer.confirmed) + 30)
+    to_a.set_available(True)
+    firer.wait_for(len(firer.confirmed) + 20)
+    to_b.set_available(False)  # b cannot receive: its queue keeps what a publishes
+    firer.wait_for(len(firer.confirmed) + 30)
+    to_b.set_available(True)
+    firer.wait_for(len(firer.confirmed) + 20)
+    confirmed = firer.stop()
+    got = on_b.wait_for(lambda ids: set(confirmed) <= set(ids), timeout=60)
+    assert set(confirmed) <= set(got), f"lost {len(set(confirmed) - set(got))} of {len(confirmed)}"
+    assert len(got) == len(set(got))  # no duplicates after the redeliveries
+    assert got == sorted(got)  # one firer: its order, also across the outages
+    assert firer.refused == 0  # firing never waited on the broker
+    assert "events wait in the outbox" in a.log()  # the outages were real
+    assert "broker not ready" in b.log()
+
+
+def test_a_node_killed_mid_stream_loses_nothing_it_confirmed_and_the_others_go_on(
+    cluster: Callable[..., Node], proxies: Callable[[str, int], TcpProxy], rabbitmq_url: str
+) -> None:
+    to_a = proxies(rabbitmq_url, 5672)
+    a, b, c = cluster("a", amqp_url=to_a.url_for(rabbitmq_url)), cluster("b"), cluster("c")
+    start(a, b, c)
+    on_b, on_c = b.subscribe("plant.line1", "reading"), c.subscribe("plant.line1", "reading")
+    firer = Firer(a, pause=0.0)
+    firer.wait_for(30)
+    to_a.set_available(False)  # from now on a's events stay in its outbox for sure
+    firer.wait_for(len(firer.confirmed) + 30)
+    a.kill()  # SIGKILL, with committed events it never published
+    confirmed = firer.stop()
+    # a's lease runs out (2 s, and as long again of grace): b or c adopts a's outbox
+    for sub in (on_b, on_c):
+        got = sub.wait_for(lambda ids: set(confirmed) <= set(ids), timeout=60)
+        assert set(confirmed) <= set(got), f"lost {len(set(confirmed) - set(got))} of {len(confirmed)}"
+        assert len(got) == len(set(got))
+    assert "this node publishes the" in b.log() + c.log()  # adopted, not published by a
+    later = b.fire("plant.line2", "reading", {"seq": 1})
+    on_c2 = c.subscribe("plant.line2", "reading", resume_from=later - 1)
+    assert later in on_c2.wait_for(lambda ids: later in ids)
+
+
+def test_postgresql_out_of_reach_of_the_firing_node_loses_nothing_it_confirmed(
+    cluster: Callable[..., Node], proxies: Callable[[str, int], TcpProxy], postgres_url: str
+) -> None:
+    to_db = proxies(postgres_url, 5432)
+    a = cluster("a", database_url=to_db.url_for(postgres_url))
+    b = cluster("b")
+    start(a, b)
+    on_b = b.subscribe("plant.line1", "reading")
+    firer = Firer(a)
+    firer.wait_for(30)
+    to_db.set_available(False)  # a's commits fail and are retried; its durable fires are refused
+    time.sleep(4)
+    to_db.set_available(True)
+    firer.wait_for(len(firer.confirmed) + 30)
+    confirmed = firer.stop()
+    stored = b.history_ids("plant.line1", "reading")
+    assert set(confirmed) <= set(stored)
+    # everything a stored (confirmed or not) reaches b once, in a's order
+    time.sleep(1)
+    stored = b.history_ids("plant.line1", "reading")
+    got = on_b.wait_for(lambda ids: set(stored) <= set(ids), timeout=60)
+    assert set(stored) <= set(got), f"lost {len(set(stored) - set(got))} of {len(stored)}"
+    assert len(got) == len(set(got)) and got == sorted(got)
+    assert "history write failed" in a.log()  # the outage was real
+    later = a.fire("plant.line2", "reading", {"seq": 1})  # a works on without a restart
+    assert later in b.history_ids("plant.line2", "reading")
