@@ -230,8 +230,13 @@ class LinkServer:
             node_id=self.node_id,
             owner=self.node_lease.owner,
             leases=self.node_lease.leases,
+            catch_up=self._catch_up_tree,
         )
         self.cluster.start()
+
+    def _catch_up_tree(self) -> None:
+        if self.tree_follower is not None:
+            self.tree_follower.catch_up()
 
     def _node_id_changed(self, node_id: int) -> None:
         self.node_id = node_id

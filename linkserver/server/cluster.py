@@ -48,7 +48,7 @@ from linkserver.history.codec import decode_data, encode_data, from_micros, micr
 from linkserver.server.cluster_outbound import ClusterOutbound
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from prometheus_client.core import Metric
 
@@ -189,8 +189,10 @@ class Cluster:
         owner: str | None = None,
         leases: NodeLeases | None = None,
         grace: timedelta | None = None,
+        catch_up: Callable[[], object] | None = None,
     ) -> None:
         self.engine = engine
+        self.catch_up = catch_up  # reads the tree's change feed now (server/tree_feed.py)
         self.history = history
         self.settings = settings
         self.node_id = node_id
@@ -342,7 +344,7 @@ class Cluster:
             self.stats.duplicates += 1
             return
         try:
-            self.engine.deliver(event)
+            self._deliver(event)
         except (ContextNotFound, EventNotDefined) as exc:
             self.stats.undeliverable += 1
             self._say(
@@ -352,6 +354,16 @@ class Cluster:
             )
             return
         self.stats.received += 1
+
+    def _deliver(self, event: Event) -> None:
+        try:
+            self.engine.deliver(event)
+        except (ContextNotFound, EventNotDefined):
+            if self.catch_up is None:
+                raise
+            # Added on another node a moment ago: follow the tree now, then once more.
+            self.catch_up()
+            self.engine.deliver(event)
 
     def _say(self, key: tuple[str, str], message: str) -> None:
         now = time.monotonic()

@@ -70,7 +70,7 @@ class Node:
             "users:",
             f"  {OPERATOR}:",
             f"    password_hash: {json.dumps(_HASH)}",
-            '    grants: {"**": "operator"}',
+            '    grants: {"**": "admin"}',
             "cluster:",
             f"  url: {json.dumps(self.amqp_url)}",
             f"  exchange: {json.dumps(self.exchange)}",
@@ -148,6 +148,12 @@ class Node:
         results = answer.json()["results"]
         assert all(result.get("event") for result in results), results
         return [int(result["event"]["id"]) for result in results]
+
+    def add_context(self, path: str) -> None:
+        answer = httpx.post(
+            f"{self.url}/api/v1/contexts", json={"path": path}, headers=self.headers, timeout=30
+        )
+        assert answer.status_code == 201, answer.text
 
     def history_ids(self, mask: str, event: str) -> list[int]:
         answer = httpx.get(

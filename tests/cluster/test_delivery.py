@@ -55,6 +55,11 @@ def test_an_event_fired_on_any_node_is_stored_once_and_delivered_once_everywhere
     assert len(stored) == len(set(stored))
     assert persistent <= set(stored) and set(fired_c) <= set(stored)
     assert not set(stored) & {i for i in fired_a if i not in persistent}
+    # a context added on one node and fired in at once: the others follow the tree, then deliver
+    a.add_context("plant.line9")
+    fresh = a.fire("plant.line9", "reading", {"seq": 1})
+    for name in ("b", "c"):
+        assert fresh in subscribers[name].wait_for(lambda ids: fresh in ids), f"{name} missed it"
     # the data table arrives as fired (types included)
     [event] = [e for e in subscribers["b"].events if int(e["id"]) == fired_c[3]]
     assert event["data"] == [{"seq": 1003, "at": None}] or event["data"] == {"seq": 1003, "at": None}
