@@ -1,6 +1,8 @@
 // The alarm list: GET /api/v1/alarms (events folded by reduction key: open, acknowledged,
 // cleared; count, first and last), with the filter bar's mask, event, level and expression
-// and a state choice, paged by cursor; acknowledge or clear the selected alarms.
+// and a state choice, paged by cursor; acknowledge or clear the selected alarms. While shown it
+// follows the alarmChanged events of the mask (docs/alarms.md): a changed alarm is read again and
+// its row replaced (or added at the top, or dropped when its state is no longer listed).
 // A server without the alarm API (its /openapi.json does not list it) gets a note instead.
 
 import { $, clear, displayPath, el, fullTime } from "./util.js";
@@ -8,8 +10,9 @@ import { $, clear, displayPath, el, fullTime } from "./util.js";
 const PAGE = 200;
 
 export class AlarmsView {
-  constructor(api, acknowledger, { onOpen }) {
+  constructor(api, acknowledger, { onOpen, live = null }) {
     this.api = api;
+    this.live = live;
     this.acknowledger = acknowledger;
     this.onOpen = onOpen;
     this.body = $("#alarms-body");
@@ -45,6 +48,7 @@ export class AlarmsView {
     this.alarms = [];
     this.cursor = null;
     this.selected.clear();
+    this.#follow(state);
     const states = el(
       "fieldset",
       { class: "states" },
@@ -90,6 +94,46 @@ export class AlarmsView {
     return this.#page();
   }
 
+  // Stop following alarmChanged (the view was left).
+  hide() {
+    if (this.live) this.live.unsubscribe("alarms").catch(() => null);
+  }
+
+  #follow(state) {
+    if (!this.live) return;
+    const spec = { mask: state.mask || "**", event: "alarmChanged" };
+    if (state.level) spec.min_level = state.level;
+    this.live.subscribe("alarms", spec, (kind, events) => kind === "events" && this.#changed(events)).catch(() => null);
+  }
+
+  async #changed(events) {
+    const ids = [...new Set(events.map((e) => String((e.data[0] || {}).id)))];
+    const states = this.states || ["open", "acknowledged"];
+    for (const id of ids) {
+      let alarm;
+      try {
+        alarm = (await this.api.call("GET", `/alarms/${id}`)).alarm;
+      } catch {
+        continue; // gone (purged) or no longer visible
+      }
+      const old = this.tbody.querySelector(`tr[data-id="${id}"]`);
+      const wanted = states.includes(alarm.state) && (!this.state.event || this.state.event === "*" || alarm.name === this.state.event);
+      const index = this.alarms.findIndex((a) => String(a.id) === id);
+      if (!wanted) {
+        if (old) old.remove();
+        if (index >= 0) this.alarms.splice(index, 1);
+        this.selected.delete(alarm.id);
+      } else if (old) {
+        old.replaceWith(this.#row(alarm));
+        this.alarms[index] = alarm;
+      } else if (!this.state.filter) {
+        this.tbody.prepend(this.#row(alarm));
+        this.alarms.unshift(alarm);
+      }
+    }
+    this.status.textContent = `${this.alarms.length} alarms${this.cursor ? " (more)" : ""}`;
+  }
+
   #query() {
     const s = this.state;
     return {
@@ -107,8 +151,16 @@ export class AlarmsView {
     this.more.disabled = true;
     try {
       const page = await this.api.call("GET", "/alarms", null, { query: this.#query() });
-      this.alarms.push(...page.alarms);
-      for (const alarm of page.alarms) this.tbody.append(this.#row(alarm));
+      for (const alarm of page.alarms) {
+        const shown = this.tbody.querySelector(`tr[data-id="${alarm.id}"]`); // added live meanwhile
+        if (shown) {
+          shown.replaceWith(this.#row(alarm));
+          this.alarms[this.alarms.findIndex((a) => String(a.id) === String(alarm.id))] = alarm;
+        } else {
+          this.tbody.append(this.#row(alarm));
+          this.alarms.push(alarm);
+        }
+      }
       this.cursor = page.next_cursor || null;
       this.more.disabled = !this.cursor;
       this.status.textContent = `${this.alarms.length} alarms${this.cursor ? " (more)" : ""}`;
@@ -123,6 +175,7 @@ export class AlarmsView {
     const box = el("input", {
       type: "checkbox",
       "aria-label": `select alarm ${alarm.key}`,
+      checked: this.selected.has(alarm.id),
       onchange: (e) => {
         if (e.target.checked) this.selected.add(alarm.id);
         else this.selected.delete(alarm.id);

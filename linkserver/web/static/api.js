@@ -6,7 +6,8 @@ const PREFIX = "/api/v1";
 
 // Event ids are 64-bit integers, beyond what a JavaScript number holds exactly (2^53): they
 // are read as their exact text (JSON.parse source text access) and sent back as raw numbers.
-const ID_KEYS = new Set(["id", "last_delivered_id", "last_dropped_id"]);
+// "event": an alarm's last event id (GET /alarms), "cleared_event" likewise.
+const ID_KEYS = new Set(["id", "last_delivered_id", "last_dropped_id", "event", "cleared_event"]);
 export const parse = (text) =>
   JSON.parse(text, (key, value, context) => (ID_KEYS.has(key) && typeof value === "number" ? context.source : value));
 const rawId = (id) => JSON.rawJSON(String(id));

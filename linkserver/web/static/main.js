@@ -50,7 +50,7 @@ class Console {
       onOpen: open,
       onSelection: (ids) => ($("#history-ack").disabled = ids.size === 0),
     });
-    this.alarmsView = new AlarmsView(this.api, this.acknowledger, { onOpen: open });
+    this.alarmsView = new AlarmsView(this.api, this.acknowledger, { onOpen: open, live: this.live });
     this.treeView = new TreeView(this.api, this.catalog);
     this.filters = new FilterBar(this.api, this.catalog, { onApply: (state) => this.route(this.view, state, true) });
     this.view = null;
@@ -162,6 +162,7 @@ class Console {
     $("#filters").classList.toggle("live", view !== "history"); // no time range there
     $("#filters").classList.toggle("alarms", view === "alarms"); // alarms have states instead
     const key = JSON.stringify(state);
+    if (this.view === "alarms" && view !== "alarms") this.alarmsView.hide();
     this.view = view;
     this.state = state;
     let error = null;
