@@ -14,6 +14,12 @@ writer thread and the rules' state writer share the GIL with it), and the
 writer catches up between rounds. A rule that scanned every rule per fire
 would make this ratio about 1/1000.
 
+``alarm_reduction`` (>= 0.7x): the persistent ``fault`` event fired into 1,000 contexts in
+turn, each firing reducing its context's alarm (reduction_key ``{context}:{name}:{data.code}``:
+1,000 active alarms, every batch's events folded per key and upserted in the events' commit by
+server/alarms.py's same-commit hook), against the same event without a reduction_key on an
+otherwise identical engine and SQLite store. Nobody watches alarmChanged (nothing to notify).
+
     python tools/bench/alarms.py [--quick]
 """
 
@@ -34,6 +40,8 @@ sys.path.insert(0, str(ROOT))
 from linkserver.core.rules import Rule, RuleKind  # noqa: E402
 from linkserver.history.sql import SqlHistoryStore  # noqa: E402
 from linkserver.loading import load_contexts  # noqa: E402
+from linkserver.server.access import HistoryAccess  # noqa: E402
+from linkserver.server.alarms import Alarms  # noqa: E402
 from linkserver.server.engine import Engine  # noqa: E402
 from linkserver.server.rules import RuleHost  # noqa: E402
 
@@ -120,6 +128,81 @@ class Side:
         self.store.stop()
 
 
+FAULTS = """
+templates:
+  faulty:
+    events:
+      fault:
+        level: WARNING
+        persistent: true
+        {key}
+        format:
+          fields:
+            - {{name: code, type: string}}
+            - {{name: message, type: string}}
+contexts:
+  things:
+    child_templates: [standard, faulty]
+"""
+FAULT = {"code": "E42", "message": "motor overload"}
+
+
+class AlarmSide:
+    """An engine on its own SQLite history firing ``fault`` round robin into 1,000 contexts; with
+    ``reduced`` the definition has a reduction_key and the server's alarm list is attached."""
+
+    def __init__(self, directory: Path, name: str, *, reduced: bool) -> None:
+        key = 'reduction_key: "{context}:{name}:{data.code}"' if reduced else ""
+        (directory / f"{name}.yaml").write_text(FAULTS.format(key=key))
+        catalog = load_contexts([shipped_contexts(), directory / f"{name}.yaml"])
+        self.store = SqlHistoryStore(f"sqlite:///{directory / f'{name}.sqlite3'}")
+        self.engine = Engine.from_catalog(catalog, history=self.store)
+        self.alarms = (
+            Alarms(self.engine, self.store, HistoryAccess(self.engine.tree, self.store)) if reduced else None
+        )
+        self.store.start()
+        self.paths = [f"things.t{i}" for i in range(DEVICES)]
+        for path in self.paths:
+            self.engine.add_context(path)
+        if self.alarms is not None:
+            self.alarms.start()
+        self._next = 0
+
+    def fire(self) -> None:
+        index = self._next
+        self._next = (index + 1) % DEVICES
+        self.engine.fire(self.paths[index], "fault", FAULT)
+
+    def round(self, seconds: float) -> float:
+        rate = measure(self.fire, seconds)
+        self.store.flush()
+        return rate
+
+    def close(self) -> None:
+        if self.alarms is not None:
+            self.alarms.stop()
+        self.engine.close()
+        self.store.stop()
+
+
+def alarm_reduction(directory: Path, seconds: float, rounds: int) -> tuple[dict[str, float], int, int]:
+    reduced, plain = (
+        AlarmSide(directory, "reduced", reduced=True),
+        AlarmSide(directory, "unreduced", reduced=False),
+    )
+    try:
+        found = best(
+            {"reduced": lambda: reduced.round(seconds), "plain": lambda: plain.round(seconds)}, rounds
+        )
+        assert reduced.alarms is not None
+        alarms = reduced.alarms.store.by_keys(f"{path}:fault:E42" for path in reduced.paths)
+        assert len(alarms) == DEVICES, f"{len(alarms)} alarms, expected {DEVICES}"
+        return found, len(alarms), sum(alarm.count for alarm in alarms)
+    finally:
+        reduced.close()
+        plain.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a fraction of a second")
@@ -150,6 +233,15 @@ def main() -> None:
         f"({opened} alerts open at the end)   without rules {found['none']:>10,.0f} fires/s"
     )
     goals.append(("count_rules", found["rules"] / found["none"], 0.7))
+
+    with tempfile.TemporaryDirectory(prefix="lsbench-alarms-") as folder:
+        reduction, active, folded = alarm_reduction(Path(folder), seconds, rounds)
+    print(
+        f"persistent fire into {DEVICES} contexts: reduced into {active} active alarms "
+        f"{reduction['reduced']:>10,.0f} fires/s ({folded:,} events folded)   "
+        f"without reduction {reduction['plain']:>10,.0f} fires/s"
+    )
+    goals.append(("alarm_reduction", reduction["reduced"] / reduction["plain"], 0.7))
 
     for name, ratio, target in goals:
         print(f"goal {name}: {ratio:.2f}x (target >= {target:.2f}x) {'ok' if ratio >= target else 'short'}")
