@@ -3,17 +3,24 @@ acknowledged, the dry run, and rule state surviving a restart of the server (SQL
 
 from __future__ import annotations
 
+import os
 import textwrap
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from linkserver import CapturingListener, LinkServer
 from linkserver.core.events import Acknowledgement
 from linkserver.history.base import HistoryQuery
 from linkserver.loading.shipped import SHIPPED_CONTEXTS
+
+POSTGRES_URL = os.environ.get("LINKSERVER_TEST_POSTGRES_URL")
 
 RULES = """
 rules:
@@ -38,14 +45,42 @@ rules:
 """
 
 
-def config_file(tmp_path: Path, rules: str = RULES) -> Path:
+def config_file(tmp_path: Path, rules: str = RULES, database_url: str | None = None) -> Path:
     path = tmp_path / "linkserver.yaml"
+    history = f"history:\n  database_url: '{database_url}'\n" if database_url else ""
     path.write_text(
         f"server:\n  data_dir: {tmp_path / 'data'}\n  contexts: [{SHIPPED_CONTEXTS}]\n"
-        "controllers: []\n" + textwrap.dedent(rules),
+        "controllers: []\n" + history + textwrap.dedent(rules),
         encoding="utf-8",
     )
     return path
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh schema of the test database (dropped afterwards); unreachable: the test fails."""
+    assert POSTGRES_URL, "LINKSERVER_TEST_POSTGRES_URL is not set"
+    schema = f"lstest_rules_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str | None:
+    """None: the SQLite file in the data directory; else a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        return None
+    if not POSTGRES_URL:
+        pytest.skip("LINKSERVER_TEST_POSTGRES_URL is not set")
+    return str(request.getfixturevalue("postgres_url"))
 
 
 def server(tmp_path: Path) -> LinkServer:
@@ -129,8 +164,8 @@ def test_a_disabled_rule_is_listed_and_tested_but_fires_nothing(tmp_path: Path) 
         assert len(alerts(s, "alert")) == 1  # the real one, once; the dry runs fired nothing
 
 
-def test_rule_state_survives_a_restart_mid_window(tmp_path: Path) -> None:
-    path = config_file(tmp_path)
+def test_rule_state_survives_a_restart_mid_window(tmp_path: Path, database: str | None) -> None:
+    path = config_file(tmp_path, database_url=database)
     first = LinkServer.from_config_file(path).start()
     try:
         first.engine.add_context("devices.d1")
