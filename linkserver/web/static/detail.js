@@ -13,18 +13,32 @@ export class Detail {
     this.body = $("#detail-body");
     this.current = null;
     $("#detail-close").addEventListener("click", () => this.close());
-    this.panel.addEventListener("keydown", (e) => e.key === "Escape" && this.close());
+    // Escape closes it from anywhere but a dialog (which Escape closes itself).
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && !this.panel.hidden && !document.querySelector("dialog[open]")) this.close();
+    });
   }
 
   close() {
+    const wasOpen = !this.panel.hidden;
     this.panel.hidden = true;
     this.current = null;
+    // Back to where the detail was opened from (a row of the list: arrows go on from there).
+    if (wasOpen && this.returnTo && this.returnTo.isConnected) this.returnTo.focus({ preventScroll: true });
+    this.returnTo = null;
   }
 
   async show(event) {
+    const opening = this.panel.hidden;
     this.current = event.id;
     this.panel.hidden = false;
     this.#render(event, null, null);
+    if (opening) this.returnTo = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    if (opening || this.panel.contains(document.activeElement)) {
+      // Keyboard users land in the detail (Escape closes it and brings them back), also when a
+      // related event replaced the button they pressed.
+      $("#detail-title").focus({ preventScroll: true });
+    }
     const [stored, definition] = await Promise.all([
       this.api.call("GET", `/events/${event.id}`).then((a) => a.event, () => null), // not persistent: as received
       this.catalog.definition(event.context, event.name),

@@ -1,10 +1,11 @@
 // The context tree (what the user may see) and, for the chosen context, its definitions
-// (level, persistence, retention in effect, format) and, under devices, each device's state.
+// (level, persistence, retention in effect, format) and, under devices, each device's state
+// (its state machine's) and connection.
 
 import { dataTable } from "./detail.js";
 import { $, clear, displayPath, el, fullTime } from "./util.js";
 
-const DEVICE_EVENTS = ["stateChanged", "connected", "disconnected"];
+const CONNECTION_EVENTS = ["connected", "disconnected"];
 
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "—";
@@ -156,38 +157,57 @@ export class TreeView {
     box.append(el("div", { id: "devices" }));
   }
 
-  // Each device's last state change and connection event, from history.
+  // Each device's state from its state machine (GET /resources: what the server keeps, the
+  // actions allowed now) and its last connection event, from history.
   async #devices(path) {
     const mask = path === "devices" ? "devices.*" : path;
-    let page;
+    let page, resources;
     try {
-      page = await this.api.call("GET", "/history", null, { query: { mask: [mask], event: DEVICE_EVENTS, limit: 2000 } });
+      [page, resources] = await Promise.all([
+        this.api.call("GET", "/history", null, { query: { mask: [mask], event: CONNECTION_EVENTS, limit: 2000 } }),
+        this.api.call("GET", "/resources", null, { query: { mask: [mask] } }).then((a) => a.resources, () => []),
+      ]);
     } catch {
       return;
     }
     if (this.selected !== path) return;
     const devices = new Map();
     for (const child of path === "devices" ? this.catalog.paths.filter((p) => /^devices\.[^.]+$/.test(p)) : [path]) {
-      devices.set(child, { state: "—", connection: "—", since: null });
+      devices.set(child, { state: "—", allowed: "", connection: "—", since: null });
+    }
+    const blank = () => ({ state: "—", allowed: "", connection: "—", since: null });
+    for (const resource of resources) {
+      const device = devices.get(resource.path) || blank();
+      devices.set(resource.path, device);
+      device.state = resource.state;
+      device.allowed = resource.actions.join(", ");
     }
     for (const event of page.events) {
-      const device = devices.get(event.context) || { state: "—", connection: "—", since: null };
+      const device = devices.get(event.context) || blank();
       devices.set(event.context, device);
-      if (event.name === "stateChanged" && device.state === "—") {
-        device.state = (event.data[0] || {}).new || "?";
-        device.since = device.since || event.created;
+      if (device.connection === "—") {
+        device.connection = event.name;
+        device.since = event.created;
       }
-      if (event.name !== "stateChanged" && device.connection === "—") device.connection = event.name;
     }
     const host = $("#devices");
     if (!host || !devices.size) return;
+    const rows = [...devices].sort(([a], [b]) => (a < b ? -1 : 1));
     host.append(
       el("h3", {}, "Devices"),
       dataTable(
-        [...devices].map(([p, d]) => ({ device: p, state: d.state, connection: d.connection, since: d.since ? fullTime(d.since) : "" })),
+        rows.map(([p, d]) => ({
+          device: p,
+          state: d.state,
+          actions: d.allowed,
+          connection: d.connection,
+          since: d.since ? fullTime(d.since) : "",
+        })),
         null,
       ),
     );
-    host.querySelector("table").classList.add("devices");
+    const table = host.querySelector("table");
+    table.classList.add("devices");
+    for (const [index, [p]] of rows.entries()) table.tBodies[0].rows[index].dataset.device = p;
   }
 }

@@ -1,0 +1,91 @@
+"""The web console's detail, tree and header in a real browser (issue 12's list): the event detail
+opened from the keyboard with its data table, definition help, acknowledgements and related events;
+devices in the tree with the state their state machine holds; the count of open alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from linkserver.testing import RunningServer
+from linkserver.web.browser import sign_in
+
+
+def active(page: Any) -> str:
+    """What has the keyboard focus: its id, or its class names."""
+    return str(page.evaluate("document.activeElement.id || document.activeElement.className"))
+
+
+def test_the_detail_opens_from_the_keyboard_with_data_help_acknowledgements_and_related_events(
+    server: RunningServer, page: Any
+) -> None:
+    device = server.new_device("detail")
+    fire = server.server.fire
+    older = fire(device, "error", {"code": "E7", "message": "belt slipping"}, durable=True)
+    newer = fire(device, "error", {"code": "E9", "message": "belt torn"}, durable=True)
+    with server.client() as client:
+        client.acknowledge(newer.id, "belt replaced")
+    sign_in(page, server.url, "operator", server.password("operator"))
+    page.goto(f"{server.url}/#/history?mask={device}")
+    page.wait_for_selector("#history-status:text-is('2 of 2 events')")
+    page.focus("#history-list .vlist")
+    page.keyboard.press("Home")  # the newest, at the top
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#detail:not([hidden]) #detail-body .related")
+    assert active(page) == "detail-title"  # the keyboard is in the detail now
+    assert page.inner_text("#detail-title") == f"error in {device}"
+    body = page.inner_text("#detail-body")
+    table = page.inner_text("#detail-body table.data")
+    assert "code" in table and "E9" in table and "belt torn" in table
+    assert "'code' is the device's own error code" in body  # the definition's help
+    assert "Acknowledgements (1)" in body and "admin" in body and "belt replaced" in body
+    related = page.inner_text("#detail-body .related")
+    assert "belt slipping" in related and "belt torn" not in related  # the same context, not itself
+    page.click("#detail-body .related button")  # one related event opens in its place
+    page.wait_for_selector(f"#detail-body dd:text-is('{older.id}')")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#detail", state="hidden")
+    assert "vlist" in active(page)  # back in the list it was opened from
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f"#detail:not([hidden]) #detail-body dd:text-is('{older.id}')")
+
+
+def test_the_tree_shows_each_device_with_the_state_its_machine_holds(
+    server: RunningServer, page: Any
+) -> None:
+    running, idle = server.new_device("running"), server.new_device("idle")
+    server.server.resources.transition(running, action="connect", by="test")
+    server.server.fire(running, "connected", {"address": "10.0.0.7:502"})
+    sign_in(page, server.url, "operator", server.password("operator"))
+    page.goto(f"{server.url}/#/tree")
+    page.wait_for_selector(f"#tree [data-path='{running}']")
+    page.click("#tree [data-path='devices'] > .label")
+    page.wait_for_selector(f"#devices tr[data-device='{running}']")
+    cells = page.inner_text(f"#devices tr[data-device='{running}']").split("\t")
+    assert cells[:2] == [running, "online"] and "disconnect" in cells[2] and cells[3] == "connected"
+    assert page.inner_text(f"#devices tr[data-device='{idle}']").split("\t")[:2] == [idle, "offline"]
+    page.click(f"#tree [data-path='{idle}'] > .label")  # one device alone
+    page.wait_for_selector(f"#devices tr[data-device='{idle}']")
+    assert page.locator("#devices tbody tr").count() == 1
+    items = page.eval_on_selector_all("#tree [role=treeitem]", "nodes => nodes.map(n => n.dataset.path)")
+    above = items[items.index(idle) - 1]
+    page.keyboard.press("ArrowUp")  # the tree from the keyboard: the context above is chosen
+    page.wait_for_selector(f"#tree [aria-selected='true'][data-path='{above}']")
+    page.wait_for_selector(f"#context-detail h3:text-is('{above}')")
+
+
+def test_the_header_counts_open_alerts_until_they_are_acknowledged(server: RunningServer, page: Any) -> None:
+    sign_in(page, server.url, "operator", server.password("operator"))
+    page.wait_for_selector("#open-alerts-count:text-matches('^[0-9]+$')")
+    before = int(page.inner_text("#open-alerts-count"))
+    alert = server.new_alert("counted")
+    events = [
+        server.server.fire(alert, "alert", {"message": f"pressure {n}"}, durable=True) for n in range(2)
+    ]
+    page.wait_for_selector(f"#open-alerts-count:text-is('{before + 2}')")
+    with server.client() as client:
+        for event in events:
+            client.acknowledge(event.id, "vented")
+    page.wait_for_selector(f"#open-alerts-count:text-is('{before}')")
+    page.click("#open-alerts")  # the badge opens the alerts to do
+    page.wait_for_url("**/#/history?ack=todo")
