@@ -1,6 +1,7 @@
-"""The web console's detail, tree and header in a real browser (issue 12's list): the event detail
-opened from the keyboard with its data table, definition help, acknowledgements and related events;
-devices in the tree with the state their state machine holds; the count of open alerts."""
+"""The web console's views in a real browser (issue 12's list): the event detail opened from the
+keyboard with its data table, definition help, acknowledgements and related events; devices in the
+tree with the state their state machine holds; the count of open alerts; pause and resume; the
+alerts-to-do filter; light and dark."""
 
 from __future__ import annotations
 
@@ -89,3 +90,56 @@ def test_the_header_counts_open_alerts_until_they_are_acknowledged(server: Runni
     page.wait_for_selector(f"#open-alerts-count:text-is('{before}')")
     page.click("#open-alerts")  # the badge opens the alerts to do
     page.wait_for_url("**/#/history?ack=todo")
+
+
+def test_pause_holds_new_events_and_resume_shows_them_in_order(server: RunningServer, page: Any) -> None:
+    device = server.new_device("paused")
+    sign_in(page, server.url, "operator", server.password("operator"))
+    page.goto(f"{server.url}/#/live?mask={device}")
+    page.wait_for_selector("#live-status:text-matches('^0 shown')")
+    page.click("#live-pause")
+    assert page.get_attribute("#live-pause", "aria-pressed") == "true"
+    for n in range(3):
+        server.server.fire(device, "error", {"code": f"E{n}", "message": f"held {n}"})
+    page.wait_for_selector("#live-status:text-is('0 shown · paused: 3 waiting')")
+    assert page.locator(".view:not([hidden]) .row:not([hidden])").count() == 0
+    page.focus("#live-pause")  # a real button: the keyboard resumes too
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#live-status:text-is('3 shown')")
+    texts = page.eval_on_selector_all(
+        ".view:not([hidden]) .row:not([hidden])",
+        "rows => rows.sort((a, b) => a.dataset.index - b.dataset.index)"
+        ".map(r => r.querySelector('.text').textContent)",
+    )
+    assert texts == ["held 2", "held 1", "held 0"]  # newest first
+
+
+def test_the_alerts_to_do_filter_shows_only_unacknowledged_alerts(server: RunningServer, page: Any) -> None:
+    alert = server.new_alert("todo")
+    fire = server.server.fire
+    done = fire(alert, "alert", {"message": "done already"}, durable=True)
+    fire(alert, "alert", {"message": "still to do"}, durable=True)
+    with server.client() as client:
+        client.acknowledge(done.id, "handled")
+    sign_in(page, server.url, "operator", server.password("operator"))
+    page.goto(f"{server.url}/#/history?mask={alert}")
+    page.wait_for_selector("#history-status:text-is('2 of 2 events')")
+    page.select_option("#f-ack", "todo")
+    page.click("#filters button[type=submit]")
+    page.wait_for_url("**ack=todo**")
+    page.wait_for_selector("#history-status:text-is('1 of 1 events')")
+    assert "still to do" in page.inner_text("#history-list") and "done already" not in page.inner_text(
+        "#history-list"
+    )
+
+
+def test_the_theme_switches_and_is_kept(server: RunningServer, page: Any) -> None:
+    sign_in(page, server.url, "operator", server.password("operator"))
+    first = page.get_attribute("html", "data-theme")
+    page.click("#theme")
+    other = "light" if first == "dark" else "dark"
+    assert page.get_attribute("html", "data-theme") == other
+    assert page.get_attribute("#theme", "aria-pressed") == str(other == "dark").lower()
+    page.reload()
+    page.wait_for_selector("#console:not([hidden])")
+    assert page.get_attribute("html", "data-theme") == other
