@@ -20,6 +20,7 @@ import attrs
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.filters import Filter
 from linkserver.core.levels import Level
+from linkserver.history.device_owners import DeviceOwnerTable
 from linkserver.history.nodes import NodeLeases
 from linkserver.history.outbox import Outbox
 from linkserver.history.same_commit import SameCommit
@@ -206,6 +207,11 @@ class HistoryStore(TreeStore):
     @abc.abstractmethod
     def sessions(self) -> SessionTable:
         """The login sessions kept in this history's database (usable between start and stop)."""
+
+    @property
+    @abc.abstractmethod
+    def device_owners(self) -> DeviceOwnerTable:
+        """Which controller owns which device context, kept in this history's database."""
 
     def exclusive(self, name: str) -> AbstractContextManager[bool]:
         """Hold the lock ``name`` of this database while the block runs, if no one else holds it.

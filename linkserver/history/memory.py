@@ -20,6 +20,7 @@ from linkserver.core.errors import EventNotFound, HistoryError, ServerStopped
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
 from linkserver.history.codec import check_acknowledgement, check_event, encode_data
+from linkserver.history.device_owners import DeviceOwnerTable, MemoryDeviceOwnerTable
 from linkserver.history.matching import compile_query, encode_cursor, id_bounds
 from linkserver.history.nodes import MemoryNodeLeases, NodeLeases
 from linkserver.history.outbox import MemoryOutbox, Outbox
@@ -44,6 +45,7 @@ class MemoryHistoryStore(HistoryStore):
         self._tree_seq = 0
         self._users = MemoryUserStore()
         self._sessions = MemorySessionTable()
+        self._device_owners = MemoryDeviceOwnerTable()
         self._same_commit: list[SameCommit] = []
         self._node_leases = MemoryNodeLeases()
 
@@ -54,6 +56,10 @@ class MemoryHistoryStore(HistoryStore):
     @property
     def sessions(self) -> SessionTable:
         return self._sessions
+
+    @property
+    def device_owners(self) -> DeviceOwnerTable:
+        return self._device_owners
 
     def start(self) -> None:
         with self._lock:

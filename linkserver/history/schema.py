@@ -281,6 +281,19 @@ Index("ix_sessions_user", sessions.c.user)
 # The expiry sweep (open sessions past their expiry) and forgetting old rows.
 Index("ix_sessions_expires", sessions.c.expires)
 
+# Device owners shared by the nodes of a database (linkserver/history/device_owners.py): one
+# row per owned device context. The primary key serves every lookup, and (byte order on
+# PostgreSQL) the prefix range of a removal's subtree.
+device_owners = Table(
+    "device_owners",
+    metadata,
+    Column("path", ContextPath, primary_key=True),
+    Column("controller", Text, nullable=False),
+    Column("principal", Text, nullable=True),  # None: a controller in the node's own process
+    Column("node", Integer, nullable=False),
+    Column("claimed", UtcDateTime, nullable=False),
+)
+
 EVENT_COLUMNS = tuple(column.name for column in events.columns)
 """The column order of rows made by :func:`row_maker` (the writer's INSERT/COPY order)."""
 

@@ -33,6 +33,7 @@ from linkserver.history.nodes import NodeLeases, SqlNodeLeases
 from linkserver.history.outbox import Outbox, SqlOutbox
 from linkserver.history.same_commit import SameCommit
 from linkserver.history.schema import Id, UtcDateTime, acknowledgements, contexts, events, row_maker
+from linkserver.history.sql_device_owners import SqlDeviceOwnerTable
 from linkserver.history.sql_sessions import SqlSessionTable
 from linkserver.history.sql_users import SqlUserStore
 from linkserver.history.tree import StoredContext
@@ -101,6 +102,7 @@ class SqlHistoryStore(HistoryStore):
         self._upsert: Any = None
         self._users = SqlUserStore(lambda: self.engine, lambda: self._write_lock)
         self._sessions = SqlSessionTable(lambda: self.engine, lambda: self._write_lock)
+        self._device_owners = SqlDeviceOwnerTable(lambda: self.engine, lambda: self._write_lock)
         self._same_commit: list[SameCommit] = []
 
     # -- lifecycle ---------------------------------------------------------------
@@ -161,6 +163,10 @@ class SqlHistoryStore(HistoryStore):
     @property
     def sessions(self) -> SqlSessionTable:
         return self._sessions
+
+    @property
+    def device_owners(self) -> SqlDeviceOwnerTable:
+        return self._device_owners
 
     @property
     def shared(self) -> bool:

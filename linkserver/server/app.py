@@ -14,6 +14,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -137,6 +138,10 @@ class LinkServer:
                 self.history.start()
                 self._claim_node_id()
                 self._restore_tree()
+                if self.history.shared:  # other nodes see which controller owns which device
+                    self.device_owners.share(
+                        self.history.device_owners, lambda: self.node_id, self._node_alive
+                    )
                 self.resources.start()
                 self.jobs.start()
                 self.alarms.start()
@@ -237,6 +242,15 @@ class LinkServer:
     def _catch_up_tree(self) -> None:
         if self.tree_follower is not None:
             self.tree_follower.catch_up()
+
+    def _node_alive(self, node: int) -> bool:
+        """Whether node id ``node`` is held by a live node: with a ``cluster:`` section, its lease
+        (and its grace) has not run out; with node ids set by hand there is no telling, so yes."""
+        lease = self.node_lease
+        if lease is None:
+            return True
+        now = time.time_ns() // 1_000_000
+        return any(held.id == node and held.expires_ms + lease.grace_ms > now for held in lease.leases.all())
 
     def _node_id_changed(self, node_id: int) -> None:
         self.node_id = node_id

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -25,6 +26,7 @@ from linkserver.core.events import Event
 from linkserver.core.levels import Level
 from linkserver.core.paths import display
 from linkserver.devices.bookkeeping import DEVICES, DeviceBookkeeping
+from linkserver.history.device_owners import DeviceOwnerTable, OwnerRow
 from linkserver.typing import DeviceController, DeviceHandle
 
 __all__ = [
@@ -66,33 +68,80 @@ class Owner:
 
 
 class DeviceOwners:
-    """Which controller owns which device context, for one running server (kept in memory).
+    """Which controller owns which device context, for one running server.
 
     A controller owns the device contexts it added or adopted until it
     removes them; another controller can neither adopt nor remove them, and
     a context with an owned context below it is removed only by that owner.
     An entry whose context was removed some other way is forgotten.
+
+    Kept in memory; with :meth:`share` also in the history database, so that
+    the nodes of a cluster agree: a device owned through one node cannot be
+    adopted through another. There an in-process controller is the same owner
+    only on the same node; a remote one (known by its name and user) is the
+    same owner through any node, so it can reconnect elsewhere. The owner of
+    a row claimed on a node that is gone (``alive(node)`` False) or on this
+    node before a restart no longer counts.
     """
 
     def __init__(self, tree: ContextTree) -> None:
         self._tree = tree
         self._owners: dict[str, Owner] = {}
         self._lock = threading.Lock()
+        self._table: DeviceOwnerTable | None = None
+        self._node: Callable[[], int] = lambda: 0
+        self._alive: Callable[[int], bool] = lambda node: True
+
+    def share(
+        self, table: DeviceOwnerTable, node: Callable[[], int], alive: Callable[[int], bool] | None = None
+    ) -> None:
+        """Keep owners in ``table`` too, claimed as node ``node()``; ``alive(node id)`` says
+        whether another node's claims still count (default: always). Rows this node claimed
+        before (it starts again) are dropped."""
+        table.delete_node(node())
+        with self._lock:
+            self._table, self._node = table, node
+            if alive is not None:
+                self._alive = alive
 
     def owner_of(self, path: str) -> Owner | None:
         with self._lock:
-            return self._live(path)
+            local = self._live(path)
+        if local is not None or self._table is None:
+            return local
+        row = self._table.get(path)
+        if row is None or not self._counts(row):
+            return None
+        return Owner(row.controller, row.principal)
 
     def claim(self, path: str, owner: Owner) -> None:
         """Make ``owner`` the owner of the (existing) ``path``; DeviceOwned if another owns it."""
         with self._lock:
             current = self._live(path)
             if current is not None and current != owner:
-                raise DeviceOwned(
-                    f"device context {display(path)!r} belongs to {current}; {owner} may not take it "
-                    "over: give this controller's devices other names, or stop the other controller"
-                )
+                raise self._owned(path, str(current), owner)
+        if self._table is not None:
+            self._claim_shared(path, owner)
+        with self._lock:
             self._owners[path] = owner
+
+    def _claim_shared(self, path: str, owner: Owner) -> None:
+        table, node = self._table, self._node()
+        assert table is not None
+        mine = OwnerRow(
+            path=path, controller=owner.controller, principal=owner.principal, node=node, claimed=_now()
+        )
+        for _ in range(5):  # compare-and-set: another node may write between the read and the write
+            row = table.get(path)
+            if row is not None:
+                if row == mine:
+                    return
+                if self._counts(row) and not self._same(row, owner):
+                    where = f"{Owner(row.controller, row.principal)} on node {row.node}"
+                    raise self._owned(path, where, owner)
+            if table.put(mine, row):
+                return
+        raise DeviceOwned(f"device context {display(path)!r} is being claimed by another node; try again")
 
     def check_removal(self, path: str, by: Owner | None) -> None:
         """DeviceOwned unless every owned context at or below ``path`` is ``by``'s."""
@@ -103,16 +152,21 @@ class DeviceOwners:
                     continue
                 owner = self._live(owned)
                 if owner is not None and owner != by:
-                    who = "this caller" if by is None else str(by)
-                    raise DeviceOwned(
-                        f"device context {display(owned)!r} belongs to {owner}; {who} may not remove "
-                        f"{display(path)!r}: only that controller removes its devices (it does when it stops)"
-                    )
+                    raise self._refused(owned, str(owner), path, by)
+        if self._table is None:
+            return
+        for row in self._table.under(path):
+            if self._counts(row) and (by is None or not self._same(row, by)):
+                where = f"{Owner(row.controller, row.principal)} on node {row.node}"
+                raise self._refused(row.path, where, path, by)
 
     def release(self, paths: Iterable[str]) -> None:
+        paths = list(paths)
         with self._lock:
             for path in paths:
                 self._owners.pop(path, None)
+        if self._table is not None:
+            self._table.delete(paths, self._node())
 
     def _live(self, path: str) -> Owner | None:
         owner = self._owners.get(path)
@@ -120,6 +174,39 @@ class DeviceOwners:
             del self._owners[path]
             return None
         return owner
+
+    def _counts(self, row: OwnerRow) -> bool:
+        """Whether a shared row's owner still owns its context."""
+        if self._tree.find(row.path) is None:
+            return False
+        if row.node == self._node():  # this node knows its own owners
+            with self._lock:
+                return self._live(row.path) is not None
+        return self._alive(row.node)
+
+    def _same(self, row: OwnerRow, owner: Owner) -> bool:
+        if (row.controller, row.principal) != (owner.controller, owner.principal):
+            return False
+        return owner.principal is not None or row.node == self._node()
+
+    @staticmethod
+    def _owned(path: str, current: str, owner: Owner) -> DeviceOwned:
+        return DeviceOwned(
+            f"device context {display(path)!r} belongs to {current}; {owner} may not take it "
+            "over: give this controller's devices other names, or stop the other controller"
+        )
+
+    @staticmethod
+    def _refused(owned: str, current: str, path: str, by: Owner | None) -> DeviceOwned:
+        who = "this caller" if by is None else str(by)
+        return DeviceOwned(
+            f"device context {display(owned)!r} belongs to {current}; {who} may not remove "
+            f"{display(path)!r}: only that controller removes its devices (it does when it stops)"
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def add_owned_device(

@@ -78,7 +78,7 @@ class Node:
         self.log.seek(0)
         return self.log.read()
 
-    def wait_serving(self, timeout: float = 30) -> Node:
+    def wait_serving(self, timeout: float = 90) -> Node:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

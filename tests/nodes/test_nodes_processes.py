@@ -116,6 +116,39 @@ def test_the_tree_is_one_on_every_node(start_nodes: Callable[..., list[Node]]) -
     watching.close()
 
 
+def test_acknowledgements_and_deletes_on_one_node_are_seen_on_all(
+    start_nodes: Callable[..., list[Node]],
+) -> None:
+    a, b, c = start_nodes(3)
+    token = a.login("admin")
+    open_alerts = {"requires_acknowledgement": "true", "acknowledged": "false", "mask": "alerts.**"}
+    with a.http(token) as http:
+        assert http.post("/contexts", json={"path": "alerts.overheat"}).status_code in (200, 201)
+        raised = http.post(
+            "/fire",
+            json={
+                "context": "alerts.overheat",
+                "event": "alert",
+                "data": {"message": "hot"},
+                "durable": True,
+            },
+        )
+        assert raised.status_code == 200, raised.text
+    alert = raised.json()["event"]["id"]
+    # What the web console's pop-ups ask every two seconds, on another node: the alert is open.
+    with b.http(token) as http:
+        assert [e["id"] for e in http.get("/history", params=open_alerts).json()["events"]] == [alert]
+        acked = http.post(f"/events/{alert}/acknowledge", json={"text": "fan replaced"})
+        assert acked.status_code == 200, acked.text
+    with c.http(token) as http:
+        assert http.get("/history", params=open_alerts).json()["events"] == []
+        [ack] = http.get(f"/events/{alert}").json()["event"]["acknowledgements"]
+        assert ack["text"] == "fan replaced" and ack["user"] == "admin"
+        assert http.delete(f"/events/{alert}").status_code == 200
+    with a.http(token) as http:
+        assert http.get(f"/events/{alert}").status_code == 404
+
+
 def test_the_others_go_on_when_one_node_is_killed(
     start_nodes: Callable[..., list[Node]], shared_url: str
 ) -> None:

@@ -87,3 +87,44 @@ def test_a_node_started_later_builds_the_same_tree(make_node: Callable[[int], Li
     b = make_node(2)
     assert b.tree.find("devices.early") is not None and b.tree.find("devices.gone") is None
     assert sorted(b.tree.paths()) == sorted(a.tree.paths())
+
+
+def test_a_device_owned_through_one_node_cannot_be_adopted_through_another(
+    make_node: Callable[[int], LinkServer],
+) -> None:
+    from linkserver.core.errors import DeviceOwned
+    from linkserver.server.controllers import Owner, add_owned_device, remove_owned
+
+    a, b = make_node(1), make_node(2)
+    remote = Owner("gateway7", "operator")  # a remote controller, connected as operator
+    assert add_owned_device(a.engine, a.device_owners, remote, "devices.plc7") is False
+    eventually(lambda: b.tree.find("devices.plc7"), what="devices.plc7 on node 2")
+    for other in (Owner("gateway8", "operator"), Owner("gateway7")):
+        with pytest.raises(DeviceOwned, match="gateway7.*on node 1"):
+            add_owned_device(b.engine, b.device_owners, other, "devices.plc7")
+    with pytest.raises(DeviceOwned, match="gateway7"):
+        remove_owned(b.engine, b.device_owners, "devices", None)
+    # The same remote controller reconnecting through node 2 keeps its device.
+    assert add_owned_device(b.engine, b.device_owners, remote, "devices.plc7") is True
+    assert a.device_owners.owner_of("devices.plc7") == remote
+    # In-process controllers of the same name on two nodes are two owners.
+    handle_a = a.add_controller("sim", _Idle())
+    handle_a.add_device("pump1")
+    eventually(lambda: b.tree.find("devices.pump1"), what="devices.pump1 on node 2")
+    handle_b = b.add_controller("sim", _Idle())
+    with pytest.raises(DeviceOwned, match="sim"):
+        handle_b.add_device("pump1")
+    handle_a.remove_device("pump1")  # released: now node 2's may have it
+    eventually(lambda: b.tree.find("devices.pump1") is None, what="devices.pump1 gone on node 2")
+    handle_b.add_device("pump1")
+    eventually(lambda: a.device_owners.owner_of("devices.pump1") == Owner("sim"), what="node 2's owner on 1")
+    with pytest.raises(DeviceOwned, match="on node 2"):
+        handle_a.add_device("pump1")
+
+
+class _Idle:
+    def start(self, handle: object) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
