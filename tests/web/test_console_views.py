@@ -143,3 +143,30 @@ def test_the_theme_switches_and_is_kept(server: RunningServer, page: Any) -> Non
     page.reload()
     page.wait_for_selector("#console:not([hidden])")
     assert page.get_attribute("html", "data-theme") == other
+
+
+def test_several_events_are_acknowledged_at_once_from_the_keyboard(server: RunningServer, page: Any) -> None:
+    device = server.new_device("many")
+    fired = [
+        server.server.fire(device, "error", {"code": f"E{n}", "message": f"jam {n}"}, durable=True)
+        for n in range(3)
+    ]
+    sign_in(page, server.url, "operator", server.password("operator"))
+    page.goto(f"{server.url}/#/history?mask={device}")
+    page.wait_for_selector("#history-status:text-is('3 of 3 events')")
+    page.focus("#history-list .vlist")
+    page.keyboard.press("Home")
+    page.keyboard.press("Shift+ArrowDown")  # the newest two
+    page.wait_for_selector("#history-ack:not([disabled])")
+    page.click("#history-ack")
+    page.wait_for_selector("#ack-dialog[open] #ack-what:text-is('2 events')")
+    assert active(page) == "ack-text"
+    page.keyboard.type("cleared the feeder")
+    page.keyboard.press("Tab")  # Cancel, then Acknowledge
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#ack-dialog", state="hidden")
+    with server.client() as client:
+        acks = {e.id: [a.text for a in client.event(e.id).acknowledgements] for e in fired}
+    assert acks == {fired[0].id: [], fired[1].id: ["cleared the feeder"], fired[2].id: ["cleared the feeder"]}
+    page.wait_for_selector(f"#history-list .row[data-id='{fired[2].id}'] .ack:text-is('ack operator')")
