@@ -7,19 +7,16 @@ list: count, first and last occurrence, level, state). A definition with
 names (with ``{name}`` the cleared event's name) and clears the alarm with that
 key. ``auto_clear`` clears an alarm that saw no event for that long.
 
-Key templates name parts of the event in braces: ``{context}`` (the path,
-``root`` for the root), ``{name}``, ``{level}`` and ``{data.FIELD}`` (the first
-record's field). A value that is missing at run time renders as a visible
-placeholder (``<no data.FIELD>``), never an exception in the firer.
-
-:func:`parse_key` is the one place a key template is parsed, so the message
-templates' engine can take over without touching the callers.
+Key templates are the message templates of :mod:`linkserver.core.templates`:
+``{context}`` (the path, ``root`` for the root), ``{name}``, ``{level}``,
+``{data.FIELD}`` (the first record's field) and the other event parts. A value
+that is missing at run time renders as a visible placeholder (``<data.FIELD?>``),
+never an exception in the firer. :func:`parse_key` is where a key is parsed.
 """
 
 from __future__ import annotations
 
 import enum
-import string
 from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
@@ -27,11 +24,11 @@ from typing import Any
 import attrs
 
 from linkserver.core.checks import FieldType
-from linkserver.core.errors import LinkServerError
+from linkserver.core.errors import InvalidTemplate, LinkServerError
 from linkserver.core.formats import TableFormat
-from linkserver.core.paths import display, is_valid_name
+from linkserver.core.paths import is_valid_name
+from linkserver.core.templates import Template, compile_template
 
-EVENT_PARTS = ("context", "name", "level")
 ALARM_CHANGED = "alarmChanged"
 """The standard event fired in an alarm's context whenever its alarm changes."""
 
@@ -62,28 +59,26 @@ class AlarmState(enum.StrEnum):
     CLEARED = "cleared"
 
 
-def _placeholder(part: str) -> str:
-    return f"<no {part}>"
+class _Renamed:
+    """``event`` as a clear renders the key of the event it clears: with that event's name."""
 
+    __slots__ = ("_event", "name")
 
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if hasattr(value, "isoformat"):
-        return value.isoformat()  # type: ignore[no-any-return]
-    return str(value)
+    def __init__(self, event: Any, name: str) -> None:
+        self._event = event
+        self.name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._event, attribute)
 
 
 @attrs.frozen(eq=False)
 class KeyTemplate:
-    """A parsed reduction key template; equal when their texts are."""
+    """A parsed reduction key template (the message templates' engine, core/templates.py);
+    equal when their texts are."""
 
     text: str
-    parts: tuple[tuple[str, str | None], ...]  # (literal, part or None)
+    template: Template
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, KeyTemplate) and other.text == self.text
@@ -93,60 +88,37 @@ class KeyTemplate:
 
     @property
     def data_fields(self) -> tuple[str, ...]:
-        return tuple(part[5:] for _, part in self.parts if part is not None and part.startswith("data."))
+        return tuple(".".join(p.path) for p in self.template.placeholders if p.operand == "data")
 
     @property
     def literal(self) -> str:
-        return "".join(literal for literal, _ in self.parts)
+        return "".join(part for part in self.template.parts if isinstance(part, str))
 
     def render(self, event: Any, name: str | None = None) -> str:
         """The key of ``event`` (``name`` replaces the event's name: a clear renders the key of
-        the event it clears). Never raises on well-formed events."""
-        out: list[str] = []
-        for literal, part in self.parts:
-            out.append(literal)
-            if part is None:
-                continue
-            if part == "context":
-                out.append(display(event.context))
-            elif part == "name":
-                out.append(name if name is not None else event.name)
-            elif part == "level":
-                out.append(event.level.name)
-            else:
-                field = part[5:]
-                data = event.data
-                value = data[0].get(field) if data and isinstance(data[0], dict) else None
-                text = _text(value)
-                out.append(_placeholder(part) if text is None or text == "" else text)
-        return "".join(out)
+        the event it clears). Never raises: what cannot be shown renders as ``<data.x?>``."""
+        return self.template.render(event if name is None else _Renamed(event, name))
 
     def problems(self, format: TableFormat, where: str) -> list[str]:  # noqa: A002 - the attribute's name
-        """What is wrong with this template for events of ``format``: unknown fields, and a key
-        that may render empty (no literal text, no context or name, only fields that may be
-        empty or null)."""
-        found = []
-        for field in self.data_fields:
-            if format.field(field) is None:
-                known = ", ".join(format.field_names) or "none"
-                found.append(
-                    f"{where}: the reduction key names data.{field}, which the format does not have "
-                    f"(fields: {known})"
-                )
-        if found:
-            return found
+        """What is wrong with this template for events of ``format``: unknown fields (or specs that
+        do not fit them), and a key that may render empty (no literal text, no event part, only
+        fields that may be empty or null)."""
+        try:
+            compile_template(self.text, format, where=f"{where}: the reduction key")
+        except InvalidTemplate as exc:
+            return [exc.message]
         if self.literal.strip():
             return []
-        if any(part in ("context", "name", "level") for _, part in self.parts):
+        if any(p.operand != "data" for p in self.template.placeholders):
             return []
         if all(_may_be_empty(format, field) for field in self.data_fields):
-            found.append(
+            return [
                 f"{where}: the reduction key {self.text!r} may render empty (every field it names may "
                 "be null or empty); add {context}, {name} or some text, e.g. '{context}:{name}:"
                 + "".join("{data." + f + "}" for f in self.data_fields)
                 + "'"
-            )
-        return found
+            ]
+        return []
 
 
 def _may_be_empty(format: TableFormat, name: str) -> bool:  # noqa: A002
@@ -169,27 +141,9 @@ def parse_key(text: str) -> KeyTemplate:
             "a reduction key must not be empty; name what identifies the problem, e.g. '{context}:{name}'"
         )
     try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as exc:
-        raise KeyTemplateError(
-            f"reduction key {text!r} is malformed: {exc}; write '{{{{' for a literal brace"
-        ) from None
-    parts: list[tuple[str, str | None]] = []
-    for literal, field, spec, conversion in parsed:
-        if field is None:
-            parts.append((literal, None))
-            continue
-        if spec or conversion:
-            raise KeyTemplateError(f"reduction key {text!r}: {{{field}}} takes no format spec or conversion")
-        if field not in EVENT_PARTS:
-            head, _, rest = field.partition(".")
-            if head != "data" or not is_valid_name(rest):
-                raise KeyTemplateError(
-                    f"reduction key {text!r} names {{{field}}}; use {{context}}, {{name}}, {{level}} "
-                    "or {data.FIELD}"
-                )
-        parts.append((literal, field))
-    return KeyTemplate(text, tuple(parts))
+        return KeyTemplate(text, compile_template(text))
+    except InvalidTemplate as exc:
+        raise KeyTemplateError(f"reduction key {text!r}: {exc.message}") from None
 
 
 def _alarm_level(value: object) -> AlarmLevel:
