@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +244,25 @@ def wait_linked(firer: Node, receiver: Node, timeout: float = 30) -> None:
         raise AssertionError(f"{receiver.name} gets nothing fired on {firer.name}:\n{receiver.log()}")
     finally:
         sub.close()
+
+
+QUEUE_LINE = re.compile(r"receiving the other nodes' events on queue '([^']+)'")
+
+
+def queues_in(log: str) -> list[str]:
+    """The queues a node's log says it declared."""
+    return QUEUE_LINE.findall(log)
+
+
+def delete_broker_objects(url: str, exchange: str, queues: Iterable[str] = ()) -> None:
+    """Remove a test's exchange and queues from the shared RabbitMQ."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for name in queues:
+            channel.queue_delete(name)
+        channel.exchange_delete(exchange)
+    finally:
+        connection.close()

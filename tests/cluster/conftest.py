@@ -8,9 +8,8 @@ Set and unreachable: the tests fail, they are not skipped.
 from __future__ import annotations
 
 import os
-import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -51,7 +50,7 @@ def cluster(tmp_path: Any, postgres_url: str, rabbitmq_url: str) -> Iterator[Cal
     """``cluster(name, **Node options)``: a Node (tests/cluster/cluster_helpers.py) of this test's
     cluster, not started. After the test every node is killed, and the exchange and the queues
     the nodes declared are deleted."""
-    from cluster_helpers import Node
+    from cluster_helpers import Node, delete_broker_objects, queues_in
 
     exchange = f"lstest.cluster.{uuid.uuid4().hex[:10]}"
     made: list[Node] = []
@@ -66,21 +65,4 @@ def cluster(tmp_path: Any, postgres_url: str, rabbitmq_url: str) -> Iterator[Cal
     yield make
     for node in made:
         node.kill()
-    queues = {q for node in made for q in QUEUE_LINE.findall(node.log())}
-    delete_broker_objects(rabbitmq_url, exchange, queues)
-
-
-QUEUE_LINE = re.compile(r"receiving the other nodes' events on queue '([^']+)'")
-
-
-def delete_broker_objects(url: str, exchange: str, queues: Iterable[str]) -> None:
-    import pika
-
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        for name in queues:
-            channel.queue_delete(name)
-        channel.exchange_delete(exchange)
-    finally:
-        connection.close()
+    delete_broker_objects(rabbitmq_url, exchange, {q for node in made for q in queues_in(node.log())})

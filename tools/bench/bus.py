@@ -107,7 +107,9 @@ class Rabbit:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        parameters = pika.URLParameters(url)
+        parameters.heartbeat = 0  # idle through a whole outage: RabbitMQ must not drop it meanwhile
+        self.connection = pika.BlockingConnection(parameters)
         self.channel = self.connection.channel()
         self.exchange = f"linkserver-bench-{uuid.uuid4().hex[:8]}"
         self.queue = self.exchange + "-q"
