@@ -14,6 +14,12 @@ restores them: a restart continues every window, open alert and escalation.
 
 A dry run (:meth:`RuleHost.test`) replays stored history through a fresh
 state of the rule and fires nothing.
+
+Several nodes on one database: one of them runs the rules, the holder of the
+database's ``rules`` lock (:meth:`HistoryStore.exclusive`: a PostgreSQL advisory
+lock, released when its node dies); the others try to take it every few
+seconds and, once they hold it, continue from the stored state. With cross-node
+delivery the leader sees every node's events, so alerts are fired once.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,6 +52,8 @@ log = logging.getLogger("linkserver.rules")
 COMPONENT = "rules"
 TICK = 1.0  # seconds between ticks of the timed rules
 FLUSH = 5.0  # seconds between writes of the changed state (a crash loses at most this much)
+LEAD_RETRY = 5.0  # seconds between a standby node's tries to take the rules over
+LEAD_LOCK, LEAD_JOB = "rules", "linkserver-rules-lead"
 MAX_DEPTH = 8  # alerts firing rules firing alerts...: stop there
 
 
@@ -77,6 +86,7 @@ class RuleHost:
         *,
         tick: float = TICK,
         flush: float = FLUSH,
+        lead_retry: float = LEAD_RETRY,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.engine = engine
@@ -90,6 +100,10 @@ class RuleHost:
         self._depth = threading.local()
         self._tree_subscriptions: list[Subscription] = []
         self.alarms: AlarmStore | None = None  # the alarm list, for escalations of alarms
+        self.lead_retry = lead_retry
+        self.leading = False  # this node evaluates the rules (one node of a database does)
+        self._lease: AbstractContextManager[bool] | None = None
+        self._lead_lock = threading.Lock()
 
     @property
     def rules(self) -> list[Rule]:
@@ -98,20 +112,64 @@ class RuleHost:
     # -- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
+        """Run the rules here if no other node of this database does (the ``rules`` lock of
+        :meth:`HistoryStore.exclusive`); otherwise try again every ``lead_retry`` seconds
+        and take over, with the state the other node stored, once it is gone."""
+        if not self._rules:
+            return
+        self._store = open_rule_state(self.history)
+        scheduler = BackgroundScheduler(
+            jobstores={"default": MemoryJobStore()},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        if not self.try_lead():
+            scheduler.add_job(self._lead_job, "interval", seconds=self.lead_retry, id=LEAD_JOB)
+            log.info("alert rules: another node of this database runs them; this one takes over if it stops")
+
+    def try_lead(self) -> bool:
+        """Take the ``rules`` lock and start evaluating, if no one holds it; whether this node leads."""
+        with self._lead_lock:
+            if self.leading:
+                return True
+            if self._scheduler is None:
+                return False  # stopped
+            lease = self.history.exclusive(LEAD_LOCK)
+            if not lease.__enter__():
+                lease.__exit__(None, None, None)
+                return False
+            self._lease = lease
+            try:
+                self._activate()
+            except BaseException:
+                self._release()
+                raise
+            self.leading = True
+            return True
+
+    def _lead_job(self) -> None:
+        try:
+            if self.try_lead() and self._scheduler is not None:
+                self._scheduler.remove_job(LEAD_JOB)
+        except Exception:
+            log.exception("alert rules: could not take over")
+
+    def _activate(self) -> None:
         """Restore the stored state, subscribe every enabled rule, start the timers.
 
         The alert context of a rule is added (under its parent) when missing.
         """
-        if not self._rules:
-            return
-        store = self._store = open_rule_state(self.history)
-        stored = store.load()
-        store.forget([name for name in stored if name not in self._rules])
+        assert self._store is not None and self._scheduler is not None
+        stored = self._store.load()
+        self._store.forget([name for name in stored if name not in self._rules])
         now = self.clock()
         for running in self._rules.values():
             if not running.enabled:
                 continue
             rule = running.rule
+            running.state = new_state(rule)  # what the last leader stored, nothing older
             running.state.load(stored.get(rule.name, {}), now)
             if isinstance(running.state, AbsenceState) and rule.per == PER_CONTEXT:
                 running.state.seed(self._watched_contexts(rule), now)
@@ -122,34 +180,40 @@ class RuleHost:
                 rule.mask, rule.event, self._listener(running), filter=_combined(rule)
             )
         self._watch_tree()
-        scheduler = BackgroundScheduler(
-            jobstores={"default": MemoryJobStore()},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            timezone=UTC,
+        self._scheduler.add_job(self.tick, "interval", seconds=self.tick_interval, id="linkserver-rules-tick")
+        self._scheduler.add_job(
+            self.flush, "interval", seconds=self.flush_interval, id="linkserver-rules-flush"
         )
-        scheduler.add_job(self.tick, "interval", seconds=self.tick_interval, id="linkserver-rules-tick")
-        scheduler.add_job(self.flush, "interval", seconds=self.flush_interval, id="linkserver-rules-flush")
-        scheduler.start()
-        self._scheduler = scheduler
-        log.info("%d alert rules running", sum(1 for r in self._rules.values() if r.enabled))
+        log.info("%d alert rules running on this node", sum(1 for r in self._rules.values() if r.enabled))
 
     def stop(self) -> None:
-        """Stop the timers and subscriptions, then store what changed."""
+        """Stop the timers and subscriptions, store what changed, let another node lead."""
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.shutdown(wait=True)
-        for running in self._rules.values():
-            if running.subscription is not None:
-                running.subscription.cancel()
-                running.subscription = None
-        for subscription in self._tree_subscriptions:
-            subscription.cancel()
-        self._tree_subscriptions.clear()
-        if self._store is not None:
+        with self._lead_lock:
+            for running in self._rules.values():
+                if running.subscription is not None:
+                    running.subscription.cancel()
+                    running.subscription = None
+            for subscription in self._tree_subscriptions:
+                subscription.cancel()
+            self._tree_subscriptions.clear()
+            if self.leading:
+                try:
+                    self.flush()
+                except Exception:
+                    log.exception("could not store the state of the alert rules")
+            self._release()
+
+    def _release(self) -> None:
+        lease, self._lease = self._lease, None
+        self.leading = False
+        if lease is not None:
             try:
-                self.flush()
+                lease.__exit__(None, None, None)
             except Exception:
-                log.exception("could not store the state of the alert rules")
+                log.exception("alert rules: could not release the rules lock")
 
     def _watched_contexts(self, rule: Rule) -> Iterator[str]:
         for context in self.engine.tree.match(rule.mask):
@@ -218,6 +282,8 @@ class RuleHost:
 
     def tick(self) -> None:
         """Let time act on every timed rule (the scheduler's job; tests call it directly)."""
+        if not self.leading:
+            return
         now = self.clock()
         for running in self._rules.values():
             if not (running.enabled and running.rule.timed):
@@ -310,7 +376,7 @@ class RuleHost:
 
     def flush(self) -> None:
         """Store the keys that changed since the last flush (one transaction)."""
-        if self._store is None:
+        if self._store is None or not self.leading:
             return
         with self._flush_lock:
             changes: list[Change] = []

@@ -45,11 +45,14 @@ rules:
 """
 
 
-def config_file(tmp_path: Path, rules: str = RULES, database_url: str | None = None) -> Path:
+def config_file(
+    tmp_path: Path, rules: str = RULES, database_url: str | None = None, node_id: int = 0
+) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "linkserver.yaml"
     history = f"history:\n  database_url: '{database_url}'\n" if database_url else ""
     path.write_text(
-        f"server:\n  data_dir: {tmp_path / 'data'}\n  contexts: [{SHIPPED_CONTEXTS}]\n"
+        f"server:\n  node_id: {node_id}\n  data_dir: {tmp_path / 'data'}\n  contexts: [{SHIPPED_CONTEXTS}]\n"
         "controllers: []\n" + history + textwrap.dedent(rules),
         encoding="utf-8",
     )
@@ -254,3 +257,31 @@ def test_open_alarms_are_escalated_until_acknowledged(tmp_path: Path) -> None:
         assert later == [("plant.p2", 2)]  # p1 is acknowledged: no more
         with pytest.raises(ValueError, match="the alarm list keeps no history to replay"):
             s.rules.test("alarm_page", since=timedelta(days=1))
+
+
+def test_one_node_of_a_database_runs_the_rules_and_another_takes_over(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    first = LinkServer.from_config_file(config_file(tmp_path / "a", database_url=postgres_url, node_id=1))
+    first.start()
+    second: LinkServer | None = None
+    try:
+        first.engine.add_context("devices.d1")
+        first.fire("devices.d1", "error", {"code": "E1", "message": "bad"})
+        first.fire("devices.d1", "error", {"code": "E1", "message": "bad"})
+        second = LinkServer.from_config_file(
+            config_file(tmp_path / "b", database_url=postgres_url, node_id=2)
+        )
+        second.start()
+        assert first.rules.leading and not second.rules.leading
+        assert not second.rules.try_lead()  # the first holds the rules lock
+        second.fire("devices.d1", "error", {"code": "E1", "message": "bad"})
+        assert alerts(second, "alert") == []  # the standby evaluates nothing
+        first.stop()
+        assert second.rules.try_lead()
+        second.fire("devices.d1", "error", {"code": "E1", "message": "bad"})  # with the two stored: three
+        assert [(c, r["key"]) for c, _, r in alerts(second, "alert")] == [("alerts.burst", "devices.d1")]
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
