@@ -24,7 +24,9 @@
    Every event fired must arrive (checked by message id).
 
 3. Node to node (goal ``node_to_node_p99`` <= 2.00x): two cluster nodes
-   (docs/cluster.md) in this process, on one SQLite history and the cluster
+   (docs/cluster.md) in this process, on one history (PostgreSQL with
+   ``--postgres-url`` or $LINKSERVER_BENCH_POSTGRES_URL /
+   $LINKSERVER_TEST_POSTGRES_URL, a schema of its own; else SQLite) and the cluster
    exchange of the local RabbitMQ. Node A fires persistent events at
    NODE_RATE per second for WINDOW_S seconds; a listener on node B takes the
    time from just before the fire to its delivery on B (stored by A,
@@ -32,7 +34,9 @@
    to it, raw pika at the same rate: one connection publishes persistent
    messages of the same size to a topic exchange, another consumes them
    from a queue bound to it; the time from just before the publish to the
-   consumer's callback. p99 of each; the goal is their ratio. The
+   consumer's callback. The window is cut into SLICES slices measured in
+   turn (ours, pika, ours non-persistent, ...), so a change of the machine's
+   load falls on both. p99 of each; the goal is their ratio. The
    non-persistent path (published at once, no commit) is printed too.
 
     python tools/bench/bus.py [--quick] [--amqp-url amqp://guest:guest@127.0.0.1:5672/]
@@ -42,6 +46,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -49,6 +54,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +82,7 @@ TARGET = 0.80
 NODE_RATE = 100  # events per second, node to node
 NODE_WINDOW = {"quick": 3.0, "full": 30.0}  # seconds of firing per side
 NODE_TARGET = 2.0
+SLICES = 3  # the window is cut in slices, the paths measured in turn
 BENCH_CONTEXTS = """
 contexts:
   bench:
@@ -301,56 +308,59 @@ def at_rate(rate: int, seconds: float, send: Any) -> int:
     return total
 
 
-def pika_latencies(url: str, rate: int, seconds: float, size: int) -> list[float]:
-    """Raw pika publish-to-consume: persistent messages of ``size`` bytes, seconds since the publish."""
-    exchange = f"linkserver-bench-n2n-{uuid.uuid4().hex[:8]}"
-    queue = exchange + "-q"
-    publisher = pika.BlockingConnection(pika.URLParameters(url))
-    out = publisher.channel()
-    out.exchange_declare(exchange, "topic", durable=True)
-    out.queue_declare(queue, durable=True)
-    out.queue_bind(queue, exchange, "#")
-    latencies: list[float] = []
-    total = int(rate * seconds)
-    ready = threading.Event()
+class PikaPath:
+    """Raw pika publish-to-consume: persistent messages of ``size`` bytes on a topic exchange of
+    its own, one connection publishing, another consuming (in a thread) from a bound queue."""
 
-    def consume() -> None:
-        connection = pika.BlockingConnection(pika.URLParameters(url))
-        channel = connection.channel()
-        channel.basic_qos(prefetch_count=1000)
+    def __init__(self, url: str, size: int) -> None:
+        self.exchange = f"linkserver-bench-n2n-{uuid.uuid4().hex[:8]}"
+        self.queue = self.exchange + "-q"
+        self.padding = b"x" * size
+        self.publisher = pika.BlockingConnection(pika.URLParameters(url))
+        self.out = self.publisher.channel()
+        self.out.exchange_declare(self.exchange, "topic", durable=True)
+        self.out.queue_declare(self.queue, durable=True)
+        self.out.queue_bind(self.queue, self.exchange, "#")
+        self.latencies: list[float] = []
+        self.arrived = threading.Condition()
+        self.consumer = pika.BlockingConnection(pika.URLParameters(url))
+        self.channel = self.consumer.channel()
+        self.channel.basic_qos(prefetch_count=1000)
+        self.channel.basic_consume(self.queue, self._message)
+        self.thread = threading.Thread(target=self.channel.start_consuming, daemon=True)
+        self.thread.start()
 
-        def on_message(ch: Any, method: Any, properties: Any, body: bytes) -> None:
-            latencies.append(time.perf_counter() - float(properties.message_id))
-            ch.basic_ack(method.delivery_tag)
-            if len(latencies) >= total:
-                ch.stop_consuming()
+    def _message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        latency = time.perf_counter() - float(properties.message_id)
+        channel.basic_ack(method.delivery_tag)
+        with self.arrived:
+            self.latencies.append(latency)
+            self.arrived.notify_all()
 
-        channel.basic_consume(queue, on_message)
-        ready.set()
-        channel.start_consuming()
-        connection.close()
-
-    consumer = threading.Thread(target=consume, daemon=True)
-    consumer.start()
-    ready.wait(10)
-    padding = b"x" * size
-    try:
-        at_rate(
+    def measure(self, rate: int, seconds: float) -> list[float]:
+        with self.arrived:
+            self.latencies = []
+        total = at_rate(
             rate,
             seconds,
-            lambda i: out.basic_publish(
-                exchange,
+            lambda i: self.out.basic_publish(
+                self.exchange,
                 "bench.reading",
-                padding,
+                self.padding,
                 pika.BasicProperties(delivery_mode=2, message_id=repr(time.perf_counter())),
             ),
         )
-        consumer.join(seconds + 30)
-    finally:
-        out.queue_delete(queue)
-        out.exchange_delete(exchange)
-        publisher.close()
-    return latencies
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.latencies) >= total, 60)
+            return list(self.latencies)
+
+    def close(self) -> None:
+        self.consumer.add_callback_threadsafe(self.channel.stop_consuming)
+        self.thread.join(10)
+        self.consumer.close()
+        self.out.queue_delete(self.queue)
+        self.out.exchange_delete(self.exchange)
+        self.publisher.close()
 
 
 def make_node(tmp: Path, name: str, url: str, exchange: str, database_url: str) -> LinkServer:
@@ -371,54 +381,114 @@ def make_node(tmp: Path, name: str, url: str, exchange: str, database_url: str) 
     return LinkServer(config, catalog).start()
 
 
-def node_latencies(url: str, tmp: Path, rate: int, seconds: float) -> tuple[list[float], list[float], int]:
-    """(persistent, non-persistent latencies A -> B, body size) of two cluster nodes."""
-    exchange = f"linkserver-bench-cluster-{uuid.uuid4().hex[:8]}"
-    database_url = f"sqlite:///{tmp / 'cluster.sqlite3'}"
-    a = make_node(tmp, "a", url, exchange, database_url)
-    b = make_node(tmp, "b", url, exchange, database_url)
-    got: dict[str, list[float]] = {"reading": [], "tick": []}
-    arrived = threading.Condition()
+class NodePath:
+    """Two cluster nodes A and B in this process on one SQLite history; a listener on B."""
 
-    def on_b(event: Any) -> None:
-        got[event.name].append(time.perf_counter() - event.data[0]["sent"])
-        with arrived:
-            arrived.notify_all()
-
-    try:
-        assert a.cluster is not None and b.cluster is not None
-        wait_until(lambda: a.cluster.connected and b.cluster.connected, 30, "the nodes to connect")  # type: ignore[union-attr]
-        b.listen("bench", "*", on_b)
-        while not got["tick"]:  # both ends bound
-            a.fire("bench", "tick", [{"sent": time.perf_counter()}])
+    def __init__(self, url: str, tmp: Path, database_url: str) -> None:
+        self.url = url
+        self.exchange = f"linkserver-bench-cluster-{uuid.uuid4().hex[:8]}"
+        self.a = make_node(tmp, "a", url, self.exchange, database_url)
+        self.b = make_node(tmp, "b", url, self.exchange, database_url)
+        self.got: dict[str, list[float]] = {"reading": [], "tick": []}
+        self.arrived = threading.Condition()
+        a, b = self.a.cluster, self.b.cluster
+        assert a is not None and b is not None
+        wait_until(lambda: a.connected and b.connected, 30, "the nodes to connect")
+        self.b.listen("bench", "*", self._on_b)
+        # A's own commits of the readings: the part of the path that is history's, not the bus's
+        self.commits: list[float] = []
+        self.a.listen("bench", "reading", self._committed, durable=True)
+        while not self.got["tick"]:  # both ends bound
+            self.a.fire("bench", "tick", [{"sent": time.perf_counter()}])
             time.sleep(0.05)
-        sample = a.fire("bench", "tick", [{"sent": time.perf_counter()}])
-        size = len(encode_event(sample))
+        self.size = len(encode_event(self.a.fire("bench", "tick", [{"sent": time.perf_counter()}])))
         time.sleep(0.5)
-        got["tick"].clear()
-        for name in ("reading", "tick"):
-            total = at_rate(
-                rate, seconds, lambda i, name=name: a.fire("bench", name, [{"sent": time.perf_counter()}])
-            )
-            with arrived:
-                arrived.wait_for(lambda name=name, total=total: len(got[name]) >= total, 60)
-        return got["reading"], got["tick"], size
-    finally:
-        b.stop()
-        a.stop()
-        rabbit = pika.BlockingConnection(pika.URLParameters(url))
-        rabbit.channel().exchange_delete(exchange)
+
+    def _on_b(self, event: Any) -> None:
+        latency = time.perf_counter() - event.data[0]["sent"]
+        with self.arrived:
+            self.got[event.name].append(latency)
+            self.arrived.notify_all()
+
+    def _committed(self, event: Any) -> None:
+        self.commits.append(time.perf_counter() - event.data[0]["sent"])
+
+    def measure(self, name: str, rate: int, seconds: float) -> list[float]:
+        """Latencies A -> B of ``name`` events (reading: persistent, tick: not) fired at ``rate``."""
+        with self.arrived:
+            self.got[name] = []
+        fire = self.a.fire
+        total = at_rate(rate, seconds, lambda i: fire("bench", name, [{"sent": time.perf_counter()}]))
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.got[name]) >= total, 60)
+            return list(self.got[name])
+
+    def close(self) -> None:
+        self.b.stop()
+        self.a.stop()
+        rabbit = pika.BlockingConnection(pika.URLParameters(self.url))
+        rabbit.channel().exchange_delete(self.exchange)
         rabbit.close()
 
 
-def node_to_node(url: str, tmp: Path, seconds: float) -> None:
-    persistent, transient, size = node_latencies(url, tmp, NODE_RATE, seconds)
-    baseline = pika_latencies(url, NODE_RATE, seconds, size)
-    ours, theirs = p99(persistent), p99(baseline)
+@contextlib.contextmanager
+def cluster_database(postgres_url: str | None, tmp: Path) -> Iterator[tuple[str, str]]:
+    """(URL, what it is) of the nodes' shared history: a schema of its own on PostgreSQL (dropped
+    after), or without one a SQLite file (two processes' writers on one file wait on SQLite's
+    busy handler: slower commits than a cluster on PostgreSQL has)."""
+    if not postgres_url:
+        yield f"sqlite:///{tmp / 'cluster.sqlite3'}", "SQLite"
+        return
+    from urllib.parse import quote
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"lsbench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        separator = "&" if "?" in postgres_url else "?"
+        yield f"{postgres_url}{separator}options={quote(f'-csearch_path={schema}')}", "PostgreSQL"
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+def node_to_node(url: str, tmp: Path, seconds: float, postgres_url: str | None) -> None:
+    """Both paths measured in SLICES alternating slices, so a change in the machine's load
+    falls on both alike."""
+    with cluster_database(postgres_url, tmp) as (database_url, kind):
+        node_to_node_on(url, tmp, seconds, database_url, kind)
+
+
+def node_to_node_on(url: str, tmp: Path, seconds: float, database_url: str, kind: str) -> None:
+    nodes = NodePath(url, tmp, database_url)
+    baseline = PikaPath(url, nodes.size)
+    persistent: list[float] = []
+    transient: list[float] = []
+    theirs_all: list[float] = []
+    try:
+        for _ in range(SLICES):
+            persistent += nodes.measure("reading", NODE_RATE, seconds / SLICES)
+            theirs_all += baseline.measure(NODE_RATE, seconds / SLICES)
+            transient += nodes.measure("tick", NODE_RATE, seconds / SLICES)
+    finally:
+        baseline.close()
+        nodes.close()
+    ours, theirs = p99(persistent), p99(theirs_all)
+    commits = [t for t in nodes.commits if t < 60]
     print(
-        f"node to node at {NODE_RATE}/s for {seconds:.0f} s: persistent p99 {ours * 1000:.1f} ms "
+        f"node A's own commit of those events (fire to committed, on {kind}): p99 "
+        f"{p99(commits) * 1000:.1f} ms; non-persistent vs pika: {p99(transient) / theirs:.2f}x",
+        flush=True,
+    )
+    print(
+        f"node to node at {NODE_RATE}/s for {seconds:.0f} s each: persistent p99 {ours * 1000:.1f} ms "
         f"({len(persistent)} events), non-persistent p99 {p99(transient) * 1000:.1f} ms; raw pika "
-        f"publish-to-consume p99 {theirs * 1000:.1f} ms ({len(baseline)} messages of {size} bytes)",
+        f"publish-to-consume p99 {theirs * 1000:.1f} ms ({len(theirs_all)} messages of {nodes.size} "
+        f"bytes); {SLICES} alternating slices, history on {kind}",
         flush=True,
     )
     ratio = ours / theirs
@@ -439,6 +509,13 @@ def main() -> int:
     parser.add_argument("--outage", type=float)
     parser.add_argument("--rate", type=int)
     parser.add_argument("--window", type=float, help="seconds of firing per side, node to node")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "LINKSERVER_BENCH_POSTGRES_URL", os.environ.get("LINKSERVER_TEST_POSTGRES_URL")
+        ),
+        help="the cluster nodes' shared history (a schema of its own); default SQLite",
+    )
     args = parser.parse_args()
     window = args.window or NODE_WINDOW["quick" if args.quick else "full"]
     events, rounds, outage, rate = SETTINGS["quick" if args.quick else "full"]
@@ -475,7 +552,7 @@ def main() -> int:
                 print(f"goal outbox_drain_vs_steady: LOST {fired - arrived} events (target: none) short")
                 return 1
             goal("outbox_drain_vs_steady", drain_rate / ours, f" ({drain_rate:,.0f} vs {ours:,.0f} events/s)")
-            node_to_node(args.amqp_url, tmp, window)
+            node_to_node(args.amqp_url, tmp, window, args.postgres_url)
     finally:
         rabbit.close()
     return 0
