@@ -2,11 +2,12 @@
 
 One row per (rule, key) holding the JSON of the key's state
 (:meth:`linkserver.core.rule_state.RuleState.dump`). The server writes the
-rows that changed in one transaction every five seconds and at stop
-(server/rules.py), so a restart continues windows, open alerts and
-escalations where they were; a crash of the process loses at most the last five seconds'
-changes. Every implementation passes ``tests/history/test_rule_state_store.py``
-(memory, SQLite, PostgreSQL).
+rows that changed in one transaction every five seconds, at once after a
+rule fired something, and at stop (server/rules.py), so a restart continues
+windows, open alerts and escalations where they were; a crash of the process
+loses at most the last five seconds' counts and last-seen times. Every
+implementation passes ``tests/history/test_rule_state_store.py`` (memory,
+SQLite, PostgreSQL).
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ TICK = 1.0  # seconds between ticks of the timed rules
 FLUSH = 5.0  # seconds between writes of the changed state (a crash loses at most this much)
 LEAD_RETRY = 5.0  # seconds between a standby node's tries to take the rules over
 LEAD_LOCK, LEAD_JOB = "rules", "linkserver-rules-lead"
+FLUSH_JOB = "linkserver-rules-flush"
 MAX_DEPTH = 8  # alerts firing rules firing alerts...: stop there
 
 
@@ -181,9 +182,7 @@ class RuleHost:
             )
         self._watch_tree()
         self._scheduler.add_job(self.tick, "interval", seconds=self.tick_interval, id="linkserver-rules-tick")
-        self._scheduler.add_job(
-            self.flush, "interval", seconds=self.flush_interval, id="linkserver-rules-flush"
-        )
+        self._scheduler.add_job(self.flush, "interval", seconds=self.flush_interval, id=FLUSH_JOB)
         log.info("%d alert rules running on this node", sum(1 for r in self._rules.values() if r.enabled))
 
     def stop(self) -> None:
@@ -371,6 +370,17 @@ class RuleHost:
                     running.last_fired = event.created
         finally:
             self._depth.value = depth
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        """An alert opened, cleared or escalated: store the state now, not at the next interval,
+        so a crash right after does not forget it (one pending run at a time)."""
+        scheduler = self._scheduler
+        if scheduler is not None and self.leading:
+            try:  # the interval job, moved to now (a one-off job would race with its removal)
+                scheduler.modify_job(FLUSH_JOB, next_run_time=datetime.now(UTC))
+            except Exception:  # shutting down: stop() flushes
+                log.debug("could not schedule a flush of the rule state", exc_info=True)
 
     # -- persistence -----------------------------------------------------
 

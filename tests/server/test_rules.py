@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from linkserver import CapturingListener, LinkServer
 from linkserver.core.events import Acknowledgement
 from linkserver.history.base import HistoryQuery
+from linkserver.history.rule_state import open_rule_state
 from linkserver.loading.shipped import SHIPPED_CONTEXTS
 
 POSTGRES_URL = os.environ.get("LINKSERVER_TEST_POSTGRES_URL")
@@ -116,6 +117,21 @@ def test_a_count_rule_fires_an_alert_event_in_its_alert_context(tmp_path: Path) 
         assert [r["name"] for r in s.rules.status()] == ["burst", "silent", "hot", "page", "later"]
         (burst,) = s.rules.status("burst")
         assert burst["fired"] == 1 and burst["state"]["open"]["devices.d1"]["alert_id"] == alert.id
+
+
+def test_an_opened_alert_is_stored_at_once_not_only_at_the_next_interval(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        s.engine.add_context("devices.d1")
+        for _ in range(3):
+            s.fire("devices.d1", "error", {"code": "E1", "message": "bad"})
+        store = open_rule_state(s.history)
+        deadline = time.monotonic() + 4  # well before the 5 s interval flush
+        while time.monotonic() < deadline:
+            row = store.load().get("burst", {}).get("devices.d1")
+            if row is not None and row["open"] is not None:
+                break
+            time.sleep(0.05)
+        assert row is not None and row["open"]["alert_id"] is not None
 
 
 def test_a_threshold_opens_once_and_clears_with_the_alert_id(tmp_path: Path) -> None:
