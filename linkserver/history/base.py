@@ -21,6 +21,7 @@ from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.filters import Filter
 from linkserver.core.levels import Level
 from linkserver.history.device_owners import DeviceOwnerTable
+from linkserver.history.failures import FailureTable
 from linkserver.history.nodes import NodeLeases
 from linkserver.history.outbox import Outbox
 from linkserver.history.same_commit import SameCommit
@@ -212,6 +213,11 @@ class HistoryStore(TreeStore):
     @abc.abstractmethod
     def device_owners(self) -> DeviceOwnerTable:
         """Which controller owns which device context, kept in this history's database."""
+
+    @property
+    @abc.abstractmethod
+    def login_failures(self) -> FailureTable:
+        """The back-off counts of guessers (failed logins, unknown tokens), kept in this database."""
 
     def exclusive(self, name: str) -> AbstractContextManager[bool]:
         """Hold the lock ``name`` of this database while the block runs, if no one else holds it.

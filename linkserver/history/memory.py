@@ -21,6 +21,7 @@ from linkserver.core.events import Acknowledgement, Event
 from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
 from linkserver.history.codec import check_acknowledgement, check_event, encode_data
 from linkserver.history.device_owners import DeviceOwnerTable, MemoryDeviceOwnerTable
+from linkserver.history.failures import FailureTable, MemoryFailureTable
 from linkserver.history.matching import compile_query, encode_cursor, id_bounds
 from linkserver.history.nodes import MemoryNodeLeases, NodeLeases
 from linkserver.history.outbox import MemoryOutbox, Outbox
@@ -46,6 +47,7 @@ class MemoryHistoryStore(HistoryStore):
         self._users = MemoryUserStore()
         self._sessions = MemorySessionTable()
         self._device_owners = MemoryDeviceOwnerTable()
+        self._login_failures = MemoryFailureTable()
         self._same_commit: list[SameCommit] = []
         self._node_leases = MemoryNodeLeases()
 
@@ -60,6 +62,10 @@ class MemoryHistoryStore(HistoryStore):
     @property
     def device_owners(self) -> DeviceOwnerTable:
         return self._device_owners
+
+    @property
+    def login_failures(self) -> FailureTable:
+        return self._login_failures
 
     def start(self) -> None:
         with self._lock:

@@ -294,6 +294,19 @@ device_owners = Table(
     Column("claimed", UtcDateTime, nullable=False),
 )
 
+# Failed logins and unknown tokens per key (linkserver/history/failures.py), shared by the
+# nodes so a guesser spread over them gets no more attempts. The key serves every read and
+# write; the purge's scan of old rows reads a table that only guessers make large.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("rule", Text, primary_key=True),  # user, address or token
+    Column("key", Text, primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last", UtcDateTime, nullable=False),
+    Column("locked_until", UtcDateTime, nullable=False),
+)
+
 EVENT_COLUMNS = tuple(column.name for column in events.columns)
 """The column order of rows made by :func:`row_maker` (the writer's INSERT/COPY order)."""
 

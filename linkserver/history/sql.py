@@ -34,6 +34,7 @@ from linkserver.history.outbox import Outbox, SqlOutbox
 from linkserver.history.same_commit import SameCommit
 from linkserver.history.schema import Id, UtcDateTime, acknowledgements, contexts, events, row_maker
 from linkserver.history.sql_device_owners import SqlDeviceOwnerTable
+from linkserver.history.sql_failures import SqlFailureTable
 from linkserver.history.sql_sessions import SqlSessionTable
 from linkserver.history.sql_users import SqlUserStore
 from linkserver.history.tree import StoredContext
@@ -103,6 +104,7 @@ class SqlHistoryStore(HistoryStore):
         self._users = SqlUserStore(lambda: self.engine, lambda: self._write_lock)
         self._sessions = SqlSessionTable(lambda: self.engine, lambda: self._write_lock)
         self._device_owners = SqlDeviceOwnerTable(lambda: self.engine, lambda: self._write_lock)
+        self._login_failures = SqlFailureTable(lambda: self.engine, lambda: self._write_lock)
         self._same_commit: list[SameCommit] = []
 
     # -- lifecycle ---------------------------------------------------------------
@@ -167,6 +169,10 @@ class SqlHistoryStore(HistoryStore):
     @property
     def device_owners(self) -> SqlDeviceOwnerTable:
         return self._device_owners
+
+    @property
+    def login_failures(self) -> SqlFailureTable:
+        return self._login_failures
 
     @property
     def shared(self) -> bool:

@@ -459,6 +459,7 @@ def create_app(
                 user, "logout", {"username": user, "address": address, "reason": reason}
             ),
             throttle=throttle_settings(settings),
+            failures=server.history.login_failures,
         )
     auth = authenticator
     connections = Connections()

@@ -30,6 +30,7 @@ import attrs
 
 from linkserver.core.errors import AuthenticationFailed, TooManyAttempts
 from linkserver.core.permissions import Principal
+from linkserver.history.failures import FailureTable, MemoryFailureTable
 from linkserver.history.sessions import MemorySessionTable, SessionTable, StoredSession
 from linkserver.net.throttle import Throttle, ThrottleRule
 from linkserver.net.tokens import (  # noqa: F401 - re-exported: the public home of these names
@@ -284,6 +285,7 @@ class Authenticator:
         on_login: LoginHook | None = None,
         on_logout: LogoutHook | None = None,
         throttle: ThrottleSettings | None = None,
+        failures: FailureTable | None = None,
     ) -> None:
         self.users = users
         self.sessions = sessions or SessionStore()
@@ -291,9 +293,11 @@ class Authenticator:
         self.on_login = on_login
         self.on_logout = on_logout
         settings = throttle or ThrottleSettings()
-        self.user_throttle = Throttle(settings.user)
-        self.address_throttle = Throttle(settings.address)
-        self.token_throttle = Throttle(settings.token)
+        # ``failures``: the history's table, shared by the nodes; None: one in memory.
+        failures = failures if failures is not None else MemoryFailureTable()
+        self.user_throttle = Throttle(settings.user, table=failures, name="user")
+        self.address_throttle = Throttle(settings.address, table=failures, name="address")
+        self.token_throttle = Throttle(settings.token, table=failures, name="token")
         self._ended: list[EndedListener] = []
         self._dummy: str | None = None
         self._lock = threading.Lock()

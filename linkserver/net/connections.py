@@ -22,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from linkserver.core.errors import HistoryUnavailable
 from linkserver.core.permissions import Principal
 
 log = logging.getLogger("linkserver.net")
@@ -127,8 +128,17 @@ class Watcher:
             self._thread.join(5)
 
     def _run(self) -> None:
+        failing = False
         while not self._stopping.wait(self.interval) and self._running():
             try:
                 self._check()
-            except Exception:  # e.g. the database is briefly unreachable: try again next time
+            except HistoryUnavailable as exc:  # the database is unreachable: said once, retried
+                if not failing:
+                    log.warning("checking sessions failed: %s; retrying every %.1f s", exc, self.interval)
+                failing = True
+            except Exception:
                 log.exception("checking sessions failed")
+            else:
+                if failing:
+                    log.info("checking sessions again")
+                failing = False

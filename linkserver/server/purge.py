@@ -59,6 +59,7 @@ class PurgeScheduler:
         # (name, interval, job): more jobs on this scheduler (the alarms' auto_clear sweep)
         self.jobs: list[tuple[str, timedelta, Callable[[], object]]] = []
         self.also.append(("login sessions ended or expired over a day ago", self._forget_sessions))
+        self.also.append(("failed-login counts idle for a day", self._forget_failures))
         self._run_lock = threading.Lock()  # run_now and the job never purge at the same time
         self._scheduler: BackgroundScheduler | None = None
 
@@ -134,6 +135,9 @@ class PurgeScheduler:
 
     def _forget_sessions(self, now: datetime) -> int:
         return self.store.sessions.forget(now - timedelta(seconds=KEEP_ENDED_SECONDS))
+
+    def _forget_failures(self, now: datetime) -> int:
+        return self.store.login_failures.forget_before(now - timedelta(seconds=KEEP_ENDED_SECONDS))
 
     def _run_job(self) -> None:
         try:
