@@ -43,13 +43,14 @@ LEVEL_COLOURS = {  # by level name
 
 
 def format_event(event: Event, colour: bool = False) -> str:
-    """One line per event: time, level, context, name, data."""
+    """One line per event: time, level, context, name, message, data (labels shown)."""
     level = f"{event.level.name:<7}"
     if colour:
         level = f"{LEVEL_COLOURS[event.level.name]}{level}\033[0m"
-    data = ", ".join(f"{k}={v}" for record in event.data for k, v in record.items())
+    data = ", ".join(f"{k}={v}" for record in event.shown_data for k, v in record.items())
     time = event.created.strftime("%H:%M:%S.%f")[:-3]
-    return f"{time} {level} {event.context or 'root'} {event.name} {data}".rstrip()
+    message = f" {event.message} |" if event.message else ""
+    return f"{time} {level} {event.context or 'root'} {event.name}{message} {data}".rstrip()
 
 
 def _run(args: argparse.Namespace) -> int:

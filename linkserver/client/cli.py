@@ -54,7 +54,7 @@ def connection_options() -> argparse.ArgumentParser:
 
 
 def add_client_commands(subparsers: Any) -> None:
-    """Register fire, history, ack, watch, tree, user, login and logout on an ``add_subparsers()``."""
+    """Register fire, history, show, ack, watch, tree, user, login and logout on an ``add_subparsers()``."""
     from linkserver.client.alarm_commands import add_alarm_commands
     from linkserver.client.resource_commands import add_resource_commands
     from linkserver.client.rule_commands import add_rule_commands
@@ -101,6 +101,12 @@ def add_client_commands(subparsers: Any) -> None:
 
     purge = subparsers.add_parser("purge", parents=[common], help="delete expired events now (engineer)")
     purge.set_defaults(handler=_guarded(_purge))
+
+    show = subparsers.add_parser(
+        "show", parents=[common], help="one stored event: message, data with labels, instructions"
+    )
+    show.add_argument("id", type=int, help="the event id")
+    show.set_defaults(handler=_guarded(_show))
 
     ack = subparsers.add_parser("ack", parents=[common], help="acknowledge a stored event")
     ack.add_argument("id", type=int, help="the event id")
@@ -285,10 +291,10 @@ def _history(args: argparse.Namespace) -> int:
         _print_json({"events": [e.marshal() for e in page.events], "next_cursor": page.next_cursor})
         return OK
     rows = [
-        [str(e.id), _time(e), e.level.name, e.context or "root", e.name, _acks(e), _data(e)]
+        [str(e.id), _time(e), e.level.name, e.context or "root", e.name, _acks(e), _message(e), _data(e)]
         for e in page.events
     ]
-    print(format_table(["ID", "CREATED", "LEVEL", "CONTEXT", "EVENT", "ACK", "DATA"], rows))
+    print(format_table(["ID", "CREATED", "LEVEL", "CONTEXT", "EVENT", "ACK", "MESSAGE", "DATA"], rows))
     if page.next_cursor:
         print(f"more: --cursor {page.next_cursor}", file=sys.stderr)
     return OK
@@ -489,14 +495,56 @@ def _acks(event: Event) -> str:
 
 
 def _data(event: Event, limit: int = 80) -> str:
-    text = "; ".join(", ".join(f"{k}={v}" for k, v in record.items()) for record in event.data)
+    """The records, coded values shown as their labels."""
+    text = "; ".join(", ".join(f"{k}={v}" for k, v in record.items()) for record in event.shown_data)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _message(event: Event, limit: int = 80) -> str:
+    text = event.message or "-"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _event_line(event: Event) -> str:
     time = event.created.astimezone().strftime("%H:%M:%S.%f")[:-3]
     context = event.context or "root"
-    return f"{time}  {event.level.name:<7}  {context:<20}  {event.name:<16}  {_data(event, 200)}".rstrip()
+    message = f"{event.message}  " if event.message else ""
+    head = f"{time}  {event.level.name:<7}  {context:<20}  {event.name:<16}"
+    return f"{head}  {message}{_data(event, 200)}".rstrip()
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        event = client.event(args.id)
+        definition = _definition(client.context(event.context or "root"), event.name)
+    if args.json:
+        _print_json({"event": event.marshal(), "instructions": event.instructions})
+        return OK
+    print(f"event {event.id}  {event.context or 'root'}/{event.name}  {event.level.name}")
+    if event.message:
+        print(f"  {event.message}")
+    facts = [
+        ("created", _time(event)),
+        ("author", event.author or "-"),
+        ("description", (definition or {}).get("description") or "-"),
+        ("acknowledgements", str(len(event.acknowledgements))),
+    ]
+    for key, value in facts:
+        print(f"  {key:<17}{value}")
+    print("data")
+    shown = event.shown_data
+    for index, record in enumerate(event.data):
+        for key, value in record.items():
+            label = shown[index].get(key) if index < len(shown) else None
+            text = f"{label} ({value})" if label is not None and label != value else str(value)
+            print(f"  {'[' + str(index) + '] ' if len(event.data) > 1 else ''}{key} = {text}")
+    if event.instructions:
+        print("instructions")
+        for line in event.instructions.splitlines():
+            print(f"  {line}")
+    for ack in event.acknowledgements:
+        print(f"acknowledged {ack.time.astimezone():%Y-%m-%d %H:%M:%S} by {ack.user}: {ack.text}")
+    return OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,8 +17,9 @@ An event becomes (https://github.com/cloudevents/spec, v1.0.2)::
 ``subject`` and the ``linkservercontext`` extension both carry the context path
 (``subject`` is what generic CloudEvents tools show; the extension is what
 LinkServer reads back); ``data`` is the event's data table (a list of records).
-Further extensions: ``linkserverauthor``, ``linkservergroup`` when set, and
-``linkservercategory`` when the bridge knows one.
+Further extensions: ``linkserverauthor``, ``linkservergroup`` when set,
+``linkservercategory`` when the bridge knows one, and ``linkservermessage``: the
+event's message (its definition's template rendered, as the API shows it).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ CONTEXT = "linkservercontext"
 AUTHOR = "linkserverauthor"
 GROUP = "linkservergroup"
 CATEGORY = "linkservercategory"
+MESSAGE = "linkservermessage"
 REQUIRED = ("specversion", "id", "source", "type")
 _encoder = msgspec.json.Encoder()
 
@@ -91,6 +93,9 @@ def to_cloudevent(event: Event, source: str, *, category: str | None = None) -> 
         document[GROUP] = event.group
     if category is not None:
         document[CATEGORY] = category
+    message = event.message
+    if message is not None:
+        document[MESSAGE] = message
     document["data"] = to_jsonable(list(event.data))
     return document
 
@@ -119,6 +124,9 @@ def encode(event: Event, source: str, *, category: str | None = None) -> bytes:
         document[GROUP] = event.group
     if category is not None:
         document[CATEGORY] = category
+    message = event.message
+    if message is not None:
+        document[MESSAGE] = message
     document["data"] = event.data
     return _encoder.encode(document)
 

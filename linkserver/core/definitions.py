@@ -10,10 +10,12 @@ import attrs
 
 from linkserver.core.alarms import AlarmSpec, alarm_problems
 from linkserver.core.categories import Category, derive_category
-from linkserver.core.errors import InvalidDefinition
+from linkserver.core.display import data_labels
+from linkserver.core.errors import InvalidDefinition, InvalidTemplate
 from linkserver.core.formats import EMPTY_FORMAT, TableFormat
 from linkserver.core.levels import Level, Permission
 from linkserver.core.paths import is_valid_name
+from linkserver.core.templates import Template, compile_template
 
 
 def _level(value: object) -> Level:
@@ -39,6 +41,13 @@ class EventDefinition:
     ``requires_acknowledgement`` marks events an operator must acknowledge.
     ``category`` (linkserver.core.categories) is derived from the rest when not given.
     ``alarm`` (linkserver.core.alarms): how its events raise or clear alarms; None: they do not.
+    ``message`` is the template operators read first (linkserver.core.templates): a string
+    is compiled against ``format`` here (InvalidDefinition naming the unknown field), a
+    :class:`Template` is used as given. ``instructions`` tell an operator what to do.
+
+    A fired event keeps a reference to its definition for showing it
+    (:attr:`Event.message <linkserver.core.events.Event.message>`): :meth:`message_for`
+    and :meth:`labels_for` render at read time, never on the fire path.
     """
 
     name: str
@@ -55,8 +64,20 @@ class EventDefinition:
     format: TableFormat = EMPTY_FORMAT
     category: Category = attrs.field(default=None, converter=_category)  # None: derived
     alarm: AlarmSpec | None = None
+    message: Template | None = None
+    instructions: str = ""
 
     def __attrs_post_init__(self) -> None:
+        template_problem = None
+        if isinstance(self.message, str) and isinstance(self.format, TableFormat):
+            try:
+                object.__setattr__(
+                    self,
+                    "message",
+                    compile_template(self.message, self.format, where=f"message of event {self.name!r}"),
+                )
+            except InvalidTemplate as exc:
+                template_problem = ("message", exc.message)
         if self.category is None:
             derived = derive_category(
                 self.name if isinstance(self.name, str) else "",
@@ -72,12 +93,27 @@ class EventDefinition:
             requires_acknowledgement=self.requires_acknowledgement,
             group=self.group,
             format=self.format,
+            message=self.message if template_problem is None else None,
+            instructions=self.instructions,
         )
         problems += alarm_problems(
             self.alarm, persistent=self.persistent, format=self.format, where=f"event {self.name!r}"
         )
+        if template_problem is not None:
+            problems.append(template_problem)
         if problems:
             raise InvalidDefinition(problems=problems)
+
+    def message_for(self, event: Any) -> str:
+        """What operators read first about ``event`` (one of this definition's): the rendered
+        message template, else the description, else the event name. Never raises."""
+        if self.message is not None:
+            return self.message.render(event).strip()  # an empty last value leaves no blank
+        return self.description or self.name
+
+    def labels_for(self, event: Any) -> list[dict[str, Any]] | None:
+        """The labels of ``event``'s coded values, per record (see core.display.data_labels)."""
+        return data_labels(self.format, event.data)
 
 
 def definition_problems(
@@ -89,6 +125,8 @@ def definition_problems(
     requires_acknowledgement: Any = False,
     group: Any = None,
     format: Any = EMPTY_FORMAT,  # noqa: A002 - the attribute's name
+    message: Any = None,
+    instructions: Any = "",
     unknown: Collection[str] = (),
     where: str | None = None,
 ) -> list[tuple[str, str]]:
@@ -137,4 +175,8 @@ def definition_problems(
         found.append(("group", f"{where}: group must be a string"))
     if "format" not in unknown and not isinstance(format, TableFormat):
         found.append(("format", f"{where}: format must be a TableFormat"))
+    if message is not None and "message" not in unknown and not isinstance(message, (Template, str)):
+        found.append(("message", f"{where}: message must be a template string"))
+    if "instructions" not in unknown and not isinstance(instructions, str):
+        found.append(("instructions", f"{where}: instructions must be text"))
     return found

@@ -7,14 +7,14 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import msgspec
 import msgspec.structs
 
 from linkserver.core.levels import Level
-from linkserver.core.records import DataTable, to_jsonable
+from linkserver.core.records import DataTable, labelled, to_jsonable
 
 UTC = UTC
 
@@ -24,6 +24,30 @@ class Acknowledgement:
     time: datetime
     user: str
     text: str
+
+
+class Shows(Protocol):
+    """What shows an event: its definition (server side) or :class:`Shown` (as received)."""
+
+    def message_for(self, event: Event) -> str | None: ...
+
+    def labels_for(self, event: Event) -> list[dict[str, Any]] | None: ...
+
+
+@attrs.frozen
+class Shown:
+    """The rendering of an event as received from a server (``message``, ``labels``,
+    ``instructions`` of its JSON): what a client shows."""
+
+    message: str | None = None
+    labels: list[dict[str, Any]] | None = None
+    instructions: str | None = None
+
+    def message_for(self, event: Event) -> str | None:
+        return self.message
+
+    def labels_for(self, event: Event) -> list[dict[str, Any]] | None:
+        return self.labels
 
 
 class Event(msgspec.Struct, frozen=True, gc=False):
@@ -37,6 +61,11 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     is :meth:`evolve` (``msgspec.structs.replace``). ``category`` is the
     definition's (linkserver.core.categories), None for events stored
     before categories existed.
+
+    ``display`` is what renders :attr:`message` and :attr:`labels`: the event's
+    definition where the server fired or read it, a :class:`Shown` where a client
+    received it. It is not part of the event's value (equality ignores it) and
+    renders only when asked, so firing costs no rendering.
     """
 
     id: int
@@ -50,6 +79,63 @@ class Event(msgspec.Struct, frozen=True, gc=False):
     data: DataTable
     acknowledgements: tuple[Acknowledgement, ...] = ()
     category: str | None = None
+    display: Any = None  # a Shows; Any: msgspec need not know the type
+
+    def __eq__(self, other: object) -> bool:
+        # Every field but display: how an event is shown is not part of what it is.
+        if type(other) is not Event:
+            return NotImplemented
+        return (
+            self.id == other.id
+            and self.context == other.context
+            and self.name == other.name
+            and self.level == other.level
+            and self.created == other.created
+            and self.expires == other.expires
+            and self.author == other.author
+            and self.group == other.group
+            and self.data == other.data
+            and self.acknowledgements == other.acknowledgements
+            and self.category == other.category
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.context, self.name))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__[:-1])
+        return f"Event({fields})"
+
+    @property
+    def message(self) -> str | None:
+        """What operators read first: the definition's message template rendered from this
+        event (else its description, else the name); None when nothing shows this event."""
+        display = self.display
+        return None if display is None else display.message_for(self)
+
+    @property
+    def labels(self) -> list[dict[str, Any]] | None:
+        """The labels of the event's coded values per record (``[{"status": "down"}]``), or None."""
+        display = self.display
+        return None if display is None else display.labels_for(self)
+
+    @property
+    def shown_data(self) -> list[dict[str, Any]]:
+        """The records with coded values shown as their labels (the stored data is unchanged)."""
+        return labelled(self.data, self.labels)
+
+    @property
+    def instructions(self) -> str | None:
+        """The definition's operator instructions, where known (None: not known here)."""
+        text = getattr(self.display, "instructions", None)
+        return text if isinstance(text, str) and text else None
+
+    def shown_by(self, display: Shows | None) -> Event:
+        """This event, shown by ``display`` from now on unless something shows it already
+        (events read from history get their definition this way). Returns the event."""
+        if self.display is None and display is not None:
+            _set_display(self, display)
+        return self
 
     @property
     def record(self) -> dict[str, Any]:
@@ -65,8 +151,9 @@ class Event(msgspec.Struct, frozen=True, gc=False):
         return msgspec.structs.replace(self, **changes)
 
     def marshal(self) -> dict[str, Any]:
-        """A JSON-ready dict; :meth:`unmarshal` reverses it."""
-        return {
+        """A JSON-ready dict; :meth:`unmarshal` reverses it. ``message`` and ``labels`` are
+        there when something shows the event (the server always does)."""
+        out = {
             "id": self.id,
             "context": self.context,
             "name": self.name,
@@ -81,6 +168,15 @@ class Event(msgspec.Struct, frozen=True, gc=False):
                 {"time": a.time.isoformat(), "user": a.user, "text": a.text} for a in self.acknowledgements
             ],
         }
+        display = self.display
+        if display is not None:
+            message = display.message_for(self)
+            if message is not None:
+                out["message"] = message
+            labels = display.labels_for(self)
+            if labels is not None:
+                out["labels"] = labels
+        return out
 
     @classmethod
     def unmarshal(cls, raw: dict[str, Any]) -> Event:
@@ -99,7 +195,18 @@ class Event(msgspec.Struct, frozen=True, gc=False):
                 for a in raw.get("acknowledgements") or ()
             ),
             category=raw.get("category"),
+            display=_shown(raw),
         )
+
+
+_set_display = Event.display.__set__  # type: ignore[attr-defined]  # the field's slot: set once, by shown_by
+
+
+def _shown(raw: dict[str, Any]) -> Shown | None:
+    message, labels, instructions = raw.get("message"), raw.get("labels"), raw.get("instructions")
+    if message is None and labels is None and instructions is None:
+        return None
+    return Shown(message=message, labels=labels, instructions=instructions)
 
 
 def new_event(
@@ -113,9 +220,10 @@ def new_event(
     group: str | None,
     data: DataTable,
     category: str | None = None,
+    display: Shows | None = None,
 ) -> Event:
     """An Event without acknowledgements (kept for callers of the positional fire-path maker)."""
-    return Event(id, context, name, level, created, expires, author, group, data, (), category)
+    return Event(id, context, name, level, created, expires, author, group, data, (), category, display)
 
 
 # Event ids: 41 bits of milliseconds since EPOCH, 10 bits of node id, 12 bits of

@@ -23,3 +23,25 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     return value
+
+
+def labelled(data: DataTable, labels: list[dict[str, Any]] | None) -> list[Record]:
+    """The records of ``data`` with each coded value replaced by its label (``labels`` as
+    :attr:`Event.labels <linkserver.core.events.Event.labels>` gives them): what operators read."""
+    if not labels:
+        return list(data)
+    out: list[Record] = []
+    for index, record in enumerate(data):
+        shown = labels[index] if index < len(labels) else None
+        if not shown or not isinstance(record, dict):
+            out.append(record)
+            continue
+        merged = dict(record)
+        for name, label in shown.items():
+            value = merged.get(name)
+            if isinstance(label, list) and isinstance(value, (list, tuple)):
+                merged[name] = labelled(tuple(value), label)
+            elif isinstance(label, str):
+                merged[name] = label
+        out.append(merged)
+    return out

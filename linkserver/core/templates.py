@@ -9,6 +9,7 @@ field of a nested table). ``data.FIELD`` reads the first record, like filters.
 ``{{`` and ``}}`` are literal braces. ``:SPEC`` after the name is a format
 spec applied to the value alone (``{data.value:.1f}``, ``{created:%H:%M}``):
 there is no attribute or index access into objects, unlike ``str.format``.
+``|TEXT`` at the end is shown when the value cannot be (``{data.address|local}``).
 A field with value labels renders its label.
 
 :func:`compile_template` parses once and, given the event's format, checks
@@ -65,14 +66,16 @@ class Placeholder:
     path: tuple[str, ...] = ()
     spec: str = ""
     column: int = attrs.field(default=0, eq=False, repr=False)
+    default: str | None = None
 
     def __str__(self) -> str:
         return ".".join((self.operand, *self.path))
 
     @property
     def missing(self) -> str:
-        """What is shown where the value cannot be: ``<data.address?>``."""
-        return f"<{self}?>"
+        """What is shown where the value cannot be: the default (``{data.address|local}``),
+        else ``<data.address?>``."""
+        return self.default if self.default is not None else f"<{self}?>"
 
 
 Part = str | Placeholder
@@ -142,6 +145,7 @@ def parse_template(text: str) -> tuple[Part, ...]:
 
 
 def _placeholder(inner: str, text: str, column: int) -> Placeholder:
+    inner, bar, default = inner.partition("|")
     name, colon, spec = inner.partition(":")
     lead = len(name) - len(name.lstrip())
     name = name.strip()
@@ -174,7 +178,7 @@ def _placeholder(inner: str, text: str, column: int) -> Placeholder:
             offset += len(part) + 1
     elif path:
         raise InvalidTemplate(f"{{{name}}}: {head} has no parts; write {{{head}}}", text, column)
-    placeholder = Placeholder(head, tuple(path), spec if colon else "", column)
+    placeholder = Placeholder(head, tuple(path), spec if colon else "", column, default if bar else None)
     if head in _OPERAND_SAMPLES or (head != "data" and placeholder.spec):
         _check_spec(placeholder, (_OPERAND_SAMPLES.get(head, ""),), text, "")
     return placeholder
@@ -282,17 +286,24 @@ class Template:
         return "".join(out)
 
     def render_strict(self, event: Any) -> str | None:
-        """The text for ``event``, or None if any placeholder cannot be shown (for keys)."""
+        """The text for ``event``, or None if a placeholder without a ``|default`` cannot be
+        shown (for keys, where a placeholder text would fold unrelated events)."""
         out: list[str] = []
-        for piece in self._pieces:
+        for piece, placeholder in zip(self._pieces, self._placeholder_of, strict=True):
             if type(piece) is str:
                 out.append(piece)
                 continue
             try:
                 out.append(piece(event))  # type: ignore[operator]
             except Exception:
-                return None
+                if placeholder is None or placeholder.default is None:
+                    return None
+                out.append(placeholder.default)
         return "".join(out)
+
+    @property
+    def _placeholder_of(self) -> tuple[Placeholder | None, ...]:
+        return tuple(part if isinstance(part, Placeholder) else None for part in self.parts)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Template) and other.text == self.text

@@ -15,7 +15,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 
 from linkserver.core.categories import Category, InvalidCategory
 from linkserver.core.definitions import EventDefinition, definition_problems
-from linkserver.core.errors import InvalidDefinition, InvalidName
+from linkserver.core.errors import InvalidDefinition, InvalidName, InvalidTemplate
 from linkserver.core.formats import (
     EMPTY_FORMAT,
     NO_DEFAULT,
@@ -26,6 +26,7 @@ from linkserver.core.formats import (
     format_problems,
 )
 from linkserver.core.paths import check_name
+from linkserver.core.templates import compile_template
 from linkserver.loading.alarm_fields import ALARM_KEYS, clears_location, read_alarm
 from linkserver.loading.entries import Entries, as_mapping
 from linkserver.loading.problems import Location, describe, suggest
@@ -43,6 +44,7 @@ FIELD_KEYS = (
     "max",
     "pattern",
     "format",
+    "labels",
 )
 EVENT_KEYS = (
     "description",
@@ -58,6 +60,8 @@ EVENT_KEYS = (
     "category",
     "format",
     *ALARM_KEYS,
+    "message",
+    "instructions",
 )
 
 
@@ -239,6 +243,7 @@ class DefinitionReader:
         kwargs["type"] = entries.typed("type", default_type, FieldType.parse, _TYPES)
         kwargs["default"] = entries.value("default", NO_DEFAULT)
         kwargs["allowed"] = self._allowed(entries)
+        kwargs["labels"] = self._labels(entries)
         given = {k: v for k, v in kwargs.items() if v is not MISSING and k != "description"}
         if entries.bad:
             # Report what is inconsistent among the values that could be read, then give up.
@@ -252,6 +257,24 @@ class DefinitionReader:
         except CORE_ERRORS as exc:  # anything the checks did not foresee is still one problem
             entries.report([("", f"{entries.where}: {exc}")])
         return None
+
+    @staticmethod
+    def _labels(entries: Entries) -> Any:
+        node = entries.get("labels")
+        if node is None or is_null(node):
+            return MISSING
+        values = entries.value("labels")
+        if values is MISSING:
+            return MISSING
+        if not isinstance(values, dict):
+            entries.error(
+                node,
+                f"'labels' in {entries.where} must map values to labels, e.g. {{1: up, 2: down}}, "
+                f"got {describe(values)}",
+                "labels",
+            )
+            return MISSING
+        return values
 
     @staticmethod
     def _allowed(entries: Entries) -> Any:
@@ -303,6 +326,7 @@ class DefinitionReader:
             "hidden": entries.flag("hidden"),
             "requires_acknowledgement": entries.flag("requires_acknowledgement"),
             "category": self._category(entries),
+            "instructions": self._text(entries, "instructions"),
         }
         format_node = entries.get("format")
         if format_node is not None:
@@ -311,6 +335,7 @@ class DefinitionReader:
                 entries.bad = True
                 entries.failed.add("format")
         kwargs["alarm"] = read_alarm(entries)
+        kwargs["message"] = self._message(doc, entries, kwargs.get("format", EMPTY_FORMAT), where)
         given = {k: v for k, v in kwargs.items() if v is not MISSING}
         if entries.bad or not named:
             checked = {k: v for k, v in given.items() if k in _CHECKED_EVENT_KEYS}
@@ -329,6 +354,23 @@ class DefinitionReader:
                     self.clears_at[id(definition)] = at
             return definition
         return None
+
+    @staticmethod
+    def _message(doc: Document, entries: Entries, fmt: TableFormat | None, where: str) -> Any:
+        """The ``message`` template, compiled against the event's format (unchecked when the
+        format failed); a problem is reported at its column in the file when it can be."""
+        text = entries.text("message", nullable=True)
+        if not isinstance(text, str):
+            return MISSING
+        try:
+            return compile_template(text, fmt, where=f"message of {where}")
+        except InvalidTemplate as exc:
+            node = entries.get("message")
+            assert node is not None
+            doc.problems.add(_inside(doc, node, exc.column), exc.message)
+            entries.bad = True
+            entries.failed.add("message")
+            return MISSING
 
     @staticmethod
     def _category(entries: Entries) -> Any:
@@ -360,6 +402,19 @@ CORE_ERRORS = (ValueError, TypeError, OverflowError)
 _CHECKED_EVENT_KEYS = frozenset(
     ("persistent", "expiration", "hidden", "requires_acknowledgement", "group", "format")
 )
+
+
+def _inside(doc: Document, node: Node, column: int | None) -> Location:
+    """Where column ``column`` (from 1) of a scalar's text is in the file: exact for a
+    one-line plain or quoted scalar without escapes, else the scalar itself."""
+    at = doc.at(node)
+    if column is None or not isinstance(node, ScalarNode) or node.start_mark.line != node.end_mark.line:
+        return at
+    quoted = node.style in ("'", '"')
+    width = node.end_mark.column - node.start_mark.column - (2 if quoted else 0)
+    if node.style not in (None, "'", '"') or width != len(node.value):
+        return at  # escapes or folding: columns of the text are not columns of the file
+    return Location(at.file, at.line, at.column + (1 if quoted else 0) + column - 1)
 
 
 def _name_node(item: Node) -> ScalarNode | None:

@@ -276,7 +276,12 @@ class Api:
         return codec.filter_check(body, self.access, call.principal)
 
     def event(self, call: Call) -> dict[str, Any]:
-        return {"event": self.access.get(call.args.id, call.principal).marshal()}
+        event = self.access.get(call.args.id, call.principal)
+        shown = event.marshal()
+        instructions = self.access.instructions(event)
+        if instructions:
+            shown["instructions"] = instructions
+        return {"event": shown}
 
     def acknowledge(self, call: Call) -> dict[str, Any]:
         body: shapes.Acknowledge = call.body

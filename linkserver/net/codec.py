@@ -92,6 +92,8 @@ def field_json(field: Field) -> dict[str, Any]:
             out[key] = getattr(field, key)
     if field.format is not None:
         out["format"] = format_json(field.format)
+    if field.labels is not None:
+        out["labels"] = [{"value": value, "label": label} for value, label in field.labels]
     return out
 
 
@@ -130,6 +132,8 @@ def definition_json(definition: EventDefinition, retention: Retention | None = N
         "requires_acknowledgement": definition.requires_acknowledgement,
         "category": str(definition.category),
         "format": format_json(definition.format),
+        "message": definition.message.text if definition.message is not None else None,
+        "instructions": definition.instructions,
     }
     if retention is not None:
         out["retention"] = retention_json(retention)

@@ -8,6 +8,7 @@ event they may not see is reported exactly like one that does not exist.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import attrs
@@ -15,6 +16,7 @@ import attrs
 from linkserver.core.definitions import EventDefinition
 from linkserver.core.errors import EventNotFound, HistoryUnavailable, LinkServerError, PermissionDenied
 from linkserver.core.events import Acknowledgement, Event
+from linkserver.core.filters.labels import resolve_labels
 from linkserver.core.levels import Permission
 from linkserver.core.paths import display
 from linkserver.core.permissions import Principal
@@ -49,19 +51,46 @@ class HistoryAccess:
     def query(self, query: HistoryQuery, user: Principal | None) -> HistoryPage:
         """One page of what ``user`` may see; FilterError when the filter reads a data field
         no event the query can match has (checked as subscriptions are)."""
-        self.check_filter(query, user)
-        return self.store.query(self._restricted(query, user))
+        query = self._with_labels(query, user)
+        page = self.store.query(self._restricted(query, user))
+        self.show(page.events)
+        return page
+
+    def show(self, events: Iterable[Event]) -> None:
+        """Give each event read from the store its definition to show it by (message, labels):
+        the live one, else the one its removed context had (see KnownDefinitions)."""
+        found: dict[tuple[str, str], EventDefinition | None] = {}
+        for event in events:
+            if event.display is None:
+                key = (event.context, event.name)
+                if key not in found:
+                    found[key] = self.known.definition(*key)
+                event.shown_by(found[key])
+
+    def instructions(self, event: Event) -> str:
+        """The operator instructions of ``event``'s definition ("" when it has none)."""
+        definition = self.known.definition(event.context, event.name)
+        return definition.instructions if definition is not None else ""
 
     def count(self, query: HistoryQuery, user: Principal | None) -> int:
-        self.check_filter(query, user)
+        query = self._with_labels(query, user)
         return self.store.count(self._restricted(query, user))
 
-    def check_filter(self, query: HistoryQuery, user: Principal | None) -> None:
+    def _with_labels(self, query: HistoryQuery, user: Principal | None) -> HistoryQuery:
+        """``query`` checked, its filter's value labels resolved (core.filters.labels)."""
+        definitions = self.check_filter(query, user)
+        if query.filter is None or not definitions:
+            return query
+        resolved = resolve_labels(query.filter, (d.format for d in definitions))
+        return query if resolved is query.filter else attrs.evolve(query, filter=resolved)
+
+    def check_filter(self, query: HistoryQuery, user: Principal | None) -> list[EventDefinition]:
         """Raise FilterError unless the query's filter fits the format of some definition in
         the contexts its masks match (that ``user`` may observe) or in a template, so a typo
-        (``data.valu``) is an error instead of an empty answer."""
+        (``data.valu``) is an error instead of an empty answer. Returns those definitions
+        (none when the filter reads no data field)."""
         if query.filter is None or not query.filter.data_fields():
-            return
+            return []
         found: dict[int, EventDefinition] = {}
         sets = [
             context.definitions
@@ -77,11 +106,13 @@ class HistoryAccess:
         names = " or ".join(repr(n) for n in query.names) or "'*'"
         masks = " or ".join(repr(m) for m in query.masks or ("**",))
         query.filter.check_any(found.values(), f"{names} under {masks}")
+        return list(found.values())
 
     def get(self, event_id: int, user: Principal | None) -> Event:
         event = self.store.get(event_id)
         if not self.may_see(user, event.context, event.name):
             raise EventNotFound(event_id)
+        self.show((event,))
         return event
 
     def acknowledge(self, event_id: int, user: Principal, text: str, *, now: datetime | None = None) -> Event:
@@ -93,7 +124,9 @@ class HistoryAccess:
         event = self.get(event_id, user)
         self._require(user, event, Permission.OPERATOR, "acknowledge")
         ack = Acknowledgement(time=now or datetime.now(UTC), user=user.name, text=text.strip())
-        return self.store.acknowledge(event_id, ack)
+        acknowledged = self.store.acknowledge(event_id, ack)
+        self.show((acknowledged,))
+        return acknowledged
 
     def delete(self, event_id: int, user: Principal) -> None:
         """Delete one event; needs manager on the event's context."""

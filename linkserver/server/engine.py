@@ -29,6 +29,7 @@ from linkserver.core.errors import ContextNotFound, DataTableError, EventNotDefi
 from linkserver.core.events import Event, IdGenerator
 from linkserver.core.expiration import ExpirationTable
 from linkserver.core.filters import Filter, parse_filter
+from linkserver.core.filters.labels import resolve_labels
 from linkserver.core.formats import TableFormat
 from linkserver.core.levels import Level, Permission
 from linkserver.core.paths import ROOT, check_name, compile_mask, display, name_of
@@ -230,18 +231,21 @@ class Engine:
         event_level = definition.level if level is None else Level.parse(level)
         event_id, created = self._ids.next_created()
         lifetime = target.lifetime
-        fired = Event(  # id, context, name, level, created, expires, author, group, data, acks, category
-            event_id,
-            target.path,
-            target.name,
-            event_level,
-            created,
-            created + lifetime if lifetime is not None else None,
-            author_name,
-            target.group,
-            records,
-            (),
-            target.category,
+        fired = (
+            Event(  # id, context, name, level, created, expires, author, group, data, acks, category, display
+                event_id,
+                target.path,
+                target.name,
+                event_level,
+                created,
+                created + lifetime if lifetime is not None else None,
+                author_name,
+                target.group,
+                records,
+                (),
+                target.category,
+                definition,  # shows the event (message, labels) when someone reads it: no rendering here
+            )
         )
         tap = self.on_fired
         if tap is not None:  # before the store: the commit may follow at once
@@ -286,6 +290,7 @@ class Engine:
         target = by_path.get(event.context) if by_path is not None else None
         if target is None:
             target = self._resolve(event.context, event.name)
+        event.shown_by(target.definition)
         self._deliver(target, event, commit)
 
     def _deliver(self, target: _Target, fired: Event, commit: Future[Event] | None) -> None:
@@ -401,6 +406,7 @@ class Engine:
             raise EventNotDefined(compiled.text, event, self._event_names_for(compiled.text, principal))
         if filter is not None:
             self._check_filter(filter, definitions, mask, event)
+            filter = resolve_labels(filter, (d.format for d in definitions))  # "down" -> 2
         spec = SubscriptionSpec(
             mask=compiled,
             event=event,

@@ -435,8 +435,17 @@ class Outbound:
                     self._walk = None
                     log.info("bridge %s: outbox caught up", self.name)
             if fresh:
+                self._show(fresh)
                 self._send(fresh)
         return fresh
+
+    def _show(self, events: list[Event]) -> None:
+        """Events read back from the outbox get their definition, to carry their message."""
+        tree = self.engine.tree
+        for event in events:
+            if event.display is None:
+                context = tree.find(event.context)
+                event.shown_by(context.definitions.get(event.name) if context is not None else None)
 
     def _flush_deletes(self, force: bool = False) -> None:
         with self._cond:

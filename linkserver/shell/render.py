@@ -149,7 +149,8 @@ def acks_text(event: Event, requires: bool) -> str:
 def history_table(
     events: Sequence[Event], requires_ack: Any = None, *, colour: bool = False, width: int | None = None
 ) -> str:
-    """The history listing: id, time, context, event, level, author, acks, data summary."""
+    """The history listing: id, time, context, event, level, author, acks, message, data summary
+    (coded values as their labels)."""
     needs = requires_ack or (lambda event: False)
     rows = []
     for e in events:
@@ -163,19 +164,24 @@ def history_table(
                 level_cell(e.level),
                 e.author or "-",
                 (LEVEL_STYLES[Level.WARNING], acks) if acks == "needed" else acks,
-                data_summary(e.data, 200),
+                shorten(e.message or "-", 100),
+                data_summary(e.shown_data, 200),
             ]
         )
-    headers = ["ID", "TIME", "CONTEXT", "EVENT", "LEVEL", "AUTHOR", "ACKS", "DATA"]
+    headers = ["ID", "TIME", "CONTEXT", "EVENT", "LEVEL", "AUTHOR", "ACKS", "MESSAGE", "DATA"]
     return table(headers, rows, colour=colour, width=width)
 
 
 def event_line(event: Event, *, colour: bool = False, width: int | None = None) -> str:
-    """One live event for ``watch``: time, level, context/name, id, data; coloured by level."""
+    """One live event for ``watch``: time, level, context/name, id, message, data; coloured by level."""
     time = event.created.astimezone().strftime("%H:%M:%S.%f")[:-3]
     head = f"{time} {event.level.name:<7} {context_text(event.context)}/{event.name} #{event.id}"
+    if event.message:
+        head += f"  {event.message} |"
     room = None if width is None else max(width - len(head) - 2, 10)
-    data = data_summary(event.data, room or 200)
+    data = data_summary(event.shown_data, room or 200)
+    if event.message:
+        return paint(f"{head} {data}".rstrip(" |"), level_style(event.level), colour)
     return paint(f"{head}  {data}".rstrip(), level_style(event.level), colour)
 
 
@@ -209,6 +215,8 @@ def event_detail(
         ack = f"not required ({len(event.acknowledgements)} given)"
     title = f"event {event.id}  {context_text(event.context)}/{event.name}  "
     lines = [paint(title, BOLD, colour) + paint(event.level.name, level_style(event.level), colour)]
+    if event.message:
+        lines.append(f"  {event.message}")
     props = [
         ("description", (definition or {}).get("description") or "-"),
         ("created", time_text(event.created, millis=True)),
@@ -219,9 +227,33 @@ def event_detail(
         ("acknowledgement", ack),
     ]
     lines += [f"  {k:<17}{v}" for k, v in props]
-    lines += ["", paint("data", BOLD, colour), _indent(records_table(event.data, colour=colour))]
+    lines += ["", paint("data", BOLD, colour), _indent(records_table(_with_values(event), colour=colour))]
+    instructions = (definition or {}).get("instructions") or event.instructions
+    if instructions:
+        lines += [
+            "",
+            paint("instructions", BOLD, colour),
+            _indent(_wrap(instructions.strip(), (width or 100) - 2)),
+        ]
     lines += ["", paint("acknowledgements", BOLD, colour), _indent(acks_table(event, colour=colour))]
     return "\n".join(lines)
+
+
+def _with_values(event: Event) -> list[dict[str, Any]]:
+    """The records with each labelled value as ``label (value)``: both are needed to act on it."""
+    shown = event.shown_data
+    out = []
+    for index, record in enumerate(event.data):
+        labelled = shown[index] if index < len(shown) else record
+        row = {}
+        for key, value in record.items():
+            label = labelled.get(key)
+            if isinstance(label, str) and label != value and not isinstance(value, (list, tuple, dict)):
+                row[key] = f"{label} ({value_text(value)})"
+            else:
+                row[key] = value
+        out.append(row)
+    return out
 
 
 def _indent(text: str, by: str = "  ") -> str:
@@ -273,7 +305,7 @@ def retention_text(definition: Mapping[str, Any]) -> str:
 
 
 def field_limits(field: Mapping[str, Any]) -> str:
-    """``allowed``, ``min``/``max`` (length for strings) and ``pattern`` of a field, in words."""
+    """``allowed``, ``min``/``max`` (length for strings), ``pattern`` and labels of a field, in words."""
     parts = []
     if field.get("allowed") is not None:
         parts.append("one of " + ", ".join(value_text(v) for v in field["allowed"]))
@@ -283,6 +315,8 @@ def field_limits(field: Mapping[str, Any]) -> str:
         parts.append(f"{what}{'' if low is None else low}..{'' if high is None else high}")
     if field.get("pattern"):
         parts.append(f"pattern {field['pattern']}")
+    if field.get("labels"):
+        parts.append("labels " + ", ".join(f"{value_text(x['value'])}={x['label']}" for x in field["labels"]))
     return "; ".join(parts) or "-"
 
 
@@ -323,7 +357,15 @@ def definition_detail(
         ("category", d.get("category") or "-"),
         ("hidden", "yes (only subscriptions naming it)" if d.get("hidden") else "no"),
     ]
+    if d.get("message"):
+        props.insert(0, ("message", str(d["message"])))
     lines += [f"  {k:<17}{v}" for k, v in props]
+    if d.get("instructions"):
+        lines += [
+            "",
+            paint("instructions", BOLD, colour),
+            _indent(_wrap(str(d["instructions"]), (width or 100) - 2)),
+        ]
     if d.get("help"):
         lines += ["", paint("help", BOLD, colour), _indent(_wrap(str(d["help"]), (width or 100) - 2))]
     fmt = d.get("format") or {}

@@ -410,7 +410,8 @@ class Shell:
         ``meanwhile`` keeps running while the question is pending (see :class:`Console`).
         """
         label = f"{render.context_text(event.context)}/{event.name} #{event.id}"
-        text = self.console.ask(f"acknowledge {label} (text, Enter skips): ", meanwhile)
+        said = f" ({render.shorten(event.message, 120)})" if event.message else ""
+        text = self.console.ask(f"acknowledge {label}{said} (text, Enter skips): ", meanwhile)
         if text is None:
             return
         if not text.strip():

@@ -254,6 +254,20 @@ class Event(Shape):
     group: str | None = None
     category: CategoryName | None = None
     acknowledgements: list[Acknowledgement] = []
+    message: Annotated[
+        str | None,
+        Meta(
+            description="what operators read first: the definition's message template rendered "
+            "from this event (else its description, else its name), at read time"
+        ),
+    ] = None
+    labels: Annotated[
+        list[dict[str, Any]] | None,
+        Meta(description="per record, the labels of its coded values ({field: label}); absent if none"),
+    ] = None
+    instructions: Annotated[
+        str | None, Meta(description="the definition's operator instructions (GET /events/{id} only)")
+    ] = None
 
 
 class EventAnswer(Shape):
@@ -271,6 +285,14 @@ class Field(Shape):
     max: float | None = None
     pattern: str | None = None
     format: Format | None = None
+    labels: Annotated[
+        list[Label] | None, Meta(description="value labels of a coded field: stored as value, shown as label")
+    ] = None
+
+
+class Label(Shape):
+    value: int | str
+    label: str
 
 
 class Format(Shape):
@@ -303,6 +325,8 @@ class Definition(Shape):
     requires_acknowledgement: bool
     category: CategoryName
     format: Format
+    message: Annotated[str | None, Meta(description="the message template; null if none")] = None
+    instructions: Annotated[str, Meta(description="what an operator should do about these events")] = ""
     retention: Annotated[
         Retention | None, Meta(description="in a context's listing; null if not persistent")
     ] = None

@@ -124,7 +124,16 @@ def test_history_json_and_table(
         capsys, "history", "--mask", plc, "--filter", "data.value >= 1", "--oldest-first", "--url", live.url
     )
     lines = out.splitlines()
-    assert code == 0 and lines[0].split() == ["ID", "CREATED", "LEVEL", "CONTEXT", "EVENT", "ACK", "DATA"]
+    assert code == 0 and lines[0].split() == [
+        "ID",
+        "CREATED",
+        "LEVEL",
+        "CONTEXT",
+        "EVENT",
+        "ACK",
+        "MESSAGE",
+        "DATA",
+    ]
     assert [line.split()[0] for line in lines[1:]] == [str(fired[1].id), str(fired[2].id)]
     assert len({line.index("NOTICE") for line in lines[1:]}) == 1  # aligned
     code, _, err = cli(capsys, "history", "--filter", "level >>", "--url", live.url)
@@ -238,3 +247,31 @@ def test_format_table_aligns_all_but_the_last_column() -> None:
         "A    BB  C\nxxx  y   long text\n1    22"
     )
     assert format_table(["A", "B"], []) == "A  B\n(none)"
+
+
+def test_show_gives_the_message_labels_and_instructions(
+    live: LiveServer, client: Client, plc: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = client.fire(plc, "disconnected", {"reason": "timeout"}, durable=True)
+    failed = client.fire(plc, "error", {"code": "E7", "message": "overheated"}, durable=True)
+    code, out, _ = cli(capsys, "show", str(gone.id), "--url", live.url)
+    assert code == 0
+    assert "  disconnected: the device stopped answering" in out.splitlines()
+    assert "  reason = the device stopped answering (timeout)" in out.splitlines()
+    code, out, _ = cli(capsys, "show", str(failed.id), "--url", live.url)
+    assert "  error E7: overheated" in out and "instructions\n  Look the code up" in out
+    code, out, _ = cli(capsys, "show", str(failed.id), "--json", "--url", live.url)
+    shown = json.loads(out)
+    assert shown["event"]["message"] == "error E7: overheated"
+    assert shown["instructions"].startswith("Look the code up in the device's manual.")
+    code, out, _ = cli(
+        capsys,
+        "history",
+        "--mask",
+        plc,
+        "--filter",
+        'data.reason == "the device stopped answering"',
+        "--url",
+        live.url,
+    )
+    assert code == 0 and len(out.splitlines()) == 2 and "reason=the device stopped answering" in out

@@ -94,3 +94,20 @@ def test_what_cannot_be_an_event_is_a_poison_message_naming_the_problem(
     with pytest.raises(PoisonMessage, match=words) as caught:
         decode_posted(body, max_size=80)
     assert caught.value.kind == kind
+
+
+def test_the_message_of_the_event_travels_as_an_extension() -> None:
+    from linkserver.core.definitions import EventDefinition
+    from linkserver.core.formats import Field, TableFormat
+
+    definition = EventDefinition(
+        name="overheated",
+        message="{context} is at {data.temperature:.0f} degrees",
+        format=TableFormat(
+            fields=[Field(name="temperature", type="float"), Field(name="at", type="datetime")]
+        ),
+    )
+    shown = event(display=definition)
+    assert json.loads(encode(shown, "node1"))["linkservermessage"] == "devices.pump7 is at 98 degrees"
+    assert to_cloudevent(shown, "node1")["linkservermessage"] == "devices.pump7 is at 98 degrees"
+    assert "linkservermessage" not in json.loads(encode(event(), "node1"))

@@ -65,6 +65,16 @@ def test_format_specs_apply_to_the_value_alone():
     assert template.render(event(context="")) == "21.2 at 03:04 root=root"
 
 
+def test_a_default_is_shown_where_the_value_cannot_be():
+    template = compile_template(
+        "{data.username} from {data.address|the local shell} {data.value:.0f|?}", LOGIN
+    )
+    null = event(({"username": "bob", "address": None, "status": 1, "value": 2.0, "ports": []},))
+    assert template.render(null) == "bob from the local shell 2"
+    assert template.render_strict(null) == "bob from the local shell 2"
+    assert template.render_strict(event(data=())) is None
+
+
 def test_nested_fields_read_the_first_record_and_braces_escape():
     template = compile_template("{{port}} {data.ports.port}", LOGIN)
     with_ports = event(

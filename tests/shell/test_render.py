@@ -74,7 +74,17 @@ def test_history_table_marks_events_waiting_for_an_acknowledgement():
     acked = event(id=2, acknowledgements=(Acknowledgement(time=T0, user="op", text="done"),))
     text = render.history_table([event(id=1), acked], lambda e: True)
     lines = text.splitlines()
-    assert lines[0].split() == ["ID", "TIME", "CONTEXT", "EVENT", "LEVEL", "AUTHOR", "ACKS", "DATA"]
+    assert lines[0].split() == [
+        "ID",
+        "TIME",
+        "CONTEXT",
+        "EVENT",
+        "LEVEL",
+        "AUTHOR",
+        "ACKS",
+        "MESSAGE",
+        "DATA",
+    ]
     assert " needed " in lines[1] and " 1 " in lines[2]
     assert "code=E42, message=pump stalled" in lines[1]
 
@@ -183,3 +193,18 @@ def test_tree_text_draws_branches_and_cuts_long_child_lists():
 
 def test_error_line_is_one_line():
     assert render.error_line("column 3: bad\n  x\n  ^", colour=False) == "error: column 3: bad x ^"
+
+
+def test_the_message_labels_and_instructions_are_shown_with_the_event():
+    from linkserver.core.events import Shown
+
+    shown = Shown(message="pump 7 stalled", labels=[{"code": "stalled"}], instructions="Restart the pump.")
+    coded = event(display=shown)
+    assert "devices.plc7/error #912000000000000001  pump 7 stalled | code=stalled" in render.event_line(coded)
+    listing = render.history_table([coded]).splitlines()
+    assert "pump 7 stalled" in listing[1] and "code=stalled, message=pump stalled" in listing[1]
+    detail = render.event_detail(coded, {"description": "An error."})
+    assert detail.splitlines()[1] == "  pump 7 stalled"
+    assert "stalled (E42)" in detail and "instructions\n  Restart the pump." in detail
+    with_definition = render.event_detail(coded, {"instructions": "Call the plant."})
+    assert "instructions\n  Call the plant." in with_definition

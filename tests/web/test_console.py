@@ -47,7 +47,7 @@ def test_signed_in_the_log_shows_events_fired_from_the_python_client_live(
     device = server.new_device()
     with server.client("operator") as client:
         client.fire(device, "error", {"code": "E42", "message": "pump stalled"})
-    wait_for_row(page, "pump stalled")
+    wait_for_row(page, "error E42: pump stalled")
     (row,) = [r for r in rows(page) if r["context"] == device]
     assert (row["level"], row["name"]) == ("ERROR", "error")
     token = page.evaluate("JSON.parse(sessionStorage.getItem('linkserver.session')).token")
@@ -80,15 +80,15 @@ def test_filters_are_in_the_url_and_a_bad_filter_shows_its_error_where_it_is(
     fire(hot, "measurement", [{"quantity": "t", "value": 10.0}], level="ERROR")
     fire(hot, "measurement", [{"quantity": "t", "value": 70.0}], level="INFO")
     fire(hot, "measurement", [{"quantity": "t", "value": 80.0}], level="WARNING")
-    wait_for_row(page, "quantity=t value=80")
-    assert [(r["context"], r["text"]) for r in rows(page)] == [(hot, "quantity=t value=80")]
+    wait_for_row(page, "t 80.0")
+    assert [(r["context"], r["text"]) for r in rows(page)] == [(hot, "t 80.0")]
 
     shared = page.context.browser.new_page()  # the URL is the view: bookmarked, shared
     shared.goto(page.url)
     shared.fill("#signin-user", "admin")
     shared.fill("#signin-password", server.admin_password)
     shared.click("#signin-form button[type=submit]")
-    wait_for_row(shared, "quantity=t value=80")
+    wait_for_row(shared, "t 80.0")
     assert shared.input_value("#f-filter") == "data.value > 50"
     shared.context.close()
 
@@ -122,13 +122,13 @@ def test_history_pages_with_cursors_and_exports_what_the_filters_match(
     sign_in(page, server.url, "operator", server.password("operator"))
     page.goto(f"{server.url}/#/history?mask={device}")
     page.wait_for_selector("#history-status:text-is('200 of 250 events')")
-    assert rows(page)[0]["text"] == "m249"
+    assert rows(page)[0]["text"] == "error E249: m249"
     page.click("#history-more")  # the next page, by the answer's cursor
     page.wait_for_selector("#history-status:text-is('250 of 250 events')")
     assert page.is_disabled("#history-more")
     page.focus("#history-list .vlist")
     page.keyboard.press("End")  # the oldest, at the bottom of the virtual list
-    page.wait_for_selector(".view:not([hidden]) .row .text:text-is('m0')")
+    page.wait_for_selector(".view:not([hidden]) .row .text:text-is('error E0: m0')")
     assert page.evaluate("document.querySelectorAll('#history-list .row').length") < 100  # only rows in view
 
     with page.expect_download() as download:
@@ -167,7 +167,7 @@ def test_an_alert_pops_up_for_everyone_and_is_gone_for_all_once_acknowledged(
     with server.client() as client:
         (ack,) = client.event(event.id).acknowledgements
     assert (ack.user, ack.text) == ("operator", "valve closed")
-    wait_for_row(page, "tank level high")
+    wait_for_row(page, "tank level high (high)")
     assert [r["ack"] for r in rows(page) if r["id"] == str(event.id)] == ["ack operator"]
     other.context.close()
 
@@ -177,7 +177,7 @@ def test_a_user_with_fewer_grants_sees_less(server: RunningServer, page: Any) ->
     device, alert = server.new_device("mine"), server.new_alert("hidden")
     server.server.fire(alert, "alert", {"message": "not for plant"}, durable=True)
     server.server.fire(device, "error", {"code": "E1", "message": "for plant"})
-    wait_for_row(page, "for plant")
+    wait_for_row(page, "error E1: for plant")
     shown = rows(page)
     assert {r["context"].split(".")[0] for r in shown} == {"devices"}
     assert "not for plant" not in page.inner_text("body")
@@ -189,3 +189,21 @@ def test_a_user_with_fewer_grants_sees_less(server: RunningServer, page: Any) ->
     page.wait_for_selector("#context-detail table.definitions")
     assert re.search(r"error\s+ERROR\s+yes\s+90d", page.inner_text("#context-detail"))
     assert page.inner_text("#open-alerts-count") == "0"
+
+
+def test_the_detail_shows_the_message_labels_and_instructions(server: RunningServer, page: Any) -> None:
+    sign_in(page, server.url, "operator", server.password("operator"))
+    device = server.new_device("coded")
+    server.server.fire(device, "disconnected", {"reason": "timeout"}, durable=True)
+    wait_for_row(page, "disconnected: the device stopped answering")
+    page.dblclick(".view:not([hidden]) .row .text:text-is('disconnected: the device stopped answering')")
+    page.wait_for_selector("#detail-body td.labelled")
+    assert page.inner_text("#detail-body td.labelled") == "the device stopped answering (timeout)"
+    assert page.inner_text("#detail-body p.message") == "disconnected: the device stopped answering"
+    server.server.fire(device, "error", {"code": "E9", "message": "fuse"}, durable=True)
+    wait_for_row(page, "error E9: fuse")
+    page.dblclick(".view:not([hidden]) .row .text:text-is('error E9: fuse')")
+    page.wait_for_selector("#detail-body p.instructions")
+    assert page.inner_text("#detail-body p.instructions").startswith(
+        "Look the code up in the device's manual."
+    )

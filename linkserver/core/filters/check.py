@@ -78,9 +78,14 @@ def _check_leaf(leaf: Leaf, field: Field, text: str, where: str) -> None:
             )
         return
     values = (leaf.value,) if isinstance(leaf, Compare) else leaf.values if isinstance(leaf, InList) else ()
+    labels = {label for _, label in field.labels or ()}
     for value in values:
+        if type(value) is str and value in labels:
+            continue  # a label: resolve_labels (core.filters.labels) turns it into its value
         problem = _mismatch(kind, value)
         if problem:
+            if labels:
+                problem += f" (its labels: {', '.join(sorted(labels))})"
             raise FilterError(
                 f"{_prefix(where)}{operand} is {_article(kind)} field; it cannot be compared with {problem}",
                 text,

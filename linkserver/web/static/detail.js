@@ -1,5 +1,6 @@
-// The event detail: its data table as a table, the definition's description, help and
-// instructions, every acknowledgement, and related events (the same context).
+// The event detail: its message, its data table as a table (coded values as their labels), the
+// operator instructions, the definition's description and help, every acknowledgement, and
+// related events (the same context).
 
 import { $, clear, displayPath, el, fullTime, shortTime, summary } from "./util.js";
 
@@ -76,12 +77,13 @@ export class Detail {
     );
     const text = summary(event);
     if (text) body.append(el("p", { class: "message" }, text));
-    body.append(el("h3", {}, "Data"), dataTable(event.data || [], definition));
+    body.append(el("h3", {}, "Data"), dataTable(event.data || [], definition, event.labels));
+    const instructions = (definition && definition.instructions) || event.instructions;
+    if (instructions) body.append(el("h3", {}, "Instructions"), el("p", { class: "instructions" }, instructions));
     if (definition) {
       body.append(el("h3", {}, "Definition"));
       if (definition.description) body.append(el("p", {}, definition.description));
       if (definition.help) body.append(el("p", { class: "help" }, definition.help));
-      if (definition.instructions) body.append(el("h4", {}, "Instructions"), el("p", { class: "help" }, definition.instructions));
     }
     const acks = event.acknowledgements || [];
     body.append(el("h3", {}, `Acknowledgements (${acks.length})`));
@@ -120,8 +122,10 @@ export class Detail {
   }
 }
 
-// Columns in the format's order (then any others), one row per record.
-export function dataTable(records, definition) {
+// Columns in the format's order (then any others), one row per record. A coded value is shown
+// as its label with the stored value after it ("the connection was lost (lost)"): `labels` is the
+// event's, per record {field: label}.
+export function dataTable(records, definition, labels) {
   const names = definition ? definition.format.fields.map((f) => f.name) : [];
   for (const record of records) for (const key of Object.keys(record)) if (!names.includes(key)) names.push(key);
   if (!records.length) return el("p", { class: "muted" }, "No data.");
@@ -133,13 +137,16 @@ export function dataTable(records, definition) {
     el(
       "tbody",
       {},
-      records.map((r) =>
+      records.map((r, i) =>
         el(
           "tr",
           {},
           names.map((n) => {
             const v = r[n];
-            return el("td", {}, v === undefined ? "" : v === null ? "null" : typeof v === "object" ? JSON.stringify(v) : String(v));
+            const label = labels && labels[i] ? labels[i][n] : undefined;
+            const text = v === undefined ? "" : v === null ? "null" : typeof v === "object" ? JSON.stringify(v) : String(v);
+            if (typeof label === "string") return el("td", { class: "labelled", title: `stored as ${text}` }, `${label} (${text})`);
+            return el("td", {}, text);
           }),
         ),
       ),
