@@ -231,21 +231,20 @@ class Engine:
         event_level = definition.level if level is None else Level.parse(level)
         event_id, created = self._ids.next_created()
         lifetime = target.lifetime
-        fired = (
-            Event(  # id, context, name, level, created, expires, author, group, data, acks, category, display
-                event_id,
-                target.path,
-                target.name,
-                event_level,
-                created,
-                created + lifetime if lifetime is not None else None,
-                author_name,
-                target.group,
-                records,
-                (),
-                target.category,
-                definition,  # shows the event (message, labels) when someone reads it: no rendering here
-            )
+        # id, context, name, level, created, expires, author, group, data, acks, category, display
+        fired = Event(
+            event_id,
+            target.path,
+            target.name,
+            event_level,
+            created,
+            created + lifetime if lifetime is not None else None,
+            author_name,
+            target.group,
+            records,
+            (),
+            target.category,
+            definition,  # shows the event (message, labels) when someone reads it: no rendering here
         )
         tap = self.on_fired
         if tap is not None:  # before the store: the commit may follow at once
