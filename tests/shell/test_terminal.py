@@ -163,8 +163,13 @@ def test_tab_fire_watch_acknowledge_history(served):
         firer.type("fire alert message='pressure low' severity=high\r")
         event_id = firer.expect(r"fired alerts\.pump/alert #(\d+) WARNING").group(1)
 
-        watcher.expect(rf"WARNING alerts\.pump/alert #{event_id}\s+message=pressure low")
-        watcher.expect(rf"acknowledge alerts\.pump/alert #{event_id} \(text, Enter skips\):")
+        # the definition's message first, then the data
+        watcher.expect(
+            rf"WARNING alerts\.pump/alert #{event_id}\s+pressure low \(high\) \| message=pressure low"
+        )
+        watcher.expect(
+            rf"acknowledge alerts\.pump/alert #{event_id} \(pressure low \(high\)\) \(text, Enter skips\):"
+        )
         watcher.type("valve opened\r")
         watcher.expect(rf"acknowledged alerts\.pump/alert #{event_id} \(1 acknowledgement\(s\)\)")
         watcher.type("\x03")
@@ -173,7 +178,7 @@ def test_tab_fire_watch_acknowledge_history(served):
 
         watcher.type("history --limit 5\r")
         watcher.expect(
-            rf"{event_id}\s+\S+ \S+\s+alerts\.pump\s+alert\s+WARNING\s+admin\s+1\s+message=pressure low"
+            rf"{event_id}\s+\S+ \S+\s+alerts\.pump\s+alert\s+WARNING\s+admin\s+1\s+pressure low \(high\)\s+message=pressure low"
         )
         watcher.type(f"acks {event_id}\r")
         watcher.expect(r"admin\s+valve opened")
@@ -200,14 +205,20 @@ def test_watch_keeps_printing_while_an_acknowledgement_is_asked_for(served):
             watcher.type("watch /alerts.boiler\r")
             watcher.expect(r"watching alerts\.boiler \*")
             first = admin.fire("alerts.boiler", "alert", {"message": "too hot"}).id
-            watcher.expect(rf"acknowledge alerts\.boiler/alert #{first} \(text, Enter skips\):")
+            watcher.expect(
+                rf"acknowledge alerts\.boiler/alert #{first} \(too hot \(medium\)\) \(text, Enter skips\):"
+            )
             # Nothing typed yet: the question is pending, and the stream goes on above it.
             second = admin.fire("alerts.boiler", "alert", {"message": "hotter still"}).id
-            watcher.expect(rf"WARNING alerts\.boiler/alert #{second}\s+message=hotter still")
+            watcher.expect(
+                rf"WARNING alerts\.boiler/alert #{second}\s+hotter still \(medium\) \| message=hotter still"
+            )
             watcher.type("turned the burner down\r")
             watcher.expect(rf"acknowledged alerts\.boiler/alert #{first} \(1 acknowledgement\(s\)\)")
             # The alert that came in meanwhile is asked for next.
-            watcher.expect(rf"acknowledge alerts\.boiler/alert #{second} \(text, Enter skips\):")
+            watcher.expect(
+                rf"acknowledge alerts\.boiler/alert #{second} \(hotter still \(medium\)\) \(text, Enter skips\):"
+            )
             watcher.type("\r")
             watcher.expect(rf"skipped alerts\.boiler/alert #{second}")
             watcher.type("\x03")
