@@ -9,8 +9,7 @@ with Client("http://127.0.0.1:7341") as client:     # local: admin credentials f
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
     from linkserver.client.sync_ws import FireSession, GapHandler, Subscription
 
 MAX_MESSAGE = 16 * 1024 * 1024
-_C = TypeVar("_C")
 
 
 class Client(Calls):
@@ -129,17 +127,12 @@ class Client(Calls):
         """A new authenticated WebSocket connection (re-logging in once on 401)."""
         from websockets.sync.client import connect
 
-        return self._open(
-            lambda url: connect(url, open_timeout=self.timeout, max_size=MAX_MESSAGE, compression=None)
-        )
-
-    def _open(self, make: Callable[[str], _C]) -> _C:
         from linkserver.client.stream import connect_error, websocket_url
 
         for attempt in (0, 1):
             url = websocket_url(self.endpoint.websocket, self.token())
             try:
-                return make(url)
+                return connect(url, open_timeout=self.timeout, max_size=MAX_MESSAGE, compression=None)
             except Exception as exc:  # noqa: BLE001 - mapped below
                 error = connect_error(exc, self.url)
                 if isinstance(error, AuthenticationFailed) and attempt == 0 and self._can_login():
@@ -149,15 +142,10 @@ class Client(Calls):
         raise AssertionError("unreachable")
 
     def session(self) -> FireSession:
-        """A WebSocket session for fast firing (answers carry ids, not whole events); its
-        connection has no reader thread (linkserver/client/pipe.py)."""
-        from linkserver.client.pipe import PipeConnection
+        """A WebSocket session for fast firing (answers carry ids, not whole events)."""
         from linkserver.client.sync_ws import FireSession
 
-        return FireSession(
-            self._open(lambda url: PipeConnection(url, open_timeout=self.timeout, max_size=MAX_MESSAGE)),
-            self.url,
-        )
+        return FireSession(self.connect(), self.url)
 
     def subscribe(
         self,
