@@ -168,7 +168,8 @@ def test_tab_fire_watch_acknowledge_history(served):
             rf"WARNING alerts\.pump/alert #{event_id}\s+pressure low \(high\) \| message=pressure low"
         )
         watcher.expect(
-            rf"acknowledge alerts\.pump/alert #{event_id} \(pressure low \(high\)\) \(text, Enter skips\):"
+            rf"acknowledge alerts\.pump/alert #{event_id} \(pressure low \(high\)\) "
+            r"\(text, Enter skips\):"
         )
         watcher.type("valve opened\r")
         watcher.expect(rf"acknowledged alerts\.pump/alert #{event_id} \(1 acknowledgement\(s\)\)")
@@ -178,7 +179,8 @@ def test_tab_fire_watch_acknowledge_history(served):
 
         watcher.type("history --limit 5\r")
         watcher.expect(
-            rf"{event_id}\s+\S+ \S+\s+alerts\.pump\s+alert\s+WARNING\s+admin\s+1\s+pressure low \(high\)\s+message=pressure low"
+            rf"{event_id}\s+\S+ \S+\s+alerts\.pump\s+alert\s+WARNING\s+admin\s+1\s+"
+            r"pressure low \(high\)\s+message=pressure low"
         )
         watcher.type(f"acks {event_id}\r")
         watcher.expect(r"admin\s+valve opened")
@@ -217,7 +219,8 @@ def test_watch_keeps_printing_while_an_acknowledgement_is_asked_for(served):
             watcher.expect(rf"acknowledged alerts\.boiler/alert #{first} \(1 acknowledgement\(s\)\)")
             # The alert that came in meanwhile is asked for next.
             watcher.expect(
-                rf"acknowledge alerts\.boiler/alert #{second} \(hotter still \(medium\)\) \(text, Enter skips\):"
+                rf"acknowledge alerts\.boiler/alert #{second} \(hotter still \(medium\)\) "
+                r"\(text, Enter skips\):"
             )
             watcher.type("\r")
             watcher.expect(rf"skipped alerts\.boiler/alert #{second}")
