@@ -111,7 +111,8 @@ def test_pause_holds_new_events_and_resume_shows_them_in_order(server: RunningSe
         "rows => rows.sort((a, b) => a.dataset.index - b.dataset.index)"
         ".map(r => r.querySelector('.text').textContent)",
     )
-    assert texts == ["held 2", "held 1", "held 0"]  # newest first
+    # newest first, each shown by the device error's message ("error CODE: MESSAGE")
+    assert texts == ["error E2: held 2", "error E1: held 1", "error E0: held 0"]
 
 
 def test_the_alerts_to_do_filter_shows_only_unacknowledged_alerts(server: RunningServer, page: Any) -> None:
