@@ -106,6 +106,10 @@ def test_pause_holds_new_events_and_resume_shows_them_in_order(server: RunningSe
     page.focus("#live-pause")  # a real button: the keyboard resumes too
     page.keyboard.press("Enter")
     page.wait_for_selector("#live-status:text-is('3 shown')")
+    # the virtual list draws its rows on the next frame after the status line
+    page.wait_for_function(
+        "document.querySelectorAll('.view:not([hidden]) .row:not([hidden]) .text').length === 3"
+    )
     texts = page.eval_on_selector_all(
         ".view:not([hidden]) .row:not([hidden])",
         "rows => rows.sort((a, b) => a.dataset.index - b.dataset.index)"
