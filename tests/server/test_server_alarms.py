@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alarm_helpers import alarm_catalog
 
 from linkserver import CapturingListener, LinkServer
 from linkserver.core.alarms import AlarmState
@@ -16,43 +17,16 @@ from linkserver.core.errors import PermissionDenied
 from linkserver.core.levels import Level
 from linkserver.core.permissions import Grants, Principal
 from linkserver.history.alarms import AlarmNotFound, AlarmQuery
-from linkserver.loading import ServerConfig, load_contexts
-from linkserver.loading.shipped import SHIPPED_CONTEXTS
+from linkserver.loading import ServerConfig
 
-NET = """
-templates:
-  switch:
-    events:
-      linkDown:
-        level: WARNING
-        persistent: true
-        reduction_key: "{context}:{name}:{data.ifIndex}"
-        format: {fields: [{name: ifIndex, type: integer}]}
-      linkUp:
-        persistent: true
-        clears: linkDown
-        format: {fields: [{name: ifIndex, type: integer}]}
-      fanFailed:
-        level: ERROR
-        persistent: true
-        reduction_key: "{context}:fan"
-        auto_clear: 1m
-        alarm_level: last
-contexts:
-  net:
-    templates: [standard]
-    child_templates: [standard, switch]
-"""
 ALICE = Principal(name="alice", grants=Grants({"net.**": "operator"}))
 OBSERVER = Principal(name="olga", grants=Grants({"net.**": "observer"}))
 STRANGER = Principal(name="sam", grants=Grants({"users.**": "admin"}))
 
 
 def server(tmp_path: Path, url: str = "memory://") -> LinkServer:
-    (tmp_path / "net.yaml").write_text(NET)
-    catalog = load_contexts([SHIPPED_CONTEXTS, tmp_path / "net.yaml"])
     config = ServerConfig.default(data_dir=tmp_path / "data", database_url=url)
-    return LinkServer(config, catalog)
+    return LinkServer(config, alarm_catalog(tmp_path))
 
 
 @pytest.fixture(params=["memory", "sqlite"])
