@@ -16,6 +16,7 @@ templates:
         level: WARNING
         persistent: true
         reduction_key: "{context}:{name}:{data.ifIndex}"
+        message: "interface {data.ifIndex} of {context} is down ({level})"
         format: {fields: [{name: ifIndex, type: integer}]}
       linkUp:
         persistent: true

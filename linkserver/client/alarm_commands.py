@@ -63,13 +63,14 @@ def alarm_rows(alarms: list[dict[str, Any]]) -> list[list[str]]:
                 str(alarm["count"]),
                 _time(alarm["last"]),
                 alarm["key"],
+                alarm.get("message") or "-",  # null: its last event is no longer stored
                 last,
             ]
         )
     return rows
 
 
-ALARM_HEADERS = ["ID", "STATE", "LEVEL", "COUNT", "LAST", "KEY", "ACK"]
+ALARM_HEADERS = ["ID", "STATE", "LEVEL", "COUNT", "LAST", "KEY", "MESSAGE", "ACK"]
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -185,6 +185,7 @@ class SqlAlarmStore(AlarmStore):
         return select(
             alarms,
             events.c.created.label("event_created"),
+            events.c.level.label("event_level"),
             events.c.author.label("event_author"),
             events.c.group.label("event_group"),
             events.c.category.label("event_category"),
@@ -376,7 +377,7 @@ def _alarm(row: Any, acks: Sequence[Acknowledgement]) -> Alarm:
             row.event_id,
             row.context,
             row.name,
-            Level(row.level),
+            Level(row.event_level),  # the event's own level (a message may show it), not the alarm's
             row.event_created,
             None,
             row.event_author,

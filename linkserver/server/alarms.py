@@ -176,8 +176,15 @@ class Alarms:
     # -- reading and changing on behalf of a user ------------------------------------------
 
     def marshal(self, alarm: Alarm) -> dict[str, Any]:
-        """The alarm as the API answers it."""
-        return alarm.marshal()
+        """The alarm as the API answers it: ``message`` is its last event's, rendered as that
+        event's own ``message`` is (HistoryAccess.show gives it its definition); null when the
+        last event is no longer stored (purged or deleted)."""
+        out = alarm.marshal()
+        last = alarm.last_event
+        if last is not None:
+            self.access.show((last,))
+        out["message"] = last.message if last is not None else None
+        return out
 
     def query(self, query: AlarmQuery, user: Principal | None) -> AlarmPage:
         """One page of what ``user`` may see; FilterError for a filter on data no definition has."""

@@ -19,7 +19,7 @@ from linkserver.shell.session import Arg, Shell, ShellError, _ctx, command, filt
 
 STATES = {"open": ["open"], "acknowledged": ["acknowledged"], "cleared": ["cleared"], "all": []}
 DEFAULT_STATES = ["open", "acknowledged"]
-HEADERS = ["ID", "STATE", "LEVEL", "COUNT", "LAST", "CONTEXT", "EVENT", "KEY / ACK"]
+HEADERS = ["ID", "STATE", "LEVEL", "COUNT", "LAST", "CONTEXT", "EVENT", "MESSAGE / ACK"]
 
 
 def _when(text: str) -> str:
@@ -28,7 +28,8 @@ def _when(text: str) -> str:
 
 def _row(alarm: dict[str, Any]) -> list[render.Cell]:
     acks = alarm.get("acknowledgements") or []
-    tail = alarm["key"] + (f"  ({acks[-1]['user']}: {acks[-1]['text']})" if acks else "")
+    shown = alarm.get("message") or alarm["key"]  # the key where the last event is no longer stored
+    tail = shown + (f"  ({acks[-1]['user']}: {acks[-1]['text']})" if acks else "")
     return [
         f"#{alarm['id']}",
         alarm["state"],
@@ -175,6 +176,7 @@ def alarm_detail(alarm: dict[str, Any], *, colour: bool = False) -> str:
         + render.paint(alarm["level"], render.level_style(alarm["level"]), colour)
         + f"  ({alarm['alarm_level']} level)",
         f"  key      {alarm['key']}",
+        *([f"  message  {alarm['message']}"] if alarm.get("message") else []),
         f"  event    {_ctx(alarm['context'])}/{alarm['name']}, last #{alarm['event']}",
         f"  count    {alarm['count']}  (first {_when(alarm['first'])}, last {_when(alarm['last'])})",
     ]

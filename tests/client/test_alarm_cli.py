@@ -43,8 +43,9 @@ def test_list_ack_unack_and_clear(
     )
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0].split() == ["ID", "STATE", "LEVEL", "COUNT", "LAST", "KEY", "ACK"]
+    assert lines[0].split() == ["ID", "STATE", "LEVEL", "COUNT", "LAST", "KEY", "MESSAGE", "ACK"]
     assert len(lines) == 2 and "net.sw1:linkDown:3" in lines[1] and "ERROR" in lines[1]
+    assert "interface 3 of net.sw1 is down (ERROR)" in lines[1]
     code, out, _ = cli(capsys, live, "observer", "alarms", "list", "--filter", "data.ifIndex == 2", "--json")
     (alarm,) = json.loads(out)["alarms"]
     assert (code, alarm["id"], alarm["state"]) == (0, down.id, "open")

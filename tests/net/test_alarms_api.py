@@ -56,6 +56,9 @@ def test_the_list_filters_pages_and_answers_what_the_web_view_reads(live: Runnin
         assert (
             alarm["first"] <= alarm["last"] and alarm["acknowledgements"] == [] and alarm["cleared"] is None
         )
+        # The last event's message, as GET /events/{id} renders it for that event.
+        assert alarm["message"] == "interface 1 of net.sw1 is down (ERROR)"
+        assert alarm["message"] == http.get(f"/events/{alarm['event']}").json()["event"]["message"]
         keys, cursor = [], None
         while True:
             params = [("mask", "net.sw2"), ("event", "linkDown"), ("limit", "3"), ("state", "open")]
@@ -70,7 +73,8 @@ def test_the_list_filters_pages_and_answers_what_the_web_view_reads(live: Runnin
         bad = http.get("/alarms", params={"filter": "data.ifIndx == 1"})
         assert bad.status_code == 400 and "ifIndx" in bad.json()["error"]["message"]
         assert http.get("/alarms", params={"state": "gone"}).status_code == 400
-        assert http.get(f"/alarms/{first}").json()["alarm"]["key"] == "net.sw1:linkDown:1"
+        one = http.get(f"/alarms/{first}").json()["alarm"]
+        assert (one["key"], one["message"]) == ("net.sw1:linkDown:1", alarm["message"])
         assert http.get("/alarms/1").status_code == 404
     with live.http("outsider") as http:
         assert http.get("/alarms").json()["alarms"] == []

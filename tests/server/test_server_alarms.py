@@ -114,3 +114,31 @@ def test_auto_clear_and_the_purge_of_cleared_alarms(running: LinkServer) -> None
     s.purger.run_now()
     with pytest.raises(AlarmNotFound):
         s.alarms.get(fan.id, ALICE)
+
+
+def test_an_alarm_shows_its_last_events_message_as_that_event_does(running: LinkServer) -> None:
+    s = running
+    first = s.fire("net.sw1", "linkDown", {"ifIndex": 7}, level="ERROR")
+    last = s.fire("net.sw1", "linkDown", {"ifIndex": 7}, durable=True)
+    shown = s.alarms.marshal(s.alarms.get(first.id, ALICE))
+    stored = s.access.get(last.id, ALICE)
+    # The alarm keeps the highest level (ERROR); its message is the last event's, rendered with that
+    # event's own level, exactly as GET /events/{id} shows it.
+    assert (shown["level"], shown["event"]) == ("ERROR", last.id)
+    assert shown["message"] == stored.message == "interface 7 of net.sw1 is down (WARNING)"
+    (listed,) = [a for a in s.alarms.query(AlarmQuery(), ALICE).alarms if a.id == first.id]
+    assert s.alarms.marshal(listed)["message"] == shown["message"]
+    fan = s.fire("net.sw1", "fanFailed", durable=True)  # no message template: the definition's name
+    assert s.alarms.marshal(s.alarms.get(fan.id, ALICE))["message"] == "fanFailed"
+
+
+def test_an_alarm_whose_last_event_is_gone_has_no_message(tmp_path: Path) -> None:
+    s = server(tmp_path, f"sqlite:///{tmp_path / 'h.sqlite3'}").start()
+    try:
+        s.engine.add_context("net.sw1")
+        down = s.fire("net.sw1", "linkDown", {"ifIndex": 1}, durable=True)
+        s.history.delete(down.id)
+        shown = s.alarms.marshal(s.alarms.get(down.id, ALICE))
+        assert (shown["count"], shown["message"]) == (1, None)
+    finally:
+        s.stop()

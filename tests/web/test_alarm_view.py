@@ -36,12 +36,13 @@ def test_an_alarm_shows_updates_live_and_is_acknowledged(alarm_server: RunningSe
     page.click("nav a[data-view=alarms]")
     row = f"#alarms-body tr[data-id='{down.id}']"
     page.wait_for_selector(row)
-    state, level, context, name, _message, count = cells(page, down.id)[1:7]
+    state, level, context, name, message, count = cells(page, down.id)[1:7]
     assert (state, level, context, name, count) == ("open", "WARNING", "net.sw1", "linkDown", "1")
+    assert message == "interface 3 of net.sw1 is down (WARNING)"  # the last event's, from GET /alarms
 
     server.server.fire("net.sw1", "linkDown", {"ifIndex": 3}, level="ERROR", durable=True)
     page.wait_for_selector(f"{row}[data-level=ERROR]")  # alarmChanged: the row is read again
-    assert cells(page, down.id)[6] == "2"
+    assert cells(page, down.id)[5:7] == ["interface 3 of net.sw1 is down (ERROR)", "2"]
     other = server.server.fire("net.sw1", "linkDown", {"ifIndex": 4}, durable=True)
     page.wait_for_selector(f"#alarms-body tr[data-id='{other.id}']")  # a new alarm is added on top
 
