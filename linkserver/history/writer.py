@@ -8,7 +8,10 @@ commit returned. Two kinds of committer take turns, one at a time:
 
 - the writer thread, for events nobody waits for: it takes whatever arrived
   within ``flush_interval`` of the first one (or a full batch), so a steady
-  stream of fires costs few transactions;
+  stream of fires costs few transactions. It lingers only when the stream
+  is dense enough to bring another event within ``flush_interval`` (judged
+  from the arrivals since the last batch): a sparse stream (100 events/s
+  against a 5 ms linger) would gain no batch, only latency;
 - a caller waiting for a future (a durable fire, :meth:`Writer.flush`): when
   no commit is running it commits the queue itself, in its own thread, at
   once: a serial durable firer pays one commit and no thread switches. When a
@@ -111,8 +114,11 @@ class WriteQueue:
     full; only the holder of the writer's commit role takes items out.
     """
 
-    def __init__(self, maxsize: int, batch_size: int) -> None:
+    def __init__(
+        self, maxsize: int, batch_size: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._items: collections.deque[Item] = collections.deque()
+        self._clock = clock
         self._maxsize = maxsize
         self.batch_size = batch_size
         self._full_batch = min(batch_size, maxsize)  # what ends a linger
@@ -124,6 +130,8 @@ class WriteQueue:
         self._room_waiters = 0
         self.closed = False
         self.appended = 0  # items ever put (not exact under concurrent puts: for "anything new?")
+        self._counted = 0  # ``appended`` when the writer thread last looked (the arrival rate)
+        self._counted_at = clock()
         self.in_flight = 0  # taken and not yet finished
 
     def put(self, item: Item, *, wake: bool = True) -> None:
@@ -169,7 +177,13 @@ class WriteQueue:
             if not items and not self.closed:
                 wake.wait(IDLE_WAIT)
             self._sleeping = False
-        if linger > 0 and len(items) < self._full_batch and not self.hurried and not self.closed:
+        if (
+            linger > 0
+            and len(items) < self._full_batch
+            and not self.hurried
+            and not self.closed
+            and self._dense(linger)
+        ):
             deadline = time.monotonic() + linger
             self._lingering = True
             while True:
@@ -182,6 +196,14 @@ class WriteQueue:
                 wake.wait(remaining)
             self._lingering = False
         return True
+
+    def _dense(self, linger: float) -> bool:
+        """Whether the arrivals since the writer thread last looked promise another item within
+        ``linger`` (rate * linger >= 1): lingering for a sparse stream only adds latency."""
+        now, appended = self._clock(), self.appended
+        arrived, elapsed = appended - self._counted, now - self._counted_at
+        self._counted, self._counted_at = appended, now
+        return arrived * linger >= elapsed
 
     def take(self) -> list[Item]:
         """Up to ``batch_size`` items, oldest first (commit role held)."""

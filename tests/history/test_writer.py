@@ -220,6 +220,29 @@ def test_write_queue_hands_out_batches_in_order() -> None:
         queue.put(items[0])  # type: ignore[arg-type]
 
 
+def test_the_writer_lingers_for_a_dense_stream_only() -> None:
+    now = [0.0]
+    queue = WriteQueue(maxsize=1000, batch_size=100, clock=lambda: now[0])
+    item: Any = (None, None, False, None)
+
+    def lingered(linger: float) -> bool:
+        started = time.monotonic()
+        assert queue.wait_ready(linger)
+        queue.finish(len(queue.take()))
+        return time.monotonic() - started >= linger
+
+    now[0] += 0.010  # 100 events/s against a 5 ms linger: no other event would join the batch
+    queue.put(item)
+    assert not lingered(0.005)
+    now[0] += 0.001  # 5 events within 1 ms: 25 more are due within the linger
+    for _ in range(5):
+        queue.put(item)
+    assert lingered(0.2)
+    now[0] += 60.0  # back to sparse: one event a minute
+    queue.put(item)
+    assert not lingered(30.0)  # would hang the test for 30 s
+
+
 def test_stored_futures_behave_like_futures() -> None:
     from concurrent.futures import FIRST_COMPLETED, as_completed, wait
 

@@ -24,17 +24,18 @@
    Every event fired must arrive (checked by message id).
 
 3. Node to node (goal ``node_to_node_p99`` <= 2.00x): two cluster nodes
-   (docs/cluster.md) in this process, on one history (PostgreSQL with
+   (docs/cluster.md), A in this process and B in a process of its own, on one history (PostgreSQL with
    ``--postgres-url`` or $LINKSERVER_BENCH_POSTGRES_URL /
    $LINKSERVER_TEST_POSTGRES_URL, a schema of its own; else SQLite) and the cluster
    exchange of the local RabbitMQ. Node A fires persistent events at
    NODE_RATE per second for WINDOW_S seconds; a listener on node B takes the
    time from just before the fire to its delivery on B (stored by A,
    published after the commit, consumed by B, delivered by B's engine). Next
-   to it, raw pika at the same rate: one connection publishes persistent
-   messages of the same size to a topic exchange, another consumes them
-   from a queue bound to it; the time from just before the publish to the
-   consumer's callback. The window is cut into SLICES slices measured in
+   to it, raw pika at the same rate: one connection here publishes persistent
+   messages of the same size to a topic exchange, another in a process of
+   its own consumes them from a queue bound to it; the time from just before
+   the publish to the consumer's callback. Both clocks are the machine's
+   monotonic clock, one for every process. The window is cut into SLICES slices measured in
    turn (ours, pika, ours non-persistent, ...), so a change of the machine's
    load falls on both. p99 of each; the goal is their ratio. The
    non-persistent path (published at once, no commit) is printed too.
@@ -308,9 +309,94 @@ def at_rate(rate: int, seconds: float, send: Any) -> int:
     return total
 
 
+class Receiver:
+    """A receiving end in a process of its own (``bus.py --receive KIND ...``): it prints one line
+    per message, the event's name (``-`` for pika) and its latency, after a first ``ready``. The
+    clock is the machine's monotonic clock (``time.perf_counter`` on Linux), the same in every
+    process, so latencies are taken across processes as a real second node or consumer would."""
+
+    def __init__(self, *args: str) -> None:
+        import subprocess
+
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--receive", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.got: dict[str, list[float]] = {}
+        self.arrived = threading.Condition()
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            raise SystemExit(f"the receiver {args[0]} did not start")
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            name, latency = line.split()
+            with self.arrived:
+                self.got.setdefault(name, []).append(float(latency))
+                self.arrived.notify_all()
+
+    def reset(self, name: str) -> None:
+        with self.arrived:
+            self.got[name] = []
+
+    def wait(self, name: str, count: int, timeout: float = 60) -> list[float]:
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.got.get(name, ())) >= count, timeout)
+            return list(self.got.get(name, ()))
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def receive(kind: str, args: list[str]) -> int:
+    """The child side of :class:`Receiver`."""
+    out_lock = threading.Lock()
+
+    def report(name: str, latency: float) -> None:
+        with out_lock:
+            sys.stdout.write(f"{name} {latency!r}\n")
+            sys.stdout.flush()
+
+    if kind == "pika":
+        url, queue = args
+        consumer = pika.BlockingConnection(pika.URLParameters(url))
+        channel = consumer.channel()
+        channel.basic_qos(prefetch_count=1000)
+
+        def message(channel: Any, method: Any, properties: Any, body: bytes) -> None:
+            latency = time.perf_counter() - float(properties.message_id)
+            channel.basic_ack(method.delivery_tag)
+            report("-", latency)
+
+        channel.basic_consume(queue, message)
+        print("ready", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            channel.start_consuming()
+        return 0
+    tmp, url, exchange, database_url = args
+    node = make_node(Path(tmp), "b", url, exchange, database_url)
+    cluster = node.cluster
+    assert cluster is not None
+    wait_until(lambda: cluster.connected, 30, "node B to connect")
+    node.listen("bench", "*", lambda event: report(event.name, time.perf_counter() - event.data[0]["sent"]))
+    print("ready", flush=True)
+    stop = threading.Event()
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    node.stop()
+    return 0
+
+
 class PikaPath:
     """Raw pika publish-to-consume: persistent messages of ``size`` bytes on a topic exchange of
-    its own, one connection publishing, another consuming (in a thread) from a bound queue."""
+    its own, one connection publishing here, another consuming in a process of its own."""
 
     def __init__(self, url: str, size: int) -> None:
         self.exchange = f"linkserver-bench-n2n-{uuid.uuid4().hex[:8]}"
@@ -321,25 +407,10 @@ class PikaPath:
         self.out.exchange_declare(self.exchange, "topic", durable=True)
         self.out.queue_declare(self.queue, durable=True)
         self.out.queue_bind(self.queue, self.exchange, "#")
-        self.latencies: list[float] = []
-        self.arrived = threading.Condition()
-        self.consumer = pika.BlockingConnection(pika.URLParameters(url))
-        self.channel = self.consumer.channel()
-        self.channel.basic_qos(prefetch_count=1000)
-        self.channel.basic_consume(self.queue, self._message)
-        self.thread = threading.Thread(target=self.channel.start_consuming, daemon=True)
-        self.thread.start()
-
-    def _message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        latency = time.perf_counter() - float(properties.message_id)
-        channel.basic_ack(method.delivery_tag)
-        with self.arrived:
-            self.latencies.append(latency)
-            self.arrived.notify_all()
+        self.consumer = Receiver("pika", url, self.queue)
 
     def measure(self, rate: int, seconds: float) -> list[float]:
-        with self.arrived:
-            self.latencies = []
+        self.consumer.reset("-")
         total = at_rate(
             rate,
             seconds,
@@ -350,13 +421,9 @@ class PikaPath:
                 pika.BasicProperties(delivery_mode=2, message_id=repr(time.perf_counter())),
             ),
         )
-        with self.arrived:
-            self.arrived.wait_for(lambda: len(self.latencies) >= total, 60)
-            return list(self.latencies)
+        return self.consumer.wait("-", total)
 
     def close(self) -> None:
-        self.consumer.add_callback_threadsafe(self.channel.stop_consuming)
-        self.thread.join(10)
         self.consumer.close()
         self.out.queue_delete(self.queue)
         self.out.exchange_delete(self.exchange)
@@ -382,49 +449,38 @@ def make_node(tmp: Path, name: str, url: str, exchange: str, database_url: str) 
 
 
 class NodePath:
-    """Two cluster nodes A and B in this process on one SQLite history; a listener on B."""
+    """Two cluster nodes on one history: A in this process, B (with the listener) in a process
+    of its own, as two nodes run."""
 
     def __init__(self, url: str, tmp: Path, database_url: str) -> None:
         self.url = url
         self.exchange = f"linkserver-bench-cluster-{uuid.uuid4().hex[:8]}"
         self.a = make_node(tmp, "a", url, self.exchange, database_url)
-        self.b = make_node(tmp, "b", url, self.exchange, database_url)
-        self.got: dict[str, list[float]] = {"reading": [], "tick": []}
-        self.arrived = threading.Condition()
-        a, b = self.a.cluster, self.b.cluster
-        assert a is not None and b is not None
-        wait_until(lambda: a.connected and b.connected, 30, "the nodes to connect")
-        self.b.listen("bench", "*", self._on_b)
+        a = self.a.cluster
+        assert a is not None
+        wait_until(lambda: a.connected, 30, "node A to connect")
+        self.b = Receiver("node", str(tmp), url, self.exchange, database_url)
         # A's own commits of the readings: the part of the path that is history's, not the bus's
         self.commits: list[float] = []
         self.a.listen("bench", "reading", self._committed, durable=True)
-        while not self.got["tick"]:  # both ends bound
+        while not self.b.got.get("tick"):  # both ends bound
             self.a.fire("bench", "tick", [{"sent": time.perf_counter()}])
             time.sleep(0.05)
         self.size = len(encode_event(self.a.fire("bench", "tick", [{"sent": time.perf_counter()}])))
         time.sleep(0.5)
-
-    def _on_b(self, event: Any) -> None:
-        latency = time.perf_counter() - event.data[0]["sent"]
-        with self.arrived:
-            self.got[event.name].append(latency)
-            self.arrived.notify_all()
 
     def _committed(self, event: Any) -> None:
         self.commits.append(time.perf_counter() - event.data[0]["sent"])
 
     def measure(self, name: str, rate: int, seconds: float) -> list[float]:
         """Latencies A -> B of ``name`` events (reading: persistent, tick: not) fired at ``rate``."""
-        with self.arrived:
-            self.got[name] = []
+        self.b.reset(name)
         fire = self.a.fire
         total = at_rate(rate, seconds, lambda i: fire("bench", name, [{"sent": time.perf_counter()}]))
-        with self.arrived:
-            self.arrived.wait_for(lambda: len(self.got[name]) >= total, 60)
-            return list(self.got[name])
+        return self.b.wait(name, total)
 
     def close(self) -> None:
-        self.b.stop()
+        self.b.close()
         self.a.stop()
         rabbit = pika.BlockingConnection(pika.URLParameters(self.url))
         rabbit.channel().exchange_delete(self.exchange)
@@ -516,7 +572,11 @@ def main() -> int:
         ),
         help="the cluster nodes' shared history (a schema of its own); default SQLite",
     )
+    parser.add_argument("--receive", nargs="+", help=argparse.SUPPRESS)  # a Receiver's child
     args = parser.parse_args()
+    if args.receive:
+        logging.basicConfig(level=logging.ERROR)
+        return receive(args.receive[0], args.receive[1:])
     window = args.window or NODE_WINDOW["quick" if args.quick else "full"]
     events, rounds, outage, rate = SETTINGS["quick" if args.quick else "full"]
     events, outage, rate = args.events or events, args.outage or outage, args.rate or rate
