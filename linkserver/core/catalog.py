@@ -34,7 +34,6 @@ class DefinitionSet(Mapping[str, EventDefinition]):
         state_machine: StateMachine | None = None,
     ) -> None:
         self.name = name
-        self.state_machine = state_machine
         table: dict[str, EventDefinition] = {}
         for definition in definitions:
             if definition.name in table:
@@ -43,6 +42,8 @@ class DefinitionSet(Mapping[str, EventDefinition]):
                 )
             table[definition.name] = definition
         self._definitions = table
+        # Its guards tested against these definitions' events: labels resolved as in filters.
+        self.state_machine = state_machine.bound_to(table) if state_machine is not None else None
 
     def __getitem__(self, name: str) -> EventDefinition:
         return self._definitions[name]

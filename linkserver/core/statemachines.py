@@ -16,7 +16,7 @@ first whose guard matches wins.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -226,6 +226,46 @@ class StateMachine:
                     todo.append(transition.target)
         return reached
 
+    def bound_to(self, definitions: Mapping[str, Any]) -> StateMachine:
+        """This machine with each guard fitted to the definition of its event in ``definitions``
+        (a context's, core.filters.labels.bind_filter: value labels resolved, so
+        ``data.status == "down"`` holds where down is stored as 2); itself when no guard changes.
+        A guard that fits no definition is kept as written: the loader reports it at its line
+        (:meth:`guard_problems`)."""
+        if not any(t.guard is not None for t in self.transitions):
+            return self
+        changed = False
+        transitions = []
+        for transition in self.transitions:
+            guard = transition.guard
+            definition = definitions.get(transition.event) if transition.event is not None else None
+            if guard is not None and definition is not None:
+                fitted = _fitted(guard, definition)
+                if fitted is not guard:
+                    transition = attrs.evolve(transition, guard=fitted)
+                    changed = True
+            transitions.append(transition)
+        # mypy types a converter=tuple field's input as tuple's unsolved Iterable[_T_co]
+        return attrs.evolve(self, transitions=transitions) if changed else self  # type: ignore[arg-type]
+
+    def guard_problems(self, definitions: Mapping[str, Any]) -> list[tuple[int, str]]:
+        """``(index, message)`` of each guard that cannot match its event as ``definitions``
+        define it (an unknown field, a literal its field cannot be compared with, such as a
+        word none of a coded field's labels)."""
+        from linkserver.core.errors import FilterError
+        from linkserver.core.filters.labels import bind_filter
+
+        found = []
+        for index, transition in enumerate(self.transitions):
+            definition = definitions.get(transition.event) if transition.event is not None else None
+            if transition.guard is None or definition is None:
+                continue
+            try:
+                bind_filter(transition.guard, (definition,), repr(transition.event))
+            except FilterError as exc:
+                found.append((index, f"the guard {transition.guard_text!r} cannot match: {exc.message}"))
+        return found
+
     def unknown_events(self, defined: Iterable[str]) -> list[tuple[int, str]]:
         """``(index, event)`` of each transition triggered by an event not in ``defined``."""
         names = set(defined)
@@ -234,3 +274,13 @@ class StateMachine:
             for index, t in enumerate(self.transitions)
             if t.event is not None and t.event not in names
         ]
+
+
+def _fitted(guard: Filter, definition: Any) -> Filter:
+    from linkserver.core.errors import FilterError
+    from linkserver.core.filters.labels import bind_filter  # the filters stay unloaded for clients
+
+    try:
+        return bind_filter(guard, (definition,), repr(definition.name))
+    except FilterError:
+        return guard

@@ -11,7 +11,7 @@ up to date.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import attrs
 
@@ -179,6 +179,31 @@ class ContextTree:
             stack.extend(list(context.children.values()))
         result.sort(key=lambda c: c.path)
         return result
+
+    def definitions_under(
+        self,
+        masks: Iterable[str] = ("**",),
+        names: Iterable[str] = (),
+        visible: Callable[[str], bool] | None = None,
+    ) -> list[EventDefinition]:
+        """The definitions events named ``names`` (none, or ``*``: every name) under ``masks``
+        can ever have: those of the contexts the masks match now (that ``visible`` lets one
+        see) and those of every template (contexts added later get theirs). What a filter
+        for those events is checked against and its labels resolved by."""
+        wanted = frozenset(names) - {"*"}
+        sets = [
+            context.definitions
+            for mask in masks
+            for context in self.match(mask)
+            if visible is None or visible(context.path)
+        ]
+        sets.extend(self.templates.values())
+        found: dict[int, EventDefinition] = {}
+        for definitions in sets:
+            for definition in definitions.values():
+                if not wanted or definition.name in wanted:
+                    found[id(definition)] = definition
+        return list(found.values())
 
     # -- changing ----------------------------------------------------------
 

@@ -20,16 +20,20 @@ Declared once (:class:`BridgeConfig` and its parts); the one section reader of
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
+from linkserver.core.catalog import Catalog
 from linkserver.core.errors import FilterError
 from linkserver.core.filters import parse_filter
+from linkserver.core.filters.labels import bind_filter
 from linkserver.core.levels import Level
 from linkserver.core.routing import TemplateError, check_template
+from linkserver.core.tree import ContextTree
 from linkserver.loading.entries import Entries
-from linkserver.loading.problems import Location, describe
+from linkserver.loading.problems import Location, Problems, describe
 from linkserver.loading.sections import (
     Reading,
     choice,
@@ -148,6 +152,7 @@ class SelectConfig:
     event: str = setting("*", a_name("event name", star=True), doc="event name or *")
     filter: str | None = setting(None, _filter, doc="filter expression")
     min_level: Level = setting(Level.NONE, _level, doc="lowest level carried")
+    filter_location: Location | None = located("filter")
 
 
 @attrs.frozen(kw_only=True)
@@ -278,3 +283,25 @@ class BridgeConfig:
                 prefetch=self.inbound.prefetch,
             )
         return options
+
+
+def check_bridges(bridges: Iterable[BridgeConfig], catalog: Catalog, problems: Problems) -> None:
+    """Each ``select`` filter against the events it selects, as a subscription's is checked
+    (core.filters.labels.bind_filter): an unknown field, or a literal its field cannot be
+    compared with (a word none of a coded field's labels), is reported at its line."""
+    tree = ContextTree.from_catalog(catalog)
+    for bridge in bridges:
+        for index, entry in enumerate(bridge.select, start=1):
+            if entry.filter is None:
+                continue
+            definitions = tree.definitions_under((entry.mask,), (entry.event,))
+            if not definitions:
+                continue  # nothing to check against (an event defined only at run time)
+            try:
+                bind_filter(parse_filter(entry.filter), definitions, f"{entry.event!r} under {entry.mask!r}")
+            except FilterError as exc:
+                problems.add(
+                    entry.filter_location or bridge.location or Location("<bridges>", 1, 1),
+                    f"'filter' of select entry {index} of bridge {bridge.name!r} cannot match "
+                    f"{entry.event!r} under {entry.mask!r}: {exc.message}",
+                )

@@ -15,6 +15,7 @@ from pathlib import Path
 from yaml.nodes import MappingNode, ScalarNode
 
 from linkserver.core.catalog import Catalog
+from linkserver.loading.bridges import check_bridges
 from linkserver.loading.config import TOP_KEYS as CONFIG_KEYS
 from linkserver.loading.config import (
     ConfigResult,
@@ -176,9 +177,11 @@ def _check_rules(
 
 
 def _check_alert_rules(result: ConfigResult, catalog: Catalog, *, complete: bool, problems: Problems) -> None:
-    """Alert rules (the ``rules:`` section) against the contexts (loading/rules.py)."""
+    """Alert rules (the ``rules:`` section) and bridges' ``select`` filters against the contexts
+    (loading/rules.py, loading/bridges.py)."""
     if result.config is not None:
         check_rules(result.config.sections.get("rules", ()), catalog, problems, complete=complete)
+        check_bridges(result.config.sections.get("bridges", ()), catalog, problems)
 
 
 def _expand(paths: Iterable[Path]) -> list[Path]:

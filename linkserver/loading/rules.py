@@ -284,14 +284,7 @@ def rule_events(kind: RuleKind) -> tuple[str, ...]:
 def watched_definitions(tree: ContextTree, mask: str, event: str) -> list[EventDefinition]:
     """The definitions named ``event`` a rule under ``mask`` can see: in the contexts the
     mask matches now and in every template (contexts added at run time get those)."""
-    found: dict[int, EventDefinition] = {}
-    sets = [context.definitions for context in tree.match(mask)]
-    sets.extend(tree.templates.values())
-    for definitions in sets:
-        definition = definitions.get(event)
-        if definition is not None:
-            found[id(definition)] = definition
-    return list(found.values())
+    return tree.definitions_under((mask,), (event,))
 
 
 def check_rules(rules: Iterable[RuleConfig], catalog: Catalog, problems: Problems, *, complete: bool) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import attrs
-from yaml.nodes import Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from linkserver.core.categories import STATE_CHANGED
 from linkserver.core.definitions import EventDefinition
@@ -169,6 +169,9 @@ class MachineReader:
                 f"state machine {name!r}: unknown event {event!r} ({user} uses this machine and defines "
                 "no such event); define it there or fix the name",
             )
+        for index, message in read.machine.guard_problems(definitions):
+            node = read.transition_nodes[index]
+            read.doc.error(_value_of(node, "guard") or node, f"state machine {name!r} ({user}): {message}")
         changed = definitions.get(STATE_CHANGED)
         if changed is None:
             read.doc.error(
@@ -182,3 +185,12 @@ class MachineReader:
                 f"state machine {name!r}: the {STATE_CHANGED!r} event of {user} is not persistent; the "
                 "state is stored with it, so it must be: set persistent: true",
             )
+
+
+def _value_of(node: Node, key: str) -> Node | None:
+    """The value under ``key`` of a mapping node (where a problem with it is reported)."""
+    if isinstance(node, MappingNode):
+        for item_key, value in node.value:
+            if isinstance(item_key, ScalarNode) and item_key.value == key:
+                return value  # type: ignore[no-any-return]
+    return None

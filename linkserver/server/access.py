@@ -16,7 +16,8 @@ import attrs
 from linkserver.core.definitions import EventDefinition
 from linkserver.core.errors import EventNotFound, HistoryUnavailable, LinkServerError, PermissionDenied
 from linkserver.core.events import Acknowledgement, Event
-from linkserver.core.filters.labels import resolve_labels
+from linkserver.core.filters import Filter
+from linkserver.core.filters.labels import bind_filter
 from linkserver.core.levels import Permission
 from linkserver.core.paths import display
 from linkserver.core.permissions import Principal
@@ -77,36 +78,34 @@ class HistoryAccess:
         return self.store.count(self._restricted(query, user))
 
     def _with_labels(self, query: HistoryQuery, user: Principal | None) -> HistoryQuery:
-        """``query`` checked, its filter's value labels resolved (core.filters.labels)."""
-        definitions = self.check_filter(query, user)
-        if query.filter is None or not definitions:
+        """``query`` with its filter checked and its value labels resolved (:meth:`bound_filter`)."""
+        if query.filter is None:
             return query
-        resolved = resolve_labels(query.filter, (d.format for d in definitions))
-        return query if resolved is query.filter else attrs.evolve(query, filter=resolved)
+        bound = self.bound_filter(query.filter, query.masks, query.names, user)
+        return query if bound is query.filter else attrs.evolve(query, filter=bound)
 
-    def check_filter(self, query: HistoryQuery, user: Principal | None) -> list[EventDefinition]:
+    def bound_filter(
+        self, filter: Filter, masks: Iterable[str], names: Iterable[str], user: Principal | None
+    ) -> Filter:
+        """``filter`` fitted to the events of ``names`` (none: every one) under ``masks`` that
+        ``user`` may observe (core.filters.labels.bind_filter): FilterError when it fits no
+        definition of them, so a typo (``data.valu``) is an error instead of an empty answer;
+        else the filter with its value labels resolved."""
+        if not filter.data_fields():
+            return filter
+        masks, names = tuple(masks) or ("**",), tuple(names)
+        visible = None if user is None else lambda path: user.may(path, Permission.OBSERVER)
+        found = self.tree.definitions_under(masks, names, visible)
+        what = (
+            f"{' or '.join(repr(n) for n in names) or repr('*')} under {' or '.join(repr(m) for m in masks)}"
+        )
+        return bind_filter(filter, found, what)
+
+    def check_filter(self, query: HistoryQuery, user: Principal | None) -> None:
         """Raise FilterError unless the query's filter fits the format of some definition in
-        the contexts its masks match (that ``user`` may observe) or in a template, so a typo
-        (``data.valu``) is an error instead of an empty answer. Returns those definitions
-        (none when the filter reads no data field)."""
-        if query.filter is None or not query.filter.data_fields():
-            return []
-        found: dict[int, EventDefinition] = {}
-        sets = [
-            context.definitions
-            for mask in query.masks or ("**",)
-            for context in self.tree.match(mask)
-            if user is None or user.may(context.path, Permission.OBSERVER)
-        ]
-        sets.extend(self.tree.templates.values())
-        for definitions in sets:
-            for definition in definitions.values():
-                if not query.names or definition.name in query.names:
-                    found[id(definition)] = definition
-        names = " or ".join(repr(n) for n in query.names) or "'*'"
-        masks = " or ".join(repr(m) for m in query.masks or ("**",))
-        query.filter.check_any(found.values(), f"{names} under {masks}")
-        return list(found.values())
+        the contexts its masks match (that ``user`` may observe) or in a template."""
+        if query.filter is not None:
+            self.bound_filter(query.filter, query.masks, query.names, user)
 
     def get(self, event_id: int, user: Principal | None) -> Event:
         event = self.store.get(event_id)

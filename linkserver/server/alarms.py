@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
+
 from linkserver.core.alarm_fold import Action, Clear, KeyChange, Raise
 from linkserver.core.alarm_records import Alarm
 from linkserver.core.alarms import ALARM_CHANGED
@@ -34,7 +36,7 @@ from linkserver.core.levels import Permission
 from linkserver.core.paths import display
 from linkserver.core.permissions import Principal
 from linkserver.history.alarms import AlarmNotFound, AlarmPage, AlarmQuery, AlarmWrites, open_alarm_store
-from linkserver.history.base import HistoryQuery, HistoryStore
+from linkserver.history.base import HistoryStore
 from linkserver.loading.alarm_config import AlarmSettings
 from linkserver.server.access import EmptyAcknowledgement, HistoryAccess
 from linkserver.server.engine import Engine
@@ -187,14 +189,13 @@ class Alarms:
         return out
 
     def query(self, query: AlarmQuery, user: Principal | None) -> AlarmPage:
-        """One page of what ``user`` may see; FilterError for a filter on data no definition has."""
+        """One page of what ``user`` may see; FilterError for a filter on data no definition has.
+        The filter's value labels are resolved as history's are (``data.status == "down"``)."""
         if query.filter is not None:
-            self.access.check_filter(
-                HistoryQuery(masks=query.masks, names=query.names, filter=query.filter), user
-            )
+            bound = self.access.bound_filter(query.filter, query.masks, query.names, user)
+            if bound is not query.filter:
+                query = attrs.evolve(query, filter=bound)
         if user is not None:
-            import attrs
-
             query = attrs.evolve(
                 query, visible=lambda context, name: self.access.may_see(user, context, name)
             )

@@ -29,7 +29,7 @@ from linkserver.core.errors import ContextNotFound, DataTableError, EventNotDefi
 from linkserver.core.events import Event, IdGenerator
 from linkserver.core.expiration import ExpirationTable
 from linkserver.core.filters import Filter, parse_filter
-from linkserver.core.filters.labels import resolve_labels
+from linkserver.core.filters.labels import bind_filter
 from linkserver.core.formats import TableFormat
 from linkserver.core.levels import Level, Permission
 from linkserver.core.paths import ROOT, check_name, compile_mask, display, name_of
@@ -404,8 +404,7 @@ class Engine:
         if event != ALL_EVENTS and not definitions:
             raise EventNotDefined(compiled.text, event, self._event_names_for(compiled.text, principal))
         if filter is not None:
-            self._check_filter(filter, definitions, mask, event)
-            filter = resolve_labels(filter, (d.format for d in definitions))  # "down" -> 2
+            filter = bind_filter(filter, definitions, f"{event!r} under {mask!r}")  # "down" -> 2
         spec = SubscriptionSpec(
             mask=compiled,
             event=event,
@@ -456,21 +455,11 @@ class Engine:
 
     def _definitions_for(self, mask: str, event: str, principal: Principal | None) -> list[EventDefinition]:
         """Definitions a subscription could ever match: in matching contexts and in templates."""
-        sets = [context.definitions for context in self._visible_contexts(mask, principal)]
-        sets.extend(self.tree.templates.values())
-        found: dict[int, EventDefinition] = {}
-        for definitions in sets:
-            for definition in definitions.values():
-                if event in (ALL_EVENTS, definition.name):
-                    found[id(definition)] = definition
-        return list(found.values())
+        visible = None if principal is None else lambda path: principal.may(path, Permission.OBSERVER)
+        return self.tree.definitions_under((mask,), (event,), visible)
 
     def _event_names_for(self, mask: str, principal: Principal | None) -> set[str]:
         return {name for context in self._visible_contexts(mask, principal) for name in context.definitions}
-
-    @staticmethod
-    def _check_filter(filter: Filter, definitions: Iterable[EventDefinition], mask: str, event: str) -> None:
-        filter.check_any(definitions, f"{event!r} under {mask!r}")
 
     # -- the tree ----------------------------------------------------------
 

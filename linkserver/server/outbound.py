@@ -47,6 +47,7 @@ import attrs
 from linkserver.core.errors import EventNotDefined
 from linkserver.core.events import Event
 from linkserver.core.filters import Filter, parse_filter
+from linkserver.core.filters.labels import bind_filter
 from linkserver.core.levels import Level
 from linkserver.core.paths import Mask, compile_mask
 from linkserver.core.subscriptions import ALL_EVENTS
@@ -90,13 +91,7 @@ class Selection:
         self.entries = tuple(entries)
         self._tree = tree
         self._compiled: list[tuple[Mask, str, Filter | None, Level]] = [
-            (
-                compile_mask(entry.mask),
-                entry.event,
-                parse_filter(entry.filter) if entry.filter else None,
-                entry.min_level,
-            )
-            for entry in entries
+            (compile_mask(entry.mask), entry.event, _bound(entry, tree), entry.min_level) for entry in entries
         ]
         # (context, name) -> ((filter or None, min level), ...) of the entries that match it
         self._cache: dict[tuple[str, str], tuple[tuple[Filter | None, Level], ...]] = {}
@@ -125,6 +120,19 @@ class Selection:
             self._cache.clear()
         self._cache[(context, name)] = tests
         return tests
+
+
+def _bound(entry: Select, tree: ContextTree) -> Filter | None:
+    """The entry's filter fitted to the events it selects, as a subscription's is (checked, value
+    labels resolved: ``data.status == "down"`` where down is stored as 2); FilterError for one
+    that fits none of them (``linkserver check`` reports it at its line first)."""
+    if not entry.filter:
+        return None
+    parsed = parse_filter(entry.filter)
+    definitions = tree.definitions_under((entry.mask,), (entry.event,))
+    if not definitions:  # nothing defines it (yet): no labels to resolve, nothing to check against
+        return parsed
+    return bind_filter(parsed, definitions, f"{entry.event!r} under {entry.mask!r}")
 
 
 @attrs.define

@@ -31,13 +31,15 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from linkserver.core.alarms import AlarmState
 from linkserver.core.errors import EventNotFound, LinkServerError, UnknownRule
 from linkserver.core.events import Event
-from linkserver.core.filters import Filter, parse_filter
+from linkserver.core.filters import And, Filter, Or
+from linkserver.core.filters.labels import bind_filter
 from linkserver.core.paths import compile_mask, display
 from linkserver.core.rule_state import AbsenceState, EscalationState, RuleState, ack_times, new_state, replay
 from linkserver.core.rules import ALARMS, PER_CONTEXT, Firing, Rule, RuleKind
@@ -94,7 +96,7 @@ class RuleHost:
         self.history = history
         self.tick_interval, self.flush_interval = tick, flush
         self.clock = clock
-        self._rules = {rule.name: _Running(rule, enabled) for rule, enabled in rules}
+        self._rules = {rule.name: _Running(_bound(rule, engine), enabled) for rule, enabled in rules}
         self._store: RuleStateStore | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._flush_lock = threading.Lock()
@@ -513,13 +515,38 @@ class RuleHost:
                 return
 
 
+def _bound(rule: Rule, engine: Engine) -> Rule:
+    """``rule`` with its ``filter``, ``open`` and ``close`` fitted to the events it watches, as a
+    subscription's filter is (core.filters.labels.bind_filter: value labels resolved, so
+    ``data.status == "down"`` holds where down is stored as 2), for everything that tests them
+    here: the subscription, the threshold's state, the dry run and the alarm list's query.
+    ``linkserver check`` reported a filter that fits none of them at its line; a rule built in
+    Python with one is a FilterError here."""
+    definitions = engine.tree.definitions_under((rule.mask,), (rule.event,))
+    if not definitions:
+        return rule  # nothing defines the event (yet): no labels to resolve
+    what = f"{rule.event!r} under {rule.mask!r}"
+    bound = {}
+    for key in ("filter", "open", "close"):
+        value = getattr(rule, key)
+        if value is not None:
+            fitted = bind_filter(value, definitions, what)
+            if fitted is not value:
+                bound[key] = fitted
+    return attrs.evolve(rule, **bound) if bound else rule
+
+
 def _combined(rule: Rule) -> Filter | None:
-    """The subscription's filter: the rule's, and for a threshold either of its two."""
+    """The subscription's filter: the rule's, and for a threshold either of its two (their
+    trees joined, not their texts parsed again: the trees have the labels resolved)."""
     if rule.kind is not RuleKind.THRESHOLD:
         return rule.filter
     assert rule.open is not None and rule.close is not None
-    either = f"({rule.open.text}) or ({rule.close.text})"
-    return parse_filter(f"({rule.filter.text}) and ({either})" if rule.filter is not None else either)
+    either_text = f"({rule.open.text}) or ({rule.close.text})"
+    either = Or((rule.open.ast, rule.close.ast))
+    if rule.filter is None:
+        return Filter(either_text, either)
+    return Filter(f"({rule.filter.text}) and ({either_text})", And((rule.filter.ast, either)))
 
 
 def _alarm_event(alarm: Any) -> Event:

@@ -5,7 +5,7 @@ import pytest
 from linkserver.core.errors import FilterError
 from linkserver.core.events import Event
 from linkserver.core.filters import parse_filter
-from linkserver.core.filters.labels import resolve_labels
+from linkserver.core.filters.labels import bind_filter, resolve_labels
 from linkserver.core.formats import Field, TableFormat
 from linkserver.core.levels import Level
 
@@ -24,9 +24,8 @@ def event(**record):
 
 
 def matches(text, record, formats=(LINK,)):
-    compiled = parse_filter(text)
-    compiled.check_any([_definition(f) for f in formats], "'*' under '**'")
-    return resolve_labels(compiled, formats).matches(event(**record))
+    bound = bind_filter(parse_filter(text), [_definition(f) for f in formats], "'*' under '**'")
+    return bound.matches(event(**record))
 
 
 def _definition(fmt):
@@ -70,3 +69,43 @@ def test_an_unknown_label_is_a_type_error_naming_the_labels():
         FilterError, match=r"cannot be compared with the string 'dwn' \(its labels: down, up\)"
     ):
         parse_filter('data.status == "dwn"').check(LINK)
+
+
+def test_bind_filter_refuses_a_word_that_is_none_of_the_labels_and_keeps_a_filter_without_labels():
+    with pytest.raises(
+        FilterError, match=r"cannot be compared with the string 'dwon' \(its labels: down, up\)"
+    ):
+        bind_filter(parse_filter('data.status == "dwon"'), [_definition(LINK)], "'link' under 'net'")
+    plain = parse_filter("data.ifIndex == 3")
+    assert bind_filter(plain, [_definition(LINK)], "'link' under 'net'") is plain
+    once = bind_filter(parse_filter('data.status == "down"'), [_definition(LINK)], "'link' under 'net'")
+    assert (
+        bind_filter(once, [_definition(LINK)], "'link' under 'net'") is once
+    )  # binding twice changes nothing
+
+
+def test_a_state_machines_guards_are_bound_to_the_definitions_of_the_set_that_carries_it():
+    from linkserver.core.catalog import DefinitionSet
+    from linkserver.core.statemachines import StateMachine, Transition
+
+    guard = 'data.status == "down"'
+    machine = StateMachine(
+        name="port",
+        states=["up", "down"],
+        initial="up",
+        transitions=[
+            Transition(source="up", target="down", event="link", guard=parse_filter(guard), guard_text=guard)
+        ],
+    )
+    assert machine.for_event("up", event(status=2)) is None  # unbound: "down" is not 2
+    carried = DefinitionSet([_definition(LINK)], state_machine=machine).state_machine
+    assert carried is not None and carried.for_event("up", event(status=2)) is not None
+    assert carried.bound_to({"link": _definition(LINK)}) is carried
+    assert (
+        DefinitionSet([_definition(PLAIN)], state_machine=machine).state_machine is machine
+    )  # no labels there
+    wrong = parse_filter('data.status == "dwon"')
+    wrong_way = Transition(source="up", target="down", event="link", guard=wrong)
+    odd = StateMachine(name="port", states=["up", "down"], initial="up", transitions=[wrong_way])
+    ((index, message),) = odd.guard_problems({"link": _definition(LINK)})
+    assert index == 0 and "the string 'dwon' (its labels: down, up)" in message

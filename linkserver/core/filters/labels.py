@@ -11,16 +11,25 @@ formats still matches it as text.
 
 When the formats give one label different values (``down`` is 2 in one and 0
 in another), the filter matches any of them.
+
+:func:`bind_filter` is the one way every place that takes a filter expression
+fits it to the events it will test (subscriptions, history and alarm queries,
+bridges' ``select``, alert rules' ``filter``/``open``/``close``, state-machine
+guards): checked against their definitions, then its labels resolved.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from linkserver.core.checks import FieldType
 from linkserver.core.filters.ast import And, Compare, InList, Leaf, Node, Not, Or, Value
 from linkserver.core.filters.expression import Filter
 from linkserver.core.formats import Field, TableFormat
+
+if TYPE_CHECKING:
+    from linkserver.core.definitions import EventDefinition
 
 _ORDERINGS = frozenset(("<", "<=", ">", ">="))
 
@@ -49,6 +58,17 @@ def label_values(fields: Iterable[Field], literal: Value) -> tuple[Value, ...]:
             if label == literal and value not in found:
                 found.append(value)
     return tuple(found)
+
+
+def bind_filter(filter: Filter, definitions: Iterable[EventDefinition], what: str) -> Filter:
+    """``filter`` fitted to the events of ``definitions`` (those it can ever test): FilterError
+    unless it fits one of them (an unknown field, a literal its field cannot compare with,
+    such as a word that is none of an integer field's labels; see :meth:`Filter.check_any`,
+    ``what`` names the events for its message), else the filter with its value labels
+    resolved by :func:`resolve_labels` (the same object when there are none)."""
+    definitions = list(definitions)
+    filter.check_any(definitions, what)
+    return resolve_labels(filter, (definition.format for definition in definitions))
 
 
 def resolve_labels(filter: Filter, formats: Iterable[TableFormat]) -> Filter:
