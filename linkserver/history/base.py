@@ -20,6 +20,7 @@ import attrs
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.filters import Filter
 from linkserver.core.levels import Level
+from linkserver.history.api_tokens import TokenTable
 from linkserver.history.device_owners import DeviceOwnerTable
 from linkserver.history.failures import FailureTable
 from linkserver.history.nodes import NodeLeases
@@ -218,6 +219,11 @@ class HistoryStore(TreeStore):
     @abc.abstractmethod
     def login_failures(self) -> FailureTable:
         """The back-off counts of guessers (failed logins, unknown tokens), kept in this database."""
+
+    @property
+    @abc.abstractmethod
+    def api_tokens(self) -> TokenTable:
+        """The API tokens (for device controllers), kept in this database for every node."""
 
     def exclusive(self, name: str) -> AbstractContextManager[bool]:
         """Hold the lock ``name`` of this database while the block runs, if no one else holds it.

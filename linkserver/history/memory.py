@@ -18,6 +18,7 @@ import attrs
 
 from linkserver.core.errors import EventNotFound, HistoryError, ServerStopped
 from linkserver.core.events import Acknowledgement, Event
+from linkserver.history.api_tokens import MemoryTokenTable, TokenTable
 from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
 from linkserver.history.codec import check_acknowledgement, check_event, encode_data
 from linkserver.history.device_owners import DeviceOwnerTable, MemoryDeviceOwnerTable
@@ -48,6 +49,7 @@ class MemoryHistoryStore(HistoryStore):
         self._sessions = MemorySessionTable()
         self._device_owners = MemoryDeviceOwnerTable()
         self._login_failures = MemoryFailureTable()
+        self._api_tokens = MemoryTokenTable()
         self._same_commit: list[SameCommit] = []
         self._node_leases = MemoryNodeLeases()
 
@@ -66,6 +68,10 @@ class MemoryHistoryStore(HistoryStore):
     @property
     def login_failures(self) -> FailureTable:
         return self._login_failures
+
+    @property
+    def api_tokens(self) -> TokenTable:
+        return self._api_tokens
 
     def start(self) -> None:
         with self._lock:

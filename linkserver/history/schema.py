@@ -307,6 +307,18 @@ login_failures = Table(
     Column("locked_until", UtcDateTime, nullable=False),
 )
 
+# API tokens (linkserver/history/api_tokens.py): in the database so every node accepts the same
+# ones. Few rows, each node rereads them all; grants are JSON text (mask -> level).
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("digest", Text, nullable=False),
+    Column("grants", Text, nullable=False),
+    Column("created", UtcDateTime, nullable=False),
+    Column("expires", UtcDateTime, nullable=True),
+)
+
 EVENT_COLUMNS = tuple(column.name for column in events.columns)
 """The column order of rows made by :func:`row_maker` (the writer's INSERT/COPY order)."""
 

@@ -33,6 +33,7 @@ from linkserver.history.nodes import NodeLeases, SqlNodeLeases
 from linkserver.history.outbox import Outbox, SqlOutbox
 from linkserver.history.same_commit import SameCommit
 from linkserver.history.schema import Id, UtcDateTime, acknowledgements, contexts, events, row_maker
+from linkserver.history.sql_api_tokens import SqlTokenTable
 from linkserver.history.sql_device_owners import SqlDeviceOwnerTable
 from linkserver.history.sql_failures import SqlFailureTable
 from linkserver.history.sql_sessions import SqlSessionTable
@@ -105,6 +106,7 @@ class SqlHistoryStore(HistoryStore):
         self._sessions = SqlSessionTable(lambda: self.engine, lambda: self._write_lock)
         self._device_owners = SqlDeviceOwnerTable(lambda: self.engine, lambda: self._write_lock)
         self._login_failures = SqlFailureTable(lambda: self.engine, lambda: self._write_lock)
+        self._api_tokens = SqlTokenTable(lambda: self.engine, lambda: self._write_lock)
         self._same_commit: list[SameCommit] = []
 
     # -- lifecycle ---------------------------------------------------------------
@@ -173,6 +175,10 @@ class SqlHistoryStore(HistoryStore):
     @property
     def login_failures(self) -> SqlFailureTable:
         return self._login_failures
+
+    @property
+    def api_tokens(self) -> SqlTokenTable:
+        return self._api_tokens
 
     @property
     def shared(self) -> bool:

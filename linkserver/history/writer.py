@@ -114,9 +114,7 @@ class WriteQueue:
     full; only the holder of the writer's commit role takes items out.
     """
 
-    def __init__(
-        self, maxsize: int, batch_size: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, maxsize: int, batch_size: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._items: collections.deque[Item] = collections.deque()
         self._clock = clock
         self._maxsize = maxsize

@@ -30,6 +30,7 @@ from linkserver.core.errors import LinkServerError, PermissionDenied, TooManyAtt
 from linkserver.core.events import Event
 from linkserver.core.levels import Permission
 from linkserver.core.permissions import Principal
+from linkserver.history.api_tokens import TokenTable
 from linkserver.net import codec
 from linkserver.net.alarms_api import AlarmRoutes
 from linkserver.net.audit import audited
@@ -42,6 +43,7 @@ from linkserver.net.auth import (
     ThrottleSettings,
     check_password_hash,
     forget_admin_credentials,
+    import_token_file,
 )
 from linkserver.net.codec import AuthenticationFailed, BadRequest, FireRequest, NotFound, TooLarge
 from linkserver.net.connections import REGRANTED, Connection, Connections, Watcher
@@ -425,6 +427,16 @@ class _KeepRawSend:
         await self.app(scope, receive, send)
 
 
+def _token_table(server: LinkServer) -> TokenTable:
+    """The history's API tokens, after moving an older ``tokens.json`` of the data directory in."""
+    table = server.history.api_tokens
+    try:
+        import_token_file(server.config.data_dir, table)
+    except (ValueError, OSError) as exc:
+        log.error("API tokens: %s; the tokens in the history database are used", exc)
+    return table
+
+
 def admin_hash(server: LinkServer) -> str | None:
     """The admin's hash from ``<data_dir>/admin.hash`` (see auth.ensure_admin_credentials), if any."""
     path = Path(server.config.data_dir) / ADMIN_HASH_FILE
@@ -455,7 +467,7 @@ def create_app(
     if authenticator is None:
         authenticator = Authenticator(
             users,
-            api_tokens=ApiTokens(server.config.data_dir),
+            api_tokens=ApiTokens(_token_table(server)),
             sessions=session_store or SessionStore(settings.session_lifetime, table=server.history.sessions),
             on_login=lambda user, address: gateway.user_event(
                 user, "login", {"username": user, "address": address}

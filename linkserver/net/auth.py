@@ -42,6 +42,7 @@ from linkserver.net.tokens import (  # noqa: F401 - re-exported: the public home
     create_token,
     ensure_admin_credentials,
     forget_admin_credentials,
+    import_token_file,
     list_tokens,
     read_admin_credentials,
     revoke_token,

@@ -12,7 +12,7 @@ that token stops standing for the same principal, the connection is closed
 Changes made through this server end connections at once (the
 authenticator and the user directory tell :class:`Connections`);
 :class:`Watcher` checks every half second for the rest: sessions that
-expired, ``tokens.json`` edited by ``linkserver token``, users changed by
+expired, API tokens revoked by ``linkserver token`` (on any node), users changed by
 another node, and re-checks every connection.
 """
 

@@ -38,12 +38,14 @@ import uvicorn
 from linkserver import __version__
 from linkserver.core.durations import parse_duration
 from linkserver.core.errors import ConfigError, LinkServerError
+from linkserver.history.api_tokens import TokenTable
 from linkserver.net.auth import (
     ADMIN,
     ADMIN_HASH_FILE,
     create_token,
     ensure_admin_credentials,
     hash_password,
+    import_token_file,
     list_tokens,
     revoke_token,
 )
@@ -249,6 +251,29 @@ def uses_generated_admin_password(server: Any) -> bool:
         return False
 
 
+def _token_action(args: argparse.Namespace, data_dir: Path, table: TokenTable) -> int:
+    import_token_file(data_dir, table)
+    if args.action == "create-token":
+        grants = {}
+        for grant in args.grant:
+            mask, sep, level = grant.rpartition("=")
+            if not sep:
+                print(f"--grant {grant!r}: write MASK=LEVEL, e.g. devices.**=operator", file=sys.stderr)
+                return 1
+            grants[mask] = level
+        lifetime = parse_duration(args.expires) if args.expires else None
+        print(create_token(table, args.name, grants, lifetime))
+    elif args.action == "revoke-token":
+        if not revoke_token(table, args.name):
+            print(f"no API token {args.name!r}", file=sys.stderr)
+            return 1
+    else:
+        for name, entry in sorted(list_tokens(table).items()):
+            grants_text = ", ".join(f"{m}={lvl}" for m, lvl in entry.get("grants", {}).items())
+            print(f"{name}\t{grants_text}\texpires {entry.get('expires') or 'never'}")
+    return 0
+
+
 def token_command(argv: Sequence[str] | None = None) -> int:
     """``hash-password``, ``create-token NAME --grant MASK=LEVEL... [--expires 90d]``,
     ``revoke-token NAME`` and ``list-tokens``; the data directory comes from ``--config``."""
@@ -287,28 +312,25 @@ def token_command(argv: Sequence[str] | None = None) -> int:
             print(hash_password(password))
             return 0
         from linkserver.loading.config import load_config
+        from linkserver.server.app import MEMORY_URL, LinkServer
 
-        data_dir = load_config(
+        config = load_config(
             Path(args.config) if args.config else None, data_dir=args.data_dir or os.environ.get(DATA_DIR_ENV)
-        ).data_dir
-        if args.action == "create-token":
-            grants = {}
-            for grant in args.grant:
-                mask, sep, level = grant.rpartition("=")
-                if not sep:
-                    print(f"--grant {grant!r}: write MASK=LEVEL, e.g. devices.**=operator", file=sys.stderr)
-                    return 1
-                grants[mask] = level
-            lifetime = parse_duration(args.expires) if args.expires else None
-            print(create_token(data_dir, args.name, grants, lifetime))
-        elif args.action == "revoke-token":
-            if not revoke_token(data_dir, args.name):
-                print(f"no API token {args.name!r}", file=sys.stderr)
-                return 1
-        else:
-            for name, entry in sorted(list_tokens(data_dir).items()):
-                grants_text = ", ".join(f"{m}={lvl}" for m, lvl in entry.get("grants", {}).items())
-                print(f"{name}\t{grants_text}\texpires {entry.get('expires') or 'never'}")
+        )
+        if config.database_url == MEMORY_URL:
+            print(
+                f"linkserver token: the configuration's history is in memory ({MEMORY_URL}): API tokens "
+                "live in the history database, so a token made here would be gone at once; give "
+                "history.database_url a SQLite file or PostgreSQL",
+                file=sys.stderr,
+            )
+            return 1
+        history = LinkServer.open_history(config)
+        history.start()  # the tokens live in the history database, shared by every node
+        try:
+            return _token_action(args, config.data_dir, history.api_tokens)
+        finally:
+            history.stop()
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -316,7 +338,6 @@ def token_command(argv: Sequence[str] | None = None) -> int:
     except (LinkServerError, ValueError, OSError) as exc:
         print(f"linkserver token: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

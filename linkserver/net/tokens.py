@@ -1,10 +1,13 @@
 """API tokens and the admin credentials file of a data directory.
 
-- *API tokens* for device controllers live in ``<data_dir>/tokens.json``,
-  each with a name, grants and an optional expiry. The file holds only a
-  SHA-256 of each token (tokens are 256-bit random secrets, so a slow hash
-  buys nothing); the token itself, ``NAME.SECRET``, is shown once by
-  :func:`create_token`. The server rereads the file when it changes.
+- *API tokens* for device controllers live in the history database (the
+  ``api_tokens`` table, :mod:`linkserver.history.api_tokens`), so every node
+  of a cluster accepts the same ones; each has a name, grants and an
+  optional expiry. The table holds only a SHA-256 of each token (tokens are
+  256-bit random secrets, so a slow hash buys nothing); the token itself,
+  ``NAME.SECRET``, is shown once by :func:`create_token`. An older
+  ``<data_dir>/tokens.json`` is moved into the table at start
+  (:func:`import_token_file`).
 - When the ``admin`` user has no password hash, the first start writes
   ``<data_dir>/admin.credentials`` (mode 0600) with a random password and
   keeps its hash in ``<data_dir>/admin.hash``, so later starts keep the same
@@ -23,14 +26,17 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from linkserver.core.errors import LinkServerError
 from linkserver.core.levels import Permission
 from linkserver.core.paths import check_name, compile_mask
 from linkserver.core.permissions import Grants, Principal
+from linkserver.history.api_tokens import StoredToken, TokenTable
 from linkserver.server.passwords import check_password_hash, hash_password
 
 log = logging.getLogger("linkserver.net.auth")
@@ -48,17 +54,6 @@ def _token_digest(secret: str) -> str:
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _read_tokens(data_dir: Path) -> dict[str, Any]:
-    path = Path(data_dir) / TOKENS_FILE
-    if not path.exists():
-        return {}
-    document = json.loads(path.read_text())
-    tokens = document.get("tokens") if isinstance(document, dict) else None
-    if not isinstance(tokens, dict):
-        raise ValueError(f'{path}: expected {{"tokens": {{NAME: {{...}}}}}}')
-    return tokens
-
-
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically, readable by the owner only."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -70,7 +65,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def create_token(
-    data_dir: Path | str, name: str, grants: Mapping[str, str | Permission], lifetime: timedelta | None = None
+    table: TokenTable, name: str, grants: Mapping[str, str | Permission], lifetime: timedelta | None = None
 ) -> str:
     """Create (or replace) the API token ``name`` with ``grants``; returns the token, shown once."""
     check_name(name, "token name")
@@ -78,46 +73,99 @@ def create_token(
     for mask, level in grants.items():
         compile_mask(mask)  # InvalidName if it is not a mask
         checked[mask] = str(Permission.parse(level))
-    directory = Path(data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    tokens = _read_tokens(directory)
     secret = secrets.token_urlsafe(32)
     now = datetime.now(UTC)
-    tokens[name] = {
-        "hash": _token_digest(secret),
-        "grants": checked,
-        "created": now.isoformat(),
-        "expires": (now + lifetime).isoformat() if lifetime is not None else None,
-    }
-    _write_private(directory / TOKENS_FILE, json.dumps({"tokens": tokens}, indent=2) + "\n")
+    table.put(
+        StoredToken(
+            name=name,
+            digest=_token_digest(secret),
+            grants=checked,
+            created=now,
+            expires=now + lifetime if lifetime is not None else None,
+        )
+    )
     return f"{name}.{secret}"
 
 
-def revoke_token(data_dir: Path | str, name: str) -> bool:
+def revoke_token(table: TokenTable, name: str) -> bool:
     """Remove the API token ``name``; False if there was none."""
-    tokens = _read_tokens(Path(data_dir))
-    if tokens.pop(name, None) is None:
-        return False
-    _write_private(Path(data_dir) / TOKENS_FILE, json.dumps({"tokens": tokens}, indent=2) + "\n")
-    return True
+    return table.remove(name)
 
 
-def list_tokens(data_dir: Path | str) -> dict[str, dict[str, Any]]:
-    """Name -> ``{grants, created, expires}`` (never the hash)."""
+def list_tokens(table: TokenTable) -> dict[str, dict[str, Any]]:
+    """Name -> ``{grants, created, expires}`` (never the digest); times as ISO 8601 text."""
     return {
-        name: {k: v for k, v in entry.items() if k != "hash"}
-        for name, entry in _read_tokens(Path(data_dir)).items()
+        token.name: {
+            "grants": dict(token.grants),
+            "created": token.created.isoformat(),
+            "expires": token.expires.isoformat() if token.expires is not None else None,
+        }
+        for token in table.all()
     }
 
 
-class ApiTokens:
-    """The API tokens of a data directory, reread whenever the file changes."""
+def import_token_file(data_dir: Path | str, table: TokenTable) -> list[str]:
+    """Move the tokens of an older ``<data_dir>/tokens.json`` into ``table``.
 
-    def __init__(self, data_dir: Path | str, clock: Callable[[], datetime] | None = None) -> None:
-        self.path = Path(data_dir) / TOKENS_FILE
+    Tokens whose name the table already has keep the table's; the file is
+    renamed ``tokens.json.imported`` so that nobody edits a file no node reads
+    any more. Returns the names imported.
+    """
+    path = Path(data_dir) / TOKENS_FILE
+    if not path.exists():
+        return []
+    document = json.loads(path.read_text())
+    raw = document.get("tokens") if isinstance(document, dict) else None
+    if not isinstance(raw, dict):
+        raise ValueError(f'{path}: expected {{"tokens": {{NAME: {{...}}}}}}; fix or remove the file')
+    tokens = []
+    for name, entry in raw.items():
+        try:
+            expires = entry.get("expires")
+            tokens.append(
+                StoredToken(
+                    name=name,
+                    digest=str(entry["hash"]),
+                    grants={str(mask): str(level) for mask, level in (entry.get("grants") or {}).items()},
+                    created=datetime.fromisoformat(entry["created"]),
+                    expires=datetime.fromisoformat(expires) if expires else None,
+                )
+            )
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            log.error("API token %r in %s is invalid (%s); it is not imported", name, path, exc)
+    imported = table.add_missing(tokens)
+    os.replace(path, path.with_name(TOKENS_FILE + ".imported"))
+    log.warning(
+        "moved %d API token(s) from %s into the history database (%s kept there already); "
+        "the file is now %s.imported and no longer read",
+        len(imported),
+        path,
+        len(tokens) - len(imported),
+        TOKENS_FILE,
+    )
+    return imported
+
+
+class ApiTokens:
+    """The API tokens of a history database as this node knows them.
+
+    :meth:`changed` rereads the table (the server calls it twice a second, so
+    a token revoked on another node stops working here within that; a change
+    made in this process is read at once); a token
+    this node does not know, or knows with another secret, makes it reread at
+    once (at most every ``MISS_REREAD`` seconds), so a token created on
+    another node works here at once.
+    """
+
+    MISS_REREAD = 0.1
+
+    def __init__(self, table: TokenTable, clock: Callable[[], datetime] | None = None) -> None:
+        self._table = table
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._stamp: tuple[int, int] | None = None
+        self._tokens: list[StoredToken] | None = None
         self._entries: dict[str, tuple[str, Principal, datetime | None]] = {}
+        self._read_at = 0.0
+        self._seen_writes = -1
         self._lock = threading.Lock()
 
     def resolve(self, token: str) -> Principal | None:
@@ -125,47 +173,50 @@ class ApiTokens:
         name, dot, secret = token.partition(".")
         if not dot:
             return None
-        entry = self._load().get(name)
-        if entry is None or not hmac.compare_digest(entry[0], _token_digest(secret)):
+        digest = _token_digest(secret)
+        entry = self._known().get(name)
+        if (entry is None or not hmac.compare_digest(entry[0], digest)) and self._may_reread():
+            self.changed()
+            entry = self._entries.get(name)
+        if entry is None or not hmac.compare_digest(entry[0], digest):
             return None
         if entry[2] is not None and entry[2] <= self._clock():
             return None
         return entry[1]
 
     def changed(self) -> bool:
-        """Reread the file if it changed since the last look; True if it did."""
-        before = self._stamp
-        self._load()
-        return self._stamp != before
-
-    def _load(self) -> dict[str, tuple[str, Principal, datetime | None]]:
+        """Reread the table; True if the tokens changed since the last look."""
+        writes = self._table.writes
         try:
-            stat = self.path.stat()
-            stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-        except FileNotFoundError:
-            stamp = None
+            tokens = self._table.all()
+        except LinkServerError as exc:  # keep the last known tokens while the database is away
+            log.warning("cannot reread the API tokens (%s); the last known ones stay in force", exc)
+            return False
         with self._lock:
-            if stamp != self._stamp:
-                self._stamp, self._entries = stamp, self._parse() if stamp is not None else {}
-            return self._entries
+            self._read_at, self._seen_writes = time.monotonic(), writes
+            if tokens == self._tokens:
+                return False
+            self._tokens, self._entries = tokens, self._parse(tokens)
+            return True
 
-    def _parse(self) -> dict[str, tuple[str, Principal, datetime | None]]:
+    def _known(self) -> dict[str, tuple[str, Principal, datetime | None]]:
+        if self._table.writes != self._seen_writes:
+            self.changed()
+        return self._entries
+
+    def _may_reread(self) -> bool:
+        return time.monotonic() - self._read_at >= self.MISS_REREAD
+
+    @staticmethod
+    def _parse(tokens: list[StoredToken]) -> dict[str, tuple[str, Principal, datetime | None]]:
         entries = {}
-        try:
-            raw = _read_tokens(self.path.parent)
-        except (ValueError, OSError) as exc:
-            log.error("cannot read API tokens from %s: %s; no API token is accepted", self.path, exc)
-            return {}
-        for name, entry in raw.items():
+        for token in tokens:
             try:
-                expires = entry.get("expires")
-                entries[name] = (
-                    str(entry["hash"]),
-                    Principal(name=name, grants=Grants(entry.get("grants") or {}), is_component=True),
-                    datetime.fromisoformat(expires) if expires else None,
-                )
-            except (KeyError, ValueError, TypeError, AttributeError) as exc:
-                log.error("API token %r in %s is invalid (%s); it is not accepted", name, self.path, exc)
+                principal = Principal(name=token.name, grants=Grants(token.grants), is_component=True)
+            except (ValueError, LinkServerError) as exc:
+                log.error("API token %r has invalid grants (%s); it is not accepted", token.name, exc)
+                continue
+            entries[token.name] = (token.digest, principal, token.expires)
         return entries
 
 

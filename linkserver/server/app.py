@@ -69,7 +69,7 @@ class LinkServer:
         self, config: ServerConfig, catalog: Catalog, *, history: HistoryStore | None = None
     ) -> None:
         self.config = config
-        self.history = history if history is not None else self._open_history(config)
+        self.history = history if history is not None else self.open_history(config)
         self.engine = Engine(
             ContextTree.from_catalog(catalog),
             history=self.history,
@@ -114,7 +114,9 @@ class LinkServer:
         return cls(config, catalog, **kwargs)
 
     @staticmethod
-    def _open_history(config: ServerConfig) -> HistoryStore:
+    def open_history(config: ServerConfig) -> HistoryStore:
+        """The history store ``config`` names, not started (the server's, or a tool's such as
+        ``linkserver token``)."""
         if config.database_url == MEMORY_URL:
             return MemoryHistoryStore()
         from linkserver.history.sql import SqlHistoryStore

@@ -20,7 +20,7 @@ from linkserver.net.auth import create_token
 
 
 def test_remote_handle_adds_fires_and_removes_devices(live: LiveServer) -> None:
-    token = create_token(live.data_dir, "plant", {"devices.**": "admin"})
+    token = create_token(live.server.history.api_tokens, "plant", {"devices.**": "admin"})
     with Client(live.url, token=token) as client:
         handle = RemoteDeviceHandle(client, "plant")
         assert handle.add_device("plc7", description="PLC 7") == "devices.plc7"
@@ -38,7 +38,7 @@ def test_remote_handle_adds_fires_and_removes_devices(live: LiveServer) -> None:
 
 
 def test_remote_handle_needs_admin_on_devices(live: LiveServer) -> None:
-    token = create_token(live.data_dir, "reader", {"devices.**": "operator"})
+    token = create_token(live.server.history.api_tokens, "reader", {"devices.**": "operator"})
     with Client(live.url, token=token) as client, pytest.raises(PermissionDenied):
         RemoteDeviceHandle(client, "reader").add_device("plc7")
 
@@ -120,7 +120,7 @@ def test_a_remote_controller_cannot_take_over_or_remove_an_in_process_controller
     local = SimulatorController(devices=2, interval="50ms", seed=1)
     live.server.add_controller("simulator", local)
     try:
-        token = create_token(live.data_dir, "plant", {"devices.**": "admin"})
+        token = create_token(live.server.history.api_tokens, "plant", {"devices.**": "admin"})
         with Client(live.url, token=token) as remote:
             intruder = RemoteDeviceHandle(remote, "sim")
             with pytest.raises(DeviceOwned, match="'devices.sim1' belongs to device controller 'simulator'"):
@@ -145,7 +145,7 @@ def test_a_remote_controller_cannot_take_over_or_remove_an_in_process_controller
 
 
 def test_remote_controllers_own_their_devices_by_name_and_user(live: LiveServer) -> None:
-    token = create_token(live.data_dir, "plant", {"devices.**": "admin"})
+    token = create_token(live.server.history.api_tokens, "plant", {"devices.**": "admin"})
     with Client(live.url, token=token) as client, Client(live.url) as admin:
         first = RemoteDeviceHandle(client, "line1")
         first.add_device("m1")

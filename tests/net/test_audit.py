@@ -216,7 +216,7 @@ def test_state_transitions_allowed_and_refused(live: RunningServer) -> None:
 
 def test_an_api_token_records_its_actions_in_its_own_context(live: RunningServer) -> None:
     name = unique("ci")
-    token = create_token(live.config.data_dir, name, {"devices.**": "admin"})
+    token = create_token(live.server.history.api_tokens, name, {"devices.**": "admin"})
     path = f"devices.{unique('bytoken')}"
     with live.http(token=token) as ci:
         assert ci.post("/contexts", json={"path": path}).status_code == 201

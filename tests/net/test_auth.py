@@ -17,7 +17,6 @@ from websockets.exceptions import InvalidStatus
 from linkserver.net.auth import (
     ADMIN_HASH_FILE,
     CREDENTIALS_FILE,
-    TOKENS_FILE,
     check_password_hash,
     create_token,
     ensure_admin_credentials,
@@ -128,12 +127,12 @@ def test_expired_sessions_end_even_when_never_used_again(make_live: Any) -> None
 
 
 def test_api_tokens_authenticate_controllers_until_revoked(live: Live, device: str) -> None:
-    data_dir = live.config.data_dir
-    token = create_token(data_dir, "plc_controller", {"devices.**": "operator"})
+    tokens = live.server.history.api_tokens
+    token = create_token(tokens, "plc_controller", {"devices.**": "operator"})
     assert token.startswith("plc_controller.")
-    assert token.split(".", 1)[1] not in (Path(data_dir) / TOKENS_FILE).read_text()
-    assert stat.S_IMODE(os.stat(Path(data_dir) / TOKENS_FILE).st_mode) == 0o600
-    assert list_tokens(data_dir)["plc_controller"]["grants"] == {"devices.**": "operator"}
+    [stored] = tokens.all()
+    assert token.split(".", 1)[1] not in repr(stored) + stored.digest  # only a digest is kept
+    assert list_tokens(tokens)["plc_controller"]["grants"] == {"devices.**": "operator"}
     with live.client(token=token) as client:
         me = client.get("/me").json()
         assert me == {"user": "plc_controller", "grants": {"devices.**": "operator"}, "component": True}
@@ -147,13 +146,15 @@ def test_api_tokens_authenticate_controllers_until_revoked(live: Live, device: s
         with connect(f"{live.ws_url}?token={token}") as ws:
             ws.send(json.dumps({"type": "ping", "ref": 1}))
             assert json.loads(ws.recv(timeout=5)) == {"type": "pong", "ref": 1}
-        assert revoke_token(data_dir, "plc_controller")
+        assert revoke_token(tokens, "plc_controller")
         assert client.get("/me").status_code == 401
-    assert not revoke_token(data_dir, "plc_controller")
+    assert not revoke_token(tokens, "plc_controller")
 
 
 def test_expired_api_tokens_are_refused(live: Live) -> None:
-    token = create_token(live.config.data_dir, "short_lived", {"**": "observer"}, timedelta(milliseconds=100))
+    token = create_token(
+        live.server.history.api_tokens, "short_lived", {"**": "observer"}, timedelta(milliseconds=100)
+    )
     time.sleep(0.2)
     assert live.client(token=token).get("/me").status_code == 401
 
@@ -188,7 +189,10 @@ def test_token_command_creates_lists_and_revokes_tokens(
 
     from linkserver.net.serve import token_command
 
-    config = str(write_config(tmp_path))
+    in_memory = str(write_config(tmp_path))
+    assert token_command(["--config", in_memory, "list-tokens"]) == 1
+    assert "history is in memory" in capsys.readouterr().err
+    config = str(write_config(tmp_path, database_url=f"sqlite:///{tmp_path / 'history.sqlite3'}"))
     assert token_command(["--config", config, "create-token", "ctl", "--grant", "devices.**=operator"]) == 0
     token = capsys.readouterr().out.strip()
     assert token.startswith("ctl.")

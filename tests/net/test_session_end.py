@@ -43,13 +43,13 @@ def test_logout_closes_the_sessions_websockets_and_nothing_more_arrives(live: Li
 
 
 def test_a_revoked_api_token_closes_its_websocket_within_a_second(live: Live, device: str) -> None:
-    data_dir = live.config.data_dir
-    token = create_token(data_dir, "revoked_soon", {"devices.**": "operator"})
+    tokens = live.server.history.api_tokens
+    token = create_token(tokens, "revoked_soon", {"devices.**": "operator"})
     with connect(f"{live.ws_url}?token={token}", open_timeout=5) as ws:
         _subscribe(ws, device)
         fired = request(ws, {"type": "fire", "ref": 2, "context": device, "event": "connected"})
         assert fired["type"] in ("fired", "event")
-        assert revoke_token(data_dir, "revoked_soon")  # what 'linkserver token revoke-token' does
+        assert revoke_token(tokens, "revoked_soon")  # what 'linkserver token revoke-token' does
         started = time.monotonic()
         code, reason = closed_with(ws)
         assert time.monotonic() - started < 1.0
@@ -57,10 +57,12 @@ def test_a_revoked_api_token_closes_its_websocket_within_a_second(live: Live, de
 
 
 def test_changed_grants_of_an_api_token_close_its_websocket(live: Live, device: str) -> None:
-    token = create_token(live.config.data_dir, "regranted", {"devices.**": "operator"})
+    token = create_token(live.server.history.api_tokens, "regranted", {"devices.**": "operator"})
     with connect(f"{live.ws_url}?token={token}", open_timeout=5) as ws:
         _subscribe(ws, device)
-        create_token(live.config.data_dir, "regranted", {"alerts.**": "operator"})  # replaced: new secret
+        create_token(
+            live.server.history.api_tokens, "regranted", {"alerts.**": "operator"}
+        )  # replaced: new secret
         code, _ = closed_with(ws)
     assert code == ENDED
 
