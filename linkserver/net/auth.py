@@ -127,11 +127,21 @@ class SessionStore:
         self._by_digest: dict[str, str] = {}  # digest -> token, for the feed
         self._seq: int | None = None  # the last change of the feed seen
         self._lock = threading.Lock()
+        # Held by the feed's reader and by whoever reads a row to cache it: the feed is never
+        # read between the read of a row and its caching (see _lookup).
+        self._feed = threading.Lock()
 
     def use(self, table: SessionTable) -> None:
         """Keep sessions in ``table`` from now on (the cache starts empty)."""
-        with self._lock:
+        with self._feed, self._lock:
             self.table, self._cache, self._by_digest, self._seq = table, {}, {}, None
+
+    def _start_feed(self) -> None:
+        """Take the feed's position before the first session is cached (call with ``_feed``):
+        a session ended after it was cached has a higher change number, so :meth:`follow`
+        sees it end. (The table's numbers are visible in order: see SessionTable.)"""
+        if self._seq is None:
+            self._seq = self.table.last_seq()
 
     def _remember(self, session: SessionToken) -> None:
         with self._lock:
@@ -149,16 +159,18 @@ class SessionStore:
         session = SessionToken(
             token=secrets.token_urlsafe(32), user=user, expires=now + self.lifetime, address=address
         )
-        self.table.insert(
-            StoredSession(
-                digest=session_digest(session.token),
-                user=user,
-                address=address,
-                created=now,
-                expires=session.expires,
+        with self._feed:
+            self._start_feed()
+            self.table.insert(
+                StoredSession(
+                    digest=session_digest(session.token),
+                    user=user,
+                    address=address,
+                    created=now,
+                    expires=session.expires,
+                )
             )
-        )
-        self._remember(session)
+            self._remember(session)
         return session
 
     def _lookup(self, token: str) -> SessionToken | None:
@@ -166,11 +178,18 @@ class SessionStore:
         session = self._cache.get(token)
         if session is not None or not _may_be_session(token):
             return session
-        stored = self.table.get(session_digest(token))
-        if stored is None or stored.ended is not None:
-            return None
-        session = SessionToken(token=token, user=stored.user, expires=stored.expires, address=stored.address)
-        self._remember(session)
+        # Under the feed's lock: were the feed read between this read and the caching, an end
+        # written in between would be passed over (its digest not yet known here) and the
+        # session cached as open for the rest of its life.
+        with self._feed:
+            self._start_feed()
+            stored = self.table.get(session_digest(token))
+            if stored is None or stored.ended is not None:
+                return None
+            session = SessionToken(
+                token=token, user=stored.user, expires=stored.expires, address=stored.address
+            )
+            self._remember(session)
         return session
 
     def get(self, token: str) -> tuple[SessionToken | None, SessionToken | None]:
@@ -238,21 +257,22 @@ class SessionStore:
     def follow(self) -> list[tuple[str, str]]:
         """``(token, why)`` of every session this node knows that ended since the last call
         (on any node): read from the table's change feed."""
-        if self._seq is None:
-            self._seq = self.table.last_seq()  # what ended before this node looked is not cached
-            return []
-        rows = self.table.changes(self._seq)
-        if rows:
-            self._seq = rows[-1].seq
-        ended = []
-        for row in rows:
-            if row.ended is None:
-                continue
-            with self._lock:
-                token = self._by_digest.get(row.digest)
-            if token is not None:
-                self._forget(token)
-                ended.append((token, row.why or "the session ended"))
+        with self._feed:
+            if self._seq is None:  # nothing cached yet: what ended before now concerns no one
+                self._start_feed()
+                return []
+            rows = self.table.changes(self._seq)
+            if rows:
+                self._seq = rows[-1].seq
+            ended = []
+            for row in rows:
+                if row.ended is None:
+                    continue
+                with self._lock:
+                    token = self._by_digest.get(row.digest)
+                if token is not None:
+                    self._forget(token)
+                    ended.append((token, row.why or "the session ended"))
         return ended
 
     def count(self) -> int:

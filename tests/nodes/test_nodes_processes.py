@@ -44,7 +44,6 @@ def subscribe(node: Node, token: str, mask: str, event: str = "*") -> Any:
     return ws
 
 
-@pytest.mark.xfail(reason="fails at the end of session 2026-12-02: see its note", strict=False)
 def test_a_session_opened_on_one_node_works_and_ends_on_every_node(
     start_nodes: Callable[..., list[Node]],
 ) -> None:
