@@ -28,6 +28,15 @@ templates:
         reduction_key: "{context}:fan"
         auto_clear: 1m
         alarm_level: last
+      powerLost:
+        level: ERROR
+        persistent: true
+        reduction_key: "power:{data.site}"
+        format: {fields: [{name: site, type: string, min: 1}]}
+      powerBack:
+        persistent: true
+        clears: powerLost
+        format: {fields: [{name: site, type: string, min: 1}]}
 contexts:
   net:
     templates: [standard]
@@ -36,7 +45,8 @@ contexts:
 
 
 def alarm_catalog(directory: Path) -> Catalog:
-    """The shipped contexts plus ``net`` (switches: linkDown/linkUp, fanFailed) in ``directory``."""
+    """The shipped contexts plus ``net`` (switches: linkDown/linkUp, fanFailed,
+    powerLost/powerBack: one alarm per site across switches) in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "net.yaml").write_text(NET)
     return load_contexts([SHIPPED_CONTEXTS, directory / "net.yaml"])

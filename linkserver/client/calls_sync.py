@@ -152,6 +152,27 @@ class Calls:
         """One alarm with its acknowledgements."""
         return expect(self._call("GET", alarm_url(alarm_id)), "alarm")  # type: ignore[no-any-return]
 
+    def alarm_events(
+        self, alarm_id: int, *, order: str | None = None, limit: int | None = 100, cursor: str | None = None
+    ) -> HistoryPage:
+        """One page of an alarm's stored events (those it folded and the one that cleared it),
+        newest first unless ``order="oldest"``; only those the caller may receive."""
+        params = alarm_params(order=order, limit=limit, cursor=cursor)
+        return parse_page(self._call("GET", alarm_url(alarm_id, "events"), params=params))
+
+    def iter_alarm_events(
+        self, alarm_id: int, *, order: str | None = None, limit: int | None = 100
+    ) -> Iterator[Event]:
+        """Every stored event of an alarm, page after page (``limit`` is the page size)."""
+        cursor: str | None = None
+        while True:
+            page = self.alarm_events(alarm_id, order=order, limit=limit, cursor=cursor)
+            for event in page.events:
+                yield event
+            if not page.next_cursor:
+                return
+            cursor = page.next_cursor
+
     def acknowledge_alarm(self, alarm_id: int, text: str) -> dict[str, Any]:
         """Acknowledge an alarm (operator); returns it."""
         answer = self._call("POST", alarm_url(alarm_id, "acknowledge"), {"text": text})

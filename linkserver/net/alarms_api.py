@@ -58,6 +58,17 @@ class AlarmRoutes:
     def alarm(self, call: Call) -> dict[str, Any]:
         return self._answer(self.alarm_list.get(call.args.id, call.principal))
 
+    def alarm_events(self, call: Call) -> dict[str, Any]:
+        params: shapes.AlarmEventsParams = call.query
+        events, cursor = self.alarm_list.events(
+            call.args.id,
+            call.principal,
+            limit=params.limit,
+            cursor=params.cursor or None,
+            newest_first=params.order == "newest",
+        )
+        return {"events": [event.marshal() for event in events], "next_cursor": cursor}
+
     def acknowledge_alarm(self, call: Call) -> dict[str, Any]:
         body: shapes.AlarmText = call.body
         return self._answer(self.alarm_list.acknowledge(call.args.id, call.principal, body.text))

@@ -283,6 +283,9 @@ class Api:
         instructions = self.access.instructions(event)
         if instructions:
             shown["instructions"] = instructions
+        alarms = self.gateway.server.alarms.of_event(event, call.principal)  # server/alarms.py
+        if alarms:
+            shown["alarms"] = alarms
         return {"event": shown}
 
     def acknowledge(self, call: Call) -> dict[str, Any]:

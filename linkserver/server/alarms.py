@@ -32,11 +32,13 @@ from linkserver.core.alarms import ALARM_CHANGED
 from linkserver.core.catalog import DefinitionSet
 from linkserver.core.errors import LinkServerError, PermissionDenied
 from linkserver.core.events import Acknowledgement, Event
+from linkserver.core.filters import parse_filter
 from linkserver.core.levels import Permission
 from linkserver.core.paths import display
 from linkserver.core.permissions import Principal
 from linkserver.history.alarms import AlarmNotFound, AlarmPage, AlarmQuery, AlarmWrites, open_alarm_store
-from linkserver.history.base import HistoryStore
+from linkserver.history.base import HistoryQuery, HistoryStore
+from linkserver.history.matching import decode_cursor, encode_cursor
 from linkserver.loading.alarm_config import AlarmSettings
 from linkserver.server.access import EmptyAcknowledgement, HistoryAccess
 from linkserver.server.engine import Engine
@@ -206,6 +208,110 @@ class Alarms:
         if not self.access.may_see(user, alarm.context, alarm.name):
             raise AlarmNotFound(alarm_id)  # one the user may not see does not exist for it
         return alarm
+
+    def of_event(self, event: Event, user: Principal | None) -> list[dict[str, Any]]:
+        """The alarm keys ``event`` raises (one) or clears (one per event it clears), each with
+        the alarm it is part of while that alarm is in the list and ``user`` may see it
+        (``id``, ``state``; else null): GET /events/{id}'s ``alarms``. An event of an alarm
+        that was cleared and came back belongs to the old alarm (gone), not the new one."""
+        action = self.resolve(event)
+        if action is None:
+            return []
+        if type(action) is Raise:
+            wanted = [(action.key.render(event), "raises")]
+        else:
+            cleared = action.cleared  # type: ignore[union-attr]
+            wanted = [(template.render(event, name), "clears") for name, template in cleared]
+        found = {alarm.key: alarm for alarm in self.store.by_keys(key for key, _ in wanted)}
+        out = []
+        for key, role in wanted:
+            alarm = found.get(key)
+            part = (
+                alarm is not None
+                and self.access.may_see(user, alarm.context, alarm.name)
+                and (
+                    alarm.id <= event.id <= alarm.event_id
+                    if role == "raises"
+                    else alarm.cleared_event == event.id
+                )
+            )
+            out.append(
+                {
+                    "key": key,
+                    "role": role,
+                    "id": alarm.id if part and alarm is not None else None,
+                    "state": alarm.state.value if part and alarm is not None else None,
+                }
+            )
+        return out
+
+    def events(
+        self,
+        alarm_id: int,
+        user: Principal | None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        newest_first: bool = True,
+    ) -> tuple[list[Event], str | None]:
+        """One page of the stored events of alarm ``alarm_id`` that ``user`` may see: the events
+        it folded (their key is the alarm's, between its first and last event) and the event that
+        cleared it; ``(events, next_cursor)``. AlarmNotFound for an alarm ``user`` may not see.
+        Reads history as ``user`` (HistoryAccess.query), so an event hidden from the user is left
+        out exactly as in GET /history."""
+        alarm = self.get(alarm_id, user)
+        low, high = alarm.id, max(alarm.event_id, alarm.cleared_event or 0)
+        if cursor is not None:
+            after = decode_cursor(cursor)
+            if newest_first:
+                high = min(high, after - 1)
+            else:
+                low = max(low, after + 1)
+        masks, names = self._scan(alarm)
+        found: list[Event] = []
+        scan: str | None = None
+        chunk = min(max(limit + 1, 64), 10_000)
+        while low <= high:
+            page = self.access.query(
+                HistoryQuery(
+                    masks=masks,
+                    names=names,
+                    filter=parse_filter(f"id >= {low} and id <= {high}"),
+                    newest_first=newest_first,
+                    limit=chunk,
+                    cursor=scan,
+                ),
+                user,
+            )
+            for event in page.events:
+                if event.id == alarm.cleared_event or self._key_of(event) == alarm.key:
+                    found.append(event)
+            scan = page.next_cursor
+            if len(found) > limit or scan is None:
+                break
+        more = len(found) > limit
+        page_events = found[:limit]
+        return page_events, encode_cursor(page_events[-1].id) if more else None
+
+    def _key_of(self, event: Event) -> str | None:
+        action = self.resolve(event)
+        return action.key.render(event) if type(action) is Raise else None
+
+    def _scan(self, alarm: Alarm) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Where the events of ``alarm`` can be: its own context when its key names the context
+        (else everywhere), its own event name when the key names it (else every raising event),
+        plus the events that clear it."""
+        context = self.tree.find(alarm.context)
+        definition = context.definitions.get(alarm.name) if context is not None else None
+        spec = definition.alarm if definition is not None else None
+        template = spec.reduction_key if spec is not None else None
+        named = {p.operand for p in template.template.placeholders} if template is not None else set()
+        masks = (alarm.context or "**",) if "context" in named and alarm.context else ("**",)
+        names = {alarm.name} if "name" in named else set(self._names)
+        if context is not None:
+            clearing = (d for d in context.definitions.values() if d.alarm is not None)
+            names.update(d.name for d in clearing if alarm.name in d.alarm.clears)  # type: ignore[union-attr]
+        return masks, tuple(sorted(names))
 
     def _allowed(self, alarm_id: int, user: Principal, action: str) -> Alarm:
         alarm = self.get(alarm_id, user)

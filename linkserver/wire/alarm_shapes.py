@@ -14,6 +14,7 @@ from msgspec import Meta
 from linkserver.wire.shapes import (
     MAX_HISTORY_LIMIT,
     Acknowledgement,
+    Event,
     EventId,
     LevelName,
     LevelValue,
@@ -84,4 +85,20 @@ class AlarmAnswer(Shape):
 
 class AlarmsAnswer(Shape):
     alarms: list[Alarm]
+    next_cursor: str | None
+
+
+class AlarmEventsParams(Shape):
+    """``GET /alarms/{id}/events``: pages of the alarm's stored events by cursor."""
+
+    order: Literal["newest", "oldest"] = "newest"
+    limit: Annotated[int, Meta(ge=1, le=MAX_HISTORY_LIMIT)] = 100
+    cursor: str | None = None
+
+
+class AlarmEventsAnswer(Shape):
+    """The events the alarm folded (their key is its key) and the one that cleared it, as
+    GET /history shows them to the reader (those it may not receive left out)."""
+
+    events: list[Event]
     next_cursor: str | None

@@ -268,6 +268,24 @@ class Event(Shape):
     instructions: Annotated[
         str | None, Meta(description="the definition's operator instructions (GET /events/{id} only)")
     ] = None
+    alarms: Annotated[
+        list[EventAlarm] | None,
+        Meta(
+            description="the alarm keys the event raises or clears, with the alarm it is part of "
+            "(GET /events/{id} only; absent when it raises and clears none)"
+        ),
+    ] = None
+
+
+class EventAlarm(Shape):
+    """An alarm key an event ``raises`` (reduces into) or ``clears``; ``id``/``state`` those of
+    the alarm it is part of while that alarm is in the list and visible to the reader, else null
+    (GET /alarms/{id}/events lists the alarm's events)."""
+
+    key: str
+    role: Literal["raises", "clears"]
+    id: EventId | None = None
+    state: Literal["open", "acknowledged", "cleared"] | None = None
 
 
 class EventAnswer(Shape):

@@ -63,3 +63,25 @@ def test_list_ack_unack_and_clear(
         capsys, live, "observer", "alarms", "list", "--state", "all", "--limit", "1", "--oldest-first"
     )
     assert "net.sw1:linkDown:2" in out
+
+
+def test_the_clients_read_an_alarms_events_page_after_page(live: RunningServer) -> None:
+    import asyncio
+
+    from linkserver.client import AsyncClient, Client
+
+    down = live.server.fire("net.sw1", "linkDown", {"ifIndex": 30}, durable=True)
+    more = [live.server.fire("net.sw1", "linkDown", {"ifIndex": 30}, durable=True) for _ in range(2)]
+    up = live.server.fire("net.sw1", "linkUp", {"ifIndex": 30}, durable=True)
+    expected = [down.id, *(e.id for e in more), up.id]
+    with Client(live.url, token=live.token("observer")) as client:
+        page = client.alarm_events(down.id, order="oldest", limit=2)
+        assert [e.id for e in page.events] == expected[:2] and page.next_cursor
+        assert [e.id for e in client.iter_alarm_events(down.id, order="oldest", limit=1)] == expected
+        assert client.event(down.id).message == "interface 30 of net.sw1 is down (WARNING)"
+
+    async def newest_first() -> list[int]:
+        async with AsyncClient(live.url, token=live.token("observer")) as client:
+            return [e.id async for e in client.iter_alarm_events(down.id, limit=3)]
+
+    assert asyncio.run(newest_first()) == expected[::-1]

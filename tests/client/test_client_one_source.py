@@ -40,6 +40,8 @@ ARGUMENTS: dict[str, tuple[Any, ...]] = {
     "rule": ("burst",),
     "test_rule": ("burst", "7d"),
     "alarm": (12,),
+    "alarm_events": (12,),
+    "iter_alarm_events": (12,),
     "acknowledge_alarm": (12, "on it"),
     "unacknowledge_alarm": (12,),
     "clear_alarm": (12,),

@@ -16,6 +16,7 @@ USERS = {
     "operator": {"**": "observer", "net.**": "operator"},
     "observer": {"**": "observer"},
     "outsider": {"users.**": "admin"},
+    "sw1only": {"net.sw1": "observer"},
 }
 
 
@@ -126,3 +127,64 @@ def test_the_document_lists_the_alarm_operations(live: RunningServer, tmp_path: 
 
     paths = httpx.get(f"{live.url}/openapi.json").json()["paths"]
     assert {"/api/v1/alarms", "/api/v1/alarms/{id}", "/api/v1/alarms/{id}/acknowledge"} <= set(paths)
+
+
+def alarm_events(http, alarm_id: int, **params: object) -> list[int]:  # noqa: ANN001
+    """Every page of GET /alarms/{id}/events, by cursor."""
+    ids: list[int] = []
+    cursor = None
+    while True:
+        paged = {**params, **({"cursor": cursor} if cursor else {})}
+        answer = http.get(f"/alarms/{alarm_id}/events", params=paged)
+        assert answer.status_code == 200, answer.text
+        ids += [event["id"] for event in answer.json()["events"]]
+        cursor = answer.json()["next_cursor"]
+        if cursor is None:
+            return ids
+
+
+def test_an_event_names_its_alarm_and_the_alarm_lists_its_events(live: RunningServer) -> None:
+    first = fire(live, "net.sw1", "linkDown", 20)
+    other = fire(live, "net.sw1", "linkDown", 21)  # another key: another alarm
+    second = fire(live, "net.sw1", "linkDown", 20)
+    up = fire(live, "net.sw1", "linkUp", 20)
+    with live.http("observer") as http:
+        raised = http.get(f"/events/{first}").json()["event"]["alarms"]
+        assert raised == [{"key": "net.sw1:linkDown:20", "role": "raises", "id": first, "state": "cleared"}]
+        cleared = http.get(f"/events/{up}").json()["event"]["alarms"]
+        assert cleared == [{"key": "net.sw1:linkDown:20", "role": "clears", "id": first, "state": "cleared"}]
+        assert http.get(f"/events/{other}").json()["event"]["alarms"][0]["id"] == other
+        assert alarm_events(http, first) == [up, second, first]  # newest first, the clear included
+        assert alarm_events(http, first, limit=1, order="oldest") == [first, second, up]
+        assert http.get(f"/alarms/{first}/events", params={"cursor": "nonsense"}).status_code == 400
+        again = fire(live, "net.sw1", "linkDown", 20)  # after the clear: a new alarm
+        assert alarm_events(http, again) == [again]
+        old = http.get(f"/events/{first}").json()["event"]["alarms"]
+        assert old == [{"key": "net.sw1:linkDown:20", "role": "raises", "id": None, "state": None}]
+        plain = fire(live, "net.sw1", "linkDown", 20, "ERROR")
+        assert http.get(f"/alarms/{again}/events").json()["events"][0]["id"] == plain
+    with live.http("outsider") as http:
+        assert http.get(f"/alarms/{again}/events").status_code == 404  # may not see it: no such alarm
+
+
+def test_an_alarms_events_are_those_the_reader_may_receive_exactly_as_in_history(live: RunningServer) -> None:
+    # One alarm per site across switches (the key does not name the context).
+    east = [
+        live.server.fire(path, "powerLost", {"site": "east"}, durable=True).id
+        for path in ("net.sw2", "net.sw1", "net.sw2", "net.sw1")
+    ]
+    with live.http("observer") as http:
+        assert alarm_events(http, east[0]) == east[::-1]
+    with live.http("sw1only") as http:
+        # The alarm's last event is in net.sw1, so it sees the alarm, but only net.sw1's events.
+        assert alarm_events(http, east[0]) == [east[3], east[1]]
+        history = http.get("/history", params={"event": "powerLost", "filter": f"id >= {east[0]}"}).json()
+        assert [e["id"] for e in history["events"]] == [east[3], east[1]]
+        assert http.get(f"/events/{east[0]}").status_code == 404
+        shown = http.get(f"/events/{east[1]}").json()["event"]["alarms"]
+        assert shown == [{"key": "power:east", "role": "raises", "id": east[0], "state": "open"}]
+    live.server.fire("net.sw2", "powerLost", {"site": "east"}, durable=True)  # now last in net.sw2
+    with live.http("sw1only") as http:
+        assert http.get(f"/alarms/{east[0]}/events").status_code == 404  # the alarm is net.sw2's now
+        shown = http.get(f"/events/{east[1]}").json()["event"]["alarms"]
+        assert shown == [{"key": "power:east", "role": "raises", "id": None, "state": None}]

@@ -1,6 +1,7 @@
 // The event detail: its message, its data table as a table (coded values as their labels), the
 // operator instructions, the definition's description and help, every acknowledgement, and
-// related events (the same context).
+// related events: the same context, and the same alarm (GET /events/{id} names the alarm an event
+// raises or clears; GET /alarms/{id}/events lists its events, as the API lets the user see them).
 
 import { $, clear, displayPath, el, fullTime, shortTime, summary } from "./util.js";
 
@@ -33,7 +34,7 @@ export class Detail {
     const opening = this.panel.hidden;
     this.current = event.id;
     this.panel.hidden = false;
-    this.#render(event, null, null);
+    this.#render(event, null, null, null);
     if (opening) this.returnTo = document.activeElement instanceof HTMLElement ? document.activeElement : null;
     if (opening || this.panel.contains(document.activeElement)) {
       // Keyboard users land in the detail (Escape closes it and brings them back), also when a
@@ -45,18 +46,30 @@ export class Detail {
       this.catalog.definition(event.context, event.name),
     ]);
     if (this.current !== event.id) return;
-    const related = await this.api
-      .call("GET", "/history", null, { query: { mask: [event.context || "**"], limit: 11 } })
-      .then((p) => p.events.filter((e) => e.id !== event.id).slice(0, 10), () => []);
+    const others = (events) => events.filter((e) => e.id !== event.id).slice(0, 10);
+    const [related, alarms] = await Promise.all([
+      this.api
+        .call("GET", "/history", null, { query: { mask: [event.context || "**"], limit: 11 } })
+        .then((p) => others(p.events), () => []),
+      Promise.all(
+        ((stored && stored.alarms) || []).map((alarm) =>
+          alarm.id === null
+            ? { ...alarm, events: null }
+            : this.api
+                .call("GET", `/alarms/${alarm.id}/events`, null, { query: { limit: 11 } })
+                .then((p) => ({ ...alarm, events: others(p.events), more: p.next_cursor !== null }), () => ({ ...alarm, events: null })),
+        ),
+      ),
+    ]);
     if (this.current !== event.id) return;
-    this.#render(stored || event, definition, related);
+    this.#render(stored || event, definition, related, alarms);
   }
 
   refresh(event) {
     if (this.current === event.id) this.show(event);
   }
 
-  #render(event, definition, related) {
+  #render(event, definition, related, alarms) {
     const body = clear(this.body);
     $("#detail-title").textContent = `${event.name} in ${displayPath(event.context)}`;
     body.append(
@@ -104,21 +117,35 @@ export class Detail {
     if (related) {
       body.append(el("h3", {}, "Related: the same context"));
       if (!related.length) body.append(el("p", { class: "muted" }, "No other stored events there."));
-      body.append(
-        el(
-          "ul",
-          { class: "related" },
-          related.map((r) =>
-            el(
-              "li",
-              {},
-              el("button", { type: "button", class: "link", onclick: () => this.onOpen(r) }, `${shortTime(r.created)} ${r.name}`),
-              ` ${r.level} ${summary(r)}`,
-            ),
-          ),
-        ),
-      );
+      body.append(this.#relatedList(related, "context"));
     }
+    for (const alarm of alarms || []) {
+      const how = alarm.role === "clears" ? "it cleared" : "it is part of";
+      body.append(el("h3", {}, `Related: the same alarm (${how})`));
+      body.append(el("p", { class: "alarm-key" }, "Key ", el("code", {}, alarm.key), alarm.state ? ` — ${alarm.state}` : ""));
+      if (alarm.events === null) {
+        body.append(el("p", { class: "muted" }, "That alarm is no longer in the alarm list (cleared and purged, or come back as a new one)."));
+        continue;
+      }
+      if (!alarm.events.length) body.append(el("p", { class: "muted" }, "No other stored events of it."));
+      body.append(this.#relatedList(alarm.events, "alarm"));
+      if (alarm.more) body.append(el("p", { class: "muted" }, "Only the newest ten are shown; the Alarms view has the alarm."));
+    }
+  }
+
+  #relatedList(events, kind) {
+    return el(
+      "ul",
+      { class: "related", "data-related": kind },
+      events.map((r) =>
+        el(
+          "li",
+          { "data-id": String(r.id) },
+          el("button", { type: "button", class: "link", onclick: () => this.onOpen(r) }, `${shortTime(r.created)} ${r.name}`),
+          ` ${r.level} ${kind === "alarm" ? displayPath(r.context) + " " : ""}${summary(r)}`,
+        ),
+      ),
+    );
   }
 }
 
