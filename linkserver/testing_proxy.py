@@ -4,6 +4,12 @@ Tests and benchmarks point a bridge at ``proxy.url`` instead of the broker;
 ``proxy.set_available(False)`` cuts every connection through it and refuses
 new ones (as an unreachable broker would), ``set_available(True)`` lets
 them through again. The broker itself, which others use, keeps running.
+
+``proxy.hold("up")`` (client to broker) or ``hold("down")`` (broker to client)
+stops forwarding one direction: the bytes wait unread until ``release`` and
+are lost if the connection is cut meanwhile, as packets in transit are when a
+connection breaks (a publish the broker never saw, an acknowledgement the
+client never saw).
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
+
+Direction = Literal["up", "down"]
 
 
 class TcpProxy:
@@ -25,7 +34,9 @@ class TcpProxy:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._peers: dict[socket.socket, socket.socket] = {}
-        self._pending: dict[socket.socket, bytearray] = {}
+        self._clients: set[socket.socket] = set()  # the accepted ends: what they send goes up
+        self._held: set[str] = set()
+        self._requests: list[tuple[str, bool, threading.Event]] = []
         self.available = True
         self._lock = threading.Lock()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -52,6 +63,24 @@ class TcpProxy:
             self.available = available
         self._wake_w.send(b"x")
 
+    def hold(self, direction: Direction) -> None:
+        """Stop forwarding ``direction``; in force when this returns."""
+        self._request(direction, True)
+
+    def release(self, direction: Direction) -> None:
+        """Forward ``direction`` again, the bytes held back first."""
+        self._request(direction, False)
+
+    def _request(self, direction: Direction, held: bool) -> None:
+        if direction not in ("up", "down"):
+            raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
+        done = threading.Event()
+        with self._lock:
+            self._requests.append((direction, held, done))
+        self._wake_w.send(b"x")
+        if not done.wait(5):
+            raise TimeoutError("the proxy thread did not answer within 5 s")
+
     def close(self) -> None:
         self._stopping = True
         self._wake_w.send(b"x")
@@ -72,6 +101,7 @@ class TcpProxy:
                         pass
                     if not self.available:
                         self._cut_all()
+                    self._apply_holds()
                 elif key.fileobj is self._listener:
                     self._accept()
                 else:
@@ -93,8 +123,34 @@ class TcpProxy:
         for sock in (client, upstream):
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._selector.register(sock, selectors.EVENT_READ, "peer")
+        self._clients.add(client)
         self._peers[client], self._peers[upstream] = upstream, client
+        for sock in (client, upstream):
+            if self._direction(sock) not in self._held:
+                self._selector.register(sock, selectors.EVENT_READ, "peer")
+
+    def _direction(self, sock: socket.socket) -> str:
+        """Where the bytes read from ``sock`` go."""
+        return "up" if sock in self._clients else "down"
+
+    def _apply_holds(self) -> None:
+        """On the proxy thread: a held direction's sockets are not read (nor watched)."""
+        with self._lock:
+            requests, self._requests = self._requests, []
+        for direction, held, done in requests:
+            if held:
+                self._held.add(direction)
+            else:
+                self._held.discard(direction)
+            for sock in list(self._peers):
+                if self._direction(sock) != direction:
+                    continue
+                watched = sock in self._selector.get_map()
+                if held and watched:
+                    self._selector.unregister(sock)
+                elif not held and not watched:
+                    self._selector.register(sock, selectors.EVENT_READ, "peer")
+            done.set()
 
     def _forward(self, sock: socket.socket) -> None:
         try:
@@ -120,6 +176,7 @@ class TcpProxy:
             if each is None:
                 continue
             self._peers.pop(each, None)
+            self._clients.discard(each)
             try:
                 self._selector.unregister(each)
             except (KeyError, ValueError):

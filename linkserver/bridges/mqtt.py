@@ -12,7 +12,9 @@ message carries the event id as the user property ``message_id`` and the
 content type, so consumers can de-duplicate. An event is confirmed to
 LinkServer when the broker acknowledged it (PUBACK for QoS 1, PUBCOMP for
 QoS 2, written to the socket for QoS 0). Messages in flight when the
-connection goes are sent again by the client after it reconnects, and
+connection goes are sent again by the client after it reconnects, ahead of
+newer ones (the bridge says it is ready only once paho queued them again:
+see :class:`~linkserver.devices.mqtt_broker.BrokerConnection`), and
 confirmed then; what is still unconfirmed when the bridge stops stays in
 LinkServer's outbox and goes out after the next start.
 

@@ -177,9 +177,18 @@ class BrokerConnection:
     cannot be reached (or refuses) it retries with back-off from one second
     up to ``max_delay``, logging the first failure and then a line a minute
     while it stays down. ``on_connect(client)`` runs on every (re)connection
-    (subscribe there: a broker that lost the session forgets subscriptions).
+    (subscribe there: a broker that lost the session forgets subscriptions),
+    on the connection's thread once paho has handled the CONNACK: by then the
+    QoS > 0 messages still unacknowledged from the connection before are queued
+    again, ahead of anything published after ``on_connect``.
     :meth:`reconnect` drops the connection on purpose (to get unacknowledged
     messages delivered again).
+
+    Only the connection's thread writes to the socket: ``publish`` from any
+    other thread queues the packet and wakes it. (paho, driven by ``loop()``
+    rather than its own ``loop_start()`` thread, otherwise writes from the
+    publishing thread too, and two threads taking packets off one queue can put
+    them on the wire out of order.)
     """
 
     def __init__(
@@ -211,6 +220,7 @@ class BrokerConnection:
         self._thread: threading.Thread | None = None
         self._drop = threading.Event()
         self._refused: str | None = None
+        self._accepted = False  # a CONNACK accepted the connection; on_connect not run yet
         self._down_since: float | None = None
         self._last_said = 0.0
         self._on_lost = on_lost
@@ -231,6 +241,9 @@ class BrokerConnection:
             client.tls_set()
         client.on_connect = self._connected
         client.on_disconnect = self._disconnected
+        # An "external event loop" for paho: publish() queues and wakes loop() (through paho's
+        # socket pair) instead of writing from the caller's thread; loop() writes.
+        client.on_socket_register_write = _loop_writes
         if on_message is not None:
             client.on_message = on_message
         self.client = client
@@ -261,6 +274,7 @@ class BrokerConnection:
         while not self._stop.is_set():
             self.stats.attempts += 1
             self._refused = None
+            self._accepted = False
             try:
                 if self._v5:
                     properties = Properties(PacketTypes.CONNECT)
@@ -326,6 +340,14 @@ class BrokerConnection:
             rc = self.client.loop(1.0)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return
+            if self._accepted:
+                # After, not inside, paho's CONNACK handling: it queued the messages in flight
+                # before the connection broke again once on_connect returned, so a bridge that
+                # said "ready" there had newer messages overtake them.
+                self._accepted = False
+                if self._on_connect is not None:
+                    self._on_connect(self.client)
+                self.connected.set()
             yield None
         self.client.disconnect()
         self.client.loop(0.1)
@@ -347,9 +369,7 @@ class BrokerConnection:
         self.stats.connects += 1
         session = " (session resumed)" if getattr(flags, "session_present", False) else ""
         self.log.info("%s: connected to the MQTT broker %s%s", self.what, self.address, session)
-        if self._on_connect is not None:
-            self._on_connect(client)
-        self.connected.set()
+        self._accepted = True  # on_connect runs once loop() returns (see _loop)
 
     def _disconnected(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
@@ -366,6 +386,10 @@ class BrokerConnection:
                 self.address,
                 reason,
             )
+
+
+def _loop_writes(client: paho.Client, userdata: Any, sock: Any) -> None:
+    """paho's "the socket has bytes to write" callback: nothing to do, loop() writes them."""
 
 
 def _describe(exc: BaseException) -> str:

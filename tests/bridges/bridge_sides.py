@@ -8,6 +8,8 @@ consumer would (the AMQP one with its own pika connection), never through the br
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -38,6 +40,34 @@ class BrokerSide:
         """The first ``count`` messages published, in order; TimeoutError if fewer come."""
         raise NotImplementedError
 
+    def received_ids(self, expected: Sequence[str], timeout: float = 15.0) -> list[str]:
+        """The message ids published, in arrival order with duplicates kept, once every id of
+        ``expected`` came. Delivery is at least once: a message whose acknowledgement was lost
+        with the connection comes again, so counting messages alone would stop short of the
+        last ones; TimeoutError naming the ids that never came."""
+        deadline = time.monotonic() + timeout
+        wanted = set(expected)
+        count = len(wanted)
+        while True:
+            try:
+                received = self.received(count, timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                got = {r.message_id for r in self.received_so_far()}
+                missing = [i for i in expected if i not in got]
+                raise TimeoutError(
+                    f"{len(missing)} of {len(wanted)} message ids never came within {timeout} s: "
+                    f"{missing[:5]}{' ...' if len(missing) > 5 else ''}"
+                ) from None
+            ids = [r.message_id for r in received]
+            missing_count = len(wanted - set(ids))
+            if not missing_count:
+                return ids
+            count += missing_count  # at least that many messages more
+
+    def received_so_far(self) -> list[Received]:
+        """Every message published until now, without waiting."""
+        raise NotImplementedError
+
     def post(self, body: bytes) -> None:
         raise NotImplementedError
 
@@ -66,6 +96,11 @@ class MemorySide(BrokerSide):
             Received(m.key, json.loads(m.body), m.message_id, True)
             for m in self.broker.wait_for(count, timeout)
         ]
+
+    def received_so_far(self) -> list[Received]:
+        with self.broker._changed:
+            count = len(self.broker.messages)
+        return self.received(count, timeout=0)
 
     def post(self, body: bytes) -> None:
         self.broker.post(body)

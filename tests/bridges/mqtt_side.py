@@ -80,6 +80,10 @@ class MqttSide(BrokerSide):
     def received(self, count: int, timeout: float = 15.0) -> list[Received]:
         return self._wait(self.messages, count, timeout)
 
+    def received_so_far(self) -> list[Received]:
+        with self._changed:
+            return list(self.messages)
+
     def post(self, body: bytes) -> None:
         self.client.publish(f"{self.prefix}/posted", body, qos=1).wait_for_publish(10)
 
