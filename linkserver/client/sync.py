@@ -9,7 +9,8 @@ with Client("http://127.0.0.1:7341") as client:     # local: admin credentials f
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from linkserver.client.sync_ws import FireSession, GapHandler, Subscription
 
 MAX_MESSAGE = 16 * 1024 * 1024
+_C = TypeVar("_C")
 
 
 class Client(Calls):
@@ -127,12 +129,17 @@ class Client(Calls):
         """A new authenticated WebSocket connection (re-logging in once on 401)."""
         from websockets.sync.client import connect
 
+        return self._open(
+            lambda url: connect(url, open_timeout=self.timeout, max_size=MAX_MESSAGE, compression=None)
+        )
+
+    def _open(self, make: Callable[[str], _C]) -> _C:
         from linkserver.client.stream import connect_error, websocket_url
 
         for attempt in (0, 1):
             url = websocket_url(self.endpoint.websocket, self.token())
             try:
-                return connect(url, open_timeout=self.timeout, max_size=MAX_MESSAGE, compression=None)
+                return make(url)
             except Exception as exc:  # noqa: BLE001 - mapped below
                 error = connect_error(exc, self.url)
                 if isinstance(error, AuthenticationFailed) and attempt == 0 and self._can_login():
@@ -142,10 +149,15 @@ class Client(Calls):
         raise AssertionError("unreachable")
 
     def session(self) -> FireSession:
-        """A WebSocket session for fast firing (answers carry ids, not whole events)."""
+        """A WebSocket session for fast firing (answers carry ids, not whole events); its
+        connection has no reader thread (linkserver/client/pipe.py)."""
+        from linkserver.client.pipe import PipeConnection
         from linkserver.client.sync_ws import FireSession
 
-        return FireSession(self.connect(), self.url)
+        return FireSession(
+            self._open(lambda url: PipeConnection(url, open_timeout=self.timeout, max_size=MAX_MESSAGE)),
+            self.url,
+        )
 
     def subscribe(
         self,

@@ -23,17 +23,24 @@ from linkserver.core.events import Event
 from linkserver.typing import Gap
 
 if TYPE_CHECKING:
+    from linkserver.client.pipe import PipeConnection
     from linkserver.client.sync import Client
 
 log = logging.getLogger("linkserver.client")
 
 GapHandler = Callable[[Gap], object]
+_dumps = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per message
 
 
 class FireSession:
-    """Firing over one WebSocket: answers come back in request order, so requests can be pipelined."""
+    """Firing over one WebSocket: answers come back in request order, so requests can be pipelined.
 
-    def __init__(self, connection: ClientConnection, url: str = "") -> None:
+    ``connection`` is a :class:`~linkserver.client.pipe.PipeConnection` (what
+    :meth:`Client.session` makes: several messages per write, no reader
+    thread) or anything with ``send``, ``recv`` and ``close``.
+    """
+
+    def __init__(self, connection: PipeConnection | ClientConnection, url: str = "") -> None:
         self._ws = connection
         self._refs = itertools.count(1)
         self.url = url
@@ -41,10 +48,32 @@ class FireSession:
     def _send(self, message: dict[str, Any]) -> int:
         ref = message["ref"] = next(self._refs)
         try:
-            self._ws.send(json.dumps(message, separators=(",", ":")))
+            self._ws.send(_dumps(message))
         except (ConnectionClosed, OSError) as exc:
             raise ServerUnavailable(self.url, "the WebSocket connection was lost") from exc
         return ref
+
+    def _send_many(self, messages: list[dict[str, Any]]) -> list[int]:
+        """Send each as a message of its own, in one write where the connection can."""
+        refs = []
+        for message in messages:
+            refs.append(next(self._refs))
+            message["ref"] = refs[-1]
+        texts = [_dumps(message) for message in messages]
+        try:
+            send_many = getattr(self._ws, "send_many", None)
+            if send_many is not None:
+                send_many(texts)
+            else:
+                for text in texts:
+                    self._ws.send(text)
+        except (ConnectionClosed, OSError) as exc:
+            raise ServerUnavailable(self.url, "the WebSocket connection was lost") from exc
+        return refs
+
+    def _buffered(self) -> int:
+        """Answers already received: reading them does not wait."""
+        return getattr(self._ws, "buffered", 0)
 
     def _answer(self, ref: int) -> dict[str, Any]:
         while True:
@@ -78,12 +107,21 @@ class FireSession:
         yields each event's id, or the server's error for it, in order. With ``durable``
         each answer waits for the commit; the server commits those in flight together."""
         pending: collections.deque[int] = collections.deque()
-        for item in batch_items(events):
-            pending.append(self._send({"type": "fire", **item, **({"durable": True} if durable else {})}))
-            if len(pending) >= window:
-                yield self._fired(pending.popleft())
-        while pending:
+        extra = {"durable": True} if durable else {}
+        items = iter(batch_items(events))
+        while True:
+            # Fill the window in one write, then take one answer and those already received:
+            # the server's answers to a burst arrive together, so the next burst is as large.
+            burst = [
+                {"type": "fire", **item, **extra} for item in itertools.islice(items, window - len(pending))
+            ]
+            if burst:
+                pending.extend(self._send_many(burst))
+            if not pending:
+                return
             yield self._fired(pending.popleft())
+            while pending and self._buffered():
+                yield self._fired(pending.popleft())
 
     def _fired(self, ref: int) -> int | LinkServerError:
         answer = self._answer(ref)

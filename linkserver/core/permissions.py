@@ -18,7 +18,7 @@ class Grants:
     ``users.*`` beats ``users.**`` beats ``**``.
     """
 
-    __slots__ = ("_entries", "_cache")
+    __slots__ = ("_entries", "_cache", "_below")
 
     def __init__(self, grants: Mapping[str, object] | Iterable[tuple[str, object]] = ()) -> None:
         pairs = grants.items() if isinstance(grants, Mapping) else grants
@@ -26,6 +26,7 @@ class Grants:
         entries.sort(key=lambda entry: entry[0].specificity, reverse=True)
         self._entries: tuple[tuple[Mask, Permission], ...] = tuple(entries)
         self._cache: dict[str, Permission] = {}
+        self._below: dict[str, bool] = {}  # may_see_below, per path (every network fire asks)
 
     def level_for(self, path: str) -> Permission:
         level = self._cache.get(path)
@@ -45,7 +46,15 @@ class Grants:
 
     def may_see_below(self, path: str) -> bool:
         """True if some context at or below ``path`` grants at least observer."""
-        return any(level > Permission.NONE and mask.could_match_below(path) for mask, level in self._entries)
+        seen = self._below.get(path)
+        if seen is None:
+            seen = any(
+                level > Permission.NONE and mask.could_match_below(path) for mask, level in self._entries
+            )
+            if len(self._below) > 100_000:
+                self._below.clear()
+            self._below[path] = seen
+        return seen
 
     def items(self) -> list[tuple[str, Permission]]:
         return [(mask.text, level) for mask, level in self._entries]

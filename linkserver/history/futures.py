@@ -7,7 +7,12 @@ third of the cost of a persistent fire. :class:`StoredFuture` is a real
 Future subclass (``isinstance``, ``result``, ``add_done_callback``,
 ``concurrent.futures.wait`` all work) that starts RUNNING (it cannot be
 cancelled: the event will be written) and creates its condition only when
-someone first waits or adds a callback. Its ``result()``, on a future not yet
+someone first waits. Callbacks need no condition either: they go in a list
+that whoever finds the future finished drains, each callback popped (an
+atomic step) by exactly one thread, so a callback added while the writer
+completes the future runs once, in one of the two threads. ``exception()``
+of a finished future, like ``result()``, reads it without a lock. Its
+``result()``, on a future not yet
 finished, first calls the writer's hurry hook: a waiter makes the commit
 happen now (:mod:`linkserver.history.writer`) instead of after the writer's
 linger. (``concurrent.futures.wait`` and ``add_done_callback`` do not hurry.)
@@ -32,7 +37,7 @@ def _has_expected_internals() -> bool:
     probe: Future[Any] = Future()
     names = ("_condition", "_state", "_result", "_exception", "_waiters", "_done_callbacks")
     return all(hasattr(probe, name) for name in (*names, "_invoke_callbacks")) and all(
-        hasattr(futures_base, name) for name in ("RUNNING", "FINISHED")
+        hasattr(futures_base, name) for name in ("RUNNING", "FINISHED", "LOGGER")
     )
 
 
@@ -63,9 +68,33 @@ class StoredFuture(Future):  # type: ignore[type-arg]
             self._hurry(self)
         return super().result(timeout)
 
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self._state == futures_base.FINISHED:
+            return self._exception  # type: ignore[no-any-return]
+        return super().exception(timeout)
+
     def done(self) -> bool:
         # RUNNING or FINISHED, nothing else (it cannot be cancelled): no condition needed.
         return self._state == futures_base.FINISHED
+
+    def add_done_callback(self, fn: Callable[[Future[Any]], object]) -> None:
+        # Append, then look at the state; complete() sets the state, then drains. Whichever
+        # runs second sees the other's step, and pop() hands each callback to one thread.
+        self._done_callbacks.append(fn)
+        if self._state == futures_base.FINISHED:
+            self._invoke_callbacks()
+
+    def _invoke_callbacks(self) -> None:
+        callbacks = self.__dict__.get("_done_callbacks")
+        while callbacks:
+            try:
+                callback = callbacks.pop(0)
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                callback(self)
+            except Exception:
+                futures_base.LOGGER.exception("exception calling callback for %r", self)
 
     def __getattr__(self, name: str) -> Any:
         # Called only for attributes not yet in __dict__: the condition and its two lists.
@@ -121,10 +150,12 @@ def complete(pairs: Iterable[tuple[Future[Any], Any]]) -> None:
     for future, result in pairs:
         future._result = result  # type: ignore[attr-defined]
         future._state = finished  # type: ignore[attr-defined]
-        condition = future.__dict__.get("_condition")
+        found = future.__dict__
+        condition = found.get("_condition")
         if condition is not None:
             with condition:
                 for waiter in future._waiters:  # type: ignore[attr-defined]
                     waiter.add_result(future)
                 condition.notify_all()
+        if condition is not None or found.get("_done_callbacks"):
             future._invoke_callbacks()  # type: ignore[attr-defined]

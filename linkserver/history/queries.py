@@ -143,29 +143,54 @@ class Plan:
     may_sort: bool = False
     # Counts: one index on the probe terms answers every condition by itself.
     covered: bool = False
+    # Page SELECTs made for this plan, by (scan, limit): the same statement object again
+    # keeps SQLAlchemy's memoized cache key, so a repeated query is neither rebuilt nor re-keyed.
+    statements: dict[tuple[bool, int], Select[Any]] = attrs.field(factory=dict, eq=False, repr=False)
 
     @property
     def exact(self) -> bool:
         return self.row_test is None and self.event_test is None
 
 
+PLAN_CACHE_SIZE = 256
+_plans: dict[tuple[HistoryQuery, str | None, str, bool], Plan] = {}
+
+
 def plan(query: HistoryQuery, dialect: str, *, for_count: bool = False) -> Plan:
     """Split ``query`` into SQL conditions and the Python tests SQL cannot express;
-    ``for_count``: the plan is for :func:`count` (which sizes more often than pages)."""
-    check_query(query)
+    ``for_count``: the plan is for :func:`count` (which sizes more often than pages).
+
+    Plans are kept per query (up to PLAN_CACHE_SIZE; a query's permission predicate
+    ``visible`` is not part of its equality and is added to the kept plan each time):
+    the same query again, a console polling its first page, costs no new clauses.
+    """
+    # The filter's text too: equal ASTs may differ in type (``== true`` and ``== 1``).
+    key = (query, query.filter.text if query.filter is not None else None, dialect, for_count)
+    found = _plans.get(key)
+    if found is None:
+        check_query(query)
+        found = _plan(attrs.evolve(query, visible=None), dialect, for_count)
+        if len(_plans) >= PLAN_CACHE_SIZE:
+            _plans.clear()
+        _plans[key] = found
+    if query.visible is None:
+        return found
+    visible = _memoized(query.visible)
+    first = found.row_test
+    row_test = (
+        visible if first is None else (lambda context, name: first(context, name) and visible(context, name))
+    )
+    return attrs.evolve(found, row_test=row_test, query=query)
+
+
+def _plan(query: HistoryQuery, dialect: str, for_count: bool) -> Plan:
+    """:func:`plan` for a query without ``visible``."""
     where, masks_exact, event_test = _conditions(query, dialect, COLUMNS)
     row_tests: list[RowTest] = []
     if not masks_exact:
         in_masks = masks_test(compile_masks(query.masks))
         row_tests.append(lambda context, name: in_masks(context))
-    if query.visible is not None:
-        row_tests.append(_memoized(query.visible))
-    row_test = None
-    if len(row_tests) == 1:
-        row_test = row_tests[0]
-    elif row_tests:
-        first, second = row_tests
-        row_test = lambda context, name: first(context, name) and second(context, name)  # noqa: E731
+    row_test = row_tests[0] if row_tests else None
     probe: tuple[Clause, ...] = ()
     may_sort = covered = False
     if dialect == "sqlite" and (for_count or _may_sort(query)):
@@ -305,13 +330,24 @@ def _select(where: Sequence[Clause], plan: Plan, extra: Sequence[Clause] = ()) -
     return select(*_COLUMNS[plan.dialect]).where(*where, *extra).order_by(order)
 
 
+def _page_select(plan: Plan, where: tuple[Clause, ...], limit: int) -> Select[Any]:
+    """The plan's SELECT of ``limit`` rows with ``where`` (the plan's own or its scan variant)."""
+    key = (where is not plan.where, limit)
+    statement = plan.statements.get(key)
+    if statement is None:
+        if len(plan.statements) >= 8:
+            plan.statements.clear()
+        statement = plan.statements[key] = _select(where, plan).limit(limit)
+    return statement
+
+
 def fetch_page(conn: Connection, plan: Plan) -> tuple[list[Event], bool]:
     """Up to ``limit`` matching events in order (with acknowledgements) and whether more exist."""
     limit = plan.limit
     where = choose_where(conn, plan)
     read = _READERS[plan.dialect]
     if plan.exact:
-        rows = conn.execute(_select(where, plan).limit(limit + 1)).all()
+        rows = conn.execute(_page_select(plan, where, limit + 1)).all()
         kept = rows[:limit]
         return _with_acknowledgements(conn, [read(row) for row in kept], kept), len(rows) > limit
     row_test, event_test = plan.row_test, plan.event_test
@@ -320,7 +356,10 @@ def fetch_page(conn: Connection, plan: Plan) -> tuple[list[Event], bool]:
     extra: list[Clause] = []
     chunk = min(max(limit + 1, FIRST_CHUNK), MAX_CHUNK)
     while True:
-        rows = conn.execute(_select(where, plan, extra).limit(chunk)).all()
+        statement = (
+            _page_select(plan, where, chunk) if not extra else _select(where, plan, extra).limit(chunk)
+        )
+        rows = conn.execute(statement).all()
         for row in rows:
             if row_test is not None and not row_test(row[1], row[2]):
                 continue

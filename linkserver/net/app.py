@@ -9,7 +9,6 @@ runs in worker threads; the WebSocket transport is a thin loop around
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -48,6 +47,7 @@ from linkserver.net.auth import (
 from linkserver.net.codec import AuthenticationFailed, BadRequest, FireRequest, NotFound, TooLarge
 from linkserver.net.connections import REGRANTED, Connection, Connections, Watcher
 from linkserver.net.gateway import Gateway
+from linkserver.net.inbox import Inbox
 from linkserver.net.metrics import NetStats, metrics_route
 from linkserver.net.openapi import openapi_document
 from linkserver.net.origins import chosen_protocol, origin_allowed, protocol_token
@@ -342,22 +342,15 @@ class Api:
         self.connections.add(connection)
         if self.auth.resolve(token) is None:  # ended between the check and the registration
             connection.end(4401, "the token is no longer valid")
-        # Messages go through an inbox that one worker thread at a time drains, in order: the
-        # loop reads the next message while the previous one is handled (many single fires
-        # in flight cost one thread hop per burst, not one per message).
-        inbox: collections.deque[str | bytes] = collections.deque()
-        worker: asyncio.Task[None] | None = None
 
-        def handle() -> None:
-            while inbox:
-                text = inbox.popleft()
-                if connection.closing is None:  # ended: what was read ahead is not handled
-                    session.receive(text)
+        # Messages go through an inbox that a thread of this connection handles in order: the
+        # loop reads the next message while the previous one is handled, and many single fires
+        # in flight cost no thread hop each (linkserver/net/inbox.py).
+        def handle(text: str | bytes) -> None:
+            if connection.closing is None:  # ended: what was read ahead is not handled
+                session.receive(text)
 
-        async def drain() -> None:
-            while inbox:  # checked on the loop, where messages are added: none is left behind
-                await run_in_threadpool(handle)
-
+        inbox: Inbox[str | bytes] = Inbox(handle, f"linkserver-ws-{principal.name}")
         try:
             while True:
                 message = await websocket.receive()
@@ -366,9 +359,7 @@ class Api:
                 if connection.closing is not None:
                     continue  # ended: nothing more is fired or subscribed
                 text = message.get("text")
-                inbox.append(text if text is not None else message.get("bytes") or b"")
-                if worker is None or worker.done():
-                    worker = asyncio.create_task(drain())
+                inbox.put(text if text is not None else message.get("bytes") or b"")
                 while (
                     len(inbox) >= INBOX_SIZE or session.backlog > self.limits.queue_size
                 ) and not pusher.closed:
@@ -376,8 +367,9 @@ class Api:
         except WebSocketDisconnect:
             pass
         finally:
+            worker = inbox.close()
             if worker is not None:
-                await asyncio.gather(worker, return_exceptions=True)  # what was read is handled
+                await run_in_threadpool(worker.join)  # what was read is handled
             self.stats.websockets -= 1
             self.connections.discard(connection)
             session.close()

@@ -417,3 +417,21 @@ def test_completing_futures_while_others_start_waiting_never_loses_a_wake_up() -
     watcher.join(timeout=30)
     assert not watcher.is_alive()
     assert len(results) == 1500 and sorted(called) == list(range(1, 3000, 2))
+
+
+def test_callbacks_and_exception_of_stored_futures_need_no_condition() -> None:
+    from linkserver.history.futures import LAZY, complete, new_future
+
+    before, after = new_future(), new_future()
+    calls: list[tuple[str, object]] = []
+    before.add_done_callback(lambda f: calls.append(("before", f.exception())))
+    complete([(before, "a"), (after, "b")])
+    after.add_done_callback(lambda f: calls.append(("after", f.result())))
+    assert calls == [("before", None), ("after", "b")]
+    if LAZY:  # a network session's answer waits by callback: no Condition per fire
+        assert "_condition" not in before.__dict__ and "_condition" not in after.__dict__
+
+    failed = new_future()
+    failed.add_done_callback(lambda f: calls.append(("failed", type(f.exception()).__name__)))
+    failed.set_exception(HistoryError("x"))
+    assert calls[-1] == ("failed", "HistoryError")
