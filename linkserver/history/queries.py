@@ -163,6 +163,8 @@ def plan(query: HistoryQuery, dialect: str, *, for_count: bool = False) -> Plan:
     Plans are kept per query (up to PLAN_CACHE_SIZE; a query's permission predicate
     ``visible`` is not part of its equality and is added to the kept plan each time):
     the same query again, a console polling its first page, costs no new clauses.
+    A query with a cursor (a later page, asked once) is planned but not kept, so
+    walking a long result does not push the first pages' plans out.
     """
     # The filter's text too: equal ASTs may differ in type (``== true`` and ``== 1``).
     key = (query, query.filter.text if query.filter is not None else None, dialect, for_count)
@@ -170,9 +172,10 @@ def plan(query: HistoryQuery, dialect: str, *, for_count: bool = False) -> Plan:
     if found is None:
         check_query(query)
         found = _plan(attrs.evolve(query, visible=None), dialect, for_count)
-        if len(_plans) >= PLAN_CACHE_SIZE:
-            _plans.clear()
-        _plans[key] = found
+        if query.cursor is None:
+            if len(_plans) >= PLAN_CACHE_SIZE:
+                _plans.clear()
+            _plans[key] = found
     if query.visible is None:
         return found
     visible = _memoized(query.visible)

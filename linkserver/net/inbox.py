@@ -12,7 +12,12 @@ thread hop per message, nor per burst.
 The worker starts with the first message and ends after ``idle`` seconds
 without one (an idle subscriber's connection holds no thread); the next
 message starts another. :meth:`Inbox.close` makes the worker handle what was
-put so far and end; it returns the thread to join.
+put so far and end; it returns the thread to join. So the server runs one
+thread per connection that sent something in the last ``idle`` seconds:
+bounded by its connections, each of which already holds a socket and a
+session. A thread of its own also means that one connection blocked in a
+handler (history's queue full, a slow synchronous listener) never holds up
+another connection's messages, as a bounded shared pool would.
 
 Waking without lost wake-ups: the worker announces ``sleeping`` and then
 looks at the deque; :meth:`put` appends and then looks at ``sleeping``.

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import pytest
 from history_helpers import SQL_BACKENDS, EventMaker, store_all
 from sqlalchemy import event
@@ -138,3 +139,28 @@ def test_a_permission_predicate_is_asked_once_per_context_and_name(
 )
 def test_stored_data_reads_back_equal(data: tuple[dict[str, Any], ...]) -> None:
     assert decode_data(encode_data(data)) == data
+
+
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_a_kept_plan_applies_each_readers_own_permissions_and_cursor_pages_are_not_kept(
+    backend: str, make_store: Callable[..., HistoryStore], make_event: EventMaker
+) -> None:
+    store = make_store(backend)
+    store_all(store, [make_event(f"devices.d{i % 2}", "a") for i in range(40)])
+
+    def sees(context: str) -> Callable[[str, str], bool]:
+        return lambda seen, name: seen == context
+
+    # Equal queries (visible is not part of equality) share one kept plan, each its own predicate.
+    for context in ("devices.d0", "devices.d1", "devices.d0"):
+        page = store.query(HistoryQuery(visible=sees(context), limit=30))
+        assert {event.context for event in page.events} == {context} and len(page.events) == 20
+    first = HistoryQuery(limit=5)
+    page = store.query(first)
+    assert page.next_cursor is not None
+    kept_first = queries.plan(first, store.engine.dialect.name)  # type: ignore[attr-defined]
+    assert queries.plan(first, store.engine.dialect.name) is kept_first  # type: ignore[attr-defined]
+    kept = dict(queries._plans)  # noqa: SLF001 - what is tested
+    for _ in range(3):  # walking on: each later page planned anew and dropped
+        page = store.query(attrs.evolve(first, cursor=page.next_cursor))
+    assert dict(queries._plans) == kept  # noqa: SLF001

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
-from linkserver.net.inbox import Inbox
+from net_helpers import closed_with, request
+from websockets.sync.client import connect
+
+from linkserver.net.connections import ENDED
+from linkserver.net.inbox import IDLE_SECONDS, Inbox
 
 
 def test_items_are_handled_in_order_by_one_thread_and_close_handles_the_rest() -> None:
@@ -42,10 +47,10 @@ def test_an_idle_worker_ends_and_the_next_item_starts_another() -> None:
     inbox: Inbox[str] = Inbox(handle, "test-inbox", idle=0.05)
     inbox.put("first")
     assert done.wait(5)
-    deadline = time.monotonic() + 5
-    while inbox._thread is not None and time.monotonic() < deadline:  # noqa: SLF001 - what is tested
-        time.sleep(0.01)
-    assert inbox._thread is None  # noqa: SLF001
+    first = inbox._thread  # noqa: SLF001 - what is tested
+    assert first is not None
+    first.join(5)  # ends by itself once idle
+    assert not first.is_alive() and inbox._thread is None  # noqa: SLF001
     done.clear()
     inbox.put("second")
     assert done.wait(5)
@@ -75,3 +80,20 @@ def test_a_failing_handler_does_not_stop_the_items_after_it() -> None:
 def test_close_without_items_has_no_worker_to_join() -> None:
     inbox: Inbox[int] = Inbox(lambda item: None, "test-inbox")
     assert inbox.close() is None
+
+
+def test_a_connection_ended_by_logout_is_closed_and_its_thread_ends_with_it(make_live: Any) -> None:
+    live = make_live()
+    device = live.new_device()
+    token = live.login("operator")
+    with connect(f"{live.ws_url}?token={token}", open_timeout=5) as ws:
+        answer = request(ws, {"type": "subscribe", "ref": 1, "mask": device})
+        assert answer["type"] == "subscribed", answer
+        # The subscribe was handled by the connection's own thread, which now waits for more.
+        [worker] = [t for t in threading.enumerate() if t.name == "linkserver-ws-operator"]
+        with live.client(token=token) as client:
+            assert client.post("/logout").status_code == 200
+        assert closed_with(ws) == (ENDED, "logged out")
+    # Ended with the connection, not after its idle time (IDLE_SECONDS).
+    worker.join(IDLE_SECONDS / 2)
+    assert not worker.is_alive()
