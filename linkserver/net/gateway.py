@@ -67,7 +67,7 @@ class Gateway:
 
     def context(self, principal: Principal, path: str) -> Context:
         """The context at ``path``; ContextNotFound also when the principal may not see it."""
-        context = self.tree.find(parse_path(path))
+        context = self.server.find_context(parse_path(path))  # also one just added on another node
         if context is None or not self.may_see(principal, context):
             raise ContextNotFound(path)
         return context

@@ -20,10 +20,10 @@ from typing import IO, Any
 
 from linkserver import __version__
 from linkserver.core.catalog import Catalog
-from linkserver.core.errors import LinkServerError
+from linkserver.core.errors import HistoryError, LinkServerError
 from linkserver.core.events import Event
 from linkserver.core.permissions import Principal
-from linkserver.core.tree import ContextTree
+from linkserver.core.tree import Context, ContextTree
 from linkserver.history.base import HistoryStore
 from linkserver.history.memory import MemoryHistoryStore
 from linkserver.loading.check import load_all
@@ -244,6 +244,25 @@ class LinkServer:
     def _catch_up_tree(self) -> None:
         if self.tree_follower is not None:
             self.tree_follower.catch_up()
+
+    def find_context(self, path: str) -> Context | None:
+        """The context at ``path``; None when there is none.
+
+        On a database other nodes share, a path this node's tree lacks is first
+        looked for in the tree's change feed: a context whose add has returned on
+        another node is found here at once, not up to a quarter second later, so a
+        client whose requests a load balancer spreads over the nodes finds what it
+        added. (One read per miss; the database unreachable: the tree as it is.)
+        """
+        context = self.tree.find(path)
+        if context is not None or self.tree_follower is None or not self.history.shared:
+            return context
+        try:
+            self.tree_follower.catch_up()
+        except HistoryError as exc:
+            log.debug("the tree's change feed could not be read for %s: %s", path, exc)
+            return None
+        return self.tree.find(path)
 
     def _node_alive(self, node: int) -> bool:
         """Whether node id ``node`` is held by a live node: with a ``cluster:`` section, its lease

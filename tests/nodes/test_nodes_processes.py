@@ -11,7 +11,6 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from nodes_helpers import REPO, Node, eventually
 from websockets.sync.client import connect
 
@@ -150,7 +149,6 @@ def test_acknowledgements_and_deletes_on_one_node_are_seen_on_all(
         assert http.get(f"/events/{alert}").status_code == 404
 
 
-@pytest.mark.xfail(reason="fails at the end of session 2026-12-02: see its note", strict=False)
 def test_the_others_go_on_when_one_node_is_killed(
     start_nodes: Callable[..., list[Node]], shared_url: str
 ) -> None:

@@ -16,6 +16,8 @@ from linkserver.core.errors import ContextNotFound
 from linkserver.history.base import HistoryQuery
 from linkserver.loading.config import ServerConfig
 from linkserver.loading.contexts import load_contexts
+from linkserver.net.codec import FireRequest
+from linkserver.net.gateway import Gateway
 from linkserver.server.app import LinkServer
 from linkserver.testing import CapturingListener
 
@@ -77,6 +79,23 @@ def test_catch_up_applies_a_change_at_once(make_node: Callable[[int], LinkServer
     assert restored is not None and restored.added == ("devices.valve2",)
     assert b.tree.find("devices.valve2") is not None and b.tree.find("devices.valve1") is None
     assert b.tree_follower.catch_up() is None  # nothing new
+
+
+def test_a_context_added_on_one_node_is_found_on_another_as_soon_as_the_add_returned(
+    make_node: Callable[[int], LinkServer],
+) -> None:
+    a, b = make_node(1), make_node(2)
+    assert b.tree_follower is not None
+    b.tree_follower.stop()  # its quarter-second reads cannot be what finds it
+    a.engine.add_context("devices.valve3")
+    assert b.tree.find("devices.valve3") is None  # not followed yet
+    # Every API request naming a context (fire, GET /contexts/...) finds it through find_context.
+    fired = Gateway(b).fire(b.user("admin"), FireRequest(context="devices.valve3", event="connected"))
+    assert fired.context == "devices.valve3"
+    a.engine.add_context("devices.valve5")
+    found = b.find_context("devices.valve5")
+    assert found is not None and found is b.tree.find("devices.valve5")
+    assert b.find_context("devices.nowhere") is None
 
 
 def test_a_node_started_later_builds_the_same_tree(make_node: Callable[[int], LinkServer]) -> None:
