@@ -7,13 +7,11 @@ The shared RabbitMQ and PostgreSQL keep running (other tests use them): a TCP pr
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
-from cluster_helpers import Node, wait_linked
+from cluster_helpers import Firer, Node, start
 
 from linkserver.testing_proxy import TcpProxy
 
@@ -30,63 +28,6 @@ def proxies() -> Iterator[Callable[[str, int], TcpProxy]]:
     yield make
     for proxy in made:
         proxy.close()
-
-
-class Firer:
-    """Fires readings on ``node`` one by one in a thread; ``confirmed`` holds the ids the
-    node said it stored (a 200 to a durable fire); a refused fire (503) is not confirmed."""
-
-    def __init__(self, node: Node, context: str = "plant.line1", pause: float = 0.01) -> None:
-        self.node, self.context, self.pause = node, context, pause
-        self.confirmed: list[int] = []
-        self.refused = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        seq = 0
-        with httpx.Client(base_url=f"{self.node.url}/api/v1", headers=self.node.headers, timeout=30) as http:
-            while not self._stop.is_set():
-                seq += 1
-                try:
-                    answer = http.post(
-                        "/fire",
-                        json={
-                            "context": self.context,
-                            "event": "reading",
-                            "data": {"seq": seq},
-                            "durable": True,
-                        },
-                    )
-                except httpx.TransportError:  # the node is gone
-                    return
-                if answer.status_code == 200:
-                    self.confirmed.append(int(answer.json()["event"]["id"]))
-                else:
-                    self.refused += 1
-                time.sleep(self.pause)
-
-    def wait_for(self, count: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.confirmed) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-
-    def stop(self) -> list[int]:
-        self._stop.set()
-        self._thread.join(60)
-        return list(self.confirmed)
-
-
-def start(*nodes: Node) -> None:
-    for node in nodes:
-        node.launch()
-    for node in nodes:
-        node.wait_serving()
-    for firer in nodes:
-        for receiver in nodes:
-            if receiver is not firer:
-                wait_linked(firer, receiver)
 
 
 def test_rabbitmq_out_of_reach_of_the_firing_node_and_then_of_the_receiving_one_loses_nothing(
