@@ -225,7 +225,8 @@ class HistoryStore(TreeStore):
     def api_tokens(self) -> TokenTable:
         """The API tokens (for device controllers), kept in this database for every node."""
 
-    def exclusive(self, name: str) -> AbstractContextManager[bool]:
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
         """Hold the lock ``name`` of this database while the block runs, if no one else holds it.
 
         Yields True when this caller holds it, False when another holder (another
@@ -233,7 +234,29 @@ class HistoryStore(TreeStore):
         the work. A holder that dies releases it. The purge job runs under
         ``exclusive("purge")``, so one node at a time purges.
         """
+        with self.hold(name) as held:
+            yield held.acquired
+
+    def hold(self, name: str) -> AbstractContextManager[Held]:
+        """:meth:`exclusive` for a long holder (the rules leader): the :class:`Held` it yields
+        also tells later whether the lock is still held."""
         return _local_exclusive(self, name)
+
+
+@attrs.frozen
+class Held:
+    """What :meth:`HistoryStore.exclusive` yields: whether the lock was taken, and a way to ask
+    later whether it still is (on PostgreSQL the lock lives as long as the connection that took
+    it: a database restart or a cut connection ends it while its holder goes on)."""
+
+    acquired: bool
+    check: Callable[[], bool] = attrs.field(default=lambda: True, repr=False)
+
+    def __bool__(self) -> bool:
+        return self.acquired
+
+    def still_held(self) -> bool:
+        return self.acquired and self.check()
 
 
 _LOCAL_LOCKS: weakref.WeakKeyDictionary[object, dict[str, threading.Lock]] = weakref.WeakKeyDictionary()
@@ -241,13 +264,13 @@ _LOCAL_GUARD = threading.Lock()
 
 
 @contextlib.contextmanager
-def _local_exclusive(owner: object, name: str) -> Iterator[bool]:
+def _local_exclusive(owner: object, name: str) -> Iterator[Held]:
     """A lock of this process (memory and SQLite stores: one process uses the database)."""
     with _LOCAL_GUARD:
         lock = _LOCAL_LOCKS.setdefault(owner, {}).setdefault(name, threading.Lock())
     acquired = lock.acquire(blocking=False)
     try:
-        yield acquired
+        yield Held(acquired)
     finally:
         if acquired:
             lock.release()

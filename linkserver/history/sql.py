@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -19,7 +20,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from linkserver.core.errors import EventNotFound, HistoryError, HistoryUnavailable, ServerStopped
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.history import migrate, queries
-from linkserver.history.base import HistoryPage, HistoryQuery, HistoryStore
+from linkserver.history.base import Held, HistoryPage, HistoryQuery, HistoryStore
 from linkserver.history.codec import check_acknowledgement
 from linkserver.history.engine import (
     DEFAULT_BUSY_TIMEOUT,
@@ -184,35 +185,54 @@ class SqlHistoryStore(HistoryStore):
     def shared(self) -> bool:
         return self._dialect == "postgresql"
 
-    def exclusive(self, name: str) -> contextlib.AbstractContextManager[bool]:
+    def hold(self, name: str) -> contextlib.AbstractContextManager[Held]:
         """See :meth:`HistoryStore.exclusive`. PostgreSQL: a session advisory lock keyed by
         ``name`` and the schema, held on a connection of its own for the block (PostgreSQL
         releases it when a node dies); SQLite: one process uses the file, a lock of this
         process."""
         if self._dialect != "postgresql":
-            return super().exclusive(name)
+            return super().hold(name)
         return self._advisory(name)
 
     @contextlib.contextmanager
-    def _advisory(self, name: str) -> Iterator[bool]:
+    def _advisory(self, name: str) -> Iterator[Held]:
         key = {"name": f"linkserver:{name}"}
+        guard = threading.Lock()  # the check and the unlock may come from different threads
         with self.engine.connect() as conn:
             # Two keys: one per schema, so separate systems sharing a database never wait on
             # each other.
             acquired = bool(conn.execute(_TRY_LOCK, key).scalar_one())
             conn.commit()
+            lost = False
+
+            def alive() -> bool:
+                # A session's advisory lock lasts as long as the session: while this connection
+                # answers, the lock is held; once it broke, PostgreSQL has released it.
+                nonlocal lost
+                with guard:
+                    if not lost:
+                        try:
+                            conn.execute(text("SELECT 1"))
+                            conn.commit()
+                        except SQLAlchemyError:
+                            lost = True
+                    return not lost
+
             try:
-                yield acquired
+                yield Held(acquired, alive)
             finally:
                 if acquired:
-                    try:
-                        conn.execute(
-                            text("SELECT pg_advisory_unlock(hashtext(:name), hashtext(current_schema()))"),
-                            key,
-                        )
-                        conn.commit()
-                    except SQLAlchemyError:  # the connection is gone, and the lock with it
-                        conn.invalidate()
+                    with guard:
+                        try:
+                            conn.execute(
+                                text(
+                                    "SELECT pg_advisory_unlock(hashtext(:name), hashtext(current_schema()))"
+                                ),
+                                key,
+                            )
+                            conn.commit()
+                        except SQLAlchemyError:  # the connection is gone, and the lock with it
+                            conn.invalidate()
 
     @property
     def writer_stats(self) -> WriterStats:

@@ -24,6 +24,7 @@ delivery the leader sees every node's events, so alerts are fired once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -44,7 +46,7 @@ from linkserver.core.paths import compile_mask, display
 from linkserver.core.rule_state import AbsenceState, EscalationState, RuleState, ack_times, new_state, replay
 from linkserver.core.rules import ALARMS, PER_CONTEXT, Firing, Rule, RuleKind
 from linkserver.history.alarms import AlarmQuery, AlarmStore
-from linkserver.history.base import HistoryQuery, HistoryStore
+from linkserver.history.base import Held, HistoryQuery, HistoryStore
 from linkserver.history.rule_state import Change, RuleStateStore, open_rule_state
 from linkserver.server.delivery import Subscription
 from linkserver.server.engine import CHILD_ADDED, CHILD_REMOVED, Engine
@@ -55,7 +57,7 @@ COMPONENT = "rules"
 TICK = 1.0  # seconds between ticks of the timed rules
 FLUSH = 5.0  # seconds between writes of the changed state (a crash loses at most this much)
 LEAD_RETRY = 5.0  # seconds between a standby node's tries to take the rules over
-LEAD_LOCK, LEAD_JOB = "rules", "linkserver-rules-lead"
+LEAD_LOCK, LEAD_JOB, TICK_JOB = "rules", "linkserver-rules-lead", "linkserver-rules-tick"
 FLUSH_JOB = "linkserver-rules-flush"
 MAX_DEPTH = 8  # alerts firing rules firing alerts...: stop there
 
@@ -105,7 +107,8 @@ class RuleHost:
         self.alarms: AlarmStore | None = None  # the alarm list, for escalations of alarms
         self.lead_retry = lead_retry
         self.leading = False  # this node evaluates the rules (one node of a database does)
-        self._lease: AbstractContextManager[bool] | None = None
+        self._lease: AbstractContextManager[Held] | None = None
+        self._held: Held | None = None
         self._lead_lock = threading.Lock()
 
     @property
@@ -139,11 +142,12 @@ class RuleHost:
                 return True
             if self._scheduler is None:
                 return False  # stopped
-            lease = self.history.exclusive(LEAD_LOCK)
-            if not lease.__enter__():
+            lease = self.history.hold(LEAD_LOCK)
+            held = lease.__enter__()
+            if not held:
                 lease.__exit__(None, None, None)
                 return False
-            self._lease = lease
+            self._lease, self._held = lease, held
             try:
                 self._activate()
             except BaseException:
@@ -183,7 +187,7 @@ class RuleHost:
                 rule.mask, rule.event, self._listener(running), filter=_combined(rule)
             )
         self._watch_tree()
-        self._scheduler.add_job(self.tick, "interval", seconds=self.tick_interval, id="linkserver-rules-tick")
+        self._scheduler.add_job(self.tick, "interval", seconds=self.tick_interval, id=TICK_JOB)
         self._scheduler.add_job(self.flush, "interval", seconds=self.flush_interval, id=FLUSH_JOB)
         log.info("%d alert rules running on this node", sum(1 for r in self._rules.values() if r.enabled))
 
@@ -193,13 +197,7 @@ class RuleHost:
         if scheduler is not None:
             scheduler.shutdown(wait=True)
         with self._lead_lock:
-            for running in self._rules.values():
-                if running.subscription is not None:
-                    running.subscription.cancel()
-                    running.subscription = None
-            for subscription in self._tree_subscriptions:
-                subscription.cancel()
-            self._tree_subscriptions.clear()
+            self._unsubscribe()
             if self.leading:
                 try:
                     self.flush()
@@ -207,8 +205,43 @@ class RuleHost:
                     log.exception("could not store the state of the alert rules")
             self._release()
 
+    def _unsubscribe(self) -> None:
+        for running in self._rules.values():
+            if running.subscription is not None:
+                running.subscription.cancel()
+                running.subscription = None
+        for subscription in self._tree_subscriptions:
+            subscription.cancel()
+        self._tree_subscriptions.clear()
+
+    def _still_leading(self) -> bool:
+        """Whether this node still holds the rules lock; if it lost it (on PostgreSQL the lock
+        ends with its connection: a database restart, a cut), step down at once, so that two
+        nodes never evaluate for longer than one tick, and try to lead again like a standby.
+        The state since the last flush is dropped: the next leader starts from the stored one."""
+        held = self._held
+        if not self.leading or held is None or held.still_held():
+            return self.leading
+        log.warning(
+            "alert rules: this node lost the rules lock (its database connection ended); it stops "
+            "evaluating them and takes them over again if no other node has"
+        )
+        with self._lead_lock:
+            self._unsubscribe()
+            scheduler = self._scheduler
+            if scheduler is not None:
+                for job in (TICK_JOB, FLUSH_JOB):
+                    with contextlib.suppress(JobLookupError):
+                        scheduler.remove_job(job)
+            self._release()
+            if scheduler is not None:
+                scheduler.add_job(
+                    self._lead_job, "interval", seconds=self.lead_retry, id=LEAD_JOB, replace_existing=True
+                )
+        return False
+
     def _release(self) -> None:
-        lease, self._lease = self._lease, None
+        lease, self._lease, self._held = self._lease, None, None
         self.leading = False
         if lease is not None:
             try:
@@ -283,7 +316,7 @@ class RuleHost:
 
     def tick(self) -> None:
         """Let time act on every timed rule (the scheduler's job; tests call it directly)."""
-        if not self.leading:
+        if not self._still_leading():
             return
         now = self.clock()
         for running in self._rules.values():
@@ -388,7 +421,7 @@ class RuleHost:
 
     def flush(self) -> None:
         """Store the keys that changed since the last flush (one transaction)."""
-        if self._store is None or not self.leading:
+        if self._store is None or not self._still_leading():
             return
         with self._flush_lock:
             changes: list[Change] = []

@@ -20,6 +20,7 @@ from linkserver.core.events import Acknowledgement
 from linkserver.history.base import HistoryQuery
 from linkserver.history.rule_state import open_rule_state
 from linkserver.loading.shipped import SHIPPED_CONTEXTS
+from linkserver.testing_proxy import TcpProxy
 
 POSTGRES_URL = os.environ.get("LINKSERVER_TEST_POSTGRES_URL")
 
@@ -301,3 +302,35 @@ def test_one_node_of_a_database_runs_the_rules_and_another_takes_over(
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_a_leader_that_lost_its_database_connection_steps_down_and_another_takes_over(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # The rules lock is a session lock: a cut connection ends it while its holder goes on.
+    proxy = TcpProxy.for_url(postgres_url, 5432)
+    first = LinkServer.from_config_file(
+        config_file(tmp_path / "a", database_url=proxy.url_for(postgres_url), node_id=1)
+    )
+    second = LinkServer.from_config_file(config_file(tmp_path / "b", database_url=postgres_url, node_id=2))
+    try:
+        first.start()
+        second.start()
+        assert first.rules.leading and not second.rules.try_lead()
+        proxy.set_available(False)  # every connection of the first node is cut
+        first.rules.tick()  # its next tick finds the lock gone
+        assert not first.rules.leading
+        deadline = time.monotonic() + 30
+        while not second.rules.try_lead():  # PostgreSQL ends the cut session, and its lock
+            assert time.monotonic() < deadline, "the rules lock was not released"
+            time.sleep(0.1)
+        proxy.set_available(True)
+        assert not first.rules.try_lead()  # back, it stays the standby
+        second.engine.add_context("devices.d1")
+        for _ in range(3):
+            second.fire("devices.d1", "error", {"code": "E1", "message": "bad"})
+        assert [c for c, _, _ in alerts(second, "alert")] == ["alerts.burst"]
+    finally:
+        first.stop()
+        second.stop()
+        proxy.close()
