@@ -95,9 +95,22 @@ def fold(events: Iterable[Event], resolve: Resolve) -> dict[str, KeyChange]:
         if type(action) is Raise:
             key = action.key.render(event)
             change = changes.get(key)
-            if change is None:
-                change = changes[key] = KeyChange(key, event.context)
-            change.occurred(event, action)
+            if change is None:  # the key's first event in the batch (the common case): made whole at once
+                changes[key] = KeyChange(
+                    key,
+                    event.context,
+                    event.name,
+                    1,
+                    event.id,
+                    event.created,
+                    event.id,
+                    event.created,
+                    int(event.level),
+                    action.level,
+                    action.auto_clear,
+                )
+            else:
+                change.occurred(event, action)
         else:
             for name, template in action.cleared:  # type: ignore[union-attr]
                 key = template.render(event, name)

@@ -88,6 +88,8 @@ def text_of(value: Any, spec: str = "") -> str:
     (or ``format(value, spec)``, i.e. strftime, with a spec), numbers by ``str``
     or the spec. Only ``format(value, spec)`` on a plain value is ever called.
     """
+    if type(value) is str and not spec:
+        return value  # the common case first: keys and messages are mostly text
     if value is None or isinstance(value, _NOT_TEXT):
         raise Unrenderable
     if isinstance(value, bool):
@@ -252,11 +254,35 @@ def _renderer(placeholder: Placeholder, field: Field | None) -> PartRenderer:
                 return text_of(value if label is None else label, spec)
 
             return labelled
+        if not spec:
+
+            def plain(event: Any) -> str:
+                value = read(event)
+                return value if type(value) is str else text_of(value)  # text as is: the common case
+
+            return plain
         return lambda event: text_of(read(event), spec)
     if placeholder.operand == "context":
+        if not spec:
+            return lambda event: event.context or "root"  # a path: always text
         return lambda event: text_of(event.context or "root", spec)
+    if placeholder.operand == "name" and not spec:
+        return operator.attrgetter("name")  # a name: always text
     read = operator.attrgetter(placeholder.operand)
     return lambda event: text_of(read(event), spec)
+
+
+def _joined(pieces: Sequence[str | PartRenderer]) -> Callable[[Any], str]:
+    """``event -> text`` of every piece at once (one ``str.format`` of the placeholders' texts):
+    what :meth:`Template.render` tries first; it raises where a placeholder cannot render."""
+    readers: tuple[PartRenderer, ...] = tuple(piece for piece in pieces if not isinstance(piece, str))
+    layout = "".join(
+        piece.replace("{", "{{").replace("}", "}}") if isinstance(piece, str) else "{}" for piece in pieces
+    ).format
+    if len(readers) == 1:
+        (only,) = readers
+        return lambda event: layout(only(event))
+    return lambda event: layout(*[read(event) for read in readers])
 
 
 @attrs.frozen(eq=False, repr=False)
@@ -267,6 +293,10 @@ class Template:
     parts: tuple[Part, ...]
     _pieces: tuple[str | PartRenderer, ...] = attrs.field(alias="pieces")
     _missing: tuple[str, ...] = attrs.field(alias="missing")  # per piece: the placeholder shown instead
+    _all: Callable[[Any], str] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_all", _joined(self._pieces))
 
     @property
     def placeholders(self) -> tuple[Placeholder, ...]:
@@ -274,6 +304,10 @@ class Template:
 
     def render(self, event: Any) -> str:
         """The text for ``event``; a value that cannot be shown is its placeholder (``<data.x?>``)."""
+        try:
+            return self._all(event)  # every placeholder renders: one format call (keys on the writer's path)
+        except Exception:
+            pass
         out: list[str] = []
         for piece, missing in zip(self._pieces, self._missing, strict=True):
             if type(piece) is str:

@@ -8,6 +8,14 @@ a stored alarm that is cleared starts over with the new events (a new id); other
 the count adds up, the level follows the policy, the state stays (or ends cleared).
 Keys a batch only clears are one ``UPDATE`` each, run with ``executemany``.
 
+Most changes are plain occurrences (events reduced into an alarm, nothing cleared in the
+batch): they take a narrower upsert of their own (:func:`_occur_sql`): eleven parameters a
+row instead of sixteen (the state and the cleared columns are literals), no ``CASE`` for a
+stored cleared alarm (a ``DELETE`` of the keys' cleared alarms goes first, so the upsert
+inserts the new one) and no assignment to the id, which on SQLite moves the row. It costs
+the database about half of the general upsert per row; the alarm list's rows are the main
+cost it adds to the writer (tools/bench/alarms.py, ``alarm_reduction``).
+
 Lists join each alarm's last event for what filters read besides the alarm's context,
 name, level and id (:mod:`linkserver.history.filter_sql` translates the filter with the
 alarm's columns for those), and page by alarm id like history pages by event id.
@@ -80,6 +88,41 @@ def _upsert_sql(dialect: str, rows: int) -> str:
     )
 
 
+_OCCUR_VALUES = "({m}, {m}, {m}, {m}, 'open', {m}, {m}, {m}, {m}, {m}, {m}, {m}, NULL, NULL, NULL, NULL)"
+
+
+def _occur_sql(dialect: str, rows: int) -> str:
+    """The upsert of plain occurrences (``_occurrence`` rows): :func:`_upsert_sql` for a change
+    that neither resets nor ends cleared, run after :func:`_unclear_sql` removed the keys'
+    cleared alarms. So a stored alarm is open or acknowledged (its cleared columns NULL): it
+    keeps its id, first and state and adds the count; a missing one is inserted open. No
+    ``id`` is assigned on conflict: on SQLite it is the rowid, and assigning it (even to
+    itself) moves the row and its index entry, the dearest part of the statement."""
+    values = _OCCUR_VALUES.format(m=_MARK[dialect])
+    return (
+        f"INSERT INTO alarms ({', '.join(_COLUMNS)}) VALUES {', '.join([values] * rows)} "
+        "ON CONFLICT (key) DO UPDATE SET "
+        + ", ".join(
+            [
+                "count = alarms.count + excluded.count",
+                "level = CASE WHEN excluded.alarm_level = 'last' THEN excluded.level "
+                f"ELSE {_MAX[dialect]}(alarms.level, excluded.level) END",
+                *(
+                    f"{c} = excluded.{c}"
+                    for c in ("context", "name", "alarm_level", "last", "event_id", "auto_clear_at")
+                ),
+            ]
+        )
+    )
+
+
+def _unclear_sql(dialect: str, rows: int) -> str:
+    """A cleared alarm whose key occurs again is replaced by a new one (apply's ``fresh``):
+    deleted here, in the same transaction, so that :func:`_occur_sql` inserts the new one."""
+    marks = ", ".join([_MARK[dialect]] * rows)
+    return f"DELETE FROM alarms WHERE state = 'cleared' AND key IN ({marks})"
+
+
 def _replace_sql(dialect: str) -> str:
     """A change whose raises follow a clear in the same batch: the row is replaced."""
     marks = ", ".join([_MARK[dialect]] * len(_COLUMNS))
@@ -105,6 +148,10 @@ def _sql(kind: str, dialect: str, rows: int = 1) -> str:
     if found is None:
         if kind == "upsert":
             found = _upsert_sql(dialect, rows)
+        elif kind == "occur":
+            found = _occur_sql(dialect, rows)
+        elif kind == "unclear":
+            found = _unclear_sql(dialect, rows)
         elif kind == "replace":
             found = _replace_sql(dialect)
         else:
@@ -135,6 +182,19 @@ def _row(change: KeyChange, when: Callable[[datetime | None], Any]) -> tuple[Any
     )
 
 
+_OCCUR_WIDTH = 11
+_POLICY = {policy: policy.value for policy in AlarmLevel}
+
+
+def _chunked(found: list[Statement], kind: str, dialect: str, flat: list[Any], rows: int, width: int) -> None:
+    """Append ``rows`` rows of ``flat`` parameters as statements of the fixed chunk sizes."""
+    start = 0
+    for size in _CHUNKS:
+        while rows - start >= size:
+            found.append((_sql(kind, dialect, size), [flat[start * width : (start + size) * width]]))
+            start += size
+
+
 def _sqlite_time(moment: datetime | None) -> int | None:
     return None if moment is None else micros(moment)
 
@@ -153,6 +213,7 @@ class SqlAlarmStore(AlarmStore):
 
     def statements(self, dialect: str, changes: Sequence[KeyChange]) -> list[Statement]:
         when = _sqlite_time if dialect == "sqlite" else _same
+        occurred: list[Any] = []  # flat: eleven parameters per plain occurrence
         upserts: list[tuple[Any, ...]] = []
         replaced: list[Sequence[Any]] = []
         clears: list[Sequence[Any]] = []
@@ -161,15 +222,35 @@ class SqlAlarmStore(AlarmStore):
                 clears.append((when(change.cleared), change.cleared_id, change.key))
             elif change.reset:
                 replaced.append(_row(change, when))
+            elif change.cleared_id is None:
+                auto = change.auto_clear
+                occurred += (
+                    change.first_id,
+                    change.key,
+                    change.context,
+                    change.name,
+                    change.level,
+                    _POLICY[change.policy],
+                    change.count,
+                    when(change.first),
+                    when(change.last),
+                    change.last_id,
+                    None if auto is None else when(change.last + auto),  # type: ignore[operator]
+                )
             else:
                 upserts.append(_row(change, when))
         found: list[Statement] = []
-        start, total = 0, len(upserts)
-        flatten = itertools.chain.from_iterable
-        for size in _CHUNKS:
-            while total - start >= size:
-                found.append((_sql("upsert", dialect, size), [list(flatten(upserts[start : start + size]))]))
-                start += size
+        occurring = len(occurred) // _OCCUR_WIDTH
+        _chunked(found, "unclear", dialect, occurred[1::_OCCUR_WIDTH], occurring, 1)  # their keys
+        _chunked(found, "occur", dialect, occurred, occurring, _OCCUR_WIDTH)
+        _chunked(
+            found,
+            "upsert",
+            dialect,
+            list(itertools.chain.from_iterable(upserts)),
+            len(upserts),
+            len(_COLUMNS),
+        )
         if replaced:
             found.append((_sql("replace", dialect), replaced))
         if clears:

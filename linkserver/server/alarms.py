@@ -122,12 +122,9 @@ class Alarms:
                 self._queue.put((change.key, kind, None))
 
     def _watched(self, context: str) -> bool:
-        found = self.tree.find(context)
-        return (
-            found is not None
-            and ALARM_CHANGED in found.definitions
-            and self.engine.watched(context, ALARM_CHANGED)
-        )
+        # The engine's cached answer (False for a context that is gone or lacks alarmChanged):
+        # asked per changed key in the committing thread, so nothing more is looked up.
+        return self.engine.watched(context, ALARM_CHANGED)
 
     # -- alarmChanged ---------------------------------------------------------------------
 
