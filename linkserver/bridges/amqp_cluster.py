@@ -15,7 +15,12 @@ moves bytes:
   one, in arrival order, in a thread of their own (a slow subscriber must not
   stall the connection's heartbeats); each is acknowledged after ``deliver``
   returned, so a message in hand when the connection goes is delivered again
-  (the server drops the duplicates by event id).
+  (the server drops the duplicates by event id). When the node connects again
+  after an outage, a passive declare on a channel of its own asks whether the
+  queue was kept; if RabbitMQ had removed it (the node was away longer than
+  ``x-expires``), ``on_queue_lost`` is called in the delivering thread, with
+  the wall-clock time the connection was lost, before any message of the new
+  queue: the server replays what it missed from history.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import functools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,6 +44,14 @@ log = logging.getLogger("linkserver.cluster")
 
 CONTENT_TYPE = "application/json"
 ACK_EVERY = 64  # messages acknowledged at once at most (when more are waiting)
+NOT_FOUND = 404  # AMQP reply code of a passive declare of a queue that is not there
+
+
+class _QueueLost:
+    """In the work queue: the queue was gone at a reconnect; ``since`` the connection was lost."""
+
+    def __init__(self, since: float) -> None:
+        self.since = since
 
 
 class ClusterPublisher(AmqpBridge):
@@ -93,8 +107,10 @@ class ClusterConsumer:
         queue_expires_ms: int,
         prefetch: int = 1000,
         heartbeat: int = 30,
+        on_queue_lost: Callable[[float], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_queue_lost = on_queue_lost
         self.exchange = exchange
         self.queue = queue_name
         self.prefetch = prefetch
@@ -102,10 +118,13 @@ class ClusterConsumer:
         self._deliver = deliver
         self._connector = Connector(f"{name}-in", url, self._opened, self._lost, heartbeat=heartbeat)
         self._channel: Any = None
-        self._work: queue.Queue[tuple[Any, int, bytes, str | None] | None] = queue.Queue()
+        self._work: queue.Queue[tuple[Any, int, bytes, str | None] | _QueueLost | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.consuming = threading.Event()
         self.received = 0
+        self._consumed = False  # consumed once: a later connection is a reconnect
+        self._lost_at: float | None = None  # wall-clock time the connection was lost
+        self._queue_gone = False  # the probe of this reconnect found no queue
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"linkserver-{self.name}-deliver", daemon=True)
@@ -133,7 +152,31 @@ class ClusterConsumer:
     # -- in the connection's thread -------------------------------------------------
 
     def _opened(self, connection: SelectConnection) -> None:
-        connection.channel(on_open_callback=self._channel_opened)
+        if self._consumed:  # a reconnect: was the queue kept while this node was away?
+            connection.channel(on_open_callback=functools.partial(self._probe, connection))
+        else:
+            connection.channel(on_open_callback=self._channel_opened)
+
+    def _probe(self, connection: SelectConnection, channel: Any) -> None:
+        """A passive declare on a channel of its own (a missing queue closes the channel)."""
+        answered: list[bool] = []
+
+        def answer(gone: bool) -> None:
+            if answered:
+                return
+            answered.append(gone)
+            self._queue_gone = gone
+            if connection.is_open:
+                connection.channel(on_open_callback=self._channel_opened)
+
+        def declared(_frame: Any) -> None:
+            answer(False)
+            channel.close()
+
+        channel.add_on_close_callback(
+            lambda _channel, reason: answer(getattr(reason, "reply_code", None) == NOT_FOUND)
+        )
+        channel.queue_declare(self.queue, passive=True, callback=declared)
 
     def _channel_opened(self, channel: Any) -> None:
         self._channel = channel
@@ -150,18 +193,24 @@ class ClusterConsumer:
 
     def _run_steps(self, channel: Any, steps: list[Callable[[Callable[[Any], None]], None]]) -> None:
         if not steps:
+            if self._queue_gone and self.on_queue_lost is not None:  # before its first message
+                self._work.put(_QueueLost(self._lost_at or time.time()))
+            self._queue_gone = False
             channel.basic_consume(self.queue, self._message, callback=lambda _: self._consuming())
             return
         steps[0](lambda _frame: self._run_steps(channel, steps[1:]))
 
     def _consuming(self) -> None:
         self._connector.opened()
+        self._consumed, self._lost_at = True, None
         self.consuming.set()
         log.info("%s: receiving the other nodes' events on queue %r", self.name, self.queue)
 
     def _channel_closed(self, channel: Any, reason: BaseException) -> None:
         self.consuming.clear()
         self._channel = None
+        if self._lost_at is None:
+            self._lost_at = time.time()
         if not self._connector.stopping:
             code = getattr(reason, "reply_code", None)
             if code == 406:
@@ -176,6 +225,8 @@ class ClusterConsumer:
     def _lost(self, reason: str) -> None:
         self.consuming.clear()
         self._channel = None
+        if self._lost_at is None:
+            self._lost_at = time.time()
 
     def _message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         self._work.put((channel, method.delivery_tag, body, properties.app_id))
@@ -193,6 +244,13 @@ class ClusterConsumer:
             item = self._work.get()
             if item is None:
                 return
+            if isinstance(item, _QueueLost):
+                try:
+                    assert self.on_queue_lost is not None
+                    self.on_queue_lost(item.since)
+                except Exception:  # never stop receiving
+                    log.exception("%s: replaying what the lost queue missed failed", self.name)
+                continue
             channel, tag, body, origin = item
             if last is not None and last[0] is not channel:  # a new channel: the old one's tags are void
                 pending, last = 0, None

@@ -19,6 +19,12 @@ How an event travels (docs/cluster.md says what is guaranteed):
    lost connection or a resend: the last ``DEDUPLICATE`` ids are kept), and
    hands the rest to ``engine.deliver``, the code that notifies B's
    subscribers of a local fire, in arrival order.
+4. A node cut off from RabbitMQ longer than ``queue_expires`` finds its queue
+   gone when it is back: it replays the other nodes' persistent events from
+   history since shortly before it lost the connection (``REPLAY_MARGIN``),
+   through the same de-duplication and ``engine.deliver``, before the new
+   queue's messages. Their non-persistent events of that time are lost (said
+   in the log and counted).
 
 The wire form is LinkServer's own: a JSON array (id, context, name, level,
 created and expires in microseconds since 1970, author, group, category,
@@ -35,7 +41,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -44,6 +50,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from linkserver.core.errors import ContextNotFound, EventNotDefined, LinkServerError
 from linkserver.core.events import Event, new_event, node_of
 from linkserver.core.levels import Level
+from linkserver.history.base import HistoryQuery
 from linkserver.history.codec import decode_data, encode_data, from_micros, micros
 from linkserver.server.cluster_outbound import ClusterOutbound
 
@@ -62,6 +69,8 @@ log = logging.getLogger("linkserver.cluster")
 OUTBOX = "~cluster"  # the outbox rows' bridge name: no configured bridge can be called so
 TRANSPORT = "linkserver.bridges.amqp_cluster"
 DEDUPLICATE = 100_000
+REPLAY_MARGIN = 60.0  # seconds of history before a lost queue's outage replayed (other nodes' lag)
+REPLAY_PAGE = 1000
 ADOPTED = "adopted from node "
 LOG_EVERY = 60.0
 PREFIX = "linkserver_"
@@ -143,6 +152,8 @@ class ClusterStats:
     undeliverable: int = 0  # context or definition unknown here
     unreadable: int = 0  # not a cluster message
     adopted: int = 0  # outbox rows of dead nodes taken over
+    queues_lost: int = 0  # reconnects that found this node's queue removed by RabbitMQ
+    replayed: int = 0  # events of other nodes delivered from history after a lost queue
 
 
 class _Handle:
@@ -233,6 +244,7 @@ class Cluster:
             queue_expires_ms=max(1000, int(settings.queue_expires.total_seconds() * 1000)),
             prefetch=settings.prefetch,
             heartbeat=settings.heartbeat,
+            on_queue_lost=self._queue_lost,
         )
 
     # -- lifecycle -------------------------------------------------------------------
@@ -322,6 +334,16 @@ class Cluster:
             ),
             ("cluster_unreadable", "Messages on the cluster exchange that are not events.", stats.unreadable),
             ("cluster_adopted", "Outbox rows of dead nodes this node published.", stats.adopted),
+            (
+                "cluster_queues_lost",
+                "Reconnects that found this node's queue removed (away longer than queue_expires).",
+                stats.queues_lost,
+            ),
+            (
+                "cluster_replayed",
+                "Events of other nodes delivered from history after a lost queue.",
+                stats.replayed,
+            ),
         )
         for name, text, value in counters:
             yield CounterMetricFamily(PREFIX + name, text, value=value)
@@ -354,6 +376,40 @@ class Cluster:
             )
             return
         self.stats.received += 1
+
+    def _queue_lost(self, since: float) -> None:
+        """This node's queue was removed while it was away (see the module doc, 4.): deliver
+        the other nodes' stored events of that time from history, oldest first."""
+        self.stats.queues_lost += 1
+        start = datetime.fromtimestamp(since - REPLAY_MARGIN, UTC)
+        log.warning(
+            "cluster: queue %r was removed by RabbitMQ while this node was away (longer than "
+            "queue_expires, %s): replaying the other nodes' persistent events since %s from history; "
+            "their non-persistent events of that time are lost",
+            self.queue,
+            self.settings.queue_expires,
+            start.isoformat(timespec="seconds"),
+        )
+        query: HistoryQuery | None = HistoryQuery(since=start, newest_first=False, limit=REPLAY_PAGE)
+        replayed = 0
+        while query is not None:
+            try:
+                page = self.history.query(query)
+            except LinkServerError as exc:
+                log.error("cluster: the replay after the lost queue stopped: %s; its gap stays", exc)
+                break
+            for event in page.events:
+                if node_of(event.id) == self.node_id or not self._seen.add(event.id):
+                    continue
+                try:
+                    self._deliver(event)
+                except (ContextNotFound, EventNotDefined):
+                    self.stats.undeliverable += 1
+                    continue
+                replayed += 1
+            query = attrs.evolve(query, cursor=page.next_cursor) if page.next_cursor else None
+        self.stats.replayed += replayed
+        log.info("cluster: %d events of other nodes replayed from history after the lost queue", replayed)
 
     def _deliver(self, event: Event) -> None:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from cluster_helpers import Firer, Node, start
 
@@ -108,3 +109,26 @@ def test_postgresql_out_of_reach_of_the_firing_node_loses_nothing_it_confirmed(
     assert "history write failed" in a.log()  # the outage was real
     later = a.fire("plant.line2", "reading", {"seq": 1})  # a works on without a restart
     assert later in b.history_ids("plant.line2", "reading")
+
+
+def test_a_node_away_longer_than_queue_expires_replays_what_it_missed_from_history(
+    cluster: Callable[..., Node], proxies: Callable[[str, int], TcpProxy], rabbitmq_url: str
+) -> None:
+    to_b = proxies(rabbitmq_url, 5672)
+    a = cluster("a")
+    b = cluster("b", amqp_url=to_b.url_for(rabbitmq_url), queue_expires="1s")
+    start(a, b)
+    on_b = b.subscribe("plant.line1", "reading")
+    firer = Firer(a)
+    firer.wait_for(20)
+    to_b.set_available(False)  # b's queue is unused from now on: RabbitMQ removes it after 1 s
+    firer.wait_for(len(firer.confirmed) + 150)  # well over a second of events b's queue never gets
+    to_b.set_available(True)
+    firer.wait_for(len(firer.confirmed) + 20)
+    confirmed = firer.stop()
+    got = on_b.wait_for(lambda ids: set(confirmed) <= set(ids), timeout=90)
+    assert set(confirmed) <= set(got), f"lost {len(set(confirmed) - set(got))} of {len(confirmed)}"
+    assert len(got) == len(set(got))  # the replay and the new queue overlap: no duplicates
+    assert "was removed by RabbitMQ while this node was away" in b.log()
+    metrics = httpx.get(f"{b.url}/metrics", headers=b.headers, timeout=10).text
+    assert "linkserver_cluster_queues_lost_total 1.0" in metrics
