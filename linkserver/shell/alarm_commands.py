@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from linkserver.core.alarms import ALARM_CHANGED
-from linkserver.shell import render
+from linkserver.shell import interrupt, render
 from linkserver.shell.session import Arg, Shell, ShellError, _ctx, command, filter_text, wire
 
 STATES = {"open": ["open"], "acknowledged": ["acknowledged"], "cleared": ["cleared"], "all": []}
@@ -98,18 +98,18 @@ def _live(shell: Shell, query: dict[str, Any], seconds: float | None) -> None:
         conditions.append(f"data.name == {query['event']!r}")
     if query["state"]:
         conditions.append("data.state in [" + ", ".join(repr(s) for s in query["state"]) + "]")
-    subscription = shell.client.subscribe(
-        query["mask"],
-        ALARM_CHANGED,
-        filter=" and ".join(conditions) or None,
-        min_level=query["min_level"],
-    )
     deadline = None if seconds is None else time.monotonic() + seconds
-    shell.write(f"watching alarms of {query['mask']}; Ctrl-C returns to the prompt")
     seen = 0
-    try:
+    with interrupt.live_view() as stop:  # Ctrl-C sets stop, never raises in the client's code
+        subscription = shell.client.subscribe(
+            query["mask"],
+            ALARM_CHANGED,
+            filter=" and ".join(conditions) or None,
+            min_level=query["min_level"],
+        )
+        shell.write(f"watching alarms of {query['mask']}; Ctrl-C returns to the prompt")
         with subscription:
-            while deadline is None or time.monotonic() < deadline:
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
                 left = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))
                 item = subscription.get(timeout=left)
                 if item is None:
@@ -127,9 +127,9 @@ def _live(shell: Shell, query: dict[str, Any], seconds: float | None) -> None:
                     f"{record['state']}  {level}  count {record['count']}  {record['key']}"
                 )
                 shell.write(line)
-    except KeyboardInterrupt:
-        shell.write()  # past the ^C the terminal echoed
-    shell.write(f"stopped watching alarms ({seen} change(s))")
+        if stop.is_set():
+            shell.write()  # past the ^C the terminal echoed
+        shell.write(f"stopped watching alarms ({seen} change(s))")
 
 
 def _matches(shell: Shell, query: dict[str, Any], alarm_id: int) -> bool:

@@ -39,7 +39,7 @@ from linkserver.client.sessions import CachedSessionClient
 from linkserver.client.sync import Client
 from linkserver.client.transport import TOKEN_ENV, default_url, endpoint, resolve_credentials
 from linkserver.core.errors import LinkServerError
-from linkserver.shell import render
+from linkserver.shell import interrupt, render
 from linkserver.shell.commands import Shell, ShellError, describe_error
 from linkserver.shell.completion import ShellCompleter
 
@@ -322,7 +322,8 @@ def _logout(client: Client) -> None:
 def run_line(shell: Shell, line: str, complain: Callable[[str], None]) -> tuple[int, bool]:
     """Run one line: ``(exit code, keep going)``; every error is one line through ``complain``."""
     try:
-        keep = shell.execute(line)
+        with interrupt.command():  # Ctrl-C interrupts the command, or stops its live view
+            keep = shell.execute(line)
         shell.online = True
         return OK, keep
     except KeyboardInterrupt:
@@ -408,14 +409,15 @@ def _interactive(
         output=output,
     )
     console.write(f"LinkServer shell: {who} at {client.url}. 'help' lists the commands, Ctrl-D leaves.")
-    while True:
-        try:
-            line = session.prompt(prompt_text)
-        except KeyboardInterrupt:
-            continue
-        except EOFError:
-            break
-        _, keep = run_line(shell, line, complain)
-        if not keep:
-            break
+    with interrupt.handling():  # a Ctrl-C between commands does nothing (see shell/interrupt.py)
+        while True:
+            try:
+                line = session.prompt(prompt_text)
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                break
+            _, keep = run_line(shell, line, complain)
+            if not keep:
+                break
     return OK

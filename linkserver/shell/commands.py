@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from linkserver.server.passwords import check_new_password
-from linkserver.shell import render
+from linkserver.shell import interrupt, render
 from linkserver.shell.session import (  # noqa: F401 - re-exported for the app and completion
     _NAME,
     _TYPES,
@@ -282,54 +282,58 @@ def _acks(shell: Shell, a: argparse.Namespace) -> None:
 def _watch(shell: Shell, a: argparse.Namespace) -> None:
     mask, name = wire(shell.mask(a.mask)), a.event or "*"
     gaps: list[Any] = []
-    subscription = shell.client.subscribe(
-        mask, name, filter=filter_text(a.filter), min_level=a.level, on_gap=gaps.append
-    )
     deadline = None if a.seconds is None else time.monotonic() + a.seconds
-    shell.write(f"watching {mask} {name}; Ctrl-C returns to the prompt")
     seen = 0
     ended = False
     to_ack: collections.deque[Any] = collections.deque()  # alerts waiting for their question
-
-    def done() -> bool:
-        return (
-            ended
-            or (a.count is not None and seen >= a.count)
-            or (deadline is not None and time.monotonic() >= deadline)
+    with interrupt.live_view() as stop:  # Ctrl-C sets stop, never raises in the client's code
+        subscription = shell.client.subscribe(
+            mask, name, filter=filter_text(a.filter), min_level=a.level, on_gap=gaps.append
         )
+        shell.write(f"watching {mask} {name}; Ctrl-C returns to the prompt")
 
-    def receive(longest: float) -> None:
-        """Wait up to ``longest`` seconds for one event and print it (and any gap before it)."""
-        nonlocal seen, ended
-        left = None if deadline is None else deadline - time.monotonic()
-        item = subscription.get(timeout=longest if left is None else max(0.0, min(longest, left)))
-        for gap in gaps:
-            after = gap.last_delivered_id
-            shell.write(f"-- {gap.dropped} event(s) dropped after #{after}; 'history' has them")
-        gaps.clear()
-        if item is None:
-            ended = subscription.ended
-            return
-        seen += 1
-        shell.write(render.event_line(item, colour=shell.colour, width=shell.console.width))
-        if not a.no_ack and not item.acknowledged and shell.requires_ack(item):
-            to_ack.append(item)
+        def done() -> bool:
+            return (
+                stop.is_set()
+                or ended
+                or (a.count is not None and seen >= a.count)
+                or (deadline is not None and time.monotonic() >= deadline)
+            )
 
-    def keep_receiving(stop: threading.Event) -> None:
-        # While an acknowledgement is asked for, the stream goes on above the question.
-        while not stop.is_set() and not done():
-            receive(0.1)
+        def receive(longest: float) -> None:
+            """Wait up to ``longest`` seconds for one event and print it (and any gap before it)."""
+            nonlocal seen, ended
+            left = None if deadline is None else deadline - time.monotonic()
+            item = subscription.get(timeout=longest if left is None else max(0.0, min(longest, left)))
+            for gap in gaps:
+                after = gap.last_delivered_id
+                shell.write(f"-- {gap.dropped} event(s) dropped after #{after}; 'history' has them")
+            gaps.clear()
+            if item is None:
+                ended = subscription.ended
+                return
+            seen += 1
+            shell.write(render.event_line(item, colour=shell.colour, width=shell.console.width))
+            if not a.no_ack and not item.acknowledged and shell.requires_ack(item):
+                to_ack.append(item)
 
-    try:
+        def keep_receiving(question_answered: threading.Event) -> None:
+            # While an acknowledgement is asked for, the stream goes on above the question.
+            while not question_answered.is_set() and not done():
+                receive(0.1)
+
         with subscription:
-            while to_ack or not done():
+            while not stop.is_set() and (to_ack or not done()):
                 if to_ack:
-                    shell.prompt_ack(to_ack.popleft(), meanwhile=keep_receiving)
+                    try:
+                        shell.prompt_ack(to_ack.popleft(), meanwhile=keep_receiving)
+                    except KeyboardInterrupt:  # Ctrl-C at the question: prompt-toolkit reads it as a key
+                        stop.set()
                 else:
                     receive(0.25)
-    except KeyboardInterrupt:
-        shell.write()  # past the ^C the terminal echoed
-    shell.write(f"stopped watching ({seen} event(s))")
+        if stop.is_set():
+            shell.write()  # past the ^C the terminal echoed
+        shell.write(f"stopped watching ({seen} event(s))")
 
 
 @command("devices", "devices", "device contexts with their connection state and lifecycle state")

@@ -66,9 +66,6 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
                 server.kill()
 
 
-# Once in a full run Ctrl-C during the live view printed "unexpected RuntimeError: release unlocked
-# lock" instead of stopping cleanly (an interrupt landing inside a lock's release): see 2026-12-02's note.
-@pytest.mark.xfail(reason="Ctrl-C race in the live alarm view", strict=False)
 def test_alarms_live_view_acknowledge_and_detail(served: tuple[str, dict[str, str]]) -> None:
     url, env = served
     from linkserver.client import Client
@@ -95,7 +92,7 @@ def test_alarms_live_view_acknowledge_and_detail(served: tuple[str, dict[str, st
             shell.expect(r"ack      .* admin: new cable")
             shell.type("alarms /net.** linkDown --state all\r")
             row = rf"#{down}\s+acknowledged\s+ERROR\s+2\s+.*net\.sw1\s+linkDown\s+"
-            shell.expect(row + r"net\.sw1:linkDown:3  \(admin: new cable\)")
+            shell.expect(row + r"interface 3 of net\.sw1 is down \(ERROR\)  \(admin: new cable\)")
             admin.fire("net.sw1", "linkUp", {"ifIndex": 3}, durable=True)
             shell.type(f"alarm {down}\r")
             shell.expect(rf"alarm #{down}  cleared")
@@ -106,3 +103,39 @@ def test_alarms_live_view_acknowledge_and_detail(served: tuple[str, dict[str, st
             assert shell.wait_end() == 0
         finally:
             shell.child.close(force=True)
+
+
+def threads_of(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+@pytest.mark.parametrize("view", ["watch /net.**", "alarms /net.** --live"])
+def test_ctrl_c_pressed_many_times_stops_a_live_view_and_nothing_else(
+    served: tuple[str, dict[str, str]], view: str
+) -> None:
+    url, env = served
+    shell = Terminal(url, env)
+    try:
+        shell.type("pwd\r")
+        shell.expect(r"root>")
+        before = threads_of(shell.child.pid)
+        for _ in range(3):
+            shell.type(view + "\r")
+            shell.expect(r"watching .*; Ctrl-C returns to the prompt")
+            started = shell.pos
+            for _press in range(25):  # an impatient operator: each ^C a SIGINT of its own
+                shell.type("\x03", pause=0.004)
+            shell.expect(r"stopped watching")
+            shell.type("pwd\r")  # the shell is still there and answers
+            shell.expect(r"\nroot\s*\n")
+            said = shell.text[started : shell.pos]
+            assert "error" not in said and "interrupted" not in said and "Traceback" not in said, said
+            deadline = time.monotonic() + 10
+            while threads_of(shell.child.pid) > before:  # the subscription's reader thread ended
+                assert time.monotonic() < deadline, f"{threads_of(shell.child.pid)} threads, {before} before"
+                time.sleep(0.05)
+        shell.type("exit\r")
+        assert shell.wait_end() == 0
+    finally:
+        shell.child.close(force=True)
