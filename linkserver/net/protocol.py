@@ -23,7 +23,13 @@ message share the outbox:
 A new subscription holds its live events until its ``subscribed`` answer
 (and, with ``resume_from``, the replay) is in the outbox, so nothing
 arrives before the answer, and live events already replayed from history
-are not sent twice.
+are not sent twice: neither those held meanwhile nor copies that come
+after the replay. An event fired on another node reaches this one through
+the cluster's bus only after its commit there, so the replay can read it
+from history before (or long after: a busy node's bus consumer lags) its
+live copy comes; the replayed ids of events from up to
+:data:`REPLAY_DEDUPE_WINDOW` seconds before the subscription are kept that
+long after the replay, and a live copy of one of them is dropped.
 
 What :meth:`Session.take_text` hands the transport is written by
 :mod:`linkserver.net.push`: live events encoded once for all sessions, and
@@ -73,6 +79,12 @@ from linkserver.wire.shapes import (
 )
 
 log = logging.getLogger("linkserver.net.session")
+
+#: How far back (seconds before a resuming subscription began) replayed events are remembered,
+#: and how long after its replay: a live copy of one of them arriving meanwhile (from another
+#: node, whose bus delivers an event after its commit there) is not sent again. A copy later
+#: than that (a broker outage) may be: clients de-duplicate by id (linkserver.client does).
+REPLAY_DEDUPE_WINDOW = 60.0
 
 
 @attrs.frozen(kw_only=True)
@@ -335,8 +347,10 @@ class Session:
         sid = f"s{next(self._ids)}"
         # Events offered from now on are fired after this moment; replayed ids from a second
         # before it on are remembered, so that nothing is sent twice.
-        floor = first_id_at(datetime.now(UTC) - timedelta(seconds=1))
-        sub = SessionSubscription(sid, ref, request, floor)
+        now = datetime.now(UTC)
+        floor = first_id_at(now - timedelta(seconds=1))
+        dedupe_from = first_id_at(now - timedelta(seconds=REPLAY_DEDUPE_WINDOW))
+        sub = SessionSubscription(sid, ref, request, floor, dedupe_from if resume is not None else floor)
         with self._lock:
             if self.closed:
                 return
@@ -395,10 +409,24 @@ class Session:
                 else:
                     sub.held.append(event)
                     sub.last_id = event.id
+            elif sub.replayed and self._replayed_before(sub, event):
+                return
             elif self._live >= self.limits.queue_size:
                 self._drop(sub, event)
             else:
                 self._enqueue_live(sub, event)
+
+    @staticmethod
+    def _replayed_before(sub: SessionSubscription, event: Event) -> bool:
+        """Whether ``event`` is a late live copy of one the replay sent (lock held). Each id
+        comes live at most once (the cluster drops second copies), so a match is forgotten."""
+        if time.monotonic() > sub.forget_replayed:
+            sub.replayed = set()
+            return False
+        if event.id in sub.replayed:
+            sub.replayed.discard(event.id)
+            return True
+        return False
 
     def _drop(self, sub: SessionSubscription, event: Event) -> None:
         DROPPED["websocket"].add()
@@ -423,11 +451,15 @@ class Session:
         held, sub.held = sub.held, collections.deque()
         gap, sub.gap = sub.gap, None
         seen = sub.request.resume_from if sub.request.resume_from is not None else -1
+        replayed = sub.replayed
         for event in held:
-            if event.id not in sub.replayed and event.id > seen:
+            if event.id in replayed:
+                replayed.discard(event.id)
+            elif event.id > seen:
                 self._enqueue_live(sub, event)
         sub.gap = gap
-        sub.replayed = set()
+        # Kept for late live copies of what was replayed (see REPLAY_DEDUPE_WINDOW).
+        sub.forget_replayed = time.monotonic() + REPLAY_DEDUPE_WINDOW
         self._signal()
 
     # -- history replay --------------------------------------------------------
@@ -473,7 +505,7 @@ class Session:
                 if event.id <= sub.after or event.id in sub.replayed:
                     continue
                 self._queue.append(("replay", sub.sid, event))
-                if event.id >= sub.floor:
+                if event.id >= sub.dedupe_from:
                     sub.replayed.add(event.id)
             self._signal()
             sub.cursor = page.next_cursor

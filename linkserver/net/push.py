@@ -74,10 +74,16 @@ class SessionSubscription:
         "rechecked",
         "replayed",
         "floor",
+        "dedupe_from",
+        "forget_replayed",
     )
 
-    def __init__(self, sid: str, ref: Any, request: SubscribeRequest, floor: int) -> None:
+    def __init__(
+        self, sid: str, ref: Any, request: SubscribeRequest, floor: int, dedupe_from: int = 0
+    ) -> None:
         self.sid, self.ref, self.request, self.floor = sid, ref, request, floor
+        self.dedupe_from = dedupe_from  # replayed ids from here on are remembered (see protocol.py)
+        self.forget_replayed = 0.0  # after the replay: when (monotonic) ``replayed`` is dropped
         self.handle: Cancellable | None = None
         self.holding = True
         self.held: collections.deque[Event] = collections.deque()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from cluster_helpers import Node, wait_linked
 
 
@@ -66,7 +65,6 @@ def test_an_event_fired_on_any_node_is_stored_once_and_delivered_once_everywhere
     assert event["data"] == [{"seq": 1003, "at": None}] or event["data"] == {"seq": 1003, "at": None}
 
 
-@pytest.mark.xfail(reason="fails at the end of session 2026-12-02: see its note", strict=False)
 def test_a_subscriber_that_moves_to_another_node_resumes_from_history_without_gaps_or_duplicates(
     cluster: Callable[..., Node],
 ) -> None:
