@@ -4,8 +4,8 @@ One row per (rule, key) holding the JSON of the key's state
 (:meth:`linkserver.core.rule_state.RuleState.dump`). The server writes the
 rows that changed in one transaction every five seconds, at once after a
 rule fired something, and at stop (server/rules.py), so a restart continues
-windows, open alerts and escalations where they were; a crash of the process
-loses at most the last five seconds' counts and last-seen times. Every
+windows, open alerts and escalations where they were; what a crash of the
+process loses is in docs/rules.md ("What a crash loses"). Every
 implementation passes ``tests/history/test_rule_state_store.py`` (memory,
 SQLite, PostgreSQL).
 """

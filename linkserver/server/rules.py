@@ -55,7 +55,7 @@ log = logging.getLogger("linkserver.rules")
 
 COMPONENT = "rules"
 TICK = 1.0  # seconds between ticks of the timed rules
-FLUSH = 5.0  # seconds between writes of the changed state (a crash loses at most this much)
+FLUSH = 5.0  # seconds between writes of the changed state (what a crash loses: docs/rules.md)
 LEAD_RETRY = 5.0  # seconds between a standby node's tries to take the rules over
 LEAD_LOCK, LEAD_JOB, TICK_JOB = "rules", "linkserver-rules-lead", "linkserver-rules-tick"
 FLUSH_JOB = "linkserver-rules-flush"
@@ -102,6 +102,8 @@ class RuleHost:
         self._store: RuleStateStore | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._flush_lock = threading.Lock()
+        self._soon_lock = threading.Lock()
+        self._soon_pending = False  # a _flush_now thread is started and has not begun
         self._depth = threading.local()
         self._tree_subscriptions: list[Subscription] = []
         self.alarms: AlarmStore | None = None  # the alarm list, for escalations of alarms
@@ -409,13 +411,25 @@ class RuleHost:
 
     def _flush_soon(self) -> None:
         """An alert opened, cleared or escalated: store the state now, not at the next interval,
-        so a crash right after does not forget it (one pending run at a time)."""
-        scheduler = self._scheduler
-        if scheduler is not None and self.leading:
-            try:  # the interval job, moved to now (a one-off job would race with its removal)
-                scheduler.modify_job(FLUSH_JOB, next_run_time=datetime.now(UTC))
-            except Exception:  # shutting down: stop() flushes
-                log.debug("could not schedule a flush of the rule state", exc_info=True)
+        so a crash right after does not forget it. A thread of its own, not the interval job
+        moved to now: APScheduler skips a run while the job still runs (max one instance), so
+        an alert fired during a long flush waited for the next interval. One request at a time
+        is pending; one made while a flush runs is flushed after it (flush holds its lock)."""
+        if self._scheduler is None or not self.leading:
+            return  # stopping or standing by: stop() flushes, a standby has nothing to store
+        with self._soon_lock:
+            if self._soon_pending:
+                return
+            self._soon_pending = True
+        threading.Thread(target=self._flush_now, name="linkserver-rules-flush", daemon=True).start()
+
+    def _flush_now(self) -> None:
+        with self._soon_lock:
+            self._soon_pending = False  # from here on a new request starts a new flush after this one
+        try:
+            self.flush()
+        except Exception:
+            log.exception("could not store the state of the alert rules; the next flush tries again")
 
     # -- persistence -----------------------------------------------------
 
