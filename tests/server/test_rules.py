@@ -205,8 +205,12 @@ def test_rule_state_survives_a_restart_mid_window(tmp_path: Path, database: str 
             ("alerts.burst", "alert"),
         ]
         second.fire("devices.d2", "measurement", measurement(60))  # hot clears: its alert came before
-        time.sleep(2.1)
-        second.fire("devices.d2", "measurement", measurement(60))
+        # d2 keeps reporting (never 2 s silent, also for the rules' own tick once a second, which a
+        # single sleep of 2.1 s let fall between d2's last report and the next one: d2 alerted too).
+        deadline = time.monotonic() + 2.1
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            second.fire("devices.d2", "measurement", measurement(60))
         second.rules.tick()  # d1 has been silent for 2 s, counted from the first server
         silent = [r for c, n, r in alerts(second, "alert") if c == "alerts.silent"]
         assert [r["key"] for r in silent] == ["devices.d1"]
