@@ -72,5 +72,5 @@ def test_durable_fires_from_many_threads_all_land_in_few_transactions(tmp_path: 
 def test_the_configured_durability_reaches_the_history_store(tmp_path: Path) -> None:
     config = ServerConfig.default(tmp_path / "data", history_durability="fsync")
     server = LinkServer(config, Catalog(templates={}, contexts=[]))
-    store = server._open_history(config)
+    store = server.open_history(config)
     assert isinstance(store, SqlHistoryStore) and store.durability == "fsync"
