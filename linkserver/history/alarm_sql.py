@@ -223,7 +223,9 @@ class SqlAlarmStore(AlarmStore):
             elif change.reset:
                 replaced.append(_row(change, when))
             elif change.cleared_id is None:
-                auto = change.auto_clear
+                auto, first = change.auto_clear, when(change.first)
+                # One event in the batch (the common case): its time is the first and the last.
+                last = first if change.first_id == change.last_id else when(change.last)
                 occurred += (
                     change.first_id,
                     change.key,
@@ -232,8 +234,8 @@ class SqlAlarmStore(AlarmStore):
                     change.level,
                     _POLICY[change.policy],
                     change.count,
-                    when(change.first),
-                    when(change.last),
+                    first,
+                    last,
                     change.last_id,
                     None if auto is None else when(change.last + auto),  # type: ignore[operator]
                 )
