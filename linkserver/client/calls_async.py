@@ -35,6 +35,7 @@ from linkserver.client.transport import (
     password_body,
     resource_url,
     rule_url,
+    token_url,
     transition_body,
     user_url,
 )
@@ -234,6 +235,29 @@ class AsyncCalls:
     async def remove_user(self, name: str) -> None:
         """Remove a user and end its sessions."""
         await self._call("DELETE", user_url(name))
+
+    # -- API tokens, for controllers and scripts (admin on root) -------------------------
+
+    async def api_tokens(self) -> list[dict[str, Any]]:
+        """Every API token: ``{name, grants, created, expires}`` (never the secret)."""
+        return list(expect(await self._call("GET", "/tokens"), "tokens"))
+
+    async def create_api_token(
+        self, name: str, grants: Mapping[str, Any], *, lifetime: str | None = None
+    ) -> str:
+        """Create (or replace) the API token ``name``; returns ``NAME.SECRET``, shown this once.
+        ``lifetime`` such as ``90d``; none: valid until revoked."""
+        body: dict[str, Any] = {
+            "name": name,
+            "grants": {mask or "root": str(level) for mask, level in grants.items()},
+        }
+        if lifetime is not None:
+            body["lifetime"] = lifetime
+        return str(expect(await self._call("POST", "/tokens", body), "token"))
+
+    async def revoke_api_token(self, name: str) -> None:
+        """Revoke the API token ``name``: refused at once, its WebSockets closed on every node."""
+        await self._call("DELETE", token_url(name))
 
     # -- resources and their state machines (docs/resources.md) ----------------------
 

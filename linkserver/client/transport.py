@@ -253,6 +253,11 @@ def user_url(name: str, action: str = "") -> str:
     return f"/users/{quote(name, safe='')}" + (f"/{action}" if action else "")
 
 
+def token_url(name: str) -> str:
+    """``/tokens/NAME`` of the API tokens."""
+    return f"/tokens/{quote(name, safe='')}"
+
+
 def new_user_body(
     name: str, password: str | None = None, grants: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:

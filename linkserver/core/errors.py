@@ -149,6 +149,16 @@ class GrantNotFound(LinkServerError, LookupError):
     """A user holds no grant on the mask to revoke."""
 
 
+class TokenNotFound(LinkServerError, LookupError):
+    """No API token of that name (to revoke)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"there is no API token {name!r}; GET /tokens or 'linkserver token list-tokens' lists them"
+        )
+
+
 class TooManyAttempts(LinkServerError, PermissionError):
     """Too many failed logins or unknown tokens: wait ``retry_after`` seconds (HTTP 429)."""
 

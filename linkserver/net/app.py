@@ -56,6 +56,7 @@ from linkserver.net.push import Pusher, waker_for
 from linkserver.net.resources_api import ResourceRoutes
 from linkserver.net.rules_api import RuleRoutes
 from linkserver.net.throttle import ThrottleRule
+from linkserver.net.tokens_api import TokenRoutes
 from linkserver.net.users_api import UserRoutes, caller_token
 from linkserver.server.app import LinkServer
 from linkserver.server.users import GRANTS, PASSWORD, REMOVED, UserChange, UserDirectory
@@ -151,6 +152,7 @@ class Api:
             ResourceRoutes(self, gateway.server.resources, gateway.server.jobs),
             RuleRoutes(self, gateway.server.rules),
             AlarmRoutes(self, gateway.server.alarms),
+            TokenRoutes(self, gateway.server.history.api_tokens),
         )
 
     def endpoint(self, op: Operation, work: Work) -> Callable[[Request], Awaitable[Response]]:

@@ -154,6 +154,13 @@ AUDITED: dict[str, Audited] = {
     "revoke": Audited(
         user_arg("revoke"), _detail(lambda call, answer: ", ".join(m or "root" for m in call.body.masks))
     ),
+    "add_api_token": Audited(
+        lambda api, call: Action(what="add_api_token", where="", target=call.body.name),
+        _detail(lambda call, answer: _grants(call.body.grants)),
+    ),
+    "remove_api_token": Audited(
+        lambda api, call: Action(what="remove_api_token", where="", target=call.args.name)
+    ),
     "transition": Audited(_before_transition, _detail(_transition)),
     "acknowledge_alarm": Audited(
         alarm_arg("acknowledge_alarm"), _detail(lambda call, answer: call.body.text)

@@ -14,6 +14,7 @@ from linkserver.wire import alarm_shapes as a
 from linkserver.wire import resource_shapes as r
 from linkserver.wire import rule_shapes as ru
 from linkserver.wire import shapes as s
+from linkserver.wire import token_shapes as t
 
 PREFIX = "/api/v1"
 
@@ -98,6 +99,14 @@ OPERATIONS: tuple[Operation, ...] = (
     Op("revoke", "POST", "/users/{name}/revoke",
       "Remove grants; fires 'grantsChanged', closes the user's WebSockets (4403)", "admin on root",
       s.UserAnswer, body=s.Revocation, path_params=s.UserPath, errors=(400, 403, 404)),
+    # API tokens for controllers and scripts (linkserver.net.tokens_api), shared by every node.
+    Op("api_tokens", "GET", "/tokens", "The API tokens: names, grants, expiry (never the secrets)",
+      "admin on root", t.TokensAnswer, errors=(403,)),
+    Op("add_api_token", "POST", "/tokens", "Create or replace an API token; the token is in this answer only",
+      "admin on root", t.CreatedToken, status=201, body=t.NewToken, errors=(400, 403)),
+    Op("remove_api_token", "DELETE", "/tokens/{name}",
+      "Revoke an API token; its WebSockets close on every node within a second", "admin on root", s.Empty,
+      path_params=t.TokenPath, errors=(400, 403, 404)),
     # Resources and their state machines (linkserver.net.resources_api).
     Op("resources", "GET", "/resources", "Resources (contexts with a state machine) and their states",
       "observer", r.ResourcesAnswer, query=r.ResourceQuery, errors=(400,)),

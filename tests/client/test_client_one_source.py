@@ -31,6 +31,8 @@ ARGUMENTS: dict[str, tuple[Any, ...]] = {
     "grant": ("alice", {"devices.**": "operator"}),
     "revoke": ("alice", ["devices.**"]),
     "remove_user": ("alice",),
+    "create_api_token": ("plant", {"devices.**": "admin"}),
+    "revoke_api_token": ("plant",),
     "resource": ("vms.vm1",),
     "transition": ("vms.vm1", "start"),
     "job_status": ("j1",),
@@ -51,7 +53,7 @@ ANSWER = {
               "created": "2026-01-01T00:00:00+00:00", "data": [{}]},
     "results": [], "events": [], "next_cursor": None, "path": "x", "removed": [], "users": [], "user": {},
     "resources": [], "resource": {}, "jobs": [], "job": {"id": "j1"},
-    "rules": [], "rule": {}, "alarms": [], "alarm": {},
+    "rules": [], "rule": {}, "alarms": [], "alarm": {}, "tokens": [], "token": "plant.secret",
 }  # fmt: skip
 
 
