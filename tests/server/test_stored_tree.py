@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -13,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crash_helpers import kill_at_first_line
 
 from linkserver.core.catalog import DefinitionSet
 from linkserver.core.definitions import EventDefinition
@@ -222,20 +220,8 @@ CRASHING = textwrap.dedent(
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 def test_a_context_fired_in_just_after_it_was_added_exists_after_sigkill(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    child = subprocess.Popen(
-        [sys.executable, "-c", CRASHING, str(data_dir), str(CONTEXTS)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert child.stdout is not None
-        line = child.stdout.readline()
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait(timeout=30)
-    assert line.strip().isdigit(), child.stderr.read() if child.stderr else ""
+    line = kill_at_first_line(CRASHING, str(data_dir), str(CONTEXTS))
+    assert line.isdigit(), line
     controllers = (
         ControllerConfig(
             name="sim",

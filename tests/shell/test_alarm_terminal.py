@@ -3,75 +3,27 @@ change as it happens, ``alarm ID ack`` acknowledges, ``alarm ID`` shows it in fu
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alarm_helpers import NET
-from test_terminal import PYTHON, REPO, Terminal, free_port, ready
-
-pytest.importorskip("pexpect")
+from terminal_helpers import Terminal, admin_client, serve
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    port = free_port()
     (tmp_path / "net.yaml").write_text(NET)
-    config = tmp_path / "linkserver.yaml"
-    contexts = [str(REPO / "contexts"), str(tmp_path / "net.yaml")]
-    config.write_text(
-        "server:\n"
-        f"  data_dir: {json.dumps(str(tmp_path / 'data'))}\n"
-        f"  contexts: {json.dumps(contexts)}\n"
-        f"  listen: 127.0.0.1:{port}\n"
-        "history:\n"
-        f"  database_url: {json.dumps('sqlite:///' + str(tmp_path / 'h.sqlite3'))}\n"
-    )
-    env = {
-        **os.environ,
-        "LINKSERVER_CREDENTIALS": str(tmp_path / "data" / "admin.credentials"),
-        "XDG_DATA_HOME": str(tmp_path / "xdg"),
-        "PROMPT_TOOLKIT_NO_CPR": "1",
-        "TERM": "xterm",
-    }
-    for name in ("LINKSERVER_URL", "LINKSERVER_TOKEN", "LINKSERVER_PASSWORD", "NO_COLOR"):
-        env.pop(name, None)
-    server = subprocess.Popen(
-        [PYTHON, "-m", "linkserver.net.serve", "--config", str(config)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while not ready(url, Path(env["LINKSERVER_CREDENTIALS"])):
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"linkserver serve did not start: {server.stderr.read().decode()}")  # type: ignore[union-attr]
-        time.sleep(0.05)
-    try:
-        yield url, env
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            assert server.wait(15) == 0
-        finally:
-            if server.poll() is None:
-                server.kill()
+    database_url = "sqlite:///" + str(tmp_path / "h.sqlite3")
+    with serve(tmp_path, contexts=[tmp_path / "net.yaml"], database_url=database_url) as running:
+        yield running
 
 
 def test_alarms_live_view_acknowledge_and_detail(served: tuple[str, dict[str, str]]) -> None:
     url, env = served
-    from linkserver.client import Client
-
-    password = json.loads(Path(env["LINKSERVER_CREDENTIALS"]).read_text())["password"]
-    with Client(url, user="admin", password=password) as admin:
+    with admin_client(url, env) as admin:
         admin.add_context("net.sw1", description="switch 1")
         shell = Terminal(url, env)
         try:
