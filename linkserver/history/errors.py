@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from linkserver.core.errors import HistoryError
+import contextlib
+from collections.abc import Iterator
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from linkserver.core.errors import HistoryError, HistoryUnavailable
+
+
+@contextlib.contextmanager
+def unavailable_as(what: str) -> Iterator[None]:
+    """Say a database that cannot be reached now (down, locked, the connection lost: it may
+    pass) as :class:`HistoryUnavailable`: "``what``: history is unavailable (why); try again"."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise HistoryUnavailable(f"{what}: history is unavailable ({exc.orig}); try again") from exc
 
 
 class SchemaTooNew(HistoryError, RuntimeError):

@@ -9,21 +9,12 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from linkserver.core.errors import HistoryUnavailable
 from linkserver.history.api_tokens import StoredToken, TokenTable
+from linkserver.history.errors import unavailable_as
 from linkserver.history.schema import api_tokens
 
-
-@contextlib.contextmanager
-def _mapped() -> Any:
-    try:
-        yield
-    except (OperationalError, InterfaceError) as exc:
-        raise HistoryUnavailable(
-            f"the API tokens could not be read or written: history is unavailable ({exc.orig}); try again"
-        ) from exc
+_WHAT = "the API tokens could not be read or written"
 
 
 def _values(token: StoredToken) -> dict[str, Any]:
@@ -50,7 +41,7 @@ class SqlTokenTable(TokenTable):
 
     def put(self, token: StoredToken) -> None:
         values = _values(token)
-        with _mapped(), self._write_lock(), self._engine().begin() as conn:
+        with unavailable_as(_WHAT), self._write_lock(), self._engine().begin() as conn:
             statement = self._insert(conn).values(**values)
             conn.execute(statement.on_conflict_do_update(index_elements=["name"], set_=values))
         self.writes += 1
@@ -58,7 +49,7 @@ class SqlTokenTable(TokenTable):
     def add_missing(self, tokens: list[StoredToken]) -> list[str]:
         if not tokens:
             return []
-        with _mapped(), self._write_lock(), self._engine().begin() as conn:
+        with unavailable_as(_WHAT), self._write_lock(), self._engine().begin() as conn:
             statement = self._insert(conn).values([_values(token) for token in tokens])
             rows = conn.execute(
                 statement.on_conflict_do_nothing(index_elements=["name"]).returning(api_tokens.c.name)
@@ -68,13 +59,13 @@ class SqlTokenTable(TokenTable):
         return added
 
     def remove(self, name: str) -> bool:
-        with _mapped(), self._write_lock(), self._engine().begin() as conn:
+        with unavailable_as(_WHAT), self._write_lock(), self._engine().begin() as conn:
             removed = bool(conn.execute(delete(api_tokens).where(api_tokens.c.name == name)).rowcount)
         self.writes += 1
         return removed
 
     def all(self) -> list[StoredToken]:
-        with _mapped(), self._engine().connect() as conn:
+        with unavailable_as(_WHAT), self._engine().connect() as conn:
             rows = conn.execute(select(api_tokens).order_by(api_tokens.c.name)).all()
         return [
             StoredToken(

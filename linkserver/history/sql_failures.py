@@ -9,22 +9,12 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from linkserver.core.errors import HistoryUnavailable
+from linkserver.history.errors import unavailable_as
 from linkserver.history.failures import FailureCount, FailureTable
 from linkserver.history.schema import login_failures
 
-
-@contextlib.contextmanager
-def _mapped() -> Any:
-    try:
-        yield
-    except (OperationalError, InterfaceError) as exc:
-        raise HistoryUnavailable(
-            f"the failed-login counts could not be read or written: history is unavailable ({exc.orig}); "
-            "try again"
-        ) from exc
+_WHAT = "the failed-login counts could not be read or written"
 
 
 class SqlFailureTable(FailureTable):
@@ -38,14 +28,14 @@ class SqlFailureTable(FailureTable):
 
     def get(self, rule: str, key: str) -> FailureCount | None:
         c = login_failures.c
-        with _mapped(), self._engine().connect() as conn:
+        with unavailable_as(_WHAT), self._engine().connect() as conn:
             row = conn.execute(select(login_failures).where(c.rule == rule, c.key == key)).first()
         if row is None:
             return None
         return FailureCount(failures=row.failures, last=row.last, locked_until=row.locked_until)
 
     def put(self, rule: str, key: str, count: FailureCount) -> None:
-        with _mapped(), self._write_lock(), self._engine().begin() as conn:
+        with unavailable_as(_WHAT), self._write_lock(), self._engine().begin() as conn:
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
             values = {"failures": count.failures, "last": count.last, "locked_until": count.locked_until}
             statement = dialect.insert(login_failures).values(rule=rule, key=key, **values)
@@ -53,7 +43,7 @@ class SqlFailureTable(FailureTable):
 
     def forget(self, rule: str, key: str) -> None:
         c = login_failures.c
-        with _mapped(), self._write_lock(), self._engine().begin() as conn:
+        with unavailable_as(_WHAT), self._write_lock(), self._engine().begin() as conn:
             conn.execute(delete(login_failures).where(c.rule == rule, c.key == key))
 
     def forget_before(self, when: datetime) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from linkserver.core.errors import HistoryUnavailable
+from linkserver.history.errors import unavailable_as
 from linkserver.history.schema import sessions
 from linkserver.history.sessions import SessionTable, StoredSession
 
@@ -54,25 +54,19 @@ class SqlSessionTable(SessionTable):
     @contextlib.contextmanager
     def _writing(self) -> Iterator[tuple[Connection, int]]:
         """A transaction holding the sessions' write turn, and the change number it writes."""
-        try:
-            with self._write_lock(), self._engine().begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-                yield conn, int(conn.execute(_LAST_SEQ).scalar_one()) + 1
-        except (OperationalError, InterfaceError) as exc:
-            raise HistoryUnavailable(
-                f"the sessions could not be written: history is unavailable ({exc.orig})"
-            ) from exc
+        with (
+            unavailable_as("the sessions could not be written"),
+            self._write_lock(),
+            self._engine().begin() as conn,
+        ):
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            yield conn, int(conn.execute(_LAST_SEQ).scalar_one()) + 1
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[Connection]:
-        try:
-            with self._engine().connect() as conn:
-                yield conn
-        except (OperationalError, InterfaceError) as exc:
-            raise HistoryUnavailable(
-                f"the sessions could not be read: history is unavailable ({exc.orig})"
-            ) from exc
+        with unavailable_as("the sessions could not be read"), self._engine().connect() as conn:
+            yield conn
 
     def insert(self, session: StoredSession) -> int:
         with self._writing() as (conn, seq):
