@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -104,6 +104,7 @@ class RuleHost:
         self._flush_lock = threading.Lock()
         self._soon_lock = threading.Lock()
         self._soon_pending = False  # a _flush_now thread is started and has not begun
+        self._soon_keys: set[tuple[str, str]] = set()  # (rule, key) rows it is to write
         self._depth = threading.local()
         self._tree_subscriptions: list[Subscription] = []
         self.alarms: AlarmStore | None = None  # the alarm list, for escalations of alarms
@@ -407,17 +408,20 @@ class RuleHost:
                     running.last_fired = event.created
         finally:
             self._depth.value = depth
-        self._flush_soon()
+        self._flush_soon(running.rule.name, [firing.key for firing in firings])
 
-    def _flush_soon(self) -> None:
-        """An alert opened, cleared or escalated: store the state now, not at the next interval,
-        so a crash right after does not forget it. A thread of its own, not the interval job
-        moved to now: APScheduler skips a run while the job still runs (max one instance), so
-        an alert fired during a long flush waited for the next interval. One request at a time
-        is pending; one made while a flush runs is flushed after it (flush holds its lock)."""
+    def _flush_soon(self, rule: str, keys: Iterable[str]) -> None:
+        """An alert opened, cleared or escalated: store those keys' rows now, not at the next
+        interval, so a crash right after does not forget it. Only those keys: in a storm of
+        alerts a write of every changed key after each would keep the writer busy (the other
+        keys wait for the interval). A thread of its own, not the interval job moved to now:
+        APScheduler skips a run while the job still runs (max one instance), so an alert fired
+        during a long flush waited for the next interval. One thread is pending at a time and
+        takes every key asked for until it begins."""
         if self._scheduler is None or not self.leading:
             return  # stopping or standing by: stop() flushes, a standby has nothing to store
         with self._soon_lock:
+            self._soon_keys.update((rule, key) for key in keys)
             if self._soon_pending:
                 return
             self._soon_pending = True
@@ -425,9 +429,19 @@ class RuleHost:
 
     def _flush_now(self) -> None:
         with self._soon_lock:
-            self._soon_pending = False  # from here on a new request starts a new flush after this one
+            self._soon_pending = False  # from here on a new request starts a new write after this one
+            keys, self._soon_keys = self._soon_keys, set()
+        if self._store is None or not self._still_leading():
+            return
         try:
-            self.flush()
+            with self._flush_lock:  # rows read and written in one order with the interval flush
+                changes: list[Change] = []
+                for name, key in sorted(keys):
+                    running = self._rules.get(name)
+                    if running is not None:
+                        with running.lock:
+                            changes.append((name, key, running.state.dump(key)))
+                self._store.save(changes)  # they stay dirty too: the interval flush writes them again
         except Exception:
             log.exception("could not store the state of the alert rules; the next flush tries again")
 
