@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from linkserver.core.events import Event
 from linkserver.net.codec import dumps
+from linkserver.net.wire import direct_writer
 from linkserver.server.delivery import GAPS
 from linkserver.typing import Gap
 
@@ -337,6 +338,9 @@ class Pusher:
     ) -> None:
         self.session, self.send, self._pump_off_loop = session, send, pump
         self.connection = connection
+        # Texts written straight to the transport where that is what the ASGI send would do
+        # (linkserver/net/wire.py); the ASGI send otherwise, and for everything after it.
+        self._write = direct_writer(send)
         self.task: asyncio.Task[None] | None = None
         self.closed = False
 
@@ -350,7 +354,7 @@ class Pusher:
             self.task.cancel()
 
     def _push(self) -> None:
-        session, send, connection = self.session, self.send, self.connection
+        session, send, connection, write = self.session, self.send, self.connection, self._write
         try:
             while True:
                 if connection is not None and connection.closing is not None:
@@ -360,6 +364,8 @@ class Pusher:
                 for index, text in enumerate(texts):
                     if connection is not None and connection.closing is not None:
                         break  # the next round sends the close frame instead
+                    if write is not None and write(text):
+                        continue
                     rest = start(send({"type": "websocket.send", "text": text}))
                     if rest is not None:
                         self._continue(self._finish(rest, texts[index + 1 :]))
