@@ -26,7 +26,7 @@ log = logging.getLogger("linkserver.bridges.amqp")
 logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 FIRST_DELAY = 0.2
-MAX_DELAY = 15.0
+MAX_DELAY = 5.0  # as pika and the Java client recover: a restarted broker is found within 5 s
 
 
 def describe_url(parameters: pika.URLParameters) -> str:
