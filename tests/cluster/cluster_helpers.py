@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -16,24 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from node_processes import REPO, ServeProcess
 
 from linkserver.net.auth import hash_password
 
-REPO = Path(__file__).resolve().parents[2]
 CONTEXTS = [REPO / "contexts", Path(__file__).resolve().parent / "contexts"]
 OPERATOR = "op"
 PASSWORD = "op-pw"
 _HASH = hash_password(PASSWORD, n=2**10)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Node:
-    """One ``linkserver serve`` process of the cluster on ``exchange``; :meth:`start` it."""
+class Node(ServeProcess):
+    """One ``linkserver serve`` process of the cluster on ``exchange``; :meth:`start` it
+    (tests/node_processes.py runs the process)."""
 
     def __init__(
         self,
@@ -46,21 +36,16 @@ class Node:
         lease: str = "2s",
         queue_expires: str = "120s",
     ) -> None:
+        super().__init__(directory / name)
         self.name = name
-        self.directory = directory / name
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
         self.amqp_url = amqp_url
         self.exchange = exchange
         self.lease = lease
         self.queue_expires = queue_expires
-        self.process: subprocess.Popen[str] | None = None
         self.token = ""
-        self._log = self.directory / "server.log"
 
-    def write_config(self) -> Path:
+    def config_text(self) -> str:
         lines = [
             "server:",
             f"  data_dir: {json.dumps(str(self.directory / 'data'))}",
@@ -79,50 +64,24 @@ class Node:
             f"  lease: {self.lease}",
             f"  queue_expires: {self.queue_expires}",
         ]
-        path = self.directory / "linkserver.yaml"
-        path.write_text("\n".join(lines) + "\n")
-        return path
+        return "\n".join(lines) + "\n"
 
     def start(self, timeout: float = 90) -> Node:
         """Start the process and wait until it serves."""
         return self.launch().wait_serving(timeout)
 
-    def launch(self) -> Node:
-        """Start the process; :meth:`wait_serving` waits for it (start several at once)."""
-        config = self.write_config()
-        log = open(self._log, "a")  # noqa: SIM115 - the child writes to it
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "linkserver.net.serve", "--config", str(config)],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        log.close()
-        return self
-
     def wait_serving(self, timeout: float = 90) -> Node:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"node {self.name} exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                answer = httpx.post(
-                    f"{self.url}/api/v1/login", json={"user": OPERATOR, "password": PASSWORD}, timeout=2
-                )
-                if answer.status_code == 200:
-                    self.token = answer.json()["token"]
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        raise AssertionError(f"node {self.name} did not answer within {timeout}s:\n{self.log()}")
+        """Wait until the node logs the operator in (its token in :attr:`token`)."""
 
-    def log(self) -> str:
-        return self._log.read_text() if self._log.exists() else ""
+        def logged_in() -> bool:
+            answer = httpx.post(f"{self.api}/login", json={"user": OPERATOR, "password": PASSWORD}, timeout=2)
+            if answer.status_code != 200:
+                return False
+            self.token = answer.json()["token"]
+            return True
+
+        self.wait_until(logged_in, timeout, f"node {self.name}")
+        return self
 
     @property
     def headers(self) -> dict[str, str]:
@@ -168,20 +127,6 @@ class Node:
 
     def subscribe(self, mask: str = "plant.**", event: str = "*", **options: Any) -> Subscriber:
         return Subscriber(self, mask, event, **options)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
 
 class Subscriber:

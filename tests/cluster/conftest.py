@@ -11,31 +11,18 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, text
+from node_processes import fresh_schema
 
-POSTGRES_URL = os.environ.get("LINKSERVER_TEST_POSTGRES_URL")
 RABBITMQ_URL = os.environ.get("LINKSERVER_TEST_RABBITMQ_URL")
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL whose connections live in a fresh schema; the schema is dropped afterwards."""
-    if not POSTGRES_URL:
-        pytest.skip("LINKSERVER_TEST_POSTGRES_URL is not set")
-    schema = f"lscluster_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
+    with fresh_schema("lscluster") as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,20 +1,14 @@
-"""Fixtures of the several-nodes tests: a fresh PostgreSQL schema per test, nodes started in it.
-
-PostgreSQL comes from ``LINKSERVER_TEST_POSTGRES_URL``. Unset: these tests are skipped. Set but
-unreachable: they fail. Other helpers' tests use the same server at the same time, so each test
-has a schema of its own, dropped afterwards.
-"""
+"""Fixtures of the several-nodes tests: a fresh PostgreSQL schema per test, nodes started in it
+(tests/node_processes.py: unset URL skips, unreachable fails)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from nodes_helpers import POSTGRES_URL, Node
-from sqlalchemy import create_engine, text
+from node_processes import fresh_schema
+from nodes_helpers import Node
 
 pytestmark = pytest.mark.postgres
 
@@ -22,19 +16,8 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def shared_url() -> Iterator[str]:
     """A URL whose connections live in a fresh schema; the schema is dropped afterwards."""
-    if not POSTGRES_URL:
-        pytest.skip("LINKSERVER_TEST_POSTGRES_URL is not set")
-    schema = f"lsnodes_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
+    with fresh_schema("lsnodes") as url:
+        yield url
 
 
 @pytest.fixture

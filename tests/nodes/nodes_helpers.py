@@ -1,94 +1,58 @@
-"""Helpers of the several-nodes tests: ``linkserver serve`` processes sharing one PostgreSQL schema."""
+"""Helpers of the several-nodes tests: ``linkserver serve`` processes sharing one PostgreSQL schema
+(the process itself is tests/node_processes.py's, shared with tests/cluster)."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
+from node_processes import REPO, ServeProcess, eventually
 
 from linkserver.net.auth import hash_password
 
-REPO = Path(__file__).resolve().parents[2]
+__all__ = ["CONTEXTS", "REPO", "USERS", "Node", "eventually"]
+
 CONTEXTS = REPO / "contexts"
-POSTGRES_URL = os.environ.get("LINKSERVER_TEST_POSTGRES_URL")
 
 # Every node has the same users and the same hashes (a cluster shares its configuration).
 USERS: dict[str, dict[str, str]] = {"admin": {"**": "admin"}, "operator": {"**": "operator"}}
 _HASHES = {name: hash_password(f"{name}-pw", n=2**10) for name in USERS}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def write_node_config(directory: Path, database_url: str, node_id: int, port: int, extra: str = "") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "server:",
-        f"  data_dir: {json.dumps(str(directory / 'data'))}",
-        f"  contexts: [{json.dumps(str(CONTEXTS))}]",
-        f"  listen: {json.dumps(f'127.0.0.1:{port}')}",
-        f"  node_id: {node_id}",
-        "history:",
-        f"  database_url: {json.dumps(database_url)}",
-        "users:",
-    ]
-    for name, grants in USERS.items():
-        lines += [
-            f"  {name}:",
-            f"    password_hash: {json.dumps(_HASHES[name])}",
-            f"    grants: {json.dumps(grants)}",
-        ]
-    path = directory / "linkserver.yaml"
-    path.write_text("\n".join(lines) + "\n" + extra)
-    return path
-
-
-class Node:
-    """One ``linkserver serve`` process on loopback."""
+class Node(ServeProcess):
+    """One ``linkserver serve`` process on loopback with node id ``node_id``, started at once."""
 
     def __init__(self, directory: Path, database_url: str, node_id: int, extra: str = "") -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.api = f"{self.url}/api/v1"
-        self.ws_url = f"ws://127.0.0.1:{self.port}/api/v1/ws"
-        self.config = write_node_config(directory, database_url, node_id, self.port, extra)
-        self.log = open(directory / "server.log", "w+")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "linkserver.net.serve", "--config", str(self.config)],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            text=True,
-        )
+        super().__init__(directory)
+        self.database_url, self.node_id, self.extra = database_url, node_id, extra
+        self.launch()
 
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
+    def config_text(self) -> str:
+        lines = [
+            "server:",
+            f"  data_dir: {json.dumps(str(self.directory / 'data'))}",
+            f"  contexts: [{json.dumps(str(CONTEXTS))}]",
+            f"  listen: {json.dumps(f'127.0.0.1:{self.port}')}",
+            f"  node_id: {self.node_id}",
+            "history:",
+            f"  database_url: {json.dumps(self.database_url)}",
+            "users:",
+        ]
+        for name, grants in USERS.items():
+            lines += [
+                f"  {name}:",
+                f"    password_hash: {json.dumps(_HASHES[name])}",
+                f"    grants: {json.dumps(grants)}",
+            ]
+        return "\n".join(lines) + "\n" + self.extra
 
     def wait_serving(self, timeout: float = 90) -> Node:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"node exited with {self.process.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/openapi.json", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.05)
-        raise AssertionError(f"node did not answer within {timeout} s:\n{self.output()}")
+        def serving() -> bool:
+            return httpx.get(f"{self.url}/openapi.json", timeout=1).status_code == 200
+
+        self.wait_until(serving, timeout, f"node {self.node_id}")
+        return self
 
     def http(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -99,29 +63,3 @@ class Node:
             answer = http.post("/login", json={"user": user, "password": f"{user}-pw"})
         assert answer.status_code == 200, answer.text
         return str(answer.json()["token"])
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self.log.close()
-
-
-def eventually(check: Callable[[], Any], timeout: float = 5.0, what: str = "the condition") -> Any:
-    """``check()``'s first truthy result, trying every 20 ms for up to ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not hold within {timeout} s")
-        time.sleep(0.02)
