@@ -10,6 +10,14 @@ hook): the state and the event reporting it are committed together or not at
 all, and a transition costs no commit of its own. Reads and deletes are
 short transactions of their own.
 
+The write is a **compare-and-set** against the stored state: ``UPDATE ...
+WHERE state = :old`` (an upsert when ``old`` is the initial state, which a
+missing row stands for). Several nodes sharing one database each decide a
+transition against the state they read; if another node's transition of the
+same resource was committed in between, the set finds another state, the
+commit refuses that stateChanged event (:class:`StaleResourceState`, nothing
+stored) and the firer decides again against the state as it is now.
+
 Every implementation passes the contract suite in
 ``tests/history/test_resource_states.py`` (memory, SQLite, PostgreSQL).
 """
@@ -26,7 +34,9 @@ import attrs
 import msgspec
 from sqlalchemy import Engine, delete, or_, select
 
+from linkserver.core.errors import LinkServerError
 from linkserver.core.events import Event
+from linkserver.core.paths import display
 from linkserver.history.base import HistoryStore
 from linkserver.history.codec import micros
 from linkserver.history.same_commit import Statement
@@ -44,6 +54,30 @@ class StoredState:
     cause: str | None = None
 
 
+class StaleResourceState(LinkServerError):
+    """A transition's compare-and-set found another state than the one it was decided from:
+    another node moved the resource meanwhile. Its stateChanged event is not stored."""
+
+    def __init__(self, moves: Sequence[tuple[str, str]]) -> None:
+        self.moves = tuple(moves)  # (path, the state the transition was decided from)
+        if len(self.moves) == 1:
+            path, old = self.moves[0]
+            where = f"{display(path)} is no longer {old}"
+        else:
+            where = f"one of {len(self.moves)} resources is no longer in the state its transition left"
+        super().__init__(f"{where}: another node changed its state meanwhile; decide against its state now")
+
+
+@attrs.frozen
+class Move:
+    """Where one resource ends up in a batch (``row``) and the stored state it must leave:
+    ``old`` (``from_initial``: old is the machine's initial state, which no row also means)."""
+
+    old: str
+    from_initial: bool
+    row: StoredState
+
+
 class ResourceStateStore(abc.ABC):
     """The current states of one history database. Thread-safe."""
 
@@ -56,12 +90,17 @@ class ResourceStateStore(abc.ABC):
         """The stored state of ``path``; None when it never left its initial state."""
 
     @abc.abstractmethod
+    def below(self, path: str) -> dict[str, StoredState]:
+        """The stored states of ``path`` and of every context below it (everything for the root)."""
+
+    @abc.abstractmethod
     def forget(self, paths: Iterable[str]) -> None:
         """Delete the states of ``paths`` and of every context below them (removed contexts)."""
 
     @abc.abstractmethod
-    def statements(self, dialect: str, rows: Sequence[StoredState]) -> list[Statement]:
-        """The statements that store ``rows`` (oldest first) in the events' transaction."""
+    def statements(self, dialect: str, moves: Sequence[Move]) -> list[Statement]:
+        """The statements that store ``moves`` in the events' transaction, each only if the
+        resource is still in the state it leaves (a check raises StaleResourceState if not)."""
 
     @abc.abstractmethod
     def committed(self, rows: Sequence[StoredState]) -> None:
@@ -81,6 +120,11 @@ class MemoryResourceStateStore(ResourceStateStore):
         with self._lock:
             return self._rows.get(path)
 
+    def below(self, path: str) -> dict[str, StoredState]:
+        prefix = path + "."
+        with self._lock:
+            return {k: v for k, v in self._rows.items() if not path or k == path or k.startswith(prefix)}
+
     def forget(self, paths: Iterable[str]) -> None:
         prefixes = [(path, path + ".") for path in paths]
         with self._lock:
@@ -89,8 +133,8 @@ class MemoryResourceStateStore(ResourceStateStore):
             for key in [k for k in self._rows if any(k == p or k.startswith(d) for p, d in prefixes)]:
                 del self._rows[key]
 
-    def statements(self, dialect: str, rows: Sequence[StoredState]) -> list[Statement]:
-        return []
+    def statements(self, dialect: str, moves: Sequence[Move]) -> list[Statement]:
+        return []  # one process, no transactions: the resources' own lock decides
 
     def committed(self, rows: Sequence[StoredState]) -> None:
         with self._lock:
@@ -99,16 +143,25 @@ class MemoryResourceStateStore(ResourceStateStore):
 
 
 _COLUMNS = ("path", "machine", "state", "changed", "event_id", "actor", "cause")
-_UPSERT = (
+# From the initial state: a missing row is that state too, so insert, or update a row that is in it.
+_FROM_INITIAL = (
     f"INSERT INTO resource_states ({', '.join(_COLUMNS)}) VALUES ({{marks}}) "
     "ON CONFLICT (path) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
-    # A retried batch must not take a resource back to an older state.
-    + " WHERE resource_states.event_id <= excluded.event_id"
+    + " WHERE resource_states.state = {mark}"
 )
-_UPSERT_SQL = {
-    "sqlite": _UPSERT.format(marks=", ".join("?" * 7)),
-    "postgresql": _UPSERT.format(marks=", ".join(["%s"] * 7)),
+# From any other state: only a row in that very state.
+_FROM_STATE = (
+    "UPDATE resource_states SET "
+    + ", ".join(f"{c} = {{mark}}" for c in _COLUMNS[1:])
+    + " WHERE path = {mark} AND state = {mark}"
+)
+_CAS_SQL = {
+    dialect: (
+        _FROM_INITIAL.format(marks=", ".join([mark] * 7), mark=mark),
+        _FROM_STATE.format(mark=mark),
+    )
+    for dialect, mark in (("sqlite", "?"), ("postgresql", "%s"))
 }
 
 
@@ -127,6 +180,14 @@ class SqlResourceStateStore(ResourceStateStore):
             row = conn.execute(select(resource_states).where(resource_states.c.path == path)).first()
         return _state(row) if row is not None else None
 
+    def below(self, path: str) -> dict[str, StoredState]:
+        query = select(resource_states)
+        if path:
+            column = resource_states.c.path
+            query = query.where(or_(column == path, column.startswith(path + ".", autoescape=True)))
+        with self._engine().connect() as conn:
+            return {row.path: _state(row) for row in conn.execute(query)}
+
     def forget(self, paths: Iterable[str]) -> None:
         paths = list(paths)
         if not paths:
@@ -137,15 +198,38 @@ class SqlResourceStateStore(ResourceStateStore):
         with self._engine().begin() as conn:
             conn.execute(delete(resource_states).where(condition))
 
-    def statements(self, dialect: str, rows: Sequence[StoredState]) -> list[Statement]:
-        if not rows:
+    def statements(self, dialect: str, moves: Sequence[Move]) -> list[Statement]:
+        if not moves:
             return []
         when: Callable[[datetime], Any] = micros if dialect == "sqlite" else (lambda moment: moment)
-        params = [(r.path, r.machine, r.state, when(r.changed), r.event_id, r.actor, r.cause) for r in rows]
-        return [(_UPSERT_SQL[dialect], params)]
+        from_initial, from_state = _CAS_SQL[dialect]
+        inserts: list[Sequence[Any]] = []
+        updates: list[Sequence[Any]] = []
+        for move in moves:
+            r = move.row
+            values = (r.machine, r.state, when(r.changed), r.event_id, r.actor, r.cause)
+            if move.from_initial:
+                inserts.append((r.path, *values, move.old))
+            else:
+                updates.append((*values, r.path, move.old))
+        found: list[Statement] = []
+        for sql, params, kind in ((from_initial, inserts, True), (from_state, updates, False)):
+            if params:
+                found.append((sql, params, _expect([m for m in moves if m.from_initial is kind])))
+        return found
 
     def committed(self, rows: Sequence[StoredState]) -> None:
         return None
+
+
+def _expect(moves: Sequence[Move]) -> Callable[[int], None]:
+    """The check of the compare-and-set statement of ``moves``: every one of its rows was set."""
+
+    def check(rowcount: int) -> None:
+        if rowcount != len(moves):
+            raise StaleResourceState([(move.row.path, move.old) for move in moves])
+
+    return check
 
 
 def _state(row: Any) -> StoredState:
@@ -170,6 +254,7 @@ class ExpectedChange(msgspec.Struct, frozen=True, kw_only=True):
     new: str
     actor: str | None
     cause: str | None
+    from_initial: bool = False  # ``old`` is the machine's initial state (no stored row means it too)
 
 
 class StateWrites:
@@ -177,21 +262,36 @@ class StateWrites:
 
     :meth:`expect` registers a transition before its event is fired; when the writer
     commits a ``stateChanged`` event of that context with the same old and new state, the
-    row goes into the same transaction. (Matching by content rather than by event id: the
-    id is assigned inside the fire, when the writer may already have the event. A plain
-    fire of the same change in the same moment could take the row instead: it stores the
-    same state.)
+    row goes into the same transaction, as a compare-and-set from the state the first such
+    change of the batch left. (Matching by content rather than by event id: the id is
+    assigned inside the fire, when the writer may already have the event. A plain fire of
+    the same change in the same moment could take the row instead: it stores the same state.)
+
+    A change is *pending* from :meth:`expect` until its event is committed (then ``watchers``
+    are called with the rows, before it stops being pending) or given up on
+    (:meth:`rejected`, :meth:`dropped`): :meth:`latest` is where this process's own
+    transitions of a resource have taken it so far.
     """
 
     def __init__(self, store: ResourceStateStore, event_name: str = "stateChanged") -> None:
         self.store = store
         self.event_name = event_name
+        self.watchers: list[Callable[[Sequence[StoredState]], None]] = []
         self._pending: dict[str, list[ExpectedChange]] = {}
         self._lock = threading.Lock()
 
     def expect(self, change: ExpectedChange) -> None:
         with self._lock:
             self._pending.setdefault(change.path, []).append(change)
+
+    def latest(self, path: str) -> ExpectedChange | None:
+        """The newest pending change of ``path``, or None."""
+        waiting = self._pending.get(path)
+        if not waiting:
+            return None
+        with self._lock:
+            waiting = self._pending.get(path)
+            return waiting[-1] if waiting else None
 
     def dropped(self, change: ExpectedChange) -> None:
         """The transition's event was not fired after all (refused): forget it."""
@@ -246,13 +346,25 @@ class StateWrites:
 
     def statements(self, dialect: str, events: Sequence[Event]) -> Sequence[Statement]:
         """Does not consume what it matches: a failed commit offers the same events again."""
-        return self.store.statements(dialect, _latest(row for _, row in self._match(events)))
+        return self.store.statements(dialect, _moves(self._match(events)))
 
     def committed(self, events: Sequence[Event]) -> None:
         matched = self._match(events)
         if not matched:
             return
-        self.store.committed(_latest(row for _, row in matched))
+        rows = _latest(row for _, row in matched)
+        self.store.committed(rows)
+        for watcher in self.watchers:  # before the changes stop being pending: no gap for readers
+            watcher(rows)
+        self._forget(matched)
+
+    def rejected(self, events: Sequence[Event]) -> None:
+        """The writer gave up on ``events``: their changes never happened."""
+        self._forget(self._match(events))
+
+    def _forget(self, matched: Sequence[tuple[ExpectedChange, StoredState]]) -> None:
+        if not matched:
+            return
         done = {id(change) for change, _ in matched}
         with self._lock:
             for path in {change.path for change, _ in matched}:
@@ -261,6 +373,18 @@ class StateWrites:
                     self._pending[path] = left
                 else:
                     self._pending.pop(path, None)
+
+
+def _moves(matched: Sequence[tuple[ExpectedChange, StoredState]]) -> list[Move]:
+    """Per resource: the state its first matched change leaves and the row of its last."""
+    moves: dict[str, Move] = {}
+    for change, row in matched:
+        first = moves.get(change.path)
+        if first is None:
+            moves[change.path] = Move(change.old, change.from_initial, row)
+        elif first.row.event_id <= row.event_id:
+            moves[change.path] = Move(first.old, first.from_initial, row)
+    return list(moves.values())
 
 
 def _latest(rows: Iterable[StoredState]) -> list[StoredState]:

@@ -21,6 +21,16 @@ The contract:
 - A hook that raises fails the batch like a database error that is not
   transient: the events are isolated row by row and each one that still fails
   is rejected (nothing stored). So a hook must only raise for a real problem.
+- A statement may carry a check, ``(sql, [parameters, ...], check)``: after
+  the statement ran, ``check(rowcount)`` is called with the rows it changed
+  (summed over the parameter sets) and raises when that is not what the hook
+  needs: a compare-and-set (``UPDATE ... WHERE state = :old``) that found
+  another state. The batch then fails as above; the check is asked again for
+  each event alone, so what it raises in the end is about that one event, and
+  it is the cause (``__cause__``) of the HistoryError its future fails with.
+- :meth:`SameCommit.rejected`, when a hook has it, is called with events
+  the writer gave up on for good (their futures fail; nothing was stored):
+  the hook forgets what it expected for them.
 
 The memory store has no transactions: it calls :meth:`SameCommit.committed`
 under its lock right after storing each event (``statements`` is not called).
@@ -28,13 +38,15 @@ under its lock right after storing each event (``statements`` is not called).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from linkserver.core.events import Event
 
-#: ``(sql, [parameters, ...])`` run with ``executemany`` in the batch's transaction.
-Statement = tuple[str, list[Sequence[Any]]]
+#: ``(sql, [parameters, ...])`` run with ``executemany`` in the batch's transaction, or
+#: ``(sql, [parameters, ...], check)``: ``check(rowcount)`` raises when the statement did not
+#: change the rows it had to (a compare-and-set that lost).
+Statement = tuple[str, list[Sequence[Any]]] | tuple[str, list[Sequence[Any]], Callable[[int], None]]
 
 
 class SameCommit(Protocol):
@@ -46,4 +58,12 @@ class SameCommit(Protocol):
 
     def committed(self, events: Sequence[Event]) -> None:
         """``events`` and the statements made for them are committed."""
+        ...
+
+
+class RejectionAware(SameCommit, Protocol):
+    """A hook that is told of the events the writer gave up on (optional: see the module doc)."""
+
+    def rejected(self, events: Sequence[Event]) -> None:
+        """``events`` will never be stored (rejected by the database or a check, or history stopped)."""
         ...

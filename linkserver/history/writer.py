@@ -368,6 +368,7 @@ class Writer:
         self._thread = None
         with self._role:  # a caller may still be committing; then nobody else will
             stranded = self._queue.drain()  # put while stop began: nobody commits them now
+            self._rejected(stranded)
             self._fail(stranded, HistoryError("history stopped before the event could be stored"))
             self.lost += sum(1 for item in stranded if item[1] is not None)
         self._close_connection()
@@ -426,6 +427,7 @@ class Writer:
         """Commit ``batch`` and finish its items; False if a single attempt failed and the
         batch went back to the queue (``retry=False`` only)."""
         if self._abandon.is_set():
+            self._rejected(batch)
             self._fail(batch, HistoryError("history stopped before the event could be stored"))
             self.lost += sum(1 for item in batch if item[1] is not None)
             self._queue.finish(len(batch))
@@ -442,6 +444,7 @@ class Writer:
                 complete((marker, None) for marker in markers)
         except BaseException as exc:  # never leave a future hanging
             log.exception("history writer failed unexpectedly")
+            self._rejected(batch)
             self._fail(batch, HistoryError(f"the history writer failed: {exc!r}"))
         self._queue.finish(len(batch))
         return True
@@ -476,6 +479,7 @@ class Writer:
             complete((item[0], item[1]) for item in items if item[0] is not None)
             return
         if isinstance(error, _Abandoned):
+            self._rejected(items)
             self._fail(items, HistoryError("history stopped before the event could be stored"))
             self.lost += len(items)
             return
@@ -484,7 +488,10 @@ class Writer:
             assert event is not None
             self.stats.failed += 1
             log.error("history rejected event %s: %s", event.id, error)
-            self._fail(items, HistoryError(f"the database rejected event {event.id}: {error}"))
+            rejection = HistoryError(f"the database rejected event {event.id}: {error}")
+            rejection.__cause__ = error  # a same-commit check's own error, for the firer to read
+            self._rejected(items)  # first: a firer woken by the failure sees the hooks' view of it
+            self._fail(items, rejection)
             return
         for item, row in zip(items, rows, strict=True):  # isolate the rows the database rejects
             self._complete([item], [row], self._commit([row], [item], retry=True))
@@ -532,6 +539,18 @@ class Writer:
             except Exception:  # committed is committed: the events' futures still complete
                 log.exception("a same-commit hook failed after the commit")
 
+    def _rejected(self, items: Sequence[Item]) -> None:
+        """Tell the hooks that want to know of the events given up on for good."""
+        events = [item[1] for item in items if item[1] is not None]
+        for hook in self._same_commit:
+            rejected = getattr(hook, "rejected", None)
+            if rejected is None or not events:
+                continue
+            try:
+                rejected(events)
+            except Exception:
+                log.exception("a same-commit hook failed on rejected events")
+
     def _extra_statements(self, rows: Sequence[tuple[Any, ...]], items: Sequence[Item]) -> list[Statement]:
         if len(rows) == len(items):
             events = [item[1] for item in items if item[1] is not None]
@@ -566,8 +585,10 @@ class Writer:
                 with cursor.copy(self._insert_sql) as copy:
                     for row in rows:
                         copy.write_row(row)
-                for sql, params in extra:
-                    cursor.executemany(sql, params)
+                for statement in extra:
+                    cursor.executemany(statement[0], statement[1])
+                    if len(statement) > 2:
+                        statement[2](cursor.rowcount)  # type: ignore[misc]
         elif rows:
             with conn.driver_connection.cursor() as cursor, cursor.copy(self._insert_sql) as copy:
                 for row in rows:
@@ -586,10 +607,19 @@ class Writer:
         # executemany with one parameter set: one GIL release (see the module doc).
         if statements and extra:
             db.execute("BEGIN IMMEDIATE")
-            for sql, params in statements:
-                db.executemany(sql, [params])
-            for sql, many in extra:
-                db.executemany(sql, many)
+            try:
+                for sql, params in statements:
+                    db.executemany(sql, [params])
+                for statement in extra:
+                    cursor = db.executemany(statement[0], statement[1])
+                    if len(statement) > 2:
+                        statement[2](cursor.rowcount)  # type: ignore[misc]
+            except BaseException:
+                # A check that raised leaves SQLite's transaction open (and its write lock held):
+                # end it here, not whenever the invalidated connection is collected.
+                with contextlib.suppress(Exception):
+                    db.execute("ROLLBACK")
+                raise
             db.execute("COMMIT")
         elif len(statements) == 1:
             db.executemany(statements[0][0], [statements[0][1]])  # one statement, one transaction

@@ -10,23 +10,30 @@ so after a crash the state and the last stateChanged in history agree.
 Transitions are requested (an action, or a target state reachable by one) or
 triggered by an event fired in the resource's context (a listener on just the
 event names some machine is triggered by). Transitions of one resource are
-serialised; an invalid one raises InvalidTransition naming the current state
-and what it allows, and changes nothing.
+serialised in this process; an invalid one raises InvalidTransition naming
+the current state and what it allows, and changes nothing.
 
-Several nodes: each node reads the states at start and keeps its own copy; a
-resource's transitions are expected on one node at a time (the node whose
-controller drives it). Cross-node state sharing is future work.
+The current state is this process's own transitions not yet committed
+(:meth:`StateWrites.latest`), else the stored state. One process on its
+database (memory, SQLite) keeps the stored states in memory, updated by each
+commit. Several nodes on one PostgreSQL read the stored state on demand
+(a transition, ``GET /resources``): another node's transition is seen as soon
+as it is committed. Each state is written as a compare-and-set in its event's
+transaction, so two nodes moving one resource at once cannot both win: the
+loser's stateChanged is not stored, and a requested transition, which on a
+shared database waits for its commit, is decided again against the state the
+winner left (InvalidTransition if the request does not fit it any more).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from linkserver.core.categories import STATE_CHANGED
-from linkserver.core.errors import ContextNotFound, LinkServerError, PermissionDenied
+from linkserver.core.errors import ContextNotFound, HistoryError, LinkServerError, PermissionDenied
 from linkserver.core.events import Event
 from linkserver.core.levels import Permission
 from linkserver.core.paths import display, parse_path
@@ -34,7 +41,13 @@ from linkserver.core.permissions import Principal
 from linkserver.core.statemachines import NotAResource, StateMachine, Transition
 from linkserver.core.tree import Context
 from linkserver.history.base import HistoryStore
-from linkserver.history.resource_states import ExpectedChange, StateWrites, open_resource_states
+from linkserver.history.resource_states import (
+    ExpectedChange,
+    StaleResourceState,
+    StateWrites,
+    StoredState,
+    open_resource_states,
+)
 from linkserver.server.delivery import Subscription
 from linkserver.server.engine import Engine
 
@@ -44,6 +57,10 @@ TRANSITION_PERMISSION = Permission.OPERATOR
 """What a principal needs on a resource to request a transition."""
 COMPONENT = "linkserver"
 _STRIPES = 64
+SHARED_WAIT = 30.0
+"""Seconds a requested transition on a shared database waits for its commit when no timeout is given."""
+ATTEMPTS = 5
+"""How often a requested transition is decided again after other nodes' transitions won."""
 
 
 class Resources:
@@ -54,16 +71,26 @@ class Resources:
         self.tree = engine.tree
         self.store = open_resource_states(history)
         self.writes = StateWrites(self.store, STATE_CHANGED)
+        self.writes.watchers.append(self._committed)
         history.add_same_commit(self.writes)
-        self._states: dict[str, str] = {}  # resources that left their initial state
+        self.history = history
+        # One process on its database: the stored states, kept here (resources that left their
+        # initial state). Several nodes: unused, the database is read.
+        self._states: dict[str, str] = {}
         self._locks = tuple(threading.RLock() for _ in range(_STRIPES))
         self._subscriptions: list[Subscription] = []
         # Checks a triggering event must pass to move a resource (the job tracker's: a job event
         # that contradicts the job it names moves nothing); each is asked once per event.
         self.checks: list[Callable[[Event], bool]] = []
 
+    @property
+    def shared(self) -> bool:
+        """Other nodes change states in this database too: read it rather than a copy."""
+        return self.history.shared
+
     def start(self) -> None:
-        self._states = {path: row.state for path, row in self.store.all().items()}
+        if not self.shared:
+            self._states = {path: row.state for path, row in self.store.all().items()}
         machines = self.machines()
         names = {name for machine in machines for name in machine.events}
         for name in sorted(names):
@@ -109,14 +136,36 @@ class Resources:
     def state(self, path: str) -> str:
         """The current state of the resource at ``path``."""
         context, machine = self.resource(path)
-        return self._states.get(context.path, machine.initial)
+        return self._current(context.path, machine)
 
-    def describe(self, context: Context) -> dict[str, Any] | None:
-        """``{machine, state, allowed}`` of a resource context, None for another context."""
+    def _current(self, path: str, machine: StateMachine) -> str:
+        """Where this process's own transitions took the resource, else its stored state."""
+        pending = self.writes.latest(path)
+        if pending is not None:
+            return pending.new
+        if self.shared:
+            row = self.store.get(path)
+            return row.state if row is not None else machine.initial
+        return self._states.get(path, machine.initial)
+
+    def _committed(self, rows: Sequence[StoredState]) -> None:
+        """States committed (in the committing thread; before they stop being pending)."""
+        if not self.shared:
+            for row in rows:
+                self._states[row.path] = row.state
+
+    def describe(self, context: Context, stored: dict[str, str] | None = None) -> dict[str, Any] | None:
+        """``{machine, state, allowed}`` of a resource context, None for another context.
+
+        ``stored``: the stored states read for a whole listing (see :meth:`list`)."""
         machine = context.definitions.state_machine
         if machine is None:
             return None
-        state = self._states.get(context.path, machine.initial)
+        if stored is None:
+            state = self._current(context.path, machine)
+        else:
+            pending = self.writes.latest(context.path)
+            state = pending.new if pending is not None else stored.get(context.path, machine.initial)
         return {
             "machine": machine.name,
             "state": state,
@@ -129,13 +178,20 @@ class Resources:
     ) -> list[tuple[Context, dict[str, Any]]]:
         """Every resource ``mask`` matches (that ``principal`` may observe), by path."""
         found = []
+        # One read of the stored states for the whole listing (several nodes), not one per context.
+        stored = self._stored_below(_literal_prefix(mask))
         for context in self.tree.match(mask):
             if principal is not None and not principal.may(context.path, Permission.OBSERVER):
                 continue
-            described = self.describe(context)
+            described = self.describe(context, stored)
             if described is not None:
                 found.append((context, described))
         return sorted(found, key=lambda item: item[0].path)
+
+    def _stored_below(self, path: str) -> dict[str, str]:
+        if self.shared:
+            return {p: row.state for p, row in self.store.below(path).items()}
+        return self._states
 
     # -- transitions -------------------------------------------------------
 
@@ -166,19 +222,31 @@ class Resources:
             actor: str | None = by.name
         else:
             actor = by
+        # On a shared database the commit decides (a compare-and-set): wait for it, so that the
+        # answer is the truth, and decide again when another node's transition came first.
+        wait = durable or self.shared
+        if wait and timeout is None and not durable:
+            timeout = SHARED_WAIT
         with self._locks[hash(context.path) % _STRIPES]:
-            old = self._states.get(context.path, machine.initial)
-            transition = machine.for_request(context.path, old, action=action, to=to)
-            return self._apply(
-                context,
-                machine,
-                transition,
-                old,
-                actor,
-                cause or f"action {transition.action}",
-                durable,
-                timeout,
-            )
+            for attempt in range(1, ATTEMPTS + 1):
+                old = self._current(context.path, machine)
+                transition = machine.for_request(context.path, old, action=action, to=to)
+                try:
+                    return self._apply(
+                        context,
+                        machine,
+                        transition,
+                        old,
+                        actor,
+                        cause or f"action {transition.action}",
+                        wait,
+                        timeout,
+                    )
+                except HistoryError as exc:
+                    if not isinstance(exc.__cause__, StaleResourceState) or attempt == ATTEMPTS:
+                        raise
+                    log.info("%s moved on another node meanwhile; deciding again", display(context.path))
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def _apply(
         self,
@@ -192,7 +260,13 @@ class Resources:
         timeout: float | None = None,
     ) -> Event:
         change = ExpectedChange(
-            path=context.path, machine=machine.name, old=old, new=transition.target, actor=actor, cause=cause
+            path=context.path,
+            machine=machine.name,
+            old=old,
+            new=transition.target,
+            actor=actor,
+            cause=cause,
+            from_initial=old == machine.initial,
         )
         self.writes.expect(change)
         data = {"old": old, "new": transition.target, "cause": cause, "by": actor}
@@ -200,10 +274,11 @@ class Resources:
             event = self.engine.fire(
                 context.path, STATE_CHANGED, data, author=actor or COMPONENT, durable=durable, timeout=timeout
             )
-        except BaseException:
-            self.writes.dropped(change)
+        except BaseException as exc:
+            # Queued already (a commit that failed or is late): the writer forgets it or stores it.
+            if not isinstance(exc, (HistoryError, TimeoutError)):
+                self.writes.dropped(change)
             raise
-        self._states[context.path] = transition.target
         return event
 
     def _on_event(self, event: Event) -> None:
@@ -220,7 +295,7 @@ class Resources:
                         display(context.path))  # fmt: skip
             return
         with self._locks[hash(context.path) % _STRIPES]:
-            old = self._states.get(context.path, machine.initial)
+            old = self._current(context.path, machine)
             transition = machine.for_event(old, event)
             if transition is None:
                 return  # the event means nothing in this state
@@ -249,3 +324,13 @@ class Resources:
                 self.tree.get(path)
             except ContextNotFound:
                 self._states.pop(path, None)
+
+
+def _literal_prefix(mask: str) -> str:
+    """The path every context ``mask`` matches lies at or below (``devices`` for ``devices.*``)."""
+    names = []
+    for name in mask.split(".") if mask not in ("", "root") else ():
+        if "*" in name:
+            break
+        names.append(name)
+    return ".".join(names)

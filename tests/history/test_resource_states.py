@@ -3,15 +3,32 @@ that reports it (same transaction), read back whole, and forgotten with its cont
 
 from __future__ import annotations
 
-import attrs
-from history_helpers import EventMaker
+from typing import Any
 
+import attrs
+import pytest
+from history_helpers import SQL_BACKENDS, EventMaker
+
+from linkserver.core.errors import HistoryError
 from linkserver.history.base import HistoryStore
-from linkserver.history.resource_states import ExpectedChange, StateWrites, open_resource_states
+from linkserver.history.resource_states import (
+    ExpectedChange,
+    StaleResourceState,
+    StateWrites,
+    open_resource_states,
+)
 
 
 def change(path: str, old: str, new: str) -> ExpectedChange:
-    return ExpectedChange(path=path, machine="vm", old=old, new=new, actor="alice", cause="action start")
+    return ExpectedChange(
+        path=path,
+        machine="vm",
+        old=old,
+        new=new,
+        actor="alice",
+        cause="action start",
+        from_initial=old == "Stopped",
+    )
 
 
 def test_a_state_is_stored_with_its_event_and_only_with_it(store: HistoryStore) -> None:
@@ -65,13 +82,13 @@ def test_many_changes_of_one_resource_in_one_batch_store_where_it_ended(store: H
     store.add_same_commit(writes)
     make = EventMaker()
     steps = [
-        ("Running", "Stopping"),
-        ("Stopping", "Stopped"),
         ("Stopped", "Starting"),
         ("Starting", "Running"),
+        ("Running", "Stopping"),
+        ("Stopping", "Stopped"),
     ]
     events = []
-    for index in range(1000):
+    for index in range(1002):
         old, new = steps[index % 4]
         writes.expect(change("vms.vm1", old, new))
         events.append(make("vms.vm1", "stateChanged", data=({"old": old, "new": new},)))
@@ -81,3 +98,56 @@ def test_many_changes_of_one_resource_in_one_batch_store_where_it_ended(store: H
     stored = states.get("vms.vm1")
     assert stored is not None and (stored.state, stored.event_id) == ("Running", events[-1].id)
     assert writes._pending == {}  # every change found its event
+
+
+@pytest.mark.parametrize("kind", SQL_BACKENDS)
+def test_a_change_from_a_state_the_resource_left_is_refused_with_its_event(
+    kind: str, make_store: Any
+) -> None:
+    """Two writers decide a transition from the same stored state: the first commit wins; the
+    second's compare-and-set finds the new state, so its event is not stored and its future
+    fails with StaleResourceState as the cause; its change is no longer pending."""
+    store = make_store(kind)
+    states = open_resource_states(store)
+    writes = StateWrites(states)
+    store.add_same_commit(writes)
+    make = EventMaker()
+    writes.expect(change("vms.vm1", "Stopped", "Starting"))
+    won = make("vms.vm1", "stateChanged", data=({"old": "Stopped", "new": "Starting"},))
+    store.append(won).result(5)
+    # Decided from Stopped too (it read the state before the first commit), as a node would.
+    lost_change = change("vms.vm1", "Stopped", "Destroyed")
+    writes.expect(lost_change)
+    lost = make("vms.vm1", "stateChanged", data=({"old": "Stopped", "new": "Destroyed"},))
+    other = make("vms.vm2", "stateChanged", data=({"old": "Stopped", "new": "Starting"},))
+    writes.expect(change("vms.vm2", "Stopped", "Starting"))
+    futures = [store.append(lost), store.append(other)]  # one batch: the good one is kept
+    with pytest.raises(HistoryError) as raised:
+        futures[0].result(5)
+    assert isinstance(raised.value.__cause__, StaleResourceState)
+    assert "vms.vm1 is no longer Stopped: another node changed its state" in str(raised.value)
+    assert futures[1].result(5) is other
+    assert {path: row.state for path, row in states.all().items()} == {
+        "vms.vm1": "Starting",
+        "vms.vm2": "Starting",
+    }
+    assert writes.latest("vms.vm1") is None and writes._pending == {}
+    from linkserver.history.base import HistoryQuery
+
+    stored = store.query(HistoryQuery(names=("stateChanged",), newest_first=False)).events
+    assert [e.id for e in stored] == [won.id, other.id]
+
+
+@pytest.mark.parametrize("kind", SQL_BACKENDS)
+def test_a_change_from_a_state_other_than_the_initial_needs_a_row_in_it(kind: str, make_store: Any) -> None:
+    """No row means the initial state: a change from any other state finds nothing to set."""
+    store = make_store(kind)
+    states = open_resource_states(store)
+    writes = StateWrites(states)
+    store.add_same_commit(writes)
+    make = EventMaker()
+    writes.expect(change("vms.vm1", "Running", "Stopping"))
+    with pytest.raises(HistoryError) as raised:
+        store.append(make("vms.vm1", "stateChanged", data=({"old": "Running", "new": "Stopping"},))).result(5)
+    assert isinstance(raised.value.__cause__, StaleResourceState)
+    assert states.all() == {} and writes._pending == {}
