@@ -30,7 +30,8 @@ def test_an_admin_makes_a_token_that_works_at_once_and_is_refused_at_once_after_
         assert made.json()["api_token"]["grants"] == {"devices.**": "operator"}
         assert made.json()["api_token"]["expires"] is None
         listed = admin.get("/tokens").json()["tokens"]
-        assert [t["name"] for t in listed] == ["plc_line3"]
+        # The server is the session's: other modules' tokens may be listed too (test_auth's short_lived).
+        assert "plc_line3" in [t["name"] for t in listed]
         assert token.split(".", 1)[1] not in json.dumps(listed)  # the secret is shown once only
         with live.client(token=token) as plc:
             assert plc.get("/me").json()["user"] == "plc_line3"
