@@ -168,6 +168,10 @@ def test_decode_refuses_what_is_not_a_json_object() -> None:
     from linkserver.client.stream import decode
 
     assert decode('{"type": "pong"}') == {"type": "pong"}
+    # The values json.loads gives: integers of any size stay int, bytes are read as UTF-8.
+    big = 2**70 + 1
+    assert decode(f'{{"n": {big}, "f": 1.5, "s": "é"}}'.encode()) == {"n": big, "f": 1.5, "s": "é"}
+    assert type(decode('{"n": 3}')["n"]) is int
     with pytest.raises(ProtocolError, match="not JSON"):
         decode("<html>")
     with pytest.raises(ProtocolError, match="not an object"):
