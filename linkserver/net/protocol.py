@@ -345,8 +345,10 @@ class Session:
                 "unsubscribe from one first"
             )
         sid = f"s{next(self._ids)}"
-        # Events offered from now on are fired after this moment; replayed ids from a second
-        # before it on are remembered, so that nothing is sent twice.
+        # Local events offered from now on are fired after this moment (the replay's second
+        # pass reads again from a second before it); events from other nodes may come live
+        # much later than they were fired, so replayed ids are remembered from further back
+        # (REPLAY_DEDUPE_WINDOW), so that nothing is sent twice.
         now = datetime.now(UTC)
         floor = first_id_at(now - timedelta(seconds=1))
         dedupe_from = first_id_at(now - timedelta(seconds=REPLAY_DEDUPE_WINDOW))
