@@ -136,3 +136,51 @@ def step(job: Job, what: Step, when: datetime, **changes: object) -> Job:
         return attrs.evolve(job, **changes)  # type: ignore[arg-type]
     final = JobStatus.COMPLETED if what is Step.COMPLETE else JobStatus.FAILED
     return attrs.evolve(job, status=final, finished=when, **changes)  # type: ignore[arg-type]
+
+
+def fold(
+    known: Job | None,
+    name: str,
+    record: dict[str, object],
+    *,
+    context: str,
+    author: str | None,
+    when: datetime,
+    start_within: timedelta | None,
+    timeout: timedelta | None,
+) -> Job:
+    """The job after its event ``name`` (``jobScheduled``... or ``jobHanging``) with data
+    ``record``, fired in ``context`` at ``when``; ``known`` is the job before it (None: unknown).
+
+    An unknown job is begun by ``jobScheduled`` or ``jobStarted`` (with ``start_within`` and
+    ``timeout``); anything else raises: JobNotFound (an unknown job), JobExists (an id used
+    again), JobError (out of order, after its end). ``jobHanging`` marks a job hanging once.
+    The same rules are the SQL of linkserver/history/jobs.py."""
+    job_id = str(record["job_id"])
+    if name == HANGING:
+        if known is None:
+            raise JobNotFound(job_id)
+        if known.hanging is not None or known.status.finished:
+            raise JobError(f"job {job_id} ({known.type}) is reported hanging already or has ended")
+        return attrs.evolve(known, hanging=str(record.get("message") or "hanging"))
+    what = STEP_OF_EVENT[name]
+    if known is None:
+        if what not in (Step.SCHEDULE, Step.START):
+            raise JobNotFound(job_id)
+        user = record.get("user")
+        message = record.get("message")
+        return Job(
+            id=job_id,
+            type=str(record.get("job_type")),
+            resource=context,
+            user=str(user) if user is not None else author,
+            asynchronous=bool(record.get("asynchronous", True)),
+            status=JobStatus.SCHEDULED if what is Step.SCHEDULE else JobStatus.STARTED,
+            scheduled=when if what is Step.SCHEDULE else None,
+            started=when if what is Step.START else None,
+            message=str(message) if message is not None else None,
+            start_within=start_within,
+            timeout=timeout,
+        )
+    changes = {k: record[k] for k in ("progress", "message", "result") if record.get(k) is not None}
+    return step(known, what, when, **changes)

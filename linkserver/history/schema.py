@@ -18,6 +18,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -317,6 +318,30 @@ api_tokens = Table(
     Column("grants", Text, nullable=False),
     Column("created", UtcDateTime, nullable=False),
     Column("expires", UtcDateTime, nullable=True),
+)
+
+# The job view (linkserver/history/jobs.py): one row per job id, written in the commit of the
+# job events that move it (a same-commit hook), so every node and every restart sees the same jobs.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("resource", ContextPath, nullable=False),
+    Column("user", Text, nullable=True),
+    Column("asynchronous", Boolean, nullable=False),
+    Column("status", Text, nullable=False),  # scheduled, started, completed, failed
+    Column("scheduled", UtcDateTime, nullable=True),
+    Column("started", UtcDateTime, nullable=True),
+    Column("finished", UtcDateTime, nullable=True),
+    Column("progress", Integer, nullable=True),
+    Column("message", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("start_within", Float, nullable=True),  # seconds
+    Column("timeout", Float, nullable=True),  # seconds
+    Column("hanging", Text, nullable=True),  # why jobHanging was fired (once per job)
+    Column("event_id", BigInteger, nullable=False),  # the last job event that moved it
+    Index("ix_jobs_status", "status"),
 )
 
 EVENT_COLUMNS = tuple(column.name for column in events.columns)

@@ -89,7 +89,7 @@ class LinkServer:
         self.users = UserDirectory(config.users, self.engine)
         self.device_owners = DeviceOwners(self.tree)  # which controller drives which device
         self.resources = Resources(self.engine, self.history)  # state machines (server/resources.py)
-        self.jobs = JobTracker(self.engine)  # job events and hanging jobs (server/jobs.py)
+        self.jobs = JobTracker(self.engine, self.history)  # job events and hanging jobs (server/jobs.py)
         self.alarms = Alarms(self.engine, self.history, self.access, config.sections.get("alarms"))
         self.purger.also.append(("cleared alarms", self.alarms.purge))  # the alarm list (server/alarms.py)
         self.purger.jobs.append(("alarm auto_clear", self.alarms.settings.sweep_interval, self.alarms.sweep))

@@ -5,15 +5,23 @@ Each job step is an event in the context of the resource the job works on
 ``jobFailed``; contexts/jobs.yaml), carrying the job id, type, resource, user
 and outcome. Steps requested here are checked first (core/jobs.py: a
 ``completed`` before ``started`` or a reused id is refused and nothing is
-fired). Job events fired some other way (``/fire``, a remote controller,
-another node) are folded in as they are delivered; one that does not fit is
-kept in history as fired and answered with a ``jobWarning`` event naming the
-problem, and it moves no state machine (JobTracker.fits). A checker thread
-fires ``jobHanging`` once for a job not started within its start limit or not
-finished within its timeout.
+fired). Job events fired some other way on this node (``/fire``, a remote
+controller, a bridge) are judged as they are delivered; one that does not fit
+is kept in history as fired and answered with a ``jobWarning`` event naming the
+problem, and it moves no state machine (JobTracker.fits).
 
-Jobs live in memory: current ones and the most recent finished ones
-(``keep``). After a restart the view starts empty; the events stay in history.
+Jobs are kept in the history database (history/jobs.py: the ``jobs`` table,
+written in the commit of the job events), so the view survives a restart and
+is the same on every node. A step is decided against the committed job, or
+against this node's own job events not committed yet. On a shared database a
+requested step waits for its commit: when another node moved the job first,
+the step is decided again (and refused when it no longer fits).
+
+Once a second, the node holding the ``jobs`` lock (:meth:`HistoryStore.exclusive`:
+one node of a cluster) fires ``jobHanging`` for a job not started within its
+start limit or not finished within its timeout. The job's row is marked in the
+same commit, only if it was not marked before, so a job is reported once, across
+nodes and restarts.
 """
 
 from __future__ import annotations
@@ -22,14 +30,14 @@ import collections
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
 
-from linkserver.core.errors import LinkServerError
-from linkserver.core.events import Event
+from linkserver.core.errors import HistoryError, LinkServerError
+from linkserver.core.events import Event, node_of
 from linkserver.core.jobs import (
     HANGING,
     STEP_OF_EVENT,
@@ -44,6 +52,8 @@ from linkserver.core.jobs import (
 )
 from linkserver.core.paths import display, parse_path
 from linkserver.core.permissions import Principal
+from linkserver.history.base import HistoryStore
+from linkserver.history.jobs import JobWrites, Limits, StaleJob, apply, open_job_store
 from linkserver.server.delivery import Subscription
 from linkserver.server.engine import Engine
 
@@ -54,7 +64,10 @@ DEFAULT_TIMEOUT = timedelta(minutes=10)
 DEFAULT_KEEP = 1000
 CHECK_INTERVAL = 1.0
 VERDICTS = 10_000  # the verdicts on recent job events kept for a second look (see JobTracker.fits)
+COMMITTED = 10_000  # ids of job events committed lately (a late look must not shadow the table)
 COMPONENT = "linkserver"
+SHARED_WAIT = 30.0  # seconds a step on a shared database waits for its commit
+LOCK = "jobs"
 
 
 def _now() -> datetime:
@@ -62,11 +75,12 @@ def _now() -> datetime:
 
 
 class JobTracker:
-    """Current and recent jobs of one engine. Thread-safe."""
+    """Current and recent jobs of one engine, kept in ``history``'s database. Thread-safe."""
 
     def __init__(
         self,
         engine: Engine,
+        history: HistoryStore | None = None,
         *,
         start_within: timedelta = DEFAULT_START_WITHIN,
         timeout: timedelta = DEFAULT_TIMEOUT,
@@ -75,10 +89,18 @@ class JobTracker:
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.engine = engine
+        self.history = history if history is not None else engine.history
         self.start_within, self.timeout, self.keep = start_within, timeout, keep
         self.check_interval = check_interval
         self.clock = clock
-        self._jobs: collections.OrderedDict[str, Job] = collections.OrderedDict()
+        self.store = open_job_store(self.history)
+        self.writes = JobWrites(self.store, Limits(start_within, timeout))
+        self.writes.watchers.append(self._settled)
+        self.history.add_same_commit(self.writes)
+        # This node's job events not committed yet: job id -> (the job after it, the event id).
+        self._pending: dict[str, tuple[Job, int]] = {}
+        self._committed: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._pending_lock = threading.Lock()  # never held while firing (the writer takes it)
         self._verdicts: collections.OrderedDict[int, bool] = collections.OrderedDict()  # event id -> fits
         self._lock = threading.RLock()
         self._own = threading.local()  # set while this tracker fires: its own events are not folded in
@@ -124,7 +146,8 @@ class JobTracker:
     ) -> Job:
         """A new job (``start``: started at once; a synchronous job always is).
 
-        JobExists for an id in use; the resource must define the job events (EventNotDefined).
+        JobExists for an id in use (also by a job that ended, or on another node); the
+        resource must define the job events (EventNotDefined).
         """
         path = parse_path(resource)
         now = self.clock()
@@ -134,19 +157,23 @@ class JobTracker:
             resource=path,
             user=_name(by),
             asynchronous=asynchronous,
-            status=JobStatus.SCHEDULED,
-            scheduled=now,
+            status=JobStatus.SCHEDULED if asynchronous else JobStatus.STARTED,
+            scheduled=now if asynchronous else None,
+            started=None if asynchronous else now,
             message=message,
             start_within=start_within or self.start_within,
             timeout=timeout or self.timeout,
         )
         with self._lock:
-            if job.id in self._jobs:
+            if self._current(job.id) is not None:
                 raise JobExists(job.id)
-            if asynchronous:
-                self._fire(job, Step.SCHEDULE, by)
-            self._remember(job)
-        if start or not asynchronous:
+            try:
+                job = self._fire(job, Step.SCHEDULE if asynchronous else Step.START, by)
+            except HistoryError as exc:
+                if isinstance(exc.__cause__, StaleJob):  # another node took the id meanwhile
+                    raise JobExists(job.id) from None
+                raise
+        if start and asynchronous:
             return self.advance(job.id, Step.START, by=by, message=message)
         return job
 
@@ -162,64 +189,105 @@ class JobTracker:
     ) -> Job:
         """Apply one step (start, progress, complete, fail) and fire its event.
 
-        JobNotFound for an unknown id, JobError for a step out of order; then nothing is fired.
+        JobNotFound for an unknown id, JobError for a step out of order (also when another
+        node's step of the job came first); then nothing is fired.
         """
+        changes: dict[str, Any] = {}
+        if progress is not None:
+            changes["progress"] = progress
+        if message is not None:
+            changes["message"] = message
+        if result is not None:
+            changes["result"] = result
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise JobNotFound(job_id)
-            changes: dict[str, Any] = {}
-            if progress is not None:
-                changes["progress"] = progress
-            if message is not None:
-                changes["message"] = message
-            if result is not None:
-                changes["result"] = result
-            if what is Step.COMPLETE:
-                changes.setdefault("progress", 100 if job.asynchronous else None)
-            after = step(job, what, self.clock(), **changes)
-            self._fire(after, what, by)
-            self._remember(after)
-            return after
+            for attempt in (1, 2, 3):
+                job = self._current(job_id)
+                if job is None:
+                    raise JobNotFound(job_id)
+                if what is Step.COMPLETE:
+                    changes.setdefault("progress", 100 if job.asynchronous else None)
+                after = step(job, what, self.clock(), **changes)
+                try:
+                    return self._fire(after, what, by)
+                except HistoryError as exc:
+                    if not isinstance(exc.__cause__, StaleJob) or attempt == 3:
+                        raise
+                    continue  # another node moved the job: decide again against it
+        raise AssertionError("unreachable")
 
     # -- reading -----------------------------------------------------------
 
     def get(self, job_id: str) -> Job:
-        with self._lock:
-            job = self._jobs.get(job_id)
+        job = self._current(job_id)
         if job is None:
             raise JobNotFound(job_id)
         return job
 
     def list(self, *, status: str | None = None, resource: str | None = None, limit: int = 100) -> list[Job]:
         """Newest first (by when they were scheduled or started)."""
-        with self._lock:
-            jobs = list(self._jobs.values())
-        if status is not None:
-            jobs = [j for j in jobs if j.status == status]
-        if resource is not None:
-            path = parse_path(resource)
-            jobs = [j for j in jobs if j.resource == path]
-        jobs.sort(key=lambda j: j.started or j.scheduled or datetime.min.replace(tzinfo=UTC), reverse=True)
+        path = parse_path(resource) if resource is not None else None
+        found = {job.id: job for job in self.store.list(status=status, resource=path, limit=limit)}
+        with self._pending_lock:
+            pending = [job for job, _ in self._pending.values()]
+        for job in pending:  # this node's own steps not committed yet
+            if (status is None or job.status == status) and (path is None or job.resource == path):
+                found[job.id] = job
+            elif job.id in found:
+                del found[job.id]
+        jobs = sorted(sorted(found.values(), key=lambda j: j.id), key=_begun, reverse=True)  # as the table
         return jobs[:limit]
+
+    def _current(self, job_id: str) -> Job | None:
+        with self._pending_lock:
+            pending = self._pending.get(job_id)
+        if pending is not None:
+            return pending[0]
+        return self.store.get(job_id)
+
+    def _pend(self, job: Job, event_id: int) -> None:
+        with self._pending_lock:
+            if event_id not in self._committed:  # committed already: the table has it
+                self._pending[job.id] = (job, event_id)
+
+    def _settled(self, events: Sequence[Event]) -> None:
+        """Job events committed or rejected (in the committing thread): the table has the truth."""
+        with self._pending_lock:
+            for event in events:
+                self._committed[event.id] = None
+                known = self._pending.get(str(event.record.get("job_id")))
+                if known is not None and known[1] <= event.id:
+                    del self._pending[known[0].id]
+            while len(self._committed) > COMMITTED:
+                self._committed.popitem(last=False)
 
     # -- hanging jobs --------------------------------------------------------
 
     def check(self) -> list[Job]:
-        """Fire jobHanging for each job overdue now (once per job); returns them."""
-        now = self.clock()
-        found = []
-        with self._lock:
-            for job in list(self._jobs.values()):
+        """Fire jobHanging for each job overdue now, once per job, if this node holds the
+        ``jobs`` lock (one node of a cluster checks); returns the jobs reported."""
+        with self.history.exclusive(LOCK) as mine:
+            if not mine:
+                return []
+            now = self.clock()
+            found = []
+            for job in self.store.unfinished():
                 reason = job.overdue(now)
-                if reason is None:
+                if reason is None or self._current(job.id) != job:  # moved on meanwhile
                     continue
                 marked = attrs.evolve(job, hanging=reason)
-                self._jobs[job.id] = marked
+                try:
+                    self._fire_event(marked, HANGING, None, reason, expect=True, wait=True)
+                except HistoryError as exc:
+                    if isinstance(exc.__cause__, StaleJob):  # reported already, or it ended meanwhile
+                        continue
+                    raise
+                except LinkServerError:
+                    log.warning("job %s in %s: %s (%s is not defined there)", job.id,
+                                display(job.resource), reason, HANGING)  # fmt: skip
+                    continue
                 found.append(marked)
-        for job in found:
-            self._fire_quietly(job, HANGING, job.hanging)
-        return found
+            self.store.trim(self.keep)
+            return found
 
     def _run(self) -> None:
         while not self._stop.wait(self.check_interval):
@@ -231,22 +299,25 @@ class JobTracker:
     # -- events ------------------------------------------------------------
 
     def _observe(self, event: Event) -> None:
-        """A job event delivered (fired elsewhere, or by another node): fold it in."""
+        """A job event delivered (fired elsewhere on this node): fold it in."""
         self.fits(event)
 
     def fits(self, event: Event) -> bool:
-        """Whether a delivered job event agrees with what the tracker knows of its job.
+        """Whether a delivered job event agrees with what is known of its job.
 
-        The first look folds the event in (or answers it with ``jobWarning``); later looks at the
-        same event (the state machines ask too, before moving a resource on it) get the same
-        verdict. False only for an event that contradicts a job the tracker knows (out of order,
-        after its end, an id used again): such an event changes nothing. An event of a job the
-        tracker does not know gets its warning but fits: the job may have been lost (a restart),
-        and its events still count.
+        The first look judges the event (and answers one that does not fit with
+        ``jobWarning``); later looks at the same event (the state machines ask too, before
+        moving a resource on it) get the same verdict. False only for an event that
+        contradicts a known job (out of order, after its end, an id used again): such an
+        event changes nothing. An event of an unknown job gets its warning but fits: its job
+        may be gone (trimmed, or from before jobs were kept), and its events still count.
+        An event fired on another node was judged there: it fits here.
         """
         if getattr(self._own, "firing", False) or event.name not in STEP_OF_EVENT:
             return True  # this tracker's own events were checked before they were fired
         if not isinstance(event.record.get("job_id"), str):
+            return True
+        if node_of(event.id) != self.engine.node_id:
             return True
         with self._lock:
             verdict = self._verdicts.get(event.id)
@@ -263,33 +334,11 @@ class JobTracker:
 
     def _fold(self, event: Event) -> tuple[bool, Job | None, str | None]:
         """``(fits, the job of a jobWarning to fire, its message)``; under the lock."""
-        what = STEP_OF_EVENT[event.name]
         record = event.record
         job_id = record["job_id"]
-        when = event.created
-        known = self._jobs.get(job_id)
+        known = self._current(job_id)
         try:
-            if known is None:
-                if what not in (Step.SCHEDULE, Step.START):
-                    raise JobNotFound(job_id)
-                job = Job(
-                    id=job_id,
-                    type=str(record.get("job_type")),
-                    resource=event.context,
-                    user=record.get("user") or event.author,
-                    asynchronous=bool(record.get("asynchronous", True)),
-                    status=JobStatus.SCHEDULED if what is Step.SCHEDULE else JobStatus.STARTED,
-                    scheduled=when if what is Step.SCHEDULE else None,
-                    started=when if what is Step.START else None,
-                    message=record.get("message"),
-                    start_within=self.start_within,
-                    timeout=self.timeout,
-                )
-            else:
-                changes = {
-                    k: record[k] for k in ("progress", "message", "result") if record.get(k) is not None
-                }
-                job = step(known, what, when, **changes)
+            job = apply(known, event, self.writes.limits)
         except (JobError, JobNotFound, JobExists) as exc:
             problem = Job(
                 id=job_id,
@@ -299,20 +348,24 @@ class JobTracker:
                 status=known.status if known is not None else JobStatus.SCHEDULED,
             )
             return known is None, problem, f"{event.name} (event {event.id}) does not fit: {exc}"
-        self._remember(job)
+        self._pend(job, event.id)
         return True, None, None
 
-    def _remember(self, job: Job) -> None:
-        self._jobs[job.id] = job
-        self._jobs.move_to_end(job.id)
-        finished = [j.id for j in self._jobs.values() if j.status.finished]
-        for old in finished[: max(0, len(finished) - self.keep)]:
-            del self._jobs[old]
+    def _fire(self, job: Job, what: Step, by: Principal | str | None) -> Job:
+        """Fire ``what`` of ``job`` (the job after it); the job with the event's time, as stored."""
+        event = self._fire_event(job, what.event, by, job.message, expect=True, wait=self.history.shared)
+        return _stamped(job, event)
 
-    def _fire(self, job: Job, what: Step, by: Principal | str | None) -> Event:
-        return self._fire_event(job, what.event, by, job.message)
-
-    def _fire_event(self, job: Job, name: str, by: Principal | str | None, message: str | None) -> Event:
+    def _fire_event(
+        self,
+        job: Job,
+        name: str,
+        by: Principal | str | None,
+        message: str | None,
+        *,
+        expect: bool = False,
+        wait: bool = False,
+    ) -> Event:
         data = {
             "job_id": job.id,
             "job_type": job.type,
@@ -323,11 +376,28 @@ class JobTracker:
             "message": message,
             "result": job.result,
         }
+        if expect:
+            self.writes.expect(job.id, name, Limits(job.start_within or self.start_within,
+                                                    job.timeout or self.timeout))  # fmt: skip
         self._own.firing = True
         try:
-            return self.engine.fire(job.resource, name, data, author=by if by is not None else COMPONENT)
+            event = self.engine.fire(
+                job.resource,
+                name,
+                data,
+                author=by if by is not None else COMPONENT,
+                durable=wait,
+                timeout=SHARED_WAIT if wait else None,
+            )
+        except BaseException as exc:
+            if expect and not isinstance(exc, (HistoryError, TimeoutError)):  # never queued
+                self.writes.dropped(job.id, name)
+            raise
         finally:
             self._own.firing = False
+        if name != WARNING:
+            self._pend(_stamped(job, event), event.id)
+        return event
 
     def _fire_quietly(self, job: Job, name: str, message: str | None) -> None:
         try:
@@ -336,6 +406,24 @@ class JobTracker:
             log.warning(
                 "job %s in %s: %s (%s is not defined there)", job.id, display(job.resource), message, name
             )
+
+
+_TIME_OF = {
+    "jobScheduled": "scheduled",
+    "jobStarted": "started",
+    "jobCompleted": "finished",
+    "jobFailed": "finished",
+}
+
+
+def _stamped(job: Job, event: Event) -> Job:
+    """``job`` with the time of ``event`` where its step keeps one: the table keeps the event's."""
+    field = _TIME_OF.get(event.name)
+    return attrs.evolve(job, **{field: event.created}) if field is not None else job  # type: ignore[misc]
+
+
+def _begun(job: Job) -> datetime:
+    return job.started or job.scheduled or datetime.min.replace(tzinfo=UTC)
 
 
 def _name(by: Principal | str | None) -> str | None:

@@ -34,7 +34,7 @@ from typing import Any
 
 from linkserver.core.categories import STATE_CHANGED
 from linkserver.core.errors import ContextNotFound, HistoryError, LinkServerError, PermissionDenied
-from linkserver.core.events import Event
+from linkserver.core.events import Event, node_of
 from linkserver.core.levels import Permission
 from linkserver.core.paths import display, parse_path
 from linkserver.core.permissions import Principal
@@ -283,6 +283,8 @@ class Resources:
 
     def _on_event(self, event: Event) -> None:
         """An event some machine is triggered by: move its resource if its machine says so."""
+        if node_of(event.id) != self.engine.node_id:
+            return  # fired on another node: that node moves the resource (once, not once per node)
         context = self.tree.find(event.context)
         if context is None:
             return

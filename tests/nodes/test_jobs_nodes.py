@@ -1,0 +1,110 @@
+"""Jobs on several nodes sharing one PostgreSQL: one job view on every node, steps of one job on
+any node, a step that lost to another node's refused, and a hanging job reported once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nodes_helpers import CONTEXTS
+
+from linkserver.core.jobs import JobError, JobExists, JobStatus, Step
+from linkserver.history.base import HistoryQuery
+from linkserver.loading.config import ServerConfig
+from linkserver.loading.contexts import load_contexts
+from linkserver.server.app import LinkServer
+
+
+@pytest.fixture
+def make_node(shared_url: str, tmp_path: Path) -> Iterator[Callable[[int], LinkServer]]:
+    made: list[LinkServer] = []
+
+    def make(node_id: int) -> LinkServer:
+        config = ServerConfig.default(tmp_path / f"node{node_id}", database_url=shared_url, node_id=node_id)
+        server = LinkServer(config, load_contexts([CONTEXTS])).start()
+        server.jobs.stop()  # no checker threads: the test runs check() where it wants
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+def stored(server: LinkServer, name: str) -> list[str]:
+    page = server.history.query(HistoryQuery(names=(name,), newest_first=False))
+    return [e.record["job_id"] for e in page.events]
+
+
+def test_one_job_view_on_every_node_and_steps_on_any(make_node: Callable[[int], LinkServer]) -> None:
+    a, b = make_node(1), make_node(2)
+    a.jobs.schedule("ROOT.CHECK", job_id="j1", by="ctl")
+    assert b.jobs.get("j1").status is JobStatus.SCHEDULED  # committed before schedule returned
+    b.jobs.advance("j1", Step.START, by="ctl")
+    a.jobs.advance("j1", Step.PROGRESS, by="ctl", progress=50, message="half")
+    with pytest.raises(JobExists):
+        b.jobs.schedule("ROOT.CHECK", job_id="j1", by="ctl")
+    b.jobs.advance("j1", Step.COMPLETE, by="ctl", result="fine")
+    seen = [[(j.id, j.status, j.progress, j.message, j.result) for j in node.jobs.list()] for node in (a, b)]
+    assert seen[0] == seen[1] == [("j1", JobStatus.COMPLETED, 100, "half", "fine")]
+    with pytest.raises(JobError, match="already completed"):
+        a.jobs.advance("j1", Step.FAIL, by="ctl")
+    assert stored(a, "jobWarning") == []
+
+
+def test_two_nodes_ending_one_job_at_once_give_one_end_and_one_refusal(
+    make_node: Callable[[int], LinkServer],
+) -> None:
+    a, b = make_node(1), make_node(2)
+    rounds = 10
+    for index in range(rounds):
+        a.jobs.schedule("ROOT.CHECK", job_id=f"r{index}", by="ctl", start=True)
+    barrier = threading.Barrier(2)
+
+    def end(server: LinkServer, job_id: str, what: Step) -> Any:
+        barrier.wait(10)
+        try:
+            return server.jobs.advance(job_id, what, by=f"node{server.node_id}")
+        except JobError as exc:
+            return exc
+
+    with ThreadPoolExecutor(2) as pool:
+        for index in range(rounds):
+            job_id = f"r{index}"
+            outcomes = [
+                f.result(30)
+                for f in [pool.submit(end, a, job_id, Step.COMPLETE), pool.submit(end, b, job_id, Step.FAIL)]
+            ]
+            refused = [o for o in outcomes if isinstance(o, JobError)]
+            assert len(refused) == 1, outcomes
+            assert "nothing may follow its end" in str(refused[0])
+            ended = a.jobs.get(job_id)
+            assert ended.status in (JobStatus.COMPLETED, JobStatus.FAILED)
+            assert b.jobs.get(job_id).status is ended.status
+    ends = stored(a, "jobCompleted") + stored(a, "jobFailed")
+    assert sorted(ends) == sorted(f"r{index}" for index in range(rounds))  # one end event per job
+
+
+def test_a_hanging_job_is_reported_once_whichever_node_checks(make_node: Callable[[int], LinkServer]) -> None:
+    a, b = make_node(1), make_node(2)
+    a.jobs.schedule("ROOT.CHECK", job_id="slow", by="ctl", start_within=timedelta(milliseconds=1))
+    found: list[str] = []
+    for _ in range(500):  # until it is 1 ms overdue; each node checks in turn
+        for node in (a, b):
+            found += [job.id for job in node.jobs.check()]
+        if found:
+            break
+    for node in (a, b, a, b):
+        found += [job.id for job in node.jobs.check()]
+    assert found == ["slow"]
+    assert stored(b, "jobHanging") == ["slow"]
+    assert (
+        b.jobs.get("slow").hanging
+        == a.jobs.get("slow").hanging
+        == ("not started within 0.001 s of being scheduled")
+    )
