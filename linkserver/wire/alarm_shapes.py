@@ -59,8 +59,8 @@ class Cleared(Shape):
 
 
 class Alarm(Shape):
-    """One alarm: ``event`` is its last event's id; ``message`` (when the definition has one)
-    that event's message."""
+    """One alarm: ``event`` is its last event's id; ``message`` that event's message, rendered
+    as GET /events/{id} renders it (null once the event is no longer stored)."""
 
     id: int
     key: str
