@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nodes_helpers import CONTEXTS
+from nodes_helpers import CONTEXTS, Node
 
 from linkserver.core.jobs import JobError, JobExists, JobStatus, Step
 from linkserver.history.base import HistoryQuery
@@ -108,3 +108,33 @@ def test_a_hanging_job_is_reported_once_whichever_node_checks(make_node: Callabl
         == a.jobs.get("slow").hanging
         == ("not started within 0.001 s of being scheduled")
     )
+
+
+def test_two_serve_processes_share_the_job_view_and_it_outlives_a_node(
+    start_nodes: Callable[..., list[Node]],
+) -> None:
+    a, b = start_nodes(2)
+    token = a.login("operator")
+    with a.http(token) as http:
+        answer = http.post("/jobs", json={"type": "ROOT.CHECK", "id": "p1", "start": True})
+        assert answer.status_code == 201, answer.text
+    with b.http(token) as http:
+        assert http.get("/jobs/p1").json()["job"]["status"] == "started"
+        answer = http.post("/jobs/p1/progress", json={"progress": 40, "message": "half way"})
+        assert answer.status_code == 200, answer.text
+    a.stop()  # the node that scheduled it is gone; the job is not
+    (c,) = start_nodes(1)
+    with c.http(token) as http:
+        [job] = http.get("/jobs").json()["jobs"]
+        assert (job["id"], job["status"], job["progress"], job["message"]) == (
+            "p1",
+            "started",
+            40,
+            "half way",
+        )
+        assert http.post("/jobs/p1/complete", json={"result": "ok"}).status_code == 200
+    with b.http(token) as http:
+        answer = http.post("/jobs/p1/fail", json={"result": "late"})
+        assert answer.status_code == 409, answer.text
+        assert "already completed; nothing may follow its end" in answer.json()["error"]["message"]
+        assert http.get("/jobs/p1").json()["job"]["result"] == "ok"
