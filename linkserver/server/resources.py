@@ -74,6 +74,7 @@ class Resources:
         self.writes.watchers.append(self._committed)
         history.add_same_commit(self.writes)
         self.history = history
+        self.shared = history.shared
         # One process on its database: the stored states, kept here (resources that left their
         # initial state). Several nodes: unused, the database is read.
         self._states: dict[str, str] = {}
@@ -83,12 +84,10 @@ class Resources:
         # that contradicts the job it names moves nothing); each is asked once per event.
         self.checks: list[Callable[[Event], bool]] = []
 
-    @property
-    def shared(self) -> bool:
-        """Other nodes change states in this database too: read it rather than a copy."""
-        return self.history.shared
-
     def start(self) -> None:
+        # Other nodes change states in this database too: read it rather than a copy (kept as an
+        # attribute: a transition asks twice, and the store's answer does not change).
+        self.shared = self.history.shared
         if not self.shared:
             self._states = {path: row.state for path, row in self.store.all().items()}
         machines = self.machines()
