@@ -5,7 +5,11 @@
    persistent ``measurement`` events over one WebSocket in batches of 100,
    4 batches in flight, ``durable`` (each answer waits for the SQLite
    commit), against a server in a subprocess (``python -m
-   linkserver.net.serve``). Next to it, this process publishes persistent
+   linkserver.net.serve``) with ``history.durability: fsync``: an answer
+   means the event was synced to the disk, as RabbitMQ confirms a
+   persistent message routed to a durable queue once it is persisted to
+   disk (its message store fsyncs in batches, as our writer commits in
+   groups). Next to it, this process publishes persistent
    messages (delivery_mode=2) of the same size to a durable queue of the
    local RabbitMQ with publisher confirms, in batches of the same size with
    the same number of batches in flight (pika BlockingConnection).
@@ -20,6 +24,8 @@
 3. Latency: N subscribers receive events fired at R events/s; fire-to-receive
    p50/p99 from the firing time carried in the event (its value) or message.
    Like for like: each subscriber is a connection of its own on both sides.
+   (A server of its own, with the default durability: nothing here waits
+   for a commit.)
    Ours: N AsyncClient subscriptions, each its own WebSocket, spread over two
    net_receivers.py subprocesses (one asyncio loop each); the firer sends
    the events over one WebSocket, not durable. RabbitMQ: N consumers, each
@@ -40,6 +46,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -49,6 +56,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +94,9 @@ def free_port() -> int:
 # -- the server ------------------------------------------------------------------
 
 
-def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
+def start_server(
+    tmp: Path, durability: str = "commit"
+) -> tuple[subprocess.Popen[bytes], str, dict[str, Any]]:
     port = free_port()
     config = tmp / "config" / "linkserver.yaml"
     config.parent.mkdir(parents=True)
@@ -97,6 +107,8 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, Any
         f"  listen: 127.0.0.1:{port}\n"
         "delivery:\n"
         "  queue_size: 100000\n"
+        "history:\n"
+        f"  durability: {durability}\n"
     )
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
@@ -122,6 +134,21 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, Any
         time.sleep(0.05)
     process.kill()
     raise SystemExit(f"the server did not start within 30 s:\n{(tmp / 'server.log').read_text()}")
+
+
+@contextlib.contextmanager
+def running(tmp: Path, durability: str) -> Iterator[Any]:
+    """A logged-in client of a new server in ``tmp`` with ``history.durability: durability``,
+    holding the benchmark's context; the server is stopped afterwards."""
+    from linkserver.client import Client
+
+    process, url, credentials = start_server(tmp, durability)
+    try:
+        with Client(url, user=credentials["user"], password=credentials["password"]) as client:
+            client.add_context(CONTEXT, description="benchmark device")
+            yield client
+    finally:
+        stop_server(process)
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
@@ -399,8 +426,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="seconds per round of the latency goal's load")
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     args = parser.parse_args()
-    from linkserver.client import Client
-
     mode = "quick" if args.quick else "full"
     total, rounds, batch, window = SETTINGS[mode]
     loads = list(LOADS[mode])
@@ -410,41 +435,38 @@ def main() -> None:
     results: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
     rabbit = durable = rabbit_single = single = None
     with tempfile.TemporaryDirectory(prefix="linkserver-bench-") as directory:
-        process, url, credentials = start_server(Path(directory))
-        try:
-            with Client(url, user=credentials["user"], password=credentials["password"]) as client:
-                client.add_context(CONTEXT, description="benchmark device")
-                if not args.latency_only:
-                    durable = ws_fire_rate(client, total, rounds, batch, window, durable=True)
-                    fast = ws_fire_rate(client, total, rounds, batch, window, durable=False)
+        if not args.latency_only:
+            # fsync: what RabbitMQ's confirms of persistent messages mean (see the docstring).
+            with running(Path(directory) / "fire-rate", "fsync") as client:
+                durable = ws_fire_rate(client, total, rounds, batch, window, durable=True)
+                fast = ws_fire_rate(client, total, rounds, batch, window, durable=False)
+                print(
+                    f"websocket fire, batches of {batch}, {window} in flight: {durable:>9,.0f} "
+                    f"events/s durable (fsync), {fast:,.0f} events/s without waiting for the commit"
+                )
+                rabbit = rabbit_publish_rate(args.amqp_url, total, rounds, batch, window, payload)
+                if rabbit:
                     print(
-                        f"websocket fire, batches of {batch}, {window} in flight: {durable:>9,.0f} "
-                        f"events/s durable, {fast:,.0f} events/s without waiting for the commit"
+                        f"rabbitmq persistent publish with confirms, same batches: {rabbit:>9,.0f} "
+                        f"messages/s ({len(payload)} bytes each)"
                     )
-                    rabbit = rabbit_publish_rate(args.amqp_url, total, rounds, batch, window, payload)
-                    if rabbit:
-                        print(
-                            f"rabbitmq persistent publish with confirms, same batches: {rabbit:>9,.0f} "
-                            f"messages/s ({len(payload)} bytes each)"
-                        )
-                    singles = total // 3 if mode == "full" else total // 4
-                    single = ws_single_fire_rate(client, singles, rounds, WINDOW)
-                    rabbit_single = rabbit_publish_rate(args.amqp_url, singles, rounds, 1, WINDOW, payload)
-                    theirs_note = f"   rabbitmq {rabbit_single:,.0f}/s" if rabbit_single else ""
-                    print(
-                        f"websocket fire, one event per message, {WINDOW} in flight (rabbitmq: one message "
-                        f"per publish, {WINDOW} unconfirmed), durable: {single:>9,.0f}/s{theirs_note}"
-                    )
-                for subscribers, rate, seconds, repeat in loads:
-                    ours, theirs = [], []
-                    for _ in range(repeat):  # alternating: the machine's other load hits both alike
-                        ours.append(ws_latency(client, subscribers, rate, seconds))
-                        other = rabbit_latency(args.amqp_url, subscribers, rate, seconds, len(payload))
-                        if other is not None:
-                            theirs.append(other)
-                    results.append((pooled(ours), pooled(theirs) if theirs else None))
-        finally:
-            stop_server(process)
+                singles = total // 3 if mode == "full" else total // 4
+                single = ws_single_fire_rate(client, singles, rounds, WINDOW)
+                rabbit_single = rabbit_publish_rate(args.amqp_url, singles, rounds, 1, WINDOW, payload)
+                theirs_note = f"   rabbitmq {rabbit_single:,.0f}/s" if rabbit_single else ""
+                print(
+                    f"websocket fire, one event per message, {WINDOW} in flight (rabbitmq: one message "
+                    f"per publish, {WINDOW} unconfirmed), durable (fsync): {single:>9,.0f}/s{theirs_note}"
+                )
+        with running(Path(directory) / "latency", "commit") as client:
+            for subscribers, rate, seconds, repeat in loads:
+                ours, theirs = [], []
+                for _ in range(repeat):  # alternating: the machine's other load hits both alike
+                    ours.append(ws_latency(client, subscribers, rate, seconds))
+                    other = rabbit_latency(args.amqp_url, subscribers, rate, seconds, len(payload))
+                    if other is not None:
+                        theirs.append(other)
+                results.append((pooled(ours), pooled(theirs) if theirs else None))
     for (subscribers, rate, seconds, repeat), (mine, other) in zip(loads, results, strict=True):
         for name, result in (("websocket", mine), ("rabbitmq", other)):
             if result is not None:
