@@ -308,10 +308,10 @@ class StateWrites:
             if not waiting:
                 del self._pending[change.path]
 
-    def _match(self, events: Sequence[Event]) -> list[tuple[ExpectedChange, StoredState]]:
+    def _match(self, events: Sequence[Event]) -> list[tuple[ExpectedChange, Event]]:
         if not self._pending:
             return []
-        found: list[tuple[ExpectedChange, StoredState]] = []
+        found: list[tuple[ExpectedChange, Event]] = []
         name = self.event_name
         with self._lock:
             # A resource's transitions are made one at a time, so its events reach the writer in
@@ -331,28 +331,20 @@ class StateWrites:
                     if change.old != old or change.new != new:
                         continue
                     cursors[event.context] = index + 1
-                    row = StoredState(
-                        path=change.path,
-                        machine=change.machine,
-                        state=change.new,
-                        changed=event.created,
-                        event_id=event.id,
-                        actor=change.actor,
-                        cause=change.cause,
-                    )
-                    found.append((change, row))
+                    found.append((change, event))
                     break
         return found
 
     def statements(self, dialect: str, events: Sequence[Event]) -> Sequence[Statement]:
         """Does not consume what it matches: a failed commit offers the same events again."""
-        return self.store.statements(dialect, _moves(self._match(events)))
+        matched = self._match(events)
+        return self.store.statements(dialect, _moves(matched)) if matched else []
 
     def committed(self, events: Sequence[Event]) -> None:
         matched = self._match(events)
         if not matched:
             return
-        rows = _latest(row for _, row in matched)
+        rows = [move.row for move in _moves(matched)]
         self.store.committed(rows)
         for watcher in self.watchers:  # before the changes stop being pending: no gap for readers
             watcher(rows)
@@ -362,7 +354,7 @@ class StateWrites:
         """The writer gave up on ``events``: their changes never happened."""
         self._forget(self._match(events))
 
-    def _forget(self, matched: Sequence[tuple[ExpectedChange, StoredState]]) -> None:
+    def _forget(self, matched: Sequence[tuple[ExpectedChange, Event]]) -> None:
         if not matched:
             return
         done = {id(change) for change, _ in matched}
@@ -375,27 +367,32 @@ class StateWrites:
                     self._pending.pop(path, None)
 
 
-def _moves(matched: Sequence[tuple[ExpectedChange, StoredState]]) -> list[Move]:
-    """Per resource: the state its first matched change leaves and the row of its last."""
-    moves: dict[str, Move] = {}
-    for change, row in matched:
-        first = moves.get(change.path)
-        if first is None:
-            moves[change.path] = Move(change.old, change.from_initial, row)
-        elif first.row.event_id <= row.event_id:
-            moves[change.path] = Move(first.old, first.from_initial, row)
-    return list(moves.values())
-
-
-def _latest(rows: Iterable[StoredState]) -> list[StoredState]:
-    """The newest row of each resource: a batch holding many changes of one resource writes
-    only where it ended up."""
-    newest: dict[str, StoredState] = {}
-    for row in rows:
-        known = newest.get(row.path)
-        if known is None or known.event_id <= row.event_id:
-            newest[row.path] = row
-    return list(newest.values())
+def _moves(matched: Sequence[tuple[ExpectedChange, Event]]) -> list[Move]:
+    """Per resource: the state its first matched change leaves and the row of its newest one (a
+    batch holding many changes of one resource writes only where it ended up)."""
+    first: dict[str, ExpectedChange] = {}
+    last: dict[str, tuple[ExpectedChange, Event]] = {}
+    for change, event in matched:
+        path = change.path
+        if path not in first:
+            first[path] = change
+        known = last.get(path)
+        if known is None or known[1].id <= event.id:
+            last[path] = (change, event)
+    moves = []
+    for path, (change, event) in last.items():
+        row = StoredState(
+            path=path,
+            machine=change.machine,
+            state=change.new,
+            changed=event.created,
+            event_id=event.id,
+            actor=change.actor,
+            cause=change.cause,
+        )
+        start = first[path]
+        moves.append(Move(start.old, start.from_initial, row))
+    return moves
 
 
 def open_resource_states(history: HistoryStore) -> ResourceStateStore:
