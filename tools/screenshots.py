@@ -5,7 +5,7 @@ devices, alerts and events, in Debian's Chromium (linkserver.web.browser).
     python tools/screenshots.py [--out docs/images]
 
 Writes web-live.png, web-history.png, web-detail.png, web-popup.png, web-tree.png,
-web-filter-error.png and web-dark.png (1100x650; reduced to 64 colours by pngquant when it is installed).
+web-alarms.png, web-filter-error.png and web-dark.png (1100x650; reduced to 64 colours by pngquant when it is installed).
 """
 
 from __future__ import annotations
@@ -46,7 +46,11 @@ def populate(live: RunningServer) -> None:
                 ],
             )
     fire(pumps[2], "error", {"code": "E17", "message": "Bearing temperature above limit"})
+    fire(pumps[0], "error", {"code": "E4", "message": "Suction pressure low"}, level="WARNING")
+    fire(pumps[0], "error", {"code": "E4", "message": "Suction pressure low"}, level="WARNING")
     fire(pumps[2], "disconnected", {"reason": "timeout"})
+    fire(pumps[1], "disconnected", {"reason": "timeout"})
+    fire(pumps[1], "connected", {"address": "10.0.0.2:502", "firmware": "4.2"})  # clears its alarm
     live.server.engine.add_context("alerts.overheating", description="Pump overheating")
     fire(
         "alerts.overheating",
@@ -88,10 +92,12 @@ def main() -> None:
         page.wait_for_selector(".popup")
         shot("live")
         page.fill(".popup input", "Valve opened, pump 3 cooling down")
+        page.click(".popup button:text-is('Acknowledge')")  # the pop-up goes: the other views show
+        page.wait_for_selector(".popup", state="detached")
         page.goto(f"{live.url}/#/history?mask=devices.**&level=WARNING")
         page.wait_for_selector("#history-status:text-matches('of')")
         shot("history")
-        page.click("#history-list .row .text:text-is('Bearing temperature above limit')")
+        page.click("#history-list .row .text:has-text('Bearing temperature above limit')")
         page.wait_for_selector("#detail-body table.data")
         shot("detail")
         page.click("#detail-close")
@@ -102,6 +108,11 @@ def main() -> None:
         page.click("#tree [data-path='devices'] > .label")
         page.wait_for_selector("#devices table")
         shot("tree")
+        page.goto(f"{live.url}/#/alarms")
+        page.wait_for_selector("#alarms-body tr[data-id]")
+        page.check("#alarms-body input[name=state][value=cleared]")  # pump 2's link alarm too
+        page.wait_for_selector("#alarms-body tr[data-id] >> text=cleared")
+        shot("alarms")
         page.goto(f"{live.url}/#/live")
         page.click("#theme")
         shot("dark")

@@ -112,7 +112,7 @@ def test_check_refuses_rules_that_cannot_work_with_the_contexts(tmp_path: Path) 
           - {name: f, kind: count, mask: "devices.*", event: error, count: 2, within: 1m, alert: devices.x}
           - {name: g, kind: count, mask: devices.*, event: error, count: 2, within: 1m, alert: nowhere.at.all}
           - {name: h, kind: count, mask: "devices.*", event: error, count: 2, within: 1m}
-          - {name: i, kind: escalation, source: alarms, mask: devices.*, event: error, steps: [{after: 1m}]}
+          - {name: i, kind: escalation, source: alarms, mask: devices.*, event: stateChanged, steps: [{after: 1m}]}
         """,
     )
     found = "\n".join(check_files([config]))
@@ -127,7 +127,7 @@ def test_check_refuses_rules_that_cannot_work_with_the_contexts(tmp_path: Path) 
     assert f"{at}11:" in found and "rule 'f' fires alert, alertCleared in 'devices.x'" in found
     assert f"{at}12:" in found and "rule 'g' fires in 'nowhere.at.all', which does not exist" in found
     assert f"{at}13:" not in found
-    assert f"{at}14:" in found and "escalates alarms of 'error', which raises none" in found
+    assert f"{at}14:" in found and "escalates alarms of 'stateChanged', which raises none" in found
     with pytest.raises(ConfigError):
         load_all(config)
 
