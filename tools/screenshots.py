@@ -5,7 +5,8 @@ devices, alerts and events, in Debian's Chromium (linkserver.web.browser).
     python tools/screenshots.py [--out docs/images]
 
 Writes web-live.png, web-history.png, web-detail.png, web-popup.png, web-tree.png,
-web-alarms.png, web-filter-error.png and web-dark.png (1100x650; reduced to 64 colours by pngquant when it is installed).
+web-alarms.png, web-filter-error.png and web-dark.png (1100x650; reduced to 64 colours by
+pngquant when it is installed).
 """
 
 from __future__ import annotations

@@ -112,7 +112,8 @@ def test_check_refuses_rules_that_cannot_work_with_the_contexts(tmp_path: Path) 
           - {name: f, kind: count, mask: "devices.*", event: error, count: 2, within: 1m, alert: devices.x}
           - {name: g, kind: count, mask: devices.*, event: error, count: 2, within: 1m, alert: nowhere.at.all}
           - {name: h, kind: count, mask: "devices.*", event: error, count: 2, within: 1m}
-          - {name: i, kind: escalation, source: alarms, mask: devices.*, event: stateChanged, steps: [{after: 1m}]}
+          - {name: i, kind: escalation, source: alarms, mask: devices.*, event: stateChanged,
+             steps: [{after: 1m}]}
         """,
     )
     found = "\n".join(check_files([config]))
