@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -125,3 +126,88 @@ def test_committed_is_told_before_the_future_completes(
     future.add_done_callback(lambda _: seen.append(event.id in hook.seen))
     future.result(timeout=30)
     assert seen == [True]
+
+
+class CheckedRows:
+    """Inserts a side row per event, then counts them with a checked UPDATE that wants
+    ``expected(events)`` rows: a compare-and-set that loses when the hook says so."""
+
+    def __init__(self, lose_for: int | None = None) -> None:
+        self.lose_for = lose_for
+        self.checked: list[int] = []
+
+    def statements(self, dialect: str, events: Sequence[Event]) -> Sequence[Statement]:
+        mark = "?" if dialect == "sqlite" else "%s"
+        wanted = len(events) + (1 if any(event.id == self.lose_for for event in events) else 0)
+
+        def check(changed: int) -> None:
+            self.checked.append(changed)
+            if changed != wanted:
+                raise ValueError(f"{changed} rows changed, wanted {wanted}")
+
+        insert = f"INSERT INTO side (event_id) VALUES ({mark})"
+        touch = f"UPDATE side SET event_id = event_id WHERE event_id = {mark}"
+        return [
+            (insert, [(event.id,) for event in events]),
+            (touch, [(event.id,) for event in events], check),
+        ]
+
+    def committed(self, events: Sequence[Event]) -> None:
+        return None
+
+
+# One waiting event: PostgreSQL's one-query path; twelve at once: COPY and a transaction block.
+@pytest.mark.parametrize("count", [1, 12])
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_a_check_gets_its_statements_rowcount_and_a_lost_one_stores_nothing(
+    backend: str, count: int, make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store(backend)
+    make_side_table(store)
+    events = [make_event() for _ in range(count)]
+    loser = make_event()
+    hook = CheckedRows(lose_for=loser.id)
+    store.add_same_commit(hook)
+    store_all(store, events, waiting=count == 1)
+    assert hook.checked[0] == count  # summed over the parameter sets of the checked statement
+    with pytest.raises(HistoryError) as failed:
+        store.append(loser, waiting=True).result(timeout=30)
+    assert isinstance(failed.value.__cause__, ValueError)
+    assert stored_ids(store) == side_ids(store) == [event.id for event in events]
+    store.append(make_event(), waiting=True).result(timeout=30)  # the connection is usable again
+    assert len(stored_ids(store)) == count + 1
+
+
+@pytest.mark.parametrize("count", [1, 12])
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_every_column_round_trips_with_hooks_in_both_write_paths(
+    backend: str, count: int, make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    """Client-side quoting (PostgreSQL's one-query path) and COPY store the same values."""
+    store = make_store(backend)
+    make_side_table(store)
+    store.add_same_commit(SideRows())
+    awkward = "it's a \\ back'slash; -- and %s %% \"quoted\" ü € 𝄞 \t\n"
+    events = []
+    for index in range(count):
+        event = make_event(
+            context=f"plant.o'neil\\{index}",
+            name="reading",
+            data=({"text": awkward, "n": 2**53 - 1, "f": -1.5e-7, "yes": True, "no": False, "null": None},),
+            author=awkward if index % 2 else None,
+            group=None if index % 2 else "ops'; DROP TABLE events; --",
+            lifetime=None if index % 2 else timedelta(days=1, microseconds=7),
+        )
+        events.append(event.evolve(created=event.created + timedelta(microseconds=123456)))
+    store_all(store, events, waiting=count == 1, requires_acknowledgement=True)
+    for event in events:
+        stored = store.get(event.id)
+        assert stored == event
+        assert (stored.context, stored.author, stored.group, stored.data) == (
+            event.context,
+            event.author,
+            event.group,
+            event.data,
+        )
+        assert (stored.created, stored.expires, stored.level) == (event.created, event.expires, event.level)
+    assert side_ids(store) == [event.id for event in events]
