@@ -222,8 +222,10 @@ rule_state = Table(
 # The alarm list (linkserver/history/alarms.py): one row per reduction key, written in the
 # transaction of the events that raise, reduce or clear it. The primary key (the id of the
 # alarm's first event) serves get() and keyset pages; the unique key the upserts. Nothing
-# else is indexed: every index costs each upsert, and the list is small enough to scan for
-# the purge and the auto-clear sweep.
+# else is indexed but the cleared alarms' keys (partial: occurrences never change it), which
+# the writer's DELETE of recurring cleared alarms looks up per key in each batch; every other
+# index would cost each upsert, and the list is small enough to scan for the purge and the
+# auto-clear sweep.
 alarms = Table(
     "alarms",
     metadata,
@@ -245,6 +247,12 @@ alarms = Table(
     Column("cleared_user", Text, nullable=True),
 )
 Index("ix_alarms_key", alarms.c.key, unique=True)
+Index(
+    "ix_alarms_cleared_key",
+    alarms.c.key,
+    sqlite_where=alarms.c.state == "cleared",  # as the DELETE says it
+    postgresql_where=alarms.c.state == "cleared",
+)
 
 # Acknowledgements of alarms, by alarm id (an alarm that recurs after a clear gets a new id,
 # so the old one's acknowledgements stay with it until the purge removes both).
