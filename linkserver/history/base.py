@@ -245,7 +245,7 @@ class HistoryStore(TreeStore):
 
 @attrs.frozen
 class Held:
-    """What :meth:`HistoryStore.exclusive` yields: whether the lock was taken, and a way to ask
+    """What :meth:`HistoryStore.hold` yields: whether the lock was taken, and a way to ask
     later whether it still is (on PostgreSQL the lock lives as long as the connection that took
     it: a database restart or a cut connection ends it while its holder goes on)."""
 

@@ -66,11 +66,26 @@ def make_engine(
                 f"history uses psycopg 3 for PostgreSQL; write 'postgresql+psycopg://...', "
                 f"not {parsed.drivername!r}"
             )
-        engine = create_engine(parsed, pool_pre_ping=True)
+        # A connection whose peer vanished without a reset (a cut network, a host gone) must
+        # fail within seconds, not after the kernel's retransmissions (~15 min): every blocked
+        # commit, lease renewal and lock check waits on it. Settings in the URL win.
+        keepalive = {key: value for key, value in PG_KEEPALIVE.items() if key not in parsed.query}
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args=keepalive)
         if durability == "fsync":
             event.listen(engine, "connect", _postgres_synchronous_commit)
         return engine
     raise HistoryError(f"history supports SQLite and PostgreSQL, not {backend!r} ({parsed!r})")
+
+
+#: libpq settings of every history connection to PostgreSQL: TCP keepalives after 10 s idle,
+#: then every 5 s, dead after 3 unanswered; unacknowledged data gives up after 30 s.
+PG_KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 
 
 def configure_sqlite(

@@ -58,7 +58,7 @@ from linkserver.net.rules_api import RuleRoutes
 from linkserver.net.throttle import ThrottleRule
 from linkserver.net.tokens_api import TokenRoutes
 from linkserver.net.users_api import UserRoutes, caller_token
-from linkserver.server.app import LinkServer
+from linkserver.server.app import MEMORY_URL, LinkServer
 from linkserver.server.users import GRANTS, PASSWORD, REMOVED, UserChange, UserDirectory
 from linkserver.web.app import console_routes
 from linkserver.wire import decode, shapes
@@ -428,7 +428,8 @@ def _token_table(server: LinkServer) -> TokenTable:
     """The history's API tokens, after moving an older ``tokens.json`` of the data directory in."""
     table = server.history.api_tokens
     try:
-        import_token_file(server.config.data_dir, table)
+        in_memory = server.config.database_url == MEMORY_URL  # forgets them: read the file each start
+        import_token_file(server.config.data_dir, table, keep_file=in_memory)
     except (ValueError, OSError) as exc:
         log.error("API tokens: %s; the tokens in the history database are used", exc)
     return table

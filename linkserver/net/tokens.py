@@ -104,12 +104,14 @@ def list_tokens(table: TokenTable) -> dict[str, dict[str, Any]]:
     }
 
 
-def import_token_file(data_dir: Path | str, table: TokenTable) -> list[str]:
+def import_token_file(data_dir: Path | str, table: TokenTable, *, keep_file: bool = False) -> list[str]:
     """Move the tokens of an older ``<data_dir>/tokens.json`` into ``table``.
 
     Tokens whose name the table already has keep the table's; the file is
     renamed ``tokens.json.imported`` so that nobody edits a file no node reads
-    any more. Returns the names imported.
+    any more, unless ``keep_file`` (a history in memory forgets the tokens at
+    every stop: the file is read again at the next start). Returns the names
+    imported.
     """
     path = Path(data_dir) / TOKENS_FILE
     if not path.exists():
@@ -134,6 +136,9 @@ def import_token_file(data_dir: Path | str, table: TokenTable) -> list[str]:
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             log.error("API token %r in %s is invalid (%s); it is not imported", name, path, exc)
     imported = table.add_missing(tokens)
+    if keep_file:
+        log.info("read %d API token(s) from %s into the history in memory", len(imported), path)
+        return imported
     os.replace(path, path.with_name(TOKENS_FILE + ".imported"))
     log.warning(
         "moved %d API token(s) from %s into the history database (%s kept there already); "

@@ -105,6 +105,7 @@ class RuleHost:
         self._soon_lock = threading.Lock()
         self._soon_pending = False  # a _flush_now thread is started and has not begun
         self._soon_keys: set[tuple[str, str]] = set()  # (rule, key) rows it is to write
+        self._soon_thread: threading.Thread | None = None
         self._depth = threading.local()
         self._tree_subscriptions: list[Subscription] = []
         self.alarms: AlarmStore | None = None  # the alarm list, for escalations of alarms
@@ -112,7 +113,8 @@ class RuleHost:
         self.leading = False  # this node evaluates the rules (one node of a database does)
         self._lease: AbstractContextManager[Held] | None = None
         self._held: Held | None = None
-        self._lead_lock = threading.Lock()
+        # Re-entrant: stop() flushes under it, and a flush asks _still_leading, which takes it.
+        self._lead_lock = threading.RLock()
 
     @property
     def rules(self) -> list[Rule]:
@@ -199,6 +201,9 @@ class RuleHost:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.shutdown(wait=True)
+        soon = self._soon_thread
+        if soon is not None:  # an alert's own write ends before the last flush (and the release)
+            soon.join(10)
         with self._lead_lock:
             self._unsubscribe()
             if self.leading:
@@ -425,7 +430,9 @@ class RuleHost:
             if self._soon_pending:
                 return
             self._soon_pending = True
-        threading.Thread(target=self._flush_now, name="linkserver-rules-flush", daemon=True).start()
+        thread = threading.Thread(target=self._flush_now, name="linkserver-rules-flush", daemon=True)
+        self._soon_thread = thread
+        thread.start()
 
     def _flush_now(self) -> None:
         with self._soon_lock:

@@ -94,3 +94,14 @@ def test_an_older_tokens_file_is_moved_into_the_table(store: HistoryStore, tmp_p
     }
     assert ApiTokens(store.api_tokens).resolve(made) is not None  # the table's own "kept" stays
     assert import_token_file(tmp_path, store.api_tokens) == []  # nothing left to move
+
+
+def test_a_history_in_memory_reads_the_tokens_file_at_each_start_and_keeps_it(tmp_path: Path) -> None:
+    from linkserver.history.memory import MemoryHistoryStore
+
+    document = {"tokens": {"plc": {"hash": "sha256:" + "0" * 64, "grants": {}, "created": T0.isoformat()}}}
+    (tmp_path / TOKENS_FILE).write_text(json.dumps(document))
+    for _ in range(2):  # two starts
+        table = MemoryHistoryStore().api_tokens
+        assert import_token_file(tmp_path, table, keep_file=True) == ["plc"]
+        assert (tmp_path / TOKENS_FILE).exists()

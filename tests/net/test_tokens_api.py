@@ -72,3 +72,4 @@ def test_only_an_admin_on_root_manages_tokens_and_bad_requests_say_what_is_wrong
         assert made.status_code == 201
         assert made.json()["api_token"]["grants"] == {"root": "observer"}
         assert made.json()["api_token"]["expires"] is not None
+        assert admin.delete("/tokens/temp").status_code == 200  # the server is shared: leave nothing

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -337,4 +338,26 @@ def test_a_leader_that_lost_its_database_connection_steps_down_and_another_takes
     finally:
         first.stop()
         second.stop()
+        proxy.close()
+
+
+def test_a_leader_stopped_right_after_its_lock_was_lost_stops(tmp_path: Path, postgres_url: str) -> None:
+    # stop() flushes, and the flush finds the lock gone before any tick did: no deadlock, no write
+    proxy = TcpProxy.for_url(postgres_url, 5432)
+    node = LinkServer.from_config_file(
+        config_file(tmp_path / "a", database_url=proxy.url_for(postgres_url), node_id=1)
+    )
+    stopping = threading.Thread(target=node.rules.stop, daemon=True)
+    try:
+        node.start()
+        assert node.rules.leading
+        proxy.set_available(False)
+        stopping.start()
+        stopping.join(30)
+        assert not stopping.is_alive(), "RuleHost.stop() hung"
+        assert not node.rules.leading
+    finally:
+        proxy.set_available(True)
+        if not stopping.is_alive():  # a hung stop would hang this one too
+            node.stop()
         proxy.close()
