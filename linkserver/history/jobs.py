@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+import attrs
+from sqlalchemy import Engine, delete, func, select, update
 
 from linkserver.core.errors import LinkServerError
 from linkserver.core.events import Event
@@ -90,6 +91,11 @@ class JobStore(abc.ABC):
         """Delete the ended jobs but the ``keep`` that ended last; returns how many went."""
 
     @abc.abstractmethod
+    def mark_hanging(self, job_id: str, reason: str) -> bool:
+        """Record ``reason`` as why the job hangs, if nothing is recorded yet, without an event
+        (its ``jobHanging`` could not be fired): True if this call recorded it."""
+
+    @abc.abstractmethod
     def statements(self, dialect: str, steps: Sequence[tuple[Event, Limits, bool]]) -> list[Statement]:
         """The statements that apply ``steps`` (event, its limits, must it change its row?)
         in the events' transaction, in order."""
@@ -121,6 +127,14 @@ class MemoryJobStore(JobStore):
     def unfinished(self) -> list[Job]:
         with self._lock:
             return [j for j, _ in self._jobs.values() if not j.status.finished and j.hanging is None]
+
+    def mark_hanging(self, job_id: str, reason: str) -> bool:
+        with self._lock:
+            found = self._jobs.get(job_id)
+            if found is None or found[0].hanging is not None:
+                return False
+            self._jobs[job_id] = (attrs.evolve(found[0], hanging=reason), found[1])
+            return True
 
     def trim(self, keep: int) -> int:
         with self._lock:
@@ -230,6 +244,14 @@ class SqlJobStore(JobStore):
         query = select(jobs_table).where(t.status.not_in(_FINISHED), t.hanging.is_(None))
         with self._engine().connect() as conn:
             return [_job(row) for row in conn.execute(query)]
+
+    def mark_hanging(self, job_id: str, reason: str) -> bool:
+        t = jobs_table.c
+        with self._engine().begin() as conn:
+            done = conn.execute(
+                update(jobs_table).where(t.id == job_id, t.hanging.is_(None)).values(hanging=reason)
+            )
+        return bool(done.rowcount)
 
     def trim(self, keep: int) -> int:
         t = jobs_table.c

@@ -210,8 +210,13 @@ class JobTracker:
                 try:
                     return self._fire(after, what, by)
                 except HistoryError as exc:
-                    if not isinstance(exc.__cause__, StaleJob) or attempt == 3:
+                    if not isinstance(exc.__cause__, StaleJob):
                         raise
+                    if attempt == 3:  # a conflict (409), not a server error
+                        raise JobError(
+                            f"job {job_id!r} was changed on another node at each of three tries; "
+                            "read it again (GET /jobs/{id}) and retry the step if it still fits"
+                        ) from exc
                     continue  # another node moved the job: decide again against it
         raise AssertionError("unreachable")
 
@@ -281,9 +286,11 @@ class JobTracker:
                     if isinstance(exc.__cause__, StaleJob):  # reported already, or it ended meanwhile
                         continue
                     raise
-                except LinkServerError:
-                    log.warning("job %s in %s: %s (%s is not defined there)", job.id,
-                                display(job.resource), reason, HANGING)  # fmt: skip
+                except LinkServerError as exc:
+                    # Recorded anyway, so it is said once, not at every check for ever.
+                    if self.store.mark_hanging(job.id, reason):
+                        log.warning("job %s in %s: %s (%s could not be fired: %s)", job.id,
+                                    display(job.resource), reason, HANGING, exc)  # fmt: skip
                     continue
                 found.append(marked)
             self.store.trim(self.keep)

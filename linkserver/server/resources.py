@@ -38,7 +38,7 @@ from linkserver.core.events import Event, node_of
 from linkserver.core.levels import Permission
 from linkserver.core.paths import display, parse_path
 from linkserver.core.permissions import Principal
-from linkserver.core.statemachines import NotAResource, StateMachine, Transition
+from linkserver.core.statemachines import InvalidTransition, NotAResource, StateMachine, Transition
 from linkserver.core.tree import Context
 from linkserver.history.base import HistoryStore
 from linkserver.history.resource_states import (
@@ -242,8 +242,15 @@ class Resources:
                         timeout,
                     )
                 except HistoryError as exc:
-                    if not isinstance(exc.__cause__, StaleResourceState) or attempt == ATTEMPTS:
+                    if not isinstance(exc.__cause__, StaleResourceState):
                         raise
+                    if attempt == ATTEMPTS:  # a conflict (409), not a server error
+                        raise InvalidTransition(
+                            f"{display(context.path)} was changed on another node at each of "
+                            f"{ATTEMPTS} tries; read its state again and retry if the transition "
+                            "still fits",
+                            path=display(context.path),
+                        ) from exc
                     log.info("%s moved on another node meanwhile; deciding again", display(context.path))
         raise AssertionError("unreachable")  # the last attempt returns or raises
 

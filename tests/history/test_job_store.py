@@ -73,6 +73,21 @@ def test_a_synchronous_job_begins_started_and_hanging_is_marked_once(kind: str, 
     assert jobs.unfinished() == []  # reported already: the check leaves it alone
 
 
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_job_is_marked_hanging_without_an_event_once(kind: str, make_store: Any) -> None:
+    store = make_store(kind)
+    jobs = open_job_store(store)
+    store.add_same_commit(JobWrites(jobs, LIMITS))
+    store.append(job_event(EventMaker(), "jobScheduled", job_id="h1"))
+    store.flush(5)
+    assert [job.id for job in jobs.unfinished()] == ["h1"]
+    assert jobs.mark_hanging("h1", "not started within 60 s of being scheduled")
+    assert not jobs.mark_hanging("h1", "again") and not jobs.mark_hanging("nosuch", "x")
+    job = jobs.get("h1")
+    assert job is not None and job.hanging == "not started within 60 s of being scheduled"
+    assert jobs.unfinished() == []
+
+
 @pytest.mark.parametrize("kind", SQL_BACKENDS)
 def test_a_decided_step_its_job_no_longer_fits_is_refused_with_its_event(kind: str, make_store: Any) -> None:
     """Another node completed the job after this one read it started: this node's jobFailed

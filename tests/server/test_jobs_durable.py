@@ -3,6 +3,7 @@ after it, and a job reported hanging is not reported again by the restarted serv
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -76,3 +77,22 @@ def wait_overdue(s: LinkServer) -> list[object]:
             return found
         time.sleep(0.005)
     return []
+
+
+def test_a_hanging_job_whose_warning_cannot_be_fired_is_recorded_and_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with server(tmp_path) as s:
+        s.jobs.stop()  # no checker thread: check() runs here only
+        s.engine.add_context("vms.gone")
+        s.jobs.schedule("VM.CHECK", "vms.gone", job_id="orphan", start_within=timedelta(milliseconds=1))
+        s.history.flush(5)
+        s.engine.remove_context("vms.gone")  # its jobHanging has nowhere to be fired
+        deadline = time.monotonic() + 5
+        while s.jobs.get("orphan").hanging is None and time.monotonic() < deadline:
+            s.jobs.check()
+        assert s.jobs.get("orphan").hanging == "not started within 0.001 s of being scheduled"
+        for _ in range(3):
+            assert s.jobs.check() == []  # not looked at again
+        said = [r.getMessage() for r in caplog.records]
+        assert len([m for m in said if "orphan" in m and "could not be fired" in m]) == 1
