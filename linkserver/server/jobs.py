@@ -359,8 +359,13 @@ class JobTracker:
         return True, None, None
 
     def _fire(self, job: Job, what: Step, by: Principal | str | None) -> Job:
-        """Fire ``what`` of ``job`` (the job after it); the job with the event's time, as stored."""
-        event = self._fire_event(job, what.event, by, job.message, expect=True, wait=self.history.shared)
+        """Fire ``what`` of ``job`` (the job after it); the job with the event's time, as stored.
+
+        Waited for on every store: the event carries a check that its job is still where this
+        step found it, and a job event fired meanwhile by someone else (another node, or a
+        controller's own ``/fire`` here) may move the job first; the step is confirmed only
+        once it is committed, never answered and then refused."""
+        event = self._fire_event(job, what.event, by, job.message, expect=True, wait=True)
         return _stamped(job, event)
 
     def _fire_event(
