@@ -96,4 +96,3 @@ def test_a_hanging_job_whose_warning_cannot_be_fired_is_recorded_and_said_once(
             assert s.jobs.check() == []  # not looked at again
         said = [r.getMessage() for r in caplog.records]
         assert len([m for m in said if "orphan" in m and "could not be fired" in m]) == 1
-
