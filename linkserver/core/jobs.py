@@ -167,8 +167,8 @@ def fold(
     if known is None:
         if what not in (Step.SCHEDULE, Step.START):
             raise JobNotFound(job_id)
-        user = record.get("user")
-        message = record.get("message")
+        user, message = record.get("user"), record.get("message")
+        progress, result = record.get("progress"), record.get("result")
         return Job(
             id=job_id,
             type=str(record.get("job_type")),
@@ -178,7 +178,9 @@ def fold(
             status=JobStatus.SCHEDULED if what is Step.SCHEDULE else JobStatus.STARTED,
             scheduled=when if what is Step.SCHEDULE else None,
             started=when if what is Step.START else None,
+            progress=int(progress) if progress is not None else None,  # as the SQL of history/jobs.py
             message=str(message) if message is not None else None,
+            result=str(result) if result is not None else None,
             start_within=start_within,
             timeout=timeout,
         )

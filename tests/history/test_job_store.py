@@ -88,6 +88,18 @@ def test_a_job_is_marked_hanging_without_an_event_once(kind: str, make_store: An
     assert jobs.unfinished() == []
 
 
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_jobs_first_event_keeps_its_progress_message_and_result(kind: str, make_store: Any) -> None:
+    store = make_store(kind)
+    jobs = open_job_store(store)
+    store.add_same_commit(JobWrites(jobs, LIMITS))
+    started = job_event(EventMaker(), "jobStarted", job_id="p1", progress=10, message="copying", result="x")
+    store.append(started)
+    store.flush(5)
+    job = jobs.get("p1")
+    assert job is not None and (job.progress, job.message, job.result) == (10, "copying", "x")
+
+
 @pytest.mark.parametrize("kind", SQL_BACKENDS)
 def test_a_decided_step_its_job_no_longer_fits_is_refused_with_its_event(kind: str, make_store: Any) -> None:
     """Another node completed the job after this one read it started: this node's jobFailed
