@@ -38,7 +38,10 @@
    monotonic clock, one for every process. The window is cut into SLICES slices measured in
    turn (ours, pika, ours non-persistent, ...), so a change of the machine's
    load falls on both. p99 of each; the goal is their ratio. The
-   non-persistent path (published at once, no commit) is printed too.
+   non-persistent path (published at once, no commit) is printed too, and
+   node A's own commit (fire to committed); on PostgreSQL also raw psycopg
+   INSERTs at the same rate in the same slices, the floor under that commit
+   (each waits for the WAL sync: pika's persistent messages do not).
 
     python tools/bench/bus.py [--quick] [--amqp-url amqp://guest:guest@127.0.0.1:5672/]
                               [--events N] [--outage S] [--rate R] [--window S]
@@ -48,6 +51,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
+import json
 import logging
 import os
 import sys
@@ -290,6 +295,10 @@ def drain(rabbit: Rabbit, tmp: Path, outage: float, rate: int) -> tuple[float, i
     return drained / elapsed, len(fired), len(fired) - missing, depth
 
 
+def p50(samples: list[float]) -> float:
+    return sorted(samples)[len(samples) // 2]
+
+
 def p99(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -487,6 +496,44 @@ class NodePath:
         rabbit.close()
 
 
+class RawCommitPath:
+    """The floor under node A's commit on PostgreSQL: raw psycopg, one autocommitted INSERT of a
+    row like an event's (a bigint id, text, a timestamptz, JSON data) per event, at the same rate
+    in the same slices, into a table of the bench schema. Each commit waits for the WAL sync as
+    A's do, so what A's commit p99 has above this one is LinkServer's, the rest is the disk's."""
+
+    def __init__(self, database_url: str) -> None:
+        import psycopg
+        from sqlalchemy import make_url
+        from sqlalchemy.dialects.postgresql import psycopg as dialect
+
+        args, options = dialect.dialect().create_connect_args(make_url(database_url))
+        self.db = psycopg.connect(*args, **options, autocommit=True)
+        self.db.execute(
+            "CREATE TABLE raw_commits (id bigint PRIMARY KEY, context text, created timestamptz, data jsonb)"
+        )
+        self.ids = itertools.count(1)
+
+    def measure(self, rate: int, seconds: float) -> list[float]:
+        from datetime import UTC, datetime
+
+        latencies: list[float] = []
+        execute, ids = self.db.execute, self.ids
+        sql = "INSERT INTO raw_commits VALUES (%s, %s, %s, %s)"
+
+        def send(_: int) -> None:
+            started = time.perf_counter()
+            data = json.dumps([{"sent": started}])
+            execute(sql, (next(ids), "bench", datetime.now(UTC), data))
+            latencies.append(time.perf_counter() - started)
+
+        at_rate(rate, seconds, send)
+        return latencies
+
+    def close(self) -> None:
+        self.db.close()
+
+
 @contextlib.contextmanager
 def cluster_database(postgres_url: str | None, tmp: Path) -> Iterator[tuple[str, str]]:
     """(URL, what it is) of the nodes' shared history: a schema of its own on PostgreSQL (dropped
@@ -525,21 +572,34 @@ def node_to_node_on(url: str, tmp: Path, seconds: float, database_url: str, kind
     persistent: list[float] = []
     transient: list[float] = []
     theirs_all: list[float] = []
+    raw = RawCommitPath(database_url) if kind == "PostgreSQL" else None
+    raw_commits: list[float] = []
     try:
         for _ in range(SLICES):
             persistent += nodes.measure("reading", NODE_RATE, seconds / SLICES)
             theirs_all += baseline.measure(NODE_RATE, seconds / SLICES)
             transient += nodes.measure("tick", NODE_RATE, seconds / SLICES)
+            if raw is not None:
+                raw_commits += raw.measure(NODE_RATE, seconds / SLICES)
     finally:
+        if raw is not None:
+            raw.close()
         baseline.close()
         nodes.close()
     ours, theirs = p99(persistent), p99(theirs_all)
     commits = [t for t in nodes.commits if t < 60]
     print(
         f"node A's own commit of those events (fire to committed, on {kind}): p99 "
-        f"{p99(commits) * 1000:.1f} ms; non-persistent vs pika: {p99(transient) / theirs:.2f}x",
+        f"{p99(commits) * 1000:.1f} ms (p50 {p50(commits) * 1000:.2f}); non-persistent vs pika: "
+        f"{p99(transient) / theirs:.2f}x",
         flush=True,
     )
+    if raw_commits:
+        print(
+            f"raw psycopg INSERT+commit at {NODE_RATE}/s on the same database, same slices: p99 "
+            f"{p99(raw_commits) * 1000:.1f} ms (p50 {p50(raw_commits) * 1000:.2f}): the database's share",
+            flush=True,
+        )
     print(
         f"node to node at {NODE_RATE}/s for {seconds:.0f} s each: persistent p99 {ours * 1000:.1f} ms "
         f"({len(persistent)} events), non-persistent p99 {p99(transient) * 1000:.1f} ms; raw pika "
