@@ -178,7 +178,7 @@ def fold(
             status=JobStatus.SCHEDULED if what is Step.SCHEDULE else JobStatus.STARTED,
             scheduled=when if what is Step.SCHEDULE else None,
             started=when if what is Step.START else None,
-            progress=int(progress) if progress is not None else None,  # as the SQL of history/jobs.py
+            progress=progress if isinstance(progress, int) else None,  # as the SQL of history/jobs.py
             message=str(message) if message is not None else None,
             result=str(result) if result is not None else None,
             start_within=start_within,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -77,6 +78,9 @@ def make_engine(
     raise HistoryError(f"history supports SQLite and PostgreSQL, not {backend!r} ({parsed!r})")
 
 
+#: A WAL larger than this is checkpointed with RESTART (see :class:`WalCheckpointer`).
+WAL_RESTART_BYTES = 64 * 1024 * 1024
+
 #: libpq settings of every history connection to PostgreSQL: TCP keepalives after 10 s idle,
 #: then every 5 s, dead after 3 unanswered; unacknowledged data gives up after 30 s.
 PG_KEEPALIVE = {
@@ -132,13 +136,33 @@ class WalCheckpointer:
     """Copies SQLite's WAL into the database file every ``interval`` seconds, in its own thread.
 
     PASSIVE checkpoints never wait for, nor block, the writer or readers;
-    frames still in use are left for the next round. On stop a last TRUNCATE
+    frames still in use are left for the next round. Under a steady stream of
+    commits a passive round never catches up with the writer, and SQLite
+    starts the WAL from its beginning again only after a checkpoint that did:
+    the file would grow for as long as the stream lasts (hundreds of MB in
+    minutes, each commit slower than the last). So once the WAL passes
+    ``restart_bytes`` a RESTART checkpoint runs under the history's
+    ``write_lock`` (the writer waits its turn for it, as for a purge batch):
+    it copies everything and makes the next commit begin the file anew; and
+    ``journal_size_limit`` gives the disk back. On stop a last TRUNCATE
     checkpoint empties the WAL file when nothing else holds it.
     """
 
-    def __init__(self, engine: Engine, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        interval: float = 1.0,
+        *,
+        write_lock: contextlib.AbstractContextManager[Any] | None = None,
+        restart_bytes: int = WAL_RESTART_BYTES,
+    ) -> None:
         self._engine = engine
         self._interval = interval
+        self._write_lock = write_lock if write_lock is not None else contextlib.nullcontext()
+        self.restart_bytes = restart_bytes
+        database = engine.url.database
+        self._wal = Path(f"{database}-wal") if database else None
+        self.restarts = 0  # RESTART checkpoints run (tests, monitoring)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -157,15 +181,29 @@ class WalCheckpointer:
         try:
             raw = self._engine.raw_connection()
             try:
-                raw.driver_connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+                db = raw.driver_connection
+                if mode != "PASSIVE":
+                    db.execute(f"PRAGMA journal_size_limit = {self.restart_bytes}")
+                db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
             finally:
                 raw.close()
         except Exception:  # the next round tries again; the WAL only grows meanwhile
             log.warning("SQLite WAL checkpoint failed", exc_info=True)
 
+    def wal_size(self) -> int:
+        try:
+            return self._wal.stat().st_size if self._wal is not None else 0
+        except FileNotFoundError:
+            return 0
+
     def _run(self) -> None:
         while not self._stopping.wait(self._interval):
-            self.checkpoint()
+            if self.wal_size() > self.restart_bytes:
+                with self._write_lock:
+                    self.checkpoint("RESTART")
+                self.restarts += 1
+            else:
+                self.checkpoint()
 
 
 class FairLock:

@@ -139,7 +139,7 @@ class SqlHistoryStore(HistoryStore):
             self._writer.add_same_commit(hook)
         self._writer.start()
         if self._dialect == "sqlite":
-            self._checkpointer = WalCheckpointer(engine)
+            self._checkpointer = WalCheckpointer(engine, write_lock=self._write_lock)
             self._checkpointer.start()
         self._engine = engine
 
