@@ -7,14 +7,12 @@ schema of its own, dropped afterwards, so runs never see each other's rows.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from history_helpers import BACKENDS, POSTGRES_URL, EventMaker
-from sqlalchemy import create_engine, text
+from history_helpers import BACKENDS, EventMaker
+from node_processes import fresh_schema
 
 from linkserver.history.base import HistoryStore
 from linkserver.history.memory import MemoryHistoryStore
@@ -23,20 +21,9 @@ from linkserver.history.sql import SqlHistoryStore
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A URL whose connections live in a fresh schema; the schema is dropped afterwards."""
-    if not POSTGRES_URL:
-        pytest.skip("LINKSERVER_TEST_POSTGRES_URL is not set")
-    schema = f"lstest_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)  # unreachable: the test fails here, it is not skipped
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
+    """A URL whose connections live in a fresh schema (tests/node_processes.py), dropped after."""
+    with fresh_schema("lstest") as url:
+        yield url
 
 
 @pytest.fixture

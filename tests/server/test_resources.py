@@ -4,13 +4,11 @@ ones changing nothing, and the state surviving a restart (SQLite file and Postgr
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, text
+from node_processes import fresh_schema
 
 from linkserver import CapturingListener, LinkServer
 from linkserver.core.errors import PermissionDenied
@@ -24,19 +22,9 @@ POSTGRES_URL = os.environ.get("LINKSERVER_TEST_POSTGRES_URL")
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A fresh schema of the test database (dropped afterwards); unreachable: the test fails."""
-    assert POSTGRES_URL
-    schema = f"lstest_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
+    """A URL whose connections live in a fresh schema (tests/node_processes.py), dropped after."""
+    with fresh_schema("lstest") as url:
+        yield url
 
 
 def server(tmp_path: Path, url: str | None = None) -> LinkServer:

@@ -7,14 +7,12 @@ import os
 import textwrap
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, text
+from node_processes import fresh_schema
 
 from linkserver import CapturingListener, LinkServer
 from linkserver.core.events import Acknowledgement
@@ -64,19 +62,9 @@ def config_file(
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A fresh schema of the test database (dropped afterwards); unreachable: the test fails."""
-    assert POSTGRES_URL, "LINKSERVER_TEST_POSTGRES_URL is not set"
-    schema = f"lstest_rules_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        yield f"{POSTGRES_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
+    """A URL whose connections live in a fresh schema (tests/node_processes.py), dropped after."""
+    with fresh_schema("lstest_rules") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
