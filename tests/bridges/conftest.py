@@ -86,3 +86,14 @@ def own_mosquitto() -> Iterator[Any]:
     broker = Mosquitto()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def mqtt() -> Iterator[Any]:
+    """The bridges' test side on the shared Mosquitto (tests skip without LINKSERVER_TEST_MQTT_URL)."""
+    from bridges.mqtt_side import MqttSide
+
+    assert MQTT_URL is not None
+    side = MqttSide(MQTT_URL)
+    yield side
+    side.close()

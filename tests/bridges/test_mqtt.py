@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -19,14 +19,6 @@ from linkserver.server.app import LinkServer
 
 DEVICE = "devices.pump7"
 needs_mqtt = pytest.mark.skipif(not MQTT_URL, reason="LINKSERVER_TEST_MQTT_URL is not set")
-
-
-@pytest.fixture
-def mqtt() -> Iterator[MqttSide]:
-    assert MQTT_URL is not None
-    side = MqttSide(MQTT_URL)
-    yield side
-    side.close()
 
 
 @needs_mqtt

@@ -4,7 +4,7 @@ publish or one acknowledgement is lost with it, as on a real network."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -15,14 +15,6 @@ from linkserver.server.app import LinkServer
 
 DEVICE = "devices.pump7"
 pytestmark = pytest.mark.skipif(not MQTT_URL, reason="LINKSERVER_TEST_MQTT_URL is not set")
-
-
-@pytest.fixture
-def mqtt() -> Iterator[MqttSide]:
-    assert MQTT_URL is not None
-    side = MqttSide(MQTT_URL)
-    yield side
-    side.close()
 
 
 def test_an_event_whose_acknowledgement_was_lost_with_the_connection_is_sent_again(

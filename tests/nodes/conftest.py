@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 from node_processes import fresh_schema
-from nodes_helpers import Node
+from nodes_helpers import CONTEXTS, Node
+
+from linkserver.loading.config import ServerConfig
+from linkserver.loading.contexts import load_contexts
+from linkserver.server.app import LinkServer
 
 pytestmark = pytest.mark.postgres
 
@@ -38,3 +42,19 @@ def start_nodes(shared_url: str, tmp_path: Path) -> Iterator[Callable[..., list[
     yield start
     for node in started:
         node.stop()
+
+
+@pytest.fixture
+def make_node(shared_url: str, tmp_path: Path) -> Iterator[Callable[[int], LinkServer]]:
+    """``make_node(node_id)``: a LinkServer in this process on the schema, stopped after the test."""
+    made: list[LinkServer] = []
+
+    def make(node_id: int) -> LinkServer:
+        config = ServerConfig.default(tmp_path / f"node{node_id}", database_url=shared_url, node_id=node_id)
+        server = LinkServer(config, load_contexts([CONTEXTS])).start()
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()

@@ -4,36 +4,29 @@ any node, a step that lost to another node's refused, and a hanging job reported
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from nodes_helpers import CONTEXTS, Node
+from nodes_helpers import Node
 
 from linkserver.core.jobs import JobError, JobExists, JobStatus, Step
 from linkserver.history.base import HistoryQuery
-from linkserver.loading.config import ServerConfig
-from linkserver.loading.contexts import load_contexts
 from linkserver.server.app import LinkServer
 
 
 @pytest.fixture
-def make_node(shared_url: str, tmp_path: Path) -> Iterator[Callable[[int], LinkServer]]:
-    made: list[LinkServer] = []
+def make_node(make_node: Callable[[int], LinkServer]) -> Callable[[int], LinkServer]:
+    """conftest's nodes with no hanging-checker threads: the test runs check() where it wants."""
 
     def make(node_id: int) -> LinkServer:
-        config = ServerConfig.default(tmp_path / f"node{node_id}", database_url=shared_url, node_id=node_id)
-        server = LinkServer(config, load_contexts([CONTEXTS])).start()
-        server.jobs.stop()  # no checker threads: the test runs check() where it wants
-        made.append(server)
+        server = make_node(node_id)
+        server.jobs.stop()
         return server
 
-    yield make
-    for server in made:
-        server.stop()
+    return make
 
 
 def stored(server: LinkServer, name: str) -> list[str]:

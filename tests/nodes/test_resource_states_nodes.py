@@ -9,36 +9,18 @@ processes over HTTP.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
-from nodes_helpers import CONTEXTS, Node, eventually
+from nodes_helpers import Node, eventually
 
 from linkserver.core.statemachines import InvalidTransition
 from linkserver.history.base import HistoryQuery
-from linkserver.loading.config import ServerConfig
-from linkserver.loading.contexts import load_contexts
 from linkserver.server.app import LinkServer
 
 START_REFUSED = "is starting: action 'start' is not allowed from starting; allowed from starting: "
-
-
-@pytest.fixture
-def make_node(shared_url: str, tmp_path: Path) -> Iterator[Callable[[int], LinkServer]]:
-    made: list[LinkServer] = []
-
-    def make(node_id: int) -> LinkServer:
-        config = ServerConfig.default(tmp_path / f"node{node_id}", database_url=shared_url, node_id=node_id)
-        server = LinkServer(config, load_contexts([CONTEXTS])).start()
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        server.stop()
 
 
 def state_changes(server: LinkServer, path: str) -> list[tuple[str, str]]:

@@ -6,35 +6,17 @@ subscriptions); the real processes are in test_nodes_processes.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from nodes_helpers import CONTEXTS, eventually
+from nodes_helpers import eventually
 
 from linkserver.core.errors import ContextNotFound
 from linkserver.history.base import HistoryQuery
-from linkserver.loading.config import ServerConfig
-from linkserver.loading.contexts import load_contexts
 from linkserver.net.codec import FireRequest
 from linkserver.net.gateway import Gateway
 from linkserver.server.app import LinkServer
 from linkserver.testing import CapturingListener
-
-
-@pytest.fixture
-def make_node(shared_url: str, tmp_path: Path) -> Iterator[Callable[[int], LinkServer]]:
-    made: list[LinkServer] = []
-
-    def make(node_id: int) -> LinkServer:
-        config = ServerConfig.default(tmp_path / f"node{node_id}", database_url=shared_url, node_id=node_id)
-        server = LinkServer(config, load_contexts([CONTEXTS])).start()
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        server.stop()
 
 
 def test_a_context_added_on_one_node_is_subscribed_and_fired_in_on_the_other(
