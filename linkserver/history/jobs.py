@@ -23,6 +23,7 @@ Every implementation passes the contract suite in ``tests/history/test_job_store
 from __future__ import annotations
 
 import abc
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -65,10 +66,12 @@ class StaleJob(LinkServerError):
 
 
 class Limits:
-    """``start_within`` and ``timeout`` of a job begun by an event that names none."""
+    """``start_within`` and ``timeout`` of a job begun by an event that names none; ``new``: the
+    event begins a job that must not exist yet (a synchronous job's ``jobStarted`` from
+    ``schedule``, never the start of a scheduled one)."""
 
-    def __init__(self, start_within: timedelta, timeout: timedelta) -> None:
-        self.start_within, self.timeout = start_within, timeout
+    def __init__(self, start_within: timedelta, timeout: timedelta, *, new: bool = False) -> None:
+        self.start_within, self.timeout, self.new = start_within, timeout, new
 
 
 class JobStore(abc.ABC):
@@ -205,9 +208,9 @@ _SQL = {
 _MARK = {"sqlite": "?", "postgresql": "%s"}
 
 
-def _sql(dialect: str, name: str) -> str:
+def _sql(dialect: str, name: str, *, new: bool = False) -> str:
     mark = _MARK[dialect]
-    key = "end" if name in ("jobCompleted", "jobFailed") else name
+    key = "end" if name in ("jobCompleted", "jobFailed") else "jobScheduled" if new else name
     text = _SQL[key]
     if key in ("jobScheduled", "jobStarted"):
         return text.format(marks=", ".join([mark] * len(_COLUMNS)))
@@ -219,10 +222,14 @@ def _seconds(delta: timedelta | None) -> float | None:
 
 
 class SqlJobStore(JobStore):
-    """``engine()`` gives the history's engine (valid between its start and stop)."""
+    """``engine()`` gives the history's engine (valid between its start and stop);
+    ``write_lock()`` the history's lock for writes besides its writer's."""
 
-    def __init__(self, engine: Callable[[], Engine]) -> None:
+    def __init__(
+        self, engine: Callable[[], Engine], write_lock: Callable[[], contextlib.AbstractContextManager[Any]]
+    ) -> None:
         self._engine = engine
+        self._write_lock = write_lock
 
     def get(self, job_id: str) -> Job | None:
         with self._engine().connect() as conn:
@@ -247,7 +254,7 @@ class SqlJobStore(JobStore):
 
     def mark_hanging(self, job_id: str, reason: str) -> bool:
         t = jobs_table.c
-        with self._engine().begin() as conn:
+        with self._write_lock(), self._engine().begin() as conn:
             done = conn.execute(
                 update(jobs_table).where(t.id == job_id, t.hanging.is_(None)).values(hanging=reason)
             )
@@ -262,7 +269,7 @@ class SqlJobStore(JobStore):
         newest = (
             select(t.id).where(t.status.in_(_FINISHED)).order_by(t.finished.desc(), t.id).limit(keep)
         ).scalar_subquery()
-        with self._engine().begin() as conn:
+        with self._write_lock(), self._engine().begin() as conn:
             gone = conn.execute(delete(jobs_table).where(t.status.in_(_FINISHED), t.id.not_in(newest)))
         return int(gone.rowcount or 0)
 
@@ -312,7 +319,9 @@ class SqlJobStore(JobStore):
                     status, at, record.get("progress"), record.get("message"), record.get("result"),
                     event.id, job_id,
                 )  # fmt: skip
-            sql = _sql(dialect, name)
+            # A job begun here must be new: the upsert of jobStarted would take over another
+            # node's job scheduled under the same id in the moment since the tracker looked.
+            sql = _sql(dialect, name, new=checked and limits.new)
             if checked:
                 found.append((sql, [params], _expect(job_id, name)))
             else:
@@ -430,5 +439,5 @@ def open_job_store(history: HistoryStore) -> JobStore:
     from linkserver.history.sql import SqlHistoryStore  # SQLAlchemy's store only when used
 
     if isinstance(history, SqlHistoryStore):
-        return SqlJobStore(lambda: history.engine)
+        return SqlJobStore(lambda: history.engine, lambda: history.write_lock)
     return MemoryJobStore()

@@ -25,6 +25,7 @@ Every implementation passes the contract suite in
 from __future__ import annotations
 
 import abc
+import contextlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -166,10 +167,14 @@ _CAS_SQL = {
 
 
 class SqlResourceStateStore(ResourceStateStore):
-    """``engine()`` gives the history's engine (valid between its start and stop)."""
+    """``engine()`` gives the history's engine (valid between its start and stop);
+    ``write_lock()`` the history's lock for writes besides its writer's."""
 
-    def __init__(self, engine: Callable[[], Engine]) -> None:
+    def __init__(
+        self, engine: Callable[[], Engine], write_lock: Callable[[], contextlib.AbstractContextManager[Any]]
+    ) -> None:
         self._engine = engine
+        self._write_lock = write_lock
 
     def all(self) -> dict[str, StoredState]:
         with self._engine().connect() as conn:
@@ -195,7 +200,7 @@ class SqlResourceStateStore(ResourceStateStore):
         column = resource_states.c.path
         below = [column.startswith(path + ".", autoescape=True) for path in paths if path]
         condition = or_(column.in_(paths), *below) if all(paths) else column.is_not(None)
-        with self._engine().begin() as conn:
+        with self._write_lock(), self._engine().begin() as conn:
             conn.execute(delete(resource_states).where(condition))
 
     def statements(self, dialect: str, moves: Sequence[Move]) -> list[Statement]:
@@ -400,5 +405,5 @@ def open_resource_states(history: HistoryStore) -> ResourceStateStore:
     from linkserver.history.sql import SqlHistoryStore  # SQLAlchemy's store only when used
 
     if isinstance(history, SqlHistoryStore):
-        return SqlResourceStateStore(lambda: history.engine)
+        return SqlResourceStateStore(lambda: history.engine, lambda: history.write_lock)
     return MemoryResourceStateStore()

@@ -162,6 +162,13 @@ class SqlHistoryStore(HistoryStore):
         return self._engine
 
     @property
+    def write_lock(self) -> contextlib.AbstractContextManager[Any]:
+        """Taken around every write transaction besides the writer's own: on SQLite, one writer
+        at a time and in turn (a write that skipped it would make the writer wait on SQLite's
+        busy timeout, and could wait past it); nothing on PostgreSQL."""
+        return self._write_lock
+
+    @property
     def users(self) -> SqlUserStore:
         return self._users
 

@@ -168,7 +168,7 @@ class JobTracker:
             if self._current(job.id) is not None:
                 raise JobExists(job.id)
             try:
-                job = self._fire(job, Step.SCHEDULE if asynchronous else Step.START, by)
+                job = self._fire(job, Step.SCHEDULE if asynchronous else Step.START, by, new=True)
             except HistoryError as exc:
                 if isinstance(exc.__cause__, StaleJob):  # another node took the id meanwhile
                     raise JobExists(job.id) from None
@@ -358,14 +358,15 @@ class JobTracker:
         self._pend(job, event.id)
         return True, None, None
 
-    def _fire(self, job: Job, what: Step, by: Principal | str | None) -> Job:
+    def _fire(self, job: Job, what: Step, by: Principal | str | None, *, new: bool = False) -> Job:
         """Fire ``what`` of ``job`` (the job after it); the job with the event's time, as stored.
 
         Waited for on every store: the event carries a check that its job is still where this
         step found it, and a job event fired meanwhile by someone else (another node, or a
         controller's own ``/fire`` here) may move the job first; the step is confirmed only
-        once it is committed, never answered and then refused."""
-        event = self._fire_event(job, what.event, by, job.message, expect=True, wait=True)
+        once it is committed, never answered and then refused. ``new``: the step begins the job,
+        and its row must not exist (another node may have taken the id since we looked)."""
+        event = self._fire_event(job, what.event, by, job.message, expect=True, wait=True, new=new)
         return _stamped(job, event)
 
     def _fire_event(
@@ -377,6 +378,7 @@ class JobTracker:
         *,
         expect: bool = False,
         wait: bool = False,
+        new: bool = False,
     ) -> Event:
         data = {
             "job_id": job.id,
@@ -389,8 +391,8 @@ class JobTracker:
             "result": job.result,
         }
         if expect:
-            self.writes.expect(job.id, name, Limits(job.start_within or self.start_within,
-                                                    job.timeout or self.timeout))  # fmt: skip
+            limits = Limits(job.start_within or self.start_within, job.timeout or self.timeout, new=new)
+            self.writes.expect(job.id, name, limits)
         self._own.firing = True
         try:
             event = self.engine.fire(

@@ -4,6 +4,8 @@ no longer fits its row is refused with its event; a job is marked hanging once."
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -139,3 +141,62 @@ def test_trim_keeps_the_newest_ended_jobs_and_every_running_one(kind: str, make_
     store.flush(5)
     assert jobs.trim(2) == 2
     assert sorted(j.id for j in jobs.list()) == ["t2", "t3", "t4"]
+
+
+@pytest.mark.parametrize("kind", SQL_BACKENDS)
+def test_a_job_begun_as_new_is_refused_when_its_id_was_scheduled_meanwhile(
+    kind: str, make_store: Any
+) -> None:
+    """A synchronous job's jobStarted from the tracker must create its row: the plain upsert
+    would start (take over) another node's job scheduled under the same id."""
+    store = make_store(kind)
+    jobs = open_job_store(store)
+    writes = JobWrites(jobs, LIMITS)
+    store.add_same_commit(writes)
+    make = EventMaker()
+    store.append(job_event(make, "jobScheduled", job_id="n1", user="bob")).result(5)  # the other node's
+    writes.expect("n1", "jobStarted", Limits(LIMITS.start_within, LIMITS.timeout, new=True))
+    with pytest.raises(HistoryError) as raised:
+        store.append(job_event(make, "jobStarted", job_id="n1", asynchronous=False)).result(5)
+    assert isinstance(raised.value.__cause__, StaleJob)
+    job = jobs.get("n1")
+    assert job is not None and (job.status, job.user) == (JobStatus.SCHEDULED, "bob")
+    writes.expect("n2", "jobStarted", Limits(LIMITS.start_within, LIMITS.timeout, new=True))
+    store.append(job_event(make, "jobStarted", job_id="n2", asynchronous=False)).result(5)
+    started = jobs.get("n2")
+    assert started is not None and started.status is JobStatus.STARTED
+
+
+def test_the_stores_writes_take_their_turn_with_the_sqlite_writer(make_store: Any) -> None:
+    """trim, mark_hanging and forget write outside the writer: on SQLite they wait for the
+    history's write lock like every other such write, never race the writer on busy_timeout."""
+    from linkserver.history.resource_states import open_resource_states
+
+    store = make_store("sqlite")
+    jobs = open_job_store(store)
+    states = open_resource_states(store)
+    store.add_same_commit(JobWrites(jobs, LIMITS))
+    make = EventMaker()
+    for index in range(3):
+        store.append(job_event(make, "jobStarted", job_id=f"w{index}"))
+        store.append(job_event(make, "jobCompleted", job_id=f"w{index}"))
+    store.append(job_event(make, "jobScheduled", job_id="open"))
+    store.flush(5)
+    for write in (
+        lambda: jobs.trim(1),
+        lambda: jobs.mark_hanging("open", "not started"),
+        lambda: states.forget(["vms"]),
+    ):
+        done = threading.Event()
+
+        def run(write: Callable[[], object] = write, done: threading.Event = done) -> None:
+            write()
+            done.set()
+
+        with store.write_lock:
+            thread = threading.Thread(target=run)
+            thread.start()
+            assert not done.wait(0.3), "wrote while another write held the history's lock"
+        thread.join(5)
+        assert done.is_set()
+    assert [job.id for job in jobs.list(status="completed")] == ["w2"]

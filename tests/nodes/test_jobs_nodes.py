@@ -50,6 +50,23 @@ def test_one_job_view_on_every_node_and_steps_on_any(make_node: Callable[[int], 
     assert stored(a, "jobWarning") == []
 
 
+def test_a_synchronous_job_never_takes_over_a_job_another_node_just_scheduled(
+    make_node: Callable[[int], LinkServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = make_node(1), make_node(2)
+    b.jobs.schedule("ROOT.CHECK", job_id="same", by="b-ctl")
+    # A looked before B's commit (the moment between its check and its own commit):
+    monkeypatch.setattr(a.jobs, "_current", lambda job_id: None)
+    with pytest.raises(JobExists):
+        a.jobs.schedule("ROOT.CHECK", job_id="same", by="a-ctl", asynchronous=False)
+    monkeypatch.undo()
+    job = a.jobs.get("same")
+    assert (job.status, job.user, job.asynchronous) == (JobStatus.SCHEDULED, "b-ctl", True)
+    assert b.jobs.get("same") == job
+    b.jobs.advance("same", Step.START, by="b-ctl")  # still B's to start
+    assert a.jobs.get("same").status is JobStatus.STARTED
+
+
 def test_two_nodes_ending_one_job_at_once_give_one_end_and_one_refusal(
     make_node: Callable[[int], LinkServer],
 ) -> None:
