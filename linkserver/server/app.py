@@ -252,7 +252,7 @@ class LinkServer:
         looked for in the tree's change feed: a context whose add has returned on
         another node is found here at once, not up to a quarter second later, so a
         client whose requests a load balancer spreads over the nodes finds what it
-        added. (One read per miss; the database unreachable: the tree as it is.)
+        added. (Misses arriving together share one read; the database unreachable: the tree as it is.)
         """
         context = self.tree.find(path)
         if context is not None or self.tree_follower is None or not self.history.shared:

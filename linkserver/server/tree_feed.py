@@ -55,6 +55,8 @@ class TreeFollower:
         self.interval = interval
         self.applied = 0  # changes of other nodes applied since start
         self._catching = threading.Lock()
+        self._reads = 0  # feed reads begun (under _catching)
+        self._read = 0  # the number of the last read that ended
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
@@ -63,9 +65,17 @@ class TreeFollower:
         """Read the feed now and apply what other nodes changed; None when nothing was new.
 
         Raises HistoryError when the database cannot be read (nothing changes then).
+        Callers that arrive together share one read: a read begun after a call arrived
+        and ended since answers that call too (None), so a burst of requests for paths
+        this node lacks costs the database a read or two, not one each.
         """
+        wanted = self._reads + 1  # a read begun after this call came sees what it must
         with self._catching:
+            if self._read >= wanted:
+                return None
+            self._reads += 1
             rows = self.store.load_contexts(self.seq)
+            self._read = self._reads
             if not rows:
                 return None
             last = rows[-1].seq

@@ -6,7 +6,10 @@ subscriptions); the real processes are in test_nodes_processes.py.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from nodes_helpers import eventually
@@ -129,3 +132,42 @@ class _Idle:
 
     def stop(self) -> None:
         pass
+
+
+def test_misses_arriving_together_share_a_read_and_never_one_begun_before_them(
+    make_node: Callable[[int], LinkServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = make_node(1), make_node(2)
+    follower = b.tree_follower
+    assert follower is not None
+    follower.stop()
+    reads: list[int] = []
+    first_read_begun, let_first_read_end = threading.Event(), threading.Event()
+    load = follower.store.load_contexts
+
+    def slow_load(after: int) -> Any:
+        reads.append(after)
+        rows = load(after)
+        if len(reads) == 1:
+            first_read_begun.set()
+            let_first_read_end.wait(10)
+        return rows
+
+    monkeypatch.setattr(follower.store, "load_contexts", slow_load)
+    early = threading.Thread(target=b.find_context, args=("devices.nowhere",))
+    early.start()
+    assert first_read_begun.wait(10)
+    a.engine.add_context("devices.valve9")  # returned after the first read began
+    found: list[object] = []
+    callers = [
+        threading.Thread(target=lambda: found.append(b.find_context("devices.valve9"))) for _ in range(20)
+    ]
+    for caller in callers:
+        caller.start()
+    time.sleep(0.2)  # let them all queue behind the first read
+    let_first_read_end.set()
+    for thread in (early, *callers):
+        thread.join(10)
+    assert len(found) == 20 and all(context is b.tree.find("devices.valve9") is not None for context in found)
+    # The first (begun before them) and one they share (a late starter may need a third).
+    assert 2 <= len(reads) <= 3, reads
