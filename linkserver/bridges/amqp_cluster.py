@@ -12,10 +12,13 @@ moves bytes:
   cut off from RabbitMQ gets what was published meanwhile), bound to the
   exchange with ``#``, and removed by RabbitMQ ``x-expires`` after the node
   went (or by :meth:`ClusterConsumer.stop`). Messages go to ``deliver`` one by
-  one, in arrival order, in a thread of their own (a slow subscriber must not
-  stall the connection's heartbeats); each is acknowledged after ``deliver``
-  returned, so a message in hand when the connection goes is delivered again
-  (the server drops the duplicates by event id). When the node connects again
+  one, in arrival order: right in the connection's thread while nothing is
+  waiting (no thread switch on a sparse stream's path), else through a
+  thread of their own, which takes over for ``SLOW_PAUSE`` seconds after a
+  delivery took longer than ``SLOW`` (a slow subscriber must not stall the
+  connection's heartbeats more than once). Each is acknowledged after
+  ``deliver`` returned, so a message in hand when the connection goes is
+  delivered again (the server drops the duplicates by event id). When the node connects again
   after an outage, a passive declare on a channel of its own asks whether the
   queue was kept; if RabbitMQ had removed it (the node was away longer than
   ``x-expires``), ``on_queue_lost`` is called in the delivering thread, with
@@ -45,6 +48,8 @@ log = logging.getLogger("linkserver.cluster")
 CONTENT_TYPE = "application/json"
 ACK_EVERY = 64  # messages acknowledged at once at most (when more are waiting)
 NOT_FOUND = 404  # AMQP reply code of a passive declare of a queue that is not there
+SLOW = 0.05  # seconds: a delivery in the connection's thread longer than this ...
+SLOW_PAUSE = 60.0  # ... sends the next ones through the delivering thread for this long
 
 
 class _QueueLost:
@@ -125,6 +130,13 @@ class ClusterConsumer:
         self._consumed = False  # consumed once: a later connection is a reconnect
         self._lost_at: float | None = None  # wall-clock time the connection was lost
         self._queue_gone = False  # the probe of this reconnect found no queue
+        # Items put in the work queue (by the connection's thread) and finished (by the
+        # delivering thread): equal when that thread holds nothing, each written by one thread.
+        self._queued = 0
+        self._finished = 0
+        self._direct_after = 0.0  # monotonic time from which direct deliveries are allowed again
+        self._acked: tuple[Any, int] | None = None  # (channel, highest tag acknowledged)
+        self._ack_due: tuple[Any, int] | None = None  # a direct delivery's ack, sent after the burst
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"linkserver-{self.name}-deliver", daemon=True)
@@ -194,6 +206,7 @@ class ClusterConsumer:
     def _run_steps(self, channel: Any, steps: list[Callable[[Callable[[Any], None]], None]]) -> None:
         if not steps:
             if self._queue_gone and self.on_queue_lost is not None:  # before its first message
+                self._queued += 1
                 self._work.put(_QueueLost(self._lost_at or time.time()))
             self._queue_gone = False
             channel.basic_consume(self.queue, self._message, callback=lambda _: self._consuming())
@@ -229,11 +242,50 @@ class ClusterConsumer:
             self._lost_at = time.time()
 
     def _message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        self._work.put((channel, method.delivery_tag, body, properties.app_id))
+        tag = method.delivery_tag
+        if self._queued == self._finished and time.monotonic() >= self._direct_after:
+            self._deliver_here(channel, tag, body, properties.app_id)
+            return
+        self._queued += 1
+        self._work.put((channel, tag, body, properties.app_id))
+
+    def _deliver_here(self, channel: Any, tag: int, body: bytes, origin: str | None) -> None:
+        """Deliver in the connection's thread: nothing older is waiting or being delivered."""
+        started = time.monotonic()
+        try:
+            self._deliver(body, origin)
+        except Exception:  # the server's deliver must not raise; never stop receiving
+            log.exception("%s: delivering a message failed", self.name)
+        self.received += 1
+        took = time.monotonic() - started
+        if took > SLOW:
+            self._direct_after = time.monotonic() + SLOW_PAUSE
+            log.info(
+                "%s: a delivery took %.2f s (a slow subscriber); the next %.0f s of messages go "
+                "through the delivering thread",
+                self.name,
+                took,
+                SLOW_PAUSE,
+            )
+        # One acknowledgement for the messages of one read from the socket: after them.
+        if self._ack_due is None:
+            connection = self._connector.connection
+            if connection is not None:
+                connection.ioloop.call_later(0, self._ack_direct)
+        self._ack_due = (channel, tag)
+
+    def _ack_direct(self) -> None:
+        due, self._ack_due = self._ack_due, None
+        if due is not None:
+            self._ack(*due)
 
     def _ack(self, channel: Any, tag: int) -> None:
+        acked = self._acked
+        if acked is not None and acked[0] is channel and tag <= acked[1]:
+            return  # acknowledged already with a later one (multiple)
         if channel is self._channel and channel.is_open:  # else RabbitMQ delivers it again
             channel.basic_ack(tag, multiple=True)
+            self._acked = (channel, tag)
 
     # -- the delivering thread ----------------------------------------------------------
 
@@ -250,6 +302,7 @@ class ClusterConsumer:
                     self.on_queue_lost(item.since)
                 except Exception:  # never stop receiving
                     log.exception("%s: replaying what the lost queue missed failed", self.name)
+                self._finished += 1
                 continue
             channel, tag, body, origin = item
             if last is not None and last[0] is not channel:  # a new channel: the old one's tags are void
@@ -264,3 +317,4 @@ class ClusterConsumer:
             if pending >= ACK_EVERY or self._work.empty():
                 self._connector.call(functools.partial(self._ack, channel, tag))
                 pending = 0
+            self._finished += 1  # after the ack is queued: a direct one after it acknowledges later

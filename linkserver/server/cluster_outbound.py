@@ -84,7 +84,9 @@ class ClusterOutbound(Outbound):
                 self._owned.add(event.id)
                 self._pending[event.id] = time.monotonic()
                 memory.append(event)
+                return  # sent once committed (the writer's callback wakes the publisher)
             self._cond.notify()
+        self._send_direct()
 
     def log_spill(self, held: int) -> None:
         log.warning(
@@ -103,6 +105,7 @@ class ClusterOutbound(Outbound):
                     self._spilled = True
                     self.stats.spilled_events += 1
             self._cond.notify()
+        self._send_direct()
 
     def adopted(self, count: int) -> None:
         """``count`` rows of a dead node's outbox are this node's now: publish them."""
