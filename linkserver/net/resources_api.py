@@ -61,7 +61,6 @@ class ResourceRoutes:
     def transition(self, call: Call) -> dict[str, Any]:
         body: shapes.TransitionRequest = call.body
         context, _ = self._described(call, call.args.path)
-        timeout = self.gateway.durable_timeout
         try:
             event = self.states.transition(
                 context.path,
@@ -70,12 +69,12 @@ class ResourceRoutes:
                 by=call.principal,
                 cause=body.cause,
                 durable=body.durable,
-                timeout=timeout if body.durable else None,
+                timeout=self.gateway.durable_timeout if body.durable else None,
             )
-        except TimeoutError:
+        except TimeoutError as exc:  # its message names the resource and the time waited
             raise HistoryUnavailable(
-                f"the state of {display(context.path)} changed but history did not confirm it within "
-                f"{timeout:g} s; look at the resource again once the database is back"
+                f"{exc}: the change may or may not have been made; look at the resource again "
+                "once the database answers"
             ) from None
         described = self.states.describe(context)
         assert described is not None

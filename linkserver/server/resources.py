@@ -27,9 +27,11 @@ winner left (InvalidTransition if the request does not fit it any more).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from linkserver.core.categories import STATE_CHANGED
@@ -56,9 +58,9 @@ log = logging.getLogger("linkserver.resources")
 TRANSITION_PERMISSION = Permission.OPERATOR
 """What a principal needs on a resource to request a transition."""
 COMPONENT = "linkserver"
-_STRIPES = 64
 SHARED_WAIT = 30.0
-"""Seconds a requested transition on a shared database waits for its commit when no timeout is given."""
+"""Seconds a requested transition on a shared database waits for its commit, over all its tries,
+when no timeout is given."""
 ATTEMPTS = 5
 """How often a requested transition is decided again after other nodes' transitions won."""
 
@@ -78,7 +80,7 @@ class Resources:
         # One process on its database: the stored states, kept here (resources that left their
         # initial state). Several nodes: unused, the database is read.
         self._states: dict[str, str] = {}
-        self._locks = tuple(threading.RLock() for _ in range(_STRIPES))
+        self._locks = _PathLocks()
         self._subscriptions: list[Subscription] = []
         # Checks a triggering event must pass to move a resource (the job tracker's: a job event
         # that contradicts the job it names moves nothing); each is asked once per event.
@@ -223,13 +225,17 @@ class Resources:
             actor = by
         # On a shared database the commit decides (a compare-and-set): wait for it, so that the
         # answer is the truth, and decide again when another node's transition came first.
+        # The timeout bounds the whole request, every try included; only this resource's
+        # other requests wait behind it meanwhile.
         wait = durable or self.shared
         if wait and timeout is None and not durable:
             timeout = SHARED_WAIT
-        with self._locks[hash(context.path) % _STRIPES]:
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        with self._locks.hold(context.path):
             for attempt in range(1, ATTEMPTS + 1):
                 old = self._current(context.path, machine)
                 transition = machine.for_request(context.path, old, action=action, to=to)
+                left = max(0.0, deadline - time.monotonic()) if deadline is not None else None
                 try:
                     return self._apply(
                         context,
@@ -239,8 +245,13 @@ class Resources:
                         actor,
                         cause or f"action {transition.action}",
                         wait,
-                        timeout,
+                        left,
                     )
+                except TimeoutError:
+                    raise TimeoutError(
+                        f"history did not confirm the transition of {display(context.path)} within "
+                        f"{timeout:g} s"
+                    ) from None
                 except HistoryError as exc:
                     if not isinstance(exc.__cause__, StaleResourceState):
                         raise
@@ -302,7 +313,7 @@ class Resources:
             log.warning("%s %s in %s does not fit its job: no transition", event.name, event.id,
                         display(context.path))  # fmt: skip
             return
-        with self._locks[hash(context.path) % _STRIPES]:
+        with self._locks.hold(context.path):
             old = self._current(context.path, machine)
             transition = machine.for_event(old, event)
             if transition is None:
@@ -342,3 +353,30 @@ def _literal_prefix(mask: str) -> str:
             break
         names.append(name)
     return ".".join(names)
+
+
+class _PathLocks:
+    """One re-entrant lock per resource path, held only while in use: a transition waiting for
+    its commit on a shared database holds up its own resource, never unrelated ones."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._held: dict[str, tuple[threading.RLock, int]] = {}  # path -> (lock, holders and waiters)
+
+    @contextlib.contextmanager
+    def hold(self, path: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._held.get(path, (None, 0))
+            if lock is None:
+                lock = threading.RLock()
+            self._held[path] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._held[path]
+                if users == 1:
+                    del self._held[path]
+                else:
+                    self._held[path] = (lock, users - 1)

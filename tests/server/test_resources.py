@@ -4,6 +4,8 @@ ones changing nothing, and the state surviving a restart (SQLite file and Postgr
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from node_processes import fresh_schema
 
 from linkserver import CapturingListener, LinkServer
 from linkserver.core.errors import PermissionDenied
+from linkserver.core.events import Event
 from linkserver.core.permissions import Grants, Principal
 from linkserver.core.statemachines import InvalidTransition, NotAResource
 from linkserver.history.base import HistoryQuery
@@ -130,3 +133,47 @@ def test_the_state_survives_a_restart_and_a_removed_context_starts_over(
             ("vms.vm1", "Starting"),
             ("vms.vm2", "Stopped"),
         ]
+
+
+def test_a_transition_under_way_holds_up_only_its_own_resource(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        first = "vms.vm1"
+        # A resource that shared a lock with vm1 when locks were striped by hash (64 stripes):
+        other = next(f"vms.vm{i}" for i in range(2, 10_000) if hash(f"vms.vm{i}") % 64 == hash(first) % 64)
+        for path in (first, other):
+            s.engine.add_context(path)
+        inside, let_go = threading.Event(), threading.Event()
+
+        def slow_listener(event: Event) -> None:  # delivered inside vm1's transition
+            inside.set()
+            let_go.wait(10)
+
+        s.listen(first, "stateChanged", slow_listener)
+        under_way = threading.Thread(target=lambda: s.resources.transition(first, action="start", by="ctl"))
+        under_way.start()
+        assert inside.wait(10)
+        done = threading.Thread(target=lambda: s.resources.transition(other, action="start", by="ctl"))
+        done.start()
+        done.join(5)
+        alive = done.is_alive()
+        let_go.set()
+        under_way.join(10)
+        done.join(10)
+        assert not alive, f"{other} waited for {first}'s transition"
+        assert s.resources.state(first) == s.resources.state(other) == "Starting"
+
+
+def test_a_durable_transition_that_times_out_says_how_long_it_waited_in_all(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        s.engine.add_context("vms.vm1")
+        s.engine.add_context("vms.vm2")
+        writer = s.history._writer  # type: ignore[attr-defined]
+        with s.history.write_lock:  # the history cannot commit
+            s.resources.transition("vms.vm2", action="start", by="ctl")  # stored, not waited for
+            for _ in range(1000):  # until the writer thread has taken it and waits for the lock
+                if writer._committer is not None:
+                    break
+                time.sleep(0.01)
+            with pytest.raises(TimeoutError) as raised:
+                s.resources.transition("vms.vm1", action="start", by="ctl", durable=True, timeout=0.5)
+        assert str(raised.value) == "history did not confirm the transition of vms.vm1 within 0.5 s"
