@@ -14,7 +14,11 @@ row instead of sixteen (the state and the cleared columns are literals), no ``CA
 stored cleared alarm (a ``DELETE`` of the keys' cleared alarms goes first, so the upsert
 inserts the new one) and no assignment to the id, which on SQLite moves the row. It costs
 the database about half of the general upsert per row; the alarm list's rows are the main
-cost it adds to the writer (tools/bench/alarms.py, ``alarm_reduction``).
+cost it adds to the writer (tools/bench/alarms.py, ``alarm_reduction``). On SQLite the
+``DELETE`` is left out for the keys the store's own commits left open (checked in the
+transaction: :class:`SqlAlarmStore`), and the upsert and the ``DELETE`` are one statement
+each per batch, padded with NULL rows to a few fixed sizes: each statement costs the writer
+a release of the GIL, which a busy firer can keep for the switch interval.
 
 Lists join each alarm's last event for what filters read besides the alarm's context,
 name, level and id (:mod:`linkserver.history.filter_sql` translates the filter with the
@@ -23,6 +27,7 @@ alarm's columns for those), and page by alarm id like history pages by event id.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -33,6 +38,7 @@ from sqlalchemy import Engine, Text, and_, delete, select, type_coerce, update
 from linkserver.core.alarm_fold import KeyChange
 from linkserver.core.alarm_records import Alarm
 from linkserver.core.alarms import AlarmLevel, AlarmState
+from linkserver.core.errors import LinkServerError
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.levels import Level
 from linkserver.history.alarms import AlarmNotFound, AlarmPage, AlarmQuery, AlarmStore, alarm_test
@@ -101,19 +107,21 @@ def _occur_sql(dialect: str, rows: int) -> str:
     values = _OCCUR_VALUES.format(m=_MARK[dialect])
     return (
         f"INSERT INTO alarms ({', '.join(_COLUMNS)}) VALUES {', '.join([values] * rows)} "
-        "ON CONFLICT (key) DO UPDATE SET "
-        + ", ".join(
-            [
-                "count = alarms.count + excluded.count",
-                "level = CASE WHEN excluded.alarm_level = 'last' THEN excluded.level "
-                f"ELSE {_MAX[dialect]}(alarms.level, excluded.level) END",
-                *(
-                    f"{c} = excluded.{c}"
-                    for c in ("context", "name", "alarm_level", "last", "event_id", "auto_clear_at")
-                ),
-            ]
-        )
+        "ON CONFLICT (key) DO UPDATE SET " + _OCCUR_SET.format(max=_MAX[dialect])
     )
+
+
+_OCCUR_SET = ", ".join(
+    [
+        "count = alarms.count + excluded.count",
+        "level = CASE WHEN excluded.alarm_level = 'last' THEN excluded.level "
+        "ELSE {max}(alarms.level, excluded.level) END",
+        *(
+            f"{c} = excluded.{c}"
+            for c in ("context", "name", "alarm_level", "last", "event_id", "auto_clear_at")
+        ),
+    ]
+)
 
 
 def _unclear_sql(dialect: str, rows: int) -> str:
@@ -124,7 +132,22 @@ def _unclear_sql(dialect: str, rows: int) -> str:
     table per key) unless told; PostgreSQL's picks the partial one by itself."""
     marks = ", ".join([_MARK[dialect]] * rows)
     hint = " INDEXED BY ix_alarms_cleared_key" if dialect == "sqlite" else ""
-    return f"DELETE FROM alarms{hint} WHERE state = 'cleared' AND key IN ({marks})"
+    return f"DELETE FROM alarms{hint} WHERE state = 'cleared' AND key IN ({marks})"  # NULLs pad it
+
+
+def _occur_padded_sql(rows: int) -> str:
+    """SQLite's :func:`_occur_sql` for up to ``rows`` rows: the rows after the batch's are all
+    NULL and left out (``WHERE column2 IS NOT NULL``: a row without a key), so one statement of
+    a few fixed sizes takes any number of rows. A stored alarm that is cleared is left alone
+    (not counted in the rowcount): the store's check sees it (``SqlAlarmStore._open``)."""
+    values = "(" + ", ".join(["?"] * _OCCUR_WIDTH) + ")"
+    picked = [f"column{i}" for i in range(1, _OCCUR_WIDTH + 1)]
+    columns = [*picked[:4], "'open'", *picked[4:], "NULL", "NULL", "NULL", "NULL"]
+    return (
+        f"INSERT INTO alarms ({', '.join(_COLUMNS)}) SELECT {', '.join(columns)} "
+        f"FROM (VALUES {', '.join([values] * rows)}) WHERE column2 IS NOT NULL "
+        "ON CONFLICT (key) DO UPDATE SET " + _OCCUR_SET.format(max="max") + " WHERE alarms.state <> 'cleared'"
+    )
 
 
 def _replace_sql(dialect: str) -> str:
@@ -154,6 +177,8 @@ def _sql(kind: str, dialect: str, rows: int = 1) -> str:
             found = _upsert_sql(dialect, rows)
         elif kind == "occur":
             found = _occur_sql(dialect, rows)
+        elif kind == "occur_padded":
+            found = _occur_padded_sql(rows)
         elif kind == "unclear":
             found = _unclear_sql(dialect, rows)
         elif kind == "replace":
@@ -199,6 +224,30 @@ def _chunked(found: list[Statement], kind: str, dialect: str, flat: list[Any], r
             start += size
 
 
+# SQLite: the sizes a padded statement comes in (powers of two and halfway between: at most a
+# third of a statement's rows are padding), up to what SQLite's 32,766 variables allow.
+_PADDED = tuple(sorted({*(1 << k for k in range(12)), *(3 << k for k in range(11))}))
+_PADDED_ROWS = {"occur_padded": 2048, "unclear": 16384}
+
+
+def _padded(found: list[Statement], kind: str, flat: list[Any], rows: int, width: int) -> None:
+    """Append ``rows`` rows of ``flat`` parameters as few statements as possible: one, padded
+    with NULL rows to the next size of ``_PADDED`` (more only past the largest size). On SQLite
+    each statement costs the writer a release of the GIL, and taking it back behind a busy
+    firer can wait for the switch interval (5 ms): the statements of a batch, not its rows,
+    are what slows firing down (tools/bench/alarms.py, ``alarm_reduction``)."""
+    largest = _PADDED_ROWS[kind]
+    start = 0
+    while start < rows:
+        take = min(rows - start, largest)
+        size = _PADDED[bisect.bisect_left(_PADDED, take)]
+        params = flat[start * width : (start + take) * width]
+        if size > take:
+            params += [None] * ((size - take) * width)
+        found.append((_sql(kind, "sqlite", size), [params]))
+        start += take
+
+
 def _sqlite_time(moment: datetime | None) -> int | None:
     return None if moment is None else micros(moment)
 
@@ -207,11 +256,41 @@ def _same(moment: datetime | None) -> datetime | None:
     return moment
 
 
+class AlarmListMoved(LinkServerError):
+    """An alarm this server's writer took for open was cleared by someone else meanwhile."""
+
+
+_OPEN_KEYS = 200_000  # keys remembered as open (SQLite); past that the memory starts over
+
+
 class SqlAlarmStore(AlarmStore):
-    """``engine()`` gives the history's engine (valid between its start and stop)."""
+    """``engine()`` gives the history's engine (valid between its start and stop).
+
+    On SQLite the store remembers the keys whose alarm its own commits left open (``_open``):
+    an occurrence of one of those needs no ``DELETE`` of a cleared alarm first (the dearest
+    part of the batch's statements after the upsert itself). The memory is a guess, checked
+    in the transaction: the upsert leaves a cleared alarm alone, and when it changed fewer
+    rows than it was given, the check forgets every key and fails the batch, which the
+    writer commits again event by event (each then with the ``DELETE``). Only something
+    outside this store clears an alarm behind it (another process on the file); its own
+    clears, auto-clears and clearing events forget their keys. PostgreSQL (several nodes
+    clear each other's alarms) always deletes first.
+    """
 
     def __init__(self, engine: Callable[[], Engine]) -> None:
         self._engine = engine
+        self._open: set[str] = set()
+
+    def _opened(self, expected: int) -> Callable[[int], None]:
+        def check(changed: int) -> None:
+            if changed != expected:
+                self._open.clear()
+                raise AlarmListMoved(
+                    f"{expected - changed} alarms of this batch were cleared outside this server "
+                    "meanwhile; the batch is written again, event by event"
+                )
+
+        return check
 
     # -- in the events' transaction ---------------------------------------------------
 
@@ -247,8 +326,25 @@ class SqlAlarmStore(AlarmStore):
                 upserts.append(_row(change, when))
         found: list[Statement] = []
         occurring = len(occurred) // _OCCUR_WIDTH
-        _chunked(found, "unclear", dialect, occurred[1::_OCCUR_WIDTH], occurring, 1)  # their keys
-        _chunked(found, "occur", dialect, occurred, occurring, _OCCUR_WIDTH)
+        if dialect == "sqlite":
+            known = self._open
+            keys = [key for key in occurred[1::_OCCUR_WIDTH] if key not in known]
+            _padded(found, "unclear", keys, len(keys), 1)
+            before = len(found)
+            _padded(found, "occur_padded", occurred, occurring, _OCCUR_WIDTH)
+            if len(found) == before + 1:  # checked: one statement changed every row or none moved
+                found[-1] = (*found[-1], self._opened(occurring))
+            elif len(found) > before:  # past the largest size (rare): each statement checked
+                for index in range(before, len(found)):
+                    sql, params = found[index][:2]
+                    found[index] = (
+                        sql,
+                        params,
+                        self._opened(sum(p is not None for p in params[0][1::_OCCUR_WIDTH])),
+                    )
+        else:  # one simple query (or executemany) per batch: the number of statements costs little
+            _chunked(found, "unclear", dialect, occurred[1::_OCCUR_WIDTH], occurring, 1)
+            _chunked(found, "occur", dialect, occurred, occurring, _OCCUR_WIDTH)
         _chunked(
             found,
             "upsert",
@@ -264,7 +360,14 @@ class SqlAlarmStore(AlarmStore):
         return found
 
     def committed(self, changes: Sequence[KeyChange], events: Sequence[Event]) -> None:
-        return None
+        known = self._open
+        if len(known) > _OPEN_KEYS:
+            known.clear()
+        for change in changes:
+            if change.cleared_id is None:
+                known.add(change.key)
+            else:
+                known.discard(change.key)
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -389,7 +492,9 @@ class SqlAlarmStore(AlarmStore):
                 )
             )
 
-        return self._change(alarm_id, do)
+        alarm = self._change(alarm_id, do)
+        self._open.discard(alarm.key)
+        return alarm
 
     def auto_clear(self, now: datetime) -> list[Alarm]:
         due = and_(alarms.c.auto_clear_at <= now, alarms.c.state != AlarmState.CLEARED.value)
@@ -397,6 +502,7 @@ class SqlAlarmStore(AlarmStore):
             keys = [row.key for row in conn.execute(select(alarms.c.key).where(due))]
             if not keys:
                 return []
+            self._open.difference_update(keys)
             conn.execute(
                 update(alarms)
                 .where(due, alarms.c.key.in_(keys))
