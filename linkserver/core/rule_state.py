@@ -76,6 +76,10 @@ class RuleState:
         """The earliest moment a tick could fire something (None: only events can)."""
         return None
 
+    def key_for(self, event: Event) -> str:
+        """The key whose state ``event`` changes."""
+        return self.rule.key_of(event)
+
     def fired(self, firing: Firing, event_id: int) -> None:
         """``firing`` was fired as event ``event_id`` (an alert's id is kept for its clear)."""
         if firing.event == ALERT and firing.key in self.open:
@@ -350,6 +354,9 @@ class EscalationState(RuleState):
         self._remember = rule.source == ALARMS
         self._due: list[tuple[datetime, str]] = []  # heap of (next, key); stale entries skipped
 
+    def key_for(self, event: Event) -> str:
+        return str(event.id)
+
     def retain(self, keys: set[str]) -> None:
         """Forget every alarm not in ``keys`` (the ones still open and unacknowledged)."""
         for key in [k for k in self.pending if k not in keys]:
@@ -497,24 +504,46 @@ def replay(
     key at ``since`` once it has been seen. Fires nothing."""
     state = new_state(rule)
     found: list[Firing] = []
-
-    def run_until(moment: datetime) -> None:
-        while True:
-            deadline = state.next_deadline()
-            if deadline is None or deadline > moment:
-                return
-            fired = state.tick(deadline, acknowledged)
-            if not fired and state.next_deadline() == deadline:
-                return  # nothing moves: never loop
-            found.extend(fired)
-
     for event in events:
         if matches is not None and not matches(event):
             continue
-        run_until(event.created)
+        _run_until(state, event.created, acknowledged, found)
         found.extend(state.observe(event, event.created))
-    run_until(until)
+    _run_until(state, until, acknowledged, found)
     return found
+
+
+def catch_up(
+    state: RuleState,
+    events: Iterable[Event],
+    *,
+    skip: Callable[[Event], bool],
+    acknowledged: Acknowledged | None = None,
+) -> list[Firing]:
+    """Drive ``state``, as it was stored, with the events (oldest first, already matched) it
+    did not see: what it fired meanwhile (the server asks history which of those were fired
+    already). As live: each event at its own time, the deadlines before it ticked first.
+    ``skip`` leaves out an event whose key's stored state has it already. Time after the
+    last event is left to the live ticks."""
+    found: list[Firing] = []
+    for event in events:
+        _run_until(state, event.created, acknowledged, found)
+        if not skip(event):
+            found.extend(state.observe(event, event.created))
+    return found
+
+
+def _run_until(
+    state: RuleState, moment: datetime, acknowledged: Acknowledged | None, found: list[Firing]
+) -> None:
+    while True:
+        deadline = state.next_deadline()
+        if deadline is None or deadline > moment:
+            return
+        fired = state.tick(deadline, acknowledged)
+        if not fired and state.next_deadline() == deadline:
+            return  # nothing moves: never loop
+        found.extend(fired)
 
 
 def ack_times(events: Iterable[Event]) -> Acknowledged:
@@ -535,5 +564,6 @@ __all__ = [
     "EscalationState",
     "new_state",
     "replay",
+    "catch_up",
     "ack_times",
 ]

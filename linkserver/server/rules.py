@@ -10,7 +10,11 @@ bridges and pop-ups see rule alerts like any other event. An APScheduler job
 ticks the rules that act on time (absence, the end of a count window,
 escalation steps); another writes the keys that changed to the
 ``rule_state`` table every five seconds (and at stop), from which :meth:`start`
-restores them: a restart continues every window, open alert and escalation.
+restores them: a restart continues every window, open alert and escalation. With
+them goes a watermark (the newest event id each rule's state has seen); a start
+replays the persistent events committed after it through the restored state, so
+a crash loses only what non-persistent events did since the last write, and an
+alert fired before the crash is recognised in history and not fired again.
 
 A dry run (:meth:`RuleHost.test`) replays stored history through a fresh
 state of the rule and fires nothing.
@@ -43,10 +47,19 @@ from linkserver.core.events import Event
 from linkserver.core.filters import And, Filter, Or
 from linkserver.core.filters.labels import bind_filter
 from linkserver.core.paths import compile_mask, display
-from linkserver.core.rule_state import AbsenceState, EscalationState, RuleState, ack_times, new_state, replay
-from linkserver.core.rules import ALARMS, PER_CONTEXT, Firing, Rule, RuleKind
+from linkserver.core.rule_state import (
+    AbsenceState,
+    EscalationState,
+    RuleState,
+    ack_times,
+    catch_up,
+    new_state,
+    replay,
+)
+from linkserver.core.rules import ALARMS, ALERT, CLEARED, ESCALATED, PER_CONTEXT, Firing, Rule, RuleKind
 from linkserver.history.alarms import AlarmQuery, AlarmStore
 from linkserver.history.base import Held, HistoryQuery, HistoryStore
+from linkserver.history.matching import encode_cursor
 from linkserver.history.rule_state import Change, RuleStateStore, open_rule_state
 from linkserver.server.delivery import Subscription
 from linkserver.server.engine import CHILD_ADDED, CHILD_REMOVED, Engine
@@ -55,11 +68,16 @@ log = logging.getLogger("linkserver.rules")
 
 COMPONENT = "rules"
 TICK = 1.0  # seconds between ticks of the timed rules
-FLUSH = 5.0  # seconds between writes of the changed state (what a crash loses: docs/rules.md)
+FLUSH = 5.0  # seconds between writes of the changed state (a start replays what follows: docs/rules.md)
 LEAD_RETRY = 5.0  # seconds between a standby node's tries to take the rules over
 LEAD_LOCK, LEAD_JOB, TICK_JOB = "rules", "linkserver-rules-lead", "linkserver-rules-tick"
 FLUSH_JOB = "linkserver-rules-flush"
 MAX_DEPTH = 8  # alerts firing rules firing alerts...: stop there
+# The host's row of rule_state (no rule is named ""): up to where the stored state has seen
+# history, the watermark a start replays the persistent events after (docs/rules.md).
+MARKS, MARKS_KEY = "", "watermark"
+SEEN = "_seen"  # in a key's row: the rule's newest event id when the row was written
+REPLAY_FIRED = (ALERT, CLEARED, ESCALATED)
 
 
 def _now() -> datetime:
@@ -77,6 +95,7 @@ class _Running:
         self.subscription: Subscription | None = None
         self.fired = 0
         self.last_fired: datetime | None = None
+        self.seen = 0  # the newest event id observed: the state holds every event up to it
 
 
 class RuleHost:
@@ -115,6 +134,12 @@ class RuleHost:
         self._held: Held | None = None
         # Re-entrant: stop() flushes under it, and a flush asks _still_leading, which takes it.
         self._lead_lock = threading.RLock()
+        # Every event up to this id was delivered to every rule before the last interval write
+        # (it was the newest one any rule had seen at the write before): a rule that saw nothing
+        # newer has seen all history up to it. 0: not known (the first start).
+        self._mark = 0
+        self.replayed = 0  # events replayed at the last start (tests, logs)
+        self._marks_written = False  # this start's watermark is stored
 
     @property
     def rules(self) -> list[Rule]:
@@ -175,14 +200,25 @@ class RuleHost:
         """
         assert self._store is not None and self._scheduler is not None
         stored = self._store.load()
+        marks = stored.pop(MARKS, {}).get(MARKS_KEY)
         self._store.forget([name for name in stored if name not in self._rules])
         now = self.clock()
+        newest = self._newest_id()
+        late: list[tuple[_Running, list[Firing]]] = []
         for running in self._rules.values():
             if not running.enabled:
                 continue
             rule = running.rule
             running.state = new_state(rule)  # what the last leader stored, nothing older
-            running.state.load(stored.get(rule.name, {}), now)
+            rows = stored.get(rule.name, {})
+            seen = {key: int(row.pop(SEEN, 0) or 0) for key, row in rows.items()}
+            running.state.load(rows, now)
+            if marks is not None and rule.source != ALARMS:
+                watermark = max(int(marks.get("seen", {}).get(rule.name, 0)), int(marks.get("mark", 0)))
+                fired = self._catch_up(running, watermark, seen)
+                if fired:
+                    late.append((running, fired))
+            running.seen = max(running.seen, newest)
             if isinstance(running.state, AbsenceState) and rule.per == PER_CONTEXT:
                 running.state.seed(self._watched_contexts(rule), now)
             self._ensure_alert_context(rule)
@@ -191,6 +227,12 @@ class RuleHost:
             running.subscription = self.engine.listen(
                 rule.mask, rule.event, self._listener(running), filter=_combined(rule)
             )
+        self._mark = newest
+        self._marks_written = False
+        self.leading = True  # for the writes below (try_lead says so again)
+        for running, fired in late:  # subscribed: rules on alerts see these
+            self._fire(running, fired)
+        self.flush()  # the watermark of this start: a crash from here on replays from it
         self._watch_tree()
         self._scheduler.add_job(self.tick, "interval", seconds=self.tick_interval, id=TICK_JOB)
         self._scheduler.add_job(self.flush, "interval", seconds=self.flush_interval, id=FLUSH_JOB)
@@ -313,6 +355,8 @@ class RuleHost:
         def observe(event: Event) -> None:
             with lock:
                 fired = state.observe(event, event.created)
+                if event.id > running.seen:
+                    running.seen = event.id
             if fired:
                 self._fire(running, fired)
 
@@ -447,10 +491,90 @@ class RuleHost:
                     running = self._rules.get(name)
                     if running is not None:
                         with running.lock:
-                            changes.append((name, key, running.state.dump(key)))
+                            changes.append((name, key, _row(running, key)))
                 self._store.save(changes)  # they stay dirty too: the interval flush writes them again
         except Exception:
             log.exception("could not store the state of the alert rules; the next flush tries again")
+
+    # -- after a crash: replaying what the stored state missed -----------
+
+    def _newest_id(self) -> int:
+        """The newest event id in history (0 for none): where this start's watermark begins."""
+        try:
+            page = self.history.query(HistoryQuery(newest_first=True, limit=1))
+        except Exception:
+            log.exception(
+                "alert rules: could not read the newest event; a crash before the first write replays nothing"
+            )
+            return 0
+        return page.events[0].id if page.events else 0
+
+    def _catch_up(self, running: _Running, watermark: int, seen: dict[str, int]) -> list[Firing]:
+        """Drive ``running``'s stored state with the persistent events committed after
+        ``watermark`` (a key whose row was written later skips the events up to that row's
+        ``_seen``), as if it had seen them live. What that fires and history has (the
+        rule's alerts after the watermark, matched by event and key in order) is only
+        remembered as fired (its id kept for the clear); what history lacks is returned,
+        to be fired now."""
+        rule, state = running.rule, running.state
+        matches = _combined(rule)
+        test = matches.matches if matches is not None else None
+        tree = self.engine.tree
+        escalation = rule.kind is RuleKind.ESCALATION
+
+        def wanted(event: Event) -> bool:
+            if test is not None and not test(event):
+                return False
+            return not escalation or _needs_acknowledgement(tree, event)
+
+        def skip(event: Event) -> bool:
+            return event.id <= seen.get(state.key_for(event), 0)
+
+        try:
+            events = [e for e in self._events_after(rule.mask, (rule.event,), watermark) if wanted(e)]
+            fired = catch_up(state, events, skip=skip, acknowledged=self._acknowledged)
+            if not fired:
+                self.replayed += len(events)
+                running.seen = max(running.seen, events[-1].id if events else watermark, watermark)
+                return []
+            done: dict[tuple[str, str], list[int]] = {}
+            for event in self._events_after(rule.alert, REPLAY_FIRED, watermark):
+                if event.author == COMPONENT and event.record.get("rule") == rule.name:
+                    done.setdefault((event.name, _fired_key(event)), []).append(event.id)
+        except Exception:
+            log.exception(
+                "alert rules: rule %s could not replay history after event %d", rule.name, watermark
+            )
+            return []
+        self.replayed += len(events)
+        running.seen = max(running.seen, events[-1].id if events else watermark, watermark)
+        late = []
+        for firing in fired:
+            ids = done.get((firing.event, firing.key))
+            if ids:
+                state.fired(firing, ids.pop(0))  # fired before the crash: not again
+            else:
+                late.append(firing)
+        if events:
+            log.info(
+                "alert rules: rule %s replayed %d events after its stored state (%d firings, %d new)",
+                rule.name,
+                len(events),
+                len(fired),
+                len(late),
+            )
+        return late
+
+    def _events_after(self, mask: str, names: Sequence[str], after: int) -> Iterator[Event]:
+        cursor: str | None = encode_cursor(after)
+        while cursor is not None:
+            page = self.history.query(
+                HistoryQuery(
+                    masks=(mask,), names=tuple(names), newest_first=False, limit=10_000, cursor=cursor
+                )
+            )
+            yield from page.events
+            cursor = page.next_cursor
 
     # -- persistence -----------------------------------------------------
 
@@ -460,21 +584,31 @@ class RuleHost:
             return
         with self._flush_lock:
             changes: list[Change] = []
+            mark, newest = self._mark, self._mark
+            seen: dict[str, int] = {}
             for running in self._rules.values():
                 with running.lock:
                     for key in running.state.take_dirty():
-                        changes.append((running.rule.name, key, running.state.dump(key)))
-            if changes:
+                        changes.append((running.rule.name, key, _row(running, key)))
+                    if running.seen > mark:
+                        seen[running.rule.name] = running.seen
+                        newest = max(newest, running.seen)
+            if changes or seen or newest != mark or not self._marks_written:
+                # Each rule's state holds every event up to its own newest; one that saw nothing
+                # newer than ``mark`` holds all up to that: delivered everywhere by now.
+                changes.append((MARKS, MARKS_KEY, {"mark": mark, "seen": seen}))
                 try:
                     self._store.save(changes)
                 except Exception:
                     self._restore_dirty(changes)
                     raise
+                self._mark = newest
+                self._marks_written = True
 
     def _restore_dirty(self, changes: list[Change]) -> None:
         """A failed write: the keys stay dirty for the next flush."""
         for name, key, _ in changes:
-            running = self._rules.get(name)
+            running = self._rules.get(name) if name != MARKS else None
             if running is not None:
                 with running.lock:
                     running.state._dirty.add(key)
@@ -581,6 +715,20 @@ class RuleHost:
             cursor = page.next_cursor
             if cursor is None:
                 return
+
+
+def _row(running: _Running, key: str) -> dict[str, Any] | None:
+    """``key``'s row with the rule's newest event id: a replay skips what the row holds."""
+    row = running.state.dump(key)
+    return {**row, SEEN: running.seen} if row is not None else None
+
+
+def _fired_key(event: Event) -> str:
+    """The rule key of an alert, clear or escalation event the rule host fired."""
+    record = event.record
+    if event.name == ESCALATED:
+        return str(record.get("alert_id"))
+    return str(record.get("key"))
 
 
 def _bound(rule: Rule, engine: Engine) -> Rule:
