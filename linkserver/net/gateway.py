@@ -33,6 +33,7 @@ from linkserver.history.base import HistoryPage, HistoryQuery
 from linkserver.net import codec
 from linkserver.net.codec import FireRequest
 from linkserver.net.protocol import SubscribeRequest
+from linkserver.net.push import deferred_wakes
 from linkserver.server.app import LinkServer
 from linkserver.server.controllers import Owner, add_owned_device, remove_owned
 from linkserver.server.delivery import Subscription
@@ -79,6 +80,11 @@ class Gateway:
 
     def fire(self, principal: Principal, request: FireRequest, *, durable: bool = False) -> Event:
         context = self._fire_context(principal, request)
+        if not durable:
+            with deferred_wakes():  # the sessions' loop is woken once, after every offer
+                return self.engine.fire(
+                    context.path, request.event, request.data, level=request.level, author=principal
+                )
         try:
             return self.engine.fire(
                 context.path,
@@ -101,14 +107,15 @@ class Gateway:
         its commit, which the writer makes without its linger (``stored`` of Engine.fire)."""
         context = self._fire_context(principal, request)
         commit: list[Future[Event]] = []
-        event = self.engine.fire(
-            context.path,
-            request.event,
-            request.data,
-            level=request.level,
-            author=principal,
-            stored=commit.append,
-        )
+        with deferred_wakes():  # the sessions' loop is woken once, after every offer
+            event = self.engine.fire(
+                context.path,
+                request.event,
+                request.data,
+                level=request.level,
+                author=principal,
+                stored=commit.append,
+            )
         return event, commit[0] if commit else None
 
     def _fire_context(self, principal: Principal, request: FireRequest) -> Context:

@@ -218,6 +218,9 @@ class Session:
         self._queue: collections.deque[tuple[Any, ...]] = collections.deque()
         self._live = 0  # live events in the queue
         self._signalled = False
+        # Subscriptions ever set replaying, less those whose replay ended: while 0, no replay is
+        # due, which the sender asks after every push (unsubscribed ones only keep it above 0).
+        self._replays = 0
         self._lock = threading.Lock()  # the outbox and the subscriptions' state
         self._serial = threading.RLock()  # one receive or pump at a time
         self._ids = itertools.count(1)
@@ -380,6 +383,7 @@ class Session:
         self.backend.flush()  # events fired before the subscription are now in history
         with self._lock:
             sub.after, sub.replaying = resume, True
+            self._replays += 1
             self._signal()
 
     def _on_unsubscribe(self, message: UnsubscribeMessage, ref: Any) -> None:
@@ -449,6 +453,8 @@ class Session:
 
     def _release(self, sub: SessionSubscription) -> None:
         """End holding: held events not already replayed go out, then live ones as they come."""
+        if sub.replaying:
+            self._replays -= 1
         sub.holding = sub.replaying = False
         held, sub.held = sub.held, collections.deque()
         gap, sub.gap = sub.gap, None
@@ -468,6 +474,8 @@ class Session:
 
     @property
     def wants_pump(self) -> bool:
+        if not self._replays:
+            return False
         with self._lock:
             return any(sub.replaying for sub in self._subs.values())
 

@@ -25,6 +25,16 @@ from collections.abc import Callable
 from typing import Any
 
 TextWriter = Callable[[str], bool]
+
+
+class Wire(str):
+    """A message's text that keeps its WebSocket frame once written directly
+    (:func:`direct_writer`): one event's message to every
+    session with the same subscription id is framed once, not once per session."""
+
+    frame: bytes | None = None
+
+
 _NEEDED = ("transport", "conn", "writable", "disconnected", "close_sent", "handshake_complete")
 
 
@@ -47,6 +57,7 @@ def direct_writer(send: Callable[..., Any]) -> TextWriter | None:
     opened = State.OPEN
 
     def write(text: str) -> bool:
+        frame: bytes | None
         if (
             protocol.disconnected
             or protocol.close_sent
@@ -56,7 +67,13 @@ def direct_writer(send: Callable[..., Any]) -> TextWriter | None:
             or not protocol.writable.is_set()
         ):
             return False
-        protocol.transport.write(text_frame(text.encode()))
+        if type(text) is Wire:  # the same message to many sessions: framed once
+            frame = text.frame
+            if frame is None:
+                frame = text.frame = text_frame(text.encode())
+        else:
+            frame = text_frame(text.encode())
+        protocol.transport.write(frame)
         return True
 
     return write

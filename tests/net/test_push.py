@@ -220,6 +220,42 @@ def test_a_live_event_is_encoded_once_for_every_session(server: LinkServer) -> N
     assert all(json.loads(t[0])["event"]["id"] == event_id for t in texts)
 
 
+def test_sessions_with_the_same_subscription_id_share_one_message_object(server: LinkServer) -> None:
+    sessions = [session_for(server) for _ in range(3)]
+    for session in sessions:
+        subscribe(session, batch=False)
+    fire(server)
+    [a], [b], [c] = (session.take_text() for session in sessions)
+    assert a is b is c  # so its frame is made once (linkserver/net/wire.py)
+    assert type(a) is push.Wire and json.loads(a)["subscription"] == "s1"
+    other = session_for(server)
+    subscribe(other, "devices.plc2", batch=False)
+    subscribe(other, batch=False)  # s2 here
+    fire(server)
+    [d] = other.take_text()
+    assert (
+        json.loads(d)["subscription"] == "s2"
+        and json.loads(d)["event"] == json.loads(sessions[0].take_text()[0])["event"]
+    )
+
+
+def test_the_encoded_cache_counts_messages_in_its_bound(server: LinkServer) -> None:
+    events = [server.fire("devices.plc1", "connected") for _ in range(3)]
+    sids = [f"s{n}" for n in range(4)]
+    alone = EncodedEvents()  # what the newest event with its four messages takes
+    for sid in sids:
+        alone.message(sid, events[-1])
+    text = len(alone.text(events[-1]))
+    cache = EncodedEvents(max_chars=alone._chars + text // 2)
+    for event in events:
+        cache.text(event)
+    assert len(cache) == 3  # three texts fit
+    for sid in sids:
+        message = cache.message(sid, events[-1])
+        assert message == push.event_text(sid, dumps(events[-1].marshal()))
+    assert len(cache) == 1 and cache.misses == 3  # the messages pushed the older events out
+
+
 def test_the_encoded_cache_serves_only_the_same_event_object(server: LinkServer) -> None:
     cache = EncodedEvents()
     event = server.fire("devices.plc1", "connected")
@@ -279,6 +315,47 @@ def test_many_wakes_from_threads_cost_one_loop_wakeup() -> None:
         events[0].clear()
         await asyncio.wait_for(events[0].wait(), 5)
         assert waker.wakeups == 2
+
+    asyncio.run(scenario())
+
+
+def test_wakes_deferred_by_a_thread_are_made_when_it_leaves_in_one_loop_wakeup(server: LinkServer) -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        waker = LoopWaker(loop)
+        sessions = [session_for(server) for _ in range(5)]
+        for session in sessions:
+            subscribe(session)
+        calls: list[int] = []
+        targets = [asyncio.Event() for _ in sessions]
+        for session, target in zip(sessions, targets, strict=True):
+            session.on_output = lambda target=target: waker.wake(target)  # type: ignore[misc]
+        original = loop.call_soon_threadsafe
+
+        def counted(*args: Any) -> Any:
+            calls.append(len(waker._pending))
+            return original(*args)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        seen: list[int] = []
+
+        def firer() -> None:
+            with push.deferred_wakes():
+                fire(server)
+                seen.append(len(calls))  # every session has the event; nothing woken yet
+                with push.deferred_wakes():  # nested: one scope
+                    fire(server, "plc2")
+                seen.append(len(calls))
+
+        thread = threading.Thread(target=firer)
+        thread.start()
+        thread.join()
+        assert seen == [0, 0] and calls == [5]  # one loop wake-up for all five, at the end
+        await asyncio.wait_for(asyncio.gather(*(t.wait() for t in targets)), 5)
+        assert waker.wakeups == 1
+        assert all(len(s.take()) == 1 for s in sessions)  # plc1's event, each in its session
+        waker.wake(targets[0])  # outside a scope: at once
+        assert len(calls) == 2
 
     asyncio.run(scenario())
 
