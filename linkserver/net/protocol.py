@@ -221,6 +221,7 @@ class Session:
         # Subscriptions ever set replaying, less those whose replay ended: while 0, no replay is
         # due, which the sender asks after every push (unsubscribed ones only keep it above 0).
         self._replays = 0
+        self._gapped = False  # some subscription may hold a gap not yet queued (set by _drop)
         self._lock = threading.Lock()  # the outbox and the subscriptions' state
         self._serial = threading.RLock()  # one receive or pump at a time
         self._ids = itertools.count(1)
@@ -436,6 +437,7 @@ class Session:
 
     def _drop(self, sub: SessionSubscription, event: Event) -> None:
         DROPPED["websocket"].add()
+        self._gapped = True
         gap = sub.gap
         if gap is None:
             sub.gap = Gap(last_delivered_id=sub.last_id, last_dropped_id=event.id, dropped=1)
@@ -561,10 +563,15 @@ class Session:
                     self._live -= 1
                 items.append(item)
             if not queue:
-                for sub in self._subs.values():  # caught up: tell about losses now
-                    if sub.gap is not None and not sub.holding:
-                        items.append(("gap", sub.sid, sub.gap))
-                        sub.gap = None
+                if self._gapped:
+                    self._gapped = False
+                    for sub in self._subs.values():  # caught up: tell about losses now
+                        if sub.gap is not None:
+                            if sub.holding:
+                                self._gapped = True  # told once it is released
+                                continue
+                            items.append(("gap", sub.sid, sub.gap))
+                            sub.gap = None
                 self._signalled = False
         return frames(items, self._batched) if items else []
 

@@ -217,6 +217,8 @@ def frames(items: Sequence[Item], batched: Container[str], encoded: EncodedEvent
     and pushes keep their relative order exactly. A batch holding one event is
     an ordinary ``event`` message.
     """
+    if len(items) == 1 and items[0][0] == "event" and items[0][1] not in batched:  # the usual push
+        return [encoded.message(items[0][1], items[0][2])]
     out: list[str | _Batch] = []
     open_batches: dict[str, _Batch] = {}
     for item in items:
