@@ -22,11 +22,11 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import BigInteger, Engine, Text, bindparam, delete, func, literal, select, type_coerce
 
 from linkserver.core.events import Event
 from linkserver.history.same_commit import Statement
-from linkserver.history.schema import bridge_outbox, event_from_row, events
+from linkserver.history.schema import bridge_outbox, events
 
 log = logging.getLogger("linkserver.history.outbox")
 
@@ -138,6 +138,8 @@ class SqlOutbox(Outbox):
         self._engine = engine
         self._write_lock = write_lock
         self._mine = (bridge_outbox.c.bridge == bridge) & (bridge_outbox.c.node == node)
+        self._reader: Callable[[Any], Event] | None = None
+        self._query: Any = None
 
     def open(self) -> None:
         with self._engine().connect() as conn:
@@ -152,21 +154,18 @@ class SqlOutbox(Outbox):
         return [(sql, [(bridge, node, event.id) for event in wanted])]
 
     def page(self, after: int, limit: int) -> list[Event]:
-        query = (
-            select(bridge_outbox.c.event_id, events)
-            .select_from(bridge_outbox.outerjoin(events, events.c.id == bridge_outbox.c.event_id))
-            .where(self._mine & (bridge_outbox.c.event_id > after))
-            .order_by(bridge_outbox.c.event_id)
-            .limit(limit)
-        )
-        with self._engine().connect() as conn:
-            rows = conn.execute(query).all()
+        engine = self._engine()
+        if self._reader is None:
+            self._reader, self._query = _page_query(engine.dialect.name, self._mine)
+        read = self._reader
+        with engine.connect() as conn:
+            rows = conn.execute(self._query, {"after": after, "limit": limit}).all()
         found, orphans = [], []
         for row in rows:
-            if row.id is None:
-                orphans.append(row.event_id)
+            if row[1] is None:
+                orphans.append(row[0])
             else:
-                found.append(event_from_row(row))
+                found.append(read(row[1:]))
         if orphans:  # purged before the broker got them: nothing to send any more
             log.warning(
                 "bridge %s: %d events expired and were purged before they could be published",
@@ -188,3 +187,38 @@ class SqlOutbox(Outbox):
                 deleted += result.rowcount
         with self._lock:
             self.depth = max(0, self.depth - deleted)
+
+
+def _page_query(dialect: str, mine: Any) -> tuple[Callable[[Any], Event], Any]:
+    """The read of a page of owed events: the outbox row's event id, then the event's columns
+    as the history's own reader takes them (times and data as stored, no per-row type
+    processing: the drain after an outage reads tens of thousands), None where it was purged."""
+    from linkserver.history.queries import row_reader  # history.base imports this module
+
+    if dialect == "sqlite":
+        times: tuple[Any, ...] = (
+            type_coerce(events.c.created, BigInteger),
+            type_coerce(events.c.expires, BigInteger),
+        )
+    else:
+        times = (events.c.created, events.c.expires)
+    query = (
+        select(
+            bridge_outbox.c.event_id,
+            events.c.id,
+            events.c.context,
+            events.c.name,
+            events.c.level,
+            *times,
+            events.c.author,
+            events.c.group,
+            type_coerce(events.c.data, Text),
+            literal(False),  # acknowledgements: not carried by a bridge's message
+            events.c.category,
+        )
+        .select_from(bridge_outbox.outerjoin(events, events.c.id == bridge_outbox.c.event_id))
+        .where(mine & (bridge_outbox.c.event_id > bindparam("after")))
+        .order_by(bridge_outbox.c.event_id)
+        .limit(bindparam("limit"))
+    )
+    return row_reader(dialect), query
