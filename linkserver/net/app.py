@@ -9,6 +9,7 @@ runs in worker threads; the WebSocket transport is a thin loop around
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -329,7 +330,7 @@ class Api:
         self.stats.websockets += 1
         loop = asyncio.get_running_loop()
         waker = waker_for(loop)  # one loop wake-up for many sessions
-        session = Session(self.gateway, principal, self.limits, on_output=lambda: waker.wake(pusher))
+        session = Session(self.gateway, principal, self.limits)
         assert token is not None
 
         def ended(code: int, reason: str) -> None:  # any thread: stop delivering, then close
@@ -341,6 +342,7 @@ class Api:
         # WebSocket.send and its exception wrapper cost a tenth of a push; nothing here needs them.
         # An ended connection gets its close frame instead of whatever was still waiting.
         pusher = Pusher(session, send, run_in_threadpool, connection)
+        session.on_output = functools.partial(waker.wake, pusher)  # per session per event: no lambda
         self.connections.add(connection)
         if self.auth.resolve(token) is None:  # ended between the check and the registration
             connection.end(4401, "the token is no longer valid")

@@ -45,6 +45,8 @@ called (from any thread) when the outbox turns non-empty.
 from __future__ import annotations
 
 import collections
+import contextlib
+import functools
 import heapq
 import itertools
 import json
@@ -64,7 +66,7 @@ from linkserver.core.levels import Level
 from linkserver.core.permissions import Principal
 from linkserver.history.base import HistoryPage
 from linkserver.net.codec import BadRequest, FireRequest, NotFound, TooLarge, error_body, fire_request
-from linkserver.net.push import SessionSubscription, frames
+from linkserver.net.push import SessionSubscription, deferred_wakes, frames
 from linkserver.server.delivery import DROPPED
 from linkserver.typing import Gap
 from linkserver.wire import decode
@@ -196,6 +198,7 @@ class _Deadlines:
 
 
 _DEADLINES = _Deadlines()
+_NO_SCOPE = contextlib.nullcontext()
 
 
 class Session:
@@ -279,8 +282,9 @@ class Session:
 
     def _on_fire(self, message: FireMessage, ref: Any) -> None:
         if not message.durable:
-            event = self.backend.fire(self.principal, message, durable=False)
-            self._answer({"type": "fired", "ref": ref, "id": event.id})
+            with deferred_wakes():  # see _on_fire_batch
+                event = self.backend.fire(self.principal, message, durable=False)
+                self._answer({"type": "fired", "ref": ref, "id": event.id})
             return
         event, stored = self.backend.submit(self.principal, message)
         answer = {"type": "fired", "ref": ref, "id": event.id}
@@ -322,7 +326,15 @@ class Session:
                 requests.append(fire_request(item, f"events[{index}]"))
             except LinkServerError as exc:
                 requests.append(exc)
-        results = self.backend.fire_many(self.principal, requests, durable=message.durable)
+        # One event, not durable: nothing here waits once it is delivered, so the sessions it
+        # went to and this answer share one loop wake-up, made when the answer is queued: the
+        # loop's sends then do not compete with this thread for the GIL. (More events are woken
+        # for event by event, and a durable batch before its wait for the commit.)
+        with deferred_wakes() if len(requests) == 1 and not message.durable else _NO_SCOPE:
+            self._fire_batch(requests, ref, message.durable)
+
+    def _fire_batch(self, requests: list[FireRequest | LinkServerError], ref: Any, durable: bool) -> None:
+        results = self.backend.fire_many(self.principal, requests, durable=durable)
         self._answer(
             {
                 "type": "fired_batch",
@@ -364,7 +376,7 @@ class Session:
             if batch:
                 self._batched.add(sid)
         try:
-            handle = self.backend.subscribe(self.principal, request, lambda event: self._offer(sub, event))
+            handle = self.backend.subscribe(self.principal, request, functools.partial(self._offer, sub))
         except BaseException:
             with self._lock:
                 self._subs.pop(sid, None)
@@ -420,6 +432,12 @@ class Session:
                 return
             elif self._live >= self.limits.queue_size:
                 self._drop(sub, event)
+            elif sub.gap is None:  # _enqueue_live without its call: this runs per session per event
+                self._queue.append(("event", sub.sid, event))
+                self._live += 1
+                sub.last_id = event.id
+                if not self._signalled:
+                    self._signal()
             else:
                 self._enqueue_live(sub, event)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -356,6 +357,42 @@ def test_wakes_deferred_by_a_thread_are_made_when_it_leaves_in_one_loop_wakeup(s
         assert all(len(s.take()) == 1 for s in sessions)  # plc1's event, each in its session
         waker.wake(targets[0])  # outside a scope: at once
         assert len(calls) == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_one_event_message_and_its_answer_share_one_loop_wakeup(server: LinkServer) -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        waker = LoopWaker(loop)
+        sessions = [session_for(server) for _ in range(3)]
+        for session in sessions:
+            subscribe(session)
+        firer = session_for(server)
+        for session in [*sessions, firer]:
+            session.on_output = functools.partial(waker.wake, asyncio.Event())
+        calls: list[int] = []
+        original = loop.call_soon_threadsafe
+
+        def counted(*args: Any) -> Any:
+            calls.append(len(waker._pending))
+            return original(*args)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        event = {"context": "devices.plc1", "event": "connected"}
+        answers: list[str] = []
+        for message in (
+            {"type": "fire_batch", "ref": 1, "events": [event]},
+            {"type": "fire", "ref": 2, **event},
+        ):
+            thread = threading.Thread(target=firer.receive, args=(json.dumps(message),))
+            thread.start()
+            thread.join()
+            await asyncio.sleep(0.01)  # the loop runs the wake-up
+            assert [len(s.take()) for s in sessions] == [1, 1, 1]  # taken: the next one signals
+            answers += [m["type"] for m in firer.take()]
+        assert calls == [4, 4]  # three subscribers and the firer's answer, each time at once
+        assert answers == ["fired_batch", "fired"]
 
     asyncio.run(scenario())
 
