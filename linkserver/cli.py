@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from linkserver import __version__
 from linkserver.client.cli import add_client_commands
@@ -174,7 +174,53 @@ def _token(args: argparse.Namespace) -> int:
     return token_command(args.rest)
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _OneCommand:
+    """An ``add_subparsers()`` for a run of one known command: its parser is built in full,
+    every other command's as its name and help line only (adding every option of every
+    command cost a one-shot ``linkserver fire`` more than its request did; tools/bench/cli.py)."""
+
+    def __init__(self, subparsers: Any, command: str) -> None:
+        self._subparsers = subparsers
+        self._command = command
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self._command:
+            return self._subparsers.add_parser(name, **kwargs)
+        self._subparsers.add_parser(name, help=kwargs.get("help"), add_help=False)
+        return _Ignored()
+
+
+class _Ignored:
+    """Takes every call a command's registration makes on a parser it will not need."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._ignore
+
+    def _ignore(self, *args: Any, **kwargs: Any) -> _Ignored:
+        return self
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` when only options whose shape is known come before it
+    (-v, --log-format X), else None (help, version, abbreviations: argparse decides)."""
+    expect_value = False
+    for arg in argv:
+        if expect_value:
+            expect_value = False
+        elif arg == "--log-format":
+            expect_value = True
+        elif arg in ("-v", "--verbose") or arg.startswith("--log-format="):
+            continue
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; given ``command``, only that one's options are added
+    (the others are there by name and help line, enough for argparse's choices and errors)."""
     parser = argparse.ArgumentParser(prog="linkserver", description="LinkServer, an event server.")
     parser.add_argument("--version", action="version", version=f"linkserver {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -185,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"log lines as text or as JSON objects (default: ${LOG_FORMAT_ENV}, "
         "else server.log_format for serve, else text)",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands: Any = parser.add_subparsers(dest="command", required=True)
+    if command is not None:
+        commands = _OneCommand(commands, command)
 
     serve = commands.add_parser("serve", help="serve the network API (HTTP and WebSocket)")
     serve.add_argument("--config", help=CONFIG_HELP)
@@ -244,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["token"]:
         # `token` has its own sub-commands and options; hand them over untouched.
         return _token(argparse.Namespace(rest=argv[1:]))
-    args = build_parser().parse_args(argv)
+    args = build_parser(_command_of(argv)).parse_args(argv)
     from linkserver import logs
 
     if args.log_format not in (None, *logs.FORMATS):

@@ -16,7 +16,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_SIDE = ("sqlalchemy", "alembic", "starlette", "uvicorn", "apscheduler", "prometheus_client")
 # What a one-shot HTTP command (fire, history, ack, tree, status) has no use for.
-ONE_SHOT_NEEDLESS = ("asyncio", "websockets", "linkserver.server", "linkserver.core.formats")
+ONE_SHOT_NEEDLESS = (
+    "asyncio",
+    "websockets",
+    "linkserver.server",
+    "linkserver.core.formats",
+    # the server's half of linkserver.wire.errors (issue #8: ~25 ms of every `linkserver fire`)
+    "linkserver.core.jobs",
+    "linkserver.core.statemachines",
+)
 
 
 def loaded_after(code: str) -> set[str]:
@@ -56,6 +64,17 @@ def test_a_one_shot_command_loads_no_websocket_or_server_module() -> None:
     assert offending(loaded_after(code), ONE_SHOT_NEEDLESS) == []
 
 
+def test_a_command_run_with_a_token_loads_no_session_cache() -> None:
+    """`linkserver fire ... --token T` as the console script runs it, up to its request."""
+    code = (
+        "import argparse, linkserver.cli, linkserver.client.cli as c\n"
+        "argv = ['fire', 'a', 'b', '--url', 'http://127.0.0.1:1', '--token', 't']\n"
+        "args = linkserver.cli.build_parser(linkserver.cli._command_of(argv)).parse_args(argv)\n"
+        "c._client(args).close()"
+    )
+    assert offending(loaded_after(code), (*ONE_SHOT_NEEDLESS, "linkserver.client.sessions")) == []
+
+
 @pytest.mark.parametrize(
     "code",
     [
@@ -74,3 +93,5 @@ def test_the_checks_can_fail() -> None:
     """A module that does load a server dependency is caught (the probe is not blind)."""
     assert offending(loaded_after("import linkserver.server.app"), SERVER_SIDE)
     assert offending(loaded_after("import linkserver.client.aio"), ONE_SHOT_NEEDLESS)
+    server_side_statuses = "from linkserver.wire.errors import status_of; status_of(ValueError())"
+    assert offending(loaded_after(server_side_statuses), ("linkserver.core.jobs",))

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         ProtocolError,
         RequestError,
         ServerError,
+        ServerTimeout,
         ServerUnavailable,
         TooLarge,
     )
@@ -51,6 +52,7 @@ _WHERE = {
         (
             "ClientError",
             "ServerUnavailable",
+            "ServerTimeout",
             "AuthenticationFailed",
             "RequestError",
             "BadRequest",
@@ -80,6 +82,7 @@ __all__ = [
     # errors of the client itself (server errors keep their LinkServer classes)
     "ClientError",
     "ServerUnavailable",
+    "ServerTimeout",
     "AuthenticationFailed",
     "RequestError",
     "BadRequest",

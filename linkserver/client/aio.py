@@ -42,6 +42,7 @@ from linkserver.client.transport import (
     parse_results,
     resolve_credentials,
     response_error,
+    tls_verify,
 )
 from linkserver.core.errors import BadRequest, LinkServerError
 from linkserver.core.events import Event
@@ -68,7 +69,9 @@ class AsyncClient(AsyncCalls):
         self.url = self.endpoint.base
         self.credentials = resolve_credentials(self.endpoint, user, password, token)
         self._token = self.credentials.token
-        self._http = httpx.AsyncClient(base_url=self.endpoint.api, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self.endpoint.api, timeout=timeout, verify=tls_verify(self.endpoint)
+        )
         self._login_lock = asyncio.Lock()
         self._subscriptions: set[AsyncSubscription] = set()
         self.timeout = timeout

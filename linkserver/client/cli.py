@@ -27,6 +27,8 @@ from linkserver.client.values import UsageError, is_text, loads_strict, parse_as
 from linkserver.core.errors import LinkServerError, TooManyAttempts
 
 if TYPE_CHECKING:
+    import threading
+
     # Imported where used: a command loads what it needs and no more (whole-process
     # start-up is most of what a one-shot command costs; tools/bench/cli.py).
     from linkserver.client.sync import Client
@@ -203,7 +205,6 @@ def _client(args: argparse.Namespace) -> Client:
     """The client of a command: the given or ``$LINKSERVER_TOKEN`` token as is; else the
     cached session of the user (``--user``, or the local admin credentials file's),
     logging in only when there is none or the server refuses it."""
-    from linkserver.client.sessions import CachedSessionClient
     from linkserver.client.sync import Client
     from linkserver.client.transport import TOKEN_ENV, default_url, endpoint, resolve_credentials
 
@@ -212,6 +213,8 @@ def _client(args: argparse.Namespace) -> Client:
     try:
         if args.token or os.environ.get(TOKEN_ENV):
             return Client(args.url, token=args.token)
+        from linkserver.client.sessions import CachedSessionClient
+
         where = endpoint(args.url or default_url())
         if args.user:
             return CachedSessionClient(where.base, user=args.user, password=lambda: _password(args))
@@ -359,6 +362,22 @@ def _ack(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from linkserver import interrupt
+
+    with _client(args) as client:
+        client.token()  # logs in (perhaps asking for a password) while Ctrl-C still interrupts
+        with interrupt.live_view() as stop:  # from here Ctrl-C sets stop, never raises in the client
+            _watch_until(stop, client, args)
+    return OK
+
+
+def _watch_until(stop: threading.Event, client: Client, args: argparse.Namespace) -> None:
+    """Print events until ``stop`` is set, the count is reached, the time is up or the stream ends."""
+    import time
+
+    from linkserver import interrupt
+    from linkserver.core.events import Event
+
     def on_gap(gap: Gap) -> None:
         if args.json:
             _print_json(
@@ -378,34 +397,28 @@ def _watch(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    import time
-
-    from linkserver.core.events import Event
-
     deadline = time.monotonic() + args.seconds if args.seconds is not None else None
     seen = 0
-    with _client(args) as client:
-        subscription = client.subscribe(
-            args.mask, args.event, filter=args.filter, min_level=args.min_level, on_gap=on_gap
-        )
-        if not args.json:
-            print(f"watching {args.mask} {args.event} at {client.url}; Ctrl-C stops", file=sys.stderr)
-        with subscription:
-            while args.count is None or seen < args.count:
-                timeout = None if deadline is None else deadline - time.monotonic()
-                if timeout is not None and timeout <= 0:
+    subscription = client.subscribe(
+        args.mask, args.event, filter=args.filter, min_level=args.min_level, on_gap=on_gap
+    )
+    if not args.json:
+        print(f"watching {args.mask} {args.event} at {client.url}; Ctrl-C stops", file=sys.stderr)
+    with subscription:
+        while not stop.is_set() and (args.count is None or seen < args.count):
+            timeout = interrupt.TICK if deadline is None else min(interrupt.TICK, deadline - time.monotonic())
+            if timeout <= 0:
+                break
+            event = subscription.get(timeout=timeout)
+            if not isinstance(event, Event):  # None: timed out or ended (gaps go to on_gap)
+                if subscription.ended:
                     break
-                event = subscription.get(timeout=timeout if timeout is not None else 1.0)
-                if not isinstance(event, Event):  # None: timed out or ended (gaps go to on_gap)
-                    if subscription.ended:
-                        break
-                    continue
-                seen += 1
-                if args.json:
-                    _print_json(event.marshal())
-                else:
-                    print(_event_line(event), flush=True)
-    return OK
+                continue
+            seen += 1
+            if args.json:
+                _print_json(event.marshal())
+            else:
+                print(_event_line(event), flush=True)
 
 
 def _tree(args: argparse.Namespace) -> int:
@@ -431,26 +444,17 @@ def _tree(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import time
 
-    import httpx
-
+    from linkserver import interrupt
     from linkserver.client import status
-    from linkserver.client.transport import response_error
 
     if args.watch is not None and args.watch <= 0:
         raise UsageError(f"--watch needs a positive number of seconds, got {args.watch}")
     with _client(args) as client:
 
         def scrape() -> status.Samples:
-            token = client.token()
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            text = client.metrics()  # on the client's connection: no second TLS set-up
             try:
-                response = httpx.get(f"{client.url}/metrics", headers=headers, timeout=client.timeout)
-            except httpx.TransportError as exc:
-                raise ServerUnavailable(client.url, type(exc).__name__) from exc
-            if response.status_code >= 400:
-                raise response_error(response.status_code, response.text)
-            try:
-                return status.parse(response.text)
+                return status.parse(text)
             except ValueError as exc:
                 raise LinkServerError(f"{client.url}/metrics: {exc}") from None
 
@@ -459,15 +463,17 @@ def _status(args: argparse.Namespace) -> int:
             _print_json(status.as_json(samples))
             return OK
         print("\n".join(status.summary(client.url, samples)), flush=True)
-        while args.watch is not None:
-            time.sleep(args.watch)
-            before, then = samples, taken
-            samples, taken = scrape(), time.monotonic()
-            if sys.stdout.isatty():
-                print("\033[H\033[J", end="")
-            else:
-                print()
-            print("\n".join(status.summary(client.url, samples, before, taken - then)), flush=True)
+        if args.watch is None:
+            return OK
+        with interrupt.live_view() as stop:  # Ctrl-C ends the wait or lets the scrape finish
+            while not interrupt.pause(stop, args.watch):
+                before, then = samples, taken
+                samples, taken = scrape(), time.monotonic()
+                if sys.stdout.isatty():
+                    print("\033[H\033[J", end="")
+                else:
+                    print()
+                print("\n".join(status.summary(client.url, samples, before, taken - then)), flush=True)
     return OK
 
 

@@ -35,6 +35,7 @@ __all__ = [  # the errors of the wire (linkserver.core.errors) are the client's 
     "ProtocolError",
     "RequestError",
     "ServerError",
+    "ServerTimeout",
     "ServerUnavailable",
     "TooLarge",
     "error_from_answer",
@@ -61,6 +62,21 @@ class ServerUnavailable(ClientError, ConnectionError):
         detail = f" ({reason})" if reason else ""
         super().__init__(
             f"cannot reach LinkServer at {url}{detail}: is it running? start it with 'linkserver serve'"
+        )
+
+
+class ServerTimeout(ServerUnavailable, TimeoutError):
+    """The server took the connection, then answered nothing (or read nothing) for the client's
+    timeout; ``reason`` says what it did not do."""
+
+    def __init__(self, url: str, what: str, timeout: float) -> None:
+        self.url = url
+        self.reason = what
+        self.timeout = timeout
+        ClientError.__init__(
+            self,
+            f"LinkServer at {url} {what} for {timeout:g} s, the client's timeout; if it is only "
+            "slow, give the client a longer one (Client(url, timeout=60))",
         )
 
 

@@ -13,7 +13,10 @@ the socket holds, keeping the messages it did not return yet
 reads, which a firing session does all the time.
 
 Errors are those of ``websockets.sync``: ``InvalidStatus`` and the like from
-the handshake, ``ConnectionClosed`` once the connection is closed, OSError.
+the handshake, ``ConnectionClosed`` once the connection is closed, OSError;
+and ``TimeoutError`` when the server sends nothing (or takes nothing) for
+``timeout`` seconds: a server that stops answering without closing would
+otherwise block the caller for ever, since nobody pings on this connection.
 """
 
 from __future__ import annotations
@@ -37,8 +40,16 @@ class PipeConnection:
     """One client WebSocket, used from one thread at a time."""
 
     def __init__(
-        self, url: str, *, open_timeout: float | None = 10.0, max_size: int | None = 1 << 20
+        self,
+        url: str,
+        *,
+        open_timeout: float | None = 10.0,
+        timeout: float | None = 10.0,
+        max_size: int | None = 1 << 20,
     ) -> None:
+        """``open_timeout`` bounds the connection and handshake, ``timeout`` each later wait
+        of :meth:`recv` and of a send (None: no bound)."""
+        self.timeout = timeout
         uri = parse_uri(url)
         sock = socket.create_connection((uri.host, uri.port), timeout=open_timeout)
         try:
@@ -53,7 +64,7 @@ class PipeConnection:
             self._fragments: list[bytes] = []
             self._fragment_text = False
             self._handshake()
-            sock.settimeout(None)
+            sock.settimeout(timeout)
         except BaseException:
             sock.close()
             raise
@@ -95,7 +106,11 @@ class PipeConnection:
         self._flush()
 
     def recv(self) -> str | bytes:
-        """The next message, reading from the socket only when none is buffered."""
+        """The next message, reading from the socket only when none is buffered.
+
+        Raises ``TimeoutError`` when nothing arrived for :attr:`timeout` seconds; what
+        was read before stays buffered.
+        """
         messages = self._messages
         while not messages:
             if self.protocol.state is State.CLOSED:

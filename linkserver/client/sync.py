@@ -22,6 +22,7 @@ from linkserver.client.transport import (
     expect,
     resolve_credentials,
     response_error,
+    tls_verify,
 )
 from linkserver.core.errors import BadRequest
 from linkserver.core.levels import Level
@@ -64,7 +65,9 @@ class Client(Calls):
         self.url = self.endpoint.base
         self.credentials = resolve_credentials(self.endpoint, user, password, token)
         self._token = self.credentials.token
-        self._http = httpx.Client(base_url=self.endpoint.api, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.endpoint.api, timeout=timeout, verify=tls_verify(self.endpoint)
+        )
         self._lock = threading.Lock()
         self._subscriptions: set[Subscription] = set()
         self.timeout = timeout
@@ -117,6 +120,18 @@ class Client(Calls):
                 raise
             return self._send(method, path, body, params, token=self.login())  # session expired
 
+    def metrics(self) -> str:
+        """The server's ``/metrics`` page, Prometheus text (needs observer on root)."""
+        token = self.token()
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = self._http.get(f"{self.url}/metrics", headers=headers)
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(self.url, type(exc).__name__) from exc
+        if response.status_code >= 400:
+            raise response_error(response.status_code, response.text)
+        return response.text
+
     def logout(self) -> None:
         with self._lock:
             token, self._token = self._token, None
@@ -155,7 +170,11 @@ class Client(Calls):
         from linkserver.client.sync_ws import FireSession
 
         return FireSession(
-            self._open(lambda url: PipeConnection(url, open_timeout=self.timeout, max_size=MAX_MESSAGE)),
+            self._open(
+                lambda url: PipeConnection(
+                    url, open_timeout=self.timeout, timeout=self.timeout, max_size=MAX_MESSAGE
+                )
+            ),
             self.url,
         )
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
-from linkserver.client.errors import ProtocolError, ServerUnavailable, error_from_answer
+from linkserver.client.errors import ProtocolError, ServerTimeout, ServerUnavailable, error_from_answer
 from linkserver.client.stream import RETRYABLE, Backoff, SubscriptionState, decode
 from linkserver.client.transport import BatchItem, batch_items, expect, fire_item, parse_results
 from linkserver.core.errors import LinkServerError
@@ -44,13 +44,20 @@ class FireSession:
         self._ws = connection
         self._refs = itertools.count(1)
         self.url = url
+        self._broken: ServerTimeout | None = None
+
+    def _timed_out(self, what: str) -> ServerTimeout:
+        """The session ends: its answers can no longer be told apart from late ones."""
+        self._broken = ServerTimeout(self.url, what, getattr(self._ws, "timeout", None) or 0)
+        try:
+            self._ws.close()
+        except OSError:
+            pass
+        return self._broken
 
     def _send(self, message: dict[str, Any]) -> int:
         ref = message["ref"] = next(self._refs)
-        try:
-            self._ws.send(_dumps(message))
-        except (ConnectionClosed, OSError) as exc:
-            raise ServerUnavailable(self.url, "the WebSocket connection was lost") from exc
+        self._send_texts([_dumps(message)])
         return ref
 
     def _send_many(self, messages: list[dict[str, Any]]) -> list[int]:
@@ -59,7 +66,12 @@ class FireSession:
         for message in messages:
             refs.append(next(self._refs))
             message["ref"] = refs[-1]
-        texts = [_dumps(message) for message in messages]
+        self._send_texts([_dumps(message) for message in messages])
+        return refs
+
+    def _send_texts(self, texts: list[str]) -> None:
+        if self._broken is not None:
+            raise self._broken
         try:
             send_many = getattr(self._ws, "send_many", None)
             if send_many is not None:
@@ -67,9 +79,10 @@ class FireSession:
             else:
                 for text in texts:
                     self._ws.send(text)
+        except TimeoutError as exc:
+            raise self._timed_out("read none of the requests sent") from exc
         except (ConnectionClosed, OSError) as exc:
             raise ServerUnavailable(self.url, "the WebSocket connection was lost") from exc
-        return refs
 
     def _buffered(self) -> int:
         """Answers already received: reading them does not wait."""
@@ -77,8 +90,12 @@ class FireSession:
 
     def _answer(self, ref: int) -> dict[str, Any]:
         while True:
+            if self._broken is not None:
+                raise self._broken
             try:
                 message = decode(self._ws.recv())
+            except TimeoutError as exc:
+                raise self._timed_out(f"sent no answer to request {ref} of a firing session") from exc
             except (ConnectionClosed, OSError) as exc:
                 raise ServerUnavailable(self.url, "the WebSocket connection was lost") from exc
             if message.get("ref") == ref:

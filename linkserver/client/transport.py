@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import quote, urlsplit
 
 import attrs
@@ -21,6 +21,9 @@ from linkserver.client.errors import ProtocolError, error_from_answer
 from linkserver.core.errors import BadRequest, LinkServerError
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
+
+if TYPE_CHECKING:
+    import ssl
 
 DEFAULT_URL = "http://127.0.0.1:7341"
 API_PREFIX = "/api/v1"
@@ -70,6 +73,22 @@ def endpoint(url: str) -> Endpoint:
     except ValueError as exc:
         raise ValueError(f"not a LinkServer address: {url!r}: {exc}") from None
     return Endpoint(f"{scheme}://{parts.netloc}")
+
+
+def tls_verify(where: Endpoint) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for a client of ``where``: the CA bundle (or ``$SSL_CERT_FILE``)
+    for https; for plain http, a TLS context that trusts no certificate.
+
+    A client only requests its own server and follows no redirects, so over http
+    the context is never used: loading the CA bundle for it would be ~20 ms of
+    every one-shot command (tools/bench/cli.py). Should anything reach a TLS
+    handshake all the same, it fails verification instead of going unchecked.
+    """
+    if where.base.startswith("https://"):
+        return True
+    import ssl
+
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and hostnames; no CAs
 
 
 def is_local(url: str | Endpoint) -> bool:

@@ -13,8 +13,9 @@ import time
 from datetime import datetime
 from typing import Any
 
+from linkserver import interrupt
 from linkserver.core.alarms import ALARM_CHANGED
-from linkserver.shell import interrupt, render
+from linkserver.shell import render
 from linkserver.shell.session import Arg, Shell, ShellError, _ctx, command, filter_text, wire
 
 STATES = {"open": ["open"], "acknowledged": ["acknowledged"], "cleared": ["cleared"], "all": []}

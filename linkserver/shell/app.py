@@ -34,12 +34,13 @@ from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
+from linkserver import interrupt
 from linkserver.client.errors import AuthenticationFailed, ServerUnavailable
 from linkserver.client.sessions import CachedSessionClient
 from linkserver.client.sync import Client
 from linkserver.client.transport import TOKEN_ENV, default_url, endpoint, resolve_credentials
 from linkserver.core.errors import LinkServerError
-from linkserver.shell import interrupt, render
+from linkserver.shell import render
 from linkserver.shell.commands import Shell, ShellError, describe_error
 from linkserver.shell.completion import ShellCompleter
 
@@ -409,7 +410,7 @@ def _interactive(
         output=output,
     )
     console.write(f"LinkServer shell: {who} at {client.url}. 'help' lists the commands, Ctrl-D leaves.")
-    with interrupt.handling():  # a Ctrl-C between commands does nothing (see shell/interrupt.py)
+    with interrupt.handling():  # a Ctrl-C between commands does nothing (see linkserver/interrupt.py)
         while True:
             try:
                 line = session.prompt(prompt_text)

@@ -15,8 +15,9 @@ from typing import Any
 
 import attrs
 
+from linkserver import interrupt
 from linkserver.server.passwords import check_new_password
-from linkserver.shell import interrupt, render
+from linkserver.shell import render
 from linkserver.shell.session import (  # noqa: F401 - re-exported for the app and completion
     _NAME,
     _TYPES,

@@ -7,6 +7,8 @@ know falls back to the class of the status (:func:`class_of_status`).
 
 from __future__ import annotations
 
+import functools
+
 from linkserver.core.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -20,26 +22,36 @@ from linkserver.core.errors import (
     TooManyAttempts,
     UserExists,
 )
-from linkserver.core.jobs import JobError, JobExists
-from linkserver.core.statemachines import InvalidTransition
 
-# (class, status), most specific first.
-STATUS: tuple[tuple[type[BaseException], int], ...] = (
-    (AuthenticationFailed, 401),
-    (InvalidTransition, 409),  # a ValueError: the request is fine, the resource's state is not
-    (JobError, 409),  # likewise: the job's status is not
-    (JobExists, 409),
-    (TooManyAttempts, 429),  # a PermissionError, like PermissionDenied
-    (UserExists, 409),  # a ValueError
-    (PermissionDenied, 403),
-    (TooLarge, 413),
-    (DataTableError, 422),
-    (ContextExists, 409),
-    (LookupError, 404),  # ContextNotFound, EventNotDefined, EventNotFound, TemplateNotFound, NotFound
-    (ValueError, 400),  # BadRequest, FilterError, InvalidName, InvalidLevel, InvalidQuery, ...
-    (HistoryUnavailable, 503),
-    (ServerStopped, 503),
-)
+
+@functools.cache
+def status_table() -> tuple[tuple[type[BaseException], int], ...]:
+    """(class, status), most specific first.
+
+    Built on first use: only the server needs it, and the job and state-machine
+    classes would cost every ``linkserver fire`` process their modules (and attrs)
+    for nothing (tests/test_cli_imports.py).
+    """
+    from linkserver.core.jobs import JobError, JobExists
+    from linkserver.core.statemachines import InvalidTransition
+
+    return (
+        (AuthenticationFailed, 401),
+        (InvalidTransition, 409),  # a ValueError: the request is fine, the resource's state is not
+        (JobError, 409),  # likewise: the job's status is not
+        (JobExists, 409),
+        (TooManyAttempts, 429),  # a PermissionError, like PermissionDenied
+        (UserExists, 409),  # a ValueError
+        (PermissionDenied, 403),
+        (TooLarge, 413),
+        (DataTableError, 422),
+        (ContextExists, 409),
+        (LookupError, 404),  # ContextNotFound, EventNotDefined, EventNotFound, TemplateNotFound, NotFound
+        (ValueError, 400),  # BadRequest, FilterError, InvalidName, InvalidLevel, InvalidQuery, ...
+        (HistoryUnavailable, 503),
+        (ServerStopped, 503),
+    )
+
 
 # What a client makes of a status whose error type it does not know.
 BY_STATUS: dict[int, type[Exception]] = {
@@ -54,7 +66,7 @@ BY_STATUS: dict[int, type[Exception]] = {
 
 def status_of(exc: BaseException) -> int:
     """The HTTP status of an exception (500 for anything unexpected)."""
-    for cls, status in STATUS:
+    for cls, status in status_table():
         if isinstance(exc, cls):
             return status
     return 500

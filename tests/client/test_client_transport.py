@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from datetime import UTC, datetime
 
 import pytest
@@ -19,6 +20,7 @@ from linkserver.client.transport import (
     parse_page,
     parse_results,
     resolve_credentials,
+    tls_verify,
 )
 from linkserver.core.errors import ContextNotFound, DataTableError
 from linkserver.core.events import Event
@@ -67,6 +69,16 @@ def test_is_local_knows_loopback_only() -> None:
     assert is_local("http://[::1]:7341")
     assert not is_local("http://10.0.0.1:7341")
     assert not is_local("http://plant.example:7341")
+
+
+def test_a_plain_http_client_loads_no_ca_bundle_and_trusts_no_certificate() -> None:
+    """Over http the TLS context is never used (so the CA bundle is not loaded); were it
+    used, every certificate would fail verification rather than pass unchecked."""
+    context = tls_verify(endpoint("http://127.0.0.1:7341"))
+    assert isinstance(context, ssl.SSLContext)
+    assert context.cert_store_stats()["x509_ca"] == 0
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert tls_verify(endpoint("https://linkserver.example:7341")) is True  # httpx's default bundle
 
 
 def test_explicit_credentials_win_over_everything(monkeypatch: pytest.MonkeyPatch) -> None:

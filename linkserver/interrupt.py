@@ -1,16 +1,20 @@
-"""Ctrl-C in the shell: a live view stops on a flag, never by an exception through the client.
+"""Ctrl-C in a live view: it stops on a flag, never by an exception through the client.
+
+Shared by the admin shell (``watch``, ``alarms --live``) and the CLI (``linkserver
+watch``, ``linkserver status --watch``); it sits below both, which never import each
+other.
 
 Python's default SIGINT handler raises KeyboardInterrupt in the main thread at
-whatever bytecode it happens to run. A live view (``watch``, ``alarms --live``)
-spends its time in the client's ``Subscription.get``, that is in
-``queue.Queue.get`` and ``Condition.wait``: an interrupt landing between a
-lock's release and the ``try`` that takes it back leaves it released twice
-("RuntimeError: release unlocked lock" instead of "stopped watching"), and
-one landing in ``Subscription.close`` leaves its reader thread and the
+whatever bytecode it happens to run. A live view spends its time in the
+client's ``Subscription.get``, that is in ``queue.Queue.get`` and
+``Condition.wait``: an interrupt landing between a lock's release and the
+``try`` that takes it back leaves it released twice ("RuntimeError: release
+unlocked lock" instead of "stopped watching", a traceback on the CLI's exit),
+and one landing in ``Subscription.close`` leaves its reader thread and the
 server's subscription behind. Pressing Ctrl-C several times makes the
 second interrupt land in the cleanup of the first.
 
-So the shell decides what a SIGINT does:
+So the shell (and, for its one live view, the CLI) decides what a SIGINT does:
 
 - while a command line runs (:func:`command`), Ctrl-C raises
   KeyboardInterrupt as before, so a one-shot command stays interruptible;
@@ -18,6 +22,8 @@ So the shell decides what a SIGINT does:
   command ends, Ctrl-C only sets the view's ``stop`` event, which its loop
   checks between waits of at most a quarter of a second: the loop ends, the
   subscription closes and its thread ends, uninterrupted;
+- outside :func:`command` (the CLI, a shell driven by a program) Ctrl-C sets the
+  ``stop`` only within the live view, and raises KeyboardInterrupt before and after;
 - between commands of the interactive shell (:func:`handling` is in force
   for the whole session) Ctrl-C does nothing; at the prompt prompt-toolkit
   reads it as a key (and puts its own handler in place meanwhile).
@@ -31,11 +37,14 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-__all__ = ["command", "handling", "live_view"]
+__all__ = ["TICK", "command", "handling", "live_view", "pause"]
+
+TICK = 0.25  # the longest a live view waits before it looks at its stop flag again
 
 
 class _State:
@@ -109,3 +118,18 @@ def live_view() -> Iterator[threading.Event]:
         finally:
             if not _state.running:  # no command around to keep Ctrl-C a flag until its end
                 _state.stop = outer
+
+
+def pause(stop: threading.Event, seconds: float) -> bool:
+    """Sleep ``seconds``, or less once ``stop`` is set (looked at every :data:`TICK`); True if it was.
+
+    Never ``stop.wait()`` in the main thread: the handler sets ``stop`` in that thread,
+    and a SIGINT landing while the wait holds the event's lock would deadlock on it.
+    """
+    deadline = time.monotonic() + seconds
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(TICK, left))
+    return True
