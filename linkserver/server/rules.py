@@ -215,7 +215,8 @@ class RuleHost:
             running.state.load(rows, now)
             if marks is not None and rule.source != ALARMS:
                 watermark = max(int(marks.get("seen", {}).get(rule.name, 0)), int(marks.get("mark", 0)))
-                fired = self._catch_up(running, watermark, seen)
+                # Nothing committed after it (a clean stop wrote everything): no query per rule.
+                fired = self._catch_up(running, watermark, seen) if watermark < newest else []
                 if fired:
                     late.append((running, fired))
             running.seen = max(running.seen, newest)
