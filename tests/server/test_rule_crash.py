@@ -37,6 +37,8 @@ CRASHING = textwrap.dedent(
     for path in ("devices.d1", "devices.d1", "devices.d2"):
         s.fire(path, "error", error, durable=True)
     s.rules.flush()  # the last write: d1 counts 2, d2 counts 1
+    if sys.argv[2:] == ["before-the-alert"]:  # the crash comes between the event and its alert
+        s.rules._fire = lambda running, firings: None
     for path in ["devices.d1"] * 2 + ["devices.d2"] * 4:  # d2 reaches 5: its alert fires
         s.fire(path, "error", error, durable=True)
     s.history.flush(10)
@@ -84,3 +86,17 @@ def test_a_restart_after_sigkill_replays_the_events_the_stored_rule_state_missed
         (burst,) = s.rules.status("burst")
         assert burst["state"]["counting"] == {"devices.d1": 5, "devices.d2": 5}
         assert len(alerts(s)) == 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
+def test_an_alert_the_crash_came_before_is_fired_at_the_restart(tmp_path: Path) -> None:
+    config = config_file(tmp_path)
+    assert kill_at_first_line(CRASHING, str(config), "before-the-alert") == "READY"
+    with LinkServer.from_config_file(config) as s:
+        fired = alerts(s)
+        assert [(name, key) for name, key, _ in fired] == [("alert", "devices.d2")]
+        (burst,) = s.rules.status("burst")
+        assert burst["state"]["open"]["devices.d2"]["alert_id"] == fired[0][2]
+        assert fired[0][2] > max(e.id for e in s.history.query(HistoryQuery(names=("error",))).events)
+    with LinkServer.from_config_file(config) as s:
+        assert len(alerts(s)) == 1  # and only once
