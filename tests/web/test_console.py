@@ -19,7 +19,7 @@ def rows(page: Any) -> list[dict[str, str]]:
     """The rows of the shown event list as drawn (the virtual list: those in view)."""
     return page.evaluate(
         """() => [...document.querySelectorAll('.view:not([hidden]) .row:not([hidden])')]
-            .sort((a, b) => a.dataset.index - b.dataset.index)
+            .sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)
             .map(r => ({id: r.dataset.id, level: r.querySelector('.level').textContent,
                         context: r.querySelector('.context').textContent,
                         name: r.querySelector('.name').textContent,

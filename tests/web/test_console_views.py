@@ -112,11 +112,63 @@ def test_pause_holds_new_events_and_resume_shows_them_in_order(server: RunningSe
     )
     texts = page.eval_on_selector_all(
         ".view:not([hidden]) .row:not([hidden])",
-        "rows => rows.sort((a, b) => a.dataset.index - b.dataset.index)"
+        "rows => rows.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)"
         ".map(r => r.querySelector('.text').textContent)",
     )
     # newest first, each shown by the device error's message ("error CODE: MESSAGE")
     assert texts == ["error E2: held 2", "error E1: held 1", "error E0: held 0"]
+
+
+# Holds the page's subscribe messages until the test lets them go: the server answering late,
+# as on a busy machine, in an order the test chooses.
+HOLD_SUBSCRIBE = """
+  window.held = [];
+  const send = WebSocket.prototype.send;
+  // what is held and what was sent shows on <html> for selectors (the page's CSP forbids
+  // the eval that wait_for_function's polling needs)
+  const mark = (name, value) => {
+    const html = document.documentElement;
+    html.dataset[name] = [html.dataset[name] || "", value].join(" ");
+  };
+  WebSocket.prototype.send = function (text) {
+    const message = JSON.parse(text);
+    if (message.type === "subscribe") {
+      window.held.push([message.mask, () => send.call(this, text)]);
+      mark("held", message.mask);
+    } else {
+      if (message.type === "unsubscribe") mark("unsubscribed", "yes");
+      send.call(this, text);
+    }
+  };
+  window.release = (mask) => {
+    for (const [m, go] of window.held.filter(([m]) => m === mask)) go();
+    window.held = window.held.filter(([m]) => m !== mask);
+  };
+"""
+
+
+def test_the_live_status_waits_for_the_subscription_of_the_filters_shown(
+    server: RunningServer, page: Any
+) -> None:
+    """Filters changed while the previous view still subscribes: its late answer does not make
+    the status line say "0 shown" before the new filters' subscription is live (the cause of a
+    flaky pause test: events fired then were never shown)."""
+    device = server.new_device("late")
+    page.add_init_script(HOLD_SUBSCRIBE)
+    sign_in(page, server.url, "operator", server.password("operator"))
+    page.wait_for_selector("html[data-held~='**']", state="attached")  # the default view's
+    page.goto(f"{server.url}/#/live?mask={device}")
+    page.wait_for_selector(f"html[data-held~='{device}']", state="attached")
+    page.evaluate("window.release('**')")
+    # its answer came (the page unsubscribes what it no longer shows)
+    page.wait_for_selector("html[data-unsubscribed]", state="attached")
+    assert page.inner_text("#live-status") == "loading"
+    page.click("#live-pause")
+    page.evaluate(f"window.release('{device}')")
+    page.wait_for_selector("#live-status:text-is('0 shown · paused: 0 waiting')")
+    for n in range(2):
+        server.server.fire(device, "error", {"code": f"E{n}", "message": f"late {n}"})
+    page.wait_for_selector("#live-status:text-is('0 shown · paused: 2 waiting')")
 
 
 def test_the_alerts_to_do_filter_shows_only_unacknowledged_alerts(server: RunningServer, page: Any) -> None:

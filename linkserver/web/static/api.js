@@ -152,10 +152,13 @@ export class Live {
 
   // subscribe(key, {mask, event, filter, min_level}, handler, resumeFrom): handler gets
   // ("events", [events]) or ("gap", gap); a new spec under the same key replaces the old one.
+  // The new entry takes the key before anything is awaited: two subscribe() calls for one
+  // key in quick succession leave the later one in force, whichever answer comes first.
   async subscribe(key, spec, handler, resumeFrom = null) {
-    await this.unsubscribe(key);
+    const old = this.subscriptions.get(key);
     const entry = { key, spec, handler, sid: null, lastId: resumeFrom };
     this.subscriptions.set(key, entry);
+    if (old) this.#drop(old);
     if (this.socket && this.socket.readyState === WebSocket.OPEN) return this.#subscribe(entry);
     return null;
   }
@@ -182,10 +185,15 @@ export class Live {
     const entry = this.subscriptions.get(key);
     if (!entry) return;
     this.subscriptions.delete(key);
-    if (entry.sid) {
-      this.bySid.delete(entry.sid);
-      await this.#send({ type: "unsubscribe", subscription: entry.sid }).catch(() => {});
-    }
+    await this.#drop(entry);
+  }
+
+  // Its pushes stop here at once; one still being subscribed is unsubscribed when its
+  // answer comes (#subscribe sees that it no longer holds its key).
+  async #drop(entry) {
+    if (!entry.sid) return;
+    this.bySid.delete(entry.sid);
+    await this.#send({ type: "unsubscribe", subscription: entry.sid }).catch(() => {});
   }
 
   #receive(message) {

@@ -1,6 +1,7 @@
-// The live log: one WebSocket subscription for the filters in force, its events drawn in
-// batches (at most once per animation frame, however fast they come), a pause that keeps
-// what arrives meanwhile, and the recent history under it so the log never starts empty.
+// The live log: one WebSocket subscription for the filters in force, its events drawn as
+// they arrive while that is cheap and in batches once per animation frame when they come
+// faster (the drawing budget below), a pause that keeps what arrives meanwhile, and the
+// recent history under it so the log never starts empty.
 
 import { historyQuery, subscription } from "./filters.js";
 import { EventList } from "./vlist.js";
@@ -12,6 +13,7 @@ const HELD = 20000; // events kept while paused; older ones are dropped (and cou
 // drawn as it arrives; beyond it, what arrives is drawn once per animation frame, in batches.
 const WINDOW = 250;
 const BUDGET = 0.1;
+const count = new Intl.NumberFormat().format; // toLocaleString() costs more, once per event
 
 export class LiveView {
   constructor({ api, live, catalog, onOpen, onSelection, onEvents }) {
@@ -36,34 +38,48 @@ export class LiveView {
     this.gaps = 0;
     this.received = 0;
     this.error = null;
+    this.loading = false;
     this.pauseButton = $("#live-pause");
     this.pauseButton.addEventListener("click", () => this.setPaused(!this.paused));
     this.status = $("#live-status");
   }
 
   // New filters: the list starts again from the newest stored matches, then live events.
+  // Until the subscription for these filters is live the status line says so ("loading"),
+  // and a call overtaken by a newer one (filters changed again meanwhile) changes nothing:
+  // "0 shown" always means "0 shown, and what comes now is shown".
   async show(state) {
     this.state = state;
     this.list.clear();
     this.held = [];
     this.incoming = [];
     this.error = null;
-    let newest = null;
+    this.loading = true;
+    this.#showStatus();
+    let resume = null;
     try {
       const page = await this.api.call("GET", "/history", null, { query: { ...historyQuery(state), limit: BACKLOG } });
-      if (this.state !== state) return;
+      if (this.state !== state) return null;
       const events = page.events.filter((e) => this.#keep(e)).reverse();
       this.#annotate(events);
       this.list.prepend(events);
-      if (page.events.length) newest = page.events[0].id;
+      if (page.events.length) resume = page.events[0].id;
+      // Nothing stored matches: what is stored from now on is replayed, so an event fired
+      // between the read and the subscription is not lost (only where the subscription
+      // matches exactly what the read did: no acknowledgement state, no time range).
+      else if (!state.ack && !state.since && !state.until) resume = "0";
     } catch (error) {
+      if (this.state !== state) return null;
       this.error = error;
     }
     try {
-      await this.live.subscribe("live", subscription(state), (kind, payload) => this.#push(kind, payload), newest);
+      await this.live.subscribe("live", subscription(state), (kind, payload) => this.#push(kind, payload), resume);
     } catch (error) {
+      if (this.state !== state) return null;
       this.error = error;
     }
+    if (this.state !== state) return null;
+    this.loading = false;
     this.#showStatus();
     return this.error;
   }
@@ -155,10 +171,10 @@ export class LiveView {
   }
 
   #showStatus() {
-    const parts = [`${this.list.length.toLocaleString()} shown`];
-    if (this.paused) parts.push(`paused: ${this.held.length.toLocaleString()} waiting`);
-    if (this.heldDropped) parts.push(`${this.heldDropped.toLocaleString()} dropped while paused`);
-    if (this.gaps) parts.push(`${this.gaps.toLocaleString()} missed (too fast); History has them`);
+    const parts = [this.loading ? "loading" : `${count(this.list.length)} shown`];
+    if (this.paused) parts.push(`paused: ${count(this.held.length)} waiting`);
+    if (this.heldDropped) parts.push(`${count(this.heldDropped)} dropped while paused`);
+    if (this.gaps) parts.push(`${count(this.gaps)} missed (too fast); History has them`);
     if (this.error) parts.push(`error: ${this.error.message.split("\n")[0]}`);
     const text = parts.join(" · ");
     if (this.status.textContent !== text) this.status.textContent = text;

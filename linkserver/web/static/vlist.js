@@ -1,11 +1,19 @@
 // A virtual list of events, newest first: only the rows in view exist in the DOM (a pool
 // reused as it scrolls), so 20,000 rows cost what 40 do. Rows are added in batches by
-// prepend()/append() and drawn at most once per animation frame.
+// prepend()/append() and drawn at the next animation frame, or at once when asked.
+//
+// What a new event costs on screen is one row: each event has a position that never changes
+// while it is in the list (the newest is ``top``, the one under it ``top - 1``, ...), rows sit
+// at their event's position inside one "track", and the track alone moves down when events
+// come in on top. A row's text is written when it gets an event, and not again until that
+// event changes (an acknowledgement). Nothing here reads layout: scrollTop and the height are
+// kept from the scroll and resize events, so no render forces a layout in the middle of a task.
 
 import { ackText, displayPath, el, shortTime, summary } from "./util.js";
 
 const ROW = 28; // px, also in console.css (.row)
 const OVERSCAN = 6;
+const REBASE = 100000; // positions from the track's origin stay below 2.8 million px
 
 export class EventList {
   // options: {label, capacity, onOpen(event), onSelection(ids), onRendered(events, time)}
@@ -21,7 +29,16 @@ export class EventList {
     this.anchor = -1;
     this.fresh = []; // added since the last frame, for onRendered
     this.scheduled = false;
-    this.pool = [];
+    this.pool = []; // every row made, in no order
+    this.bound = new Map(); // event id -> the row showing it
+    this.rowOf = new WeakMap(); // row node -> row
+    this.top = 0; // the newest event's position; the event at display index i is at top - i
+    this.base = 0; // the position at the track's origin
+    this.trackShift = null;
+    this.descendant = null;
+    this.spacerHeight = -1;
+    this.scrollTop = 0; // kept from scroll events: reading it after a DOM write forces a layout
+    this.height = ROW * 20; // the viewport's height, kept from a ResizeObserver
     this.viewport = el("div", {
       class: "vlist",
       role: "listbox",
@@ -31,16 +48,25 @@ export class EventList {
     });
     this.spacer = el("div", { class: "spacer", "aria-hidden": "true" });
     this.empty = el("p", { class: "empty" }, "No events yet.");
-    this.viewport.append(this.spacer, this.empty);
+    this.track = el("div", { class: "track" });
+    this.viewport.append(this.spacer, this.empty, this.track);
     host.append(this.viewport);
-    this.viewport.addEventListener("scroll", () => this.draw());
+    this.viewport.addEventListener("scroll", () => {
+      this.scrollTop = this.viewport.scrollTop;
+      this.draw();
+    });
     this.viewport.addEventListener("keydown", (e) => this.#key(e));
     this.viewport.addEventListener("click", (e) => this.#click(e));
     this.viewport.addEventListener("dblclick", (e) => {
       const index = this.#indexOf(e.target);
       if (index >= 0) this.onOpen(this.at(index));
     });
-    new ResizeObserver(() => this.draw()).observe(this.viewport);
+    new ResizeObserver(([entry]) => {
+      // layout is clean here; a list shown again may have lost its scroll offset while hidden
+      this.height = entry.contentRect.height || ROW * 20;
+      this.scrollTop = this.viewport.scrollTop;
+      this.draw();
+    }).observe(this.viewport);
   }
 
   get length() {
@@ -56,7 +82,7 @@ export class EventList {
   // instead of at the next animation frame.
   prepend(events, now = false) {
     if (events.length === 0) return;
-    const atTop = this.viewport.scrollTop < ROW / 2;
+    const atTop = this.scrollTop < ROW / 2;
     let added = 0;
     for (const event of events) {
       if (this.byId.has(event.id)) continue;
@@ -66,6 +92,7 @@ export class EventList {
       added++;
     }
     this.#trim();
+    this.top += added;
     if (this.active >= 0) this.active += added;
     if (this.anchor >= 0) this.anchor += added;
     if (!atTop) this.#keepScroll += added;
@@ -87,7 +114,8 @@ export class EventList {
     this.selected.clear();
     this.active = this.anchor = -1;
     this.fresh = [];
-    this.viewport.scrollTop = 0;
+    this.top = 0;
+    this.viewport.scrollTop = this.scrollTop = 0;
     this.onSelection(this.selected);
     this.draw();
   }
@@ -122,33 +150,55 @@ export class EventList {
   #render() {
     this.scheduled = false;
     const count = this.items.length;
-    this.spacer.style.height = `${count * ROW}px`;
+    const total = count * ROW;
+    if (total !== this.spacerHeight) {
+      this.spacerHeight = total;
+      this.spacer.style.height = `${total}px`;
+    }
     if (this.#keepScroll) {
-      this.viewport.scrollTop = Math.min(this.viewport.scrollTop + this.#keepScroll * ROW, count * ROW);
+      this.scrollTop = Math.max(0, Math.min(this.scrollTop + this.#keepScroll * ROW, total - this.height));
+      this.viewport.scrollTop = this.scrollTop;
       this.#keepScroll = 0;
     }
-    this.empty.hidden = count > 0;
-    const height = this.viewport.clientHeight || ROW * 20;
-    const first = Math.max(0, Math.floor(this.viewport.scrollTop / ROW) - OVERSCAN);
-    const last = Math.min(count, Math.ceil((this.viewport.scrollTop + height) / ROW) + OVERSCAN);
-    const needed = last - first;
-    while (this.pool.length < needed) {
-      const row = this.#makeRow();
-      this.pool.push(row);
-      this.viewport.append(row.node);
+    if (this.empty.hidden !== count > 0) this.empty.hidden = count > 0;
+    const first = Math.max(0, Math.floor(this.scrollTop / ROW) - OVERSCAN);
+    const last = Math.min(count, Math.ceil((this.scrollTop + this.height) / ROW) + OVERSCAN);
+    if (Math.abs(this.top - this.base) > REBASE) this.base = this.top; // every row moves once
+    const shift = (this.top - this.base) * ROW;
+    if (shift !== this.trackShift) {
+      this.trackShift = shift;
+      this.track.style.transform = `translateY(${shift}px)`;
     }
-    for (let i = 0; i < this.pool.length; i++) {
-      const row = this.pool[i];
-      if (i >= needed) {
-        row.node.hidden = true;
-        row.id = null;
-        continue;
+    const shown = new Map();
+    for (let index = first; index < last; index++) shown.set(this.at(index).id, index);
+    const free = [];
+    for (const row of this.pool) {
+      if (row.id === null || !shown.has(row.id)) free.push(row);
+    }
+    for (const [id, index] of shown) {
+      let row = this.bound.get(id);
+      if (row === undefined || row.id !== id) {
+        row = free.pop() || this.#makeRow();
+        if (row.id !== null) this.bound.delete(row.id);
+        row.id = id;
+        this.bound.set(id, row);
       }
-      this.#fill(row, first + i);
+      this.#fill(row, index);
+    }
+    for (const row of free) {
+      if (row.id !== null && !shown.has(row.id)) {
+        this.bound.delete(row.id);
+        row.id = null;
+      }
+      if (row.id === null && !row.node.hidden) this.#blank(row);
     }
     const active = this.active >= 0 && this.active < count ? this.at(this.active) : null;
-    if (active) this.viewport.setAttribute("aria-activedescendant", `row-${active.id}`);
-    else this.viewport.removeAttribute("aria-activedescendant");
+    const descendant = active ? `row-${active.id}` : null;
+    if (descendant !== this.descendant) {
+      this.descendant = descendant;
+      if (descendant) this.viewport.setAttribute("aria-activedescendant", descendant);
+      else this.viewport.removeAttribute("aria-activedescendant");
+    }
     if (this.fresh.length) {
       const fresh = this.fresh;
       this.fresh = [];
@@ -165,40 +215,70 @@ export class EventList {
       text: el("span", { class: "text" }),
       ack: el("span", { class: "ack" }),
     };
-    const node = el("div", { class: "row", role: "option" }, ...Object.values(cells));
-    return { node, cells, id: null, version: null };
+    const node = el("div", { class: "row", role: "option", "aria-selected": "false" }, ...Object.values(cells));
+    this.track.append(node);
+    const row = { node, cells, id: null, shows: null, version: null, pos: 0, y: null, selected: false, active: false };
+    this.pool.push(row);
+    this.rowOf.set(node, row);
+    return row;
   }
 
+  // Each DOM write only when its value changed.
   #fill(row, index) {
     const event = this.at(index);
     const { node, cells } = row;
-    node.hidden = false;
-    node.style.transform = `translateY(${index * ROW}px)`;
-    node.dataset.index = index;
+    if (node.hidden) node.hidden = false;
+    row.pos = this.top - index;
+    const y = (row.pos - this.base) * -ROW;
+    if (row.y !== y) {
+      row.y = y;
+      node.style.top = `${y}px`; // not a transform: one paint property node for all the rows
+    }
     const selected = this.selected.has(event.id);
-    node.setAttribute("aria-selected", String(selected));
-    node.classList.toggle("active", index === this.active);
+    if (row.selected !== selected) {
+      row.selected = selected;
+      node.setAttribute("aria-selected", String(selected));
+    }
+    const active = index === this.active;
+    if (row.active !== active) {
+      row.active = active;
+      node.classList.toggle("active", active);
+    }
     const version = `${event.acknowledgements ? event.acknowledgements.length : 0}/${!!event.requiresAck}`;
-    if (row.id === event.id && row.version === version) return;
-    row.id = event.id;
+    if (row.shows === event && row.version === version) return;
+    if (row.shows !== event) {
+      row.shows = event;
+      node.id = `row-${event.id}`;
+      node.dataset.id = event.id;
+      node.dataset.level = event.level;
+      cells.level.textContent = event.level;
+      cells.time.textContent = shortTime(event.created);
+      cells.time.dateTime = event.created;
+      cells.context.textContent = displayPath(event.context);
+      cells.name.textContent = event.name;
+      cells.text.textContent = summary(event);
+    }
     row.version = version;
-    node.id = `row-${event.id}`;
-    node.dataset.id = event.id;
-    node.dataset.level = event.level;
-    cells.level.textContent = event.level;
-    cells.time.textContent = shortTime(event.created);
-    cells.time.dateTime = event.created;
-    cells.context.textContent = displayPath(event.context);
-    cells.name.textContent = event.name;
-    cells.text.textContent = summary(event);
     const ack = ackText(event);
     cells.ack.textContent = ack || (event.requiresAck ? "to acknowledge" : "");
     cells.ack.classList.toggle("todo", !ack && !!event.requiresAck);
   }
 
+  // A row without an event (fewer events than rows in view) is hidden and keeps nothing of
+  // the event it showed: no id twice in the page, no stale text for a search to find.
+  #blank(row) {
+    const { node, cells } = row;
+    node.hidden = true;
+    node.removeAttribute("id");
+    delete node.dataset.id;
+    delete node.dataset.level;
+    for (const cell of Object.values(cells)) cell.textContent = "";
+    row.shows = row.version = null;
+  }
+
   #indexOf(target) {
-    const node = target.closest(".row");
-    return node ? Number(node.dataset.index) : -1;
+    const row = this.rowOf.get(target.closest(".row"));
+    return row && row.id !== null ? this.top - row.pos : -1;
   }
 
   #click(e) {
@@ -245,7 +325,7 @@ export class EventList {
   #key(e) {
     const count = this.items.length;
     if (count === 0) return;
-    const page = Math.max(1, Math.floor(this.viewport.clientHeight / ROW) - 1);
+    const page = Math.max(1, Math.floor(this.height / ROW) - 1);
     const moves = { ArrowDown: 1, ArrowUp: -1, PageDown: page, PageUp: -page, Home: -count, End: count };
     if (e.key in moves) {
       e.preventDefault();
@@ -270,8 +350,9 @@ export class EventList {
 
   #reveal(index) {
     const top = index * ROW;
-    const view = this.viewport;
-    if (top < view.scrollTop) view.scrollTop = top;
-    else if (top + ROW > view.scrollTop + view.clientHeight) view.scrollTop = top + ROW - view.clientHeight;
+    if (top < this.scrollTop) this.scrollTop = top;
+    else if (top + ROW > this.scrollTop + this.height) this.scrollTop = top + ROW - this.height;
+    else return;
+    this.viewport.scrollTop = this.scrollTop;
   }
 }
