@@ -96,11 +96,18 @@ class Connections:
     def recheck(self, resolve: Resolve, why: str = "the token is no longer valid") -> int:
         """End every connection whose token no longer gives the same principal; returns how many."""
         ended = 0
+        # Once per token: many connections share one (a client's subscriptions, each its own
+        # WebSocket), and this pass runs every CHECK_INTERVAL holding the GIL between lookups.
+        resolved: dict[str, Principal | None] = {}
         for connection in self._all():
-            now = resolve(connection.token)
+            token = connection.token
+            if token in resolved:
+                now = resolved[token]
+            else:
+                now = resolved[token] = resolve(token)
             if now is None:
                 connection.end(ENDED, why)
-            elif not _same_grants(now, connection.principal):
+            elif now is not connection.principal and not _same_grants(now, connection.principal):
                 connection.end(REGRANTED, f"the grants of {now.name} changed; connect again")
             else:
                 continue
