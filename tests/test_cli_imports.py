@@ -72,7 +72,18 @@ def test_a_command_run_with_a_token_loads_no_session_cache() -> None:
         "args = linkserver.cli.build_parser(linkserver.cli._command_of(argv)).parse_args(argv)\n"
         "c._client(args).close()"
     )
-    assert offending(loaded_after(code), (*ONE_SHOT_NEEDLESS, "linkserver.client.sessions")) == []
+    needless = (*ONE_SHOT_NEEDLESS, "linkserver.client.sessions", "httpx._main", "click", "rich")
+    assert offending(loaded_after(code), needless) == []
+
+
+def test_httpx_main_stays_importable_after_the_cli_skipped_it() -> None:
+    """The CLI keeps httpx from importing httpx._main (click and rich); the rest is there."""
+    code = (
+        "from linkserver.client.cli import _import_httpx; _import_httpx()\n"
+        "import httpx; httpx.Client(base_url='http://127.0.0.1:1').close()\n"
+        "import httpx._main"  # still importable by whoever wants it
+    )
+    assert "httpx._main" in loaded_after(code)
 
 
 @pytest.mark.parametrize(

@@ -205,6 +205,7 @@ def _client(args: argparse.Namespace) -> Client:
     """The client of a command: the given or ``$LINKSERVER_TOKEN`` token as is; else the
     cached session of the user (``--user``, or the local admin credentials file's),
     logging in only when there is none or the server refuses it."""
+    _import_httpx()
     from linkserver.client.sync import Client
     from linkserver.client.transport import TOKEN_ENV, default_url, endpoint, resolve_credentials
 
@@ -225,6 +226,31 @@ def _client(args: argparse.Namespace) -> Client:
         return CachedSessionClient(where.base, user=local.user, password=lambda: password)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _import_httpx() -> None:
+    """httpx without its own command line.
+
+    ``import httpx`` imports ``httpx._main`` (the ``httpx`` command), which loads
+    click, rich and pygments wherever they are installed: ~40 ms of a one-shot
+    command that never calls it (tools/bench/cli.py). httpx falls back to a stub
+    ``httpx.main`` when that import fails; an httpx that cannot is imported whole.
+    """
+    if "httpx" in sys.modules:
+        return
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]  # None: its import fails
+    try:
+        import httpx  # noqa: F401
+    except ImportError:
+        whole = True
+    else:
+        whole = False
+    finally:
+        del sys.modules["httpx._main"]  # a later import of it works
+    if whole:
+        for name in [name for name in sys.modules if name == "httpx" or name.startswith("httpx.")]:
+            del sys.modules[name]
+        import httpx  # noqa: F401
 
 
 def _password(args: argparse.Namespace) -> str:
