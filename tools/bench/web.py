@@ -29,7 +29,9 @@ at the same two points:
 - ``web_row_p99_vs_websocket``: p99 of fire -> row in the console's DOM over p99 of fire ->
   row in the baseline's DOM, at 100 events/s. Target <= 2.00x. The painted p99s of both
   (and their ratio) are printed alongside: they include the wait for the next frame (up
-  to 16.7 ms at 60 Hz), the same for both, which is why they are not the goal.
+  to 16.7 ms at 60 Hz), the same for both, which is why they are not the goal. So is the
+  time the baseline's messages arrive (before it parses them) and the console's row p99
+  over it: the stricter reading of "fire-to-receive of a plain WebSocket client".
 - ``web_click_under_load``: 1,000 events/s for 30 s; every 0.5 s a real click (Chromium's
   input pipeline) on a row; from the click event's timestamp to the frame after the page
   handled it. p99 < 100 ms.
@@ -84,6 +86,7 @@ BASELINE = (
     + """
   window.latencies = [];
   window.painted = [];
+  window.received = [];
   const list = document.getElementById("list");
   const cell = (text) => {
     const span = document.createElement("span");
@@ -105,6 +108,7 @@ BASELINE = (
   ws.onerror = () => reject(new Error("the baseline WebSocket failed"));
   ws.onopen = () => ws.send(JSON.stringify({type: "subscribe", ref: 1, mask, batch: true}));
   ws.onmessage = (message) => {
+    const arrived = performance.timeOrigin + performance.now();
     const m = JSON.parse(message.data);
     if (m.type === "subscribed") resolve(true);
     const events = m.type === "event" ? [m.event] : m.type === "events" ? m.events : [];
@@ -114,6 +118,7 @@ BASELINE = (
     const now = performance.timeOrigin + performance.now();
     const sent = events.map((e) => e.data[0].value * 1000);
     for (const s of sent) window.latencies.push(now - s);
+    for (const s of sent) window.received.push(arrived - s);
     afterPaint((painted) => { for (const s of sent) window.painted.push(painted - s); });
   };
 })
@@ -208,6 +213,7 @@ def latency(client: Any, browser: Any, console: Any, url: str, seconds: float) -
     time.sleep(1.0)
     shown, painted = console.evaluate("window.latencies"), console.evaluate("window.painted")
     received, base_painted = baseline.evaluate("window.latencies"), baseline.evaluate("window.painted")
+    arrived = baseline.evaluate("window.received")
     context.close()
     expected = int(100 * seconds)
 
@@ -218,7 +224,9 @@ def latency(client: Any, browser: Any, console: Any, url: str, seconds: float) -
         f"100 events/s for {seconds:.0f} s ({achieved:.0f}/s achieved, {expected} events):\n"
         f"  baseline page: {len(received)} rows in the DOM: {line(received)}; painted: {line(base_painted)}\n"
         f"  console:       {len(shown)} rows in the DOM: {line(shown)}; painted: {line(painted)}\n"
-        f"  painted p99, console over baseline: {p(painted, 0.99) / max(p(base_painted, 0.99), 0.1):.2f}x"
+        f"  painted p99, console over baseline: {p(painted, 0.99) / max(p(base_painted, 0.99), 0.1):.2f}x; "
+        f"the baseline's messages as they arrive (before parsing): {line(arrived)}, "
+        f"console's rows over that: {p(shown, 0.99) / max(p(arrived, 0.99), 0.1):.2f}x"
     )
     ratio = p(shown, 0.99) / max(p(received, 0.99), 0.1)
     ok = ratio <= 2.0 and len(shown) == expected == len(received)
