@@ -122,9 +122,11 @@ class RuleHost:
         self._scheduler: BackgroundScheduler | None = None
         self._flush_lock = threading.Lock()
         self._soon_lock = threading.Lock()
-        self._soon_pending = False  # a _flush_now thread is started and has not begun
+        self._soon_pending = False  # the soon writer is woken and has not taken the keys yet
         self._soon_keys: set[tuple[str, str]] = set()  # (rule, key) rows it is to write
-        self._soon_thread: threading.Thread | None = None
+        self._soon_thread: threading.Thread | None = None  # the soon writer, from the first alert on
+        self._soon_wake = threading.Event()
+        self._soon_stop = False
         self._depth = threading.local()
         self._tree_subscriptions: list[Subscription] = []
         self.alarms: AlarmStore | None = None  # the alarm list, for escalations of alarms
@@ -246,7 +248,12 @@ class RuleHost:
             scheduler.shutdown(wait=True)
         soon = self._soon_thread
         if soon is not None:  # an alert's own write ends before the last flush (and the release)
+            self._soon_stop = True
+            self._soon_wake.set()
             soon.join(10)
+            with self._soon_lock:  # what it had not taken is still dirty: the flush below writes it
+                self._soon_pending = False
+                self._soon_keys.clear()
         with self._lead_lock:
             self._unsubscribe()
             if self.leading:
@@ -466,8 +473,10 @@ class RuleHost:
         alerts a write of every changed key after each would keep the writer busy (the other
         keys wait for the interval). A thread of its own, not the interval job moved to now:
         APScheduler skips a run while the job still runs (max one instance), so an alert fired
-        during a long flush waited for the next interval. One thread is pending at a time and
-        takes every key asked for until it begins."""
+        during a long flush waited for the next interval. The thread lives from the first alert
+        to the stop (a thread per alert made a storm of alerts a storm of thread starts, each
+        a wait of the firer for the new thread); woken once, it takes every key asked for
+        until it begins, and a request while it writes wakes it again after."""
         if self._scheduler is None or not self.leading:
             return  # stopping or standing by: stop() flushes, a standby has nothing to store
         with self._soon_lock:
@@ -475,9 +484,22 @@ class RuleHost:
             if self._soon_pending:
                 return
             self._soon_pending = True
-        thread = threading.Thread(target=self._flush_now, name="linkserver-rules-flush", daemon=True)
-        self._soon_thread = thread
-        thread.start()
+            thread = self._soon_thread
+            if thread is None or not thread.is_alive():
+                self._soon_stop = False
+                thread = threading.Thread(target=self._soon_loop, name="linkserver-rules-flush", daemon=True)
+                self._soon_thread = thread
+                thread.start()
+        self._soon_wake.set()
+
+    def _soon_loop(self) -> None:
+        wake = self._soon_wake
+        while True:
+            wake.wait()
+            wake.clear()
+            if self._soon_stop:
+                return  # stop() writes every changed key itself
+            self._flush_now()
 
     def _flush_now(self) -> None:
         with self._soon_lock:
