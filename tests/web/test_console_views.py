@@ -106,10 +106,12 @@ def test_pause_holds_new_events_and_resume_shows_them_in_order(server: RunningSe
     page.focus("#live-pause")  # a real button: the keyboard resumes too
     page.keyboard.press("Enter")
     page.wait_for_selector("#live-status:text-is('3 shown')")
-    # the virtual list draws its rows on the next frame after the status line
-    page.wait_for_function(
-        "document.querySelectorAll('.view:not([hidden]) .row:not([hidden]) .text').length === 3"
-    )
+    # the virtual list draws its rows on the next frame after the status line (waited for with
+    # selectors: wait_for_function polls with an eval, which the page's CSP refuses, so it
+    # failed whenever the rows were not there at its first look)
+    for n in range(3):
+        text = f"error E{n}: held {n}"
+        page.wait_for_selector(f".view:not([hidden]) .row:not([hidden]) .text:text-is('{text}')")
     texts = page.eval_on_selector_all(
         ".view:not([hidden]) .row:not([hidden])",
         "rows => rows.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)"
