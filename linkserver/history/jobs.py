@@ -82,6 +82,10 @@ class JobStore(abc.ABC):
         """The job ``job_id`` as committed, or None."""
 
     @abc.abstractmethod
+    def changed_by(self, job_id: str) -> int | None:
+        """The id of the event that last changed the job's committed row, or None."""
+
+    @abc.abstractmethod
     def list(self, *, status: str | None = None, resource: str | None = None, limit: int = 100) -> list[Job]:
         """Jobs newest first (by when they started, or were scheduled)."""
 
@@ -117,6 +121,11 @@ class MemoryJobStore(JobStore):
         with self._lock:
             found = self._jobs.get(job_id)
         return found[0] if found is not None else None
+
+    def changed_by(self, job_id: str) -> int | None:
+        with self._lock:
+            found = self._jobs.get(job_id)
+        return found[1] if found is not None else None
 
     def list(self, *, status: str | None = None, resource: str | None = None, limit: int = 100) -> list[Job]:
         with self._lock:
@@ -235,6 +244,11 @@ class SqlJobStore(JobStore):
         with self._engine().connect() as conn:
             row = conn.execute(select(jobs_table).where(jobs_table.c.id == job_id)).first()
         return _job(row) if row is not None else None
+
+    def changed_by(self, job_id: str) -> int | None:
+        with self._engine().connect() as conn:
+            found = conn.execute(select(jobs_table.c.event_id).where(jobs_table.c.id == job_id)).first()
+        return found.event_id if found is not None else None
 
     def list(self, *, status: str | None = None, resource: str | None = None, limit: int = 100) -> list[Job]:
         t = jobs_table.c

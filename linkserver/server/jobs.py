@@ -347,6 +347,10 @@ class JobTracker:
         try:
             job = apply(known, event, self.writes.limits)
         except (JobError, JobNotFound, JobExists) as exc:
+            if self.store.changed_by(job_id) == event.id:
+                # Committed before it was delivered, and its commit moved the job: the row is
+                # the job after it already, which the event cannot follow again.
+                return True, None, None
             problem = Job(
                 id=job_id,
                 type=str(record.get("job_type")),

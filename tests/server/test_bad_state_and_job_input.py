@@ -102,6 +102,29 @@ def test_completed_before_started_is_warned_about_and_moves_nothing(tmp_path: Pa
         assert len(events(s, "jobWarning")) == 1
 
 
+def test_a_job_event_committed_before_it_is_delivered_still_fits_and_moves_the_resource(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer may commit an event (and its job row change) before the firing thread has
+    delivered it; judged against that row, the event would not fit its own result."""
+    with server(tmp_path) as s:
+        s.engine.add_context("vms.vm1")
+        s.resources.transition("vms.vm1", action="start", by="ctl")
+        s.jobs.schedule("VM.START", "vms.vm1", by="ctl", job_id="j1", start=True)
+        deliver = s.engine._deliver
+
+        def committed_first(target: Any, fired: Any, commit: Any) -> None:
+            s.history.flush(5)
+            deliver(target, fired, commit)
+
+        monkeypatch.setattr(s.engine, "_deliver", committed_first)
+        s.fire("vms.vm1", "jobCompleted", job("j1"))
+        monkeypatch.undo()
+        assert s.jobs.get("j1").status is JobStatus.COMPLETED
+        assert s.resources.state("vms.vm1") == "Running"
+        assert events(s, "jobWarning") == []
+
+
 def test_a_job_id_used_again_is_refused_or_warned_about_and_the_first_job_stays(tmp_path: Path) -> None:
     with server(tmp_path) as s:
         s.engine.add_context("vms.vm1")
