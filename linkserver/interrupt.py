@@ -26,7 +26,8 @@ So the shell (and, for its one live view, the CLI) decides what a SIGINT does:
   ``stop`` only within the live view, and raises KeyboardInterrupt before and after;
 - between commands of the interactive shell (:func:`handling` is in force
   for the whole session) Ctrl-C does nothing; at the prompt prompt-toolkit
-  reads it as a key (and puts its own handler in place meanwhile).
+  reads it as a key (the terminal is raw there; its own SIGINT handler is not
+  installed, see shell/app.py).
 
 Signal handlers belong to the main thread: elsewhere these change nothing
 and :func:`live_view`'s event is set by nobody.

@@ -413,7 +413,11 @@ def _interactive(
     with interrupt.handling():  # a Ctrl-C between commands does nothing (see linkserver/interrupt.py)
         while True:
             try:
-                line = session.prompt(prompt_text)
+                # Our handler stays SIGINT's at the prompt too: prompt-toolkit's queues one
+                # exit per signal, and a second ^C's exit found the prompt ended already
+                # ("Application is not running", a traceback). At the prompt the terminal
+                # is raw and Ctrl-C is read as a key anyway.
+                line = session.prompt(prompt_text, handle_sigint=False)
             except KeyboardInterrupt:
                 continue
             except EOFError:
