@@ -28,6 +28,7 @@ alarm's columns for those), and page by alarm id like history pages by event id.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -277,8 +278,11 @@ class SqlAlarmStore(AlarmStore):
     clear each other's alarms) always deletes first.
     """
 
-    def __init__(self, engine: Callable[[], Engine]) -> None:
+    def __init__(
+        self, engine: Callable[[], Engine], write_lock: Callable[[], contextlib.AbstractContextManager[Any]]
+    ) -> None:
         self._engine = engine
+        self._write_lock = write_lock  # the history's, for writes besides its writer's
         self._open: set[str] = set()
 
     def _opened(self, expected: int) -> Callable[[int], None]:
@@ -441,7 +445,7 @@ class SqlAlarmStore(AlarmStore):
     # -- changes --------------------------------------------------------------------------
 
     def _change(self, alarm_id: int, do: Callable[[Any, Any], None]) -> Alarm:
-        with self._engine().begin() as conn:
+        with self._write_lock(), self._engine().begin() as conn:
             row = conn.execute(select(alarms.c.id, alarms.c.state).where(alarms.c.id == alarm_id)).first()
             if row is None:
                 raise AlarmNotFound(alarm_id)
@@ -498,7 +502,7 @@ class SqlAlarmStore(AlarmStore):
 
     def auto_clear(self, now: datetime) -> list[Alarm]:
         due = and_(alarms.c.auto_clear_at <= now, alarms.c.state != AlarmState.CLEARED.value)
-        with self._engine().begin() as conn:
+        with self._write_lock(), self._engine().begin() as conn:
             keys = [row.key for row in conn.execute(select(alarms.c.key).where(due))]
             if not keys:
                 return []
@@ -513,7 +517,7 @@ class SqlAlarmStore(AlarmStore):
         return self.by_keys(keys)
 
     def purge_cleared(self, before: datetime) -> int:
-        with self._engine().begin() as conn:
+        with self._write_lock(), self._engine().begin() as conn:
             removed = conn.execute(
                 delete(alarms).where(alarms.c.state == AlarmState.CLEARED.value, alarms.c.cleared < before)
             ).rowcount

@@ -303,5 +303,5 @@ def open_alarm_store(history: HistoryStore) -> AlarmStore:
     if isinstance(history, SqlHistoryStore):
         from linkserver.history.alarm_sql import SqlAlarmStore
 
-        return SqlAlarmStore(lambda: history.engine)
+        return SqlAlarmStore(lambda: history.engine, lambda: history.write_lock)
     return MemoryAlarmStore()

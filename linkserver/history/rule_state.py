@@ -13,6 +13,7 @@ SQLite, PostgreSQL).
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import threading
 import time
@@ -84,8 +85,11 @@ _UPSERT_SQL = {
 class SqlRuleStateStore(RuleStateStore):
     """``engine()`` gives the history's engine (valid between its start and stop)."""
 
-    def __init__(self, engine: Callable[[], Engine]) -> None:
+    def __init__(
+        self, engine: Callable[[], Engine], write_lock: Callable[[], contextlib.AbstractContextManager[Any]]
+    ) -> None:
         self._engine = engine
+        self._write_lock = write_lock  # the history's, for writes besides its writer's
 
     def load(self) -> dict[str, dict[str, dict[str, Any]]]:
         found: dict[str, dict[str, dict[str, Any]]] = {}
@@ -101,7 +105,7 @@ class SqlRuleStateStore(RuleStateStore):
         written = [(rule, key, json.dumps(state), now) for rule, key, state in changes if state is not None]
         gone = [(rule, key) for rule, key, state in changes if state is None]
         engine = self._engine()
-        with engine.begin() as conn:
+        with self._write_lock(), engine.begin() as conn:
             if written:
                 conn.exec_driver_sql(_UPSERT_SQL[engine.dialect.name], written)
             for start in range(0, len(gone), 500):
@@ -114,7 +118,7 @@ class SqlRuleStateStore(RuleStateStore):
     def forget(self, rules: Iterable[str]) -> None:
         rules = list(rules)
         if rules:
-            with self._engine().begin() as conn:
+            with self._write_lock(), self._engine().begin() as conn:
                 conn.execute(delete(rule_state).where(rule_state.c.rule.in_(rules)))
 
 
@@ -123,5 +127,5 @@ def open_rule_state(history: HistoryStore) -> RuleStateStore:
     from linkserver.history.sql import SqlHistoryStore  # SQLAlchemy's store only when used
 
     if isinstance(history, SqlHistoryStore):
-        return SqlRuleStateStore(lambda: history.engine)
+        return SqlRuleStateStore(lambda: history.engine, lambda: history.write_lock)
     return MemoryRuleStateStore()

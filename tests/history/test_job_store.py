@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -168,9 +168,11 @@ def test_a_job_begun_as_new_is_refused_when_its_id_was_scheduled_meanwhile(
 
 
 def test_the_stores_writes_take_their_turn_with_the_sqlite_writer(make_store: Any) -> None:
-    """trim, mark_hanging and forget write outside the writer: on SQLite they wait for the
+    """Job, resource-state, rule-state and alarm-list writes outside the writer: on SQLite they wait for the
     history's write lock like every other such write, never race the writer on busy_timeout."""
+    from linkserver.history.alarms import open_alarm_store
     from linkserver.history.resource_states import open_resource_states
+    from linkserver.history.rule_state import open_rule_state
 
     store = make_store("sqlite")
     jobs = open_job_store(store)
@@ -182,10 +184,16 @@ def test_the_stores_writes_take_their_turn_with_the_sqlite_writer(make_store: An
         store.append(job_event(make, "jobCompleted", job_id=f"w{index}"))
     store.append(job_event(make, "jobScheduled", job_id="open"))
     store.flush(5)
+    rules = open_rule_state(store)
+    alarm_list = open_alarm_store(store)
     for write in (
         lambda: jobs.trim(1),
         lambda: jobs.mark_hanging("open", "not started"),
         lambda: states.forget(["vms"]),
+        lambda: rules.save([("rule", "key", None)]),
+        lambda: rules.forget(["rule"]),
+        lambda: alarm_list.purge_cleared(datetime.now(UTC)),
+        lambda: alarm_list.auto_clear(datetime.now(UTC)),
     ):
         done = threading.Event()
 
