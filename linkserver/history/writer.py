@@ -50,7 +50,11 @@ Python's sqlite3 releases the GIL around each call into SQLite (``execute``
 three times, ``executemany`` with one parameter set once), and each time the
 writer wants it back it may wait up to the switch interval (5 ms) behind a
 busy firer. Other batch sizes are cut into power-of-two chunks inside
-BEGIN IMMEDIATE/COMMIT, so the few statements stay in sqlite3's cache.
+BEGIN IMMEDIATE/COMMIT, so the few statements stay in sqlite3's cache; inside a
+transaction the INSERT is ``OR ROLLBACK`` (no statement journal: see ``_chunk_sql``).
+Firers blocked on a full queue are woken when the committer's first long database
+call starts, not when it takes the batch: until then they would compete for the GIL
+with the committer's own Python work instead of overlapping the database's.
 
 Hooks registered with :meth:`Writer.add_same_commit` (see
 :mod:`linkserver.history.same_commit`) add statements to a batch's
@@ -137,6 +141,7 @@ class WriteQueue:
         self.hurried = False  # someone waits: commit without lingering
         self._room = threading.Condition()
         self._room_waiters = 0
+        self._room_made = False  # taken since the firers blocked on a full queue were last woken
         self.closed = False
         self.appended = 0  # items ever put (not exact under concurrent puts: for "anything new?")
         self._counted = 0  # ``appended`` when the writer thread last looked (the arrival rate)
@@ -220,10 +225,21 @@ class WriteQueue:
         count = min(len(items), self.batch_size)
         self.in_flight += count  # before the pops: ``pending`` never counts too few
         batch = [items.popleft() for _ in range(count)]
-        if self._room_waiters:
-            with self._room:
-                self._room.notify_all()
+        self._room_made = True
         return batch
+
+    def wake_room_waiters(self) -> None:
+        """Let firers blocked on a full queue go on (commit role held; after :meth:`take`).
+
+        The committer calls it just before its first long database call rather than in
+        :meth:`take`: a woken firer takes the GIL, and the committer's own Python work (rows,
+        same-commit statements, a BEGIN) would wait behind it (up to the switch interval per
+        GIL release) instead of overlapping the firer with the database's work."""
+        if self._room_made:
+            self._room_made = False
+            if self._room_waiters:
+                with self._room:
+                    self._room.notify_all()
 
     def give_back(self, batch: list[Item]) -> None:
         """Put a batch that could not be committed back in front, in order (commit role held)."""
@@ -232,6 +248,7 @@ class WriteQueue:
 
     def finish(self, count: int) -> None:
         self.in_flight -= count
+        self.wake_room_waiters()  # if no database call did (nothing to write, or it failed first)
 
     def drain(self) -> list[Item]:
         """Everything still queued (after the writer thread ended)."""
@@ -293,8 +310,14 @@ class Writer:
             marks = "(" + ", ".join("?" * len(EVENT_COLUMNS)) + ")"
             full = min(batch_size, SQLITE_MAX_ROWS)
             sizes = sorted({full, *(1 << k for k in range(12) if 1 << k < full)}, reverse=True)
+            # OR ROLLBACK: a statement inside BEGIN/COMMIT that may fail half-way (ABORT, the
+            # default) makes SQLite keep a statement journal of every page it changes, spilled
+            # to a temporary file past 64 KiB: that doubled the CPU cost of a batch's INSERT in
+            # a transaction (tools/bench/alarms.py). A rejected row rolls the whole transaction
+            # back instead, which is what the writer does with a failed batch anyway.
             self._chunk_sql = {
-                size: f"INSERT INTO events ({columns}) VALUES " + ", ".join([marks] * size) for size in sizes
+                size: f"INSERT OR ROLLBACK INTO events ({columns}) VALUES " + ", ".join([marks] * size)
+                for size in sizes
             }
             self._existing_sql = "SELECT id FROM events WHERE id BETWEEN ? AND ?"
         else:
@@ -532,6 +555,7 @@ class Writer:
                 return None
             except Exception as exc:
                 self._close_connection()
+                self._queue.wake_room_waiters()  # the room is there, whenever this commits
                 if not self._retryable(exc):
                     return exc
                 self._recheck = True
@@ -594,7 +618,9 @@ class Writer:
         extra = self._extra_statements(rows, items) if self._same_commit else []
         if self._dialect == "sqlite":
             self._write_sqlite(conn.driver_connection, rows, extra)
-        elif rows and len(rows) <= SIMPLE_QUERY_ROWS:
+            return
+        self._queue.wake_room_waiters()
+        if rows and len(rows) <= SIMPLE_QUERY_ROWS:
             self._write_postgresql_small(conn.driver_connection, rows, extra)
         elif rows and extra:
             db = conn.driver_connection
@@ -671,8 +697,10 @@ class Writer:
                 statements.append((sql, list(flatten(rows[start : start + size]))))
                 start += size
         # executemany with one parameter set: one GIL release (see the module doc).
+        wake = self._queue.wake_room_waiters
         if statements and extra:
             db.execute("BEGIN IMMEDIATE")
+            wake()  # after the BEGIN: the woken firer would hold the GIL through it
             try:
                 for sql, params in statements:
                     db.executemany(sql, [params])
@@ -688,10 +716,12 @@ class Writer:
                 raise
             db.execute("COMMIT")
         elif len(statements) == 1:
+            wake()
             db.executemany(statements[0][0], [statements[0][1]])  # one statement, one transaction
         elif statements:
             # On error the connection is invalidated, which rolls the transaction back.
             db.execute("BEGIN IMMEDIATE")
+            wake()
             for sql, params in statements:
                 db.executemany(sql, [params])
             db.execute("COMMIT")

@@ -111,6 +111,32 @@ def test_a_statement_the_database_rejects_rolls_back_its_event(
     assert stored_ids(store) == [events[0].id, events[2].id]
 
 
+@pytest.mark.parametrize("backend", SQL_BACKENDS)
+def test_an_event_id_already_stored_fails_alone_inside_a_hooks_transaction(
+    backend: str, make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    """The events' INSERT inside BEGIN/COMMIT rolls the whole transaction back on a duplicate
+    (SQLite: OR ROLLBACK, no statement journal): the writer then stores the others one by one,
+    each with its hook rows, and the duplicate's row and first event stay as they were."""
+    store = make_store(backend, flush_interval=timedelta(milliseconds=200))
+    make_side_table(store)
+    first = make_event()
+    store.append(first).result(timeout=30)
+    hook = SideRows()
+    store.add_same_commit(hook)
+    twin = first.evolve(name="other")
+    events = [make_event(), twin, make_event()]  # three rows: two statements in one transaction on SQLite
+    futures = [store.append(event) for event in events]
+    assert futures[0].result(timeout=30) == events[0]
+    with pytest.raises(HistoryError, match=str(first.id)):
+        futures[1].result(timeout=30)
+    assert futures[2].result(timeout=30) == events[2]
+    assert stored_ids(store) == sorted([first.id, events[0].id, events[2].id])
+    assert store.get(first.id) == first
+    assert side_ids(store) == sorted([events[0].id, events[2].id])
+    assert sorted(hook.seen) == sorted([events[0].id, events[2].id])
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_committed_is_told_before_the_future_completes(
     backend: str, make_store: Callable[..., Any], make_event: EventMaker

@@ -97,6 +97,44 @@ def test_a_full_queue_blocks_the_firer_and_drops_nothing(
     assert stored_ids(str(store.url)) == [event.id for event in events]
 
 
+def test_firers_blocked_on_a_full_queue_wait_until_the_committers_work_reaches_the_database(
+    make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    """A firer woken as soon as a batch is taken would take the GIL while the committer makes
+    the batch's rows and its hooks' statements: it is woken only once the database has them."""
+    store = make_store("sqlite", batch_size=2, queue_size=2, busy_timeout=timedelta(milliseconds=20))
+    released: list[bool] = []
+    blocked_firer_went_on = threading.Event()
+
+    class SlowHook:
+        def statements(self, dialect: str, events: Any) -> list[Any]:
+            # Long enough for a woken firer to put its event and say so.
+            released.append(blocked_firer_went_on.wait(0.3))
+            return []
+
+        def committed(self, events: Any) -> None:
+            pass
+
+    store.add_same_commit(SlowHook())
+    events = [make_event() for _ in range(5)]
+    futures: list[Future[Event]] = []
+
+    def fire() -> None:
+        for event in events:
+            futures.append(store.append(event))
+            if len(futures) == 3:  # the third put found the queue full, then room
+                blocked_firer_went_on.set()
+
+    with sqlite_write_lock(sqlite_path(store)):  # the first attempt fails: the retries go on
+        firer = threading.Thread(target=fire)
+        firer.start()
+        time.sleep(0.6)
+        assert blocked_firer_went_on.is_set(), "a failed attempt leaves the room it made to the firers"
+    firer.join(timeout=30)
+    assert [future.result(timeout=30) for future in futures] == events
+    assert released[0] is False, "a blocked firer went on while the first statements were being made"
+
+
 def test_a_locked_database_is_retried_and_futures_wait_for_the_commit(
     make_store: Callable[..., Any], make_event: EventMaker
 ) -> None:
