@@ -220,15 +220,20 @@ class FairLock:
         self._waiters: collections.deque[threading.Lock] = collections.deque()
         self._held = False
 
-    def acquire(self) -> None:
+    def acquire(self, blocking: bool = True) -> bool:
+        """Take the lock (in turn); with ``blocking`` False only if it is free and nobody
+        waits for it: True if taken."""
         with self._lock:
             if not self._held and not self._waiters:
                 self._held = True
-                return
+                return True
+            if not blocking:
+                return False
             gate = threading.Lock()
             gate.acquire()
             self._waiters.append(gate)
         gate.acquire()  # released by the previous holder, who hands the lock over
+        return True
 
     def release(self) -> None:
         with self._lock:

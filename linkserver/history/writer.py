@@ -292,6 +292,8 @@ class Writer:
         self._queue = WriteQueue(queue_size, batch_size)
         self._make_row = make_row
         self._write_lock = write_lock if write_lock is not None else contextlib.nullcontext()
+        # A waiting caller takes the write lock only if it is free (FairLock.acquire(False)).
+        self._lock_to_try: Any = write_lock if hasattr(write_lock, "acquire") else None
         self._role = threading.Lock()  # held by whoever takes and commits
         self._committer: int | None = None  # the thread holding the role
         self._recheck = False  # the next commit skips rows a failed attempt may have stored
@@ -426,9 +428,17 @@ class Writer:
     # -- waiting callers ---------------------------------------------------------
 
     def _wait(self, future: Future[Any]) -> None:
-        """Called by a caller about to wait for ``future``: commit now, here if nobody is committing."""
+        """Called by a caller about to wait for ``future``: commit now, here if nobody is
+        committing and nobody else writes (an acknowledgement, a purge batch holding the write
+        lock). Otherwise the writer thread commits it, and the caller waits for the future with
+        its own timeout: it never waits here for someone else's write."""
         queue = self._queue
         if queue.closed or self._abandon.is_set() or not self._role.acquire(blocking=False):
+            queue.hurry()
+            return
+        lock = self._lock_to_try
+        if lock is not None and not lock.acquire(False):
+            self._role.release()
             queue.hurry()
             return
         handed_back = False
@@ -436,12 +446,14 @@ class Writer:
             self._committer = threading.get_ident()
             while not future.done() and len(queue):
                 batch = queue.take()
-                if not self._process(batch, retry=False):
+                if not self._process(batch, retry=False, locked=True):
                     handed_back = True
                     break
                 self.stats.by_callers += 1
         finally:
             self._committer = None
+            if lock is not None:
+                lock.release()
             self._role.release()
         if handed_back:
             queue.hurry()
@@ -461,9 +473,10 @@ class Writer:
 
     # -- committing (role held) ----------------------------------------------------
 
-    def _process(self, batch: list[Item], *, retry: bool) -> bool:
+    def _process(self, batch: list[Item], *, retry: bool, locked: bool = False) -> bool:
         """Commit ``batch`` and finish its items; False if a single attempt failed and the
-        batch went back to the queue (``retry=False`` only)."""
+        batch went back to the queue (``retry=False`` only). ``locked``: the caller holds the
+        write lock already."""
         if self._abandon.is_set():
             self._rejected(batch)
             self._fail(batch, HistoryError("history stopped before the event could be stored"))
@@ -473,7 +486,7 @@ class Writer:
         try:
             rows, writable, markers = self._rows(batch)
             if writable:
-                error = self._commit(rows, writable, retry=retry)
+                error = self._commit(rows, writable, retry=retry, locked=locked)
                 if error is not None and not retry:
                     self._queue.give_back(batch)  # the writer thread retries or isolates the bad row
                     return False
@@ -535,15 +548,16 @@ class Writer:
             self._complete([item], [row], self._commit([row], [item], retry=True))
 
     def _commit(
-        self, rows: Sequence[tuple[Any, ...]], items: Sequence[Item], *, retry: bool
+        self, rows: Sequence[tuple[Any, ...]], items: Sequence[Item], *, retry: bool, locked: bool = False
     ) -> BaseException | None:
         """Commit ``rows``; the permanent error, or None. Transient errors are retried, or
-        with ``retry=False`` returned after one attempt."""
+        with ``retry=False`` returned after one attempt. ``locked``: the write lock is held."""
         attempt = 0
         started = time.perf_counter()
+        lock = contextlib.nullcontext() if locked else self._write_lock
         while True:
             try:
-                with self._write_lock:
+                with lock:
                     self._write(rows, items, skip_existing=self._recheck)
                 self._recheck = False
                 if self._same_commit:

@@ -135,6 +135,36 @@ def test_firers_blocked_on_a_full_queue_wait_until_the_committers_work_reaches_t
     assert released[0] is False, "a blocked firer went on while the first statements were being made"
 
 
+def test_a_waiting_caller_keeps_its_timeout_while_someone_else_holds_the_write_lock(
+    make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    """A durable fire's caller commits itself only when nobody else writes (an acknowledgement,
+    a purge batch): it never waits for their write past its own timeout."""
+    store = make_store("sqlite")
+    event = make_event()
+    taken, release = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        with store.write_lock:
+            taken.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=other_writer)
+    holder.start()
+    try:
+        assert taken.wait(10)
+        future = store.append(event, waiting=True)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            future.result(timeout=0.3)
+        assert time.monotonic() - started < 1.5
+    finally:
+        release.set()
+        holder.join(10)
+    assert future.result(timeout=10) == event
+    assert stored_ids(str(store.url)) == [event.id]
+
+
 def test_a_locked_database_is_retried_and_futures_wait_for_the_commit(
     make_store: Callable[..., Any], make_event: EventMaker
 ) -> None:
