@@ -104,13 +104,6 @@ COMMIT_SECONDS_BOUNDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 
 # value, COPY costs a round trip more (four with same-commit statements) but little per row.
 SIMPLE_QUERY_ROWS = 4
 IDLE_WAIT = 1.0  # an idle writer thread still looks at the queue this often
-# SQLite page cache of the writer's connection, KiB (SQLite's default: 2,000). A batch of 500
-# events dirties ~1 MB of table and index pages, spread over the indexes; with the default
-# cache the pages it descends through keep being evicted and read again from the WAL, and a
-# transaction's dirty pages can spill before COMMIT: 45% more CPU per batch at 2 MB than at 16
-# (raw sqlite3, the alarms benchmark's rows, a history of 750k events), more with same-commit
-# statements (the alarm list's upsert: 2.2 -> 0.9 ms). Filled only as pages are used.
-WRITER_CACHE_KIB = 16_384
 
 #: (future or None (nobody watches), event or None for a flush marker, requires acknowledgement,
 #: row or None: made by the committer)
@@ -631,7 +624,6 @@ class Writer:
             # (PostgreSQL) or a GIL release (SQLite) for a separate COMMIT.
             if self._dialect == "sqlite":
                 conn.driver_connection.isolation_level = None
-                conn.driver_connection.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
             else:
                 conn.driver_connection.autocommit = True
             self._conn = conn

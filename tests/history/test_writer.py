@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, make_url, text
 from linkserver.core.errors import HistoryError, ServerStopped
 from linkserver.core.events import Event
 from linkserver.history.base import HistoryQuery
+from linkserver.history.engine import CACHE_KIB
 from linkserver.history.sql import SqlHistoryStore
 from linkserver.history.writer import WriteQueue
 
@@ -446,6 +447,7 @@ def test_durability_sets_sqlite_synchronous(
     store = make_store("sqlite", durability=durability)
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == synchronous
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -CACHE_KIB  # KiB, not pages
 
 
 @pytest.mark.postgres
