@@ -111,7 +111,9 @@ def _live(shell: Shell, query: dict[str, Any], seconds: float | None) -> None:
         shell.write(f"watching alarms of {query['mask']}; Ctrl-C returns to the prompt")
         with subscription:
             while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-                left = 0.25 if deadline is None else max(0.0, min(0.25, deadline - time.monotonic()))
+                left = interrupt.TICK
+                if deadline is not None:
+                    left = max(0.0, min(left, deadline - time.monotonic()))
                 item = subscription.get(timeout=left)
                 if item is None:
                     if subscription.ended:

@@ -331,7 +331,7 @@ def _watch(shell: Shell, a: argparse.Namespace) -> None:
                     except KeyboardInterrupt:  # Ctrl-C at the question: prompt-toolkit reads it as a key
                         stop.set()
                 else:
-                    receive(0.25)
+                    receive(interrupt.TICK)
         if stop.is_set():
             shell.write()  # past the ^C the terminal echoed
         shell.write(f"stopped watching ({seen} event(s))")
