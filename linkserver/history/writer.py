@@ -74,6 +74,7 @@ import collections
 import contextlib
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -104,6 +105,7 @@ COMMIT_SECONDS_BOUNDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 
 # value, COPY costs a round trip more (four with same-commit statements) but little per row.
 SIMPLE_QUERY_ROWS = 4
 IDLE_WAIT = 1.0  # an idle writer thread still looks at the queue this often
+DENSE_SPAN = 4  # lingers: the arrival rate that decides whether to linger is judged over about this long
 
 #: (future or None (nobody watches), event or None for a flush marker, requires acknowledgement,
 #: row or None: made by the committer)
@@ -146,6 +148,7 @@ class WriteQueue:
         self.appended = 0  # items ever put (not exact under concurrent puts: for "anything new?")
         self._counted = 0  # ``appended`` when the writer thread last looked (the arrival rate)
         self._counted_at = clock()
+        self._recent = 0.0  # arrivals of about the last DENSE_SPAN lingers (see _dense)
         self.in_flight = 0  # taken and not yet finished
 
     def put(self, item: Item, *, wake: bool = True) -> None:
@@ -212,12 +215,21 @@ class WriteQueue:
         return True
 
     def _dense(self, linger: float) -> bool:
-        """Whether the arrivals since the writer thread last looked promise another item within
-        ``linger`` (rate * linger >= 1): lingering for a sparse stream only adds latency."""
+        """Whether the recent arrivals promise another item within ``linger`` (rate * linger
+        >= 1): lingering for a sparse stream only adds latency. The rate is a decaying count
+        over about ``DENSE_SPAN`` lingers (an exponential moving average, the arrivals since the
+        last look spread over that time), not the arrivals since the last look alone: at 100
+        events/s an event that came during the commit of the one before (a firer catching up
+        after a pause) made 1 arrival in 1 ms, "1,000/s", and a 5 ms linger for it; so did the
+        few that queued up during a slow commit."""
         now, appended = self._clock(), self.appended
         arrived, elapsed = appended - self._counted, now - self._counted_at
         self._counted, self._counted_at = appended, now
-        return arrived * linger >= elapsed
+        span = DENSE_SPAN * linger
+        decay = math.exp(-elapsed / span)
+        spread = (1 - decay) * span / elapsed if elapsed > 0 else 1.0
+        self._recent = self._recent * decay + arrived * spread  # ~ rate * span
+        return self._recent >= DENSE_SPAN
 
     def take(self) -> list[Item]:
         """Up to ``batch_size`` items, oldest first (commit role held)."""

@@ -303,11 +303,23 @@ def test_the_writer_lingers_for_a_dense_stream_only() -> None:
     now[0] += 0.010  # 100 events/s against a 5 ms linger: no other event would join the batch
     queue.put(item)
     assert not lingered(0.005)
+    for _ in range(20):  # 100 events/s, a pair now and then (a firer catching up after a pause)
+        now[0] += 0.010
+        queue.put(item)
+        assert not lingered(0.005)
+        now[0] += 0.001  # the next one came during that commit
+        queue.put(item)
+        assert not lingered(0.005)
+        now[0] += 0.010
+    now[0] += 0.040  # a slow commit: 4 queued up meanwhile, still 100 events/s
+    for _ in range(4):
+        queue.put(item)
+    assert not lingered(0.005)
     now[0] += 0.001  # 5 events within 1 ms: 25 more are due within the linger
     for _ in range(5):
         queue.put(item)
     assert lingered(0.2)
-    now[0] += 60.0  # back to sparse: one event a minute
+    now[0] += 600.0  # back to sparse: one event ten minutes later
     queue.put(item)
     assert not lingered(30.0)  # would hang the test for 30 s
 

@@ -45,8 +45,11 @@
    consumer's callback. RabbitMQ hands a persistent message on before it is
    on disk, while A must commit first (a node never delivers what might not
    be stored), so pika's side has no disk wait and ours has one: the raw
-   psycopg line shows that floor. Both clocks are the machine's monotonic
-   clock, one for every process. The paths are measured in turn in slices
+   psycopg lines show that floor (:class:`RawCommitPath`, printed, not a
+   goal): the commit alone, and the same commit followed in the same thread
+   by the same pika publish, to its consume: our durability with no server
+   in between. Both clocks are the machine's monotonic clock, one for every
+   process. The paths are measured in turn in slices
    of SLICE_SECONDS (ours, pika, ours non-persistent, raw psycopg, ours,
    ...), so a change of the machine's load falls on all of them; p99 of each
    over all its slices, the goal their ratio. Printed too: the
@@ -531,12 +534,17 @@ class NodePath:
 
 
 class RawCommitPath:
-    """The floor under node A's commit on PostgreSQL: raw psycopg, one autocommitted INSERT of a
-    row like an event's (a bigint id, text, a timestamptz, JSON data) per event, at the same rate
-    in the same slices, into a table of the bench schema. Each commit waits for the WAL sync as
-    A's do, so what A's commit p99 has above this one is LinkServer's, the rest is the disk's."""
+    """The same-durability floor on PostgreSQL (printed, not a goal): raw psycopg, one
+    autocommitted INSERT of a row like an event's (a bigint id, text, a timestamptz, JSON data)
+    per event into a table of the bench schema, and once it returned, in the same thread, the
+    pika publish of :class:`PikaPath` (its exchange, consumer process and message size), at the
+    same rate in the same slices. Each commit waits for the WAL sync as A's do, and nothing is
+    published before its commit, as on node A. Two figures: the commit alone (what A's commit
+    has above it is LinkServer's, the rest is the disk's) and the whole, from before the INSERT
+    to the consumer's callback (what node to node has above it is LinkServer's: its threads, the
+    outbox row, the encoding, B's decoding and delivery)."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, pika_path: PikaPath) -> None:
         import psycopg
         from sqlalchemy import make_url
         from sqlalchemy.dialects.postgresql import psycopg as dialect
@@ -547,22 +555,29 @@ class RawCommitPath:
             "CREATE TABLE raw_commits (id bigint PRIMARY KEY, context text, created timestamptz, data jsonb)"
         )
         self.ids = itertools.count(1)
+        self.pika = pika_path
 
-    def measure(self, rate: int, seconds: float) -> list[float]:
+    def measure(self, rate: int, seconds: float) -> tuple[list[float], list[float]]:
+        """(commit latencies, commit-then-publish-to-consume latencies)."""
         from datetime import UTC, datetime
 
         latencies: list[float] = []
         execute, ids = self.db.execute, self.ids
         sql = "INSERT INTO raw_commits VALUES (%s, %s, %s, %s)"
+        path = self.pika
+        path.consumer.reset("-")
+        publish, exchange, padding = path.out.basic_publish, path.exchange, path.padding
 
         def send(_: int) -> None:
             started = time.perf_counter()
             data = json.dumps([{"sent": started}])
             execute(sql, (next(ids), "bench", datetime.now(UTC), data))
             latencies.append(time.perf_counter() - started)
+            properties = pika.BasicProperties(delivery_mode=2, message_id=repr(started))
+            publish(exchange, "bench.reading", padding, properties)
 
-        at_rate(rate, seconds, send)
-        return latencies
+        total = at_rate(rate, seconds, send)
+        return latencies, path.consumer.wait("-", total)
 
     def close(self) -> None:
         self.db.close()
@@ -606,8 +621,9 @@ def node_to_node_on(url: str, tmp: Path, seconds: float, database_url: str, kind
     persistent: list[float] = []
     transient: list[float] = []
     theirs_all: list[float] = []
-    raw = RawCommitPath(database_url) if kind == "PostgreSQL" else None
+    raw = RawCommitPath(database_url, baseline) if kind == "PostgreSQL" else None
     raw_commits: list[float] = []
+    floor: list[float] = []
     slices = max(1, round(seconds / SLICE_SECONDS))
     try:
         for _ in range(slices):
@@ -615,7 +631,9 @@ def node_to_node_on(url: str, tmp: Path, seconds: float, database_url: str, kind
             theirs_all += baseline.measure(NODE_RATE, seconds / slices)
             transient += nodes.measure("tick", NODE_RATE, seconds / slices)
             if raw is not None:
-                raw_commits += raw.measure(NODE_RATE, seconds / slices)
+                commits, whole = raw.measure(NODE_RATE, seconds / slices)
+                raw_commits += commits
+                floor += whole
     finally:
         if raw is not None:
             raw.close()
@@ -633,6 +651,13 @@ def node_to_node_on(url: str, tmp: Path, seconds: float, database_url: str, kind
         print(
             f"raw psycopg INSERT+commit at {NODE_RATE}/s on the same database, same slices: p99 "
             f"{p99(raw_commits) * 1000:.1f} ms (p50 {p50(raw_commits) * 1000:.2f}): the database's share",
+            flush=True,
+        )
+        print(
+            f"same-durability floor (not a goal): that INSERT+commit, then the pika publish, to its "
+            f"consume: p99 {p99(floor) * 1000:.1f} ms (p50 {p50(floor) * 1000:.2f}), "
+            f"{p99(floor) / theirs:.2f}x pika's p99; node to node persistent: "
+            f"{p99(persistent) / p99(floor):.2f}x the floor",
             flush=True,
         )
     print(
