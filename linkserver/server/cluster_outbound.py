@@ -104,6 +104,7 @@ class ClusterOutbound(Outbound):
                 if event.id not in owned:  # not in memory: the walk of the table publishes it
                     self._spilled = True
                     self.stats.spilled_events += 1
+                    self._table_only(event.id)
             self._cond.notify()
         self._send_direct()
 
@@ -113,6 +114,7 @@ class ClusterOutbound(Outbound):
             with self._cond:
                 self.outbox.depth += count
                 self._spilled = True
+                self._table_only(0)  # rows of any id: a walk under way looks at all of them again
                 self._cond.notify()
 
     def _head_waits(self) -> bool:
@@ -134,12 +136,12 @@ class ClusterOutbound(Outbound):
         return False
 
     def _has_work(self) -> bool:
-        if self._walk is None and not self._resend and self._head_waits():
+        if self._walk is None and not self._resend and not self._ahead and self._head_waits():
             return len(self._deletes) >= DELETE_BATCH
         return super()._has_work()
 
     def _take(self) -> tuple[list[Event], bool]:
-        if self._resend or self._walk is not None or not self._pending:
+        if self._resend or self._ahead or self._walk is not None or not self._pending:
             return super()._take()
         room = min(self._room(), PAGE)
         if room <= 0:

@@ -17,10 +17,14 @@ How an event travels:
 - While the broker is down, blocked or slower than the firers the buffer
   fills; then persistent events stay in the table only ("spilled"). Once the
   buffer is empty the publisher walks the table in event id order, skipping
-  what it already holds, until it is caught up; then one more walk from the
-  start picks up events committed meanwhile (also those whose ids were
-  assigned before, but committed after, ones already read). A restart begins
+  what it already holds, until it is caught up; then one more walk picks up
+  events committed meanwhile whose ids were assigned before, but committed
+  after, ones already read. That walk starts at the lowest id that went to
+  the table only since the first walk began (any row it could have missed
+  was committed since), and is left out when none did. A restart begins
   with such a walk, so everything committed and not confirmed is published.
+  The walk reads its next page while the window is full, so a page is at
+  hand when confirms make room (as the memory buffer is for live events).
 
 Firing never waits on any of it: the listener and the writer's callback only
 append to a deque under a short lock.
@@ -191,6 +195,9 @@ class Outbound:
         self._spilled = False  # the table may hold events the memory does not
         self._walk: str | None = None  # None, "walk" (spilled) or "final" (catching up)
         self._walk_after = 0
+        self._ahead: collections.deque[Event] = collections.deque()  # read by the walk, not sent yet
+        # The lowest id committed to the table only since the walk began: the final walk's start.
+        self._unread_low: int | None = None
         self._deletes: list[int] = []
         self._transient = 0  # non-persistent events taken and not yet confirmed (part of depth)
         self._last_delete = time.monotonic()
@@ -245,7 +252,7 @@ class Outbound:
         deadline = time.monotonic() + timeout
         with self._cond:
             self._accepting = False  # rows are still written: the next start publishes them
-            while (self._memory or self._resend or self._in_flight) and self.is_ready:
+            while (self._memory or self._resend or self._ahead or self._in_flight) and self.is_ready:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -277,6 +284,7 @@ class Outbound:
                             self._why_slow(),
                         )
                     self.stats.spilled_events += 1
+                    self._table_only(event.id)
                     continue
                 owned.add(event.id)
                 memory.append(event)
@@ -316,7 +324,7 @@ class Outbound:
             return
         try:
             with self._cond:
-                if self._stopping or self._walk is not None or self._spilled or self._resend:
+                if self._stopping or self._walk is not None or self._spilled or self._resend or self._ahead:
                     return
                 if len(self._memory) > DIRECT or not self._has_work():
                     return
@@ -333,6 +341,11 @@ class Outbound:
             log.exception("bridge %s: publish raised", self.name)
             self.failed([e.id for e in batch], f"publish raised {exc!r}")
             time.sleep(0.1)
+
+    def _table_only(self, event_id: int) -> None:
+        """Under the lock: a committed event that only the table holds (the walk publishes it)."""
+        if self._unread_low is None or event_id < self._unread_low:
+            self._unread_low = event_id
 
     def _why_slow(self) -> str:
         return "the broker is slow" if self.is_ready else f"broker not ready: {self.not_ready_reason}"
@@ -391,7 +404,7 @@ class Outbound:
 
     @property
     def buffered(self) -> int:
-        return len(self._memory) + len(self._resend)
+        return len(self._memory) + len(self._resend) + len(self._ahead)
 
     @property
     def spilled(self) -> bool:
@@ -424,24 +437,34 @@ class Outbound:
         if self._deletes and len(self._deletes) >= DELETE_BATCH:
             return True
         if self._room() <= 0:
+            return self._reads_ahead()
+        if self._resend or self._ahead or self._spilled or self._walk:
+            return True
+        return bool(self._memory)
+
+    def _reads_ahead(self) -> bool:
+        """The window is full and the walk (under way, or next) has no page at hand: read it now."""
+        if self._ahead or not self.is_ready:
             return False
-        return bool(self._resend or (self._walk is None and self._memory) or self._spilled or self._walk)
+        return self._walk is not None or (self._spilled and not self._memory and not self._resend)
 
     def _take(self) -> tuple[list[Event], bool]:
         """Under the lock: events to send now, or (nothing, True): read a page of the table."""
         room = min(self._room(), PAGE)
-        if room <= 0:
+        if room > 0:
+            batch: list[Event] = []
+            # Read-ahead pages are older than anything in memory: they go first.
+            source = self._resend or self._ahead or (self._memory if self._walk is None else None)
+            if source is not None:
+                while source and len(batch) < room:
+                    batch.append(source.popleft())
+            if batch:
+                self._send(batch)
+                return batch, False
+        elif not self._reads_ahead():
             return [], False
-        batch: list[Event] = []
-        source = self._resend if self._resend else (self._memory if self._walk is None else None)
-        if source is not None:
-            while source and len(batch) < room:
-                batch.append(source.popleft())
-        if batch:
-            self._send(batch)
-            return batch, False
         if self._walk is None and self._spilled:
-            self._walk, self._walk_after = "walk", 0
+            self._walk, self._walk_after, self._unread_low = "walk", 0, None
             log.info("bridge %s: publishing %d events from the outbox table", self.name, self.depth)
         return [], self._walk is not None
 
@@ -451,12 +474,12 @@ class Outbound:
         self.stats.sent += len(batch)
 
     def _walk_page(self) -> list[Event]:
+        """Read the walk's next page; send what the window has room for, keep the rest at hand."""
         assert self.outbox is not None
         with self._cond:
-            limit = max(1, min(self._room(), PAGE))
             after = self._walk_after
         try:
-            page = self.outbox.page(after, limit)
+            page = self.outbox.page(after, PAGE)
         except Exception as exc:
             log.warning("bridge %s: cannot read the outbox (%s); trying again", self.name, exc)
             time.sleep(RETRY_DELETE)
@@ -467,19 +490,25 @@ class Outbound:
             owned.update(event.id for event in fresh)
             if page:
                 self._walk_after = page[-1].id
-            if len(page) < limit:  # the end of the table as it was when read
-                if self._walk == "walk":
-                    # From now on new commits go to memory; one more walk from the start
-                    # catches what committed between this read and now.
+            if len(page) < PAGE:  # the end of the table as it was when read
+                if self._walk == "walk" and self._unread_low is not None:
+                    # From now on new commits go to memory; one more walk catches what
+                    # committed between the reads and now under the ids already read.
                     self._spilled = False
-                    self._walk, self._walk_after = "final", 0
-                else:
+                    self._walk, self._walk_after = "final", self._unread_low - 1
+                else:  # the final walk's end, or nothing went to the table only: none was missed
+                    if self._walk == "walk":
+                        self._spilled = False
                     self._walk = None
                     log.info("bridge %s: outbox caught up", self.name)
             if fresh:
                 self._show(fresh)
-                self._send(fresh)
-        return fresh
+                self._ahead.extend(fresh)
+            room = min(self._room(), PAGE)
+            batch = [self._ahead.popleft() for _ in range(min(room, len(self._ahead)))]
+            if batch:
+                self._send(batch)
+        return batch
 
     def _show(self, events: list[Event]) -> None:
         """Events read back from the outbox get their definition, to carry their message."""

@@ -41,6 +41,7 @@ import bus  # noqa: E402
 
 STAMPS: dict[int, dict[str, float]] = {}
 LINGERS: list[float] = []
+CALLS: list[float] = []
 
 
 def stamp(event_id: int, where: str, at: float) -> None:
@@ -93,6 +94,17 @@ def patch_a() -> None:
             stamp(message[0], "sent", now)
 
     Writer._process, Writer._write = traced_process, traced_write  # type: ignore[method-assign]
+    from linkserver.bridges.amqp_connection import Connector
+
+    call = Connector.call
+
+    def traced_call(self: Any, callback: Any) -> bool:
+        CALLS.append(time.perf_counter())
+        result = call(self, callback)
+        CALLS.append(time.perf_counter())
+        return result
+
+    Connector.call = traced_call  # type: ignore[method-assign]
     from linkserver.history.writer import WriteQueue
 
     dense = WriteQueue._dense
@@ -244,6 +256,10 @@ def main() -> int:
                 nodes.close()
     ids = [i for i, s in STAMPS.items() if "got" in s]
     print(f"the writer lingered {len(LINGERS)} times", flush=True)
+    spans = sorted((b - a) * 1e6 for a, b in zip(CALLS[::2], CALLS[1::2], strict=False))
+    if spans:
+        n = len(spans)
+        print(f"Connector.call: p50 {spans[n // 2]:.0f} us, p90 {spans[int(n * 0.9)]:.0f} us", flush=True)
     if args.name == "reading":
         analyse(ids, ("commit", "pub", "pubret", "done", "io"))  # the writer's hand-off
         analyse(ids, STAGES)
