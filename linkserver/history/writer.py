@@ -88,6 +88,7 @@ from sqlalchemy.engine import Engine
 from linkserver.core.errors import HistoryError, ServerStopped
 from linkserver.core.events import Event
 from linkserver.core.tallies import Buckets
+from linkserver.history.engine import FairLock
 from linkserver.history.errors import UnstorableEvent
 from linkserver.history.futures import complete, new_future
 from linkserver.history.same_commit import SameCommit, Statement
@@ -304,8 +305,8 @@ class Writer:
         self._queue = WriteQueue(queue_size, batch_size)
         self._make_row = make_row
         self._write_lock = write_lock if write_lock is not None else contextlib.nullcontext()
-        # A waiting caller takes the write lock only if it is free (FairLock.acquire(False)).
-        self._lock_to_try: Any = write_lock if hasattr(write_lock, "acquire") else None
+        # A waiting caller takes the write lock only if it is free (SQLite's; nothing on PostgreSQL).
+        self._lock_to_try = write_lock if isinstance(write_lock, FairLock) else None
         self._role = threading.Lock()  # held by whoever takes and commits
         self._committer: int | None = None  # the thread holding the role
         self._recheck = False  # the next commit skips rows a failed attempt may have stored
