@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from linkserver.client.calls_async import AsyncCalls
 from linkserver.client.errors import AuthenticationFailed, ProtocolError, ServerUnavailable, error_from_answer
+from linkserver.client.feed import FeedConnection
 from linkserver.client.stream import (
     RETRYABLE,
     Backoff,
@@ -119,12 +120,22 @@ class AsyncClient(AsyncCalls):
         if token is not None and self.credentials.user is not None:
             await self._send("POST", "/logout", None, None, token=token)
 
-    async def connect(self) -> ClientConnection:
-        """A new authenticated WebSocket connection (re-logging in once on 401)."""
+    async def connect(self) -> FeedConnection:
+        """A new authenticated WebSocket connection (re-logging in once on 401): websockets'
+        asyncio connection, reading into a buffer it keeps, which a subscription has call
+        it back with each message (:mod:`linkserver.client.feed`)."""
         for attempt in (0, 1):
             url = websocket_url(self.endpoint.websocket, await self.token())
             try:
-                return await connect(url, open_timeout=self.timeout, max_size=MAX_MESSAGE, compression=None)
+                connection = await connect(
+                    url,
+                    open_timeout=self.timeout,
+                    max_size=MAX_MESSAGE,
+                    compression=None,
+                    create_connection=FeedConnection,
+                )
+                assert isinstance(connection, FeedConnection)
+                return connection
             except Exception as exc:  # noqa: BLE001 - mapped below
                 error = connect_error(exc, self.url)
                 if isinstance(error, AuthenticationFailed) and attempt == 0 and self.credentials.user:
@@ -250,8 +261,28 @@ class AsyncFireSession:
         await self.close()
 
 
+class _Raise:
+    """What a pushed message raised, for the reader to raise in its turn."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+# Flow control: a subscription stops reading its socket with this many items waiting for
+# its reader, and reads again once they are down to LOW (websockets' own default is 16
+# messages waiting and 4).
+HIGH, LOW = 64, 16
+
+
 class AsyncSubscription:
-    """Events of one subscription, reconnecting inside ``__anext__`` with backoff when the link drops."""
+    """Events of one subscription, reconnecting inside ``__anext__`` with backoff when the link drops.
+
+    Each message is turned into events as it arrives (:class:`~linkserver.client.feed.FeedConnection`
+    calls back in the event loop's read callback), so ``__anext__`` only takes the next one from a
+    queue, waiting when there is none; the socket is not read while :data:`HIGH` items wait.
+    """
 
     def __init__(
         self,
@@ -266,8 +297,11 @@ class AsyncSubscription:
         self._on_gap = on_gap
         self._yield_gaps = yield_gaps
         self._backoff = backoff
-        self._ws: ClientConnection | None = None
-        self._items: collections.deque[Event | Gap] = collections.deque()  # received, not yet handed out
+        self._ws: FeedConnection | None = None
+        # received, not yet handed out; _Raise: what the message there raised
+        self._items: collections.deque[Event | Gap | _Raise] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._paused = False
         self._refs = itertools.count(1)
         self._opened = False
         self._closed = False
@@ -283,19 +317,73 @@ class AsyncSubscription:
 
     async def _connect(self) -> None:
         ws = await self._client.connect()
+        ref = next(self._refs)
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        state, items = self.state, self._items
+
+        def before_answer(raw: str | bytes) -> None:
+            if answered.done():
+                return
+            try:
+                message = decode(raw)
+                if message.get("ref") == ref:
+                    state.confirm(message, ref)
+                    ws.on_message = self._taker(ws)
+                    self._ws, self._paused = ws, False  # from now on lost() sees it go
+                    answered.set_result(None)
+                else:
+                    items.extend(state.receive(message))  # resumed events before the answer
+            except Exception as exc:  # noqa: BLE001 - raised by _connect
+                answered.set_exception(exc)
+
+        def lost() -> None:
+            if not answered.done():
+                answered.set_exception(ws.protocol.close_exc)
+            if self._ws is ws:
+                self._ws = None
+                state.disconnected()
+            self._wake()
+
+        ws.on_message, ws.on_lost = before_answer, lost
         try:
-            ref = next(self._refs)
-            await ws.send(json.dumps(self.state.subscribe_message(ref)))
-            while True:
-                answer = decode(await asyncio.wait_for(ws.recv(), self._client.timeout))
-                if answer.get("ref") == ref:
-                    self.state.confirm(answer, ref)
-                    break
-                self._items.extend(self.state.receive(answer))
+            await ws.send(json.dumps(state.subscribe_message(ref)))
+            await asyncio.wait_for(answered, self._client.timeout)
         except BaseException:
+            if not answered.done():
+                answered.cancel()  # lost() leaves it be
+            if self._ws is ws:
+                self._ws = None
+                state.disconnected()
+            ws.on_message = None
             await ws.close()
             raise
-        self._ws = ws
+
+    def _taker(self, ws: FeedConnection) -> Any:
+        """``ws``'s ``on_message`` once subscribed: the message's items to the queue."""
+        receive, items = self.state.receive_text, self._items
+
+        def take(raw: str | bytes) -> None:
+            try:
+                items.extend(receive(raw))
+            except Exception as exc:  # noqa: BLE001 - the reader raises it
+                items.append(_Raise(exc))
+            if not items:
+                return
+            waiter = self._waiter
+            if waiter is not None:
+                self._waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+            if len(items) >= HIGH and not self._paused and self._ws is ws:
+                self._paused = True
+                ws.pause_reading()
+
+        return take
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def open(self) -> AsyncSubscription:
         """Subscribe now (idempotent); raises what the server answered, e.g. an invalid filter."""
@@ -323,7 +411,8 @@ class AsyncSubscription:
         return self
 
     async def __anext__(self) -> Any:
-        await self.open()
+        if not self._opened:
+            await self.open()
         items = self._items
         while True:
             if not items:
@@ -332,15 +421,20 @@ class AsyncSubscription:
                 if self._ws is None:
                     await self._reconnect()
                     continue
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
                 try:
-                    raw = await self._ws.recv()
-                except (ConnectionClosed, OSError):
-                    self._ws = None
-                    self.state.disconnected()
-                    continue
-                items.extend(self.state.receive(decode(raw)))
+                    await waiter
+                finally:
+                    if self._waiter is waiter:
+                        self._waiter = None
                 continue
             item = items.popleft()
+            if self._paused and len(items) <= LOW:
+                self._paused = False
+                if self._ws is not None:
+                    self._ws.resume_reading()
+            if type(item) is _Raise:
+                raise item.error
             if isinstance(item, Gap):
                 if self._on_gap is not None:
                     self._on_gap(item)
@@ -351,8 +445,10 @@ class AsyncSubscription:
     async def aclose(self) -> None:
         self._closed = True
         self._client._subscriptions.discard(self)
-        if self._ws is not None:
-            await self._ws.close()
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+        self._wake()
 
     async def __aenter__(self) -> AsyncSubscription:
         return await self.open()

@@ -186,3 +186,109 @@ def test_importing_the_client_stays_light() -> None:
     code = f"import sys, linkserver.client; print(sorted({{m.split('.')[0] for m in sys.modules}} & {heavy}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def full_event_json(event_id: int) -> dict[str, object]:
+    """An event with every field Event.marshal writes set, and how a server shows it."""
+    return {
+        **event_json(event_id),
+        "level": "WARNING",
+        "created": "2026-01-01T00:00:00.250000+00:00",
+        "expires": "2026-01-11T00:00:00+01:00",
+        "author": "alice",
+        "group": "plant",
+        "category": "AlertEvent",
+        "data": [{"value": 2**70, "at": "2026-01-01T00:00:00", "nested": [{"x": None}]}, {"value": 1.5}],
+        "acknowledgements": [{"time": "2026-01-02T03:04:05+00:00", "user": "bob", "text": "seen"}],
+        "message": "hot: 2",
+        "labels": [{"status": "down"}],
+        "instructions": "call the plant",
+    }
+
+
+def as_text(message: dict[str, object]) -> str:
+    import json
+
+    return json.dumps(message)
+
+
+def same_items(fast: list[object], general: list[object]) -> None:
+    assert fast == general
+    for a, b in zip(fast, general, strict=True):
+        if isinstance(a, Gap):
+            continue
+        for name in ("message", "labels", "instructions", "acknowledgements", "created", "expires"):
+            assert getattr(a, name) == getattr(b, name), name
+        assert a.created.utcoffset() == b.created.utcoffset()  # type: ignore[attr-defined]
+        assert a.level is b.level  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        push(5),
+        {"type": "event", "subscription": "s1", "event": full_event_json(5)},
+        {"type": "events", "subscription": "s1", "events": [full_event_json(5), event_json(6)]},
+    ],
+    ids=["plain", "every-field", "batch"],
+)
+def test_receive_text_gives_what_receive_of_the_decoded_message_gives(message: dict[str, object]) -> None:
+    same_items(SubscriptionState().receive_text(as_text(message)), SubscriptionState().receive(message))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"level": "warning"},
+        {"level": 3},
+        {"level": "3"},
+        {"created": "2026-01-01"},  # fromisoformat reads it; msgspec's datetime does not
+        {"data": [["not", "a", "record"]]},
+        {"id": "17"},
+        {"acknowledgements": [{"time": "2026-01-02T03:04:05+00:00", "user": 7, "text": "x"}]},
+    ],
+)
+def test_receive_text_takes_the_general_path_where_the_fast_one_is_stricter(
+    changes: dict[str, object],
+) -> None:
+    message = {"type": "event", "subscription": "s1", "event": {**full_event_json(5), **changes}}
+    same_items(SubscriptionState().receive_text(as_text(message)), SubscriptionState().receive(message))
+
+
+def test_receive_text_of_other_messages_is_receive_of_them() -> None:
+    gap = {"type": "gap", "subscription": "s1", "last_delivered_id": 3, "last_dropped_id": 9, "dropped": 6}
+    assert SubscriptionState().receive_text(as_text(gap)) == [
+        Gap(last_delivered_id=3, last_dropped_id=9, dropped=6)
+    ]
+    assert SubscriptionState().receive_text('{"type": "pong", "ref": 3}') == []
+    with pytest.raises(ProtocolError, match="not JSON"):
+        SubscriptionState().receive_text("<html>")
+    with pytest.raises(ProtocolError, match="cannot read"):
+        SubscriptionState().receive_text(as_text({"type": "event", "subscription": "s1", "event": {"id": 1}}))
+    with pytest.raises(ProtocolError, match="'events'"):
+        SubscriptionState().receive_text('{"type": "events", "subscription": "s1", "events": null}')
+    error = {"type": "error", "error": {"type": "FilterError", "message": "column 3: bad"}}
+    with pytest.raises(FilterError, match="column 3"):
+        SubscriptionState().receive_text(as_text(error))
+
+
+def test_receive_text_drops_duplicates_and_notes_nothing_of_a_batch_it_cannot_read() -> None:
+    state = SubscriptionState()
+    assert ids(state.receive_text(as_text(batch(4, 5, 5)))) == [4, 5]
+    assert ids(state.receive_text(as_text(push(4)))) == []
+    broken = {"type": "events", "subscription": "s1", "events": [event_json(6), {"id": 7}]}
+    with pytest.raises(ProtocolError):
+        state.receive_text(as_text(broken))
+    assert (state.delivered, state.duplicates) == (3, 2)  # 6 counts, as receive() counts it
+    assert SubscriptionState().receive(batch(6)) == SubscriptionState().receive_text(as_text(batch(6)))
+
+
+def test_the_fast_path_reads_every_key_an_event_is_marshalled_with() -> None:
+    from linkserver.client.stream import _WireEvent
+    from linkserver.core.events import Event, Shown
+    from linkserver.core.levels import Level
+
+    event = Event(
+        1, "devices.a", "x", Level.INFO, datetime.now(UTC), None, None, None, ({"a": 1},), (), "UsageEvent"
+    ).shown_by(Shown(message="m", labels=[{"a": "one"}], instructions="i"))
+    assert set(event.marshal()) | {"instructions"} <= set(_WireEvent.__struct_fields__)

@@ -1,0 +1,92 @@
+"""FeedConnection: websockets' asyncio client connection handing each message to a callback,
+against a websockets server on loopback that sends what a test needs (fragments, binary,
+text that is not UTF-8); and a subscription's flow control against a live LinkServer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from client_helpers import LiveServer
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+
+from linkserver.client import AsyncClient
+from linkserver.client.aio import HIGH, LOW
+from linkserver.client.feed import READ_SIZE, FeedConnection
+
+
+async def feed_from(send: Callable[[ServerConnection], Awaitable[None]]) -> tuple[list[Any], int, int]:
+    """What a FeedConnection's callback got from a server running ``send``; the code of the
+    close frame the client sent and how often on_lost was called."""
+    got: list[Any] = []
+    lost: list[None] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()  # the client is listening
+        await send(ws)
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = await connect(f"ws://127.0.0.1:{port}", create_connection=FeedConnection)
+        assert isinstance(client, FeedConnection)
+        client.on_message, client.on_lost = got.append, lambda: lost.append(None)
+        await client.send("go")
+        await asyncio.wait_for(client.wait_closed(), 5)
+        assert client.protocol.close_sent is not None
+        return got, client.protocol.close_sent.code, len(lost)
+
+
+def test_each_message_goes_to_the_callback_in_order_whole() -> None:
+    async def send(ws: ServerConnection) -> None:
+        await ws.send("one")
+        await ws.send(["tw", "o"])  # a fragmented text message
+        await ws.send(b"\x00\xff")
+        await ws.send([b"\x01", b"\x02"])
+        big = "x" * (3 * READ_SIZE + 5)  # several reads
+        await ws.send(big)
+        await ws.ping()
+        await ws.close()
+
+    got, code, lost = asyncio.run(feed_from(send))
+    assert got == ["one", "two", b"\x00\xff", b"\x01\x02", "x" * (3 * READ_SIZE + 5)]
+    assert (code, lost) == (1000, 1)
+
+
+def test_text_that_is_not_utf8_fails_the_connection_as_recv_does() -> None:
+    async def send(ws: ServerConnection) -> None:
+        await ws.send("fine")
+        await ws.send(b"\xff\xfe", text=True)
+        await ws.send("never handed over")
+
+    got, code, lost = asyncio.run(feed_from(send))
+    assert (got, code, lost) == (["fine"], 1007, 1)
+
+
+def test_a_subscription_stops_reading_while_its_reader_is_behind(live: LiveServer) -> None:
+    async def main() -> None:
+        async with AsyncClient(live.url) as client:
+            plc = await client.add_context("devices.plc7")
+            async with await client.subscribe(plc, "measurement") as subscription:
+                total = 3 * HIGH
+                async with await client.session() as session:
+                    for i in range(total):
+                        await session.fire(
+                            plc, "measurement", [{"quantity": "t", "value": i, "unit": "degC"}]
+                        )
+                ws = subscription._ws
+                assert ws is not None
+                for _ in range(100):
+                    if len(subscription._items) >= HIGH:
+                        break
+                    await asyncio.sleep(0.05)
+                assert HIGH <= len(subscription._items) < total
+                assert not ws.transport.is_reading()
+                stream = aiter(subscription)
+                got = [(await asyncio.wait_for(anext(stream), 5)).data[0]["value"] for _ in range(total)]
+                assert got == list(range(total))
+                assert ws.transport.is_reading() and len(subscription._items) <= LOW
+
+    asyncio.run(main())
