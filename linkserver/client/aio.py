@@ -21,7 +21,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from linkserver.client.calls_async import AsyncCalls
-from linkserver.client.errors import AuthenticationFailed, ProtocolError, ServerUnavailable, error_from_answer
+from linkserver.client.errors import (
+    AuthenticationFailed,
+    ProtocolError,
+    ServerTimeout,
+    ServerUnavailable,
+    error_from_answer,
+)
 from linkserver.client.feed import FeedConnection
 from linkserver.client.stream import (
     RETRYABLE,
@@ -145,7 +151,7 @@ class AsyncClient(AsyncCalls):
         raise AssertionError("unreachable")
 
     async def session(self) -> AsyncFireSession:
-        return AsyncFireSession(await self.connect(), self.url)
+        return AsyncFireSession(await self.connect(), self.url, self.timeout)
 
     def subscribe(
         self,
@@ -180,39 +186,82 @@ class AsyncClient(AsyncCalls):
 class AsyncFireSession:
     """Firing over one WebSocket. Calls may be in flight together (``asyncio.gather`` of
     many ``fire`` calls, or tasks): each answer is matched to its request by ``ref``. The
-    server commits durable fires that are in flight together in one transaction."""
+    server commits durable fires that are in flight together in one transaction.
 
-    def __init__(self, connection: ClientConnection, url: str = "") -> None:
+    With a ``timeout`` (the client's), a request whose server sends nothing at all for that
+    long while it waits (no answer to it or to any other request), or does not take a request
+    for that long, ends the session with :class:`ServerTimeout`, raised by every call then
+    waiting and every later one, as :class:`~linkserver.client.FireSession` does.
+    """
+
+    def __init__(self, connection: ClientConnection, url: str = "", timeout: float | None = None) -> None:
         self._ws = connection
         self._refs = itertools.count(1)
         self.url = url
+        self.timeout = timeout
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._broken: LinkServerError | None = None
+        self._heard = 0.0  # the loop's time when the last message came
 
     async def _request(self, message: dict[str, Any]) -> dict[str, Any]:
         if self._broken is not None:
             raise self._broken
         ref = message["ref"] = next(self._refs)
-        answer_future = self._waiting[ref] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer_future = self._waiting[ref] = loop.create_future()
         if self._reader is None:
             self._reader = asyncio.create_task(self._read())
         try:
-            await self._ws.send(json.dumps(message, separators=(",", ":")))
+            await asyncio.wait_for(self._ws.send(json.dumps(message, separators=(",", ":"))), self.timeout)
+        except TimeoutError:
+            self._waiting.pop(ref, None)
+            raise self._timed_out("read none of the requests sent") from None
         except (ConnectionClosed, OSError) as exc:
             self._waiting.pop(ref, None)
             raise ServerUnavailable(self.url, "the WebSocket connection was lost") from exc
-        answer = await answer_future
+        answer = await self._answer(ref, answer_future, loop.time())
         if answer.get("type") == "error":
             raise error_from_answer(None, answer)
         return answer
 
+    async def _answer(
+        self, ref: int, answer_future: asyncio.Future[dict[str, Any]], sent: float
+    ) -> dict[str, Any]:
+        timeout = self.timeout
+        if timeout is None:
+            return await answer_future
+        loop = asyncio.get_running_loop()
+        while True:
+            if answer_future.done():  # also with an error, which may be a ServerTimeout
+                return answer_future.result()
+            silent = loop.time() - max(sent, self._heard)
+            if silent >= timeout:
+                raise self._timed_out(f"sent no answer to request {ref} of a firing session")
+            try:
+                return await asyncio.wait_for(asyncio.shield(answer_future), timeout - silent)
+            except TimeoutError:
+                continue  # the future's own error, or the wait's: told apart above
+
+    def _timed_out(self, what: str) -> ServerTimeout:
+        """The session ends: every call waiting and every later one raise the same error."""
+        if not isinstance(self._broken, ServerTimeout):
+            error = self._broken = ServerTimeout(self.url, what, self.timeout or 0)
+            waiting_now, self._waiting = list(self._waiting.values()), {}
+            for waiting in waiting_now:
+                if not waiting.done():
+                    waiting.set_exception(error)
+            self._ws.transport.abort()  # no closing handshake with a server that does nothing
+        return self._broken
+
     async def _read(self) -> None:
         """Hand each answer to the request with its ``ref``, until the connection ends."""
         error: LinkServerError
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 answer = decode(await self._ws.recv())
+                self._heard = loop.time()
                 ref = answer.get("ref")
                 if ref is None:
                     continue  # not an answer
@@ -227,11 +276,12 @@ class AsyncFireSession:
             error.__cause__ = exc
         except LinkServerError as exc:
             error = exc
-        self._broken = error
+        if self._broken is None:
+            self._broken = error
         waiting_now, self._waiting = list(self._waiting.values()), {}
         for waiting in waiting_now:
             if not waiting.done():
-                waiting.set_exception(error)
+                waiting.set_exception(self._broken)
 
     async def fire(
         self, context: str, event: str, data: Any = None, *, level: Any = None, durable: bool = False

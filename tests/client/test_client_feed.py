@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from client_helpers import LiveServer
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
@@ -17,7 +18,11 @@ from linkserver.client.aio import HIGH, LOW
 from linkserver.client.feed import READ_SIZE, FeedConnection
 
 
-async def feed_from(send: Callable[[ServerConnection], Awaitable[None]]) -> tuple[list[Any], int, int]:
+async def feed_from(
+    send: Callable[[ServerConnection], Awaitable[None]],
+    max_size: int = 1 << 20,
+    compression: str | None = None,
+) -> tuple[list[Any], int, int]:
     """What a FeedConnection's callback got from a server running ``send``; the code of the
     close frame the client sent and how often on_lost was called."""
     got: list[Any] = []
@@ -30,7 +35,12 @@ async def feed_from(send: Callable[[ServerConnection], Awaitable[None]]) -> tupl
 
     async with serve(handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-        client = await connect(f"ws://127.0.0.1:{port}", create_connection=FeedConnection)
+        client = await connect(
+            f"ws://127.0.0.1:{port}",
+            create_connection=FeedConnection,
+            max_size=max_size,
+            compression=compression,
+        )
         assert isinstance(client, FeedConnection)
         client.on_message, client.on_lost = got.append, lambda: lost.append(None)
         await client.send("go")
@@ -39,20 +49,68 @@ async def feed_from(send: Callable[[ServerConnection], Awaitable[None]]) -> tupl
         return got, client.protocol.close_sent.code, len(lost)
 
 
-def test_each_message_goes_to_the_callback_in_order_whole() -> None:
-    async def send(ws: ServerConnection) -> None:
-        await ws.send("one")
-        await ws.send(["tw", "o"])  # a fragmented text message
-        await ws.send(b"\x00\xff")
-        await ws.send([b"\x01", b"\x02"])
-        big = "x" * (3 * READ_SIZE + 5)  # several reads
-        await ws.send(big)
-        await ws.ping()
-        await ws.close()
+BIG = "é" * (READ_SIZE * 3)  # several reads; over 65535 bytes: a 64-bit length
 
-    got, code, lost = asyncio.run(feed_from(send))
-    assert got == ["one", "two", b"\x00\xff", b"\x01\x02", "x" * (3 * READ_SIZE + 5)]
+
+async def all_kinds(ws: ServerConnection) -> None:
+    """Every kind of frame, control frames between the parts of a fragmented message."""
+    await ws.send("one")
+    await ws.send(["tw", "o"])  # a fragmented text message
+    await ws.send(b"\x00\xff")
+    await ws.ping()
+    await ws.send([b"\x01", b"\x02"])
+    await ws.send("x" * 200)  # a 16-bit length
+    await ws.send(BIG)
+    await ws.send("")
+    await ws.close()
+
+
+EXPECTED = ["one", "two", b"\x00\xff", b"\x01\x02", "x" * 200, BIG, ""]
+
+
+@pytest.mark.parametrize(
+    ("read_size", "compression"),
+    [(READ_SIZE, None), (1, None), (3, None), (7, None), (READ_SIZE, "deflate"), (5, "deflate")],
+)
+def test_each_message_goes_to_the_callback_in_order_whole(
+    read_size: int, compression: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads of a few bytes cut every frame and header at every place; with permessage-deflate
+    websockets' parser does it all."""
+    monkeypatch.setattr("linkserver.client.feed.READ_SIZE", read_size)
+    framed: list[int] = []
+    frames = FeedConnection._frames
+
+    def counted(self: FeedConnection, data: bytes) -> None:
+        framed.append(len(data))
+        frames(self, data)
+
+    monkeypatch.setattr(FeedConnection, "_frames", counted)
+    got, code, lost = asyncio.run(feed_from(all_kinds, compression=compression))
+    assert got == EXPECTED
     assert (code, lost) == (1000, 1)
+    assert bool(framed) is (compression is None)  # ours, else websockets' parser alone
+
+
+def test_frames_websockets_must_refuse_fail_the_connection_as_it_does() -> None:
+    async def masked(ws: ServerConnection) -> None:
+        await ws.send("fine")
+        ws.transport.write(b"\x81\x82abcd" + bytes(a ^ b for a, b in zip(b"hi", b"ab", strict=True)))
+        await ws.send("never handed over")
+
+    async def reserved_bit(ws: ServerConnection) -> None:
+        await ws.send("fine")
+        ws.transport.write(b"\xc1\x02hi")
+        await ws.send("never handed over")
+
+    async def too_big(ws: ServerConnection) -> None:
+        await ws.send("fine")
+        await ws.send("x" * 2000)
+        await ws.send("never handed over")
+
+    assert asyncio.run(feed_from(masked))[:2] == (["fine"], 1002)
+    assert asyncio.run(feed_from(reserved_bit))[:2] == (["fine"], 1002)
+    assert asyncio.run(feed_from(too_big, max_size=1000))[:2] == (["fine"], 1009)
 
 
 def test_text_that_is_not_utf8_fails_the_connection_as_recv_does() -> None:

@@ -7,6 +7,7 @@ sans-I/O server) and then answers nothing; in one variant it does not even read.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
@@ -109,3 +110,33 @@ def test_a_session_whose_server_stops_answering_times_out_and_says_how_to_wait_l
         # The session is over (late answers could not be told from the next ones): it says so.
         with pytest.raises(ServerTimeout):
             session.fire("devices.plc7", "measurement", [READING])
+
+
+def test_an_async_session_whose_server_stops_answering_times_out_the_same_way(
+    silent: SilentServer,
+) -> None:
+    from linkserver.client import AsyncClient
+
+    async def main() -> None:
+        async with AsyncClient(silent.url, token="t", timeout=0.5) as client:
+            session = await client.session()
+            assert silent.upgraded.wait(5)
+            if silent.reads:
+                calls = [session.fire("devices.plc7", "measurement", [READING]) for _ in range(3)]
+            else:  # its socket buffers fill: a send waits, then times out
+                big = [{**READING, "quantity": "x" * (1 << 20)}]
+                calls = [session.fire("devices.plc7", "measurement", big) for _ in range(64)]
+            raised = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+            assert raised and all(isinstance(error, ServerTimeout) for error in raised), raised
+            message = str(raised[0])
+            assert silent.url in message and "0.5 s" in message, message
+            assert "Client(url, timeout=60)" in message, message
+            if silent.reads:
+                assert "sent no answer to request 1 of a firing session" in message, message
+            else:
+                assert "read none of the requests sent" in message, message
+            with pytest.raises(ServerTimeout):  # the session is over
+                await session.fire("devices.plc7", "measurement", [READING])
+            await asyncio.wait_for(session.close(), 5)
+
+    asyncio.run(main())
