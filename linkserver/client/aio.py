@@ -321,9 +321,10 @@ class _Raise:
 
 
 # Flow control: a subscription stops reading its socket with this many items waiting for
-# its reader, and reads again once they are down to LOW (websockets' own default is 16
-# messages waiting and 4).
-HIGH, LOW = 64, 16
+# its reader, and reads again once they are down to LOW. websockets' own default is 16
+# messages waiting (and 4), where a message of a batched subscription may hold hundreds of
+# events; the server's queue per session holds 1,000.
+HIGH, LOW = 1024, 256
 
 
 class AsyncSubscription:

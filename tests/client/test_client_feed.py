@@ -130,9 +130,12 @@ def test_a_subscription_stops_reading_while_its_reader_is_behind(live: LiveServe
             async with await client.subscribe(plc, "measurement") as subscription:
                 total = 3 * HIGH
                 async with await client.session() as session:
-                    for i in range(total):
-                        await session.fire(
-                            plc, "measurement", [{"quantity": "t", "value": i, "unit": "degC"}]
+                    for start in range(0, total, 256):
+                        await session.fire_batch(
+                            [
+                                (plc, "measurement", [{"quantity": "t", "value": i, "unit": "degC"}])
+                                for i in range(start, start + 256)
+                            ]
                         )
                 ws = subscription._ws
                 assert ws is not None
