@@ -6,6 +6,7 @@ import collections
 import contextlib
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,9 @@ def make_engine(
 
 #: A WAL larger than this is checkpointed with RESTART (see :class:`WalCheckpointer`).
 WAL_RESTART_BYTES = 64 * 1024 * 1024
+WAL_FRAME_HEADER = 24  # bytes before each page in the WAL file
+CATCH_UP_ROUNDS = 8  # passive rounds at most before a RESTART, while a round takes longer than:
+CATCH_UP_SECONDS = 0.01
 
 #: libpq settings of every history connection to PostgreSQL: TCP keepalives after 10 s idle,
 #: then every 5 s, dead after 3 unanswered; unacknowledged data gives up after 30 s.
@@ -153,12 +157,18 @@ class WalCheckpointer:
     commits a passive round never catches up with the writer, and SQLite
     starts the WAL from its beginning again only after a checkpoint that did:
     the file would grow for as long as the stream lasts (hundreds of MB in
-    minutes, each commit slower than the last). So once the WAL passes
-    ``restart_bytes`` a RESTART checkpoint runs under the history's
-    ``write_lock`` (the writer waits its turn for it, as for a purge batch):
-    it copies everything and makes the next commit begin the file anew; and
-    ``journal_size_limit`` gives the disk back. On stop a last TRUNCATE
-    checkpoint empties the WAL file when nothing else holds it.
+    minutes, each commit slower than the last). So once the WAL holds more
+    than ``restart_bytes`` of frames after a passive round, a RESTART
+    checkpoint runs under the history's ``write_lock`` (the writer waits its
+    turn for it, as for a purge batch): it copies what the passive round
+    left (what was committed while it ran) and makes the next commit begin
+    the file anew; and ``journal_size_limit`` gives the disk back. The passive
+    round first keeps that wait short: a RESTART that copied a purge's WAL
+    (hundreds of MB) held the writer for up to 0.3 s. The frames are what
+    counts, not the file's size: after a restart the file keeps its limit's
+    size with few frames in it (judged by its size, a RESTART ran every
+    second). On stop a last TRUNCATE checkpoint empties the WAL file when
+    nothing else holds it.
     """
 
     def __init__(
@@ -176,6 +186,7 @@ class WalCheckpointer:
         database = engine.url.database
         self._wal = Path(f"{database}-wal") if database else None
         self.restarts = 0  # RESTART checkpoints run (tests, monitoring)
+        self._frame_bytes = 0  # a WAL frame: a page and its header (read at the first checkpoint)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -190,18 +201,25 @@ class WalCheckpointer:
             self._thread = None
         self.checkpoint("TRUNCATE")
 
-    def checkpoint(self, mode: str = "PASSIVE") -> None:
+    def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int] | None:
+        """Run a checkpoint; (bytes of frames the WAL holds, bytes of them not yet copied into
+        the database), or None if it failed."""
         try:
             raw = self._engine.raw_connection()
             try:
                 db = raw.driver_connection
                 if mode != "PASSIVE":
                     db.execute(f"PRAGMA journal_size_limit = {self.restart_bytes}")
-                db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+                if not self._frame_bytes:
+                    self._frame_bytes = db.execute("PRAGMA page_size").fetchone()[0] + WAL_FRAME_HEADER
+                _busy, frames, copied = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
             finally:
                 raw.close()
         except Exception:  # the next round tries again; the WAL only grows meanwhile
             log.warning("SQLite WAL checkpoint failed", exc_info=True)
+            return None
+        frames, copied = max(frames, 0), max(copied, 0)
+        return frames * self._frame_bytes, (frames - copied) * self._frame_bytes
 
     def wal_size(self) -> int:
         try:
@@ -211,12 +229,19 @@ class WalCheckpointer:
 
     def _run(self) -> None:
         while not self._stopping.wait(self._interval):
-            if self.wal_size() > self.restart_bytes:
-                with self._write_lock:
-                    self.checkpoint("RESTART")
-                self.restarts += 1
-            else:
-                self.checkpoint()
+            found = self.checkpoint()
+            if found is None or found[0] <= self.restart_bytes:
+                continue
+            # More passive rounds first, each copying what was committed during the last (a
+            # round copies the frames there when it began): what the RESTART copies under the
+            # write lock, the writer waiting, is only what came during a short last round.
+            for _ in range(CATCH_UP_ROUNDS):
+                started = time.monotonic()
+                if self.checkpoint() is None or time.monotonic() - started < CATCH_UP_SECONDS:
+                    break
+            with self._write_lock:
+                self.checkpoint("RESTART")
+            self.restarts += 1
 
 
 class FairLock:
