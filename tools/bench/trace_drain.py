@@ -9,7 +9,7 @@ publisher thread is doing (waiting = for confirms or work) and how many events a
 in flight; and prints the confirm latency (handed to the connection's thread to
 confirmed) in the bursts before and after and in the drain.
 
-    python tools/bench/trace_drain.py [--outage 60] [--rate 1000]
+    python tools/bench/trace_drain.py [--outage 60] [--rate 1000] [--switch SECONDS]
 """
 
 import atexit
@@ -203,5 +203,9 @@ def report():
 
 
 atexit.register(report)
+if "--switch" in sys.argv:  # the GIL's switch interval in this process (the server's), seconds
+    at = sys.argv.index("--switch")
+    sys.setswitchinterval(float(sys.argv[at + 1]))
+    del sys.argv[at : at + 2]
 sys.argv = ["bus.py", "--part", "drain", *sys.argv[1:]]
 sys.exit(bus.main())

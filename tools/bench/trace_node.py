@@ -54,20 +54,20 @@ def patch_a() -> None:
 
     process, write = Writer._process, Writer._write
 
-    def traced_process(self: Any, batch: Any, *, retry: bool) -> bool:
+    def traced_process(self: Any, batch: Any, **options: Any) -> bool:
         now = time.perf_counter()
         for item in batch:
             if item[1] is not None:
                 stamp(item[1].id, "take", now)
-        result = process(self, batch, retry=retry)
+        result = process(self, batch, **options)
         now = time.perf_counter()
         for item in batch:
             if item[1] is not None:
                 stamp(item[1].id, "done", now)
         return result
 
-    def traced_write(self: Any, rows: Any, items: Any, *, skip_existing: bool) -> None:
-        write(self, rows, items, skip_existing=skip_existing)
+    def traced_write(self: Any, rows: Any, items: Any, **options: Any) -> None:
+        write(self, rows, items, **options)
         now = time.perf_counter()
         for item in items:
             if item[1] is not None:
