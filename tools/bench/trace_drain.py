@@ -134,6 +134,31 @@ threading.Thread(target=sampler, daemon=True).start()
 orig_drain = bus.drain
 
 
+def beam_cpu():
+    """CPU seconds of the local RabbitMQ (beam.smp), or 0 when it cannot be read."""
+    import os
+
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().split()
+        except (OSError, ValueError):
+            continue
+        if fields[1] == "(beam.smp)":
+            total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def cpu_line(what, events, started):
+    ours, beam = time.process_time() - started[0], beam_cpu() - started[1]
+    print(
+        f"{what}: {events} published, CPU per event: this process {ours / max(1, events) * 1e6:.0f} us, "
+        f"RabbitMQ {beam / max(1, events) * 1e6:.0f} us",
+        flush=True,
+    )
+
+
 def drain(rabbit, tmp, outage, rate, steady):
     orig_wait = bus.wait_until
     state = {}
@@ -141,7 +166,11 @@ def drain(rabbit, tmp, outage, rate, steady):
 
     def burst(host, fire, events):
         PHASE[0] = "burst-" + ("before" if "t" not in state else "after")
-        return orig_burst(host, fire, events)
+        started = (time.process_time(), beam_cpu())
+        try:
+            return orig_burst(host, fire, events)
+        finally:
+            cpu_line(PHASE[0], events, started)
 
     bus.burst = burst
 
@@ -156,11 +185,14 @@ def drain(rabbit, tmp, outage, rate, steady):
             SAMPLES.clear()
             INFL.clear()
             state["t"] = time.perf_counter()
+            state["cpu"] = (time.process_time(), beam_cpu())
+            state["published"] = HOST["h"].outbound.stats.published
             sampling.set()
         if what == "the outbox to drain":
             sampling.clear()
             PHASE[0] = "tail"
             el = time.perf_counter() - state["t"]
+            cpu_line("drain", HOST["h"].outbound.stats.published - state["published"], state["cpu"])
             print(
                 f"drain {el:.2f} s; per part (s, calls):",
                 {k: (round(v, 2), N[k]) for k, v in T.items()},
