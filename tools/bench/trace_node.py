@@ -256,6 +256,13 @@ def main() -> int:
                 nodes.close()
     ids = [i for i, s in STAMPS.items() if "got" in s]
     print(f"the writer lingered {len(LINGERS)} times", flush=True)
+    slow = sorted(
+        (s["take"], s["commit"] - s["take"]) for s in STAMPS.values() if "commit" in s and "take" in s
+    )
+    if slow:
+        first = slow[0][0]
+        late = [(round(t - first, 3), round(d * 1000, 1)) for t, d in slow if d > 0.01]
+        print(f"commits over 10 ms (s from the first, ms): {late}", flush=True)
     spans = sorted((b - a) * 1e6 for a, b in zip(CALLS[::2], CALLS[1::2], strict=False))
     if spans:
         n = len(spans)
