@@ -54,6 +54,11 @@ UNROUTABLE_LOG_EVERY = 60.0
 class AmqpBridge:
     """A :class:`~linkserver.typing.Bridge` to RabbitMQ (see the module doc)."""
 
+    # ``publish`` may be called from inside ``handle.confirmed`` (the connection's thread): it
+    # only queues the messages for the connection's next turn, so the outbound refills the
+    # window right where the confirms arrive (see linkserver.server.outbound).
+    publishes_on_confirm = True
+
     def __init__(
         self,
         name: str,

@@ -11,7 +11,11 @@ How an event travels:
   same memory buffer. It is never stored, so it is best effort: lost with the
   process, and dropped (counted, logged) while the buffer is full.
 - The publisher thread hands events to the bridge in order, at most
-  ``window`` unconfirmed at once. A confirmed persistent event's row is
+  ``window`` unconfirmed at once. A bridge that may be given events from
+  inside its confirm callback (``publishes_on_confirm``: AMQP) gets the
+  events the confirms made room for right there, in its connection's
+  thread, without waking the publisher thread and waking the connection's
+  thread again: two thread switches less per round of the window. A confirmed persistent event's row is
   deleted (in batches); an event the bridge reports failed (connection lost,
   negative confirm) is sent again before anything newer.
 - While the broker is down, blocked or slower than the firers the buffer
@@ -206,6 +210,7 @@ class Outbound:
         self._subscriptions: list[Subscription] = []
         self._thread: threading.Thread | None = None
         self._last_drop_log = 0.0
+        self._refills = bool(getattr(bridge, "publishes_on_confirm", False))
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -334,13 +339,14 @@ class Outbound:
         finally:
             self._sending.release()
 
-    def _publish(self, batch: list[Event]) -> None:
+    def _publish(self, batch: list[Event], *, pause: float = 0.1) -> None:
         try:
             self.bridge.publish(batch)
         except Exception as exc:  # a bridge must not raise; if it does, send again
             log.exception("bridge %s: publish raised", self.name)
             self.failed([e.id for e in batch], f"publish raised {exc!r}")
-            time.sleep(0.1)
+            if pause:
+                time.sleep(pause)
 
     def _table_only(self, event_id: int) -> None:
         """Under the lock: a committed event that only the table holds (the walk publishes it)."""
@@ -378,6 +384,23 @@ class Outbound:
                     else:
                         self._transient -= 1
             self._cond.notify_all()
+        if self._refills:
+            self._refill()
+
+    def _refill(self) -> None:
+        """In the bridge's confirming thread: send what the confirms made room for (events in
+        memory only; a page of the table is the publisher thread's to read). Never waits."""
+        if not self._sending.acquire(blocking=False):
+            return  # the publisher thread is sending: it takes the room
+        try:
+            with self._cond:
+                if self._stopping:
+                    return
+                batch, _ = self._take()  # a page to read is left to the publisher thread (notified)
+            if batch:
+                self._publish(batch, pause=0)  # never sleep in the bridge's thread
+        finally:
+            self._sending.release()
 
     def failed(self, ids: Iterable[int], reason: str) -> None:
         with self._cond:

@@ -129,3 +129,23 @@ def test_with_the_window_full_and_nothing_at_hand_the_walk_reads_ahead() -> None
     assert out.buffered == 2 and not out._has_work()
     confirm_all(out)
     assert step(out) == [2]
+
+
+def test_a_bridge_that_publishes_on_confirm_gets_the_room_refilled_in_its_confirming_call() -> None:
+    out, outbox, bridge = outbound(buffer=100, window=2)
+    out._refills = True  # as for an AMQP bridge (publishes_on_confirm)
+    commit(out, outbox, 1, 2, 3, 4, 5)  # a small commit goes out in the committing thread
+    assert bridge.published == [1, 2]  # as much as the window holds
+    out.confirmed([1])
+    assert bridge.published == [1, 2, 3]  # sent within confirmed, no publisher round
+    out.confirmed([2, 3])
+    assert bridge.published == [1, 2, 3, 4, 5]
+    with out._sending:  # the publisher thread is sending: the confirm leaves the room to it
+        out.confirmed([4])
+    assert bridge.published == [1, 2, 3, 4, 5]
+
+
+def test_the_amqp_bridge_publishes_on_confirm() -> None:
+    from linkserver.bridges.amqp import AmqpBridge
+
+    assert AmqpBridge.publishes_on_confirm
