@@ -472,6 +472,8 @@ class AsyncSubscription:
                 if self._ws is None:
                     await self._reconnect()
                     continue
+                if self._waiter is not None:  # as websockets' recv() refuses a second reader
+                    raise RuntimeError("another task is already waiting for this subscription's next event")
                 waiter = self._waiter = asyncio.get_running_loop().create_future()
                 try:
                     await waiter

@@ -151,3 +151,19 @@ def test_a_subscription_stops_reading_while_its_reader_is_behind(live: LiveServe
                 assert ws.transport.is_reading() and len(subscription._items) <= LOW
 
     asyncio.run(main())
+
+
+def test_a_second_task_waiting_on_one_subscription_is_refused(live: LiveServer) -> None:
+    async def main() -> None:
+        async with AsyncClient(live.url) as client:
+            plc = await client.add_context("devices.plc7")
+            async with await client.subscribe(plc, "measurement") as subscription:
+                stream = aiter(subscription)
+                first = asyncio.ensure_future(anext(stream))
+                await asyncio.sleep(0.05)
+                with pytest.raises(RuntimeError, match="another task"):
+                    await anext(stream)
+                fired = await client.fire(plc, "measurement", [{"quantity": "t", "value": 1, "unit": "degC"}])
+                assert (await asyncio.wait_for(first, 5)).id == fired.id
+
+    asyncio.run(main())
