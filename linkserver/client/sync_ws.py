@@ -267,7 +267,7 @@ class Subscription:
                 try:
                     assert ws is not None
                     for raw in ws:
-                        for item in self.state.receive(decode(raw)):
+                        for item in self.state.receive_text(raw):
                             self._push(item)
                 except (ConnectionClosed, OSError):
                     pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -170,8 +171,8 @@ def test_subscription_gets_live_events_in_order(client: Client, plc: str) -> Non
 def test_a_burst_arrives_complete_and_in_order_through_batches(client: Client, plc: str) -> None:
     with client.subscribe(plc, "measurement") as subscription:
         kinds: list[str] = []
-        receive = subscription.state.receive
-        subscription.state.receive = lambda m: (kinds.append(m["type"]), receive(m))[1]  # type: ignore[method-assign]
+        receive = subscription.state.receive_text
+        subscription.state.receive_text = lambda m: (kinds.append(json.loads(m)["type"]), receive(m))[1]  # type: ignore[method-assign]
         fired = client.fire_batch([(plc, "measurement", reading(i)) for i in range(500)])
         got = [subscription.get(timeout=5) for _ in fired]
         assert [e.id for e in got if e is not None] == [e.id for e in fired if isinstance(e, Event)]
