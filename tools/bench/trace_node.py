@@ -18,7 +18,9 @@ monotonic clock, one for every process) at each hand-off:
 
 Per stage: p50, p90, p99 and the mean of the stage over the slowest 1% of
 events end to end (which stages make the tail); how often the writer thread
-lingered for a batch. ``--no-durable`` leaves out node A's durable listener
+lingered for a batch; the commits over 10 ms, each with the other statements
+node A had at the database meanwhile (SQLAlchemy's, timed: the outbox's
+deletes, leases, ...). ``--no-durable`` leaves out node A's durable listener
 (bus.py's measure of A's commit), ``--switch`` sets A's GIL switch interval.
 
     python tools/bench/trace_node.py [--seconds 20] [--name reading|tick] [--postgres-url URL]
@@ -117,6 +119,26 @@ def patch_a() -> None:
 
     WriteQueue._dense = traced_dense  # type: ignore[method-assign]
     AmqpBridge.publish, AmqpBridge._send = traced_publish, traced_send  # type: ignore[method-assign]
+
+
+SQL: list[tuple[float, float, str, str]] = []  # (start, seconds, thread, statement) besides the writer's
+
+
+def patch_sql() -> None:
+    """Every SQLAlchemy statement of node A's other threads, timed (the writer's own bypass it)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        conn.info["started"] = time.perf_counter()
+
+    @event.listens_for(Engine, "after_cursor_execute")
+    def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        started = conn.info.pop("started", None)
+        if started is not None:
+            name = threading.current_thread().name
+            SQL.append((started, time.perf_counter() - started, name, " ".join(statement.split())[:90]))
 
 
 def child(tmp: str, url: str, exchange: str, database_url: str) -> int:
@@ -230,6 +252,7 @@ def main() -> int:
 
     logging.basicConfig(level=logging.ERROR)
     patch_a()
+    patch_sql()
     if args.switch:
         sys.setswitchinterval(args.switch)
     bus.Receiver = TracedReceiver  # type: ignore[misc]
@@ -261,8 +284,16 @@ def main() -> int:
     )
     if slow:
         first = slow[0][0]
-        late = [(round(t - first, 3), round(d * 1000, 1)) for t, d in slow if d > 0.01]
-        print(f"commits over 10 ms (s from the first, ms): {late}", flush=True)
+        late = [(t, d) for t, d in slow if d > 0.01]
+        listed = [(round(t - first, 3), round(d * 1000, 1)) for t, d in late]
+        print(f"commits over 10 ms (s from the first, ms): {listed}", flush=True)
+        for t, d in late:  # what else node A had at the database meanwhile
+            for started, took, name, statement in SQL:
+                if started < t + d and started + took > t - 0.05:
+                    print(
+                        f"  at {started - first:.3f} s for {took * 1000:.1f} ms, {name}: {statement}",
+                        flush=True,
+                    )
     spans = sorted((b - a) * 1e6 for a, b in zip(CALLS[::2], CALLS[1::2], strict=False))
     if spans:
         n = len(spans)
