@@ -55,7 +55,10 @@
    ...), so a change of the machine's load falls on all of them; p99 of each
    over all its slices, the goal their ratio. Printed too: the
    non-persistent path (published at once, no commit), node A's own commit
-   (fire to its durable listener) and the p50s.
+   (fire to its durable listener) and the p50s. Each process freezes what it
+   made while starting out of the collector's full passes before it measures,
+   as ``linkserver serve`` does once it is up (:func:`settle`): a full pass
+   over an unfrozen node took 50-110 ms, every thread stopped.
 
     python tools/bench/bus.py [--quick] [--amqp-url amqp://guest:guest@127.0.0.1:5672/]
                               [--events N] [--outage S] [--rate R] [--window S]
@@ -366,6 +369,17 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
+def settle() -> None:
+    """What ``linkserver serve`` does once it is up (linkserver/net/serve.py): collect, then
+    freeze what was made so far out of the collector's full passes, which otherwise walk the
+    whole server (tree, definitions, catalog) and stall every thread of the process for
+    50-100 ms now and then. The nodes here are started in-process, not by ``serve``."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def at_rate(rate: int, seconds: float, send: Any) -> int:
     """Call ``send(i)`` ``rate`` times a second for ``seconds``, evenly spaced; returns how many."""
     started, i = time.perf_counter(), 0
@@ -445,6 +459,7 @@ def receive(kind: str, args: list[str]) -> int:
             report("-", latency)
 
         channel.basic_consume(queue, message)
+        settle()
         print("ready", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             channel.start_consuming()
@@ -455,6 +470,7 @@ def receive(kind: str, args: list[str]) -> int:
     assert cluster is not None
     wait_until(lambda: cluster.connected, 30, "node B to connect")
     node.listen("bench", "*", lambda event: report(event.name, time.perf_counter() - event.data[0]["sent"]))
+    settle()
     print("ready", flush=True)
     stop = threading.Event()
     import signal
@@ -650,6 +666,7 @@ def node_to_node_on(url: str, tmp: Path, seconds: float, database_url: str, kind
     raw_commits: list[float] = []
     floor: list[float] = []
     slices = max(1, round(seconds / SLICE_SECONDS))
+    settle()  # node A, the pika publisher and the raw path share this process
     try:
         for _ in range(slices):
             persistent += nodes.measure("reading", NODE_RATE, seconds / slices)

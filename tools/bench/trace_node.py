@@ -141,6 +141,23 @@ def patch_sql() -> None:
             SQL.append((started, time.perf_counter() - started, name, " ".join(statement.split())[:90]))
 
 
+GCS: list[tuple[float, float, int]] = []  # (start, seconds, generation) of node A's collections
+
+
+def patch_gc() -> None:
+    import gc
+
+    started: list[float] = []
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            GCS.append((started[0], time.perf_counter() - started[0], info["generation"]))
+
+    gc.callbacks.append(timed)
+
+
 def child(tmp: str, url: str, exchange: str, database_url: str) -> int:
     """Node B: one line per delivered event: name id recv got."""
     import logging
@@ -171,6 +188,7 @@ def child(tmp: str, url: str, exchange: str, database_url: str) -> int:
     assert cluster is not None
     bus.wait_until(lambda: cluster.connected, 30, "node B to connect")
     node.listen("bench", "*", got)
+    bus.settle()
     print("ready", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -243,6 +261,7 @@ def main() -> int:
         ),
     )
     parser.add_argument("--child", nargs=4)
+    parser.add_argument("--no-freeze", action="store_true", help="no gc.freeze() in node A (bus.settle)")
     parser.add_argument("--no-durable", action="store_true", help="no durable listener on A")
     parser.add_argument("--switch", type=float, help="sys.setswitchinterval in node A")
     args = parser.parse_args()
@@ -253,6 +272,7 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     patch_a()
     patch_sql()
+    patch_gc()
     if args.switch:
         sys.setswitchinterval(args.switch)
     bus.Receiver = TracedReceiver  # type: ignore[misc]
@@ -271,6 +291,9 @@ def main() -> int:
         tmp = Path(scratch)
         with bus.cluster_database(args.postgres_url, tmp) as (database_url, _kind):
             nodes = bus.NodePath(args.amqp_url, tmp, database_url)
+            if not args.no_freeze:
+                bus.settle()
+            GCS.clear()
             try:
                 STAMPS.clear()
                 nodes.measure(args.name, bus.NODE_RATE, args.seconds)
@@ -279,6 +302,8 @@ def main() -> int:
                 nodes.close()
     ids = [i for i, s in STAMPS.items() if "got" in s]
     print(f"the writer lingered {len(LINGERS)} times", flush=True)
+    long_gcs = sorted((round(took * 1000, 1), generation) for _, took, generation in GCS if took > 0.002)
+    print(f"node A's collections over 2 ms (ms, generation): {long_gcs}", flush=True)
     slow = sorted(
         (s["take"], s["commit"] - s["take"]) for s in STAMPS.values() if "commit" in s and "take" in s
     )
@@ -287,7 +312,13 @@ def main() -> int:
         late = [(t, d) for t, d in slow if d > 0.01]
         listed = [(round(t - first, 3), round(d * 1000, 1)) for t, d in late]
         print(f"commits over 10 ms (s from the first, ms): {listed}", flush=True)
-        for t, d in late:  # what else node A had at the database meanwhile
+        for t, d in late:  # what else node A had at the database meanwhile, and its collections
+            for started, took, generation in GCS:
+                if started < t + d and started + took > t - 0.05 and took > 0.001:
+                    print(
+                        f"  at {started - first:.3f} s for {took * 1000:.1f} ms: gc gen {generation}",
+                        flush=True,
+                    )
             for started, took, name, statement in SQL:
                 if started < t + d and started + took > t - 0.05:
                     print(
