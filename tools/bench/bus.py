@@ -9,9 +9,10 @@
    Next to it, raw pika (BlockingConnection, its async channel underneath)
    publishes the same CloudEvents bodies, persistent, to the same exchange
    with publisher confirms, ``WINDOW`` batches of ``BATCH`` in flight: the
-   strongest simple pika publisher. Best of ROUNDS each side, the rounds
-   in turn (ours, pika, ours, ...: a change of the machine's load falls on
-   both), the queue purged before each.
+   strongest simple pika publisher. Best of ROUNDS each side, the rounds in
+   turn (ours, pika, ours, ...: a change of the machine's load falls on
+   both), the queue purged before each; the process freezes the server's
+   start-up objects first (:func:`settle`), as the drain's does.
 2. Outbox drain (goal ``outbox_drain_vs_steady`` >= 0.80x): the bridge
    reaches RabbitMQ through a TCP proxy on a loopback port (RabbitMQ itself
    keeps running for everybody else). Events are fired at RATE per second
@@ -253,6 +254,7 @@ class OursOutbound:
             select=[Select(mask="devices.*")],
         )
         wait_until(lambda: self.host.outbound.is_ready, 30, "the bridge to connect")
+        settle()
 
     def round(self, events: int) -> tuple[float, list[tuple[str, bytes, str]]]:
         """One round: events per second, fired to confirmed; and the bodies sent."""
@@ -317,6 +319,7 @@ def drain(
         bridge = AmqpBridge("drain", url=proxy.url_for(rabbit.url), exchange=rabbit.exchange)
         host = server.add_bridge("drain", bridge, select=[Select(mask="devices.*")])
         wait_until(lambda: host.outbound.is_ready, 30, "the bridge to connect")
+        settle()
         rabbit.purge()
         fire = server.engine.fire
         before = burst(host, fire, steady_events)
