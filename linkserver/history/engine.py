@@ -162,9 +162,10 @@ class WalCheckpointer:
     checkpoint runs under the history's ``write_lock`` (the writer waits its
     turn for it, as for a purge batch): it copies what the passive round
     left (what was committed while it ran) and makes the next commit begin
-    the file anew; and ``journal_size_limit`` gives the disk back. The passive
-    round first keeps that wait short: a RESTART that copied a purge's WAL
-    (hundreds of MB) held the writer for up to 0.3 s. The frames are what
+    the file anew; and ``journal_size_limit`` gives the disk back. Passive
+    rounds back to back until one is short keep that wait short: a RESTART
+    that copied a purge's WAL (hundreds of MB) held the writer for up to
+    0.3 s. The frames are what
     counts, not the file's size: after a restart the file keeps its limit's
     size with few frames in it (judged by its size, a RESTART ran every
     second). On stop a last TRUNCATE checkpoint empties the WAL file when
@@ -201,9 +202,8 @@ class WalCheckpointer:
             self._thread = None
         self.checkpoint("TRUNCATE")
 
-    def checkpoint(self, mode: str = "PASSIVE") -> tuple[int, int] | None:
-        """Run a checkpoint; (bytes of frames the WAL holds, bytes of them not yet copied into
-        the database), or None if it failed."""
+    def checkpoint(self, mode: str = "PASSIVE") -> int | None:
+        """Run a checkpoint; the bytes of frames the WAL holds, or None if it failed."""
         try:
             raw = self._engine.raw_connection()
             try:
@@ -212,14 +212,13 @@ class WalCheckpointer:
                     db.execute(f"PRAGMA journal_size_limit = {self.restart_bytes}")
                 if not self._frame_bytes:
                     self._frame_bytes = db.execute("PRAGMA page_size").fetchone()[0] + WAL_FRAME_HEADER
-                _busy, frames, copied = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+                _busy, frames, _copied = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
             finally:
                 raw.close()
         except Exception:  # the next round tries again; the WAL only grows meanwhile
             log.warning("SQLite WAL checkpoint failed", exc_info=True)
             return None
-        frames, copied = max(frames, 0), max(copied, 0)
-        return frames * self._frame_bytes, (frames - copied) * self._frame_bytes
+        return max(frames, 0) * self._frame_bytes
 
     def wal_size(self) -> int:
         try:
@@ -229,8 +228,8 @@ class WalCheckpointer:
 
     def _run(self) -> None:
         while not self._stopping.wait(self._interval):
-            found = self.checkpoint()
-            if found is None or found[0] <= self.restart_bytes:
+            held = self.checkpoint()
+            if held is None or held <= self.restart_bytes:
                 continue
             # More passive rounds first, each copying what was committed during the last (a
             # round copies the frames there when it began): what the RESTART copies under the

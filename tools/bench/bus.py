@@ -406,11 +406,7 @@ class Receiver:
     def __init__(self, *args: str) -> None:
         import subprocess
 
-        self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--receive", *args],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        self.process = subprocess.Popen(self.command(args), stdout=subprocess.PIPE, text=True)
         self.got: dict[str, list[float]] = {}
         self.arrived = threading.Condition()
         assert self.process.stdout is not None
@@ -418,6 +414,10 @@ class Receiver:
             raise SystemExit(f"the receiver {args[0]} did not start")
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
+
+    def command(self, args: tuple[str, ...]) -> list[str]:
+        """The receiving process's command line."""
+        return [sys.executable, str(Path(__file__).resolve()), "--receive", *args]
 
     def _read(self) -> None:
         assert self.process.stdout is not None
