@@ -46,6 +46,7 @@ from linkserver.net.tokens import (  # noqa: F401 - re-exported: the public home
     list_tokens,
     read_admin_credentials,
     revoke_token,
+    secret_text,
 )
 from linkserver.server.passwords import (  # noqa: F401 - re-exported
     KEY_LENGTH,
@@ -156,9 +157,7 @@ class SessionStore:
 
     def open(self, user: str, address: str | None = None) -> SessionToken:
         now = self._clock()
-        session = SessionToken(
-            token=secrets.token_urlsafe(32), user=user, expires=now + self.lifetime, address=address
-        )
+        session = SessionToken(token=secret_text(32), user=user, expires=now + self.lifetime, address=address)
         with self._feed:
             self._start_feed()
             self.table.insert(

@@ -41,6 +41,17 @@ from linkserver.server.passwords import check_password_hash, hash_password
 
 log = logging.getLogger("linkserver.net.auth")
 
+
+def secret_text(nbytes: int) -> str:
+    """A URL-safe random secret of ``nbytes`` that never begins with ``-``: given after an
+    option on a command line (``--token``, ``--password``), one that did was read as an option
+    (``--token: expected one argument``), one time in 64."""
+    while True:
+        text = secrets.token_urlsafe(nbytes)
+        if not text.startswith("-"):
+            return text
+
+
 TOKENS_FILE = "tokens.json"
 CREDENTIALS_FILE = "admin.credentials"
 ADMIN_HASH_FILE = "admin.hash"
@@ -73,7 +84,7 @@ def create_token(
     for mask, level in grants.items():
         compile_mask(mask)  # InvalidName if it is not a mask
         checked[mask] = str(Permission.parse(level))
-    secret = secrets.token_urlsafe(32)
+    secret = secret_text(32)
     now = datetime.now(UTC)
     table.put(
         StoredToken(
@@ -252,7 +263,7 @@ def ensure_admin_credentials(data_dir: Path | str, url: str, user: str = ADMIN) 
                 )
             return stored, None
         log.warning("%s is not a valid password hash; creating new admin credentials", hash_path)
-    password = secrets.token_urlsafe(24)
+    password = secret_text(24)
     encoded = hash_password(password)
     _write_private(credentials, json.dumps({"user": user, "password": password, "url": url}, indent=2) + "\n")
     _write_private(hash_path, encoded + "\n")
