@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, Text, bindparam, delete, func, literal, select, type_coerce
+from sqlalchemy import Engine, bindparam, delete, func, literal, select
 
 from linkserver.core.events import Event
 from linkserver.history.same_commit import Statement
@@ -193,29 +193,11 @@ def _page_query(dialect: str, mine: Any) -> tuple[Callable[[Any], Event], Any]:
     """The read of a page of owed events: the outbox row's event id, then the event's columns
     as the history's own reader takes them (times and data as stored, no per-row type
     processing: the drain after an outage reads tens of thousands), None where it was purged."""
-    from linkserver.history.queries import row_reader  # history.base imports this module
+    from linkserver.history.queries import event_columns, row_reader  # history.base imports this module
 
-    if dialect == "sqlite":
-        times: tuple[Any, ...] = (
-            type_coerce(events.c.created, BigInteger),
-            type_coerce(events.c.expires, BigInteger),
-        )
-    else:
-        times = (events.c.created, events.c.expires)
     query = (
-        select(
-            bridge_outbox.c.event_id,
-            events.c.id,
-            events.c.context,
-            events.c.name,
-            events.c.level,
-            *times,
-            events.c.author,
-            events.c.group,
-            type_coerce(events.c.data, Text),
-            literal(False),  # acknowledgements: not carried by a bridge's message
-            events.c.category,
-        )
+        # acknowledgements: not carried by a bridge's message
+        select(bridge_outbox.c.event_id, *event_columns(dialect, literal(False)))
         .select_from(bridge_outbox.outerjoin(events, events.c.id == bridge_outbox.c.event_id))
         .where(mine & (bridge_outbox.c.event_id > bindparam("after")))
         .order_by(bridge_outbox.c.event_id)

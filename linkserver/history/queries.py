@@ -54,8 +54,10 @@ def _has_acknowledgements() -> Any:
     return exists().where(acknowledgements.c.event_id == events.c.id).label("acked")
 
 
-def _columns(dialect: str) -> tuple[Any, ...]:
-    """The selected columns, in :func:`row_reader`'s order, with the database's own types."""
+def event_columns(dialect: str, acknowledged: Any = None) -> tuple[Any, ...]:
+    """The selected columns, in :func:`row_reader`'s order, with the database's own types;
+    ``acknowledged`` the column that says whether the event has acknowledgements (by default
+    looked up; a reader that never carries them passes ``literal(False)``)."""
     if dialect == "sqlite":
         times: tuple[Any, ...] = (
             type_coerce(events.c.created, BigInteger).label("created"),
@@ -73,16 +75,16 @@ def _columns(dialect: str) -> tuple[Any, ...]:
         events.c.group,
         # as stored: decoded only for rows that pass the row tests
         type_coerce(events.c.data, Text).label("data"),
-        _has_acknowledgements(),
+        _has_acknowledgements() if acknowledged is None else acknowledged,
         events.c.category,
     )
 
 
-_COLUMNS = {dialect: _columns(dialect) for dialect in ("sqlite", "postgresql")}
+_COLUMNS = {dialect: event_columns(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def row_reader(dialect: str) -> RowReader:
-    """``row -> Event`` (without acknowledgements) for rows of :func:`_columns`."""
+    """``row -> Event`` (without acknowledgements) for rows of :func:`event_columns`."""
     levels = _LEVELS
     if dialect == "sqlite":
 
