@@ -84,6 +84,9 @@ WAL_RESTART_BYTES = 64 * 1024 * 1024
 WAL_FRAME_HEADER = 24  # bytes before each page in the WAL file
 CATCH_UP_ROUNDS = 8  # passive rounds at most before a RESTART, while a round takes longer than:
 CATCH_UP_SECONDS = 0.01
+BULK_HOLD_SECONDS = 0.5  # the longest a bulk writer waits for a RESTART's catch-up (see below)
+BULK_GONE = 10.0  # seconds after a bulk writer's last transaction, and under
+LIGHT_BYTES = 1024 * 1024  # of WAL written in an interval, the file is given back (see below)
 
 #: libpq settings of every history connection to PostgreSQL: TCP keepalives after 10 s idle,
 #: then every 5 s, dead after 3 unanswered; unacknowledged data gives up after 30 s.
@@ -162,14 +165,29 @@ class WalCheckpointer:
     checkpoint runs under the history's ``write_lock`` (the writer waits its
     turn for it, as for a purge batch): it copies what the passive round
     left (what was committed while it ran) and makes the next commit begin
-    the file anew; and ``journal_size_limit`` gives the disk back. Passive
-    rounds back to back until one is short keep that wait short: a RESTART
-    that copied a purge's WAL (hundreds of MB) held the writer for up to
-    0.3 s. The frames are what
-    counts, not the file's size: after a restart the file keeps its limit's
-    size with few frames in it (judged by its size, a RESTART ran every
-    second). On stop a last TRUNCATE checkpoint empties the WAL file when
-    nothing else holds it.
+    the file anew. Passive rounds back to back until one is short keep that
+    wait short: a RESTART that copied a purge's WAL (hundreds of MB) held the
+    writer for up to 0.3 s. The frames are what counts, not the file's size:
+    after a restart the file keeps its size with few frames in it (judged by
+    its size, a RESTART ran every second).
+
+    No commit truncates the file (no connection has a ``journal_size_limit``):
+    the commit that began the WAL anew truncated it to the limit, 70 to 150 ms
+    for the hundreds of MB a purge leaves, inside that transaction and with the
+    write lock held. The file is reused from its start instead, and a round
+    that finds nothing committed since the last, or under ``LIGHT_BYTES`` with
+    no bulk writer for ``BULK_GONE`` seconds, gives the disk back (TRUNCATE,
+    under the write lock: once, when few wait for it); so does the last one
+    on stop, when nothing else holds the file.
+
+    A purge writes the WAL faster than a passive round copies it (every small
+    transaction rewrites the oldest page of each context in the context
+    index), so with one running the catch-up never converged and each RESTART
+    copied 20 to 40 ms of frames with the writer waiting, about once a second:
+    the fires' tail. Bulk writers call :meth:`bulk_turn` between their
+    transactions; while a RESTART is being prepared it holds them (at most
+    ``BULK_HOLD_SECONDS``), so the catch-up rounds copy only what the writer
+    commits and the RESTART under the lock finds next to nothing left.
     """
 
     def __init__(
@@ -189,6 +207,9 @@ class WalCheckpointer:
         self.restarts = 0  # RESTART checkpoints run (tests, monitoring)
         self._frame_bytes = 0  # a WAL frame: a page and its header (read at the first checkpoint)
         self._stopping = threading.Event()
+        self._bulk_may_write = threading.Event()
+        self._bulk_may_write.set()
+        self._bulk_seen = 0.0  # when a bulk writer last asked for its turn
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -208,8 +229,6 @@ class WalCheckpointer:
             raw = self._engine.raw_connection()
             try:
                 db = raw.driver_connection
-                if mode != "PASSIVE":
-                    db.execute(f"PRAGMA journal_size_limit = {self.restart_bytes}")
                 if not self._frame_bytes:
                     self._frame_bytes = db.execute("PRAGMA page_size").fetchone()[0] + WAL_FRAME_HEADER
                 _busy, frames, _copied = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
@@ -220,6 +239,12 @@ class WalCheckpointer:
             return None
         return max(frames, 0) * self._frame_bytes
 
+    def bulk_turn(self) -> None:
+        """Return when a bulk writer (a purge) may run its next transaction: at once, or once
+        the RESTART being prepared is done (at most ``BULK_HOLD_SECONDS``)."""
+        self._bulk_seen = time.monotonic()
+        self._bulk_may_write.wait(BULK_HOLD_SECONDS)
+
     def wal_size(self) -> int:
         try:
             return self._wal.stat().st_size if self._wal is not None else 0
@@ -227,19 +252,36 @@ class WalCheckpointer:
             return 0
 
     def _run(self) -> None:
+        last_held = None
         while not self._stopping.wait(self._interval):
             held = self.checkpoint()
-            if held is None or held <= self.restart_bytes:
+            grew = held - last_held if held is not None and last_held is not None else None
+            last_held = held
+            if held is None:
+                continue
+            no_bulk = time.monotonic() - self._bulk_seen > BULK_GONE
+            light = grew is not None and 0 <= grew < LIGHT_BYTES and no_bulk
+            if (grew == 0 or light) and self.wal_size() > self.restart_bytes:
+                # Nothing or little committed for a whole interval, no purge: the disk back,
+                # the truncation (70 to 150 ms for hundreds of MB) keeping few waiting, once.
+                with self._write_lock:
+                    last_held = self.checkpoint("TRUNCATE")
+                continue
+            if held <= self.restart_bytes:
                 continue
             # More passive rounds first, each copying what was committed during the last (a
             # round copies the frames there when it began): what the RESTART copies under the
             # write lock, the writer waiting, is only what came during a short last round.
-            for _ in range(CATCH_UP_ROUNDS):
-                started = time.monotonic()
-                if self.checkpoint() is None or time.monotonic() - started < CATCH_UP_SECONDS:
-                    break
-            with self._write_lock:
-                self.checkpoint("RESTART")
+            self._bulk_may_write.clear()
+            try:
+                for _ in range(CATCH_UP_ROUNDS):
+                    started = time.monotonic()
+                    if self.checkpoint() is None or time.monotonic() - started < CATCH_UP_SECONDS:
+                        break
+                with self._write_lock:
+                    self.checkpoint("RESTART")
+            finally:
+                self._bulk_may_write.set()
             self.restarts += 1
 
 

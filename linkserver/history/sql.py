@@ -364,6 +364,8 @@ class SqlHistoryStore(HistoryStore):
                 conn.exec_driver_sql(f"PRAGMA cache_size = -{PURGE_CACHE_KIB}")
                 conn.commit()
             while True:
+                if self._checkpointer is not None:
+                    self._checkpointer.bulk_turn()
                 started = time.monotonic()
                 with self._write_lock, conn.begin():
                     # The first DELETE takes the write lock, so both see the same oldest rows.
