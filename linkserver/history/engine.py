@@ -210,6 +210,8 @@ class WalCheckpointer:
         self._bulk_may_write = threading.Event()
         self._bulk_may_write.set()
         self._bulk_seen = 0.0  # when a bulk writer last asked for its turn
+        self._holds = 0  # RESTARTs prepared so far: the one a bulk writer waited out is not waited again
+        self._held_out = -1
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -241,9 +243,11 @@ class WalCheckpointer:
 
     def bulk_turn(self) -> None:
         """Return when a bulk writer (a purge) may run its next transaction: at once, or once
-        the RESTART being prepared is done (at most ``BULK_HOLD_SECONDS``)."""
+        the RESTART being prepared is done (at most ``BULK_HOLD_SECONDS``, once per RESTART)."""
         self._bulk_seen = time.monotonic()
-        self._bulk_may_write.wait(BULK_HOLD_SECONDS)
+        hold = self._holds
+        if self._held_out != hold and not self._bulk_may_write.wait(BULK_HOLD_SECONDS):
+            self._held_out = hold  # a long catch-up: one wait of it, not one per transaction
 
     def wal_size(self) -> int:
         try:
@@ -272,6 +276,7 @@ class WalCheckpointer:
             # More passive rounds first, each copying what was committed during the last (a
             # round copies the frames there when it began): what the RESTART copies under the
             # write lock, the writer waiting, is only what came during a short last round.
+            self._holds += 1
             self._bulk_may_write.clear()
             try:
                 for _ in range(CATCH_UP_ROUNDS):

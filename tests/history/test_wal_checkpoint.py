@@ -177,3 +177,28 @@ def test_a_purge_holds_its_transactions_while_a_restart_is_prepared(tmp_path: Pa
         if end - start < BULK_HOLD_SECONDS:
             inside = [moment for moment in began if start + 0.001 < moment < end - 0.001]
             assert not inside, f"{len(inside)} purge transactions began during a {end - start:.3f} s hold"
+
+
+def test_a_purge_waits_out_a_long_catch_up_once_not_before_each_transaction(tmp_path: Path) -> None:
+    store = SqlHistoryStore(f"sqlite:///{tmp_path / 'history.sqlite3'}")
+    store.start()
+    checkpointer = store._checkpointer  # noqa: SLF001 - the thread under test
+    assert checkpointer is not None
+    try:
+        checkpointer._holds += 1  # noqa: SLF001 - a RESTART being prepared, its catch-up long
+        checkpointer._bulk_may_write.clear()  # noqa: SLF001
+        started = time.monotonic()
+        checkpointer.bulk_turn()
+        waited = time.monotonic() - started
+        assert BULK_HOLD_SECONDS * 0.9 <= waited < BULK_HOLD_SECONDS * 3
+        started = time.monotonic()
+        for _ in range(10):
+            checkpointer.bulk_turn()
+        assert time.monotonic() - started < 0.1
+        checkpointer._holds += 1  # noqa: SLF001 - the next RESTART is waited for again
+        started = time.monotonic()
+        checkpointer.bulk_turn()
+        assert time.monotonic() - started >= BULK_HOLD_SECONDS * 0.9
+    finally:
+        checkpointer._bulk_may_write.set()  # noqa: SLF001
+        store.stop()
