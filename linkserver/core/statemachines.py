@@ -53,10 +53,12 @@ class Transition:
     event: str | None = None
     guard: Filter | None = attrs.field(default=None, eq=False)
     guard_text: str | None = None  # the guard as written, for messages and equality
+    # ``action start`` or ``event connected``: made once, a requested transition's cause is it.
+    trigger: str = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def trigger(self) -> str:
-        return f"action {self.action}" if self.action is not None else f"event {self.event}"
+    def __attrs_post_init__(self) -> None:
+        trigger = f"action {self.action}" if self.action is not None else f"event {self.event}"
+        object.__setattr__(self, "trigger", trigger)
 
     def describe(self) -> str:
         """``start -> starting`` or ``on connected -> online`` (with ``if GUARD``)."""
@@ -76,6 +78,9 @@ class StateMachine:
     description: str = ""
     _from: dict[str, tuple[Transition, ...]] = attrs.field(init=False, eq=False, repr=False)
     _by_action: dict[tuple[str, str], Transition] = attrs.field(init=False, eq=False, repr=False)
+    # The event names some transition is triggered by, and the actions: asked per event fired.
+    events: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+    actions: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         table: dict[str, list[Transition]] = {state: [] for state in self.states}
@@ -86,15 +91,10 @@ class StateMachine:
                 by_action.setdefault((transition.source, transition.action), transition)
         object.__setattr__(self, "_from", {state: tuple(found) for state, found in table.items()})
         object.__setattr__(self, "_by_action", by_action)
-
-    @property
-    def events(self) -> frozenset[str]:
-        """The event names some transition is triggered by."""
-        return frozenset(t.event for t in self.transitions if t.event is not None)
-
-    @property
-    def actions(self) -> frozenset[str]:
-        return frozenset(t.action for t in self.transitions if t.action is not None)
+        events = frozenset(t.event for t in self.transitions if t.event is not None)
+        object.__setattr__(self, "events", events)
+        actions = frozenset(t.action for t in self.transitions if t.action is not None)
+        object.__setattr__(self, "actions", actions)
 
     def allowed(self, state: str) -> tuple[Transition, ...]:
         """The transitions out of ``state`` (none for a final state or an unknown one)."""

@@ -249,7 +249,7 @@ def _state(row: Any) -> StoredState:
     )
 
 
-class ExpectedChange(msgspec.Struct, frozen=True, kw_only=True):
+class ExpectedChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A transition whose stateChanged event is on its way to history (a Struct: one is made
     per transition, on the firer's thread)."""
 
@@ -284,19 +284,28 @@ class StateWrites:
         self.watchers: list[Callable[[Sequence[StoredState]], None]] = []
         self._pending: dict[str, list[ExpectedChange]] = {}
         self._lock = threading.Lock()
+        # (batch key, matched, moves) of the batch being committed (see _moves)
+        self._last: tuple[tuple[int, int, int], list[tuple[ExpectedChange, Event]], list[Move]] | None = None
 
     def expect(self, change: ExpectedChange) -> None:
         with self._lock:
-            self._pending.setdefault(change.path, []).append(change)
+            waiting = self._pending.get(change.path)
+            if waiting is None:
+                self._pending[change.path] = [change]
+            else:
+                waiting.append(change)
 
     def latest(self, path: str) -> ExpectedChange | None:
-        """The newest pending change of ``path``, or None."""
+        """The newest pending change of ``path``, or None.
+
+        Without the lock: the path's list is appended to by its transitions (which its caller
+        serialises), emptied in place by :meth:`dropped` or replaced by a shorter one when changes
+        are committed; any list read here held the answer at the moment it was read."""
         waiting = self._pending.get(path)
-        if not waiting:
-            return None
-        with self._lock:
-            waiting = self._pending.get(path)
+        try:
             return waiting[-1] if waiting else None
+        except IndexError:  # dropped in between
+            return None
 
     def dropped(self, change: ExpectedChange) -> None:
         """The transition's event was not fired after all (refused): forget it."""
@@ -316,40 +325,66 @@ class StateWrites:
     def _match(self, events: Sequence[Event]) -> list[tuple[ExpectedChange, Event]]:
         if not self._pending:
             return []
-        found: list[tuple[ExpectedChange, Event]] = []
         name = self.event_name
+        changed = [event for event in events if event.name == name]
+        if not changed:
+            return []
+        # The lists of the batch's resources, copied under the lock; matched outside it, so a
+        # transition's expect() never waits for a whole batch. Every event of the batch was
+        # expected before it was queued: the copies hold its change.
         with self._lock:
-            # A resource's transitions are made one at a time, so its events reach the writer in
-            # the order its changes were expected: each search starts after the last one matched
-            # (linear in the batch, however many changes of one resource are waiting).
-            cursors: dict[str, int] = {}
-            for event in events:
-                if event.name != name:
+            pending = self._pending
+            paths = {event.context for event in changed}
+            lists = {path: list(waiting) for path in paths if (waiting := pending.get(path))}
+        if not lists:
+            return []
+        found: list[tuple[ExpectedChange, Event]] = []
+        # A resource's transitions are made one at a time, so its events reach the writer in
+        # the order its changes were expected: each search starts after the last one matched
+        # (linear in the batch, however many changes of one resource are waiting).
+        cursors: dict[str, int] = {}
+        for event in changed:
+            waiting = lists.get(event.context)
+            if waiting is None:
+                continue
+            record = event.data[0] if event.data else {}
+            old, new = record.get("old"), record.get("new")
+            for index in range(cursors.get(event.context, 0), len(waiting)):
+                change = waiting[index]
+                if change.old != old or change.new != new:
                     continue
-                waiting = self._pending.get(event.context)
-                if not waiting:
-                    continue
-                record = event.data[0] if event.data else {}
-                old, new = record.get("old"), record.get("new")
-                for index in range(cursors.get(event.context, 0), len(waiting)):
-                    change = waiting[index]
-                    if change.old != old or change.new != new:
-                        continue
-                    cursors[event.context] = index + 1
-                    found.append((change, event))
-                    break
+                cursors[event.context] = index + 1
+                found.append((change, event))
+                break
         return found
+
+    def _matched_moves(
+        self, events: Sequence[Event]
+    ) -> tuple[list[tuple[ExpectedChange, Event]], list[Move]]:
+        """What ``events`` match and the moves they make; the commit of a batch asks for them
+        twice (its statements, then committed), so the last answer is kept for the same batch."""
+        if not events:
+            return [], []
+        key = (len(events), events[0].id, events[-1].id)  # ids are unique: one batch, one key
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1], last[2]
+        matched = self._match(events)
+        moves = _moves(matched) if matched else []
+        self._last = (key, matched, moves)
+        return matched, moves
 
     def statements(self, dialect: str, events: Sequence[Event]) -> Sequence[Statement]:
         """Does not consume what it matches: a failed commit offers the same events again."""
-        matched = self._match(events)
-        return self.store.statements(dialect, _moves(matched)) if matched else []
+        _, moves = self._matched_moves(events)
+        return self.store.statements(dialect, moves) if moves else []
 
     def committed(self, events: Sequence[Event]) -> None:
-        matched = self._match(events)
+        matched, moves = self._matched_moves(events)
+        self._last = None
         if not matched:
             return
-        rows = [move.row for move in _moves(matched)]
+        rows = [move.row for move in moves]
         self.store.committed(rows)
         for watcher in self.watchers:  # before the changes stop being pending: no gap for readers
             watcher(rows)
@@ -357,19 +392,33 @@ class StateWrites:
 
     def rejected(self, events: Sequence[Event]) -> None:
         """The writer gave up on ``events``: their changes never happened."""
+        self._last = None
         self._forget(self._match(events))
 
     def _forget(self, matched: Sequence[tuple[ExpectedChange, Event]]) -> None:
         if not matched:
             return
-        done = {id(change) for change, _ in matched}
+        done: dict[str, list[ExpectedChange]] = {}
+        for change, _ in matched:
+            done.setdefault(change.path, []).append(change)
         with self._lock:
-            for path in {change.path for change, _ in matched}:
-                left = [c for c in self._pending.get(path, ()) if id(c) not in done]
+            for path, changes in done.items():
+                waiting = self._pending.get(path)
+                if waiting is None:
+                    continue
+                count = len(changes)
+                # Matched in the order they wait: nearly always the oldest ones, a prefix (the
+                # writer may lag by a whole queue: filtering every waiting change by identity
+                # cost more than the rest of the hook).
+                if len(waiting) >= count and all(a is b for a, b in zip(waiting, changes, strict=False)):
+                    left = waiting[count:]
+                else:
+                    ids = {id(change) for change in changes}
+                    left = [c for c in waiting if id(c) not in ids]
                 if left:
                     self._pending[path] = left
                 else:
-                    self._pending.pop(path, None)
+                    del self._pending[path]
 
 
 def _moves(matched: Sequence[tuple[ExpectedChange, Event]]) -> list[Move]:

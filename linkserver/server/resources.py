@@ -27,11 +27,10 @@ winner left (InvalidTransition if the request does not fit it any more).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from linkserver.core.categories import STATE_CHANGED
@@ -231,7 +230,8 @@ class Resources:
         if wait and timeout is None and not durable:
             timeout = SHARED_WAIT
         deadline = time.monotonic() + timeout if timeout is not None else None
-        with self._locks.hold(context.path):
+        lock = self._locks.acquire(context.path)
+        try:
             for attempt in range(1, ATTEMPTS + 1):
                 old = self._current(context.path, machine)
                 transition = machine.for_request(context.path, old, action=action, to=to)
@@ -243,7 +243,7 @@ class Resources:
                         transition,
                         old,
                         actor,
-                        cause or f"action {transition.action}",
+                        cause or transition.trigger,
                         wait,
                         left,
                     )
@@ -263,6 +263,8 @@ class Resources:
                             path=display(context.path),
                         ) from exc
                     log.info("%s moved on another node meanwhile; deciding again", display(context.path))
+        finally:
+            self._locks.release(context.path, lock)
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def _apply(
@@ -313,7 +315,8 @@ class Resources:
             log.warning("%s %s in %s does not fit its job: no transition", event.name, event.id,
                         display(context.path))  # fmt: skip
             return
-        with self._locks.hold(context.path):
+        lock = self._locks.acquire(context.path)
+        try:
             old = self._current(context.path, machine)
             transition = machine.for_event(old, event)
             if transition is None:
@@ -323,6 +326,8 @@ class Resources:
             except LinkServerError:
                 log.exception("%s in %s: the transition to %s failed", event.name, display(context.path),
                               transition.target)  # fmt: skip
+        finally:
+            self._locks.release(context.path, lock)
 
     def _on_removed(self, event: Event) -> None:
         path = event.record.get("path")
@@ -331,18 +336,25 @@ class Resources:
         prefix = path + "."
         for known in [p for p in self._states if p == path or p.startswith(prefix)]:
             self._states.pop(known, None)
+        self._locks.forget(lambda known: known == path or known.startswith(prefix))
         try:
             self.store.forget([path])
         except Exception:  # the database is down: the rows stay, a new context starts over anyway
             log.exception("could not forget the states below removed context %s", display(path))
 
     def forget_unknown(self) -> None:
-        """Drop states of contexts that no longer exist (restored tree changed meanwhile)."""
+        """Drop states (and locks) of contexts that no longer exist (restored tree changed meanwhile)."""
         for path in list(self._states):
-            try:
-                self.tree.get(path)
-            except ContextNotFound:
+            if not self._exists(path):
                 self._states.pop(path, None)
+        self._locks.forget(lambda path: not self._exists(path))
+
+    def _exists(self, path: str) -> bool:
+        try:
+            self.tree.get(path)
+        except ContextNotFound:
+            return False
+        return True
 
 
 def _literal_prefix(mask: str) -> str:
@@ -356,27 +368,56 @@ def _literal_prefix(mask: str) -> str:
 
 
 class _PathLocks:
-    """One re-entrant lock per resource path, held only while in use: a transition waiting for
-    its commit on a shared database holds up its own resource, never unrelated ones."""
+    """One re-entrant lock per resource path: a transition waiting for its commit on a shared
+    database holds up its own resource, never unrelated ones.
+
+    A path's lock is made at its first transition and kept until :meth:`forget` (its context
+    was removed), so a transition takes it with a dict lookup and nothing else: a lock made
+    and dropped per call, under a guard counting its users, cost as much as the rest of the
+    transition's own work."""
 
     def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._held: dict[str, tuple[threading.RLock, int]] = {}  # path -> (lock, holders and waiters)
+        self._locks: dict[str, threading.RLock] = {}
+        self._left: set[str] = set()  # removed while held: dropped by the next forget
 
-    @contextlib.contextmanager
-    def hold(self, path: str) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._held.get(path, (None, 0))
+    def acquire(self, path: str) -> threading.RLock:
+        """Take ``path``'s lock (waiting for its holder); give it back with :meth:`release`."""
+        locks = self._locks
+        while True:
+            lock = locks.get(path)
+            if lock is None:  # setdefault is atomic: two first transitions get one lock
+                lock = locks.setdefault(path, threading.RLock())
+            lock.acquire()
+            if locks.get(path) is lock:
+                return lock
+            lock.release()  # forgotten while this thread waited for it: take the path's lock now
+
+    @staticmethod
+    def release(path: str, lock: threading.RLock) -> None:
+        lock.release()
+
+    def forget(self, gone: Callable[[str], bool]) -> None:
+        """Drop the locks of the paths ``gone`` says were removed. Only a thread holding a lock
+        drops it, so no transition runs under a dropped one; one held by a transition under
+        way (this very thread's too: they are re-entrant) is dropped by the next forget."""
+        left, self._left = self._left, set()
+        for path in [p for p in list(self._locks) if p in left or gone(p)]:
+            lock = self._locks.get(path)
             if lock is None:
-                lock = threading.RLock()
-            self._held[path] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._held[path]
-                if users == 1:
-                    del self._held[path]
-                else:
-                    self._held[path] = (lock, users - 1)
+                continue
+            if _owned(lock) or not lock.acquire(blocking=False):
+                self._left.add(path)
+                continue
+            try:
+                if self._locks.get(path) is lock:
+                    del self._locks[path]
+            finally:
+                lock.release()
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+def _owned(lock: threading.RLock) -> bool:
+    """Whether this thread holds ``lock`` (what threading.Condition asks an RLock too)."""
+    return bool(lock._is_owned())  # type: ignore[attr-defined]

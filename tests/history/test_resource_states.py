@@ -151,3 +151,28 @@ def test_a_change_from_a_state_other_than_the_initial_needs_a_row_in_it(kind: st
         store.append(make("vms.vm1", "stateChanged", data=({"old": "Running", "new": "Stopping"},))).result(5)
     assert isinstance(raised.value.__cause__, StaleResourceState)
     assert states.all() == {} and writes._pending == {}
+
+
+def test_a_change_committed_out_of_its_turn_leaves_the_others_waiting(store: HistoryStore) -> None:
+    """The oldest waiting changes are usually the ones committed (dropped as a prefix); an event
+    that matches a later change (a plain fire of the same change) takes only that one."""
+    states = open_resource_states(store)
+    writes = StateWrites(states)
+    store.add_same_commit(writes)
+    make = EventMaker()
+    first, second, third = (
+        change("vms.vm1", "Stopped", "Starting"),
+        change("vms.vm1", "Stopped", "Destroyed"),
+        change("vms.vm1", "Starting", "Running"),
+    )
+    for expected in (first, second, third):
+        writes.expect(expected)
+    store.append(make("vms.vm1", "stateChanged", data=({"old": "Stopped", "new": "Destroyed"},))).result(5)
+    assert writes._pending == {"vms.vm1": [first, third]}
+    assert writes.latest("vms.vm1") is third
+    stored = states.get("vms.vm1")
+    assert stored is not None and stored.state == "Destroyed"
+    writes.dropped(third)
+    assert writes.latest("vms.vm1") is first
+    writes.dropped(first)
+    assert writes.latest("vms.vm1") is None and writes._pending == {}

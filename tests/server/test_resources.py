@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from node_processes import fresh_schema
@@ -177,3 +178,76 @@ def test_a_durable_transition_that_times_out_says_how_long_it_waited_in_all(tmp_
             with pytest.raises(TimeoutError) as raised:
                 s.resources.transition("vms.vm1", action="start", by="ctl", durable=True, timeout=0.5)
         assert str(raised.value) == "history did not confirm the transition of vms.vm1 within 0.5 s"
+
+
+def _taker(locks: Any, path: str, took: list[object]) -> threading.Thread:
+    """A thread that takes ``path``'s lock, notes which one it got, and gives it back."""
+
+    def take() -> None:
+        lock = locks.acquire(path)
+        took.append(lock)
+        locks.release(path, lock)
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    return thread
+
+
+def test_a_removed_resource_s_lock_is_dropped_but_never_while_held() -> None:
+    """A path's lock is kept from its first transition until its context is removed; one held then
+    (by the removing thread itself too: re-entrant) is dropped by a later removal."""
+    from linkserver.server.resources import _PathLocks
+
+    locks = _PathLocks()
+    held = locks.acquire("vms.vm1")
+    locks.forget(lambda path: path == "vms.vm1")  # this thread holds it: kept
+    other = threading.Thread(target=lambda: locks.forget(lambda path: False))  # left, still held: kept
+    other.start()
+    other.join(5)
+    assert len(locks) == 1
+    took: list[object] = []
+    waiter = _taker(locks, "vms.vm1", took)
+    time.sleep(0.05)
+    assert not took  # it waits for the holder
+    locks.release("vms.vm1", held)
+    waiter.join(5)
+    assert took == [held]
+    locks.forget(lambda path: False)  # left from the removal, nobody holds it now: dropped
+    assert len(locks) == 0
+    again = locks.acquire("vms.vm1")
+    assert again is not held
+    locks.release("vms.vm1", again)
+
+
+def test_a_thread_that_waited_for_a_dropped_lock_takes_the_path_s_lock_of_now() -> None:
+    """A transition that waited across its resource's removal (its lock dropped) and a transition
+    of the context added again never run at the same time."""
+    from linkserver.server.resources import _PathLocks
+
+    locks = _PathLocks()
+    old = locks.acquire("vms.vm1")
+    took: list[object] = []
+    waiter = _taker(locks, "vms.vm1", took)
+    time.sleep(0.05)
+    del locks._locks["vms.vm1"]  # what forget does, holding it
+    newer = locks.acquire("vms.vm1")  # the path's lock now
+    assert newer is not old
+    locks.release("vms.vm1", old)
+    time.sleep(0.05)
+    assert not took  # it got the dropped lock, saw it dropped, and waits for the path's lock now
+    locks.release("vms.vm1", newer)
+    waiter.join(5)
+    assert took == [newer]
+
+
+def test_removing_a_resource_drops_its_lock(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        for path in ("vms.vm1", "vms.vm2"):
+            s.engine.add_context(path)
+            s.resources.transition(path, action="start", by="ctl")
+        assert len(s.resources._locks) == 2
+        s.engine.remove_context("vms.vm1")
+        assert len(s.resources._locks) == 1
+        s.engine.add_context("vms.vm1")
+        s.resources.transition("vms.vm1", to="Destroyed", by="ctl")  # starts over from Stopped
+        assert s.resources.state("vms.vm1") == "Destroyed"

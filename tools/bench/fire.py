@@ -32,7 +32,7 @@ Three goals, each side in the same process, rounds interleaved, best round:
    history: calls per second of wall-clock time, each round ending when
    history committed what it fired (the state rows are in that commit).
 
-    python tools/bench/fire.py [--quick]
+    python tools/bench/fire.py [--quick] [--only GOAL]
 """
 
 from __future__ import annotations
@@ -188,14 +188,8 @@ def state_transition(seconds: float, rounds: int) -> tuple[str, float, float]:
     return "state_transition", ours / theirs, 0.5
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a fraction of a second")
-    args = parser.parse_args()
-    seconds, rounds = (0.05, 1) if args.quick else (0.5, 5)
-    goals = []
-
-    # 1. persistent, 1 listener: CPU of the firing thread
+def persistent_fire(seconds: float, rounds: int) -> tuple[str, float, float]:
+    """Goal 1: persistent, 1 listener, CPU of the firing thread (see the docstring)."""
     with tempfile.TemporaryDirectory(prefix="lsbench-fire-") as directory:
         store = SqlHistoryStore(f"sqlite:///{Path(directory) / 'history.sqlite3'}")
         engine = Engine.from_catalog(load_contexts([shipped_contexts()]), history=store)
@@ -223,9 +217,11 @@ def main() -> None:
         f"({ours_wall:,.0f}/s wall clock, the writer thread sharing the GIL)   "
         f"blinker {theirs_cpu:>10,.0f} sends per CPU second ({theirs_wall:,.0f}/s)"
     )
-    goals.append(("persistent_fire_1_listener", ours_cpu / theirs_cpu, 0.5))
+    return "persistent_fire_1_listener", ours_cpu / theirs_cpu, 0.5
 
-    # 2. non-persistent, 1 listener
+
+def nonpersistent_fire(seconds: float, rounds: int) -> tuple[str, float, float]:
+    """Goal 2: non-persistent, 1 listener (see the docstring)."""
     engine, counter = nonpersistent_engine(1)
     fire = engine.fire
     send, sent, _keep = blinker_send(1)
@@ -241,9 +237,11 @@ def main() -> None:
         f"non-persistent fire, 1 listener: linkserver {found['linkserver'][0]:>10,.0f} fires/s   "
         f"blinker {found['blinker'][0]:>10,.0f} sends/s"
     )
-    goals.append(("nonpersistent_fire_1_listener", found["linkserver"][0] / found["blinker"][0], 1.0))
+    return "nonpersistent_fire_1_listener", found["linkserver"][0] / found["blinker"][0], 1.0
 
-    # 3. non-persistent, 10 listeners
+
+def fire_10_listeners(seconds: float, rounds: int) -> tuple[str, float, float]:
+    """Goal 3: non-persistent, 10 listeners (see the docstring)."""
     engine, counter = nonpersistent_engine(10)
     fire = engine.fire
     emit, emitted = pyee_emit(10)
@@ -261,10 +259,24 @@ def main() -> None:
         f"non-persistent fire, 10 listeners: linkserver {found['linkserver'][0]:>10,.0f} fires/s   "
         f"pyee {found['pyee'][0]:>10,.0f} emits/s   blinker {found['blinker'][0]:>10,.0f} sends/s"
     )
-    goals.append(("fire_10_listeners", found["linkserver"][0] / found["pyee"][0], 0.7))
+    return "fire_10_listeners", found["linkserver"][0] / found["pyee"][0], 0.7
 
-    goals.append(state_transition(seconds, rounds))
 
+GOALS: dict[str, Callable[[float, int], tuple[str, float, float]]] = {
+    "persistent_fire_1_listener": persistent_fire,
+    "nonpersistent_fire_1_listener": nonpersistent_fire,
+    "fire_10_listeners": fire_10_listeners,
+    "state_transition": state_transition,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a fraction of a second")
+    parser.add_argument("--only", choices=sorted(GOALS), help="run this goal alone")
+    args = parser.parse_args()
+    seconds, rounds = (0.05, 1) if args.quick else (0.5, 5)
+    goals = [run(seconds, rounds) for name, run in GOALS.items() if args.only in (None, name)]
     for name, ratio, target in goals:
         print(f"goal {name}: {ratio:.2f}x (target >= {target:.2f}x) {'ok' if ratio >= target else 'short'}")
 
