@@ -66,7 +66,7 @@ from linkserver.core.levels import Level
 from linkserver.core.permissions import Principal
 from linkserver.history.base import HistoryPage
 from linkserver.net.codec import BadRequest, FireRequest, NotFound, TooLarge, error_body, fire_request
-from linkserver.net.push import SessionSubscription, deferred_wakes, frames
+from linkserver.net.push import ENCODED, SessionSubscription, deferred_wakes, frames
 from linkserver.server.delivery import DROPPED
 from linkserver.typing import Gap
 from linkserver.wire import decode
@@ -564,34 +564,52 @@ class Session:
     def take_text(self, limit: int = 100) -> list[str]:
         """The next messages to send as WebSocket texts, in order, made of up to ``limit``
         outbox items (an ``events`` message carries several). Cheap; never blocks for long."""
-        items: list[tuple[Any, ...]] = []
         with self._lock:
             queue = self._queue
-            while queue and len(items) < limit:
-                if queue[0][0] == "wait":  # a durable fire's answer: in its place, once committed
-                    message = queue[0][1][0]
-                    if message is None:
-                        self._signalled = False  # _fill signals
-                        break
-                    queue.popleft()
-                    items.append(("msg", message))
-                    continue
-                item = queue.popleft()
-                if item[0] == "event":
-                    self._live -= 1
-                items.append(item)
-            if not queue:
-                if self._gapped:
-                    self._gapped = False
-                    for sub in self._subs.values():  # caught up: tell about losses now
-                        if sub.gap is not None:
-                            if sub.holding:
-                                self._gapped = True  # told once it is released
-                                continue
-                            items.append(("gap", sub.sid, sub.gap))
-                            sub.gap = None
+            # The usual push: one live event of an unbatched subscription and nothing else.
+            # The general path below does the same with it in more steps; this runs per session
+            # per event on the event loop, in front of the subscribers served after this one.
+            item = queue[0] if len(queue) == 1 and not self._gapped else None
+            if item is not None and item[0] == "event" and item[1] not in self._batched:
+                queue.pop()
+                self._live -= 1
                 self._signalled = False
+            else:
+                item = None
+                items = self._take_items(queue, limit)
+        if item is not None:
+            return [ENCODED.message(item[1], item[2])]
         return frames(items, self._batched) if items else []
+
+    def _take_items(self, queue: collections.deque[tuple[Any, ...]], limit: int) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` items from the front of the outbox, then the losses not yet told if
+        that emptied it (lock held)."""
+        items: list[tuple[Any, ...]] = []
+        while queue and len(items) < limit:
+            if queue[0][0] == "wait":  # a durable fire's answer: in its place, once committed
+                message = queue[0][1][0]
+                if message is None:
+                    self._signalled = False  # _fill signals
+                    break
+                queue.popleft()
+                items.append(("msg", message))
+                continue
+            item = queue.popleft()
+            if item[0] == "event":
+                self._live -= 1
+            items.append(item)
+        if not queue:
+            if self._gapped:
+                self._gapped = False
+                for sub in self._subs.values():  # caught up: tell about losses now
+                    if sub.gap is not None:
+                        if sub.holding:
+                            self._gapped = True  # told once it is released
+                            continue
+                        items.append(("gap", sub.sid, sub.gap))
+                        sub.gap = None
+            self._signalled = False
+        return items
 
     def take(self, limit: int = 100) -> list[dict[str, Any]]:
         """:meth:`take_text` decoded: the messages as the client will read them."""

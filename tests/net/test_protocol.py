@@ -273,6 +273,29 @@ def test_the_gap_comes_before_the_next_event_when_the_reader_catches_up(server: 
     assert rest[2]["event"]["id"] == after
 
 
+def test_a_lone_live_event_is_taken_with_the_loss_owed_to_another_subscription(server: LinkServer) -> None:
+    """One live event in the outbox is the usual push (take_text's short path), but not while
+    another subscription is owed a gap: that is told as soon as the outbox is empty."""
+    signals: list[int] = []
+    session = session_for(server, queue_size=1)
+    session.on_output = lambda: signals.append(1)
+    first = say(session, type="subscribe", ref=1, mask="devices.plc1")[0]["subscription"]
+    other = say(session, type="subscribe", ref=2, mask="devices.plc2")[0]["subscription"]
+    kept = fire(server, "plc1")
+    lost = fire(server, "plc2")  # the outbox holds one live event already: dropped
+    messages = session.take()
+    assert [(m["type"], m["subscription"]) for m in messages] == [("event", first), ("gap", other)]
+    assert messages[0]["event"]["id"] == kept and messages[1]["last_dropped_id"] == lost
+    signalled = len(signals)
+    again = fire(server, "plc2")  # a lone live event now: taken whole, and the next one signals
+    assert len(signals) == signalled + 1
+    [message] = session.take()
+    assert (message["subscription"], message["event"]["id"]) == (other, again)
+    assert session.take() == [] and session.backlog == 0
+    fire(server, "plc1")
+    assert len(signals) == signalled + 2
+
+
 def test_resume_from_sends_history_then_live_without_gaps_or_duplicates(server: LinkServer) -> None:
     stored = [fire(server, "plc1" if i % 2 else "plc2") for i in range(7)]
     session = session_for(server, replay_page=2)
