@@ -262,6 +262,10 @@ class ExpectedChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     from_initial: bool = False  # ``old`` is the machine's initial state (no stored row means it too)
 
 
+_SLACK = 8
+"""Waiting changes of a resource copied for a batch beyond its events in the batch (see _match)."""
+
+
 class StateWrites:
     """The same-commit hook that stores a state with the stateChanged event reporting it.
 
@@ -299,8 +303,8 @@ class StateWrites:
         """The newest pending change of ``path``, or None.
 
         Without the lock: the path's list is appended to by its transitions (which its caller
-        serialises), emptied in place by :meth:`dropped` or replaced by a shorter one when changes
-        are committed; any list read here held the answer at the moment it was read."""
+        serialises) and shortened in place when changes are dropped or committed, each step
+        atomic (the GIL); its last item, read at any moment, was the answer at that moment."""
         waiting = self._pending.get(path)
         try:
             return waiting[-1] if waiting else None
@@ -322,40 +326,53 @@ class StateWrites:
             if not waiting:
                 del self._pending[change.path]
 
-    def _match(self, events: Sequence[Event]) -> list[tuple[ExpectedChange, Event]]:
+    def _match(self, events: Sequence[Event], whole: bool = False) -> list[tuple[ExpectedChange, Event]]:
         if not self._pending:
             return []
         name = self.event_name
         changed = [event for event in events if event.name == name]
         if not changed:
             return []
+        counts: dict[str, int] = {}
+        for event in changed:
+            counts[event.context] = counts.get(event.context, 0) + 1
         # The lists of the batch's resources, copied under the lock; matched outside it, so a
         # transition's expect() never waits for a whole batch. Every event of the batch was
-        # expected before it was queued: the copies hold its change.
+        # expected before it was queued, and a resource's changes are expected in the order its
+        # events are queued: its changes in this batch are its oldest waiting ones, and only
+        # those are copied (the writer may be a whole queue behind: copying every waiting
+        # change, twice a batch, cost more than the matching). Not found there (an event
+        # nobody expected, or one matching a change out of its turn): everything, once.
         with self._lock:
             pending = self._pending
-            paths = {event.context for event in changed}
-            lists = {path: list(waiting) for path in paths if (waiting := pending.get(path))}
+            lists = {
+                path: waiting[:] if whole else waiting[: count + _SLACK]
+                for path, count in counts.items()
+                if (waiting := pending.get(path))
+            }
         if not lists:
             return []
         found: list[tuple[ExpectedChange, Event]] = []
-        # A resource's transitions are made one at a time, so its events reach the writer in
-        # the order its changes were expected: each search starts after the last one matched
-        # (linear in the batch, however many changes of one resource are waiting).
+        # Each search starts after the last one matched (linear in the batch, however many
+        # changes of one resource are waiting).
         cursors: dict[str, int] = {}
         for event in changed:
-            waiting = lists.get(event.context)
+            path = event.context
+            waiting = lists.get(path)
             if waiting is None:
                 continue
             record = event.data[0] if event.data else {}
             old, new = record.get("old"), record.get("new")
-            for index in range(cursors.get(event.context, 0), len(waiting)):
+            for index in range(cursors.get(path, 0), len(waiting)):
                 change = waiting[index]
                 if change.old != old or change.new != new:
                     continue
-                cursors[event.context] = index + 1
+                cursors[path] = index + 1
                 found.append((change, event))
                 break
+            else:
+                if not whole and len(waiting) == counts[path] + _SLACK:  # cut short: look at all
+                    return self._match(events, whole=True)
         return found
 
     def _matched_moves(
@@ -407,17 +424,14 @@ class StateWrites:
                 if waiting is None:
                     continue
                 count = len(changes)
-                # Matched in the order they wait: nearly always the oldest ones, a prefix (the
-                # writer may lag by a whole queue: filtering every waiting change by identity
-                # cost more than the rest of the hook).
+                # Matched in the order they wait: nearly always the oldest ones, a prefix, dropped
+                # in place (the rest is neither filtered nor copied: thousands may wait).
                 if len(waiting) >= count and all(a is b for a, b in zip(waiting, changes, strict=False)):
-                    left = waiting[count:]
+                    del waiting[:count]
                 else:
                     ids = {id(change) for change in changes}
-                    left = [c for c in waiting if id(c) not in ids]
-                if left:
-                    self._pending[path] = left
-                else:
+                    waiting[:] = [c for c in waiting if id(c) not in ids]
+                if not waiting:
                     del self._pending[path]
 
 

@@ -176,3 +176,19 @@ def test_a_change_committed_out_of_its_turn_leaves_the_others_waiting(store: His
     assert writes.latest("vms.vm1") is first
     writes.dropped(first)
     assert writes.latest("vms.vm1") is None and writes._pending == {}
+
+
+def test_an_event_matching_a_change_far_behind_the_oldest_still_finds_it(store: HistoryStore) -> None:
+    """A batch looks at a resource's oldest waiting changes first, and at all of them when an
+    event matches none of those."""
+    states = open_resource_states(store)
+    writes = StateWrites(states)
+    store.add_same_commit(writes)
+    make = EventMaker()
+    waiting = [change("vms.vm1", "Stopped", f"S{index}") for index in range(30)]
+    for expected in waiting:
+        writes.expect(expected)
+    store.append(make("vms.vm1", "stateChanged", data=({"old": "Stopped", "new": "S25"},))).result(5)
+    stored = states.get("vms.vm1")
+    assert stored is not None and stored.state == "S25"
+    assert writes._pending == {"vms.vm1": waiting[:25] + waiting[26:]}
