@@ -260,6 +260,7 @@ class ExpectedChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     actor: str | None
     cause: str | None
     from_initial: bool = False  # ``old`` is the machine's initial state (no stored row means it too)
+    void: bool = False  # its context was removed while it waited: its event stores no state
 
 
 _SLACK = 8
@@ -307,9 +308,25 @@ class StateWrites:
         atomic (the GIL); its last item, read at any moment, was the answer at that moment."""
         waiting = self._pending.get(path)
         try:
-            return waiting[-1] if waiting else None
+            latest = waiting[-1] if waiting else None
         except IndexError:  # dropped in between
             return None
+        # Void changes are older than every live one of the path: a void last one means no live one.
+        return None if latest is None or latest.void else latest
+
+    def void(self, gone: Callable[[str], bool]) -> None:
+        """The contexts ``gone`` says are removed: their waiting changes store no state and are
+        no longer where the resource is (a context added again at the path starts over).
+
+        They stay in line, marked, so that the removed context's stateChanged events still on
+        their way to history match them and not a new context's changes; a batch being
+        committed meanwhile is matched again for its ``committed`` (its row, written already,
+        is for the remover to delete: it waits for the write lock that the commit holds)."""
+        with self._lock:
+            for path, waiting in self._pending.items():
+                if gone(path):
+                    waiting[:] = [c if c.void else msgspec.structs.replace(c, void=True) for c in waiting]
+            self._last = None
 
     def dropped(self, change: ExpectedChange) -> None:
         """The transition's event was not fired after all (refused): forget it."""
@@ -317,10 +334,13 @@ class StateWrites:
             waiting = self._pending.get(change.path)
             if waiting is None:
                 return
-            # This very change if it waits, else the latest equal one.
+            # This very change if it waits, else the latest equal one (made void meanwhile, maybe).
             found = next((i for i in range(len(waiting) - 1, -1, -1) if waiting[i] is change), None)
             if found is None:
-                found = next((i for i in range(len(waiting) - 1, -1, -1) if waiting[i] == change), None)
+                void = msgspec.structs.replace(change, void=True)
+                found = next(
+                    (i for i in range(len(waiting) - 1, -1, -1) if waiting[i] in (change, void)), None
+                )
             if found is not None:
                 del waiting[found]
             if not waiting:
@@ -403,7 +423,8 @@ class StateWrites:
             return
         rows = [move.row for move in moves]
         self.store.committed(rows)
-        for watcher in self.watchers:  # before the changes stop being pending: no gap for readers
+        # Before the changes stop being pending: no gap for readers.
+        for watcher in self.watchers if rows else ():
             watcher(rows)
         self._forget(matched)
 
@@ -441,6 +462,8 @@ def _moves(matched: Sequence[tuple[ExpectedChange, Event]]) -> list[Move]:
     first: dict[str, ExpectedChange] = {}
     last: dict[str, tuple[ExpectedChange, Event]] = {}
     for change, event in matched:
+        if change.void:  # its context was removed: its event is stored, its state is not
+            continue
         path = change.path
         if path not in first:
             first[path] = change

@@ -264,7 +264,7 @@ class Resources:
                         ) from exc
                     log.info("%s moved on another node meanwhile; deciding again", display(context.path))
         finally:
-            self._locks.release(context.path, lock)
+            lock.release()
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def _apply(
@@ -327,20 +327,28 @@ class Resources:
                 log.exception("%s in %s: the transition to %s failed", event.name, display(context.path),
                               transition.target)  # fmt: skip
         finally:
-            self._locks.release(context.path, lock)
+            lock.release()
 
     def _on_removed(self, event: Event) -> None:
         path = event.record.get("path")
         if not isinstance(path, str):
             return
         prefix = path + "."
-        for known in [p for p in self._states if p == path or p.startswith(prefix)]:
-            self._states.pop(known, None)
-        self._locks.forget(lambda known: known == path or known.startswith(prefix))
+
+        def gone(known: str) -> bool:
+            return known == path or known.startswith(prefix)
+
+        # First its waiting changes (a context added again at once must not take them for its
+        # own, nor their commits write its row), then the stored rows (after any commit under
+        # way: the store waits for the write lock), then what this process kept of them.
+        self.writes.void(gone)
+        self._locks.forget(gone)
         try:
             self.store.forget([path])
         except Exception:  # the database is down: the rows stay, a new context starts over anyway
             log.exception("could not forget the states below removed context %s", display(path))
+        for known in [p for p in self._states if gone(p)]:
+            self._states.pop(known, None)
 
     def forget_unknown(self) -> None:
         """Drop states (and locks) of contexts that no longer exist (restored tree changed meanwhile)."""
@@ -381,7 +389,7 @@ class _PathLocks:
         self._left: set[str] = set()  # removed while held: dropped by the next forget
 
     def acquire(self, path: str) -> threading.RLock:
-        """Take ``path``'s lock (waiting for its holder); give it back with :meth:`release`."""
+        """Take ``path``'s lock (waiting for its holder); release it when done."""
         locks = self._locks
         while True:
             lock = locks.get(path)
@@ -391,10 +399,6 @@ class _PathLocks:
             if locks.get(path) is lock:
                 return lock
             lock.release()  # forgotten while this thread waited for it: take the path's lock now
-
-    @staticmethod
-    def release(path: str, lock: threading.RLock) -> None:
-        lock.release()
 
     def forget(self, gone: Callable[[str], bool]) -> None:
         """Drop the locks of the paths ``gone`` says were removed. Only a thread holding a lock

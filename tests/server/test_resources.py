@@ -186,7 +186,7 @@ def _taker(locks: Any, path: str, took: list[object]) -> threading.Thread:
     def take() -> None:
         lock = locks.acquire(path)
         took.append(lock)
-        locks.release(path, lock)
+        lock.release()
 
     thread = threading.Thread(target=take)
     thread.start()
@@ -209,14 +209,14 @@ def test_a_removed_resource_s_lock_is_dropped_but_never_while_held() -> None:
     waiter = _taker(locks, "vms.vm1", took)
     time.sleep(0.05)
     assert not took  # it waits for the holder
-    locks.release("vms.vm1", held)
+    held.release()
     waiter.join(5)
     assert took == [held]
     locks.forget(lambda path: False)  # left from the removal, nobody holds it now: dropped
     assert len(locks) == 0
     again = locks.acquire("vms.vm1")
     assert again is not held
-    locks.release("vms.vm1", again)
+    again.release()
 
 
 def test_a_thread_that_waited_for_a_dropped_lock_takes_the_path_s_lock_of_now() -> None:
@@ -232,10 +232,10 @@ def test_a_thread_that_waited_for_a_dropped_lock_takes_the_path_s_lock_of_now() 
     del locks._locks["vms.vm1"]  # what forget does, holding it
     newer = locks.acquire("vms.vm1")  # the path's lock now
     assert newer is not old
-    locks.release("vms.vm1", old)
+    old.release()
     time.sleep(0.05)
     assert not took  # it got the dropped lock, saw it dropped, and waits for the path's lock now
-    locks.release("vms.vm1", newer)
+    newer.release()
     waiter.join(5)
     assert took == [newer]
 
@@ -246,9 +246,73 @@ def test_removing_a_resource_drops_its_lock(tmp_path: Path) -> None:
             s.engine.add_context(path)
             s.resources.transition(path, action="start", by="ctl")
         assert len(s.resources._locks) == 2
-        s.history.flush(5)  # (a change still pending when its context goes is another matter)
+        s.history.flush(5)
         s.engine.remove_context("vms.vm1")
         assert len(s.resources._locks) == 1
         s.engine.add_context("vms.vm1")
         s.resources.transition("vms.vm1", to="Destroyed", by="ctl")  # starts over from Stopped
         assert s.resources.state("vms.vm1") == "Destroyed"
+
+
+class _HoldAfterCommit:
+    """A same-commit hook that holds the writer after committing a batch with an event of
+    ``context`` (outside the write lock: removing a context takes that lock)."""
+
+    def __init__(self, context: str) -> None:
+        self.context = context
+        self.holding, self.let_go = threading.Event(), threading.Event()
+
+    def statements(self, dialect: str, events: Any) -> list[Any]:
+        return []
+
+    def committed(self, events: Any) -> None:
+        if not self.let_go.is_set() and any(event.context == self.context for event in events):
+            self.holding.set()
+            self.let_go.wait(10)
+
+
+def test_a_change_still_queued_when_its_context_is_removed_is_not_the_new_context_s_state(
+    tmp_path: Path,
+) -> None:
+    """A context removed while its transition's stateChanged waits for the writer, then added
+    again: the new context starts over, and the old change's commit writes no state for it."""
+    with server(tmp_path) as s:
+        for path in ("vms.vm0", "vms.vm1"):
+            s.engine.add_context(path)
+        hold = _HoldAfterCommit("vms.vm0")
+        s.history.add_same_commit(hold)
+        s.resources.transition("vms.vm0", action="start", by="ctl")
+        assert hold.holding.wait(10)  # the writer is held: vm1's change waits in its queue
+        s.resources.transition("vms.vm1", action="start", by="ctl")
+        assert s.resources.state("vms.vm1") == "Starting"
+        s.engine.remove_context("vms.vm1")
+        s.engine.add_context("vms.vm1")
+        assert s.resources.state("vms.vm1") == "Stopped"
+        hold.let_go.set()
+        s.history.flush(5)
+        changed = s.history.query(HistoryQuery(masks=("vms.vm1",), names=("stateChanged",)))
+        assert [e.record["new"] for e in changed.events] == ["Starting"]  # the event is stored
+        assert s.resources.state("vms.vm1") == "Stopped"
+        s.resources.transition("vms.vm1", to="Destroyed", by="ctl")  # from Stopped: allowed
+        s.history.flush(5)
+        assert s.resources.state("vms.vm1") == "Destroyed"
+    with server(tmp_path) as s:
+        assert s.resources.state("vms.vm1") == "Destroyed"
+        assert s.resources.state("vms.vm0") == "Starting"
+
+
+def test_a_removed_context_s_queued_change_does_not_write_its_row(tmp_path: Path) -> None:
+    with server(tmp_path) as s:
+        for path in ("vms.vm0", "vms.vm1"):
+            s.engine.add_context(path)
+        hold = _HoldAfterCommit("vms.vm0")
+        s.history.add_same_commit(hold)
+        s.resources.transition("vms.vm0", action="start", by="ctl")
+        assert hold.holding.wait(10)
+        s.resources.transition("vms.vm1", action="start", by="ctl")
+        s.engine.remove_context("vms.vm1")
+        hold.let_go.set()
+        s.history.flush(5)
+        assert s.resources.store.get("vms.vm1") is None
+        s.engine.add_context("vms.vm1")
+        assert s.resources.state("vms.vm1") == "Stopped"
