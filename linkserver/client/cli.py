@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from linkserver.client.errors import AuthenticationFailed, BadRequest, ServerUnavailable
-from linkserver.client.values import UsageError, is_text, loads_strict, parse_assignments
+from linkserver.client.values import UsageError, is_text, loads_strict, parse_assignments, parse_time
 from linkserver.core.errors import LinkServerError, TooManyAttempts
 
 if TYPE_CHECKING:
@@ -77,8 +77,8 @@ def add_client_commands(subparsers: Any) -> None:
     history.add_argument("--event", action="append", help="event name (repeatable)")
     history.add_argument("--filter", help="filter expression, e.g. 'level >= WARNING'")
     history.add_argument("--min-level", help="lowest level")
-    history.add_argument("--since", help="ISO-8601 time, e.g. 2026-01-01T00:00:00Z")
-    history.add_argument("--until", help="ISO-8601 time")
+    history.add_argument("--since", type=_moment, help=TIME_HELP.format(which="from"))
+    history.add_argument("--until", type=_moment, help=TIME_HELP.format(which="until"))
     acked = history.add_mutually_exclusive_group()
     acked.add_argument("--acknowledged", action="store_true", default=None, help="acknowledged events only")
     acked.add_argument("--unacknowledged", action="store_true", help="unacknowledged events only")
@@ -94,8 +94,8 @@ def add_client_commands(subparsers: Any) -> None:
     export.add_argument("--event", action="append", help="event name (repeatable)")
     export.add_argument("--filter", help="filter expression, e.g. 'level >= WARNING'")
     export.add_argument("--min-level", help="lowest level")
-    export.add_argument("--since", help="ISO-8601 time, e.g. 2026-01-01T00:00:00Z")
-    export.add_argument("--until", help="ISO-8601 time")
+    export.add_argument("--since", type=_moment, help=TIME_HELP.format(which="from"))
+    export.add_argument("--until", type=_moment, help=TIME_HELP.format(which="until"))
     export.add_argument("--oldest-first", action="store_true", help="oldest events first (default: newest)")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="default: jsonl")
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
@@ -141,6 +141,17 @@ def add_client_commands(subparsers: Any) -> None:
     add_resource_commands(subparsers, common)  # states, transition, jobs
     add_rule_commands(subparsers, common)  # rules list|test
     add_alarm_commands(subparsers, common)  # alarms list|ack|unack|clear
+
+
+TIME_HELP = "{which}: 2026-05-01T08:00Z, 2026-05-01 (local midnight), 2h (ago), today, yesterday"
+
+
+def _moment(text: str) -> str:
+    """A --since/--until value as the RFC 3339 time the API takes (local time without a zone)."""
+    try:
+        return parse_time(text).isoformat()
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> int:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from linkserver.core.durations import parse_duration
 from linkserver.core.errors import LinkServerError
 
 TRUE = frozenset({"true", "yes", "on", "1"})
@@ -66,6 +68,26 @@ def parse_value(text: str, field: Mapping[str, Any] | None, name: str = "") -> A
     except ValueError:
         raise UsageError(f"{label}={text!r} is not {_describe(kind)}") from None
     return text
+
+
+def parse_time(text: str, now: datetime | None = None) -> datetime:
+    """``2026-01-01T12:00[:00][+02:00|Z]``, ``2026-01-01``, a duration ago (``90m``), today, now."""
+    now = now or datetime.now(UTC)
+    word = text.strip().lower()
+    if word == "now":
+        return now
+    if word in ("today", "yesterday"):
+        midnight = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight - timedelta(days=1 if word == "yesterday" else 0)
+    if re.fullmatch(r"(\d+(\.\d+)?(ms|w|d|h|m|s))+", word):
+        return now - parse_duration(word)
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{text!r} is not a time: write 2026-05-01T12:00, 2026-05-01, 1h (ago), today or now"
+        ) from None
+    return moment if moment.tzinfo else moment.astimezone()
 
 
 def loads_strict(text: str) -> Any:

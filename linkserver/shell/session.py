@@ -23,11 +23,12 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 import attrs
 
+from linkserver.client import values
 from linkserver.client.errors import AuthenticationFailed, ServerUnavailable
 from linkserver.client.values import UsageError, parse_value
 from linkserver.core.durations import parse_duration
@@ -118,23 +119,11 @@ def wire(path: str) -> str:
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:
-    """``2026-01-01T12:00[:00][+02:00|Z]``, ``2026-01-01``, a duration ago (``90m``), today, now."""
-    now = now or datetime.now(UTC)
-    word = text.strip().lower()
-    if word == "now":
-        return now
-    if word in ("today", "yesterday"):
-        midnight = now.astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
-        return midnight - timedelta(days=1 if word == "yesterday" else 0)
-    if re.fullmatch(r"(\d+(\.\d+)?(ms|w|d|h|m|s))+", word):
-        return now - parse_duration(word)
+    """See :func:`linkserver.client.values.parse_time`; a bad time is a ShellError."""
     try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ShellError(
-            f"{text!r} is not a time: write 2026-05-01T12:00, 2026-05-01, 1h (ago), today or now"
-        ) from None
-    return moment if moment.tzinfo else moment.astimezone()
+        return values.parse_time(text, now)
+    except UsageError as exc:
+        raise ShellError(str(exc)) from None
 
 
 def parse_record(items: Sequence[str], fields: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -42,6 +42,12 @@ def _pattern_texts() -> dict[str, str]:
 
 
 _PATTERN_TEXTS = _pattern_texts()
+# msgspec's words for a wrong time, and ours (saying what to write instead)
+_PROBLEM_TEXTS = {
+    "Invalid RFC3339 encoded datetime": "expected an RFC 3339 time, e.g. 2026-05-01T08:00:00Z or "
+    "2026-05-01T10:00:00+02:00",
+    "Expected `datetime`, got `str`": "expected an RFC 3339 time, e.g. 2026-05-01T08:00:00Z",
+}
 
 
 def check_size(text: str | bytes, limit: int, what: str = "the message") -> None:
@@ -119,6 +125,7 @@ def shape_error(exc: msgspec.ValidationError, where: str) -> BadRequest:
     if regex and regex.group(1) in _PATTERN_TEXTS:
         meaning = _PATTERN_TEXTS[regex.group(1)]
         problem = f"expected {meaning[0].lower()}{meaning[1:]}"
+    problem = _PROBLEM_TEXTS.get(problem, problem)
     problem = problem[0].lower() + problem[1:] if problem else "invalid"
     return BadRequest(f"{where}: {field!r}: {problem}" if field else f"{where}: {problem}")
 

@@ -142,6 +142,22 @@ def test_history_json_and_table(
     assert (code, out) == (1, "") and "did you mean 'data.value'" in err and err.count("\n") == 1
 
 
+def test_history_since_and_until_take_durations_dates_and_words(
+    live: LiveServer, client: Client, plc: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fired = client.fire(plc, "measurement", [{"quantity": "t", "value": 1}], durable=True)
+    window = ("--mask", plc, "--json", "--url", live.url)
+    for since, until in (("1h", "now"), ("today", "1h"), ("yesterday", "2099-01-01")):
+        code, out, err = cli(capsys, "history", "--since", since, "--until", until, *window)
+        ids = [e["id"] for e in json.loads(out)["events"]]
+        assert (code, err) == (0, "") and ids == ([] if until == "1h" else [fired.id]), (since, until)
+    with pytest.raises(SystemExit) as exited:
+        cli(capsys, "history", "--since", "soon", *window)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert "argument --since: 'soon' is not a time: write 2026-05-01T12:00, 2026-05-01, 1h (ago)" in err
+
+
 def test_ack_then_history_of_unacknowledged(
     live: LiveServer, client: Client, plc: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
