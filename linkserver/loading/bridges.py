@@ -37,6 +37,7 @@ from linkserver.loading.problems import Location, Problems, describe
 from linkserver.loading.sections import (
     Reading,
     choice,
+    filter_expression,
     integer,
     items,
     located,
@@ -46,6 +47,8 @@ from linkserver.loading.sections import (
     setting,
     text,
 )
+from linkserver.loading.sections import flag as a_flag
+from linkserver.loading.sections import level as a_level
 from linkserver.loading.sections import (
     mask as a_mask,
 )
@@ -64,25 +67,6 @@ ONLY_MQTT = tuple(key for key in MQTT_KEYS if key not in AMQP_KEYS)
 URL_SCHEMES = {"amqp": ("amqp://", "amqps://"), "mqtt": ("mqtt://", "mqtts://")}
 URL_EXAMPLES = {"amqp": "amqp://user:password@host:5672/vhost", "mqtt": "mqtt://user:password@host:1883"}
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-
-
-def _filter(entries: Entries, key: str, reading: Reading) -> Any:
-    value = entries.text(key, nullable=True)
-    if isinstance(value, str):
-        try:
-            parse_filter(value)
-        except FilterError as exc:
-            entries.error(entries.get(key), str(exc), key)  # type: ignore[arg-type]
-            return MISSING
-    return value
-
-
-def _level(entries: Entries, key: str, reading: Reading) -> Any:
-    return entries.level(key)
-
-
-def _flag(entries: Entries, key: str, reading: Reading) -> Any:
-    return entries.flag(key)
 
 
 def _template(entries: Entries, key: str, reading: Reading) -> Any:
@@ -150,8 +134,8 @@ class SelectConfig:
 
     mask: str = setting("**", a_mask(), doc="context mask")
     event: str = setting("*", a_name("event name", star=True), doc="event name or *")
-    filter: str | None = setting(None, _filter, doc="filter expression")
-    min_level: Level = setting(Level.NONE, _level, doc="lowest level carried")
+    filter: str | None = setting(None, filter_expression(), doc="filter expression")
+    min_level: Level = setting(Level.NONE, a_level(), doc="lowest level carried")
     filter_location: Location | None = located("filter")
 
 
@@ -196,13 +180,13 @@ class BridgeConfig:
     exchange_type: str | None = setting(
         None, choice(*EXCHANGE_TYPES), doc="AMQP exchange type (default topic)"
     )
-    declare: bool | None = setting(None, _flag, doc="declare the exchange and queues (default true)")
+    declare: bool | None = setting(None, a_flag(), doc="declare the exchange and queues (default true)")
     heartbeat: int | None = setting(None, integer(minimum=0, maximum=600), doc="AMQP heartbeat, seconds")
     broker: str | None = setting(None, a_name("broker name"), doc="memory broker's name")
     prefix: str | None = setting(None, text(), doc="MQTT topic levels before the routed ones")
     qos: int | None = setting(None, integer(minimum=0, maximum=2), doc="MQTT QoS (default 1)")
     payload: str | None = setting(None, choice("cloudevents", "linkserver"), doc="MQTT payload form")
-    retain: bool | None = setting(None, _flag, doc="MQTT retained messages (default false)")
+    retain: bool | None = setting(None, a_flag(), doc="MQTT retained messages (default false)")
     client_id: str | None = setting(None, text(), doc="MQTT client id (default linkserver-bridge-NAME)")
     inbound: InboundConfig | None = setting(None, _inbound, doc="posted events in")
     options: dict[str, Any] = setting(factory=dict, read=mapping_value(), eq=False, doc="a plugin's options")

@@ -60,6 +60,7 @@ from linkserver.loading.sections import (
     Reading,
     choice,
     duration,
+    filter_expression,
     integer,
     items,
     located,
@@ -67,6 +68,8 @@ from linkserver.loading.sections import (
     setting,
     text,
 )
+from linkserver.loading.sections import flag as a_flag
+from linkserver.loading.sections import level as a_level
 from linkserver.loading.sections import mask as a_mask
 from linkserver.loading.sections import name as a_name
 from linkserver.loading.yamlnodes import MISSING
@@ -87,25 +90,6 @@ REQUIRED: dict[RuleKind, tuple[str, ...]] = {
     RuleKind.ESCALATION: ("steps",),
 }
 OPTIONAL = tuple(sorted({key for keys in KIND_KEYS.values() for key in keys}))
-
-
-def _filter(entries: Entries, key: str, reading: Reading) -> Any:
-    value = entries.text(key, nullable=True)
-    if isinstance(value, str):
-        try:
-            parse_filter(value)
-        except FilterError as exc:
-            entries.error(entries.get(key), f"{key!r} in {entries.where}: {exc}", key)  # type: ignore[arg-type]
-            return MISSING
-    return value
-
-
-def _level(entries: Entries, key: str, reading: Reading) -> Any:
-    return entries.level(key)
-
-
-def _flag(entries: Entries, key: str, reading: Reading) -> Any:
-    return entries.flag(key)
 
 
 def _per(entries: Entries, key: str, reading: Reading) -> Any:
@@ -149,7 +133,7 @@ class StepConfig:
     """One escalation step: ``after`` the alert fired, raise to ``level``, tell ``notify``."""
 
     after: timedelta = setting(read=duration(), required=True, doc="time since the alert fired")
-    level: Level | None = setting(None, _level, doc="level of 'escalated' (default: one above)")
+    level: Level | None = setting(None, a_level(), doc="level of 'escalated' (default: one above)")
     notify: tuple[str, ...] = setting((), _notify, doc="who is told (names, recorded in the event)")
     location: Location | None = located("after")
 
@@ -180,22 +164,22 @@ class RuleConfig:
     kind: str = setting(read=choice(*KINDS), required=True, doc="count, absence, threshold or escalation")
     mask: str = setting("**", a_mask(), doc="contexts watched")
     event: str = setting(read=a_name("event name"), required=True, doc="event watched")
-    filter: str | None = setting(None, _filter, doc="only events for which this holds")
+    filter: str | None = setting(None, filter_expression(), doc="only events for which this holds")
     per: str = setting(PER_CONTEXT, _per, doc="key of windows and alerts: context, data.FIELD or rule")
     count: int = setting(1, integer(minimum=1), doc="count: events within 'within' that open the alert")
     within: timedelta | None = setting(None, duration(), doc="count: the window; absence: the silence")
-    open: str | None = setting(None, _filter, doc="threshold: the filter that opens the alert")
-    close: str | None = setting(None, _filter, doc="threshold: the filter that clears it")
+    open: str | None = setting(None, filter_expression(), doc="threshold: the filter that opens the alert")
+    close: str | None = setting(None, filter_expression(), doc="threshold: the filter that clears it")
     steps: tuple[StepConfig, ...] = setting((), _steps, doc="escalation: the steps")
     repeat: timedelta | None = setting(
         None, duration(), doc="escalation: again this often after the last step"
     )
     alert: str | None = setting(None, _alert, doc="context fired in (default alerts.NAME)")
-    level: Level | None = setting(None, _level, doc="level of the alert (default: the definition's)")
+    level: Level | None = setting(None, a_level(), doc="level of the alert (default: the definition's)")
     severity: str = setting("medium", choice(*SEVERITIES), doc="the alert's severity field")
     message: str | None = setting(None, text(), doc="the alert's message ({key}, {count}...)")
     clear_message: str | None = setting(None, text(), doc="the message of alertCleared")
-    enabled: bool = setting(True, _flag, doc="false: checked, listed and dry-run, but not evaluated")
+    enabled: bool = setting(True, a_flag(), doc="false: checked, listed and dry-run, but not evaluated")
     source: str = setting(EVENTS, choice(EVENTS, ALARMS), doc="escalation: events or alarms (the alarm list)")
     location: Location | None = located()
     event_location: Location | None = located("event")

@@ -40,7 +40,8 @@ from typing import Any, TypeVar
 
 import attrs
 
-from linkserver.core.errors import InvalidName
+from linkserver.core.errors import FilterError, InvalidName
+from linkserver.core.filters import parse_filter
 from linkserver.core.paths import check_name, compile_mask
 from linkserver.loading.entries import Entries, as_mapping
 from linkserver.loading.problems import Location, describe
@@ -193,6 +194,32 @@ def read_section(
 
 def text(*, nullable: bool = False) -> Read:
     return lambda entries, key, reading: entries.text(key, nullable=nullable)
+
+
+def flag() -> Read:
+    """true or false."""
+    return lambda entries, key, reading: entries.flag(key)
+
+
+def level() -> Read:
+    """A level name (WARNING) or number."""
+    return lambda entries, key, reading: entries.level(key)
+
+
+def filter_expression() -> Read:
+    """A filter expression (docs/filters.md), or null; kept as its text once it parses."""
+
+    def read(entries: Entries, key: str, reading: Reading) -> Any:
+        value = entries.text(key, nullable=True)
+        if isinstance(value, str):
+            try:
+                parse_filter(value)
+            except FilterError as exc:
+                entries.error(entries.get(key), f"{key!r} in {entries.where}: {exc}", key)  # type: ignore[arg-type]
+                return MISSING
+        return value
+
+    return read
 
 
 def integer(*, minimum: int | None = None, maximum: int | None = None) -> Read:
