@@ -9,7 +9,6 @@ this test instead of interrupting pytest.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,44 +16,12 @@ import time
 
 import pytest
 from client_helpers import ROOT, LiveServer
+from ctrl_c_helpers import PRESSER, pressed
 
-# The CLI's watch in a process that sends itself SIGINT twenty times while the view waits in
-# Subscription.get (wrapped to record any exception passing through it).
-SCENARIO = r"""
-import os, signal, sys, threading, time
-
+# The CLI's watch in a process that presses Ctrl-C at it (tests/ctrl_c_helpers.py).
+SCENARIO = PRESSER + r"""
 from linkserver.cli import main
-from linkserver.client.sync_ws import Subscription
 
-original = Subscription.get
-waiting = threading.Event()
-through: list[str] = []
-
-
-def get(self, timeout=None):
-    waiting.set()
-    try:
-        return original(self, timeout)
-    except BaseException as exc:
-        through.append(repr(exc))
-        raise
-    finally:
-        waiting.clear()
-
-
-Subscription.get = get
-
-
-def press_ctrl_c() -> None:
-    pressed = 0
-    while pressed < 20 and waiting.wait(2):
-        os.kill(os.getpid(), signal.SIGINT)
-        pressed += 1
-        time.sleep(0.005)
-    print(f"PRESSED {pressed}", flush=True)
-
-
-presser = threading.Thread(target=press_ctrl_c)
 presser.start()
 code = main(["watch", "--url", os.environ["LINKSERVER_URL"]])
 presser.join()
@@ -74,8 +41,7 @@ def test_ctrl_c_in_watch_never_raises_inside_the_client(live: LiveServer) -> Non
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "RESULT code=0 through=[] left=[]" in done.stdout, done.stdout + done.stderr
-    pressed = re.search(r"PRESSED (\d+)", done.stdout)
-    assert pressed is not None and int(pressed.group(1)) >= 5, done.stdout  # many, not one
+    assert pressed(done.stdout) >= 5, done.stdout  # many, not one
     assert "Traceback" not in done.stderr, done.stderr
 
 

@@ -9,56 +9,22 @@ regression fails this test instead of interrupting pytest."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 
 import pytest
+from ctrl_c_helpers import PRESSER, pressed
 from shell_helpers import REPO, LiveServer
 
-SCENARIO = r"""
-import os, signal, sys, threading, time
-
+SCENARIO = PRESSER + r"""
 from linkserver.client import Client
-from linkserver.client.sync_ws import Subscription
 from linkserver.shell.app import StreamConsole, run_line
 from linkserver.shell.commands import Shell
 
 line = sys.argv[1]
-original = Subscription.get
-waiting = threading.Event()  # the view waits in Subscription.get
-through: list[str] = []
-
-
-def get(self, timeout=None):
-    waiting.set()
-    try:
-        return original(self, timeout)
-    except BaseException as exc:
-        through.append(repr(exc))
-        raise
-    finally:
-        waiting.clear()
-
-
-Subscription.get = get
-
-
-def press_ctrl_c() -> None:
-    # An impatient operator: Ctrl-C twenty times, each while the view still waits for events
-    # (once it stopped, a press would interrupt this script after the command instead).
-    pressed = 0
-    while pressed < 20 and waiting.wait(2):
-        os.kill(os.getpid(), signal.SIGINT)
-        pressed += 1
-        time.sleep(0.005)
-    print(f"PRESSED {pressed}", flush=True)
-
-
 with Client(os.environ["LINKSERVER_URL"]) as client:
     shell = Shell(client, StreamConsole(sys.stdout, colour=False))
     complaints: list[str] = []
-    presser = threading.Thread(target=press_ctrl_c)
     presser.start()
     code, keep = run_line(shell, line, complaints.append)
     presser.join()
@@ -83,5 +49,4 @@ def test_ctrl_c_in_a_live_view_never_raises_inside_the_client(live: LiveServer, 
     assert "RESULT code=0 keep=True complaints=[] through=[] left=[]" in done.stdout, (
         done.stdout + done.stderr
     )
-    pressed = re.search(r"PRESSED (\d+)", done.stdout)
-    assert pressed is not None and int(pressed.group(1)) >= 5, done.stdout  # many, not one
+    assert pressed(done.stdout) >= 5, done.stdout  # many, not one
