@@ -8,7 +8,15 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from linkserver.client.cli import OK, _client, _guarded, _positive, _print_json, format_table
+from linkserver.client.cli import (
+    OK,
+    _client,
+    _guarded,
+    _moment,
+    _positive,
+    _print_json,
+    format_table,
+)
 
 STATES = ("open", "acknowledged", "cleared")
 
@@ -26,6 +34,9 @@ def add_alarm_commands(subparsers: Any, common: argparse.ArgumentParser) -> None
     listing.add_argument("--event", action="append", help="event name (repeatable)")
     listing.add_argument("--filter", help="filter expression, e.g. 'data.ifIndex == 3'")
     listing.add_argument("--min-level", help="lowest level")
+    last = "last occurred {which}: 2026-05-01T08:00Z, 2026-05-01, 2h (ago), today, yesterday"
+    listing.add_argument("--since", type=_moment, help=last.format(which="at or after"))
+    listing.add_argument("--until", type=_moment, help=last.format(which="before"))
     listing.add_argument("--oldest-first", action="store_true", help="oldest alarms first (default: newest)")
     listing.add_argument("--limit", type=_positive, default=20, help="alarms per page (default 20)")
     listing.add_argument("--cursor", help="continue after a previous page (its next_cursor)")
@@ -81,6 +92,8 @@ def _list(args: argparse.Namespace) -> int:
             event=args.event,
             filter=args.filter,
             min_level=args.min_level,
+            since=args.since,
+            until=args.until,
             order="oldest" if args.oldest_first else None,
             limit=args.limit,
             cursor=args.cursor,

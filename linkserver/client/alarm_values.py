@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TypedDict
 
 from linkserver.client.transport import level_name
@@ -18,6 +19,8 @@ class AlarmCriteria(TypedDict, total=False):
     filter: str | None
     min_level: Level | str | int | None
     max_level: Level | str | int | None
+    since: datetime | str | None  # the last occurrence at or after this time
+    until: datetime | str | None  # ... and before this one
     order: str | None  # "newest" (the default) or "oldest"
     limit: int | None
     cursor: str | None
@@ -37,6 +40,8 @@ def alarm_params(
     filter: str | None = None,  # noqa: A002 - the protocol's name
     min_level: Level | str | int | None = None,
     max_level: Level | str | int | None = None,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
     order: str | None = None,
     limit: int | None = 100,
     cursor: str | None = None,
@@ -47,6 +52,8 @@ def alarm_params(
         "filter": filter,
         "min_level": level_name(min_level),
         "max_level": level_name(max_level),
+        "since": since.isoformat() if isinstance(since, datetime) else since,
+        "until": until.isoformat() if isinstance(until, datetime) else until,
         "order": order,
         "limit": None if limit is None else str(int(limit)),
         "cursor": cursor,

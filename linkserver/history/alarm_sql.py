@@ -543,6 +543,10 @@ def _conditions(query: AlarmQuery, dialect: str) -> tuple[list[Any], bool]:
         where.append(alarms.c.level >= int(query.min_level))
     if query.max_level is not None:
         where.append(alarms.c.level <= int(query.max_level))
+    if query.since is not None:
+        where.append(alarms.c.last >= query.since)
+    if query.until is not None:
+        where.append(alarms.c.last < query.until)
     if query.cursor is not None:
         after = decode_cursor(query.cursor)
         where.append(alarms.c.id < after if query.newest_first else alarms.c.id > after)

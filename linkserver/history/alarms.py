@@ -46,7 +46,8 @@ class AlarmNotFound(LinkServerError, LookupError):
 class AlarmQuery:
     """What to list. ``states`` empty: every state. Masks, names, levels, ``filter`` and
     ``visible`` as in :class:`~linkserver.history.base.HistoryQuery` (the filter reads the
-    alarm's context, name, level and id, and its last event's other fields and data).
+    alarm's context, name, level and id, and its last event's other fields and data);
+    ``since`` and ``until`` bound the alarm's last occurrence (``since <= last < until``).
     Pages are by alarm id (newest alarms first unless ``newest_first`` is False);
     ``cursor`` is the previous page's ``next_cursor``."""
 
@@ -55,6 +56,8 @@ class AlarmQuery:
     states: tuple[AlarmState, ...] = ()
     min_level: Level | None = None
     max_level: Level | None = None
+    since: datetime | None = None
+    until: datetime | None = None
     filter: Filter | None = None
     visible: Visibility | None = attrs.field(default=None, eq=False)
     newest_first: bool = True
@@ -242,6 +245,12 @@ def alarm_test(query: AlarmQuery) -> Callable[[Alarm], bool]:
     if query.max_level is not None:
         high = int(query.max_level)
         tests.append(lambda a: a.level <= high)
+    if query.since is not None:
+        since = query.since
+        tests.append(lambda a: a.last >= since)
+    if query.until is not None:
+        until = query.until
+        tests.append(lambda a: a.last < until)
     if query.filter is not None:
         matches = query.filter.matches
         tests.append(lambda a: matches(a.as_event()))

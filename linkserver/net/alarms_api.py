@@ -35,6 +35,8 @@ def alarm_query(params: shapes.AlarmParams) -> AlarmQuery:
         states=tuple(AlarmState(state) for state in dict.fromkeys(params.state)),
         min_level=Level.parse(params.min_level) if params.min_level is not None else None,
         max_level=Level.parse(params.max_level) if params.max_level is not None else None,
+        since=params.since,
+        until=params.until,
         filter=parse_filter(params.filter) if params.filter else None,
         newest_first=params.order == "newest",
         limit=params.limit,

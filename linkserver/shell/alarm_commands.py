@@ -16,7 +16,7 @@ from typing import Any
 from linkserver import interrupt
 from linkserver.core.alarms import ALARM_CHANGED
 from linkserver.shell import render
-from linkserver.shell.session import Arg, Shell, ShellError, _ctx, command, filter_text, wire
+from linkserver.shell.session import Arg, Shell, ShellError, _ctx, command, filter_text, parse_time, wire
 
 STATES = {"open": ["open"], "acknowledged": ["acknowledged"], "cleared": ["cleared"], "all": []}
 DEFAULT_STATES = ["open", "acknowledged"]
@@ -49,8 +49,8 @@ def alarms_table(alarms: list[dict[str, Any]], *, colour: bool = False, width: i
 
 @command(
     "alarms",
-    "alarms [MASK] [EVENT] [--filter EXPR] [--level L] [--state S] [--limit N] [--oldest] [--live] "
-    "[--seconds S]",
+    "alarms [MASK] [EVENT] [--filter EXPR] [--since T] [--until T] [--level L] [--state S] [--limit N] "
+    "[--oldest] [--live] [--seconds S]",
     "the alarm list here and below (or matching MASK): open and acknowledged unless --state says otherwise",
     Arg("mask", "mask", "context mask relative to here (default: here and below); /** is everything", "?"),
     Arg("event", "event", "event name (default: all)", "?"),
@@ -59,13 +59,15 @@ def alarms_table(alarms: list[dict[str, Any]], *, colour: bool = False, width: i
         "filter",
         "filter expression on the alarm's context, name, level and its last event's data",
     ),
+    Arg("--since", "time", "last occurred at or after: 2026-05-01T08:00, 2026-05-01, 2h (ago), today"),
+    Arg("--until", "time", "last occurred before (the same forms)"),
     Arg("--level", "level", "lowest level"),
     Arg("--state", "text", "open, acknowledged, cleared or all (default: open and acknowledged)"),
     Arg("--limit", "count", "alarms to show (default 50)"),
     Arg("--oldest", "flag", "oldest first"),
     Arg("--live", "flag", "then print every change as it happens, until Ctrl-C"),
     Arg("--seconds", "seconds", "with --live: stop after S seconds"),
-    example="alarms\nalarms /net.** linkDown --state all\nalarms --level ERROR --live",
+    example="alarms\nalarms /net.** linkDown --state all --since 1d\nalarms --level ERROR --live",
 )
 def _alarms(shell: Shell, a: argparse.Namespace) -> None:
     if a.state is not None and a.state not in STATES:
@@ -78,6 +80,8 @@ def _alarms(shell: Shell, a: argparse.Namespace) -> None:
         "event": event,
         "filter": filter_text(a.filter),
         "min_level": a.level,
+        "since": parse_time(a.since) if a.since else None,
+        "until": parse_time(a.until) if a.until else None,
         "limit": a.limit or 50,
         "order": "oldest" if a.oldest else None,
     }

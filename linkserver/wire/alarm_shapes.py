@@ -21,6 +21,7 @@ from linkserver.wire.shapes import (
     Mask,
     Name,
     Shape,
+    Time,
 )
 
 AlarmStateName = Literal["open", "acknowledged", "cleared"]
@@ -28,7 +29,8 @@ AlarmStateName = Literal["open", "acknowledged", "cleared"]
 
 class AlarmParams(Shape):
     """``GET /alarms``: ``state``, ``mask`` and ``event`` may repeat (none: every one); the
-    filter reads the alarm's context, name, level and id and its last event's other fields."""
+    filter reads the alarm's context, name, level and id and its last event's other fields;
+    ``since`` and ``until`` bound its last occurrence (``since <= last < until``)."""
 
     state: list[AlarmStateName] = []
     mask: list[Mask] = []
@@ -36,6 +38,8 @@ class AlarmParams(Shape):
     filter: str | None = None
     min_level: LevelValue | None = None
     max_level: LevelValue | None = None
+    since: Time | None = None
+    until: Time | None = None
     order: Literal["newest", "oldest"] = "newest"
     limit: Annotated[int, Meta(ge=1, le=MAX_HISTORY_LIMIT)] = 100
     cursor: str | None = None

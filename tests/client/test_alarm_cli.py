@@ -65,6 +65,19 @@ def test_list_ack_unack_and_clear(
     assert "net.sw1:linkDown:2" in out
 
 
+def test_since_and_until_bound_the_last_occurrence(
+    live: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live.server.engine.add_context("net.sw2")
+    live.server.fire("net.sw2", "linkDown", {"ifIndex": 7}, durable=True)
+    mine = ("--mask", "net.sw2", "--json")
+    for since, until, found in (("1m", "now", 1), ("today", "1m", 0), ("yesterday", "2099-01-01", 1)):
+        code, out, err = cli(
+            capsys, live, "observer", "alarms", "list", "--since", since, "--until", until, *mine
+        )
+        assert (code, err, len(json.loads(out)["alarms"])) == (0, "", found), (since, until)
+
+
 def test_the_clients_read_an_alarms_events_page_after_page(live: RunningServer) -> None:
     import asyncio
 

@@ -19,7 +19,9 @@ from client_helpers import ROOT, LiveServer
 from ctrl_c_helpers import PRESSER, pressed
 
 # The CLI's watch in a process that presses Ctrl-C at it (tests/ctrl_c_helpers.py).
-SCENARIO = PRESSER + r"""
+SCENARIO = (
+    PRESSER
+    + r"""
 from linkserver.cli import main
 
 presser.start()
@@ -28,6 +30,7 @@ presser.join()
 left = [t.name for t in threading.enumerate() if t.name == "linkserver-subscription"]
 print(f"RESULT code={code} through={through} left={left}", flush=True)
 """
+)
 
 
 def test_ctrl_c_in_watch_never_raises_inside_the_client(live: LiveServer) -> None:

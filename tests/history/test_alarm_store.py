@@ -232,6 +232,24 @@ def test_lists_filter_and_page_by_cursor(store: HistoryStore, make_event: EventM
     assert seen == [f"sw.{n}:down:{p}" for n in "ab" for p in (0, 1, 3, 4)]
 
 
+def test_since_and_until_bound_the_last_occurrence(store: HistoryStore, make_event: EventMaker) -> None:
+    alarms, _ = setup(store)
+    old = make_event("sw.a", "down", data=({"port": 1},))
+    kept = make_event("sw.a", "down", data=({"port": 2},), step_ms=60_000)
+    fire(store, [old, kept])
+    again = make_event("sw.a", "down", data=({"port": 1},), step_ms=60_000)  # port 1 occurs again
+    fire(store, [again])
+
+    def keys(**criteria: object) -> list[str]:
+        return [a.key for a in alarms.query(AlarmQuery(**criteria)).alarms]  # type: ignore[arg-type]
+
+    assert keys(since=kept.created) == ["sw.a:down:2", "sw.a:down:1"]
+    assert keys(since=kept.created + timedelta(milliseconds=1)) == ["sw.a:down:1"]  # by its last one
+    assert keys(until=again.created) == ["sw.a:down:2"]  # until is exclusive
+    assert keys(since=old.created, until=kept.created) == []  # port 1's last is later now
+    assert keys(until=old.created) == []
+
+
 def test_the_store_agrees_with_folding_every_event_one_by_one(store: HistoryStore) -> None:
     """Random raises and clears over a few keys, in batches the writer cuts as it likes: the alarm
     list is what applying each event alone gives."""

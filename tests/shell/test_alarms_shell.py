@@ -11,6 +11,7 @@ from alarm_helpers import alarm_catalog
 from shell_helpers import ShellDriver, TextConsole
 
 from linkserver.client import Client
+from linkserver.shell.session import ShellError
 from linkserver.testing import RunningServer
 
 
@@ -44,3 +45,12 @@ def test_alarms_and_alarm_show_the_last_events_message(alarmed: tuple[RunningSer
     (row,) = [line for line in sh.run("alarms /net.**").splitlines() if line.startswith(f"#{other.id}")]
     assert row.rstrip().endswith("net.sw1:linkDown:4")
     assert "  message" not in sh.run(f"alarm {other.id}")
+
+
+def test_alarms_since_and_until_bound_the_last_occurrence(alarmed: tuple[RunningServer, ShellDriver]) -> None:
+    server, sh = alarmed
+    down = server.server.fire("net.sw1", "linkDown", {"ifIndex": 5}, durable=True)
+    assert f"#{down.id}" in sh.run("alarms /net.** --since 1m --until now")
+    assert sh.run("alarms /net.** --until 1m").strip() == "(no alarms)"
+    with pytest.raises(ShellError, match="'soon' is not a time"):
+        sh.run("alarms --since soon")

@@ -16,7 +16,9 @@ import pytest
 from ctrl_c_helpers import PRESSER, pressed
 from shell_helpers import REPO, LiveServer
 
-SCENARIO = PRESSER + r"""
+SCENARIO = (
+    PRESSER
+    + r"""
 from linkserver.client import Client
 from linkserver.shell.app import StreamConsole, run_line
 from linkserver.shell.commands import Shell
@@ -31,6 +33,7 @@ with Client(os.environ["LINKSERVER_URL"]) as client:
     left = [t.name for t in threading.enumerate() if t.name == "linkserver-subscription"]
     print(f"RESULT code={code} keep={keep} complaints={complaints} through={through} left={left}")
 """
+)
 
 
 @pytest.mark.parametrize("line", ["watch /devices.** --no-ack", "alarms --live"])
