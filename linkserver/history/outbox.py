@@ -43,11 +43,15 @@ class Outbox(abc.ABC):
         self._lock = threading.Lock()
 
     def hook(
-        self, wants: Callable[[Event], bool], on_committed: Callable[[Sequence[Event]], None]
+        self,
+        wants: Callable[[Event], bool],
+        on_committed: Callable[[Sequence[Event]], None],
+        on_rejected: Callable[[Sequence[Event]], None] | None = None,
     ) -> OutboxHook:
         """The same-commit hook writing a row for each event ``wants``; after the commit it
-        calls ``on_committed`` with them (in the committing thread: must be quick)."""
-        return OutboxHook(self, wants, on_committed)
+        calls ``on_committed`` with them (in the committing thread: must be quick), and
+        ``on_rejected`` with those the writer gave up on for good (no row, no event)."""
+        return OutboxHook(self, wants, on_committed, on_rejected)
 
     @abc.abstractmethod
     def open(self) -> None:
@@ -73,11 +77,16 @@ class OutboxHook:
     """A :class:`~linkserver.history.same_commit.SameCommit` for one :class:`Outbox`."""
 
     def __init__(
-        self, outbox: Outbox, wants: Callable[[Event], bool], on_committed: Callable[[Sequence[Event]], None]
+        self,
+        outbox: Outbox,
+        wants: Callable[[Event], bool],
+        on_committed: Callable[[Sequence[Event]], None],
+        on_rejected: Callable[[Sequence[Event]], None] | None = None,
     ) -> None:
         self.outbox = outbox
         self.wants = wants
         self.on_committed = on_committed
+        self.on_rejected = on_rejected
 
     def statements(self, dialect: str, events: Sequence[Event]) -> Sequence[Statement]:
         wants = self.wants
@@ -90,6 +99,14 @@ class OutboxHook:
         if wanted:
             self.outbox._committed(wanted)
             self.on_committed(wanted)
+
+    def rejected(self, events: Sequence[Event]) -> None:
+        """The writer gave up on ``events`` (see :class:`~linkserver.history.same_commit.RejectionAware`)."""
+        if self.on_rejected is not None:
+            wants = self.wants
+            wanted = [event for event in events if wants(event)]
+            if wanted:
+                self.on_rejected(wanted)
 
 
 class MemoryOutbox(Outbox):

@@ -25,9 +25,9 @@ A new subscription holds its live events until its ``subscribed`` answer
 arrives before the answer, and live events already replayed from history
 are not sent twice: neither those held meanwhile nor copies that come
 after the replay. An event fired on another node reaches this one through
-the cluster's bus only after its commit there, so the replay can read it
-from history before (or long after: a busy node's bus consumer lags) its
-live copy comes; the replayed ids of events from up to
+the cluster's bus, usually before its commit there but after it when it
+waited in that node's outbox, so the replay can read it from history before
+(or long after: a busy node's bus consumer lags) its live copy comes; the replayed ids of events from up to
 :data:`REPLAY_DEDUPE_WINDOW` seconds before the subscription are kept that
 long after the replay, and a live copy of one of them is dropped.
 
@@ -84,7 +84,7 @@ log = logging.getLogger("linkserver.net.session")
 
 #: How far back (seconds before a resuming subscription began) replayed events are remembered,
 #: and how long after its replay: a live copy of one of them arriving meanwhile (from another
-#: node, whose bus delivers an event after its commit there) is not sent again. A copy later
+#: node, whose bus may deliver an event after its commit there) is not sent again. A copy later
 #: than that (a broker outage) may be: clients de-duplicate by id (linkserver.client does).
 REPLAY_DEDUPE_WINDOW = 60.0
 

@@ -5,12 +5,14 @@ How an event travels (docs/cluster.md says what is guaranteed):
 1. Fired on node A, it is stored once, by A (the engine's fire, as on a node
    alone), and A's own subscribers get it from A's engine.
 2. A's :class:`~linkserver.server.cluster_outbound.ClusterOutbound` takes it in
-   firing order and publishes it to the cluster's topic exchange: a persistent
-   event once committed, through the outbox table committed with it (nothing
-   committed is lost to a broker outage or a crash of A: the rows are
-   published when the broker is back, or by the next holder of A's node id, or
-   adopted by a live node once A's lease ran out); a non-persistent one
-   directly. One publisher, one channel: the exchange gets A's events in A's
+   firing order and publishes it to the cluster's topic exchange at once, a
+   persistent event too (before its commit, as A's own subscribers get it),
+   while the publisher is connected and owes nothing older; else a persistent
+   event once committed. Either way its outbox row is committed with it and
+   deleted once RabbitMQ confirmed it (nothing committed is lost to a broker
+   outage or a crash of A: the rows are published when the broker is back, or
+   by the next holder of A's node id, or adopted by a live node once A's lease
+   ran out). One publisher, one channel: the exchange gets A's events in A's
    order.
 3. Every node consumes a queue of its own bound to the exchange
    (:mod:`linkserver.bridges.amqp_cluster`); node B skips its own messages
@@ -273,6 +275,10 @@ class Cluster:
         the outbox), stop receiving and delete this node's queue."""
         self.engine.on_fired = None
         self._stop.set()
+        try:  # events sent live before their commit: committed now, their rows are deleted below
+            self.history.flush(min(timeout, 1.0))
+        except Exception as exc:  # the database is down: their rows (if any) are published again
+            log.info("cluster: history not flushed before stopping (%s)", exc)
         self.outbound.stop(timeout)
         try:
             self.publisher.stop(timeout)

@@ -2,19 +2,33 @@
 
 It is the outbound of a bridge (:mod:`linkserver.server.outbound`: the outbox
 table committed with the events, publisher confirms, resending, the walk of
-the table after an outage) with two differences:
+the table after an outage) with these differences:
 
 - It takes every event fired here (the engine's ``on_fired``, hidden events
   too), persistent or not, into one sequence in firing order, before the
-  event is stored. A persistent event is held at the head of that sequence
-  until its commit (the outbox hook says so); what was fired after it waits
-  behind it. So the other nodes get this node's events in the order it fired
-  them, and a persistent event only once it is stored.
-- A persistent event whose commit does not come within ``commit_wait``
-  seconds (the database is down; its writer retries) stops holding the
-  others up: the persistent events in memory are given to the outbox table
-  (the walk publishes them in id order once they are committed), and the
-  non-persistent ones go on.
+  event is stored. So the other nodes get this node's events in the order it
+  fired them.
+- A persistent event goes out *live*, at once, before its commit (as this
+  node's own subscribers get it), while the publisher is connected and owes
+  nothing older: nothing held for its commit, resent, read from the table or
+  waiting there only. Its outbox row is still written in the event's
+  transaction; it is deleted once both the commit and RabbitMQ's confirm
+  came, in either order (``_live``), with no second publish. A live copy
+  lost with the connection is sent again before anything newer, as any
+  unconfirmed event is. An event the writer gives up on for good (rejected)
+  was delivered elsewhere and is never stored: the exposure this node's own
+  subscribers have too (docs/cluster.md, "What is not").
+- Otherwise (not connected, or a backlog) a persistent event is *held* at the
+  head of the sequence until its commit (``_pending``); what was fired after
+  it waits behind it, and persistent events fired after it are held too, so
+  live publishing resumes only once the backlog is gone: a live copy never
+  overtakes an older committed event. While the memory buffer is full (a long
+  outage) persistent events wait in the table only and the walk publishes
+  them in id order, as a bridge's.
+- A held event whose commit does not come within ``commit_wait`` seconds (the
+  database is down; its writer retries) stops holding the others up: the held
+  events in memory are given to the outbox table (the walk publishes them in
+  id order once they are committed), and the rest goes on.
 """
 
 from __future__ import annotations
@@ -80,6 +94,10 @@ class ClusterOutbound(Outbound):
                     self._spilled = True
                     self.log_spill(len(memory))
                 return  # committed, it waits in the table for the walk
+            elif self._goes_live():
+                self._owned.add(event.id)
+                self._live[event.id] = False
+                memory.append(event)
             else:
                 self._owned.add(event.id)
                 self._pending[event.id] = time.monotonic()
@@ -87,6 +105,19 @@ class ClusterOutbound(Outbound):
                 return  # sent once committed (the writer's callback wakes the publisher)
             self._cond.notify()
         self._send_direct()
+
+    def _goes_live(self) -> bool:
+        """Under the lock: a persistent event taken now may be sent before its commit. Only
+        while connected and owing nothing older (see the module doc); and with at most
+        ``buffer`` live events whose commit has not come (a database that is down)."""
+        return (
+            self.is_ready
+            and not self._pending
+            and not self._resend
+            and not self._ahead
+            and self._walk is None
+            and len(self._live) < self.buffer
+        )
 
     def log_spill(self, held: int) -> None:
         log.warning(
@@ -97,9 +128,14 @@ class ClusterOutbound(Outbound):
 
     def _committed(self, events: Sequence[Event]) -> None:
         with self._cond:
-            pending, owned = self._pending, self._owned
+            pending, owned, live = self._pending, self._owned, self._live
             for event in events:
                 if pending.pop(event.id, None) is not None:
+                    continue
+                confirmed = live.pop(event.id, None)
+                if confirmed is not None:  # sent live: its row goes once RabbitMQ has it
+                    if confirmed:
+                        self._deletes.append(event.id)
                     continue
                 if event.id not in owned:  # not in memory: the walk of the table publishes it
                     self._spilled = True
@@ -107,6 +143,24 @@ class ClusterOutbound(Outbound):
                     self._table_only(event.id)
             self._cond.notify()
         self._send_direct()
+
+    def _rejected(self, events: Sequence[Event]) -> None:
+        """Never to be stored: a held event leaves the sequence (it will not be sent); a live
+        one was sent (its confirm, if still to come, deletes a row that is not there)."""
+        with self._cond:
+            pending, owned, live = self._pending, self._owned, self._live
+            gone = set()
+            for event in events:
+                if pending.pop(event.id, None) is not None:
+                    gone.add(event.id)
+                    owned.discard(event.id)
+                elif live.pop(event.id, None):  # confirmed already: nothing is left of it
+                    owned.discard(event.id)
+            if gone:
+                kept = [event for event in self._memory if event.id not in gone]
+                self._memory.clear()
+                self._memory.extend(kept)
+            self._cond.notify()
 
     def adopted(self, count: int) -> None:
         """``count`` rows of a dead node's outbox are this node's now: publish them."""

@@ -196,6 +196,9 @@ class Outbound:
         self._resend: collections.deque[Event] = collections.deque()
         self._in_flight: dict[int, Event] = {}
         self._owned: set[int] = set()  # persistent ids held (memory, in flight, to delete)
+        # Persistent ids sent before their commit (the cluster's live path; a bridge sends none)
+        # -> whether the broker confirmed them yet: the row is deleted once both happened.
+        self._live: dict[int, bool] = {}
         self._spilled = False  # the table may hold events the memory does not
         self._walk: str | None = None  # None, "walk" (spilled) or "final" (catching up)
         self._walk_after = 0
@@ -227,7 +230,7 @@ class Outbound:
                 outbox.depth,
             )
         self._accepting = True
-        self.history.add_same_commit(outbox.hook(self.selection.wants, self._committed))
+        self.history.add_same_commit(outbox.hook(self.selection.wants, self._committed, self._rejected))
         for entry in self.selection.entries:
             try:
                 subscription = self.engine.listen(
@@ -295,6 +298,10 @@ class Outbound:
                 memory.append(event)
             self._cond.notify()
         self._send_direct()
+
+    def _rejected(self, events: Sequence[Event]) -> None:
+        """The writer gave up on these wanted persistent events: never stored, no row. A bridge
+        holds nothing of them (it takes persistent events once committed)."""
 
     def _fired(self, event: Event) -> None:
         if event.expires is not None:
@@ -375,14 +382,17 @@ class Outbound:
     def confirmed(self, ids: Iterable[int]) -> None:
         with self._cond:
             in_flight, deletes = self._in_flight, self._deletes
+            live = self._live
             for event_id in ids:
                 event = in_flight.pop(event_id, None)
                 if event is not None:
                     self.stats.published += 1
-                    if event.expires is not None:
-                        deletes.append(event_id)
-                    else:
+                    if event.expires is None:
                         self._transient -= 1
+                    elif event_id in live:  # sent before its commit: the row goes once it is there
+                        live[event_id] = True
+                    else:
+                        deletes.append(event_id)
             self._cond.notify_all()
         if self._refills:
             self._refill()

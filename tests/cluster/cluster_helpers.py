@@ -35,6 +35,7 @@ class Node(ServeProcess):
         exchange: str,
         lease: str = "2s",
         queue_expires: str = "120s",
+        buffer: int | None = None,
     ) -> None:
         super().__init__(directory / name)
         self.name = name
@@ -43,6 +44,7 @@ class Node(ServeProcess):
         self.exchange = exchange
         self.lease = lease
         self.queue_expires = queue_expires
+        self.buffer = buffer
         self.token = ""
 
     def config_text(self) -> str:
@@ -64,6 +66,8 @@ class Node(ServeProcess):
             f"  lease: {self.lease}",
             f"  queue_expires: {self.queue_expires}",
         ]
+        if self.buffer is not None:
+            lines.append(f"  buffer: {self.buffer}")
         return "\n".join(lines) + "\n"
 
     def start(self, timeout: float = 90) -> Node:
@@ -124,6 +128,13 @@ class Node(ServeProcess):
         )
         assert answer.status_code == 200, answer.text
         return [int(e["id"]) for e in answer.json()["events"]]
+
+    def metric(self, name: str) -> float:
+        """The value of one unlabelled metric on ``/metrics`` (``linkserver_`` and the name)."""
+        text = httpx.get(f"{self.url}/metrics", headers=self.headers, timeout=10).text
+        found = re.search(rf"^linkserver_{name} (\S+)$", text, re.MULTILINE)
+        assert found is not None, f"no metric linkserver_{name} on {self.name}"
+        return float(found.group(1))
 
     def subscribe(self, mask: str = "plant.**", event: str = "*", **options: Any) -> Subscriber:
         return Subscriber(self, mask, event, **options)

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from node_processes import fresh_schema
 
+from linkserver.testing_proxy import TcpProxy
+
 RABBITMQ_URL = os.environ.get("LINKSERVER_TEST_RABBITMQ_URL")
 
 
@@ -53,3 +55,19 @@ def cluster(tmp_path: Any, postgres_url: str, rabbitmq_url: str) -> Iterator[Cal
     for node in made:
         node.kill()
     delete_broker_objects(rabbitmq_url, exchange, {q for node in made for q in queues_in(node.log())})
+
+
+@pytest.fixture
+def proxies() -> Iterator[Callable[[str, int], TcpProxy]]:
+    """``proxies(url, default port)``: a TCP proxy to a service (``.url_for(url)`` goes through
+    it; ``set_available(False)`` cuts it), closed after the test."""
+    made: list[TcpProxy] = []
+
+    def make(url: str, port: int) -> TcpProxy:
+        proxy = TcpProxy.for_url(url, port)
+        made.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in made:
+        proxy.close()

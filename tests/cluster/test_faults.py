@@ -8,27 +8,12 @@ The shared RabbitMQ and PostgreSQL keep running (other tests use them): a TCP pr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
-import pytest
 from cluster_helpers import Firer, Node, start
 
 from linkserver.testing_proxy import TcpProxy
-
-
-@pytest.fixture
-def proxies() -> Iterator[Callable[[str, int], TcpProxy]]:
-    made: list[TcpProxy] = []
-
-    def make(url: str, port: int) -> TcpProxy:
-        proxy = TcpProxy.for_url(url, port)
-        made.append(proxy)
-        return proxy
-
-    yield make
-    for proxy in made:
-        proxy.close()
 
 
 def test_rabbitmq_out_of_reach_of_the_firing_node_and_then_of_the_receiving_one_loses_nothing(

@@ -38,19 +38,22 @@
    $LINKSERVER_TEST_POSTGRES_URL, a schema of its own; else SQLite) and the
    cluster exchange of the local RabbitMQ. Node A fires persistent events at
    NODE_RATE per second for WINDOW_S seconds; a listener on node B takes the
-   time from just before the fire to its delivery on B (stored by A in one
-   round trip with its outbox row, published after the commit, consumed by
-   B, delivered by B's engine). Next to it, raw pika at the same rate: one
-   connection here publishes persistent messages (``delivery_mode`` 2) of
-   the same size to a durable topic exchange and queue, another in a process
-   of its own consumes them; the time from just before the publish to the
-   consumer's callback. RabbitMQ hands a persistent message on before it is
-   on disk, while A must commit first (a node never delivers what might not
-   be stored), so pika's side has no disk wait and ours has one: the raw
-   psycopg lines show that floor (:class:`RawCommitPath`, printed, not a
-   goal): the commit alone, and the same commit followed in the same thread
-   by the same pika publish, to its consume: our durability with no server
-   in between. Both clocks are the machine's monotonic clock, one for every
+   time from just before the fire to its delivery on B (published by A at
+   fire time, persistent, before its commit, as A's own subscribers get it;
+   stored by A in one round trip with its outbox row, which is deleted once
+   the commit and RabbitMQ's confirm both came; consumed by B, delivered by
+   B's engine). Next to it, raw pika at the same rate: one connection here
+   publishes persistent messages (``delivery_mode`` 2) of the same size to a
+   durable topic exchange and queue, another in a process of its own
+   consumes them; the time from just before the publish to the consumer's
+   callback. Neither side waits for a disk before the message is consumed:
+   RabbitMQ hands a persistent message on before it is on disk, and A
+   publishes before its commit. The raw psycopg lines (:class:`RawCommitPath`,
+   printed, not a goal) show what waiting for the commit first would cost:
+   the commit alone, and the same commit followed in the same thread by the
+   same pika publish, to its consume (how node A published persistent events
+   until 2026-12-03, with no server in between; see docs/performance.md).
+   Both clocks are the machine's monotonic clock, one for every
    process. The paths are measured in turn in slices
    of SLICE_SECONDS (ours, pika, ours non-persistent, raw psycopg, ours,
    ...), so a change of the machine's load falls on all of them; p99 of each
@@ -578,15 +581,15 @@ class NodePath:
 
 
 class RawCommitPath:
-    """The same-durability floor on PostgreSQL (printed, not a goal): raw psycopg, one
+    """The commit-first floor on PostgreSQL (printed, not a goal): raw psycopg, one
     autocommitted INSERT of a row like an event's (a bigint id, text, a timestamptz, JSON data)
     per event into a table of the bench schema, and once it returned, in the same thread, the
     pika publish of :class:`PikaPath` (its exchange, consumer process and message size), at the
     same rate in the same slices. Each commit waits for the WAL sync as A's do, and nothing is
-    published before its commit, as on node A. Two figures: the commit alone (what A's commit
-    has above it is LinkServer's, the rest is the disk's) and the whole, from before the INSERT
-    to the consumer's callback (what node to node has above it is LinkServer's: its threads, the
-    outbox row, the encoding, B's decoding and delivery)."""
+    published before its commit (as node A did before it published at fire time). Two figures:
+    the commit alone (what A's commit has above it is LinkServer's, the rest is the disk's) and
+    the whole, from before the INSERT to the consumer's callback (what node to node had above it
+    was LinkServer's: its threads, the outbox row, the encoding, B's decoding and delivery)."""
 
     def __init__(self, database_url: str, pika_path: PikaPath) -> None:
         import psycopg
@@ -699,7 +702,7 @@ def node_to_node_on(url: str, tmp: Path, seconds: float, database_url: str, kind
             flush=True,
         )
         print(
-            f"same-durability floor (not a goal): that INSERT+commit, then the pika publish, to its "
+            f"commit-first floor (not a goal): that INSERT+commit, then the pika publish, to its "
             f"consume: p99 {p99(floor) * 1000:.1f} ms (p50 {p50(floor) * 1000:.2f}), "
             f"{p99(floor) / theirs:.2f}x pika's p99; node to node persistent: "
             f"{p99(persistent) / p99(floor):.2f}x the floor",
