@@ -16,8 +16,9 @@ How an event travels:
   events the confirms made room for right there, in its connection's
   thread, without waking the publisher thread and waking the connection's
   thread again: two thread switches less per round of the window. A confirmed persistent event's row is
-  deleted (in batches); an event the bridge reports failed (connection lost,
-  negative confirm) is sent again before anything newer.
+  deleted (in batches: every ``DELETE_EVERY`` or ``DELETE_BATCH`` rows, and at once at the end of
+  a burst, ``DELETE_IDLE`` rows or more with nothing else owed); an event the bridge reports
+  failed (connection lost, negative confirm) is sent again before anything newer.
 - While the broker is down, blocked or slower than the firers the buffer
   fills; then persistent events stay in the table only ("spilled"). Once the
   buffer is empty the publisher walks the table in event id order, skipping
@@ -75,6 +76,10 @@ DEFAULT_WINDOW = 1_000
 PAGE = 500  # events per read of the outbox table and per publish call
 DELETE_BATCH = 1_000
 DELETE_EVERY = 0.1  # seconds: confirmed rows are deleted at least this often
+# ... and at once when this many wait and nothing else is owed: a burst's last rows go when its
+# last confirm came (the outbox is empty then, not DELETE_EVERY later); a sparse stream's rows,
+# fewer, still go together every DELETE_EVERY (one transaction, not one per event).
+DELETE_IDLE = 64
 RETRY_DELETE = 1.0
 CACHE_SIZE = 50_000
 # A commit (or a non-persistent fire) of at most this many events, with the publisher idle, is
@@ -447,6 +452,8 @@ class Outbound:
         while True:
             with self._cond:
                 while not self._stopping and not self._has_work():
+                    if self._tail_done():
+                        break
                     self._cond.wait(DELETE_EVERY if self._deletes else 1.0)
                     if self._deletes and time.monotonic() - self._last_delete >= DELETE_EVERY:
                         break
@@ -462,6 +469,19 @@ class Outbound:
                 if batch:
                     self._publish(batch)
             self._flush_deletes()
+
+    def _tail_done(self) -> bool:
+        """Under the lock: DELETE_IDLE confirmed rows or more wait, and nothing is in flight or
+        waiting to be sent (the end of a burst): delete them now."""
+        return (
+            len(self._deletes) >= DELETE_IDLE
+            and not self._in_flight
+            and not self._memory
+            and not self._resend
+            and not self._ahead
+            and self._walk is None
+            and not self._spilled
+        )
 
     def _room(self) -> int:
         return self.window - len(self._in_flight) if self.is_ready else 0
@@ -556,7 +576,12 @@ class Outbound:
             if not self._deletes:
                 return
             now = time.monotonic()
-            if not force and len(self._deletes) < DELETE_BATCH and now - self._last_delete < DELETE_EVERY:
+            if (
+                not force
+                and len(self._deletes) < DELETE_BATCH
+                and now - self._last_delete < DELETE_EVERY
+                and not self._tail_done()
+            ):
                 return
             ids, self._deletes = self._deletes, []
             self._last_delete = now

@@ -7,6 +7,7 @@ outbox and commits made by hand, so each race is set up exactly.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -16,7 +17,7 @@ from linkserver.core.events import Event, new_event
 from linkserver.core.levels import Level
 from linkserver.core.tree import ContextTree
 from linkserver.history.outbox import MemoryOutbox
-from linkserver.server.outbound import Outbound, Selection
+from linkserver.server.outbound import DELETE_IDLE, Outbound, Selection
 
 
 class Recorder:
@@ -149,3 +150,23 @@ def test_the_amqp_bridge_publishes_on_confirm() -> None:
     from linkserver.bridges.amqp import AmqpBridge
 
     assert AmqpBridge.publishes_on_confirm
+
+
+def test_a_bursts_last_confirmed_rows_are_deleted_at_once_a_sparse_streams_rows_together() -> None:
+    out, outbox, _ = outbound(buffer=1000, window=1000)
+    burst = list(range(1, DELETE_IDLE + 2))
+    commit(out, outbox, *burst)
+    assert step(out) == burst
+    out._last_delete = time.monotonic() + 60  # as if rows had just been deleted
+    out.confirmed(burst[:-1])
+    out._flush_deletes()
+    assert outbox.depth == len(burst)  # one still in flight: the rows wait for their batch
+    out.confirmed(burst[-1:])
+    out._flush_deletes()
+    assert outbox.depth == 0  # the burst's end: deleted now, not DELETE_EVERY later
+    out._last_delete = time.monotonic() + 60
+    commit(out, outbox, 1000, 1001)
+    step(out)
+    confirm_all(out)
+    out._flush_deletes()
+    assert outbox.depth == 2  # a sparse stream: its few rows go together, every DELETE_EVERY
