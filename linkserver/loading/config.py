@@ -47,7 +47,7 @@ from linkserver.loading.sections import (
     setting,
     text,
 )
-from linkserver.loading.shipped import SHIPPED_CONFIG
+from linkserver.loading.shipped import SHIPPED_CONFIG, SHIPPED_CONTEXTS
 from linkserver.loading.yamlnodes import MISSING, Document, parse, read
 from linkserver.runtime import CONFIG_ENV
 
@@ -82,7 +82,11 @@ def _context_paths(server: Entries, key: str, reading: Reading) -> dict[Path, Lo
     if node is None:
         # Reported (if missing) at the start of 'server', or of the file.
         at = server.anchor if server.anchor is not None else doc.root
-        return {reading.absolute("../contexts"): doc.at(at) if at is not None else Location(doc.name, 1, 1)}
+        beside = reading.absolute("../contexts")
+        # A file that names no contexts and has none beside it (one written to change a few
+        # settings, as docs/cluster.md's) gets the standard ones, as no configuration does.
+        found = beside if beside.exists() else SHIPPED_CONTEXTS
+        return {found: doc.at(at) if at is not None else Location(doc.name, 1, 1)}
     nodes = [node] if node.tag == "tag:yaml.org,2002:str" else server.sequence(key)
     paths: dict[Path, Location] = {}
     for item in nodes:

@@ -11,7 +11,7 @@ import pytest
 from linkserver.core.definitions import EventDefinition
 from linkserver.core.errors import ConfigError
 from linkserver.core.levels import Permission
-from linkserver.loading import ServerConfig, load_config, load_config_text
+from linkserver.loading import ServerConfig, load_all, load_config, load_config_text
 from linkserver.loading.config import DEFAULT_CONFIG_PATH
 from linkserver.loading.shipped import SHIPPED_CONFIG, SHIPPED_CONTEXTS
 
@@ -41,7 +41,16 @@ def persistent(name: str, expiration: timedelta | None = None) -> EventDefinitio
     return EventDefinition(name=name, persistent=True, expiration=expiration)
 
 
+def test_a_file_naming_no_contexts_with_none_beside_it_gets_the_shipped_ones(tmp_path: Path) -> None:
+    """A file written to change a few settings (docs/cluster.md's) serves the standard contexts;
+    one that names a missing directory is still told so."""
+    assert load_config(write("")).context_paths == (SHIPPED_CONTEXTS,)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_all(write("server: {contexts: [../nowhere]}\n"))
+
+
 def test_an_empty_file_gives_the_documented_defaults(tmp_path: Path) -> None:
+    (tmp_path / "contexts").mkdir()
     config = load_config(write(""))
     assert config.node_id == 0
     assert config.data_dir == tmp_path / "data"
