@@ -400,5 +400,6 @@ def _passwd(shell: Shell, a: argparse.Namespace) -> None:
 
 
 from linkserver.shell import alarm_commands as _alarm_commands  # noqa: E402, F401 - registers alarms, alarm
+from linkserver.shell import context_commands as _context_commands  # noqa: E402, F401 - registers add, remove
 from linkserver.shell import resource_commands  # noqa: E402, F401 - registers state and jobs
 from linkserver.shell import rule_commands as _rule_commands  # noqa: E402, F401 - registers rules
