@@ -38,6 +38,15 @@
    30 s of firing per side). "achieved" is the firing rate kept up;
    "delivered" the deliveries per second from the first arrival to the last
    (when saturated: what the system carried).
+   Where each side's clock reads: the firer takes the time as it makes each
+   event, just before sending it (both sides); our receiver where the
+   application gets the event (``async for`` over the subscription, after
+   the client decoded the message into an ``Event``), pika's receiver in its
+   ``on_message`` callback, before decoding the body. Our server sends the
+   whole event (id, context, name, level, times, data and more), larger than RabbitMQ's
+   body (the fire message's size), and stores every event (``measurement``
+   is persistent; nobody waits for the commit); RabbitMQ's messages are not
+   persistent. Where the two differ, ours does the more work.
 
     python tools/bench/net.py [--quick] [--latency-only] [--rounds N] [--seconds S]
                               [--amqp-url amqp://guest:guest@127.0.0.1:5672/]
