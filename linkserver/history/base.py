@@ -200,6 +200,12 @@ class HistoryStore(TreeStore):
         """The users kept in this history's database (usable between start and stop)."""
 
     @property
+    def keeps_field_order(self) -> bool:
+        """False when stored data records come back with their keys in another order than
+        they were written in (PostgreSQL's JSONB sorts them): the reader restores it."""
+        return True
+
+    @property
     def shared(self) -> bool:
         """True when other processes (other nodes) may write this database at the same time:
         then a node follows what they change (the tree, sessions). False: memory, SQLite."""

@@ -192,6 +192,10 @@ class SqlHistoryStore(HistoryStore):
     def shared(self) -> bool:
         return self._dialect == "postgresql"
 
+    @property
+    def keeps_field_order(self) -> bool:
+        return self._dialect != "postgresql"  # JSONB keeps its keys by length, then bytes
+
     def hold(self, name: str) -> contextlib.AbstractContextManager[Held]:
         """See :meth:`HistoryStore.exclusive`. PostgreSQL: a session advisory lock keyed by
         ``name`` and the schema, held on a connection of its own for the block (PostgreSQL

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 
@@ -30,6 +31,21 @@ PURGE_WAIT = 30.0  # seconds a manual purge waits for another node's purge to en
 
 class EmptyAcknowledgement(LinkServerError, ValueError):
     """An acknowledgement without text."""
+
+
+def in_field_order(records: Iterable[dict[str, Any]], names: tuple[str, ...]) -> None:
+    """Put each record's keys in its format's field order (in place: the records were just
+    read from the store), keys the format does not name after them. So a table shows the
+    fields as they are defined, whatever order the database kept them in."""
+    for record in records:
+        keys = tuple(record)
+        if keys == names or len(keys) < 2:
+            continue
+        ordered = {name: record[name] for name in names if name in record}
+        if len(ordered) < len(record):
+            ordered.update(record)
+        record.clear()
+        record.update(ordered)
 
 
 class HistoryAccess:
@@ -61,12 +77,16 @@ class HistoryAccess:
         """Give each event read from the store its definition to show it by (message, labels):
         the live one, else the one its removed context had (see KnownDefinitions)."""
         found: dict[tuple[str, str], EventDefinition | None] = {}
+        reorder = not self.store.keeps_field_order
         for event in events:
             if event.display is None:
                 key = (event.context, event.name)
                 if key not in found:
                     found[key] = self.known.definition(*key)
-                event.shown_by(found[key])
+                definition = found[key]
+                event.shown_by(definition)
+                if reorder and definition is not None and event.data:
+                    in_field_order(event.data, definition.format.field_names)
 
     def instructions(self, event: Event) -> str:
         """The operator instructions of ``event``'s definition ("" when it has none)."""
