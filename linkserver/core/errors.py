@@ -39,7 +39,8 @@ class ContextNotFound(LinkServerError, LookupError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(
-            f"context {display_path(path)!r} does not exist; list the existing ones with 'ls' or add it first"
+            f"context {display_path(path)!r} does not exist; the tree has the existing ones "
+            "('ls' in the shell, 'linkserver tree'), or add it first"
         )
 
 
