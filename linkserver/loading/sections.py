@@ -208,18 +208,12 @@ def level() -> Read:
 
 def filter_expression() -> Read:
     """A filter expression (docs/filters.md), or null; kept as its text once it parses."""
-
-    def read(entries: Entries, key: str, reading: Reading) -> Any:
-        value = entries.text(key, nullable=True)
-        if isinstance(value, str):
-            try:
-                parse_filter(value)
-            except FilterError as exc:
-                entries.error(entries.get(key), f"{key!r} in {entries.where}: {exc}", key)  # type: ignore[arg-type]
-                return MISSING
-        return value
-
-    return read
+    return _checked(
+        parse_filter,
+        FilterError,
+        lambda key, entries, exc: f"{key!r} in {entries.where}: {exc}",
+        nullable=True,
+    )
 
 
 def integer(*, minimum: int | None = None, maximum: int | None = None) -> Read:
@@ -242,32 +236,42 @@ def choice(*choices: str) -> Read:
     return lambda entries, key, reading: entries.typed(key, MISSING, convert, expected)
 
 
+MASK_HINT = "a mask is like devices.*, users.** or **"
+
+
 def mask() -> Read:
     """A context mask (``devices.*``, ``**``)."""
-
-    def read(entries: Entries, key: str, reading: Reading) -> Any:
-        value = entries.text(key)
-        if isinstance(value, str):
-            try:
-                compile_mask(value)
-            except InvalidName as exc:
-                entries.error(entries.get(key), f"{exc}; a mask is like devices.*, users.** or **", key)  # type: ignore[arg-type]
-                return MISSING
-        return value
-
-    return read
+    return _checked(compile_mask, InvalidName, lambda key, entries, exc: f"{exc}; {MASK_HINT}")
 
 
 def name(what: str, *, star: bool = False) -> Read:
     """A name (``[A-Za-z0-9_]+``) of ``what`` (e.g. ``"event name"``); ``star`` allows ``*``."""
 
+    def check(value: str) -> None:
+        if not (star and value == "*"):
+            check_name(value, what)
+
+    hint = " (or '*' for every event)" if star else ""
+    return _checked(check, InvalidName, lambda key, entries, exc: f"{exc}{hint}")
+
+
+def _checked(
+    check: Callable[[str], object],
+    errors: type[Exception],
+    message: Callable[[str, Entries, Exception], str],
+    *,
+    nullable: bool = False,
+) -> Read:
+    """Text that ``check`` accepts (or null, when ``nullable``); what ``check`` raises
+    (``errors``) is reported at the value as ``message(key, entries, error)``."""
+
     def read(entries: Entries, key: str, reading: Reading) -> Any:
-        value = entries.text(key)
-        if isinstance(value, str) and not (star and value == "*"):
+        value = entries.text(key, nullable=nullable)
+        if isinstance(value, str):
             try:
-                check_name(value, what)
-            except InvalidName as exc:
-                entries.error(entries.get(key), f"{exc}" + (" (or '*' for every event)" if star else ""), key)  # type: ignore[arg-type]
+                check(value)
+            except errors as exc:
+                entries.error(entries.get(key), message(key, entries, exc), key)  # type: ignore[arg-type]
                 return MISSING
         return value
 

@@ -293,26 +293,10 @@ def test_a_change_still_queued_when_its_context_is_removed_is_not_the_new_contex
         changed = s.history.query(HistoryQuery(masks=("vms.vm1",), names=("stateChanged",)))
         assert [e.record["new"] for e in changed.events] == ["Starting"]  # the event is stored
         assert s.resources.state("vms.vm1") == "Stopped"
+        assert s.resources.store.get("vms.vm1") is None  # and no row: the new one starts over
         s.resources.transition("vms.vm1", to="Destroyed", by="ctl")  # from Stopped: allowed
         s.history.flush(5)
         assert s.resources.state("vms.vm1") == "Destroyed"
     with server(tmp_path) as s:
         assert s.resources.state("vms.vm1") == "Destroyed"
         assert s.resources.state("vms.vm0") == "Starting"
-
-
-def test_a_removed_context_s_queued_change_does_not_write_its_row(tmp_path: Path) -> None:
-    with server(tmp_path) as s:
-        for path in ("vms.vm0", "vms.vm1"):
-            s.engine.add_context(path)
-        hold = _HoldAfterCommit("vms.vm0")
-        s.history.add_same_commit(hold)
-        s.resources.transition("vms.vm0", action="start", by="ctl")
-        assert hold.holding.wait(10)
-        s.resources.transition("vms.vm1", action="start", by="ctl")
-        s.engine.remove_context("vms.vm1")
-        hold.let_go.set()
-        s.history.flush(5)
-        assert s.resources.store.get("vms.vm1") is None
-        s.engine.add_context("vms.vm1")
-        assert s.resources.state("vms.vm1") == "Stopped"
