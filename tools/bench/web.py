@@ -210,12 +210,17 @@ def latency(client: Any, browser: Any, console: Any, url: str, seconds: float) -
     baseline.evaluate(BASELINE, [client.token(), DEVICE])
     time.sleep(0.5)
     achieved = fire_paced(client, 100, seconds, 1)
-    time.sleep(1.0)
+    expected = int(100 * seconds)
+    counts = "[window.latencies.length, window.painted.length]"  # per page
+    deadline = time.monotonic() + 1.0  # the last rows drawn and painted on both pages, or 1 s
+    while (
+        min(console.evaluate(counts) + baseline.evaluate(counts)) < expected and time.monotonic() < deadline
+    ):
+        time.sleep(0.02)
     shown, painted = console.evaluate("window.latencies"), console.evaluate("window.painted")
     received, base_painted = baseline.evaluate("window.latencies"), baseline.evaluate("window.painted")
     arrived = baseline.evaluate("window.received")
     context.close()
-    expected = int(100 * seconds)
 
     def line(samples: list[float]) -> str:
         return f"p50 {p(samples, 0.5):.1f} ms, p99 {p(samples, 0.99):.1f} ms"
@@ -282,8 +287,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="seconds of the 100 events/s latency run")
     parser.add_argument("--flood-seconds", type=float, help="seconds of the 1,000 events/s flood")
     args = parser.parse_args()
-    seconds = args.seconds or (2.0 if args.quick else 20.0)
-    flood_seconds = args.flood_seconds or (3.0 if args.quick else 30.0)
+    seconds = args.seconds or (1.0 if args.quick else 20.0)
+    flood_seconds = args.flood_seconds or (2.0 if args.quick else 30.0)
     capacity = 1000 if args.quick else 20000  # the console's default list: 20,000 rows
     full_at = capacity / 1000 + (0.5 if args.quick else 2.0)  # seconds into the flood: the list is full
 
