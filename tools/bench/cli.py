@@ -107,9 +107,9 @@ def seed(url: str, token: str, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: a few processes each")
-    parser.add_argument("--runs", type=int, help="processes per side and command (default 40; quick 3)")
+    parser.add_argument("--runs", type=int, help="processes per side and command (default 40; quick 1)")
     args = parser.parse_args()
-    runs = args.runs or (3 if args.quick else 40)
+    runs = args.runs or (1 if args.quick else 40)
     with tempfile.TemporaryDirectory(prefix="linkserver-bench-cli-") as directory:
         tmp = Path(directory)
         process, url, _credentials = start_server(tmp)
