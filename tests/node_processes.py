@@ -73,6 +73,7 @@ class ServeProcess:
         self.config = directory / "linkserver.yaml"
         self.log_path = directory / "server.log"
         self.process: subprocess.Popen[str] | None = None
+        self._started_at = 0  # where this start's output begins in the log
 
     def config_text(self) -> str:
         raise NotImplementedError
@@ -80,6 +81,7 @@ class ServeProcess:
     def launch(self: _Process) -> _Process:
         """Start the process; :meth:`wait_serving` waits for it (start several at once)."""
         self.config.write_text(self.config_text())
+        self._started_at = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "a") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "linkserver.net.serve", "--config", str(self.config)],
@@ -95,15 +97,17 @@ class ServeProcess:
         raise NotImplementedError
 
     def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
-        """Return once ``ready()`` (HTTP to the node) says so; AssertionError with the node's
-        output when the process exits or ``timeout`` passes first."""
+        """Return once ``ready()`` (HTTP to the node) says so and this start's output says it
+        listens on its port (not another process that took the port meanwhile: the answer
+        would be someone else's); AssertionError with the node's output when the process
+        exits or ``timeout`` passes first."""
         assert self.process is not None, "launch() it first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"{what} exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if ready():
+                if ready() and f"listening on {self.url} " in self.log()[self._started_at :]:
                     return
             except httpx.TransportError:
                 pass
