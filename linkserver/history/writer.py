@@ -77,7 +77,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -428,31 +428,6 @@ class Writer:
         if self.lost:
             log.error("history stopped with the database unavailable: %d events were NOT stored", self.lost)
 
-    @contextlib.contextmanager
-    def own_connection(self) -> Iterator[Any]:
-        """The writer's own DBAPI connection (in autocommit mode: begin and commit yourself),
-        with the committer's role and the write lock held, for a bulk writer's transaction
-        (the purge on SQLite) between two batches.
-
-        On SQLite a connection drops its whole page cache when it finds that
-        another connection committed since its last transaction: with the purge
-        on a connection of its own, the writer's commit and each purge
-        transaction after it read every page they touch again (the purge's
-        context index pages, the index interiors); on one connection both keep
-        theirs. A failure closes the connection: the next user opens another.
-        """
-        with self._role:
-            self._committer = threading.get_ident()
-            try:
-                with self._write_lock:
-                    try:
-                        yield self._connection().driver_connection
-                    except BaseException:
-                        self._close_connection()
-                        raise
-            finally:
-                self._committer = None
-
     @property
     def appended(self) -> int:
         """Events ever submitted (for "anything new?"; not exact under concurrent submits)."""
@@ -654,7 +629,7 @@ class Writer:
             statement for hook in self._same_commit for statement in hook.statements(self._dialect, events)
         ]
 
-    def _connection(self) -> Any:
+    def _write(self, rows: Sequence[tuple[Any, ...]], items: Sequence[Item], *, skip_existing: bool) -> None:
         conn = self._conn
         if conn is None:
             conn = self._engine.raw_connection()
@@ -665,10 +640,6 @@ class Writer:
             else:
                 conn.driver_connection.autocommit = True
             self._conn = conn
-        return conn
-
-    def _write(self, rows: Sequence[tuple[Any, ...]], items: Sequence[Item], *, skip_existing: bool) -> None:
-        conn = self._connection()
         if skip_existing:
             rows = self._not_stored(conn, rows)
         extra = self._extra_statements(rows, items) if self._same_commit else []
