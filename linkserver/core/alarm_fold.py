@@ -82,7 +82,10 @@ class KeyChange:
         self.policy, self.auto_clear = action.level, action.auto_clear
 
     def clear(self, event: Event) -> None:
-        self.cleared_id, self.cleared = event.id, event.created
+        # The first clear since the key last occurred: a later one finds the alarm cleared and
+        # changes nothing, as it would in a batch of its own (and as the SQLite triggers do).
+        if self.cleared_id is None:
+            self.cleared_id, self.cleared = event.id, event.created
 
 
 def fold(events: Iterable[Event], resolve: Resolve) -> dict[str, KeyChange]:

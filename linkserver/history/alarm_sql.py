@@ -68,6 +68,7 @@ _COLUMNS = (
     "cleared_event",
     "cleared_user",
 )
+UPSERT_COLUMNS = _COLUMNS  # the alarms' columns in the order every upsert here names them
 _CHUNKS = (256, 64, 16, 4, 1)
 _FRESH = "alarms.state = 'cleared'"
 _MAX = {"sqlite": "max", "postgresql": "GREATEST"}
@@ -108,11 +109,11 @@ def _occur_sql(dialect: str, rows: int) -> str:
     values = _OCCUR_VALUES.format(m=_MARK[dialect])
     return (
         f"INSERT INTO alarms ({', '.join(_COLUMNS)}) VALUES {', '.join([values] * rows)} "
-        "ON CONFLICT (key) DO UPDATE SET " + _OCCUR_SET.format(max=_MAX[dialect])
+        "ON CONFLICT (key) DO UPDATE SET " + OCCUR_SET.format(max=_MAX[dialect])
     )
 
 
-_OCCUR_SET = ", ".join(
+OCCUR_SET = ", ".join(
     [
         "count = alarms.count + excluded.count",
         "level = CASE WHEN excluded.alarm_level = 'last' THEN excluded.level "
@@ -147,7 +148,7 @@ def _occur_padded_sql(rows: int) -> str:
     return (
         f"INSERT INTO alarms ({', '.join(_COLUMNS)}) SELECT {', '.join(columns)} "
         f"FROM (VALUES {', '.join([values] * rows)}) WHERE column2 IS NOT NULL "
-        "ON CONFLICT (key) DO UPDATE SET " + _OCCUR_SET.format(max="max") + " WHERE alarms.state <> 'cleared'"
+        "ON CONFLICT (key) DO UPDATE SET " + OCCUR_SET.format(max="max") + " WHERE alarms.state <> 'cleared'"
     )
 
 
@@ -285,6 +286,10 @@ class SqlAlarmStore(AlarmStore):
         self._write_lock = write_lock  # the history's, for writes besides its writer's
         self._open: set[str] = set()
 
+    @property
+    def dialect(self) -> str:
+        return str(self._engine().dialect.name)
+
     def _opened(self, expected: int) -> Callable[[int], None]:
         def check(changed: int) -> None:
             if changed != expected:
@@ -362,6 +367,12 @@ class SqlAlarmStore(AlarmStore):
         if clears:
             found.append((_sql("clear", dialect), clears))
         return found
+
+    def triggered(self) -> None:
+        # The triggers delete a cleared alarm before they raise its key again: what this store
+        # remembers as open may have been cleared by them since.
+        if self._open:
+            self._open.clear()
 
     def committed(self, changes: Sequence[KeyChange], events: Sequence[Event]) -> None:
         known = self._open

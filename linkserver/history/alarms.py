@@ -19,6 +19,7 @@ import abc
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -32,6 +33,9 @@ from linkserver.core.levels import Level
 from linkserver.history.base import HistoryStore, Visibility
 from linkserver.history.matching import compile_masks, decode_cursor, encode_cursor, masks_test
 from linkserver.history.same_commit import Statement
+
+if TYPE_CHECKING:
+    from linkserver.history.alarm_triggers import AlarmTriggers
 
 
 class AlarmNotFound(LinkServerError, LookupError):
@@ -84,6 +88,9 @@ class AlarmStore(abc.ABC):
     @abc.abstractmethod
     def committed(self, changes: Sequence[KeyChange], events: Sequence[Event]) -> None:
         """``changes`` are committed (the memory store applies them now)."""
+
+    def triggered(self) -> None:  # noqa: B027 - a no-op unless the store remembers what it wrote
+        """A batch's alarms were written by triggers (SQLite), not by :meth:`statements`."""
 
     @abc.abstractmethod
     def get(self, alarm_id: int) -> Alarm:
@@ -270,34 +277,63 @@ class AlarmWrites:
     :mod:`linkserver.core.alarm_fold`); ``changed`` is told the committed changes (in the
     committing thread: it must be quick). The fold made for :meth:`statements` is kept for
     :meth:`committed` of the same events (a retry folds again: nothing is consumed).
+
+    On SQLite, with :meth:`use_triggers`, a batch the triggers can take
+    (:class:`~linkserver.history.alarm_triggers.AlarmTriggers`) makes no statements and no
+    fold: the triggers write its alarms in the events' INSERT. ``connection_setup`` is then
+    their ``on``, else their ``off``: the DDL the writer runs on its connection, before the
+    batch, whenever it is not what it last ran there (:mod:`linkserver.history.same_commit`).
+    Only the watched events of such a batch are folded, after the commit, for ``changed``.
     """
 
     def __init__(self, store: AlarmStore, resolve: Resolve, changed: Changed | None = None) -> None:
         self.store = store
         self.resolve = resolve
         self.changed = changed
-        self._last: tuple[tuple[int, int, int], list[KeyChange]] | None = None
+        self.triggers: AlarmTriggers | None = None
+        self.connection_setup: tuple[str, ...] = ()
+        self._last: tuple[tuple[int, int, int], list[KeyChange] | None, list[Event]] | None = None
+
+    def use_triggers(self, triggers: AlarmTriggers | None) -> None:
+        """Let SQLite's triggers write the alarms of the batches they can take (None: never)."""
+        self.triggers = triggers
+        self.connection_setup = triggers.off if triggers is not None else ()
 
     @staticmethod
     def _mark(events: Sequence[Event]) -> tuple[int, int, int]:
         return (events[0].id, events[-1].id, len(events)) if events else (0, 0, 0)
 
-    def _fold(self, events: Sequence[Event]) -> list[KeyChange]:
+    def _fold(self, events: Sequence[Event]) -> list[KeyChange] | None:
+        """The batch's changes; None when the triggers write them (statements said so)."""
         mark = self._mark(events)
         last = self._last
         if last is not None and last[0] == mark:
             return last[1]
         changes = list(fold(events, self.resolve).values())
-        self._last = (mark, changes)
+        self._last = (mark, changes, [])
         return changes
 
     def statements(self, dialect: str, events: Sequence[Event]) -> Sequence[Statement]:
+        triggers = self.triggers
+        if triggers is not None and dialect == "sqlite":
+            watched = triggers.take(events)
+            if watched is not None:
+                self.connection_setup = triggers.on
+                self._last = (self._mark(events), None, watched)
+                return []
+            self.connection_setup = triggers.off
         changes = self._fold(events)
         return self.store.statements(dialect, changes) if changes else []
 
     def committed(self, events: Sequence[Event]) -> None:
         changes = self._fold(events)
+        watched = self._last[2] if self._last is not None else []
         self._last = None
+        if changes is None:  # the triggers wrote them
+            self.store.triggered()
+            if watched and self.changed is not None:
+                self.changed(list(fold(watched, self.resolve).values()))
+            return
         if not changes:
             return
         self.store.committed(changes, events)

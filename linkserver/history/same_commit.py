@@ -32,6 +32,12 @@ The contract:
   the writer gave up on for good (their futures fail; nothing was stored):
   the hook forgets what it expected for them.
 
+- ``connection_setup`` (SQLite), when a hook has it: a tuple of DDL statements (TEMP
+  triggers) that the writer runs on its connection after ``statements`` and before the
+  batch's INSERT, whenever the tuple is not (by identity) the one it last ran on that
+  connection; a new connection runs it again. So a hook whose statements rely on triggers
+  for one batch and not for the next switches them by setting it in ``statements``.
+
 The memory store has no transactions: it calls :meth:`SameCommit.committed`
 under its lock right after storing each event (``statements`` is not called).
 """

@@ -314,6 +314,7 @@ class Writer:
         self._abandon = threading.Event()
         self._thread: threading.Thread | None = None
         self._same_commit: tuple[SameCommit, ...] = ()
+        self._setups: dict[int, tuple[str, ...]] = {}  # hook index -> connection_setup run on _conn
         self.lost = 0
         self.stats = WriterStats()
         # Per committed transaction, observed by the committer holding the role (linkserver.server.metrics).
@@ -644,6 +645,8 @@ class Writer:
             rows = self._not_stored(conn, rows)
         extra = self._extra_statements(rows, items) if self._same_commit else []
         if self._dialect == "sqlite":
+            if self._same_commit:
+                self._set_up(conn.driver_connection)
             self._write_sqlite(conn.driver_connection, rows, extra)
             return
         self._queue.wake_room_waiters()
@@ -663,6 +666,17 @@ class Writer:
             with conn.driver_connection.cursor() as cursor, cursor.copy(self._insert_sql) as copy:
                 for row in rows:
                     copy.write_row(row)
+
+    def _set_up(self, db: Any) -> None:
+        """Run each hook's ``connection_setup`` (SQLite) on this connection when it is not what
+        was last run there: after ``statements``, before the batch's INSERT."""
+        done = self._setups
+        for index, hook in enumerate(self._same_commit):
+            setup = getattr(hook, "connection_setup", None)
+            if setup is not None and done.get(index) is not setup:
+                for sql in setup:
+                    db.execute(sql)
+                done[index] = setup
 
     def _write_postgresql_small(
         self, db: Any, rows: Sequence[tuple[Any, ...]], extra: Sequence[Statement]
@@ -767,6 +781,7 @@ class Writer:
 
     def _close_connection(self) -> None:
         conn, self._conn = self._conn, None
+        self._setups.clear()  # a new connection runs the hooks' setups again
         if conn is None:
             return
         try:

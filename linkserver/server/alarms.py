@@ -36,6 +36,13 @@ from linkserver.core.filters import parse_filter
 from linkserver.core.levels import Permission
 from linkserver.core.paths import display
 from linkserver.core.permissions import Principal
+from linkserver.history.alarm_triggers import (
+    AlarmTriggers,
+    clear_trigger,
+    drop_trigger,
+    key_sql,
+    raise_trigger,
+)
 from linkserver.history.alarms import AlarmNotFound, AlarmPage, AlarmQuery, AlarmWrites, open_alarm_store
 from linkserver.history.base import HistoryQuery, HistoryStore
 from linkserver.history.matching import decode_cursor, encode_cursor
@@ -73,6 +80,8 @@ class Alarms:
         history.add_same_commit(self.writes)
         self._names: frozenset[str] = frozenset()
         self._actions: dict[tuple[int, str], tuple[DefinitionSet, Action | None]] = {}
+        self._trigger_of: dict[str, str] = {}  # alarm event name -> its trigger (SQLite)
+        self._checked: dict[int, tuple[DefinitionSet, bool]] = {}  # definitions -> have those triggers
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.notified = 0  # alarmChanged events fired (tests, metrics)
@@ -88,6 +97,7 @@ class Alarms:
         self._names = frozenset(
             definition.name for definitions in sets for definition in definitions.values() if definition.alarm
         )
+        self.writes.use_triggers(self._triggers(sets))
         if self._thread is None:
             self._thread = threading.Thread(target=self._notify_loop, name="linkserver-alarms", daemon=True)
             self._thread.start()
@@ -114,6 +124,53 @@ class Alarms:
         action = _action(definitions, event.name)
         self._actions[(id(definitions), event.name)] = (definitions, action)
         return action
+
+    # -- the alarm list written by SQLite's triggers (history/alarm_triggers.py) -------------
+
+    def _triggers(self, sets: Sequence[DefinitionSet]) -> AlarmTriggers | None:
+        """Triggers for every alarm event name, when the store is SQLite's and every definition
+        of each name (in every template and context) has the same trigger; else None (the
+        Python fold writes every batch)."""
+        if not self._names or getattr(self.store, "dialect", None) != "sqlite":
+            return None
+        wanted: dict[str, str] = {}
+        for definitions in sets:
+            for name in sorted(self._names.intersection(definitions)):
+                sql = _trigger_sql(definitions, name)
+                if sql is None or wanted.setdefault(name, sql) != sql:
+                    log.info("alarm event %s: its alarms are folded in Python (no trigger)", name)
+                    return None
+        self._trigger_of = wanted
+        self._checked = {}
+        off = tuple(drop_trigger(name) for name in sorted(wanted))
+        return AlarmTriggers(on=(*off, *(wanted[name] for name in sorted(wanted))), off=off, take=self._take)
+
+    def _take(self, events: Sequence[Event]) -> list[Event] | None:
+        """Whether the triggers write exactly what the fold would for ``events`` (writer's thread):
+        None if one of them has an alarm name in a context that is gone (the fold does nothing
+        for it) or whose definitions make other triggers; else its watched alarm events."""
+        names, find, checked, watched = self._names, self.tree.find, self._checked, self.engine.watched
+        told: list[Event] = []
+        for event in events:
+            if event.name not in names:
+                continue
+            context = find(event.context)
+            if context is None:
+                return None
+            definitions = context.definitions
+            known = checked.get(id(definitions))
+            if known is None or known[0] is not definitions:
+                known = checked[id(definitions)] = (definitions, self._same_triggers(definitions))
+            if not known[1]:
+                return None
+            if watched(event.context, ALARM_CHANGED):
+                told.append(event)
+        return told
+
+    def _same_triggers(self, definitions: DefinitionSet) -> bool:
+        wanted = self._trigger_of
+        names = self._names.intersection(definitions)
+        return all(_trigger_sql(definitions, name) == wanted[name] for name in names)
 
     def _committed(self, changes: Sequence[KeyChange]) -> None:
         for change in changes:
@@ -350,6 +407,21 @@ class Alarms:
     def purge(self, now: datetime) -> int:
         """Delete alarms cleared longer ago than ``keep_cleared``."""
         return self.store.purge_cleared(now - self.settings.keep_cleared)
+
+
+def _trigger_sql(definitions: DefinitionSet, name: str) -> str | None:
+    """The trigger that does what events ``name`` of ``definitions`` do; None if SQL cannot."""
+    action = _action(definitions, name)
+    definition = definitions.get(name)
+    if action is None or definition is None:
+        return None
+    if type(action) is Raise:
+        key = key_sql(action.key, definition.format)
+        return None if key is None else raise_trigger(name, key, action.level, action.auto_clear)
+    keys = [key_sql(template, definition.format, other) for other, template in action.cleared]  # type: ignore[union-attr]
+    if any(key is None for key in keys):
+        return None
+    return clear_trigger(name, keys)  # type: ignore[arg-type]
 
 
 def _action(definitions: DefinitionSet, name: str) -> Action | None:

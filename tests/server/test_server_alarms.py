@@ -142,3 +142,20 @@ def test_an_alarm_whose_last_event_is_gone_has_no_message(tmp_path: Path) -> Non
         assert (shown["count"], shown["message"]) == (1, None)
     finally:
         s.stop()
+
+
+def test_on_sqlite_triggers_write_the_alarms_unless_an_event_context_is_gone(tmp_path: Path) -> None:
+    s = server(tmp_path, f"sqlite:///{tmp_path / 'h.sqlite3'}").start()
+    try:
+        writes = s.alarms.writes
+        assert writes.triggers is not None  # every alarm definition of the catalog has a trigger
+        s.engine.add_context("net.sw1")
+        event = s.fire("net.sw1", "linkDown", {"ifIndex": 3}, durable=True)
+        assert writes.connection_setup is writes.triggers.on
+        s.fire("net.sw1", "linkDown", {"ifIndex": 3}, level="ERROR", durable=True)
+        (alarm,) = s.alarms.query(AlarmQuery(), ALICE).alarms
+        assert (alarm.id, alarm.count, alarm.level) == (event.id, 2, Level.ERROR)
+        s.engine.remove_context("net.sw1")
+        assert writes.triggers.take([event]) is None  # the fold does nothing for a gone context
+    finally:
+        s.stop()

@@ -16,8 +16,9 @@ would make this ratio about 1/1000.
 
 ``alarm_reduction`` (>= 0.7x): the persistent ``fault`` event fired into 1,000 contexts in
 turn, each firing reducing its context's alarm (reduction_key ``{context}:{name}:{data.code}``:
-1,000 active alarms, every batch's events folded per key and upserted in the events' commit by
-server/alarms.py's same-commit hook), against the same event without a reduction_key on an
+1,000 active alarms, upserted in the events' commit: on this SQLite store by the triggers of
+history/alarm_triggers.py on the events' INSERT, which server/alarms.py's same-commit hook installs
+on the writer's connection), against the same event without a reduction_key on an
 otherwise identical engine and SQLite store. Nobody watches alarmChanged (nothing to notify).
 
     python tools/bench/alarms.py [--quick] [--part count_rules|alarm_reduction]
