@@ -102,7 +102,7 @@ def _live(shell: Shell, query: dict[str, Any], seconds: float | None) -> None:
     if query["event"]:
         conditions.append(f"data.name == {query['event']!r}")
     if query["state"]:
-        conditions.append("data.state in [" + ", ".join(repr(s) for s in query["state"]) + "]")
+        conditions.append(_state_condition(query["state"]))
     deadline = None if seconds is None else time.monotonic() + seconds
     seen = 0
     with interrupt.live_view() as stop:  # Ctrl-C sets stop, never raises in the client's code
@@ -137,6 +137,21 @@ def _live(shell: Shell, query: dict[str, Any], seconds: float | None) -> None:
         if stop.is_set():
             shell.write()  # past the ^C the terminal echoed
         shell.write(f"stopped watching alarms ({seen} change(s))")
+
+
+# the change that takes an alarm out of a state: an alarm in that state before it, so the view of that
+# state shows it leaving (an open alarm cleared or acknowledged, an acknowledged one cleared or unacked)
+LEAVING = {"open": ["acknowledged", "cleared"], "acknowledged": ["unacknowledged", "cleared"], "cleared": []}
+
+
+def _state_condition(states: list[str]) -> str:
+    """The alarmChanged filter of a view of these states: changes to an alarm in them after the
+    change, or in them before it (the change that takes it out of the view is shown too)."""
+    condition = "data.state in [" + ", ".join(repr(s) for s in states) + "]"
+    leaving = sorted({change for state in states for change in LEAVING[state]})
+    if leaving:
+        condition += " or data.change in [" + ", ".join(repr(c) for c in leaving) + "]"
+    return f"({condition})"
 
 
 def _matches(shell: Shell, query: dict[str, Any], alarm_id: int) -> bool:

@@ -3,7 +3,8 @@ event's message (the key where that event is no longer stored)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,50 @@ def test_alarms_since_and_until_bound_the_last_occurrence(alarmed: tuple[Running
     assert sh.run("alarms /net.** --until 1m").strip() == "(no alarms)"
     with pytest.raises(ShellError, match="'soon' is not a time"):
         sh.run("alarms --since soon")
+
+
+class FiringConsole(TextConsole):
+    """Runs ``act()`` in a thread once the live view says it is watching."""
+
+    def __init__(self, act: Callable[[], None]) -> None:
+        super().__init__(width=200)
+        self.act, self.acting = act, threading.Thread(target=act)
+
+    def write(self, text: str = "") -> None:
+        super().write(text)
+        if text.startswith("watching alarms"):
+            self.acting.start()
+
+
+def test_alarms_live_shows_the_changes_that_take_an_alarm_out_of_the_view(
+    alarmed: tuple[RunningServer, ShellDriver],
+) -> None:
+    """The default view (open and acknowledged) shows an alarm cleared by an event or by hand: the
+    change that makes it leave the list is what the operator watches for."""
+    server, sh = alarmed
+    ids: dict[str, int] = {}
+
+    def act() -> None:
+        ids["a"] = server.server.fire("net.sw1", "linkDown", {"ifIndex": 3}, durable=True).id
+        ids["b"] = server.server.fire("net.sw1", "linkDown", {"ifIndex": 4}, durable=True).id
+        sh.client.acknowledge_alarm(ids["b"], "on it")
+        sh.client.clear_alarm(ids["b"])
+        server.server.fire("net.sw1", "linkUp", {"ifIndex": 3}, durable=True)
+
+    console = FiringConsole(act)
+    live = ShellDriver(sh.client, console)
+    text = live.run("alarms /net.** --live --seconds 6")
+    console.acting.join()
+    changes = [line.split("  ")[1:4] for line in text.splitlines() if line[:2].isdigit()]
+    assert changes == [
+        ["occurred", f"#{ids['a']}", "open"],
+        ["occurred", f"#{ids['b']}", "open"],
+        ["acknowledged by admin", f"#{ids['b']}", "acknowledged"],
+        ["cleared by admin", f"#{ids['b']}", "cleared"],
+        ["cleared", f"#{ids['a']}", "cleared"],
+    ], text
+    assert text.rstrip().endswith("stopped watching alarms (5 change(s))")
+
+    in_cleared = ShellDriver(sh.client, FiringConsole(lambda: sh.client.acknowledge_alarm(ids["a"], "x")))
+    text = in_cleared.run("alarms /net.** --state cleared --live --seconds 3")
+    assert f"acknowledged by admin  #{ids['a']}  cleared" in text  # an ack of a cleared alarm, in its view
