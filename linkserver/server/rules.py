@@ -42,7 +42,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from linkserver.core.alarms import AlarmState
-from linkserver.core.errors import EventNotFound, LinkServerError, UnknownRule
+from linkserver.core.errors import BadRequest, EventNotFound, LinkServerError, UnknownRule
 from linkserver.core.events import Event
 from linkserver.core.filters import And, Filter, Or
 from linkserver.core.filters.labels import bind_filter
@@ -690,7 +690,7 @@ class RuleHost:
         Only persistent events are in history, so only they are replayed."""
         rule = self.get(name)
         if rule.source == ALARMS:
-            raise ValueError(
+            raise BadRequest(
                 f"rule {name!r} escalates alarms, and the alarm list keeps no history to replay; "
                 "a dry run replays events (an escalation with source: events)"
             )

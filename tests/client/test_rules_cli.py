@@ -13,7 +13,7 @@ import pytest
 from test_client_user_cli import cli
 
 from linkserver.client import Client
-from linkserver.core.errors import UnknownRule
+from linkserver.core.errors import BadRequest, UnknownRule
 from linkserver.loading.shipped import SHIPPED_CONTEXTS
 from linkserver.testing import RunningServer
 
@@ -21,6 +21,12 @@ RULES = """
 rules:
   - {name: burst, kind: count, mask: "devices.*", event: error, count: 2, within: 1h}
   - {name: tuning, kind: count, mask: "devices.*", event: error, count: 3, within: 1h, enabled: false}
+  - name: paging
+    kind: escalation
+    source: alarms
+    mask: "devices.*"
+    event: error
+    steps: [{after: 1h}]
 """
 
 
@@ -53,13 +59,14 @@ def test_rules_list_and_a_dry_run_through_the_client_and_the_command_line(
         assert [(r["name"], r["enabled"], r["fired"]) for r in rules] == [
             ("burst", True, 1),
             ("tuning", False, 0),
+            ("paging", True, 0),
         ]
         assert rules[0]["state"]["open"]["devices.d1"]["alert_id"] is not None
         assert client.rule("tuning")["description"] == "3 x error in devices.* within 1h per context"
         result = client.test_rule("tuning", since="1h")
         assert result["events"] == 3
         assert [(f["event"], f["key"]) for f in result["fired"]] == [("alert", "devices.d1")]
-        with pytest.raises(UnknownRule, match="no rule named 'nope' \\(rules: burst, tuning\\)"):
+        with pytest.raises(UnknownRule, match="no rule named 'nope' \\(rules: burst, paging, tuning\\)"):
             client.test_rule("nope")
     code, out, _ = cli(capsys, "rules", "list", "--url", live.url)
     assert code == 0
@@ -76,4 +83,15 @@ def test_rules_list_and_a_dry_run_through_the_client_and_the_command_line(
     code, _, err = cli(capsys, "rules", "test", "nope", "--url", live.url)
     assert code != 0 and "no rule named 'nope'" in err
     with Client(live.url) as client:  # the dry runs fired nothing
-        assert [r["fired"] for r in client.rules()] == [1, 0]
+        assert [r["fired"] for r in client.rules()] == [1, 0, 0]
+
+
+def test_a_dry_run_of_an_alarm_escalation_says_why_it_cannot_be_one(
+    live: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The alarm list keeps no history to replay: a clear refusal (400), not an internal error."""
+    with Client(live.url) as client, pytest.raises(BadRequest, match="escalates alarms") as raised:
+        client.test_rule("paging", since="1h")
+    assert raised.value.status == 400
+    code, _, err = cli(capsys, "rules", "test", "paging", "--since", "7d", "--url", live.url)
+    assert code != 0 and "rule 'paging' escalates alarms" in err and "see its log" not in err
