@@ -82,18 +82,30 @@ def key_sql(template: KeyTemplate, fmt: TableFormat, cleared_name: str | None = 
 
 
 def raise_trigger(name: str, key: str, policy: AlarmLevel, auto_clear: timedelta | None) -> str:
-    """The trigger of events named ``name`` that raise (or reduce into) the alarm of ``key``."""
+    """The trigger of events named ``name`` that raise (or reduce into) the alarm of ``key``.
+
+    Its first statement inserts the alarm or adds the event to the open or acknowledged one of
+    the key: one change, the common case, after which ``RAISE(IGNORE)`` ends the trigger for
+    this event (only the trigger: the INSERT goes on with the batch's next row). No change
+    means the key's alarm is cleared: it is deleted and a new one inserted (its id the
+    event's). So the cleared alarm's lookup (a second key rendered, a descent of the key index
+    and a read of the row) is paid only when a problem comes back, not on every event (raw
+    sqlite3, batches of 500 into 1,000 open alarms: 4.9-5.1 -> 4.1-4.6 ms, the INSERT without
+    alarms 2.1-2.3). Within a trigger, ``changes()`` is the count of its previous statement."""
     auto = "NULL" if auto_clear is None else f"NEW.created + {auto_clear // timedelta(microseconds=1)}"
     values = (
         f"NEW.id, {key}, NEW.context, NEW.name, 'open', NEW.level, {_literal(policy.value)}, 1, "
         f"NEW.created, NEW.created, NEW.id, {auto}, NULL, NULL, NULL, NULL"
     )
+    insert = f"INSERT INTO alarms ({', '.join(UPSERT_COLUMNS)}) SELECT {values} WHERE true"
     return (
         f'CREATE TEMP TRIGGER "{PREFIX}{name}" AFTER INSERT ON main.events '
         f"WHEN NEW.name = {_literal(name)} BEGIN "
+        f"{insert} ON CONFLICT (key) DO UPDATE SET {OCCUR_SET.format(max='max')} "
+        "WHERE alarms.state <> 'cleared'; "
+        "SELECT RAISE(IGNORE) WHERE changes() = 1; "
         f"DELETE FROM alarms WHERE key = {key} AND state = 'cleared'; "
-        f"INSERT INTO alarms ({', '.join(UPSERT_COLUMNS)}) SELECT {values} WHERE true "
-        f"ON CONFLICT (key) DO UPDATE SET {OCCUR_SET.format(max='max')}; END"
+        f"{insert}; END"
     )
 
 
