@@ -1,5 +1,6 @@
 """``linkserver alarms`` (docs/alarms.md): list the alarm list with the filters of ``history``
-(plus ``--state``), and ``ack``, ``unack`` and ``clear`` an alarm by its id."""
+(plus ``--state``), ``show`` one alarm in full (first and last occurrence, acknowledgements,
+who or what cleared it), and ``ack``, ``unack`` and ``clear`` an alarm by its id."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ STATES = ("open", "acknowledged", "cleared")
 
 
 def add_alarm_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    alarms = subparsers.add_parser("alarms", help="the alarm list: list, ack, unack, clear")
-    commands = alarms.add_subparsers(dest="alarm_command", metavar="list|ack|unack|clear", required=True)
+    alarms = subparsers.add_parser("alarms", help="the alarm list: list, show, ack, unack, clear")
+    commands = alarms.add_subparsers(dest="alarm_command", metavar="list|show|ack|unack|clear", required=True)
     listing = commands.add_parser(
         "list", parents=[common], help="list alarms (default: open and acknowledged)"
     )
@@ -41,6 +42,11 @@ def add_alarm_commands(subparsers: Any, common: argparse.ArgumentParser) -> None
     listing.add_argument("--limit", type=_positive, default=20, help="alarms per page (default 20)")
     listing.add_argument("--cursor", help="continue after a previous page (its next_cursor)")
     listing.set_defaults(handler=_guarded(_list))
+    show = commands.add_parser(
+        "show", parents=[common], help="one alarm in full: occurrences, acknowledgements, how it was cleared"
+    )
+    show.add_argument("id", type=int, help="the alarm id")
+    show.set_defaults(handler=_guarded(_show))
     ack = commands.add_parser("ack", parents=[common], help="acknowledge an alarm (operator)")
     ack.add_argument("id", type=int, help="the alarm id")
     ack.add_argument("text", nargs="+", help="what is being done")
@@ -104,6 +110,38 @@ def _list(args: argparse.Namespace) -> int:
     print(format_table(ALARM_HEADERS, alarm_rows(page["alarms"])))
     if page.get("next_cursor"):
         print(f"more: --cursor {page['next_cursor']}", file=sys.stderr)
+    return OK
+
+
+def alarm_detail(alarm: dict[str, Any]) -> str:
+    """One alarm as ``linkserver alarms show`` prints it: a line per part."""
+    cleared = alarm.get("cleared")
+    lines = [
+        f"alarm {alarm['id']}  {alarm['state']}  {alarm['level']} ({alarm['alarm_level']} of its events)",
+        f"  key              {alarm['key']}",
+        f"  message          {alarm.get('message') or '-'}",
+        f"  event            {alarm['context'] or 'root'}/{alarm['name']}, last {alarm['event']}",
+        f"  count            {alarm['count']}",
+        f"  first            {_time(alarm['first'])}",
+        f"  last             {_time(alarm['last'])}",
+    ]
+    if alarm.get("auto_clear_at") and not cleared:
+        lines.append(f"  auto_clear       {_time(alarm['auto_clear_at'])} unless it occurs again")
+    for ack in alarm.get("acknowledgements") or []:
+        lines.append(f"  acknowledged     {_time(ack['time'])} by {ack['user']}: {ack['text']}")
+    if cleared:
+        by = {"event": f"event {cleared.get('event')}", "user": f"user {cleared.get('user')}"}
+        lines.append(f"  cleared          {_time(cleared['time'])} by {by.get(cleared['by'], cleared['by'])}")
+    return "\n".join(lines)
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        alarm = client.alarm(args.id)
+    if args.json:
+        _print_json(alarm)
+    else:
+        print(alarm_detail(alarm))
     return OK
 
 

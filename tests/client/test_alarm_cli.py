@@ -98,3 +98,35 @@ def test_the_clients_read_an_alarms_events_page_after_page(live: RunningServer) 
             return [e.id async for e in client.iter_alarm_events(down.id, limit=3)]
 
     assert asyncio.run(newest_first()) == expected[::-1]
+
+
+def test_show_prints_one_alarm_in_full(live: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """First and last occurrence, every acknowledgement and what cleared it: what the list's one
+    line per alarm leaves out."""
+    live.server.engine.add_context("net.sw3")
+    down = live.server.fire("net.sw3", "linkDown", {"ifIndex": 5}, durable=True)
+    last = live.server.fire("net.sw3", "linkDown", {"ifIndex": 5}, level="ERROR", durable=True)
+    assert cli(capsys, live, "operator", "alarms", "ack", str(down.id), "on", "it")[0] == 0
+    assert cli(capsys, live, "operator", "alarms", "ack", str(down.id), "still")[0] == 0
+    up = live.server.fire("net.sw3", "linkUp", {"ifIndex": 5}, durable=True)
+    code, out, err = cli(capsys, live, "observer", "alarms", "show", str(down.id))
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == f"alarm {down.id}  cleared  ERROR (highest of its events)"
+    assert "  key              net.sw3:linkDown:5" in lines
+    assert "  message          interface 5 of net.sw3 is down (ERROR)" in lines
+    assert f"  event            net.sw3/linkDown, last {last.id}" in lines
+    assert "  count            2" in lines
+    assert [line.split()[0] for line in lines[5:]] == [
+        "first",
+        "last",
+        "acknowledged",
+        "acknowledged",
+        "cleared",
+    ]
+    assert lines[-3].endswith("by operator: on it") and lines[-2].endswith("by operator: still")
+    assert lines[-1].endswith(f"by event {up.id}")
+    code, out, _ = cli(capsys, live, "observer", "alarms", "show", str(down.id), "--json")
+    assert json.loads(out)["cleared"]["event"] == up.id
+    code, _, err = cli(capsys, live, "observer", "alarms", "show", "12345")
+    assert code == 1 and "no alarm 12345" in err
