@@ -135,6 +135,10 @@ def test_a_threshold_opens_once_and_clears_with_the_alert_id(tmp_path: Path) -> 
         opened = s.history.query(HistoryQuery(masks=("alerts.hot",), names=("alert",))).events[0]
         assert opened.level.name == "ERROR"
         assert hot[1][1]["alert_id"] == opened.id
+        # what an operator reads first (history, watch, the alarm list) is the rule's own text
+        ended = s.history.query(HistoryQuery(masks=("alerts.hot",), names=("alertCleared",))).events[0]
+        ended = s.access.get(ended.id, None)  # shown as the API shows it
+        assert ended.message == hot[1][1]["message"] == "measurement in devices.d1 back within bounds"
 
 
 def test_escalation_steps_until_acknowledged(tmp_path: Path) -> None:
@@ -152,6 +156,7 @@ def test_escalation_steps_until_acknowledged(tmp_path: Path) -> None:
         (first,) = escalated.events
         assert first.record["alert_id"] == raised.id and first.record["step"] == 1
         assert first.record["notified"] == "oncall" and first.level.name == "ERROR"
+        assert first.message == first.record["message"] and str(raised.id) in first.message
         s.history.acknowledge(raised.id, Acknowledgement(time=raised.created, user="op", text="on it"))
         s.rules.clock = lambda: raised.created + timedelta(hours=2)  # step 2 is due
         s.rules.tick()
