@@ -116,8 +116,9 @@ class RuleState:
             if row.get("open") is not None:
                 self.open[key] = row["open"]
 
-    def status(self) -> dict[str, Any]:
-        """What ``rules list`` shows: the open alerts (and, per kind, what is being watched)."""
+    def status(self, now: datetime | None = None) -> dict[str, Any]:
+        """What ``rules list`` shows: the open alerts (and, per kind, what is being watched at
+        ``now``; None: whatever the state holds)."""
         return {"open": {key: dict(row) for key, row in sorted(self.open.items())}}
 
     # -- helpers ------------------------------------------------------------
@@ -246,9 +247,16 @@ class CountState(RuleState):
             if times:
                 self.times[key] = collections.deque(times, maxlen=self.count)
 
-    def status(self) -> dict[str, Any]:
-        found = super().status()
-        found["counting"] = {key: len(times) for key, times in sorted(self.times.items()) if times}
+    def status(self, now: datetime | None = None) -> dict[str, Any]:
+        found = super().status(now)
+        if now is None:
+            found["counting"] = {key: len(times) for key, times in sorted(self.times.items()) if times}
+            return found
+        at = _ms(now)  # the times still in the window; older ones are kept until a tick forgets them
+        counting = {
+            key: sum(at - t < self.window for t in times) for key, times in sorted(self.times.items())
+        }
+        found["counting"] = {key: count for key, count in counting.items() if count}
         return found
 
 
@@ -326,8 +334,8 @@ class AbsenceState(RuleState):
             if key not in self.open:
                 self.seen[key] = last
 
-    def status(self) -> dict[str, Any]:
-        found = super().status()
+    def status(self, now: datetime | None = None) -> dict[str, Any]:
+        found = super().status(now)
         found["watching"] = len(self.seen)
         return found
 
@@ -485,7 +493,7 @@ class EscalationState(RuleState):
             self.pending[key] = dict(row)
             heapq.heappush(self._due, (_time(row["next"]), key))
 
-    def status(self) -> dict[str, Any]:
+    def status(self, now: datetime | None = None) -> dict[str, Any]:
         return {"escalating": {key: dict(row) for key, row in sorted(self.pending.items())}}
 
 

@@ -650,11 +650,12 @@ class RuleHost:
     def status(self, name: str | None = None) -> list[dict[str, Any]]:
         """Each rule (or the one named): what it watches and what it holds now."""
         chosen = [self._running(name)] if name is not None else list(self._rules.values())
+        now = self.clock()
         found = []
         for running in chosen:
             rule = running.rule
             with running.lock:
-                state = running.state.status()
+                state = running.state.status(now)
                 fired = running.fired
                 last = running.last_fired
             found.append(

@@ -56,6 +56,18 @@ def test_count_opens_on_the_nth_event_within_the_window_per_key_and_clears_when_
     assert (cleared.event, cleared.key) == (CLEARED, "devices.a")
 
 
+def test_count_status_counts_the_events_still_in_the_window() -> None:
+    """What 'rules list' shows as counting: a key whose events aged out counts nothing, though
+    the state keeps their times until a tick forgets them."""
+    state = new_state(count_rule())
+    state.observe(event("devices.a", "error", s(0)), s(0))
+    state.observe(event("devices.a", "error", s(30)), s(30))
+    state.observe(event("devices.b", "error", s(50)), s(50))
+    assert state.status(s(55))["counting"] == {"devices.a": 2, "devices.b": 1}
+    assert state.status(s(80))["counting"] == {"devices.a": 1, "devices.b": 1}
+    assert state.status(s(200))["counting"] == {}
+
+
 def test_count_ignores_events_spread_wider_than_the_window() -> None:
     state = new_state(count_rule())
     for second in (0, 40, 80, 120):
