@@ -6,6 +6,7 @@ the test starts dev.py in a group of its own and signals the group.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -64,3 +65,37 @@ def test_ctrl_c_on_dev_py_run_stops_cleanly(tmp_path: Path) -> None:
         assert store.query(HistoryQuery(masks=("devices.*",), names=("disconnected",), limit=10)).events
     finally:
         store.stop()
+
+
+def test_dev_py_test_compiles_the_package_first_even_where_bytecode_is_not_written() -> None:
+    """The tests' servers and CLI commands are processes of their own: each compiled every
+    module it imported from source while PYTHONDONTWRITEBYTECODE was set and no .pyc was there."""
+    source = ROOT / "linkserver" / "runtime.py"
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    cached.unlink(missing_ok=True)  # rewritten below (and by any dev.py test)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "dev.py"), "test", "--version"],  # pytest starts, runs nothing
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    stale = []
+    for module in sorted((ROOT / "linkserver").rglob("*.py")):
+        pyc = Path(importlib.util.cache_from_source(str(module)))
+        # A timestamp .pyc holds its source's mtime and size (bytes 8-16); import uses it only then.
+        header = pyc.read_bytes()[:16] if pyc.exists() else b""
+        flags = int.from_bytes(header[4:8], "little") if header else 0
+        stat = module.stat()
+        current = len(header) == 16 and (
+            flags != 0
+            or (
+                int.from_bytes(header[8:12], "little") == int(stat.st_mtime) & 0xFFFFFFFF
+                and int.from_bytes(header[12:16], "little") == stat.st_size & 0xFFFFFFFF
+            )
+        )
+        if not current:
+            stale.append(str(module.relative_to(ROOT)))
+    assert stale == [], f"no current .pyc for {stale}"
