@@ -36,6 +36,7 @@ from linkserver.core.definitions import EventDefinition
 from linkserver.core.durations import format_duration
 from linkserver.core.errors import FilterError
 from linkserver.core.filters import parse_filter
+from linkserver.core.filters.check import known_result
 from linkserver.core.levels import Level
 from linkserver.core.paths import parse_path
 from linkserver.core.rules import (
@@ -299,11 +300,19 @@ def check_rules(rules: Iterable[RuleConfig], catalog: Catalog, problems: Problem
             if text_value is None:
                 continue
             try:
-                parse_filter(text_value).check_any(definitions, f"{config.event!r} under {config.mask!r}")
+                parsed = parse_filter(text_value)
+                parsed.check_any(definitions, f"{config.event!r} under {config.mask!r}")
             except FilterError as exc:
                 problems.add(
                     at or where,
                     f"{key!r} of rule {config.name!r} cannot match {config.event!r}: {exc.message}",
+                )
+                continue
+            if known_result(parsed.ast, {"name": config.event}) is False:
+                problems.add(
+                    at or where,
+                    f"{key!r} of rule {config.name!r} cannot match {config.event!r}: it never holds for "
+                    f"an event named {config.event!r}, the only event the rule watches",
                 )
         if config.per.startswith("data."):
             field = config.per[5:]

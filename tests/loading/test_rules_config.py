@@ -133,6 +133,33 @@ def test_check_refuses_rules_that_cannot_work_with_the_contexts(tmp_path: Path) 
         load_all(config)
 
 
+def test_check_refuses_a_filter_that_never_holds_for_the_watched_event(tmp_path: Path) -> None:
+    """A rule watches one event name: a filter that names another (==, in) can never match it."""
+    config = write(
+        tmp_path,
+        """
+        rules:
+          - {name: a, kind: count, mask: "devices.*", event: error, filter: 'name == "measurement"',
+             count: 2, within: 1m}
+          - {name: b, kind: threshold, mask: "devices.*", event: measurement, open: data.value > 80,
+             close: 'data.value < 70 and name in ["error", "connected"]'}
+          - {name: c, kind: count, mask: "devices.*", event: error, filter: 'not (name != "error")',
+             count: 2, within: 1m}
+          - {name: d, kind: count, mask: "devices.*", event: error,
+             filter: 'name == "measurement" or data.code == "E1"', count: 2, within: 1m}
+          - {name: e, kind: count, mask: "devices.*", event: error, filter: 'name not in ["error"]',
+             count: 2, within: 1m}
+        """,
+    )
+    found = check_files([config])
+    at = f"{config}:"
+    assert [line.split(":")[1] for line in found] == ["6", "9", "14"], found
+    assert found[0].startswith(f"{at}6:") and "'filter' of rule 'a' cannot match 'error'" in found[0]
+    assert "it never holds for an event named 'error'" in found[0]
+    assert "'close' of rule 'b' cannot match 'measurement'" in found[1]
+    assert "'filter' of rule 'e' cannot match 'error'" in found[2]
+
+
 def test_the_shipped_alert_template_can_hold_every_kind_of_rule(tmp_path: Path) -> None:
     config = write(
         tmp_path,

@@ -11,7 +11,19 @@ from __future__ import annotations
 import difflib
 
 from linkserver.core.errors import FilterError
-from linkserver.core.filters.ast import Compare, InList, Leaf, Match, Node, Value, leaves, parse_timestamp
+from linkserver.core.filters.ast import (
+    And,
+    Compare,
+    InList,
+    Leaf,
+    Match,
+    Node,
+    Not,
+    Or,
+    Value,
+    leaves,
+    parse_timestamp,
+)
 from linkserver.core.formats import Field, FieldType, TableFormat
 
 
@@ -124,3 +136,28 @@ def _article(kind: FieldType) -> str:
 
 def _prefix(where: str) -> str:
     return f"{where}: " if where else ""
+
+
+def known_result(node: Node, known: dict[str, str]) -> bool | None:
+    """What ``node`` says of every event whose operands in ``known`` have those values (``name``:
+    the one event a rule watches): True or False when that decides it, None when the rest of the
+    event does. Only ``==``, ``!=``, ``in`` and ``not in`` of a known operand are decided; every
+    other comparison is left undecided, so False means it can never hold."""
+    if isinstance(node, And):
+        results = [known_result(item, known) for item in node.items]
+        return False if False in results else (True if all(r is True for r in results) else None)
+    if isinstance(node, Or):
+        results = [known_result(item, known) for item in node.items]
+        return True if True in results else (False if all(r is False for r in results) else None)
+    if isinstance(node, Not):
+        inner = known_result(node.item, known)
+        return None if inner is None else not inner
+    operand = node.operand
+    if operand.path or operand.name not in known:
+        return None
+    value = known[operand.name]
+    if isinstance(node, Compare) and node.op in ("==", "!=") and isinstance(node.value, str):
+        return (value == node.value) is (node.op == "==")
+    if isinstance(node, InList) and all(isinstance(v, str) for v in node.values):
+        return (value in node.values) is not node.negated
+    return None
