@@ -71,7 +71,9 @@ class SqlHistoryStore(HistoryStore):
     A schema newer than this code is refused either way. ``durability``:
     ``commit`` (a committed event survives a crash of the process) or
     ``fsync`` (it also survives an OS crash or power loss); see
-    :data:`linkserver.history.engine.DURABILITY`.
+    :data:`linkserver.history.engine.DURABILITY`. ``checkpoint_interval``: on
+    SQLite, how often the WAL is checkpointed (see
+    :class:`linkserver.history.engine.WalCheckpointer`).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class SqlHistoryStore(HistoryStore):
         upgrade: bool = True,
         busy_timeout: timedelta = timedelta(seconds=DEFAULT_BUSY_TIMEOUT),
         durability: str = "commit",
+        checkpoint_interval: timedelta = timedelta(seconds=1),
     ) -> None:
         if batch_size < 1 or queue_size < 1:
             raise ValueError("batch_size and queue_size must be at least 1")
@@ -96,6 +99,7 @@ class SqlHistoryStore(HistoryStore):
         self._queue_size = queue_size
         self._upgrade = upgrade
         self._busy_timeout = busy_timeout.total_seconds()
+        self._checkpoint_interval = checkpoint_interval.total_seconds()
         self._engine: Engine | None = None
         self._writer: Writer | None = None
         self._write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
@@ -139,7 +143,9 @@ class SqlHistoryStore(HistoryStore):
             self._writer.add_same_commit(hook)
         self._writer.start()
         if self._dialect == "sqlite":
-            self._checkpointer = WalCheckpointer(engine, write_lock=self._write_lock)
+            self._checkpointer = WalCheckpointer(
+                engine, self._checkpoint_interval, write_lock=self._write_lock
+            )
             self._checkpointer.start()
         self._engine = engine
 

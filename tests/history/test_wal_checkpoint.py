@@ -15,6 +15,9 @@ from linkserver.history.base import HistoryQuery
 from linkserver.history.engine import BULK_HOLD_SECONDS
 from linkserver.history.sql import SqlHistoryStore
 
+# The checkpointer's rounds where a test waits for several: a fifth of the server's 1 s.
+INTERVAL = timedelta(milliseconds=200)
+
 
 def test_the_wal_is_restarted_once_it_passes_its_limit_while_the_writer_keeps_committing(
     tmp_path: Path,
@@ -56,7 +59,7 @@ def test_a_wal_file_left_at_its_limit_with_few_frames_in_it_is_not_restarted_aga
     """After a restart the file keeps its size with few frames in it: what counts is the frames
     in it, or a RESTART (the writer waiting for it) ran every second under the lightest stream.
     Such a stream (no purge running) gets the file's disk back instead, once."""
-    store = SqlHistoryStore(f"sqlite:///{tmp_path / 'history.sqlite3'}")
+    store = SqlHistoryStore(f"sqlite:///{tmp_path / 'history.sqlite3'}", checkpoint_interval=INTERVAL)
     store.start()
     checkpointer = store._checkpointer  # noqa: SLF001 - the thread under test
     assert checkpointer is not None
@@ -69,11 +72,12 @@ def test_a_wal_file_left_at_its_limit_with_few_frames_in_it_is_not_restarted_aga
                 store.append(make(data=({"text": "x" * 2000},)))
             store.flush(10)
         assert checkpointer.restarts >= 1
-        time.sleep(1.5)  # the restart's own round ends; the next commit begins the file anew
+        # the restart's own round ends; the next commit begins the file anew
+        time.sleep(1.5 * INTERVAL.total_seconds())
         after = checkpointer.restarts
         for _ in range(40):  # a light stream: a few pages a commit, far below the limit
             store.append(make()).result(timeout=10)
-            time.sleep(0.05)
+            time.sleep(0.05)  # 2 s: ten rounds
         assert checkpointer.wal_size() < 1024 * 1024, "a light stream should get the disk back"
         assert checkpointer.restarts - after <= 1, f"{checkpointer.restarts - after} restarts in 2 s"
     finally:
@@ -83,7 +87,7 @@ def test_a_wal_file_left_at_its_limit_with_few_frames_in_it_is_not_restarted_aga
 def test_the_wal_file_is_given_back_once_nothing_is_committed_for_an_interval(tmp_path: Path) -> None:
     """A commit never truncates the WAL (truncating hundreds of MB took 70 to 150 ms inside a
     purge's or the writer's transaction); the checkpointer empties the file when all is quiet."""
-    store = SqlHistoryStore(f"sqlite:///{tmp_path / 'history.sqlite3'}")
+    store = SqlHistoryStore(f"sqlite:///{tmp_path / 'history.sqlite3'}", checkpoint_interval=INTERVAL)
     store.start()
     checkpointer = store._checkpointer  # noqa: SLF001 - the thread under test
     assert checkpointer is not None
@@ -113,7 +117,10 @@ def test_a_purge_holds_its_transactions_while_a_restart_is_prepared(tmp_path: Pa
     before a RESTART converge only while the purge waits, so no purge transaction may begin
     while the checkpointer prepares a RESTART (unless the hold ran out)."""
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
-    store = SqlHistoryStore(url, flush_interval=timedelta(milliseconds=2))
+    # rounds often enough for a purge of a second
+    store = SqlHistoryStore(
+        url, flush_interval=timedelta(milliseconds=2), checkpoint_interval=timedelta(milliseconds=50)
+    )
     store.start()
     checkpointer = store._checkpointer  # noqa: SLF001 - the thread under test
     assert checkpointer is not None
@@ -141,8 +148,6 @@ def test_a_purge_holds_its_transactions_while_a_restart_is_prepared(tmp_path: Pa
     gate.set()
     checkpointer._bulk_may_write = gate  # noqa: SLF001
     checkpointer.restart_bytes = 1024 * 1024
-    checkpointer._interval = 0.05  # noqa: SLF001 - rounds often enough for a purge of a second
-    time.sleep(1.1)  # the round begun with the old interval ends
     began: list[float] = []
 
     class Transactions(logging.Handler):
