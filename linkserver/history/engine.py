@@ -249,6 +249,11 @@ class WalCheckpointer:
         if self._held_out != hold and not self._bulk_may_write.wait(BULK_HOLD_SECONDS):
             self._held_out = hold  # a long catch-up: one wait of it, not one per transaction
 
+    def bulk_held(self) -> bool:
+        """Whether :meth:`bulk_turn` would hold a bulk writer now: a bulk writer that got its
+        turn and then waited for the write lock asks again before its transaction begins."""
+        return not self._bulk_may_write.is_set() and self._held_out != self._holds
+
     def wal_size(self) -> int:
         try:
             return self._wal.stat().st_size if self._wal is not None else 0

@@ -77,7 +77,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -310,7 +310,8 @@ class Writer:
         self._role = threading.Lock()  # held by whoever takes and commits
         self._committer: int | None = None  # the thread holding the role
         self._recheck = False  # the next commit skips rows a failed attempt may have stored
-        self._conn: Any = None
+        self._conn: Any = None  # the DBAPI connection: used and closed only with ``_role`` held
+        self._stopped = False  # stop() closed the connection (role held): nobody opens another
         self._abandon = threading.Event()
         self._thread: threading.Thread | None = None
         self._same_commit: tuple[SameCommit, ...] = ()
@@ -420,14 +421,57 @@ class Writer:
             self._abandon.set()
             thread.join()
         self._thread = None
-        with self._role:  # a caller may still be committing; then nobody else will
+        # A caller may still be committing, or a bulk writer (the purge) be in a transaction on
+        # the connection: the role is what keeps two threads off the native connection at once,
+        # so it is closed with the role held, and none is opened after.
+        with self._role:
             stranded = self._queue.drain()  # put while stop began: nobody commits them now
             self._rejected(stranded)
             self._fail(stranded, HistoryError("history stopped before the event could be stored"))
             self.lost += sum(1 for item in stranded if item[1] is not None)
-        self._close_connection()
+            self._stopped = True
+            self._close_connection()
         if self.lost:
             log.error("history stopped with the database unavailable: %d events were NOT stored", self.lost)
+
+    @contextlib.contextmanager
+    def own_connection(self, *, reuse_only: bool = False) -> Iterator[Any]:
+        """The writer's own DBAPI connection (in autocommit mode: begin and commit yourself),
+        with the committer's role and the write lock held, for a bulk writer's transaction
+        (the purge on SQLite) between two batches. Use it only inside the block: the role
+        is what keeps the native connection to one thread at a time.
+
+        On SQLite a connection drops its whole page cache when it finds that
+        another connection committed since its last transaction: with the purge
+        on a connection of its own, the writer's commit and each purge
+        transaction after it read every page they touch again (the purge's
+        context index pages, the index interiors); on one connection both keep
+        theirs. A failure closes the connection: the next user opens another.
+
+        Once :meth:`stop` began it raises ``ServerStopped`` (stop closes the
+        connection with the role held, and waits only for a transaction under
+        way). ``reuse_only``: yields None instead of opening a connection when
+        none is open, and after :meth:`stop` (to undo a setting made on the
+        connection, never to open one for it).
+        """
+        with self._role:
+            if self._stopped or (reuse_only and self._conn is None):
+                if reuse_only:
+                    yield None
+                    return
+                raise ServerStopped("history is stopped")
+            if self._queue.closed and not reuse_only:  # stopping: no bulk transaction delays it
+                raise ServerStopped("history is stopping")
+            self._committer = threading.get_ident()
+            try:
+                with self._write_lock:
+                    try:
+                        yield self._connection().driver_connection
+                    except BaseException:
+                        self._close_connection()
+                        raise
+            finally:
+                self._committer = None
 
     @property
     def appended(self) -> int:
@@ -630,7 +674,7 @@ class Writer:
             statement for hook in self._same_commit for statement in hook.statements(self._dialect, events)
         ]
 
-    def _write(self, rows: Sequence[tuple[Any, ...]], items: Sequence[Item], *, skip_existing: bool) -> None:
+    def _connection(self) -> Any:
         conn = self._conn
         if conn is None:
             conn = self._engine.raw_connection()
@@ -641,6 +685,10 @@ class Writer:
             else:
                 conn.driver_connection.autocommit = True
             self._conn = conn
+        return conn
+
+    def _write(self, rows: Sequence[tuple[Any, ...]], items: Sequence[Item], *, skip_existing: bool) -> None:
+        conn = self._connection()
         if skip_existing:
             rows = self._not_stored(conn, rows)
         extra = self._extra_statements(rows, items) if self._same_commit else []
