@@ -6,7 +6,11 @@ moves bytes:
 - :class:`ClusterPublisher` is the AMQP bridge (:mod:`linkserver.bridges.amqp`:
   publisher confirms, reconnecting, blocked connections) with the cluster's
   message: the body the server encodes, ``message_id`` the event id, ``app_id``
-  the process that fired it (as the server says), persistent (``delivery_mode`` 2) for persistent events.
+  the process that fired it (as the server says), persistent (``delivery_mode`` 2) for persistent
+  events; ``type`` ``live`` for a persistent event sent before its commit (as the server says),
+  none for every other. :meth:`ClusterPublisher.notice` sends a commit notice (``type``
+  ``commits``, the body ``[[ids committed], [ids given up on]]``) on the same channel, after the
+  messages published before it.
 - :class:`ClusterConsumer` consumes the node's own queue, on a connection of its
   own: durable (it survives a lost connection and a broker restart, so a node
   cut off from RabbitMQ gets what was published meanwhile), bound to the
@@ -29,6 +33,7 @@ moves bytes:
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import queue
 import threading
@@ -42,10 +47,15 @@ from pika.adapters.select_connection import SelectConnection
 from linkserver.bridges.amqp import AmqpBridge
 from linkserver.bridges.amqp_connection import Connector
 from linkserver.core.events import Event
+from linkserver.typing import BridgeHandle
 
 log = logging.getLogger("linkserver.cluster")
 
 CONTENT_TYPE = "application/json"
+LIVE = "live"  # the ``type`` of a persistent event's message sent before its commit
+NOTICE = "commits"  # the ``type`` of a commit notice
+NOTICE_KEY = "~commits"  # its routing key (every node's queue is bound with #)
+_NOTICE_ID = -1  # a notice's place among the unconfirmed messages: nobody's confirm
 ACK_EVERY = 64  # messages acknowledged at once at most (when more are waiting)
 NOT_FOUND = 404  # AMQP reply code of a passive declare of a queue that is not there
 SLOW = 0.05  # seconds: a delivery in the connection's thread longer than this ...
@@ -70,14 +80,21 @@ class ClusterPublisher(AmqpBridge):
         exchange: str,
         encode: Callable[[Event], bytes],
         origin: Callable[[Event], str],
+        notice_origin: str | None = None,
         heartbeat: int = 30,
     ) -> None:
         super().__init__(name, url=url, exchange=exchange, exchange_type="topic", heartbeat=heartbeat)
         self._encode = encode
         self._origin = origin
+        self.notice_origin = notice_origin
+        self.sent_live: Callable[[int], bool] = lambda event_id: False  # the server's outbound says
+
+    def start(self, handle: BridgeHandle) -> None:
+        super().start(_WithoutNotices(handle))
 
     def _messages(self, events: Sequence[Event]) -> list[tuple[int, str, bytes, pika.BasicProperties]]:
         key, encode, origin, properties = self._key, self._encode, self._origin, pika.BasicProperties
+        live = self.sent_live
         return [
             (
                 event.id,
@@ -88,14 +105,59 @@ class ClusterPublisher(AmqpBridge):
                     content_type=CONTENT_TYPE,
                     message_id=str(event.id),
                     app_id=origin(event),
+                    type=LIVE if event.expires is not None and live(event.id) else None,
                 ),
             )
             for event in events
         ]
 
+    def notice(self, committed: Sequence[int], rejected: Sequence[int]) -> None:
+        """Publish a commit notice after everything handed to :meth:`publish` so far; lost
+        (never resent) when the connection is (the other nodes look the events up in history)."""
+        body = json.dumps([list(committed), list(rejected)], separators=(",", ":")).encode()
+        properties = pika.BasicProperties(
+            delivery_mode=2, content_type=CONTENT_TYPE, type=NOTICE, app_id=self.notice_origin
+        )
+        self._connector.call(lambda: self._send_notice(body, properties))
+
+    def _send_notice(self, body: bytes, properties: pika.BasicProperties) -> None:
+        channel = self._channel
+        if channel is None or not self._confirming or not channel.is_open:
+            return
+        try:
+            channel.basic_publish(self.exchange, NOTICE_KEY, body, properties)
+        except Exception:  # the channel closed under us
+            log.debug("%s: a commit notice was lost with the channel", self.name, exc_info=True)
+            return
+        self._unconfirmed.append((self._next_tag, _NOTICE_ID))  # the channel counts every message
+        self._next_tag += 1
+
     def _returned(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         # No queue bound: no other node is listening. Nothing is lost that anyone asked for.
         self.unroutable += 1
+
+
+class _WithoutNotices:
+    """The server's handle as the AMQP bridge underneath sees it: the confirms (and failures) of
+    commit notices are nobody's."""
+
+    def __init__(self, handle: BridgeHandle) -> None:
+        self._handle = handle
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._handle, name)
+
+    def confirmed(self, ids: Sequence[int]) -> None:
+        if _NOTICE_ID in ids:
+            ids = [event_id for event_id in ids if event_id != _NOTICE_ID]
+        if ids:
+            self._handle.confirmed(ids)
+
+    def failed(self, ids: Sequence[int], reason: str) -> None:
+        if _NOTICE_ID in ids:
+            ids = [event_id for event_id in ids if event_id != _NOTICE_ID]
+        if ids:
+            self._handle.failed(ids, reason)
 
 
 class ClusterConsumer:
@@ -108,7 +170,7 @@ class ClusterConsumer:
         url: str,
         exchange: str,
         queue_name: str,
-        deliver: Callable[[bytes, str | None], None],
+        deliver: Callable[[bytes, str | None, str | None], None],
         queue_expires_ms: int,
         prefetch: int = 1000,
         heartbeat: int = 30,
@@ -123,7 +185,9 @@ class ClusterConsumer:
         self._deliver = deliver
         self._connector = Connector(f"{name}-in", url, self._opened, self._lost, heartbeat=heartbeat)
         self._channel: Any = None
-        self._work: queue.Queue[tuple[Any, int, bytes, str | None] | _QueueLost | None] = queue.Queue()
+        self._work: queue.Queue[tuple[Any, int, bytes, str | None, str | None] | _QueueLost | None] = (
+            queue.Queue()
+        )
         self._thread: threading.Thread | None = None
         self.consuming = threading.Event()
         self.received = 0
@@ -244,16 +308,18 @@ class ClusterConsumer:
     def _message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         tag = method.delivery_tag
         if self._queued == self._finished and time.monotonic() >= self._direct_after:
-            self._deliver_here(channel, tag, body, properties.app_id)
+            self._deliver_here(channel, tag, body, properties.app_id, properties.type)
             return
         self._queued += 1
-        self._work.put((channel, tag, body, properties.app_id))
+        self._work.put((channel, tag, body, properties.app_id, properties.type))
 
-    def _deliver_here(self, channel: Any, tag: int, body: bytes, origin: str | None) -> None:
+    def _deliver_here(
+        self, channel: Any, tag: int, body: bytes, origin: str | None, kind: str | None
+    ) -> None:
         """Deliver in the connection's thread: nothing older is waiting or being delivered."""
         started = time.monotonic()
         try:
-            self._deliver(body, origin)
+            self._deliver(body, origin, kind)
         except Exception:  # the server's deliver must not raise; never stop receiving
             log.exception("%s: delivering a message failed", self.name)
         self.received += 1
@@ -304,11 +370,11 @@ class ClusterConsumer:
                     log.exception("%s: replaying what the lost queue missed failed", self.name)
                 self._finished += 1
                 continue
-            channel, tag, body, origin = item
+            channel, tag, body, origin, kind = item
             if last is not None and last[0] is not channel:  # a new channel: the old one's tags are void
                 pending, last = 0, None
             try:
-                self._deliver(body, origin)
+                self._deliver(body, origin, kind)
             except Exception:  # the server's deliver must not raise; never stop receiving
                 log.exception("%s: delivering a message failed", self.name)
             self.received += 1

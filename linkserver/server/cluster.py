@@ -20,7 +20,10 @@ How an event travels (docs/cluster.md says what is guaranteed):
    own), drops a second copy of an event id it delivered (a redelivery after a
    lost connection or a resend: the last ``DEDUPLICATE`` ids are kept), and
    hands the rest to ``engine.deliver``, the code that notifies B's
-   subscribers of a local fire, in arrival order.
+   subscribers of a local fire, in arrival order. A persistent event sent
+   before its commit goes to B's durable subscriptions only once A's commit
+   notice (or a copy sent after the commit, or history) says it is stored
+   (:mod:`linkserver.server.cluster_held`).
 4. A node cut off from RabbitMQ longer than ``queue_expires`` finds its queue
    gone when it is back: it replays the other nodes' persistent events from
    history since shortly before it lost the connection (``REPLAY_MARGIN``),
@@ -54,6 +57,7 @@ from linkserver.core.events import Event, new_event, node_of
 from linkserver.core.levels import Level
 from linkserver.history.base import HistoryQuery
 from linkserver.history.codec import decode_data, encode_data, from_micros, micros
+from linkserver.server.cluster_held import SWEEP_EVERY, HeldForCommit, stored_in
 from linkserver.server.cluster_outbound import ClusterOutbound
 
 if TYPE_CHECKING:
@@ -70,6 +74,7 @@ log = logging.getLogger("linkserver.cluster")
 
 OUTBOX = "~cluster"  # the outbox rows' bridge name: no configured bridge can be called so
 TRANSPORT = "linkserver.bridges.amqp_cluster"
+LIVE, NOTICE = "live", "commits"  # message types (linkserver.bridges.amqp_cluster)
 DEDUPLICATE = 100_000
 REPLAY_MARGIN = 60.0  # seconds of history before a lost queue's outage replayed (other nodes' lag)
 REPLAY_PAGE = 1000
@@ -156,6 +161,7 @@ class ClusterStats:
     adopted: int = 0  # outbox rows of dead nodes taken over
     queues_lost: int = 0  # reconnects that found this node's queue removed by RabbitMQ
     replayed: int = 0  # events of other nodes delivered from history after a lost queue
+    notices: int = 0  # commit notices of other nodes received
 
 
 class _Handle:
@@ -226,6 +232,7 @@ class Cluster:
             exchange=settings.exchange,
             encode=encode_event,
             origin=self._origin_of,
+            notice_origin=self.origin,
             heartbeat=settings.heartbeat,
         )
         self.outbound = ClusterOutbound(
@@ -237,6 +244,9 @@ class Cluster:
             buffer=settings.buffer,
             window=settings.window,
         )
+        self.publisher.sent_live = self.outbound.sent_live
+        self.held = HeldForCommit(stored_in(history.get), self._gone)
+        self._sweeper: threading.Thread | None = None
         self.consumer = transport.ClusterConsumer(
             "cluster",
             url=settings.url,
@@ -257,6 +267,8 @@ class Cluster:
         self.outbound.start()
         self.publisher.start(_Handle(self.outbound))
         self.consumer.start()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="linkserver-cluster-held", daemon=True)
+        self._sweeper.start()
         if self.leases is not None:
             self._adopter = threading.Thread(
                 target=self._adopt_loop, name="linkserver-cluster-adopt", daemon=True
@@ -285,8 +297,9 @@ class Cluster:
         except Exception:
             log.exception("the cluster's publisher failed to stop")
         self.consumer.stop(timeout)
-        if self._adopter is not None:
-            self._adopter.join(timeout)
+        for thread in (self._adopter, self._sweeper):
+            if thread is not None:
+                thread.join(timeout)
 
     @property
     def connected(self) -> bool:
@@ -319,6 +332,11 @@ class Cluster:
             ),
             ("cluster_outbox_depth", "Events fired here not yet confirmed by RabbitMQ.", out.depth),
             ("cluster_spilled", "1 while events wait in the outbox table only.", out.spilled),
+            (
+                "cluster_held",
+                "Other nodes' events sent before their commit, held for durable subscriptions here.",
+                self.held.held,
+            ),
         )
         for name, text, value in gauges:
             yield GaugeMetricFamily(PREFIX + name, text, value=float(value))
@@ -350,15 +368,29 @@ class Cluster:
                 "Events of other nodes delivered from history after a lost queue.",
                 stats.replayed,
             ),
+            (
+                "cluster_never_stored",
+                "Other nodes' events delivered here before their commit and never committed (their "
+                "node gave up on them, or died first): durable subscriptions here did not get them.",
+                self.held.never_stored,
+            ),
+            (
+                "cluster_held_from_history",
+                "Held events released because history had them (their commit notice did not come).",
+                self.held.released_from_history,
+            ),
         )
         for name, text, value in counters:
             yield CounterMetricFamily(PREFIX + name, text, value=value)
 
     # -- receiving ---------------------------------------------------------------------
 
-    def _received(self, body: bytes, origin: str | None) -> None:
+    def _received(self, body: bytes, origin: str | None, kind: str | None = None) -> None:
         if origin == self.origin:
             self.stats.own += 1
+            return
+        if kind == NOTICE:
+            self._notice(body)
             return
         try:
             event = decode_event(body)
@@ -370,9 +402,14 @@ class Cluster:
             return
         if not self._seen.add(event.id):
             self.stats.duplicates += 1
+            if kind != LIVE:  # a copy sent after its commit: stored (for a live copy held here)
+                self.held.stored((event.id,))
             return
+        commit = None
+        if event.expires is not None:
+            commit = self.held.hold(event, origin) if kind == LIVE else self.held.behind(event)
         try:
-            self._deliver(event)
+            self._deliver(event, commit)
         except (ContextNotFound, EventNotDefined) as exc:
             self.stats.undeliverable += 1
             self._say(
@@ -405,10 +442,13 @@ class Cluster:
                 log.error("cluster: the replay after the lost queue stopped: %s; its gap stays", exc)
                 break
             for event in page.events:
-                if node_of(event.id) == self.node_id or not self._seen.add(event.id):
+                if node_of(event.id) == self.node_id:
+                    continue
+                if not self._seen.add(event.id):
+                    self.held.stored((event.id,))  # read from history: stored
                     continue
                 try:
-                    self._deliver(event)
+                    self._deliver(event, self.held.behind(event))
                 except (ContextNotFound, EventNotDefined):
                     self.stats.undeliverable += 1
                     continue
@@ -417,15 +457,56 @@ class Cluster:
         self.stats.replayed += replayed
         log.info("cluster: %d events of other nodes replayed from history after the lost queue", replayed)
 
-    def _deliver(self, event: Event) -> None:
+    def _deliver(self, event: Event, commit: Future[Event] | None = None) -> None:
+        """``commit``: the future durable subscriptions wait on (an event sent before its commit,
+        or one behind such); None: stored, or never will be (not persistent)."""
         try:
-            self.engine.deliver(event)
+            self.engine.deliver(event, commit=commit)
         except (ContextNotFound, EventNotDefined):
             if self.catch_up is None:
                 raise
             # Added on another node a moment ago: follow the tree now, then once more.
             self.catch_up()
-            self.engine.deliver(event)
+            self.engine.deliver(event, commit=commit)
+
+    def _notice(self, body: bytes) -> None:
+        """Another node's commit notice: which of its live events are committed, or never will be."""
+        try:
+            committed, rejected = json.loads(body)
+            committed, rejected = [int(i) for i in committed], [int(i) for i in rejected]
+        except (ValueError, TypeError) as exc:
+            self.stats.unreadable += 1
+            self._say(("", "unreadable"), f"a commit notice on the cluster exchange is unreadable ({exc})")
+            return
+        self.stats.notices += 1
+        if committed:
+            self.held.stored(committed)
+        if rejected:
+            self.held.rejected(rejected)
+            self._say(
+                ("", "rejected"),
+                f"{len(rejected)} events of another node (first {rejected[0]}) were delivered here before "
+                "their commit and their node gave up on storing them: durable subscriptions here do not "
+                "get them",
+            )
+
+    def _gone(self, node_id: int, origin: str | None) -> bool:
+        """The process ``origin`` that fired with ``node_id`` is gone: another holds the id now, or
+        its lease ran out and its grace (without leases: never known)."""
+        if self.leases is None:
+            return False
+        now = time.time_ns() // 1_000_000
+        for row in self.leases.all():
+            if row.id == node_id:
+                return row.owner != origin or row.expires_ms + self.grace_ms < now
+        return True  # released: it stopped
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(SWEEP_EVERY):
+            try:
+                self.held.sweep()
+            except Exception:  # never stop sweeping
+                log.exception("cluster: checking the held events failed")
 
     def _say(self, key: tuple[str, str], message: str) -> None:
         now = time.monotonic()

@@ -25,6 +25,13 @@ the table after an outage) with these differences:
   overtakes an older committed event. While the memory buffer is full (a long
   outage) persistent events wait in the table only and the walk publishes
   them in id order, as a bridge's.
+- The commit of an event that went out live (or its rejection by the writer)
+  is told to the other nodes by a *commit notice* (``bridge.notice``: the ids
+  committed, the ids given up on), sent after the live copies on the same
+  channel, for their durable subscriptions (:mod:`linkserver.server.cluster_held`).
+  A copy sent after its commit says so itself (``sent_live`` is false for it
+  when the bridge encodes it). Notices are not resent: a node whose notice was
+  lost looks the event up in history.
 - A held event whose commit does not come within ``commit_wait`` seconds (the
   database is down; its writer retries) stops holding the others up: the held
   events in memory are given to the outbox table (the walk publishes them in
@@ -76,6 +83,9 @@ class ClusterOutbound(Outbound):
         super().__init__(name, bridge, engine, history, Everything(), node=node, buffer=buffer, window=window)  # type: ignore[arg-type]
         self.commit_wait = commit_wait
         self._pending: dict[int, float] = {}  # persistent ids in memory not yet committed -> when taken
+        # Commit notices owed: ids of live events committed, and rejected, since the last one.
+        self._notice_committed: list[int] = []
+        self._notice_rejected: list[int] = []
 
     def take(self, event: Event) -> None:
         """A fire on this node (before its store): quick, never blocks."""
@@ -136,6 +146,10 @@ class ClusterOutbound(Outbound):
                 if confirmed is not None:  # sent live: its row goes once RabbitMQ has it
                     if confirmed:
                         self._deletes.append(event.id)
+                        self._notice_committed.append(event.id)
+                    elif event.id in self._in_flight:
+                        self._notice_committed.append(event.id)
+                    # else not sent yet: the copy sent later says it is committed
                     continue
                 if event.id not in owned:  # not in memory: the walk of the table publishes it
                     self._spilled = True
@@ -143,10 +157,33 @@ class ClusterOutbound(Outbound):
                     self._table_only(event.id)
             self._cond.notify()
         self._send_direct()
+        self._after_sending()
+
+    def sent_live(self, event_id: int) -> bool:
+        """Whether ``event_id`` is sent before its commit (the bridge asks as it encodes the
+        message; a copy encoded after the commit says it is stored)."""
+        return event_id in self._live
+
+    def _after_sending(self) -> None:
+        """Send the commit notice owed, unless another thread is sending (it sends the notice
+        when it lets go): so a notice never overtakes the live copies it is about."""
+        while (self._notice_committed or self._notice_rejected) and self._sending.acquire(blocking=False):
+            try:
+                with self._cond:
+                    committed, self._notice_committed = self._notice_committed, []
+                    rejected, self._notice_rejected = self._notice_rejected, []
+                if committed or rejected:
+                    try:
+                        self.bridge.notice(committed, rejected)  # type: ignore[attr-defined]
+                    except Exception:  # lost: the other nodes look the events up in history
+                        log.exception("cluster: sending a commit notice failed")
+            finally:
+                self._sending.release()
 
     def _rejected(self, events: Sequence[Event]) -> None:
-        """Never to be stored: a held event leaves the sequence (it will not be sent); a live
-        one was sent (its confirm, if still to come, deletes a row that is not there)."""
+        """Never to be stored: a held event leaves the sequence (it will not be sent); so does a
+        live one not sent yet (or to be sent again); one sent is told off by a notice (its
+        confirm, if still to come, deletes a row that is not there)."""
         with self._cond:
             pending, owned, live = self._pending, self._owned, self._live
             gone = set()
@@ -154,13 +191,19 @@ class ClusterOutbound(Outbound):
                 if pending.pop(event.id, None) is not None:
                     gone.add(event.id)
                     owned.discard(event.id)
-                elif live.pop(event.id, None):  # confirmed already: nothing is left of it
-                    owned.discard(event.id)
+                elif event.id in live:  # went out (or was to go) before its commit: never stored
+                    confirmed = live.pop(event.id)
+                    if confirmed or event.id not in self._in_flight:
+                        owned.discard(event.id)
+                        gone.add(event.id)
+                    self._notice_rejected.append(event.id)
             if gone:
-                kept = [event for event in self._memory if event.id not in gone]
-                self._memory.clear()
-                self._memory.extend(kept)
+                for queue in (self._memory, self._resend):
+                    kept = [event for event in queue if event.id not in gone]
+                    queue.clear()
+                    queue.extend(kept)
             self._cond.notify()
+        self._after_sending()
 
     def adopted(self, count: int) -> None:
         """``count`` rows of a dead node's outbox are this node's now: publish them."""

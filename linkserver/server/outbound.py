@@ -350,6 +350,7 @@ class Outbound:
                 self._publish(batch)
         finally:
             self._sending.release()
+            self._after_sending()
 
     def _publish(self, batch: list[Event], *, pause: float = 0.1) -> None:
         try:
@@ -359,6 +360,10 @@ class Outbound:
             self.failed([e.id for e in batch], f"publish raised {exc!r}")
             if pause:
                 time.sleep(pause)
+
+    def _after_sending(self) -> None:
+        """Called by each thread that held ``_sending`` right after it let go of it: what must
+        reach the bridge after the batches sent so far (the cluster's commit notices)."""
 
     def _table_only(self, event_id: int) -> None:
         """Under the lock: a committed event that only the table holds (the walk publishes it)."""
@@ -416,6 +421,7 @@ class Outbound:
                 self._publish(batch, pause=0)  # never sleep in the bridge's thread
         finally:
             self._sending.release()
+            self._after_sending()
 
     def failed(self, ids: Iterable[int], reason: str) -> None:
         with self._cond:
@@ -468,6 +474,7 @@ class Outbound:
                     batch = self._walk_page()
                 if batch:
                     self._publish(batch)
+            self._after_sending()
             self._flush_deletes()
 
     def _tail_done(self) -> bool:

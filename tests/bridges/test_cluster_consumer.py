@@ -28,7 +28,7 @@ def test_a_slow_delivery_hands_the_next_messages_to_the_delivering_thread(
     got: list[tuple[bytes, str]] = []
     arrived = threading.Condition()
 
-    def deliver(body: bytes, origin: str | None) -> None:
+    def deliver(body: bytes, origin: str | None, kind: str | None) -> None:
         if body == b"3":
             time.sleep(0.2)  # a slow subscriber
         with arrived:

@@ -26,9 +26,17 @@ class Recorder:
 
     def __init__(self) -> None:
         self.published: list[int] = []
+        self.notices: list[tuple[list[int], list[int]]] = []
+        self.sent_live: dict[int, bool] = {}  # as the cluster's publisher encodes them: live or not
+        self.out: ClusterOutbound | None = None
 
     def publish(self, events: Sequence[Event]) -> None:
         self.published.extend(event.id for event in events)
+        if self.out is not None:
+            self.sent_live.update((event.id, self.out.sent_live(event.id)) for event in events)
+
+    def notice(self, committed: Sequence[int], rejected: Sequence[int]) -> None:
+        self.notices.append((list(committed), list(rejected)))
 
 
 EVENTS: dict[int, Event] = {}
@@ -48,6 +56,7 @@ def outbound() -> tuple[ClusterOutbound, MemoryOutbox, Recorder]:
     engine: Any = SimpleNamespace(tree=ContextTree())
     out = ClusterOutbound("~cluster", bridge, engine, None, node=0, buffer=100, window=100)  # type: ignore[arg-type]
     out.outbox = outbox = MemoryOutbox("~cluster", 0)
+    bridge.out = out
     out._accepting = True
     out.ready(True, "test")
     return out, outbox, bridge
@@ -104,3 +113,30 @@ def test_a_rejected_event_is_forgotten_held_or_live() -> None:
     out._rejected([event(2)])  # held, never to be stored: it no longer holds 3 up
     commit(out, outbox, 3)
     assert bridge.published == [1, 3]
+
+
+def test_the_commit_of_events_sent_live_is_told_in_a_notice_and_a_copy_sent_after_it_says_stored() -> None:
+    out, outbox, bridge = outbound()
+    out.take(event(1))
+    out.take(event(2))
+    out.confirmed([1])  # 1 confirmed, 2 in flight: both went out live
+    commit(out, outbox, 1, 2)
+    assert bridge.sent_live == {1: True, 2: True}
+    assert bridge.notices == [([1, 2], [])]
+    out.ready(False, "lost")
+    out.take(event(3))  # held for its commit: sent after it, a stored copy, no notice needed
+    out.ready(True, "back")
+    commit(out, outbox, 3)
+    assert bridge.published == [1, 2, 3] and bridge.sent_live[3] is False
+    assert bridge.notices == [([1, 2], [])]
+
+
+def test_a_live_event_the_writer_gives_up_on_is_told_in_a_notice_and_not_sent_again() -> None:
+    out, outbox, bridge = outbound()
+    out.take(event(1))  # live, in flight
+    out.failed([1], "connection lost")  # to be sent again ...
+    out._rejected([event(1)])  # ... but it will never be stored: not sent again
+    out._send_direct()
+    assert bridge.published == [1]
+    assert bridge.notices == [([], [1])]
+    assert not out._live and not out._resend and 1 not in out._owned

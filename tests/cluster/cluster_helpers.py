@@ -36,8 +36,13 @@ class Node(ServeProcess):
         lease: str = "2s",
         queue_expires: str = "120s",
         buffer: int | None = None,
+        recorder: bool = False,
     ) -> None:
         super().__init__(directory / name)
+        # With ``recorder``: a durable and a non-durable subscription of the node itself to
+        # plant.** readings write what they get to :attr:`recorded` (tests/cluster/durable_recorder.py)
+        self.recorder = recorder
+        self.recorded = self.directory / "recorded.txt"
         self.name = name
         self.database_url = database_url
         self.amqp_url = amqp_url
@@ -68,6 +73,13 @@ class Node(ServeProcess):
         ]
         if self.buffer is not None:
             lines.append(f"  buffer: {self.buffer}")
+        if self.recorder:
+            lines += [
+                "controllers:",
+                "  - name: recorder",
+                "    class: tests.cluster.durable_recorder:DurableRecorder",
+                f"    options: {{path: {json.dumps(str(self.recorded))}}}",
+            ]
         return "\n".join(lines) + "\n"
 
     def start(self, timeout: float = 90) -> Node:
