@@ -116,6 +116,15 @@ class AmqpBridge:
     def where(self) -> str:
         return self._connector.where
 
+    @property
+    def problems(self) -> dict[str, int]:
+        """Failed connection attempts by kind, publishing and inbound connection together (the
+        metric ``linkserver_bridge_connection_problems_total``; docs/bridges.md)."""
+        total = collections.Counter(self._connector.problems)
+        if self.inbound is not None:
+            total.update(self.inbound.problems)
+        return dict(total)
+
     # -- Bridge ---------------------------------------------------------------
 
     def start(self, handle: BridgeHandle) -> None:
@@ -208,19 +217,22 @@ class AmqpBridge:
         code = getattr(reason, "reply_code", None)
         text = getattr(reason, "reply_text", str(reason))
         if code == 406:
+            kind = "exchange"
             why = (
-                f"exchange {self.exchange!r} exists with other settings than type {self.exchange_type!r}, "
-                f"durable ({text}); delete it or set exchange_type to its type"
+                f"exchange {self.exchange!r} exists with other settings than type "
+                f"{self.exchange_type!r}, durable ({text}); delete it or set exchange_type to its type"
             )
         elif code == 404:
+            kind = "exchange"
             why = f"exchange {self.exchange!r} does not exist ({text}); create it or set declare: true"
         elif code == 403:
+            kind = "access"
             why = f"access to exchange {self.exchange!r} refused ({text}); check the user's permissions"
         else:
-            why = f"channel closed: {reason}"
+            kind, why = "channel", f"channel closed: {reason}"
         if self.handle is not None:
             self.handle.ready(False, why)
-        self._connector.failed(why)
+        self._connector.failed(why, kind)
 
     def _lost(self, reason: str) -> None:
         self._confirming = False

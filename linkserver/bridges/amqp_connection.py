@@ -5,12 +5,15 @@ Both sides of the AMQP bridge (publishing, consuming) run on a
 thread; other threads hand it work with :meth:`Connector.call` (pika's
 ``add_callback_threadsafe``). When the broker is unreachable, refuses the
 credentials or closes the connection, the problem is logged in words an
-operator can act on (host and port, user, never the password) and the
-connector tries again after a delay doubling up to ``max_delay``.
+operator can act on (host and port, user, never the password), counted by
+kind in :attr:`Connector.problems` (the bridges' metric
+``linkserver_bridge_connection_problems_total``), and the connector tries
+again after a delay doubling up to ``max_delay``.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 from collections.abc import Callable
@@ -37,17 +40,24 @@ def describe_url(parameters: pika.URLParameters) -> str:
 
 def explain(error: BaseException, where: str) -> str:
     """A connection error in an operator's words."""
+    return classify(error, where)[1]
+
+
+def classify(error: BaseException, where: str) -> tuple[str, str]:
+    """(kind, the error in an operator's words): the kind labels the problems metric."""
     if isinstance(error, pika.exceptions.ProbableAuthenticationError | pika.exceptions.AuthenticationError):
-        return f"RabbitMQ at {where} refused the credentials (check user and password in the bridge's url)"
+        return "credentials", (
+            f"RabbitMQ at {where} refused the credentials (check user and password in the bridge's url)"
+        )
     if isinstance(error, pika.exceptions.ProbableAccessDeniedError):
-        return (
+        return "access", (
             f"RabbitMQ at {where} denied access to the virtual host (check the url's vhost and permissions)"
         )
     if isinstance(error, pika.exceptions.ConnectionClosedByBroker):
-        return f"RabbitMQ at {where} closed the connection: {error.reply_code} {error.reply_text}"
+        return "closed", f"RabbitMQ at {where} closed the connection: {error.reply_code} {error.reply_text}"
     if isinstance(error, pika.exceptions.AMQPConnectionError):
-        return f"cannot reach RabbitMQ at {where}: {error!r}"
-    return f"connection to RabbitMQ at {where} failed: {error!r}"
+        return "unreachable", f"cannot reach RabbitMQ at {where}: {error!r}"
+    return "failed", f"connection to RabbitMQ at {where} failed: {error!r}"
 
 
 class Connector:
@@ -79,6 +89,8 @@ class Connector:
         self._delay = FIRST_DELAY
         self._failures = 0
         self.last_error = ""
+        # Failed attempts by kind (classify's, or the owner's: "exchange", "queue", "channel")
+        self.problems: collections.Counter[str] = collections.Counter()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"linkserver-amqp-{self.name}", daemon=True)
@@ -122,12 +134,12 @@ class Connector:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    def failed(self, reason: str) -> None:
+    def failed(self, reason: str, kind: str = "setup") -> None:
         """The owner's setup failed (an exchange of the wrong type, a missing queue): close and
-        try again later, saying why."""
+        try again later, saying why; ``kind`` labels it in :attr:`problems`."""
         if self._stopping.is_set():
             return
-        self._report(reason)
+        self._report(reason, kind)
         self.call(self._close)
 
     def _close(self) -> None:
@@ -155,17 +167,18 @@ class Connector:
             self._delay = min(self._delay * 2, self.max_delay)
 
     def _open_failed(self, connection: SelectConnection, error: BaseException) -> None:
-        self._report(explain(error, self.where))
+        self._report(*reversed(classify(error, self.where)))
         self._on_lost(self.last_error)
         connection.ioloop.stop()
 
     def _closed(self, connection: SelectConnection, error: BaseException) -> None:
         if not self._stopping.is_set() and not self.last_error:  # not said yet (a setup failure was)
-            self._report(explain(error, self.where))
+            self._report(*reversed(classify(error, self.where)))
         self._on_lost(self.last_error or explain(error, self.where))
         connection.ioloop.stop()
 
-    def _report(self, reason: str) -> None:
+    def _report(self, reason: str, kind: str) -> None:
+        self.problems[kind] += 1
         self._failures += 1
         self.last_error = reason
         # Say it the first time and then now and again, not at every retry.

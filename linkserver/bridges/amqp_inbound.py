@@ -20,6 +20,7 @@ exchange with each of ``bindings``, and the dead-letter exchange is declared
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -112,6 +113,7 @@ class AmqpInbound:
         self.consuming = False
         self._channel = None
         code = getattr(reason, "reply_code", None)
+        kind = "queue"
         if code == 404:
             why = f"queue {self.queue!r} does not exist ({reason}); create it or set declare: true"
         elif code == 406:
@@ -120,8 +122,13 @@ class AmqpInbound:
                 f"settings ({reason})"
             )
         else:
-            why = f"inbound channel closed: {reason}"
-        self._connector.failed(why)
+            kind, why = "channel", f"inbound channel closed: {reason}"
+        self._connector.failed(why, kind)
+
+    @property
+    def problems(self) -> collections.Counter[str]:
+        """The inbound connection's failed attempts by kind (see AmqpBridge.problems)."""
+        return self._connector.problems
 
     def _lost(self, reason: str) -> None:
         self.consuming = False

@@ -221,7 +221,15 @@ def bridge_metrics(server: LinkServer) -> Iterator[Metric]:
         "Messages the broker returned because no queue was bound for their routing key.",
         labels=["bridge"],
     )
+    problems = CounterMetricFamily(
+        PREFIX + "bridge_connection_problems",
+        "Failed attempts to connect to the broker or to set up the exchange or queue, by kind "
+        "(unreachable, credentials, access, exchange, queue, ...; each said in the log).",
+        labels=["bridge", "problem"],
+    )
     for host in hosts:
+        for kind, count in sorted(getattr(host.bridge, "problems", {}).items()):
+            problems.add_metric([host.name, kind], count)
         state = host.describe()
         for key, family in families.items():
             family.add_metric([host.name], float(state[key]))
@@ -231,6 +239,7 @@ def bridge_metrics(server: LinkServer) -> Iterator[Metric]:
     yield from families.values()
     yield refused
     yield unroutable
+    yield problems
 
 
 def _history_kind(server: LinkServer) -> str:

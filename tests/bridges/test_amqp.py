@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +23,15 @@ from linkserver.server.outbound import Select
 
 RABBITMQ_URL = os.environ.get("LINKSERVER_TEST_RABBITMQ_URL")
 pytestmark = pytest.mark.skipif(not RABBITMQ_URL, reason="LINKSERVER_TEST_RABBITMQ_URL is not set")
+
+
+def problems(server: LinkServer, kind: str) -> float:
+    """``linkserver_bridge_connection_problems_total`` of bridge ``out`` for ``kind`` (0 if none)."""
+    text = exposition(registry(server)).decode()
+    found = re.search(
+        rf'^linkserver_bridge_connection_problems_total{{bridge="out",problem="{kind}"}} (\S+)$', text, re.M
+    )
+    return float(found.group(1)) if found else 0.0
 
 
 @pytest.fixture
@@ -45,6 +55,9 @@ def test_a_broker_unreachable_at_start_is_retried_and_said_and_nothing_is_lost(
         fired = [server.fire(DEVICE, "measurement", measurement(float(i))) for i in range(10)]
         wait_until(lambda: "cannot reach RabbitMQ at guest@127.0.0.1" in caplog.text, "the log line")
     assert not host.outbound.is_ready
+    text = exposition(registry(server)).decode()
+    assert 'linkserver_bridge_ready{bridge="out"} 0.0' in text
+    assert problems(server, "unreachable") >= 1
     side.set_available(True)
     received = side.received(10)
     assert [r.message_id for r in received] == [str(e.id) for e in fired]
@@ -61,6 +74,7 @@ def test_wrong_credentials_are_said_without_the_password(
     assert "wrong-secret" not in caplog.text
     assert not host.outbound.is_ready
     assert server.running
+    assert problems(server, "credentials") >= 1 and problems(server, "unreachable") == 0
 
 
 def test_an_exchange_of_another_type_is_said_and_the_bridge_keeps_trying(
@@ -72,6 +86,7 @@ def test_an_exchange_of_another_type_is_said_and_the_bridge_keeps_trying(
         host = server.add_bridge("out", bridge, select=[Select(mask="devices.*")])
         wait_until(lambda: "exists with other settings than type 'fanout'" in caplog.text, "the log line")
     assert not host.outbound.is_ready
+    assert problems(server, "exchange") >= 1
 
 
 def test_a_message_no_queue_is_bound_for_is_said_and_counted(

@@ -7,6 +7,7 @@ SQLite, the bridge under test, and the broker seen from outside.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -18,6 +19,7 @@ from linkserver.core.events import Event
 from linkserver.history.base import HistoryQuery
 from linkserver.server.app import LinkServer
 from linkserver.server.bridge_host import BridgeHost
+from linkserver.server.metrics import exposition, registry
 from linkserver.server.outbound import Select
 
 DEVICE = "devices.pump7"
@@ -198,17 +200,28 @@ def test_a_valid_posted_event_is_fired_as_the_principal_and_stored(
     ],
     ids=["invalid-json", "unknown-event", "wrong-types", "no-permission", "oversize"],
 )
-def test_a_poison_message_is_dead_lettered_with_its_reason_and_nothing_is_stored(
-    side: BrokerSide, server_factory: Callable[..., LinkServer], body: bytes, kind: str, reason: str
+def test_a_poison_message_is_dead_lettered_with_its_reason_logged_counted_and_nothing_is_stored(
+    side: BrokerSide,
+    server_factory: Callable[..., LinkServer],
+    body: bytes,
+    kind: str,
+    reason: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = server_factory()
     host = start(server, side, max_size=1000)
     server.engine.add_context(DEVICE)
-    side.post(body)
-    ((dead_body, why),) = side.dead_letters(1)
+    with caplog.at_level(logging.WARNING, logger="linkserver.bridges"):
+        side.post(body)
+        ((dead_body, why),) = side.dead_letters(1)
+        wait_until(lambda: "refused a posted message" in caplog.text, "the log line")
     assert dead_body == body
     assert reason in why
+    (line,) = [r.getMessage() for r in caplog.records if "refused a posted message" in r.getMessage()]
+    assert reason in line and f"[{kind}; 1 so far]" in line
     assert host.inbound.refused[kind] == 1
+    metrics = exposition(registry(server)).decode()
+    assert f'linkserver_bridge_refused_total{{bridge="out",reason="{kind}"}} 1.0' in metrics
     # The bridge carries on: a valid event after the poison one is fired.
     side.post(json.dumps({"context": DEVICE, "event": "measurement", "data": measurement(1.0)}).encode())
     query = HistoryQuery(masks=(DEVICE,), names=("measurement",))
