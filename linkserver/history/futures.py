@@ -12,10 +12,12 @@ that whoever finds the future finished drains, each callback popped (an
 atomic step) by exactly one thread, so a callback added while the writer
 completes the future runs once, in one of the two threads. ``exception()``
 of a finished future, like ``result()``, reads it without a lock. Its
-``result()``, on a future not yet
-finished, first calls the writer's hurry hook: a waiter makes the commit
-happen now (:mod:`linkserver.history.writer`) instead of after the writer's
-linger. (``concurrent.futures.wait`` and ``add_done_callback`` do not hurry.)
+``result(timeout)``, on a future not yet finished, first calls the writer's
+hurry hook with the timeout: a waiter makes the commit happen now
+(:mod:`linkserver.history.writer`) instead of after the writer's linger, and
+within its timeout; the wait after the hook gets what is left of it, so
+``result(timeout)`` returns or raises within about ``timeout`` in all.
+(``concurrent.futures.wait`` and ``add_done_callback`` do not hurry.)
 :func:`complete` sets the results of a batch without conditions where nobody
 ever asked, and ``result()`` of a finished future reads it without one.
 
@@ -27,6 +29,7 @@ and plain Futures are used if they ever differ.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from concurrent.futures import _base as futures_base
@@ -44,7 +47,9 @@ def _has_expected_internals() -> bool:
 LAZY = _has_expected_internals()
 
 
-Hurry = Callable[[Future[Any]], None]
+#: ``hurry(future, timeout)``: called before a wait for ``future`` of at most ``timeout`` seconds
+#: (None: no limit); it must return within about ``timeout``.
+Hurry = Callable[[Future[Any], "float | None"], None]
 
 
 class StoredFuture(Future):  # type: ignore[type-arg]
@@ -65,7 +70,7 @@ class StoredFuture(Future):  # type: ignore[type-arg]
             if self._exception is None:
                 return self._result
         elif self._hurry is not None:
-            self._hurry(self)
+            timeout = _hurried(self, self._hurry, timeout)
         return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
@@ -122,12 +127,23 @@ class _PlainStoredFuture(Future):  # type: ignore[type-arg]
 
     def result(self, timeout: float | None = None) -> Any:
         if self._hurry is not None and not self.done():
-            self._hurry(self)
+            timeout = _hurried(self, self._hurry, timeout)
         return super().result(timeout)
 
 
+def _hurried(future: Future[Any], hurry: Hurry, timeout: float | None) -> float | None:
+    """Call ``hurry``; what is left of ``timeout`` for the wait after it."""
+    if timeout is None:
+        hurry(future, None)
+        return None
+    deadline = time.monotonic() + timeout
+    hurry(future, timeout)
+    return max(0.0, deadline - time.monotonic())
+
+
 def new_future(hurry: Hurry | None = None) -> Future[Any]:
-    """A running future for one queued event; ``hurry(future)`` runs before a wait for it."""
+    """A running future for one queued event; ``hurry(future, timeout)`` runs before a wait for
+    it (see :data:`Hurry`)."""
     if LAZY:
         return StoredFuture(hurry)
     return _PlainStoredFuture(hurry)

@@ -15,7 +15,10 @@ commit returned. Two kinds of committer take turns, one at a time:
   against a 5 ms linger) would gain no batch, only latency;
 - a caller waiting for a future (a durable fire, :meth:`Writer.flush`): when
   no commit is running it commits the queue itself, in its own thread, at
-  once: a serial durable firer pays one commit and no thread switches. When a
+  once: a serial durable firer pays one commit and no thread switches. It
+  commits within its own timeout: on SQLite the commit waits for a lock held
+  elsewhere (another process) at most that long, not the connection's busy
+  timeout, and then leaves the batch to the writer thread. When a
   commit is running, it tells the writer thread to skip its linger and waits;
   everything that queued up meanwhile goes into the next transaction together
   (group commit).
@@ -312,6 +315,7 @@ class Writer:
         self._recheck = False  # the next commit skips rows a failed attempt may have stored
         self._conn: Any = None  # the DBAPI connection: used and closed only with ``_role`` held
         self._stopped = False  # stop() closed the connection (role held): nobody opens another
+        self._busy_ms = 0  # SQLite: the busy timeout of the open connection (PRAGMA busy_timeout)
         self._abandon = threading.Event()
         self._thread: threading.Thread | None = None
         self._same_commit: tuple[SameCommit, ...] = ()
@@ -485,11 +489,14 @@ class Writer:
 
     # -- waiting callers ---------------------------------------------------------
 
-    def _wait(self, future: Future[Any]) -> None:
-        """Called by a caller about to wait for ``future``: commit now, here if nobody is
-        committing and nobody else writes (an acknowledgement, a purge batch holding the write
-        lock). Otherwise the writer thread commits it, and the caller waits for the future with
-        its own timeout: it never waits here for someone else's write."""
+    def _wait(self, future: Future[Any], timeout: float | None = None) -> None:
+        """Called by a caller about to wait for ``future`` at most ``timeout`` seconds: commit
+        now, here if nobody is committing and nobody else writes (an acknowledgement, a purge
+        batch holding the write lock). Otherwise the writer thread commits it, and the caller
+        waits for the future with its own timeout: it never waits here for someone else's
+        write. Its own commit keeps to ``timeout`` too: on SQLite a lock held by another
+        connection is waited for at most the time left (not the connection's busy timeout,
+        5 s by default), then the batch goes back to the writer thread, which retries."""
         queue = self._queue
         if queue.closed or self._abandon.is_set() or not self._role.acquire(blocking=False):
             queue.hurry()
@@ -500,11 +507,16 @@ class Writer:
             queue.hurry()
             return
         handed_back = False
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             self._committer = threading.get_ident()
             while not future.done() and len(queue):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    handed_back = True  # the rest is the writer thread's
+                    break
                 batch = queue.take()
-                if not self._process(batch, retry=False, locked=True):
+                if not self._process(batch, retry=False, locked=True, within=left):
                     handed_back = True
                     break
                 self.stats.by_callers += 1
@@ -531,10 +543,12 @@ class Writer:
 
     # -- committing (role held) ----------------------------------------------------
 
-    def _process(self, batch: list[Item], *, retry: bool, locked: bool = False) -> bool:
+    def _process(
+        self, batch: list[Item], *, retry: bool, locked: bool = False, within: float | None = None
+    ) -> bool:
         """Commit ``batch`` and finish its items; False if a single attempt failed and the
         batch went back to the queue (``retry=False`` only). ``locked``: the caller holds the
-        write lock already."""
+        write lock already. ``within``: seconds the attempt may wait for a database lock."""
         if self._abandon.is_set():
             self._rejected(batch)
             self._fail(batch, HistoryError("history stopped before the event could be stored"))
@@ -544,7 +558,7 @@ class Writer:
         try:
             rows, writable, markers = self._rows(batch)
             if writable:
-                error = self._commit(rows, writable, retry=retry, locked=locked)
+                error = self._commit(rows, writable, retry=retry, locked=locked, within=within)
                 if error is not None and not retry:
                     self._queue.give_back(batch)  # the writer thread retries or isolates the bad row
                     return False
@@ -606,17 +620,25 @@ class Writer:
             self._complete([item], [row], self._commit([row], [item], retry=True))
 
     def _commit(
-        self, rows: Sequence[tuple[Any, ...]], items: Sequence[Item], *, retry: bool, locked: bool = False
+        self,
+        rows: Sequence[tuple[Any, ...]],
+        items: Sequence[Item],
+        *,
+        retry: bool,
+        locked: bool = False,
+        within: float | None = None,
     ) -> BaseException | None:
         """Commit ``rows``; the permanent error, or None. Transient errors are retried, or
-        with ``retry=False`` returned after one attempt. ``locked``: the write lock is held."""
+        with ``retry=False`` returned after one attempt. ``locked``: the write lock is held.
+        ``within``: seconds an attempt may wait for a database lock (SQLite), None: the
+        connection's busy timeout."""
         attempt = 0
         started = time.perf_counter()
         lock = contextlib.nullcontext() if locked else self._write_lock
         while True:
             try:
                 with lock:
-                    self._write(rows, items, skip_existing=self._recheck)
+                    self._write(rows, items, skip_existing=self._recheck, within=within)
                 self._recheck = False
                 if self._same_commit:
                     self._committed(items)
@@ -681,14 +703,26 @@ class Writer:
             # Autocommit: one statement is one transaction, without a round trip
             # (PostgreSQL) or a GIL release (SQLite) for a separate COMMIT.
             if self._dialect == "sqlite":
-                conn.driver_connection.isolation_level = None
+                db = conn.driver_connection
+                db.isolation_level = None
+                self._busy_ms = int(db.execute("PRAGMA busy_timeout").fetchone()[0])
             else:
                 conn.driver_connection.autocommit = True
             self._conn = conn
         return conn
 
-    def _write(self, rows: Sequence[tuple[Any, ...]], items: Sequence[Item], *, skip_existing: bool) -> None:
+    def _write(
+        self,
+        rows: Sequence[tuple[Any, ...]],
+        items: Sequence[Item],
+        *,
+        skip_existing: bool,
+        within: float | None = None,
+    ) -> None:
         conn = self._connection()
+        if self._dialect == "sqlite" and within is not None and within * 1000 < self._busy_ms:
+            self._write_within(conn, rows, items, skip_existing, within)
+            return
         if skip_existing:
             rows = self._not_stored(conn, rows)
         extra = self._extra_statements(rows, items) if self._same_commit else []
@@ -714,6 +748,17 @@ class Writer:
             with conn.driver_connection.cursor() as cursor, cursor.copy(self._insert_sql) as copy:
                 for row in rows:
                     copy.write_row(row)
+
+    def _write_within(
+        self, conn: Any, rows: Sequence[tuple[Any, ...]], items: Sequence[Item], skip: bool, within: float
+    ) -> None:
+        """:meth:`_write` on SQLite waiting at most ``within`` seconds for a lock (a waiting
+        caller's commit, see :meth:`_wait`), then the connection's busy timeout back. A
+        failure closes the connection anyway (a new one has its own busy timeout)."""
+        db = conn.driver_connection
+        db.execute(f"PRAGMA busy_timeout = {max(1, int(within * 1000))}")
+        self._write(rows, items, skip_existing=skip)
+        db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
 
     def _set_up(self, db: Any) -> None:
         """Run each hook's ``connection_setup`` (SQLite) on this connection when it is not what

@@ -166,6 +166,60 @@ def test_a_waiting_caller_keeps_its_timeout_while_someone_else_holds_the_write_l
     assert stored_ids(str(store.url)) == [event.id]
 
 
+def test_a_waiting_callers_own_commit_keeps_its_timeout_while_another_process_holds_the_lock(
+    make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    """The caller commits itself (nobody in the process writes), and SQLite would wait its
+    busy timeout (5 s) for the lock another connection holds: the commit waits only what is
+    left of the caller's timeout, then the writer thread retries until the lock goes."""
+    store = make_store("sqlite")  # busy timeout 5 s
+    event, marker = make_event(), make_event()
+    with sqlite_write_lock(sqlite_path(store)):
+        future = store.append(event, waiting=True)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            future.result(timeout=0.3)
+        assert time.monotonic() - started < 2.5, "the caller waited for SQLite's busy timeout"
+        store.append(marker)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            store.flush(timeout=0.3)
+        assert time.monotonic() - started < 2.5
+    assert future.result(timeout=30) == event
+    store.flush(timeout=30)
+    assert stored_ids(str(store.url)) == [event.id, marker.id]
+
+
+def test_a_waiting_callers_commit_within_its_timeout_leaves_the_busy_timeout_as_it_was(
+    make_store: Callable[..., Any], make_event: EventMaker
+) -> None:
+    store = make_store("sqlite", busy_timeout=timedelta(seconds=5))
+    before = store.writer_stats.by_callers
+    event = make_event()
+    assert store.append(event, waiting=True).result(timeout=1.0) == event
+    assert store.writer_stats.by_callers == before + 1  # the caller's own commit, within 1 s
+    writer = store._writer  # noqa: SLF001 - its connection
+    assert writer is not None
+    with writer.own_connection() as db:
+        assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+
+
+def test_waiting_on_a_stored_future_hands_its_timeout_to_the_hurry_hook() -> None:
+    from linkserver.history.futures import complete, new_future
+
+    asked: list[float | None] = []
+
+    def hurry(future: Future[Any], timeout: float | None) -> None:
+        asked.append(timeout)
+        if timeout is None:
+            complete([(future, "done")])
+
+    with pytest.raises(TimeoutError):
+        new_future(hurry).result(timeout=0.05)
+    assert new_future(hurry).result() == "done"
+    assert asked == [0.05, None]
+
+
 def test_a_locked_database_is_retried_and_futures_wait_for_the_commit(
     make_store: Callable[..., Any], make_event: EventMaker
 ) -> None:
