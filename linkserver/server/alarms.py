@@ -191,6 +191,8 @@ class Alarms:
             pending: dict[str, tuple[str, str | None]] = {}
             stop = item is _STOP
             while not stop:
+                # In the order of each key's last change: the changes are told in that order.
+                pending.pop(item[0], None)
                 pending[item[0]] = (item[1], item[2])
                 try:
                     item = self._queue.get_nowait()
@@ -206,7 +208,8 @@ class Alarms:
                 return
 
     def _fire_changes(self, pending: dict[str, tuple[str, str | None]]) -> None:
-        for alarm in self.store.by_keys(pending):
+        order = {key: place for place, key in enumerate(pending)}
+        for alarm in sorted(self.store.by_keys(pending), key=lambda alarm: order[alarm.key]):
             change, by = pending[alarm.key]
             data = {
                 "id": alarm.id,

@@ -4,9 +4,11 @@ listeners, auto_clear and the purge (memory and a SQLite file)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alarm_helpers import alarm_catalog
@@ -93,6 +95,38 @@ def test_alarm_changed_tells_listeners_once_per_commit(running: LinkServer) -> N
         "acknowledged",
         "alice",
     )
+
+
+def test_changes_told_together_keep_the_order_they_were_made_in(running: LinkServer) -> None:
+    """Changes of several alarms waiting for the notifier are told as they were made, not in
+    the order the store reads the alarms (SQLite reads them by key)."""
+    s = running
+    seen = CapturingListener()
+    s.listen("net.**", "alarmChanged", seen)
+    held, release = threading.Event(), threading.Event()
+    by_keys = s.alarms.store.by_keys
+
+    def slow_by_keys(keys: Any) -> Any:
+        held.set()
+        release.wait(10)
+        return by_keys(keys)
+
+    a = s.fire("net.sw1", "linkDown", {"ifIndex": 3}, durable=True)
+    b = s.fire("net.sw1", "linkDown", {"ifIndex": 4}, durable=True)
+    c = s.fire("net.sw1", "linkDown", {"ifIndex": 5}, durable=True)
+    wait_for(seen, 3)
+    s.alarms.store.by_keys = slow_by_keys  # type: ignore[method-assign]
+    s.alarms.acknowledge(c.id, ALICE, "first")  # the notifier reads it and waits
+    assert held.wait(10)
+    s.alarms.clear(b.id, ALICE)
+    s.alarms.clear(a.id, ALICE)  # both wait for the notifier, b's change first
+    release.set()
+    wait_for(seen, 6)
+    assert [(e.record["id"], e.record["change"]) for e in seen.events[3:]] == [
+        (c.id, "acknowledged"),
+        (b.id, "cleared"),
+        (a.id, "cleared"),
+    ]
 
 
 def wait_for(seen: CapturingListener, count: int) -> None:
