@@ -1,13 +1,47 @@
-"""The query of ``GET /alarms`` as the clients build it (docs/alarms.md)."""
+"""The query of ``GET /alarms`` as the clients build it, and what ``POST /purge`` removed
+(docs/alarms.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TypedDict
+from typing import Any, TypedDict
+
+import attrs
 
 from linkserver.client.transport import level_name
 from linkserver.core.levels import Level
+
+
+@attrs.frozen
+class Purged:
+    """What ``POST /purge`` removed: expired ``events`` and ``alarms`` cleared longer ago than
+    ``alarms.keep_cleared`` (0 from a server that does not say)."""
+
+    events: int
+    alarms: int = 0
+
+    @classmethod
+    def from_answer(cls, answer: Any) -> Purged:
+        return cls(events=int(answer["removed"]), alarms=int(answer.get("alarms_removed") or 0))
+
+
+def event_alarm_facts(alarms: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """``(label, text)`` per alarm an event raises or clears (``Event.alarms``), as ``show``
+    prints them: ``alarm  1042  open, 3 events  key net.sw1:linkDown:3`` (``clears alarm``
+    for a clearing event), or ``not in the list`` when the alarm was removed or came back as
+    a new one."""
+    facts = []
+    for alarm in alarms:
+        label = "clears alarm" if alarm.get("role") == "clears" else "alarm"
+        key = f"key {alarm.get('key')}"
+        if alarm.get("id") is None:
+            facts.append((label, f"not in the list now  {key}"))
+            continue
+        count = alarm.get("count")
+        counted = f", {count} event{'s' if count != 1 else ''}" if count is not None else ""
+        facts.append((label, f"{alarm['id']}  {alarm.get('state')}{counted}  {key}"))
+    return facts
 
 
 class AlarmCriteria(TypedDict, total=False):

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Unpack
 
-from linkserver.client.alarm_values import AlarmCriteria, alarm_params, alarm_url
+from linkserver.client.alarm_values import AlarmCriteria, Purged, alarm_params, alarm_url
 from linkserver.client.transport import (
     BatchItem,
     HistoryCriteria,
@@ -198,9 +198,12 @@ class AsyncCalls:
         """Delete a stored event (manager)."""
         await self._call("DELETE", event_url(event_id))
 
-    async def purge(self) -> int:
-        """Delete expired history now; returns how many events went."""
-        return int(expect(await self._call("POST", "/purge"), "removed"))
+    async def purge(self) -> Purged:
+        """Delete expired history and the alarms cleared longer ago than ``keep_cleared`` now;
+        returns how many of each went."""
+        answer = await self._call("POST", "/purge")
+        expect(answer, "removed")
+        return Purged.from_answer(answer)
 
     # -- users (docs/protocol.md: admin on root, except oneself) ------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Iterable, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Unpack
 
-from linkserver.client.alarm_values import AlarmCriteria, alarm_params, alarm_url
+from linkserver.client.alarm_values import AlarmCriteria, Purged, alarm_params, alarm_url
 from linkserver.client.transport import (
     BatchItem,
     HistoryCriteria,
@@ -200,9 +200,12 @@ class Calls:
         """Delete a stored event (manager)."""
         self._call("DELETE", event_url(event_id))
 
-    def purge(self) -> int:
-        """Delete expired history now; returns how many events went."""
-        return int(expect(self._call("POST", "/purge"), "removed"))
+    def purge(self) -> Purged:
+        """Delete expired history and the alarms cleared longer ago than ``keep_cleared`` now;
+        returns how many of each went."""
+        answer = self._call("POST", "/purge")
+        expect(answer, "removed")
+        return Purged.from_answer(answer)
 
     # -- users (docs/protocol.md: admin on root, except oneself) ------------------
 

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from linkserver.client.alarm_values import event_alarm_facts
 from linkserver.client.errors import AuthenticationFailed, BadRequest, ServerUnavailable
 from linkserver.client.values import UsageError, is_text, loads_strict, parse_assignments, parse_time
 from linkserver.core.errors import LinkServerError, TooManyAttempts
@@ -101,7 +102,9 @@ def add_client_commands(subparsers: Any) -> None:
     export.add_argument("-o", "--output", help="file to write (default: standard output)")
     export.set_defaults(handler=_guarded(_export))
 
-    purge = subparsers.add_parser("purge", parents=[common], help="delete expired events now (engineer)")
+    purge = subparsers.add_parser(
+        "purge", parents=[common], help="delete expired events and old cleared alarms now (engineer)"
+    )
     purge.set_defaults(handler=_guarded(_purge))
 
     show = subparsers.add_parser(
@@ -378,12 +381,16 @@ def _export(args: argparse.Namespace) -> int:
 def _purge(args: argparse.Namespace) -> int:
     from linkserver.client.progress import Progress
 
-    with _client(args) as client, Progress("purging expired events", ticking=True):
-        removed = client.purge()
+    with _client(args) as client, Progress("purging expired events and cleared alarms", ticking=True):
+        purged = client.purge()
     if args.json:
-        _print_json({"removed": removed})
+        _print_json({"removed": purged.events, "alarms_removed": purged.alarms})
     else:
-        print(f"purged {removed} expired event{'s' if removed != 1 else ''}")
+        events, alarms = purged.events, purged.alarms
+        print(
+            f"purged {events} expired event{'s' if events != 1 else ''} and "
+            f"{alarms} cleared alarm{'s' if alarms != 1 else ''} past alarms.keep_cleared"
+        )
     return OK
 
 
@@ -561,7 +568,7 @@ def _show(args: argparse.Namespace) -> int:
         event = client.event(args.id)
         definition = _definition(client.context(event.context or "root"), event.name)
     if args.json:
-        _print_json({"event": event.marshal(), "instructions": event.instructions})
+        _print_json({"event": event.marshal(), "instructions": event.instructions, "alarms": event.alarms})
         return OK
     print(f"event {event.id}  {event.context or 'root'}/{event.name}  {event.level.name}")
     if event.message:
@@ -571,6 +578,7 @@ def _show(args: argparse.Namespace) -> int:
         ("author", event.author or "-"),
         ("description", (definition or {}).get("description") or "-"),
         ("acknowledgements", str(len(event.acknowledgements))),
+        *event_alarm_facts(event.alarms),
     ]
     for key, value in facts:
         print(f"  {key:<17}{value}")

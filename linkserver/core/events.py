@@ -37,11 +37,12 @@ class Shows(Protocol):
 @attrs.frozen
 class Shown:
     """The rendering of an event as received from a server (``message``, ``labels``,
-    ``instructions`` of its JSON): what a client shows."""
+    ``instructions`` and ``alarms`` of its JSON): what a client shows."""
 
     message: str | None = None
     labels: list[dict[str, Any]] | None = None
     instructions: str | None = None
+    alarms: list[dict[str, Any]] | None = None
 
     def message_for(self, event: Event) -> str | None:
         return self.message
@@ -130,6 +131,13 @@ class Event(msgspec.Struct, frozen=True, gc=False):
         text = getattr(self.display, "instructions", None)
         return text if isinstance(text, str) and text else None
 
+    @property
+    def alarms(self) -> list[dict[str, Any]]:
+        """The alarms this event raises or clears, as ``GET /events/{id}`` says them (``key``,
+        ``role``, ``id``, ``state``, ``count``: docs/alarms.md); empty where not known."""
+        found = getattr(self.display, "alarms", None)
+        return list(found) if isinstance(found, list) else []
+
     def shown_by(self, display: Shows | None) -> Event:
         """This event, shown by ``display`` from now on unless something shows it already
         (events read from history get their definition this way). Returns the event."""
@@ -204,9 +212,10 @@ _set_display = Event.display.__set__  # type: ignore[attr-defined]  # the field'
 
 def _shown(raw: dict[str, Any]) -> Shown | None:
     message, labels, instructions = raw.get("message"), raw.get("labels"), raw.get("instructions")
-    if message is None and labels is None and instructions is None:
+    alarms = raw.get("alarms")
+    if message is None and labels is None and instructions is None and alarms is None:
         return None
-    return Shown(message=message, labels=labels, instructions=instructions)
+    return Shown(message=message, labels=labels, instructions=instructions, alarms=alarms)
 
 
 def new_event(

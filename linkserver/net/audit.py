@@ -137,7 +137,12 @@ AUDITED: dict[str, Audited] = {
     ),
     "delete": Audited(event_arg("delete")),
     "purge": Audited(
-        root("purge"), _detail(lambda call, answer: f"{answer['removed']} expired events removed")
+        root("purge"),
+        _detail(
+            lambda call, answer: (
+                f"{answer['alarms_removed']} cleared alarms and {answer['removed']} expired events removed"
+            )
+        ),
     ),
     "add_context": Audited(
         body_path("add_context"),

@@ -1,5 +1,5 @@
 """The alarm list of a server: which events raise and clear alarms, operators' changes, live
-``alarmChanged`` events, the auto-clear sweep and the purge of cleared alarms (docs/alarms.md).
+``alarmChanged`` events, the auto-clear sweep and the removal of cleared alarms (docs/alarms.md).
 
 The rows are written by the history writer in the events' own transaction
 (:class:`~linkserver.history.alarms.AlarmWrites`); :meth:`Alarms.resolve` tells it what
@@ -30,6 +30,7 @@ from linkserver.core.alarm_fold import Action, Clear, KeyChange, Raise
 from linkserver.core.alarm_records import Alarm
 from linkserver.core.alarms import ALARM_CHANGED
 from linkserver.core.catalog import DefinitionSet
+from linkserver.core.durations import format_duration
 from linkserver.core.errors import LinkServerError, PermissionDenied
 from linkserver.core.events import Acknowledgement, Event
 from linkserver.core.filters import parse_filter
@@ -269,7 +270,7 @@ class Alarms:
     def of_event(self, event: Event, user: Principal | None) -> list[dict[str, Any]]:
         """The alarm keys ``event`` raises (one) or clears (one per event it clears), each with
         the alarm it is part of while that alarm is in the list and ``user`` may see it
-        (``id``, ``state``; else null): GET /events/{id}'s ``alarms``. An event of an alarm
+        (``id``, ``state``, ``count``; else null): GET /events/{id}'s ``alarms``. An event of an alarm
         that was cleared and came back belongs to the old alarm (gone), not the new one."""
         action = self.resolve(event)
         if action is None:
@@ -298,6 +299,7 @@ class Alarms:
                     "role": role,
                     "id": alarm.id if part and alarm is not None else None,
                     "state": alarm.state.value if part and alarm is not None else None,
+                    "count": alarm.count if part and alarm is not None else None,
                 }
             )
         return out
@@ -407,9 +409,20 @@ class Alarms:
             log.info("auto_clear cleared %d alarms", len(cleared))
         return len(cleared)
 
-    def purge(self, now: datetime) -> int:
-        """Delete alarms cleared longer ago than ``keep_cleared``."""
-        return self.store.purge_cleared(now - self.settings.keep_cleared)
+    def purge(self, now: datetime | None = None) -> int:
+        """Delete alarms cleared longer ago than ``keep_cleared``; returns how many. The
+        removal job runs it every ``settings.removal_interval``; the purge job and
+        ``POST /purge`` run it too. Every node may run it at once (the rows go once)."""
+        return self.store.purge_cleared((now or now_utc()) - self.settings.keep_cleared)
+
+    def remove_cleared(self) -> int:
+        """The removal job: :meth:`purge` now, logged when it removed something."""
+        removed = self.purge()
+        if removed:
+            log.info(
+                "removed %d alarms cleared over %s ago", removed, format_duration(self.settings.keep_cleared)
+            )
+        return removed
 
 
 def _trigger_sql(definitions: DefinitionSet, name: str) -> str | None:

@@ -93,6 +93,8 @@ class LinkServer:
         self.alarms = Alarms(self.engine, self.history, self.access, config.sections.get("alarms"))
         self.purger.also.append(("cleared alarms", self.alarms.purge))  # the alarm list (server/alarms.py)
         self.purger.jobs.append(("alarm auto_clear", self.alarms.settings.sweep_interval, self.alarms.sweep))
+        removal = self.alarms.settings.removal_interval  # keep_cleared honoured within that
+        self.purger.jobs.append(("cleared alarm removal", removal, self.alarms.remove_cleared))
         self.rules = RuleHost(self.engine, self.history, rules_of(config))  # alert rules (server/rules.py)
         self.rules.alarms = self.alarms.store  # escalations of the alarm list (source: alarms)
         self.resources.checks.append(self.jobs.fits)  # a job event out of order moves no resource

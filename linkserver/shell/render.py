@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from linkserver.client.alarm_values import event_alarm_facts
 from linkserver.core.durations import format_duration
 from linkserver.core.events import Event
 from linkserver.core.levels import Level
@@ -225,6 +226,7 @@ def event_detail(
         ("group", event.group or "-"),
         ("category", event.category or "-"),
         ("acknowledgement", ack),
+        *event_alarm_facts(event.alarms),
     ]
     lines += [f"  {k:<17}{v}" for k, v in props]
     lines += ["", paint("data", BOLD, colour), _indent(records_table(_with_values(event), colour=colour))]

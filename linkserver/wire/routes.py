@@ -79,7 +79,8 @@ OPERATIONS: tuple[Operation, ...] = (
       s.EventAnswer, body=s.Acknowledge, path_params=s.EventPath, errors=(400, 403, 404)),
     Op("delete", "DELETE", "/events/{id}", "Delete a stored event", "manager", s.Empty,
       path_params=s.EventPath, errors=(400, 403, 404)),
-    Op("purge", "POST", "/purge", "Purge expired events now", "engineer on root", s.RemovedCount,
+    Op("purge", "POST", "/purge", "Purge expired events and cleared alarms past keep_cleared now",
+      "engineer on root", s.Purged,
       errors=(403,)),
     # Users managed at run time (linkserver.net.users_api).
     Op("users", "GET", "/users", "Every user", "admin on root", s.UsersAnswer, errors=(403,)),

@@ -401,8 +401,9 @@ class RemovedPaths(Shape):
     removed: list[str]
 
 
-class RemovedCount(Shape):
-    removed: int
+class Purged(Shape):
+    removed: int  # expired events
+    alarms_removed: int  # alarms cleared longer ago than alarms.keep_cleared
 
 
 class Empty(Shape):

@@ -1,16 +1,20 @@
 """``linkserver alarms list|ack|unack|clear`` against a real server: the filters of history plus
---state, the table and --json, and the exit code of a refused change."""
+--state, the table and --json, and the exit code of a refused change; ``linkserver purge``
+removing old cleared alarms."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from alarm_helpers import alarm_catalog
 
 from linkserver.client.cli import main
+from linkserver.core.permissions import Grants, Principal
+from linkserver.history.alarms import AlarmNotFound
 from linkserver.testing import RunningServer
 
 USERS = {"operator": {"**": "observer", "net.**": "operator"}, "observer": {"**": "observer"}}
@@ -130,3 +134,50 @@ def test_show_prints_one_alarm_in_full(live: RunningServer, capsys: pytest.Captu
     assert json.loads(out)["cleared"]["event"] == up.id
     code, _, err = cli(capsys, live, "observer", "alarms", "show", "12345")
     assert code == 1 and "no alarm 12345" in err
+
+
+def test_purge_removes_the_alarms_cleared_past_keep_cleared_and_says_how_many(
+    live: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live.server.engine.add_context("net.sw4")
+    old = live.server.fire("net.sw4", "linkDown", {"ifIndex": 1}, durable=True)
+    recent = live.server.fire("net.sw4", "linkDown", {"ifIndex": 2}, durable=True)
+    admin = Principal(name="admin", grants=Grants({"**": "admin"}))
+    removal = live.server.purger.scheduler.get_job("linkserver-cleared alarm removal")  # type: ignore[union-attr]
+    removal.pause()  # this test's purge, not the job's run, removes the old one
+    try:
+        live.server.alarms.clear(old.id, admin, now=datetime.now(UTC) - timedelta(days=2))
+        live.server.alarms.clear(recent.id, admin)
+        code, out, err = cli(capsys, live, "observer", "purge")
+        assert code != 0 and "engineer" in err
+        code, out, err = cli(capsys, live, "admin", "purge")
+        assert (code, err) == (0, "")
+        assert out.endswith(" and 1 cleared alarm past alarms.keep_cleared\n")
+        code, out, _ = cli(capsys, live, "admin", "purge", "--json")
+        assert json.loads(out)["alarms_removed"] == 0
+    finally:
+        removal.resume()
+    with pytest.raises(AlarmNotFound):
+        live.server.alarms.get(old.id, admin)
+    assert live.server.alarms.get(recent.id, admin).state.value == "cleared"  # kept for a day
+
+
+def test_show_of_an_event_names_its_alarm(live: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    live.server.engine.add_context("net.sw5")
+    down = live.server.fire("net.sw5", "linkDown", {"ifIndex": 6}, durable=True)
+    again = live.server.fire("net.sw5", "linkDown", {"ifIndex": 6}, durable=True)
+    plain = live.server.fire("net.sw5", "fanFailed", durable=True)
+    code, out, err = cli(capsys, live, "observer", "show", str(again.id))
+    assert (code, err) == (0, "")
+    assert f"  alarm            {down.id}  open, 2 events  key net.sw5:linkDown:6" in out.splitlines()
+    up = live.server.fire("net.sw5", "linkUp", {"ifIndex": 6}, durable=True)
+    code, out, _ = cli(capsys, live, "observer", "show", str(up.id))
+    assert f"  clears alarm     {down.id}  cleared, 2 events  key net.sw5:linkDown:6" in out.splitlines()
+    code, out, _ = cli(capsys, live, "observer", "show", str(up.id), "--json")
+    (alarm,) = json.loads(out)["alarms"]
+    assert (alarm["id"], alarm["role"], alarm["state"], alarm["count"]) == (down.id, "clears", "cleared", 2)
+    live.server.fire("net.sw5", "linkDown", {"ifIndex": 6}, durable=True)  # back: a new alarm
+    code, out, _ = cli(capsys, live, "observer", "show", str(down.id))
+    assert "  alarm            not in the list now  key net.sw5:linkDown:6" in out.splitlines()
+    code, out, _ = cli(capsys, live, "observer", "show", str(plain.id))
+    assert f"  alarm            {plain.id}  open, 1 event  key net.sw5:fan" in out.splitlines()

@@ -99,7 +99,7 @@ def test_acknowledge_delete_and_purge(client: Client, plc: str) -> None:
     acked = client.acknowledge(event.id, "fan replaced")
     assert [(a.user, a.text) for a in acked.acknowledgements] == [("admin", "fan replaced")]
     assert client.history(mask=plc, acknowledged=False).events == ()
-    assert client.purge() == 0
+    assert client.purge().events == 0
     client.delete(event.id)
     with pytest.raises(EventNotFound):
         client.event(event.id)

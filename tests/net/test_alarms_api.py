@@ -150,9 +150,10 @@ def test_an_event_names_its_alarm_and_the_alarm_lists_its_events(live: RunningSe
     up = fire(live, "net.sw1", "linkUp", 20)
     with live.http("observer") as http:
         raised = http.get(f"/events/{first}").json()["event"]["alarms"]
-        assert raised == [{"key": "net.sw1:linkDown:20", "role": "raises", "id": first, "state": "cleared"}]
+        key = "net.sw1:linkDown:20"
+        assert raised == [{"key": key, "role": "raises", "id": first, "state": "cleared", "count": 2}]
         cleared = http.get(f"/events/{up}").json()["event"]["alarms"]
-        assert cleared == [{"key": "net.sw1:linkDown:20", "role": "clears", "id": first, "state": "cleared"}]
+        assert cleared == [{"key": key, "role": "clears", "id": first, "state": "cleared", "count": 2}]
         assert http.get(f"/events/{other}").json()["event"]["alarms"][0]["id"] == other
         assert alarm_events(http, first) == [up, second, first]  # newest first, the clear included
         assert alarm_events(http, first, limit=1, order="oldest") == [first, second, up]
@@ -160,7 +161,7 @@ def test_an_event_names_its_alarm_and_the_alarm_lists_its_events(live: RunningSe
         again = fire(live, "net.sw1", "linkDown", 20)  # after the clear: a new alarm
         assert alarm_events(http, again) == [again]
         old = http.get(f"/events/{first}").json()["event"]["alarms"]
-        assert old == [{"key": "net.sw1:linkDown:20", "role": "raises", "id": None, "state": None}]
+        assert old == [{"key": key, "role": "raises", "id": None, "state": None, "count": None}]
         plain = fire(live, "net.sw1", "linkDown", 20, "ERROR")
         assert http.get(f"/alarms/{again}/events").json()["events"][0]["id"] == plain
     with live.http("outsider") as http:
@@ -182,9 +183,9 @@ def test_an_alarms_events_are_those_the_reader_may_receive_exactly_as_in_history
         assert [e["id"] for e in history["events"]] == [east[3], east[1]]
         assert http.get(f"/events/{east[0]}").status_code == 404
         shown = http.get(f"/events/{east[1]}").json()["event"]["alarms"]
-        assert shown == [{"key": "power:east", "role": "raises", "id": east[0], "state": "open"}]
+        assert shown == [{"key": "power:east", "role": "raises", "id": east[0], "state": "open", "count": 4}]
     live.server.fire("net.sw2", "powerLost", {"site": "east"}, durable=True)  # now last in net.sw2
     with live.http("sw1only") as http:
         assert http.get(f"/alarms/{east[0]}/events").status_code == 404  # the alarm is net.sw2's now
         shown = http.get(f"/events/{east[1]}").json()["event"]["alarms"]
-        assert shown == [{"key": "power:east", "role": "raises", "id": None, "state": None}]
+        assert shown == [{"key": "power:east", "role": "raises", "id": None, "state": None, "count": None}]

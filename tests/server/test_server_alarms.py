@@ -20,6 +20,7 @@ from linkserver.core.levels import Level
 from linkserver.core.permissions import Grants, Principal
 from linkserver.history.alarms import AlarmNotFound, AlarmQuery
 from linkserver.loading import ServerConfig
+from linkserver.loading.alarm_config import AlarmSettings
 
 ALICE = Principal(name="alice", grants=Grants({"net.**": "operator"}))
 OBSERVER = Principal(name="olga", grants=Grants({"net.**": "observer"}))
@@ -148,6 +149,41 @@ def test_auto_clear_and_the_purge_of_cleared_alarms(running: LinkServer) -> None
     s.purger.run_now()
     with pytest.raises(AlarmNotFound):
         s.alarms.get(fan.id, ALICE)
+
+
+def test_the_removal_interval_is_a_tenth_of_keep_cleared_between_a_second_and_a_minute() -> None:
+    assert AlarmSettings(keep_cleared=timedelta(seconds=30)).removal_interval == timedelta(seconds=3)
+    assert AlarmSettings(keep_cleared=timedelta(days=1)).removal_interval == timedelta(minutes=1)
+    assert AlarmSettings(keep_cleared=timedelta(milliseconds=500)).removal_interval == timedelta(seconds=1)
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_cleared_alarms_go_soon_after_keep_cleared_not_at_the_hourly_purge(
+    tmp_path: Path, store: str
+) -> None:
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path / 'h.sqlite3'}"
+    config = ServerConfig.default(
+        data_dir=tmp_path / "data",
+        database_url=url,
+        sections={"alarms": AlarmSettings(keep_cleared=timedelta(seconds=1))},
+    )
+    assert config.purge_interval >= timedelta(hours=1)
+    with LinkServer(config, alarm_catalog(tmp_path)) as s:
+        s.engine.add_context("net.sw1")
+        kept = s.fire("net.sw1", "linkDown", {"ifIndex": 1}, durable=True)
+        down = s.fire("net.sw1", "linkDown", {"ifIndex": 2}, durable=True)
+        s.fire("net.sw1", "linkUp", {"ifIndex": 2}, durable=True)
+        assert s.alarms.get(down.id, ALICE).state is AlarmState.CLEARED
+        deadline = time.monotonic() + 30  # removed about 2 s after the clear; 30 s under any load
+        while time.monotonic() < deadline:
+            try:
+                s.alarms.get(down.id, ALICE)
+            except AlarmNotFound:
+                break
+            time.sleep(0.05)
+        with pytest.raises(AlarmNotFound):
+            s.alarms.get(down.id, ALICE)
+        assert s.alarms.get(kept.id, ALICE).state is AlarmState.OPEN  # open alarms stay
 
 
 def test_an_alarm_shows_its_last_events_message_as_that_event_does(running: LinkServer) -> None:

@@ -50,6 +50,17 @@ def test_alarms_and_alarm_show_the_last_events_message(alarmed: tuple[RunningSer
     assert "  message" not in sh.run(f"alarm {other.id}")
 
 
+def test_event_names_the_alarm_it_is_part_of(alarmed: tuple[RunningServer, ShellDriver]) -> None:
+    server, sh = alarmed
+    down = server.server.fire("net.sw1", "linkDown", {"ifIndex": 8}, durable=True)
+    up = server.server.fire("net.sw1", "linkUp", {"ifIndex": 8}, durable=True)
+    assert f"  alarm            {down.id}  cleared, 1 event  key net.sw1:linkDown:8\n" in sh.run(
+        f"event {down.id}"
+    )
+    detail = sh.run(f"event {up.id}")
+    assert f"  clears alarm     {down.id}  cleared, 1 event  key net.sw1:linkDown:8\n" in detail
+
+
 def test_alarms_since_and_until_bound_the_last_occurrence(alarmed: tuple[RunningServer, ShellDriver]) -> None:
     server, sh = alarmed
     down = server.server.fire("net.sw1", "linkDown", {"ifIndex": 5}, durable=True)
