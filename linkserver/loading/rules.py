@@ -314,6 +314,12 @@ def check_rules(rules: Iterable[RuleConfig], catalog: Catalog, problems: Problem
                     f"{key!r} of rule {config.name!r} cannot match {config.event!r}: it never holds for "
                     f"an event named {config.event!r}, the only event the rule watches",
                 )
+            elif known_result(parsed.ast, {"name": config.event}, mask=config.mask) is False:
+                problems.add(
+                    at or where,
+                    f"{key!r} of rule {config.name!r} cannot match {config.event!r}: it never holds for "
+                    f"a context under {config.mask!r}, the rule's mask (no context matches both)",
+                )
         if config.per.startswith("data."):
             field = config.per[5:]
             if not any(d.format.field(field) is not None for d in definitions):

@@ -160,6 +160,40 @@ def test_check_refuses_a_filter_that_never_holds_for_the_watched_event(tmp_path:
     assert "'filter' of rule 'e' cannot match 'error'" in found[2]
 
 
+def test_check_refuses_a_context_filter_no_context_under_the_rules_mask_can_match(tmp_path: Path) -> None:
+    """A rule sees events of the contexts its mask matches: a filter on the context that none
+    of those can meet (a mask with no context in common, a path outside) never lets it fire."""
+    config = write(
+        tmp_path,
+        """
+        rules:
+          - {name: a, kind: count, mask: "devices.*", event: error, filter: 'context ~ "alerts.**"',
+             count: 2, within: 1m}
+          - {name: b, kind: count, mask: "devices.*", event: error, filter: 'context ~ "devices.*.*"',
+             count: 2, within: 1m}
+          - {name: c, kind: threshold, mask: "devices.**", event: measurement, open: data.value > 80,
+             close: 'data.value < 70 and not context ~ "**"'}
+          - {name: d, kind: count, mask: "devices.*", event: error, filter: 'context == "alerts.x"',
+             count: 2, within: 1m}
+          - {name: e, kind: count, mask: "devices.*", event: error,
+             filter: 'context in ["devices", "alerts.x"] or data.code == "E1"', count: 2, within: 1m}
+          - {name: f, kind: count, mask: "devices.*", event: error, filter: 'context ~ "**.plc1"',
+             count: 2, within: 1m}
+          - {name: g, kind: count, mask: "devices.**", event: error, filter: 'not context ~ "devices.*"',
+             count: 2, within: 1m}
+          - {name: h, kind: count, mask: "devices.*", event: error, filter: 'context != "devices.plc1"',
+             count: 2, within: 1m}
+        """,
+    )
+    found = check_files([config])
+    at = f"{config}:"
+    assert [line.split(":")[1] for line in found] == ["6", "8", "11", "12"], found
+    assert found[0].startswith(f"{at}6:") and "'filter' of rule 'a' cannot match 'error'" in found[0]
+    assert "it never holds for a context under 'devices.*', the rule's mask" in found[0]
+    assert "'filter' of rule 'b'" in found[1] and "'close' of rule 'c'" in found[2]
+    assert "'filter' of rule 'd'" in found[3]
+
+
 def test_the_shipped_alert_template_can_hold_every_kind_of_rule(tmp_path: Path) -> None:
     config = write(
         tmp_path,

@@ -25,6 +25,8 @@ from linkserver.core.filters.ast import (
     parse_timestamp,
 )
 from linkserver.core.formats import Field, FieldType, TableFormat
+from linkserver.core.mask_sets import mask_within, masks_overlap
+from linkserver.core.paths import compile_mask
 
 
 def check_filter(node: Node, fmt: TableFormat, *, text: str = "", where: str = "") -> None:
@@ -138,21 +140,25 @@ def _prefix(where: str) -> str:
     return f"{where}: " if where else ""
 
 
-def known_result(node: Node, known: dict[str, str]) -> bool | None:
+def known_result(node: Node, known: dict[str, str], *, mask: str | None = None) -> bool | None:
     """What ``node`` says of every event whose operands in ``known`` have those values (``name``:
-    the one event a rule watches): True or False when that decides it, None when the rest of the
-    event does. Only ``==``, ``!=``, ``in`` and ``not in`` of a known operand are decided; every
-    other comparison is left undecided, so False means it can never hold."""
+    the one event a rule watches) and, with ``mask``, whose context that mask matches (the
+    rule's): True or False when that decides it, None when the rest of the event does. Only
+    ``==``, ``!=``, ``in`` and ``not in`` of a known operand, and of the context under ``mask``
+    its ``~`` masks, are decided; every other comparison is left undecided, so False means it
+    can never hold."""
     if isinstance(node, And):
-        results = [known_result(item, known) for item in node.items]
+        results = [known_result(item, known, mask=mask) for item in node.items]
         return False if False in results else (True if all(r is True for r in results) else None)
     if isinstance(node, Or):
-        results = [known_result(item, known) for item in node.items]
+        results = [known_result(item, known, mask=mask) for item in node.items]
         return True if True in results else (False if all(r is False for r in results) else None)
     if isinstance(node, Not):
-        inner = known_result(node.item, known)
+        inner = known_result(node.item, known, mask=mask)
         return None if inner is None else not inner
     operand = node.operand
+    if operand.name == "context" and not operand.path and mask is not None:
+        return _context_result(node, mask)
     if operand.path or operand.name not in known:
         return None
     value = known[operand.name]
@@ -160,4 +166,27 @@ def known_result(node: Node, known: dict[str, str]) -> bool | None:
         return (value == node.value) is (node.op == "==")
     if isinstance(node, InList) and all(isinstance(v, str) for v in node.values):
         return (value in node.values) is not node.negated
+    return None
+
+
+def _context_result(node: Leaf, mask: str) -> bool | None:
+    """``node`` on the context of an event under ``mask``, where the masks decide it."""
+    if isinstance(node, Match):
+        if node.kind != "mask":
+            return None
+        if not masks_overlap(mask, node.pattern):
+            return False
+        return True if mask_within(mask, node.pattern) else None
+    if isinstance(node, Compare) and node.op in ("==", "!=") and isinstance(node.value, str):
+        paths: tuple[Value, ...] = (node.value,)
+        holds = node.op == "=="
+    elif isinstance(node, InList) and all(isinstance(v, str) for v in node.values):
+        paths, holds = node.values, not node.negated
+    else:
+        return None
+    compiled = compile_mask(mask)
+    if not any(compiled.matches(path) for path in paths if isinstance(path, str)):
+        return not holds  # no context under the mask is one of them
+    if compiled.exact_path is not None and compiled.exact_path in paths:
+        return holds
     return None
