@@ -168,7 +168,9 @@ def test_messages_published_while_linkserver_is_down_arrive_after_it_starts(mqtt
 
 
 def test_durable_acknowledges_a_message_once_its_event_is_committed(mqtt_url, prefix, publisher, tmp_path):
-    controller = MqttController(url=mqtt_url, topic=f"{prefix}/{{device}}/{{event}}", durable=True)
+    controller = MqttController(
+        url=mqtt_url, topic=f"{prefix}/{{device}}/{{event}}", durable=True, client_id=prefix
+    )
     with RunningServer(tmp_path / "data", users={"plant": PLANT}, database_url="sqlite") as live:
         live.server.add_controller("mqtt", controller, principal="plant")
         assert controller.wait_connected(10)

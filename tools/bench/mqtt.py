@@ -159,7 +159,10 @@ class LinkServerSide:
             "devices.*", "measurement", lambda event: self.arrivals.arrived(event.data[0]["value"])
         )
         self.controller = MqttController(
-            url=str(address), topic=f"{prefix}/ls/{{device}}/{{event}}", persistent_session=False
+            url=str(address),
+            topic=f"{prefix}/ls/{{device}}/{{event}}",
+            persistent_session=False,
+            client_id=f"{prefix}-ls",  # not the default: a server elsewhere on this broker would take it over
         )
         self.server.add_controller("mqtt", self.controller, principal="mqtt")
         if not self.controller.wait_connected(10):
