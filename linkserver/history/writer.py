@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import inspect
 import itertools
 import logging
 import math
@@ -109,6 +110,7 @@ COMMIT_SECONDS_BOUNDS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 
 # value, COPY costs a round trip more (four with same-commit statements) but little per row.
 SIMPLE_QUERY_ROWS = 4
 IDLE_WAIT = 1.0  # an idle writer thread still looks at the queue this often
+_SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 DENSE_SPAN = 4  # lingers: the arrival rate that decides whether to linger is judged over about this long
 
 #: (future or None (nobody watches), event or None for a flush marker, requires acknowledgement,
@@ -612,6 +614,7 @@ class Writer:
             self.stats.failed += 1
             log.error("history rejected event %s: %s", event.id, error)
             rejection = HistoryError(f"the database rejected event {event.id}: {error}")
+            _drop_locals(error)  # the frame of _commit too, finished now: no cycle through the future
             rejection.__cause__ = error  # a same-commit check's own error, for the firer to read
             self._rejected(items)  # first: a firer woken by the failure sees the hooks' view of it
             self._fail(items, rejection)
@@ -648,6 +651,7 @@ class Writer:
                     log.warning("history writer recovered after %d failed attempts", attempt)
                 return None
             except Exception as exc:
+                _drop_locals(exc)
                 self._close_connection()
                 self._queue.wake_room_waiters()  # the room is there, whenever this commits
                 if not self._retryable(exc):
@@ -840,8 +844,10 @@ class Writer:
                     db.executemany(sql, [params])
                 for statement in extra:
                     cursor = db.executemany(statement[0], statement[1])
+                    changed = cursor.rowcount
+                    cursor.close()  # before the check: never left to the collector (see _commit)
                     if len(statement) > 2:
-                        statement[2](cursor.rowcount)  # type: ignore[misc]
+                        statement[2](changed)  # type: ignore[misc]
             except BaseException:
                 # A check that raised leaves SQLite's transaction open (and its write lock held):
                 # end it here, not whenever the invalidated connection is collected.
@@ -912,3 +918,28 @@ class Writer:
 
 class _Abandoned(Exception):
     pass
+
+
+def _drop_locals(exc: BaseException) -> None:
+    """Clear the local variables of the finished frames in ``exc``'s traceback and those of
+    its causes (the line numbers stay, for a printed traceback).
+
+    A failed batch's error is kept: as the cause of the rejected event's error, held by its
+    future, whose item the frame of :meth:`Writer._commit` holds: a reference cycle, freed by
+    the garbage collector in whichever thread it runs. Freeing a sqlite3 cursor that was not
+    closed resets its statement, which the connection's statement cache shares with every
+    later cursor of the same SQL: CPython 3.11 would reset it under the writer thread while
+    that thread runs it. With the frames' locals gone no cursor or connection is in the cycle.
+    Frames still running, and those of generators (clearing one would close it), are left.
+    """
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        tb = error.__traceback__
+        while tb is not None:
+            if not tb.tb_frame.f_code.co_flags & _SUSPENDABLE:
+                with contextlib.suppress(RuntimeError):  # still running
+                    tb.tb_frame.clear()
+            tb = tb.tb_next
+        error = error.__cause__ or error.__context__
