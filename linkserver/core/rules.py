@@ -162,7 +162,17 @@ class Rule:
         return f"{what} not acknowledged after {steps}{again}"
 
     def messages(self) -> tuple[str, str]:
+        """The opening and clearing message templates: the rule's, else the defaults, which
+        name the key as what it is (``in devices.plc1``; ``in data.ifIndex 3`` per a field,
+        ``in devices.*`` the rule's mask per rule: a bare ``in 3`` said nothing)."""
         opening, clearing = DEFAULT_MESSAGES[self.kind]
+        if self.per == PER_RULE:
+            subject = "{mask}"
+        elif self.per != PER_CONTEXT:
+            subject = f"{self.per} {{key}}"
+        else:
+            subject = "{key}"
+        opening, clearing = opening.replace("{key}", subject), clearing.replace("{key}", subject)
         return self.message or opening, self.clear_message or clearing
 
 

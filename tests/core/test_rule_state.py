@@ -80,6 +80,15 @@ def test_count_per_data_field_keeps_one_window_per_value() -> None:
     assert state.observe(event("devices.b", "error", s(1), port=2), s(1)) == []
     (opened,) = state.observe(event("devices.c", "error", s(2), port=1), s(2))
     assert opened.key == "1"
+    assert opened.data["message"] == "2 error events within 1m in data.port 1"  # not 'in 1'
+
+
+def test_the_default_messages_name_a_rule_wide_key_by_the_rules_mask() -> None:
+    state = new_state(count_rule(per="rule", count=1))
+    (opened,) = state.observe(event("devices.a", "error", s(0)), s(0))
+    assert (opened.key, opened.data["message"]) == ("burst", "1 error events within 1m in devices.*")
+    (cleared,) = state.tick(s(60))
+    assert cleared.data["message"] == "fewer than 1 error events within 1m in devices.* again"
 
 
 def test_count_state_survives_a_dump_and_load_as_json() -> None:
