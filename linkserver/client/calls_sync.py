@@ -300,8 +300,9 @@ class Calls:
         return dict(expect(self._call("GET", rule_url(name)), "rule"))
 
     def test_rule(self, name: str, since: str = "1d", until: str | None = None) -> dict[str, Any]:
-        """Dry run: what rule ``name`` would have fired over stored history from ``since``
-        ago (a duration: 7d, 6h) to ``until`` (ISO time, default now). Fires nothing."""
+        """Dry run: what rule ``name`` would have fired over stored history from ``since`` (a
+        duration before ``until``: 7d, 6h; or an RFC 3339 time) to ``until`` (RFC 3339, default
+        now). Fires nothing."""
         params = {"since": since, **({"until": until} if until else {})}
         return dict(self._call("GET", rule_url(name, "test"), params=params))
 

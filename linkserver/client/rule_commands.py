@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from linkserver.client.cli import OK, _client, _guarded, _print_json, format_table
+from linkserver.client.cli import OK, _client, _guarded, _moment, _print_json, format_table
+from linkserver.core.durations import InvalidDuration, parse_duration
 
 
 def add_rule_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -22,9 +23,27 @@ def add_rule_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "test", parents=[common], help="what a rule would have fired over stored history (fires nothing)"
     )
     test.add_argument("rule", help="the rule's name")
-    test.add_argument("--since", default="1d", help="how far back: 7d, 6h, 30m (default 1d)")
-    test.add_argument("--until", help="ISO-8601 end (default now)")
+    test.add_argument(
+        "--since",
+        type=_since,
+        default="1d",
+        help="from: how long before --until (7d, 6h, 30m; default 1d) or a time as history takes it "
+        "(2026-05-01T08:00Z, a local 2026-05-01, today, yesterday)",
+    )
+    test.add_argument(
+        "--until", type=_moment, help="to (default now): a time as --since takes it, or 2h (ago)"
+    )
     test.set_defaults(handler=_guarded(_test))
+
+
+def _since(text: str) -> str:
+    """--since: a duration is sent as it is (that long before --until), anything else as the
+    RFC 3339 time it names."""
+    try:
+        parse_duration(text)
+    except InvalidDuration:
+        return _moment(text)
+    return text
 
 
 def summary(state: dict[str, Any]) -> str:

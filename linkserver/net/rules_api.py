@@ -9,12 +9,14 @@ only the events the caller may receive.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from linkserver.core.durations import parse_duration
+from linkserver.core.durations import InvalidDuration, parse_duration
 from linkserver.core.errors import UnknownRule
 from linkserver.core.levels import Permission
 from linkserver.history.base import HistoryPage, HistoryQuery
+from linkserver.net.codec import BadRequest
 from linkserver.server.rules import RuleHost
 
 if TYPE_CHECKING:
@@ -56,5 +58,24 @@ class RuleRoutes:
             return access.query(query, principal)
 
         return self.host.test(
-            call.args.name, since=parse_duration(call.query.since), until=call.query.until, read=read
+            call.args.name, since=replay_start(call.query.since), until=call.query.until, read=read
         )
+
+
+def replay_start(text: str) -> timedelta | datetime:
+    """``since`` of a dry run: a duration (that long before ``until``) or an RFC 3339 time with
+    a timezone; BadRequest naming both forms otherwise."""
+    try:
+        return parse_duration(text)
+    except InvalidDuration:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise BadRequest(
+            f"'since' is {text!r}: give a duration such as 7d, 6h or 30m, or an RFC 3339 time with "
+            "a timezone such as 2026-05-01T08:00:00Z"
+        )
+    return moment

@@ -21,6 +21,13 @@ Duration = Annotated[
         description="A duration such as 7d, 6h, 30m, 45s or 1d12h",
     ),
 ]
+Since = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        description="How far back: a duration (7d, 6h, 30m) or an RFC 3339 time (2026-05-01T08:00:00Z)",
+    ),
+]
 
 
 class RulePath(Shape):
@@ -49,9 +56,10 @@ class RuleAnswer(Shape):
 
 
 class RuleTestQuery(Shape):
-    """``GET /rules/{name}/test``: replay history from ``since`` ago (to ``until``, default now)."""
+    """``GET /rules/{name}/test``: replay history from ``since`` (that long ago, or that time) to
+    ``until`` (default now)."""
 
-    since: Duration = "1d"
+    since: Since = "1d"
     until: Time | None = None
 
 

@@ -78,6 +78,15 @@ def test_rules_list_and_a_dry_run_through_the_client_and_the_command_line(
     assert code == 0
     assert "rule tuning: 3 stored events" in out and "it would have fired 1:" in out
     assert "alert" in out and "3 error events within 1h in devices.d1" in out
+    for since, until in (("yesterday", "now"), ("2h", "now"), ("2020-01-01T00:00Z", "now")):
+        code, out, err = cli(
+            capsys, "rules", "test", "tuning", "--since", since, "--until", until, "--url", live.url
+        )
+        assert (code, err) == (0, ""), (since, until)
+        assert "rule tuning: 3 stored events" in out and "it would have fired 1:" in out, (since, until)
+    with pytest.raises(SystemExit) as exited:
+        cli(capsys, "rules", "test", "tuning", "--since", "soon", "--url", live.url)
+    assert exited.value.code == 2 and "'soon' is not a time" in capsys.readouterr().err
     code, out, _ = cli(capsys, "rules", "test", "tuning", "--since", "7d", "--json", "--url", live.url)
     assert json.loads(out)["fired"][0]["data"]["key"] == "devices.d1"
     code, _, err = cli(capsys, "rules", "test", "nope", "--url", live.url)

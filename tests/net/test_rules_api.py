@@ -69,7 +69,10 @@ def test_the_answers_fit_their_shapes(live: RunningServer) -> None:
 
 def test_bad_parameters_and_unknown_rules(live: RunningServer) -> None:
     with live.http("admin") as http:
-        assert http.get("/rules/burst/test", params={"since": "soon"}).status_code == 400
+        soon = http.get("/rules/burst/test", params={"since": "soon"})
+        assert soon.status_code == 400 and "a duration such as 7d" in soon.json()["error"]["message"]
+        naive = http.get("/rules/burst/test", params={"since": "2026-05-01T08:00:00"})
+        assert naive.status_code == 400 and "with a timezone" in naive.json()["error"]["message"]
         assert http.get("/rules/burst/test", params={"since": "1h", "extra": "x"}).status_code == 400
         missing = http.get("/rules/nope")
         assert missing.status_code == 404 and missing.json()["error"]["type"] == "UnknownRule"
