@@ -52,12 +52,16 @@ def summary(state: dict[str, Any]) -> str:
     if state.get("open"):
         parts.append(f"open: {', '.join(sorted(state['open']))}")
     if state.get("counting"):
-        parts.append(f"counting {len(state['counting'])} keys")
+        parts.append(f"counting {_many(len(state['counting']), 'key')}")
     if state.get("watching"):
-        parts.append(f"watching {state['watching']} keys")
+        parts.append(f"watching {_many(state['watching'], 'key')}")
     if state.get("escalating"):
-        parts.append(f"escalating {len(state['escalating'])} events")
+        parts.append(f"escalating {_many(len(state['escalating']), 'event')}")
     return "; ".join(parts) or "-"
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def rule_rows(rules: list[dict[str, Any]]) -> list[tuple[str, ...]]:

@@ -66,7 +66,8 @@ def _one(shell: Shell, rule: dict[str, Any]) -> None:
     for key, count in sorted((state.get("counting") or {}).items()):
         shell.write(f"  counting  {key}: {count} in the window")
     if state.get("watching"):
-        shell.write(f"  watching {state['watching']} keys for silence")
+        keys = "key" if state["watching"] == 1 else "keys"
+        shell.write(f"  watching {state['watching']} {keys} for silence")
     for key, row in sorted((state.get("escalating") or {}).items()):
         shell.write(
             f"  escalating event {key} ({row.get('event')} in {row.get('context')}): "

@@ -13,6 +13,7 @@ import pytest
 from test_client_user_cli import cli
 
 from linkserver.client import Client
+from linkserver.client.rule_commands import summary
 from linkserver.core.errors import BadRequest, UnknownRule
 from linkserver.loading.shipped import SHIPPED_CONTEXTS
 from linkserver.testing import RunningServer
@@ -104,3 +105,14 @@ def test_a_dry_run_of_an_alarm_escalation_says_why_it_cannot_be_one(
     assert raised.value.status == 400
     code, _, err = cli(capsys, "rules", "test", "paging", "--since", "7d", "--url", live.url)
     assert code != 0 and "rule 'paging' escalates alarms" in err and "see its log" not in err
+
+
+def test_the_state_summary_counts_in_words() -> None:
+    state = {
+        "open": {"devices.d1": {}},
+        "counting": {"devices.d2": 1},
+        "watching": 1,
+        "escalating": {"1": 0, "2": 0},
+    }
+    assert summary(state) == "open: devices.d1; counting 1 key; watching 1 key; escalating 2 events"
+    assert summary({"counting": {"a": 1, "b": 2}, "watching": 0}) == "counting 2 keys"

@@ -49,7 +49,7 @@ def test_rules_lists_each_rule_with_its_state_and_tests_one(ruled: ShellDriver) 
     detail = ruled.run("rules burst")
     assert detail.startswith("burst (count): 2 x error in devices.* within 1h per context\n")
     assert "  open  devices.d1  since" in detail
-    assert "watching 1 keys for silence" in ruled.run("rules quiet")  # devices.d1, since it was added
+    assert "watching 1 key for silence" in ruled.run("rules quiet")  # devices.d1, since it was added
     tested = ruled.run("rules burst --test 7d")
     assert "rule burst: 2 stored events" in tested and "(nothing was fired)" in tested
     assert "2 error events within 1h in devices.d1" in tested
