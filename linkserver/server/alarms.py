@@ -224,11 +224,27 @@ class Alarms:
                 "change": change,
                 "by": by,
             }
+            if self._says_message(alarm.context):
+                data["message"] = self._message(alarm)
             try:
                 self.engine.fire(alarm.context, ALARM_CHANGED, data, level=alarm.level, author=COMPONENT)
                 self.notified += 1
             except LinkServerError:
                 log.debug("no alarmChanged for %s", alarm.key, exc_info=True)
+
+    def _says_message(self, context: str) -> bool:
+        """Whether ``alarmChanged`` of ``context`` has the ``message`` field (a copy of the
+        standard template made before it had one has not: its alarmChanged goes without)."""
+        found = self.tree.find(context)
+        definition = found.definitions.get(ALARM_CHANGED) if found is not None else None
+        return definition is not None and definition.format.field("message") is not None
+
+    def _message(self, alarm: Alarm) -> str | None:
+        last = alarm.last_event
+        if last is None:
+            return None
+        self.access.show((last,))
+        return last.message
 
     def _tell(self, alarm: Alarm, change: str, by: str | None) -> Alarm:
         if self._watched(alarm.context):
@@ -242,10 +258,7 @@ class Alarms:
         event's own ``message`` is (HistoryAccess.show gives it its definition); null when the
         last event is no longer stored (purged or deleted)."""
         out = alarm.marshal()
-        last = alarm.last_event
-        if last is not None:
-            self.access.show((last,))
-        out["message"] = last.message if last is not None else None
+        out["message"] = self._message(alarm)
         return out
 
     def query(self, query: AlarmQuery, user: Principal | None) -> AlarmPage:

@@ -132,6 +132,7 @@ def _live(shell: Shell, query: dict[str, Any], seconds: float | None) -> None:
                 line = (
                     f"{render.time_text(item.created, short=True)}  {record['change']}{by}  #{record['id']}  "
                     f"{record['state']}  {level}  count {record['count']}  {record['key']}"
+                    + (f"  {record['message']}" if record.get("message") else "")
                 )
                 shell.write(line)
         if stop.is_set():

@@ -4,6 +4,7 @@ listeners, auto_clear and the purge (memory and a SQLite file)."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alarm_helpers import alarm_catalog
+from alarm_helpers import NET, alarm_catalog
 
 from linkserver import CapturingListener, LinkServer
 from linkserver.core.alarms import AlarmState
@@ -19,8 +20,9 @@ from linkserver.core.errors import PermissionDenied
 from linkserver.core.levels import Level
 from linkserver.core.permissions import Grants, Principal
 from linkserver.history.alarms import AlarmNotFound, AlarmQuery
-from linkserver.loading import ServerConfig
+from linkserver.loading import ServerConfig, load_contexts
 from linkserver.loading.alarm_config import AlarmSettings
+from linkserver.loading.shipped import SHIPPED_CONTEXTS
 
 ALICE = Principal(name="alice", grants=Grants({"net.**": "operator"}))
 OBSERVER = Principal(name="olga", grants=Grants({"net.**": "observer"}))
@@ -83,19 +85,42 @@ def test_alarm_changed_tells_listeners_once_per_commit(running: LinkServer) -> N
     wait_for(seen, 2)
     first, second = seen.events
     assert first.context == "net.sw1" and first.level is Level.WARNING
-    assert {k: first.record[k] for k in ("id", "key", "state", "count", "change", "by")} == {
+    assert {k: first.record[k] for k in ("id", "key", "state", "count", "change", "by", "message")} == {
         "id": event.id,
         "key": "net.sw1:linkDown:7",
         "state": "open",
         "count": 1,
         "change": "occurred",
         "by": None,
+        "message": "interface 7 of net.sw1 is down (WARNING)",  # the alarm list's, told live
     }
     assert (second.record["state"], second.record["change"], second.record["by"]) == (
         "acknowledged",
         "acknowledged",
         "alice",
     )
+
+
+def test_alarm_changed_of_an_older_standard_template_without_message_still_tells(tmp_path: Path) -> None:
+    """A copy of the contexts made (linkserver init) before alarmChange had 'message' keeps working."""
+    shipped = tmp_path / "shipped"
+    shutil.copytree(SHIPPED_CONTEXTS, shipped)
+    standard = shipped / "standard.yaml"
+    text = standard.read_text()
+    start = text.index("      - name: message\n")
+    end = text.index("\ntemplates:", start)
+    standard.write_text(text[:start] + text[end:])
+    (tmp_path / "net.yaml").write_text(NET)
+    catalog = load_contexts([shipped, tmp_path / "net.yaml"])
+    assert catalog is not None
+    config = ServerConfig.default(data_dir=tmp_path / "data", database_url="memory://")
+    with LinkServer(config, catalog) as s:
+        s.engine.add_context("net.sw1")
+        seen = CapturingListener()
+        s.listen("net.**", "alarmChanged", seen)
+        s.fire("net.sw1", "linkDown", {"ifIndex": 7}, durable=True)
+        wait_for(seen, 1)
+        assert "message" not in seen.events[0].record and seen.events[0].record["key"] == "net.sw1:linkDown:7"
 
 
 def test_changes_told_together_keep_the_order_they_were_made_in(running: LinkServer) -> None:

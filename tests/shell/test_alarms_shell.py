@@ -123,6 +123,7 @@ def test_alarms_live_shows_the_changes_that_take_an_alarm_out_of_the_view(
         ["cleared", f"#{ids['a']}", "cleared"],
     ], text
     assert text.rstrip().endswith("stopped watching alarms (5 change(s))")
+    assert f"#{ids['a']}  open  WARNING  count 1  net.sw1:linkDown:3  interface 3 of net.sw1 is down" in text
 
     in_cleared = ShellDriver(sh.client, FiringConsole(lambda: sh.client.acknowledge_alarm(ids["a"], "x")))
     text = in_cleared.run("alarms /net.** --state cleared --live --seconds 3")
