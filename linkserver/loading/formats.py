@@ -13,6 +13,7 @@ from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from linkserver.core.alarms import AlarmSpec, alarm_problems
 from linkserver.core.categories import Category, InvalidCategory
 from linkserver.core.definitions import EventDefinition, definition_problems
 from linkserver.core.errors import InvalidDefinition, InvalidName, InvalidTemplate
@@ -339,7 +340,17 @@ class DefinitionReader:
         given = {k: v for k, v in kwargs.items() if v is not MISSING}
         if entries.bad or not named:
             checked = {k: v for k, v in given.items() if k in _CHECKED_EVENT_KEYS}
-            entries.report(definition_problems(name=name, unknown=entries.failed | {"name"}, **checked))
+            problems = definition_problems(name=name, unknown=entries.failed | {"name"}, **checked)
+            alarm = given.get("alarm")
+            if isinstance(alarm, AlarmSpec):  # its problems too, not one fix and check at a time
+                problems += alarm_problems(
+                    alarm,
+                    persistent=given.get("persistent", False),
+                    format=given.get("format", EMPTY_FORMAT),
+                    where=where,
+                    unknown=entries.failed,
+                )
+            entries.report(problems)
             return None
         try:
             definition = EventDefinition(name=name, **given)

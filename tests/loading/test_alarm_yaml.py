@@ -75,6 +75,18 @@ def test_a_key_naming_an_unknown_field_is_refused_at_its_line() -> None:
     ]
 
 
+def test_a_bad_key_is_reported_with_the_definitions_other_problems_at_once() -> None:
+    """A bad message (or any other key) of the same definition used to hide the key's problem
+    until the message was fixed and the file checked again."""
+    text = GOOD.replace('{data.ifIndex}"', '{data.ifIndx}"').replace(
+        "        alarm_level: last\n", '        alarm_level: last\n        message: "port {data.port} down"\n'
+    )
+    found = problems(text)
+    assert [line.split(": ", 1)[0] for line in found] == ["a.yaml:8:9", "a.yaml:11:30"], found
+    assert "the reduction key: data.ifIndx is not a field" in found[0]
+    assert "message of event 'linkDown': data.port is not a field" in found[1]
+
+
 def test_a_key_that_may_render_empty_is_refused() -> None:
     text = """
     contexts:
