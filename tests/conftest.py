@@ -10,6 +10,7 @@ one per test here, so tests never share a login.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,3 +26,10 @@ def _private_session_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch
     path = tmp_path_factory.mktemp("state") / "sessions.json"
     monkeypatch.setenv("LINKSERVER_SESSIONS", str(path))
     return path
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop the spare PostgreSQL schemas of tests/node_processes.py's pool (if it was used)."""
+    node_processes = sys.modules.get("node_processes")
+    if node_processes is not None:
+        node_processes.close_schema_pool()

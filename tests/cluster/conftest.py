@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from node_processes import fresh_schema
+from node_processes import migrated_schema
 
 from linkserver.testing_proxy import TcpProxy
 
@@ -22,8 +22,9 @@ RABBITMQ_URL = os.environ.get("LINKSERVER_TEST_RABBITMQ_URL")
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A URL whose connections live in a fresh schema; the schema is dropped afterwards."""
-    with fresh_schema("lscluster") as url:
+    """A URL whose connections live in a schema of the test's own, at head and empty
+    (tests/node_processes.py: a pool's, emptied after)."""
+    with migrated_schema("lscluster") as url:
         yield url
 
 

@@ -20,8 +20,10 @@ from linkserver.history.sql import SqlHistoryStore
 pytestmark = pytest.mark.parametrize("backend", SQL_BACKENDS)
 
 
-def test_upgrade_takes_an_empty_database_to_head(backend: str, database_url: Callable[[str], str]) -> None:
-    url = database_url(backend)
+def test_upgrade_takes_an_empty_database_to_head(
+    backend: str, empty_database_url: Callable[[str], str]
+) -> None:
+    url = empty_database_url(backend)
     assert migrate.current_revision(url) is None
     assert migrate.head_revision() == migrate.HEAD  # a new migration moves HEAD too
     assert migrate.upgrade(url) == migrate.head_revision()
@@ -51,9 +53,9 @@ def _is_version_table(difference: object) -> bool:
 
 
 def test_a_newer_schema_is_refused_with_a_clear_message(
-    backend: str, database_url: Callable[[str], str]
+    backend: str, empty_database_url: Callable[[str], str]
 ) -> None:
-    url = database_url(backend)
+    url = empty_database_url(backend)
     migrate.upgrade(url)
     engine = make_engine(url)
     try:
@@ -76,9 +78,9 @@ def test_a_newer_schema_is_refused_with_a_clear_message(
 
 
 def test_without_upgrade_an_old_schema_is_refused_with_what_to_do(
-    backend: str, database_url: Callable[[str], str]
+    backend: str, empty_database_url: Callable[[str], str]
 ) -> None:
-    url = database_url(backend)
+    url = empty_database_url(backend)
     store = SqlHistoryStore(url, upgrade=False)
     with pytest.raises(SchemaOutdated, match="linkserver db upgrade"):
         store.start()
@@ -88,11 +90,11 @@ def test_without_upgrade_an_old_schema_is_refused_with_what_to_do(
 
 
 def test_a_store_on_a_database_at_head_starts_without_alembic(
-    backend: str, database_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+    backend: str, empty_database_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Alembic (and the Mako and Pygments it loads) was about 0.4 s of every server's start;
     it is needed only to migrate or to refuse a schema, not to find one at head."""
-    url = database_url(backend)
+    url = empty_database_url(backend)
     migrate.upgrade(url)
     for name in [name for name in sys.modules if name.split(".")[0] in ("alembic", "mako")]:
         monkeypatch.setitem(sys.modules, name, None)  # importing it now raises ImportError

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from node_processes import fresh_schema
+from node_processes import migrated_schema
 from nodes_helpers import CONTEXTS, Node
 
 from linkserver.loading.config import ServerConfig
@@ -19,8 +19,9 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def shared_url() -> Iterator[str]:
-    """A URL whose connections live in a fresh schema; the schema is dropped afterwards."""
-    with fresh_schema("lsnodes") as url:
+    """A URL whose connections live in a schema of the test's own, at head and empty
+    (tests/node_processes.py: a pool's, emptied after)."""
+    with migrated_schema("lsnodes") as url:
         yield url
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from node_processes import fresh_schema
+from node_processes import migrated_schema
 
 from linkserver import LinkServer
 from linkserver.history.base import HistoryQuery
@@ -25,7 +25,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LinkServe
         if not POSTGRES_URL:
             pytest.skip("LINKSERVER_TEST_POSTGRES_URL is not set")
         with (
-            fresh_schema("lsorder") as url,
+            migrated_schema("lsorder") as url,
             LinkServer(ServerConfig.default(data_dir=tmp_path, database_url=url), catalog) as s,
         ):
             yield s

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from node_processes import fresh_schema
+from node_processes import migrated_schema
 
 from linkserver import CapturingListener, LinkServer
 from linkserver.core.errors import PermissionDenied
@@ -26,8 +26,8 @@ POSTGRES_URL = os.environ.get("LINKSERVER_TEST_POSTGRES_URL")
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A URL whose connections live in a fresh schema (tests/node_processes.py), dropped after."""
-    with fresh_schema("lstest") as url:
+    """A schema of the test's own, at head and empty (tests/node_processes.py)."""
+    with migrated_schema("lstest") as url:
         yield url
 
 

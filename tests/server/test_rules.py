@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from node_processes import fresh_schema
+from node_processes import migrated_schema
 
 from linkserver import CapturingListener, LinkServer
 from linkserver.core.events import Acknowledgement
@@ -62,8 +62,8 @@ def config_file(
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A URL whose connections live in a fresh schema (tests/node_processes.py), dropped after."""
-    with fresh_schema("lstest_rules") as url:
+    """A schema of the test's own, at head and empty (tests/node_processes.py)."""
+    with migrated_schema("lstest_rules") as url:
         yield url
 
 
