@@ -34,10 +34,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import pika
 from pika.adapters.select_connection import SelectConnection
 from pika.spec import Basic
 
+from linkserver.bridges import amqp_frames
 from linkserver.bridges.amqp_connection import Connector
 from linkserver.core.cloudevents import CONTENT_TYPE, encode
 from linkserver.core.events import Event
@@ -49,6 +49,9 @@ log = logging.getLogger("linkserver.bridges.amqp")
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 EXCHANGE_TYPES = ("topic", "direct", "fanout", "headers")
 UNROUTABLE_LOG_EVERY = 60.0
+METHODS_KEPT = 10_000  # routing keys whose publish method frame is kept
+# (event id, routing key, body, encoded properties: linkserver.bridges.amqp_frames)
+Message = tuple[int, str, bytes, bytes]
 
 
 class AmqpBridge:
@@ -94,6 +97,7 @@ class AmqpBridge:
         self._blocked = False
         self._next_tag = 1
         self._unconfirmed: collections.deque[tuple[int, int]] = collections.deque()  # (tag, event id)
+        self._methods: dict[str, bytes] = {}  # routing key -> its basic.publish payload
         self.unroutable = 0
         self._unroutable_logged: dict[str, float] = {}
         self.inbound = None
@@ -145,40 +149,55 @@ class AmqpBridge:
         if not self._connector.call(lambda: self._send(messages)):
             handle.failed([event.id for event in events], "not connected to RabbitMQ")
 
-    def _messages(self, events: Sequence[Event]) -> list[tuple[int, str, bytes, pika.BasicProperties]]:
-        """``(event id, routing key, body, properties)`` of each event, in the caller's thread."""
-        key, source, properties = self._key, self.source, pika.BasicProperties
+    def _messages(self, events: Sequence[Event]) -> list[Message]:
+        """Each event's message, encoded in the caller's thread (see :data:`Message`)."""
+        key, source, properties = self._key, self.source, amqp_frames.properties
         return [
             (
                 event.id,
                 key(event),
                 encode(event, source, category=category_of(event)),
-                properties(delivery_mode=2, content_type=CONTENT_TYPE, message_id=str(event.id)),
+                properties(content_type=CONTENT_TYPE, delivery_mode=2, message_id=str(event.id)),
             )
             for event in events
         ]
 
     # -- in the connection's thread ---------------------------------------------
 
-    def _send(self, messages: list[tuple[int, str, bytes, pika.BasicProperties]]) -> None:
+    def _send(self, messages: list[Message]) -> None:
+        """Publish ``messages`` (mandatory), their frames in one write to the connection."""
         channel = self._channel
         handle = self.handle
         assert handle is not None
         if channel is None or not self._confirming or not channel.is_open:
             handle.failed([message[0] for message in messages], "the channel is not open")
             return
-        exchange, publish = self.exchange, channel.basic_publish
-        unconfirmed = self._unconfirmed
-        tag = self._next_tag
+        connection, number = channel.connection, channel.channel_number
+        body_max, frames = amqp_frames.body_max(connection), amqp_frames.publish_frames
+        methods, unconfirmed = self._methods, self._unconfirmed
+        pieces: list[bytes] = []
+        tag = first = self._next_tag
         sent = 0
         try:
             for event_id, key, body, properties in messages:
-                publish(exchange, key, body, properties, mandatory=True)
+                method = methods.get(key)
+                if method is None:
+                    if len(methods) >= METHODS_KEPT:
+                        methods.clear()
+                    method = methods[key] = amqp_frames.publish_method(self.exchange, key, mandatory=True)
+                frames(pieces, number, method, properties, body, body_max)
                 unconfirmed.append((tag, event_id))
                 tag += 1
                 sent += 1
-        except Exception as exc:  # the channel closed under us: the rest was never sent
+        except Exception as exc:  # a routing key over 255 bytes: that one and the rest are not sent
             handle.failed([message[0] for message in messages[sent:]], f"publish failed: {exc!r}")
+        try:
+            amqp_frames.write(connection, pieces)
+        except Exception as exc:  # the connection closed under us: none of them was sent
+            while unconfirmed and unconfirmed[-1][0] >= first:
+                unconfirmed.pop()
+            handle.failed([message[0] for message in messages[:sent]], f"publish failed: {exc!r}")
+            return
         self._next_tag = tag
 
     def _opened(self, connection: SelectConnection) -> None:

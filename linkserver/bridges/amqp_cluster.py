@@ -44,7 +44,8 @@ from typing import Any
 import pika
 from pika.adapters.select_connection import SelectConnection
 
-from linkserver.bridges.amqp import AmqpBridge
+from linkserver.bridges import amqp_frames
+from linkserver.bridges.amqp import AmqpBridge, Message
 from linkserver.bridges.amqp_connection import Connector
 from linkserver.core.events import Event
 from linkserver.typing import BridgeHandle
@@ -92,8 +93,8 @@ class ClusterPublisher(AmqpBridge):
     def start(self, handle: BridgeHandle) -> None:
         super().start(_WithoutNotices(handle))
 
-    def _messages(self, events: Sequence[Event]) -> list[tuple[int, str, bytes, pika.BasicProperties]]:
-        key, encode, origin, properties = self._key, self._encode, self._origin, pika.BasicProperties
+    def _messages(self, events: Sequence[Event]) -> list[Message]:
+        key, encode, origin, properties = self._key, self._encode, self._origin, amqp_frames.properties
         live = self.sent_live
         return [
             (
@@ -101,11 +102,11 @@ class ClusterPublisher(AmqpBridge):
                 key(event),
                 encode(event),
                 properties(
-                    delivery_mode=2 if event.expires is not None else 1,
                     content_type=CONTENT_TYPE,
+                    delivery_mode=2 if event.expires is not None else 1,
                     message_id=str(event.id),
-                    app_id=origin(event),
                     type=LIVE if event.expires is not None and live(event.id) else None,
+                    app_id=origin(event),
                 ),
             )
             for event in events
