@@ -15,7 +15,8 @@ How an event travels (docs/cluster.md says what is guaranteed):
    ran out). One publisher, one channel: the exchange gets A's events in A's
    order.
 3. Every node consumes a queue of its own bound to the exchange
-   (:mod:`linkserver.bridges.amqp_cluster`); node B skips its own messages
+   (:mod:`linkserver.bridges.amqp_cluster`); node B
+   (:mod:`linkserver.server.cluster_received`) skips its own messages
    (``app_id``; the events of a dead node's outbox it adopted are not its
    own), drops a second copy of an event id it delivered (a redelivery after a
    lost connection or a resend: the last ``DEDUPLICATE`` ids are kept), and
@@ -31,34 +32,30 @@ How an event travels (docs/cluster.md says what is guaranteed):
    queue's messages. Their non-persistent events of that time are lost (said
    in the log and counted).
 
-The wire form is LinkServer's own: a JSON array (id, context, name, level,
-created and expires in microseconds since 1970, author, group, category,
-data) with the data table encoded as history stores it.
+The wire form is LinkServer's own (:mod:`linkserver.server.cluster_wire`). A
+dead node's outbox is taken over by :mod:`linkserver.server.cluster_adopt`;
+the metrics are :mod:`linkserver.server.cluster_metrics`'s.
 """
 
 from __future__ import annotations
 
-import collections
 import importlib
-import json
 import logging
 import threading
 import time
 import uuid
 from concurrent.futures import Future
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import attrs
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-from linkserver.core.errors import ContextNotFound, EventNotDefined, LinkServerError
-from linkserver.core.events import Event, new_event, node_of
-from linkserver.core.levels import Level
-from linkserver.history.base import HistoryQuery
-from linkserver.history.codec import decode_data, encode_data, from_micros, micros
+from linkserver.core.errors import LinkServerError
+from linkserver.core.events import Event, node_of
+from linkserver.server.cluster_adopt import OUTBOX, DeadNodes
 from linkserver.server.cluster_held import SWEEP_EVERY, HeldForCommit, stored_in
+from linkserver.server.cluster_metrics import cluster_metrics
 from linkserver.server.cluster_outbound import ClusterOutbound
+from linkserver.server.cluster_received import ClusterReceiver, ClusterStats
+from linkserver.server.cluster_wire import encode_event
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -72,96 +69,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("linkserver.cluster")
 
-OUTBOX = "~cluster"  # the outbox rows' bridge name: no configured bridge can be called so
 TRANSPORT = "linkserver.bridges.amqp_cluster"
-LIVE, NOTICE = "live", "commits"  # message types (linkserver.bridges.amqp_cluster)
-DEDUPLICATE = 100_000
-REPLAY_MARGIN = 60.0  # seconds of history before a lost queue's outage replayed (other nodes' lag)
-REPLAY_PAGE = 1000
 ADOPTED = "adopted from node "
-LOG_EVERY = 60.0
-PREFIX = "linkserver_"
-_LEVELS = tuple(Level)
-
-
-def encode_event(event: Event) -> bytes:
-    """The cluster's wire form of a fired event (see the module doc)."""
-    head = json.dumps(
-        [
-            event.id,
-            event.context,
-            event.name,
-            int(event.level),
-            micros(event.created),
-            micros(event.expires) if event.expires is not None else None,
-            event.author,
-            event.group,
-            event.category,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return f"{head[:-1]},{encode_data(event.data)}]".encode()
-
-
-def decode_event(body: bytes) -> Event:
-    """The event :func:`encode_event` made; ValueError (or a subclass) when it is not one."""
-    raw = json.loads(body)
-    if not isinstance(raw, list) or len(raw) != 10:
-        raise ValueError("not a cluster message: a JSON array of 10 values expected")
-    event_id, context, name, level, created, expires, author, group, category, data = raw
-    return new_event(
-        int(event_id),
-        context,
-        name,
-        _LEVELS[level],
-        from_micros(created),
-        from_micros(expires) if expires is not None else None,
-        author,
-        group,
-        decode_data(data),
-        category,
-    )
 
 
 class ClusterError(LinkServerError, RuntimeError):
     """The cluster link could not be set up."""
-
-
-class SeenIds:
-    """The last ``size`` event ids delivered: a bounded memory for dropping duplicates."""
-
-    def __init__(self, size: int = DEDUPLICATE) -> None:
-        self._order: collections.deque[int] = collections.deque()
-        self._ids: set[int] = set()
-        self.size = size
-
-    def add(self, event_id: int) -> bool:
-        """True the first time ``event_id`` is seen (within the window)."""
-        ids = self._ids
-        if event_id in ids:
-            return False
-        ids.add(event_id)
-        order = self._order
-        order.append(event_id)
-        if len(order) > self.size:
-            ids.discard(order.popleft())
-        return True
-
-
-@attrs.define
-class ClusterStats:
-    """Counters read by the metrics and the tests."""
-
-    received: int = 0  # events of other nodes delivered here
-    duplicates: int = 0  # second copies dropped
-    own: int = 0  # this node's own messages, skipped
-    undeliverable: int = 0  # context or definition unknown here
-    unreadable: int = 0  # not a cluster message
-    adopted: int = 0  # outbox rows of dead nodes taken over
-    queues_lost: int = 0  # reconnects that found this node's queue removed by RabbitMQ
-    replayed: int = 0  # events of other nodes delivered from history after a lost queue
-    notices: int = 0  # commit notices of other nodes received
 
 
 class _Handle:
@@ -221,8 +134,6 @@ class Cluster:
         self.lease_ms = int(settings.lease.total_seconds() * 1000)
         self.grace_ms = int((grace or settings.lease).total_seconds() * 1000)
         self.stats = ClusterStats()
-        self._seen = SeenIds()
-        self._logged: dict[tuple[str, str], float] = {}
         self._stop = threading.Event()
         self._adopter: threading.Thread | None = None
         transport = importlib.import_module(TRANSPORT)
@@ -245,18 +156,32 @@ class Cluster:
             window=settings.window,
         )
         self.publisher.sent_live = self.outbound.sent_live
-        self.held = HeldForCommit(stored_in(history.get), self._gone)
+        self.dead = DeadNodes(
+            leases, self.outbound, self.stats, node_id=node_id, lease_ms=self.lease_ms, grace_ms=self.grace_ms
+        )
+        self.held = HeldForCommit(stored_in(history.get), self.dead.gone)
         self._sweeper: threading.Thread | None = None
+        self.receiver = ClusterReceiver(
+            engine,
+            history,
+            self.held,
+            self.stats,
+            node_id=node_id,
+            origin=self.origin,
+            queue=self.queue,
+            queue_expires=settings.queue_expires,
+            catch_up=catch_up,
+        )
         self.consumer = transport.ClusterConsumer(
             "cluster",
             url=settings.url,
             exchange=settings.exchange,
             queue_name=self.queue,
-            deliver=self._received,
+            deliver=self.receiver.received,
             queue_expires_ms=max(1000, int(settings.queue_expires.total_seconds() * 1000)),
             prefetch=settings.prefetch,
             heartbeat=settings.heartbeat,
-            on_queue_lost=self._queue_lost,
+            on_queue_lost=self.receiver.queue_lost,
         )
 
     # -- lifecycle -------------------------------------------------------------------
@@ -271,7 +196,7 @@ class Cluster:
         self._sweeper.start()
         if self.leases is not None:
             self._adopter = threading.Thread(
-                target=self._adopt_loop, name="linkserver-cluster-adopt", daemon=True
+                target=self.dead.loop, args=(self._stop,), name="linkserver-cluster-adopt", daemon=True
             )
             self._adopter.start()
         log.info(
@@ -323,183 +248,11 @@ class Cluster:
 
     def metrics(self) -> Iterator[Metric]:
         """The ``cluster_*`` metric families (linkserver/server/metrics.py)."""
-        out = self.outbound
-        gauges = (
-            (
-                "cluster_connected",
-                "1 while both directions to the cluster's RabbitMQ are up.",
-                self.connected,
-            ),
-            ("cluster_outbox_depth", "Events fired here not yet confirmed by RabbitMQ.", out.depth),
-            ("cluster_spilled", "1 while events wait in the outbox table only.", out.spilled),
-            (
-                "cluster_held",
-                "Other nodes' events sent before their commit, held for durable subscriptions here.",
-                self.held.held,
-            ),
-        )
-        for name, text, value in gauges:
-            yield GaugeMetricFamily(PREFIX + name, text, value=float(value))
-        stats = self.stats
-        counters = (
-            ("cluster_published", "Events fired here that RabbitMQ confirmed.", out.stats.published),
-            ("cluster_resent", "Events sent again after a lost connection.", out.stats.resent),
-            (
-                "cluster_dropped",
-                "Non-persistent events dropped while the buffer was full.",
-                out.stats.dropped,
-            ),
-            ("cluster_received", "Events of other nodes delivered here.", stats.received),
-            ("cluster_duplicates", "Second copies of events dropped.", stats.duplicates),
-            (
-                "cluster_undeliverable",
-                "Events of other nodes whose context or definition is unknown here.",
-                stats.undeliverable,
-            ),
-            ("cluster_unreadable", "Messages on the cluster exchange that are not events.", stats.unreadable),
-            ("cluster_adopted", "Outbox rows of dead nodes this node published.", stats.adopted),
-            (
-                "cluster_queues_lost",
-                "Reconnects that found this node's queue removed (away longer than queue_expires).",
-                stats.queues_lost,
-            ),
-            (
-                "cluster_replayed",
-                "Events of other nodes delivered from history after a lost queue.",
-                stats.replayed,
-            ),
-            (
-                "cluster_never_stored",
-                "Other nodes' events delivered here before their commit and never committed (their "
-                "node gave up on them, or died first): durable subscriptions here did not get them.",
-                self.held.never_stored,
-            ),
-            (
-                "cluster_held_from_history",
-                "Held events released because history had them (their commit notice did not come).",
-                self.held.released_from_history,
-            ),
-        )
-        for name, text, value in counters:
-            yield CounterMetricFamily(PREFIX + name, text, value=value)
+        return cluster_metrics(self.connected, self.outbound, self.held, self.stats)
 
-    # -- receiving ---------------------------------------------------------------------
-
-    def _received(self, body: bytes, origin: str | None, kind: str | None = None) -> None:
-        if origin == self.origin:
-            self.stats.own += 1
-            return
-        if kind == NOTICE:
-            self._notice(body)
-            return
-        try:
-            event = decode_event(body)
-        except (ValueError, TypeError, IndexError, KeyError) as exc:
-            self.stats.unreadable += 1
-            self._say(
-                ("", "unreadable"), f"a message on the cluster exchange is not an event ({exc}); dropped"
-            )
-            return
-        if not self._seen.add(event.id):
-            self.stats.duplicates += 1
-            if kind != LIVE:  # a copy sent after its commit: stored (for a live copy held here)
-                self.held.stored((event.id,))
-            return
-        commit = None
-        if event.expires is not None:
-            commit = self.held.hold(event, origin) if kind == LIVE else self.held.behind(event)
-        try:
-            self._deliver(event, commit)
-        except (ContextNotFound, EventNotDefined) as exc:
-            self.stats.undeliverable += 1
-            self._say(
-                (event.context, event.name),
-                f"event {event.id} from another node cannot be delivered here: {exc} "
-                "(this node's tree lacks it); its subscribers here miss it",
-            )
-            return
-        self.stats.received += 1
-
-    def _queue_lost(self, since: float) -> None:
-        """This node's queue was removed while it was away (see the module doc, 4.): deliver
-        the other nodes' stored events of that time from history, oldest first."""
-        self.stats.queues_lost += 1
-        start = datetime.fromtimestamp(since - REPLAY_MARGIN, UTC)
-        log.warning(
-            "cluster: queue %r was removed by RabbitMQ while this node was away (longer than "
-            "queue_expires, %s): replaying the other nodes' persistent events since %s from history; "
-            "their non-persistent events of that time are lost",
-            self.queue,
-            self.settings.queue_expires,
-            start.isoformat(timespec="seconds"),
-        )
-        query: HistoryQuery | None = HistoryQuery(since=start, newest_first=False, limit=REPLAY_PAGE)
-        replayed = 0
-        while query is not None:
-            try:
-                page = self.history.query(query)
-            except LinkServerError as exc:
-                log.error("cluster: the replay after the lost queue stopped: %s; its gap stays", exc)
-                break
-            for event in page.events:
-                if node_of(event.id) == self.node_id:
-                    continue
-                if not self._seen.add(event.id):
-                    self.held.stored((event.id,))  # read from history: stored
-                    continue
-                try:
-                    self._deliver(event, self.held.behind(event))
-                except (ContextNotFound, EventNotDefined):
-                    self.stats.undeliverable += 1
-                    continue
-                replayed += 1
-            query = attrs.evolve(query, cursor=page.next_cursor) if page.next_cursor else None
-        self.stats.replayed += replayed
-        log.info("cluster: %d events of other nodes replayed from history after the lost queue", replayed)
-
-    def _deliver(self, event: Event, commit: Future[Event] | None = None) -> None:
-        """``commit``: the future durable subscriptions wait on (an event sent before its commit,
-        or one behind such); None: stored, or never will be (not persistent)."""
-        try:
-            self.engine.deliver(event, commit=commit)
-        except (ContextNotFound, EventNotDefined):
-            if self.catch_up is None:
-                raise
-            # Added on another node a moment ago: follow the tree now, then once more.
-            self.catch_up()
-            self.engine.deliver(event, commit=commit)
-
-    def _notice(self, body: bytes) -> None:
-        """Another node's commit notice: which of its live events are committed, or never will be."""
-        try:
-            committed, rejected = json.loads(body)
-            committed, rejected = [int(i) for i in committed], [int(i) for i in rejected]
-        except (ValueError, TypeError) as exc:
-            self.stats.unreadable += 1
-            self._say(("", "unreadable"), f"a commit notice on the cluster exchange is unreadable ({exc})")
-            return
-        self.stats.notices += 1
-        if committed:
-            self.held.stored(committed)
-        if rejected:
-            self.held.rejected(rejected)
-            self._say(
-                ("", "rejected"),
-                f"{len(rejected)} events of another node (first {rejected[0]}) were delivered here before "
-                "their commit and their node gave up on storing them: durable subscriptions here do not "
-                "get them",
-            )
-
-    def _gone(self, node_id: int, origin: str | None) -> bool:
-        """The process ``origin`` that fired with ``node_id`` is gone: another holds the id now, or
-        its lease ran out and its grace (without leases: never known)."""
-        if self.leases is None:
-            return False
-        now = time.time_ns() // 1_000_000
-        for row in self.leases.all():
-            if row.id == node_id:
-                return row.owner != origin or row.expires_ms + self.grace_ms < now
-        return True  # released: it stopped
+    def adopt_dead(self) -> int:
+        """Take over the outbox rows of dead nodes now (see :mod:`linkserver.server.cluster_adopt`)."""
+        return self.dead.adopt_dead()
 
     def _sweep_loop(self) -> None:
         while not self._stop.wait(SWEEP_EVERY):
@@ -507,50 +260,3 @@ class Cluster:
                 self.held.sweep()
             except Exception:  # never stop sweeping
                 log.exception("cluster: checking the held events failed")
-
-    def _say(self, key: tuple[str, str], message: str) -> None:
-        now = time.monotonic()
-        if now - self._logged.get(key, -LOG_EVERY) >= LOG_EVERY:
-            if len(self._logged) > 10_000:
-                self._logged.clear()
-            self._logged[key] = now
-            log.warning("cluster: %s", message)
-
-    # -- dead nodes' outboxes ------------------------------------------------------------
-
-    def _adopt_loop(self) -> None:
-        every = max(0.2, self.lease_ms / 3000)
-        while not self._stop.wait(every):
-            try:
-                self.adopt_dead()
-            except Exception as exc:  # the database is down: next time
-                log.debug("cluster: looking for dead nodes' outboxes failed: %s", exc)
-
-    def adopt_dead(self) -> int:
-        """Take over the outbox rows of nodes whose lease ran out (and its grace); returns
-        how many rows this node publishes now."""
-        assert self.leases is not None
-        now = time.time_ns() // 1_000_000
-        dead = {
-            row.id: row
-            for row in self.leases.all()
-            if row.id != self.node_id and row.expires_ms + self.grace_ms < now
-        }
-        moved = 0
-        for node_id, count in self.leases.owed(OUTBOX, sorted(dead)).items():
-            taken = self.leases.adopt(dead[node_id], OUTBOX, self.node_id)
-            if taken:
-                log.warning(
-                    "cluster: node %s (node id %d) is gone; this node publishes the %d events it still owed",
-                    dead[node_id].name,
-                    node_id,
-                    taken,
-                )
-                self.outbound.adopted(taken)
-                self.stats.adopted += taken
-                moved += taken
-            elif count:
-                log.info(
-                    "cluster: node id %d was claimed again; its new holder publishes its outbox", node_id
-                )
-        return moved

@@ -16,7 +16,7 @@ Families (all prefixed ``linkserver_``; see docs/server.md):
 - ``purge_runs_total``, ``purge_removed_total``
 - ``subscriptions{delivery}``, ``delivery_dropped_total{where}``, ``delivery_gaps_total{where}``
 - ``contexts``, ``info{version,node_id,history}``, ``start_time_seconds``
-- ``cluster_*`` with a ``cluster:`` section (linkserver/server/cluster.py)
+- ``cluster_*`` with a ``cluster:`` section (linkserver/server/cluster_metrics.py)
 
 plus whatever the ``extra`` sources add (the network API adds sessions,
 WebSocket connections and authentication failures) and the process

@@ -1,5 +1,5 @@
 """What a node does with each message of the cluster exchange, without a broker: the receiving
-side of an unstarted Cluster fed by hand (``_received(body, origin, type)``, as its consumer
+side of an unstarted Cluster fed by hand (``receiver.received(body, origin, type)``, as its consumer
 calls it): other nodes' events, their live copies held for durable subscriptions, commit
 notices, duplicates, and messages that are neither (logged, counted)."""
 
@@ -15,7 +15,8 @@ from linkserver.core.definitions import EventDefinition
 from linkserver.core.events import Event
 from linkserver.history.memory import MemoryHistoryStore
 from linkserver.loading.cluster import ClusterSection
-from linkserver.server.cluster import LIVE, NOTICE, Cluster, encode_event
+from linkserver.server.cluster import Cluster
+from linkserver.server.cluster_wire import LIVE, NOTICE, encode_event
 from linkserver.server.engine import Engine
 
 A = "a/1"  # node A's process, as its messages' app_id say
@@ -47,10 +48,10 @@ class NodeB:
         self.engine.listen("**", "*", lambda e: self.live.append(e.id))
 
     def received(self, event: Event, kind: str | None) -> None:
-        self.cluster._received(encode_event(event), A, kind)
+        self.cluster.receiver.received(encode_event(event), A, kind)
 
     def notice(self, committed: list[int], rejected: list[int]) -> None:
-        self.cluster._received(json.dumps([committed, rejected]).encode(), A, NOTICE)
+        self.cluster.receiver.received(json.dumps([committed, rejected]).encode(), A, NOTICE)
 
     def durable(self) -> list[int]:
         self.engine._after_commit.close()  # delivers what was scheduled for durable subscriptions
@@ -110,7 +111,7 @@ def test_a_message_that_is_no_event_and_no_notice_is_logged_counted_and_dropped(
 ) -> None:
     b = NodeB()
     with caplog.at_level(logging.WARNING, logger="linkserver.cluster"):
-        b.cluster._received(body, A, kind)
+        b.cluster.receiver.received(body, A, kind)
     assert b.metric("cluster_unreadable") == 1
     assert said in caplog.text
     assert b.live == [] and b.durable() == []

@@ -8,7 +8,8 @@ import pytest
 
 from linkserver.core.events import IdGenerator, new_event, node_of
 from linkserver.core.levels import Level
-from linkserver.server.cluster import SeenIds, decode_event, encode_event
+from linkserver.server.cluster_received import SeenIds
+from linkserver.server.cluster_wire import decode_event, encode_event
 
 
 def test_an_event_comes_out_as_it_went_in_datetimes_and_nested_tables_included() -> None:

@@ -99,7 +99,7 @@ from linkserver.bridges.amqp import AmqpBridge  # noqa: E402
 from linkserver.core.cloudevents import CONTENT_TYPE, encode  # noqa: E402
 from linkserver.loading import ServerConfig, load_all  # noqa: E402
 from linkserver.server.app import LinkServer  # noqa: E402
-from linkserver.server.cluster import encode_event  # noqa: E402
+from linkserver.server.cluster_wire import encode_event  # noqa: E402
 from linkserver.server.outbound import Select  # noqa: E402
 from linkserver.testing_proxy import TcpProxy  # noqa: E402
 
