@@ -50,7 +50,7 @@ def alarms_table(alarms: list[dict[str, Any]], *, colour: bool = False, width: i
 @command(
     "alarms",
     "alarms [MASK] [EVENT] [--filter EXPR] [--since T] [--until T] [--level L] [--state S] [--limit N] "
-    "[--oldest] [--live] [--seconds S]",
+    "[--oldest] [--all] [--live] [--seconds S]",
     "the alarm list here and below (or matching MASK): open and acknowledged unless --state says otherwise",
     Arg("mask", "mask", "context mask relative to here (default: here and below); /** is everything", "?"),
     Arg("event", "event", "event name (default: all)", "?"),
@@ -65,6 +65,7 @@ def alarms_table(alarms: list[dict[str, Any]], *, colour: bool = False, width: i
     Arg("--state", "text", "open, acknowledged, cleared or all (default: open and acknowledged)"),
     Arg("--limit", "count", "alarms to show (default 50)"),
     Arg("--oldest", "flag", "oldest first"),
+    Arg("--all", "flag", "every alarm that matches, page after page (--limit a page)"),
     Arg("--live", "flag", "then print every change as it happens, until Ctrl-C"),
     Arg("--seconds", "seconds", "with --live: stop after S seconds"),
     example="alarms\nalarms /net.** linkDown --state all --since 1d\nalarms --level ERROR --live",
@@ -87,11 +88,14 @@ def _alarms(shell: Shell, a: argparse.Namespace) -> None:
     }
     page = shell.client.alarms(**query)
     alarms = page["alarms"]
+    while a.all and page.get("next_cursor"):
+        page = shell.client.alarms(**query, cursor=page["next_cursor"])
+        alarms = alarms + page["alarms"]
     shell.write(
         alarms_table(alarms, colour=shell.colour, width=shell.console.width) if alarms else "(no alarms)"
     )
     if page.get("next_cursor"):
-        shell.write(f"more alarms than {query['limit']}: narrow the query or raise --limit")
+        shell.write(f"more alarms than {query['limit']}: --all shows every one, or narrow the query")
     if a.live:
         _live(shell, query, a.seconds)
 

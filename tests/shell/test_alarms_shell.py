@@ -61,6 +61,15 @@ def test_event_names_the_alarm_it_is_part_of(alarmed: tuple[RunningServer, Shell
     assert f"  clears alarm     {down.id}  cleared, 1 event  key net.sw1:linkDown:8\n" in detail
 
 
+def test_alarms_all_lists_every_page(alarmed: tuple[RunningServer, ShellDriver]) -> None:
+    server, sh = alarmed
+    ids = [server.server.fire("net.sw1", "linkDown", {"ifIndex": i}, durable=True).id for i in (20, 21, 22)]
+    first = sh.run("alarms /net.** --limit 2")
+    assert "more alarms than 2: --all shows every one" in first and f"#{ids[0]}" not in first
+    every = sh.run("alarms /net.** --limit 2 --all")
+    assert all(f"#{i}" in every for i in ids) and "more alarms" not in every
+
+
 def test_alarms_since_and_until_bound_the_last_occurrence(alarmed: tuple[RunningServer, ShellDriver]) -> None:
     server, sh = alarmed
     down = server.server.fire("net.sw1", "linkDown", {"ifIndex": 5}, durable=True)
