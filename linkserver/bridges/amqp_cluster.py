@@ -85,6 +85,7 @@ class ClusterPublisher(AmqpBridge):
         heartbeat: int = 30,
     ) -> None:
         super().__init__(name, url=url, exchange=exchange, exchange_type="topic", heartbeat=heartbeat)
+        self._connector.what = f"{name} (publishing)"
         self._encode = encode
         self._origin = origin
         self.notice_origin = notice_origin
@@ -184,7 +185,9 @@ class ClusterConsumer:
         self.prefetch = prefetch
         self.queue_expires_ms = queue_expires_ms
         self._deliver = deliver
-        self._connector = Connector(f"{name}-in", url, self._opened, self._lost, heartbeat=heartbeat)
+        self._connector = Connector(
+            f"{name}-in", url, self._opened, self._lost, heartbeat=heartbeat, what=f"{name} (receiving)"
+        )
         self._channel: Any = None
         self._work: queue.Queue[tuple[Any, int, bytes, str | None, str | None] | _QueueLost | None] = (
             queue.Queue()
@@ -202,6 +205,11 @@ class ClusterConsumer:
         self._direct_after = 0.0  # monotonic time from which direct deliveries are allowed again
         self._acked: tuple[Any, int] | None = None  # (channel, highest tag acknowledged)
         self._ack_due: tuple[Any, int] | None = None  # a direct delivery's ack, sent after the burst
+
+    @property
+    def problems(self) -> dict[str, int]:
+        """Failed connection attempts by kind (see linkserver.bridges.amqp_connection)."""
+        return dict(self._connector.problems)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"linkserver-{self.name}-deliver", daemon=True)

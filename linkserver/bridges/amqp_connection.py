@@ -73,8 +73,10 @@ class Connector:
         *,
         heartbeat: int = 30,
         max_delay: float = MAX_DELAY,
+        what: str | None = None,
     ) -> None:
         self.name = name
+        self.what = what or f"bridge {name}"  # how the log lines name it
         self.parameters = pika.URLParameters(url)
         self.parameters.heartbeat = heartbeat
         self.parameters.connection_attempts = 1
@@ -125,7 +127,7 @@ class Connector:
     def opened(self) -> None:
         """Called by the owner once the connection is fully set up: resets the back-off."""
         if self._failures:
-            log.info("bridge %s: connected to RabbitMQ at %s again", self.name, self.where)
+            log.info("%s: connected to RabbitMQ at %s again", self.what, self.where)
         self._failures = 0
         self._delay = FIRST_DELAY
         self.last_error = ""
@@ -159,7 +161,7 @@ class Connector:
             try:
                 connection.ioloop.start()
             except Exception:
-                log.exception("bridge %s: the AMQP connection's loop failed", self.name)
+                log.exception("%s: the AMQP connection's loop failed", self.what)
             self.connection = None
             if self._stopping.is_set():
                 break
@@ -184,11 +186,11 @@ class Connector:
         # Say it the first time and then now and again, not at every retry.
         if self._failures == 1 or self._failures % 20 == 0:
             log.warning(
-                "bridge %s: %s; retrying every %.0f s at most (attempt %d)",
-                self.name,
+                "%s: %s; retrying every %.0f s at most (attempt %d)",
+                self.what,
                 reason,
                 self.max_delay,
                 self._failures,
             )
         else:
-            log.debug("bridge %s: %s (attempt %d)", self.name, reason, self._failures)
+            log.debug("%s: %s (attempt %d)", self.what, reason, self._failures)

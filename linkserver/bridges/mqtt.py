@@ -187,12 +187,18 @@ class MqttBridge:
         if self._connection is not None:
             self._connection.stop(timeout)
 
-    # -- the connection's thread -----------------------------------------------------
-
     @property
     def connection(self) -> BrokerConnection:
         assert self._connection is not None, "not started"
         return self._connection
+
+    @property
+    def problems(self) -> dict[str, int]:
+        """Failed connection attempts and lost connections by kind (the metric
+        ``linkserver_bridge_connection_problems_total``; docs/bridges.md)."""
+        return dict(self._connection.problems) if self._connection is not None else {}
+
+    # -- the connection's thread -----------------------------------------------------
 
     def _connected(self, client: paho.Client) -> None:
         assert self._handle is not None

@@ -10,6 +10,7 @@ client, which would add an event loop thread and a dependency for nothing.
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import threading
@@ -170,6 +171,11 @@ class ConnectionStats:
     losses: int = 0
 
 
+# CONNACK reason codes that say the user or password is wrong (MQTT 3.1.1's 4 and 5 as paho
+# maps them, and MQTT 5's "bad authentication method").
+CREDENTIALS_REFUSED = (0x86, 0x87, 0x8C)
+
+
 class BrokerConnection:
     """One paho-mqtt client on a thread of its own, connected while it runs.
 
@@ -214,12 +220,17 @@ class BrokerConnection:
         self.keepalive = keepalive
         self.max_delay = max_delay
         self.stats = ConnectionStats()
+        # Failed attempts and lost connections by kind: unreachable, credentials (refused for
+        # the user or password), refused (another CONNACK refusal), lost (the bridges' metric
+        # linkserver_bridge_connection_problems_total; docs/bridges.md)
+        self.problems: collections.Counter[str] = collections.Counter()
         self.connected = threading.Event()
         self._on_connect = on_connect
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._drop = threading.Event()
         self._refused: str | None = None
+        self._refused_kind = "refused"
         self._accepted = False  # a CONNACK accepted the connection; on_connect not run yet
         self._down_since: float | None = None
         self._last_said = 0.0
@@ -290,12 +301,14 @@ class BrokerConnection:
                 else:
                     self.client.connect(self.address.host, self.address.port, self.keepalive)
             except (OSError, ValueError) as exc:  # refused, unknown host, TLS handshake...
+                self.problems["unreachable"] += 1
                 self._failed(f"cannot reach the MQTT broker {self.address} ({_describe(exc)})")
             else:
                 for _ in self._loop():
                     pass
                 self.connected.clear()
                 if self._refused is not None:
+                    self.problems[self._refused_kind] += 1
                     self._failed(f"the MQTT broker {self.address} refused the connection ({self._refused})")
                 else:
                     delay = 1.0
@@ -357,6 +370,7 @@ class BrokerConnection:
     ) -> None:
         if reason.is_failure:
             self._refused = str(reason)
+            self._refused_kind = "credentials" if reason.value in CREDENTIALS_REFUSED else "refused"
             return
         if self._down_since is not None:
             self.log.info(
@@ -380,6 +394,7 @@ class BrokerConnection:
             self._on_lost(str(reason))
         if was and not self._stop.is_set() and not self._drop.is_set():
             self.stats.losses += 1
+            self.problems["lost"] += 1
             self.log.warning(
                 "%s: connection to the MQTT broker %s lost (%s); reconnecting",
                 self.what,

@@ -39,6 +39,7 @@ the metrics are :mod:`linkserver.server.cluster_metrics`'s.
 
 from __future__ import annotations
 
+import collections
 import importlib
 import logging
 import threading
@@ -248,7 +249,9 @@ class Cluster:
 
     def metrics(self) -> Iterator[Metric]:
         """The ``cluster_*`` metric families (linkserver/server/metrics.py)."""
-        return cluster_metrics(self.connected, self.outbound, self.held, self.stats)
+        problems = collections.Counter(self.publisher.problems)
+        problems.update(self.consumer.problems)
+        return cluster_metrics(self.connected, self.outbound, self.held, self.stats, problems)
 
     def adopt_dead(self) -> int:
         """Take over the outbox rows of dead nodes now (see :mod:`linkserver.server.cluster_adopt`)."""

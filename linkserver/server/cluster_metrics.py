@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
     from prometheus_client.core import Metric
 
@@ -19,9 +19,14 @@ PREFIX = "linkserver_"
 
 
 def cluster_metrics(
-    connected: bool, out: ClusterOutbound, held: HeldForCommit, stats: ClusterStats
+    connected: bool,
+    out: ClusterOutbound,
+    held: HeldForCommit,
+    stats: ClusterStats,
+    problems: Mapping[str, int],
 ) -> Iterator[Metric]:
-    """The ``cluster_*`` metric families of one node (``connected``: both directions up)."""
+    """The ``cluster_*`` metric families of one node (``connected``: both directions up;
+    ``problems``: failed connection attempts of both directions by kind)."""
     gauges = (
         (
             "cluster_connected",
@@ -79,3 +84,13 @@ def cluster_metrics(
     )
     for name, text, value in counters:
         yield CounterMetricFamily(PREFIX + name, text, value=value)
+    failures = CounterMetricFamily(
+        PREFIX + "cluster_connection_problems",
+        "Failed attempts of this node's two RabbitMQ connections (publishing, receiving) to "
+        "connect or to set up the exchange or queue, by kind (unreachable, credentials, access, "
+        "closed, exchange, queue, channel; each said in the log).",
+        labels=["problem"],
+    )
+    for kind, count in sorted(problems.items()):
+        failures.add_metric([kind], count)
+    yield failures

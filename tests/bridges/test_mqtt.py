@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 
 import pytest
@@ -16,9 +17,19 @@ from bridges.test_contract import ALL_DEVICES, wait_until
 from linkserver.bridges.mqtt import MqttBridge
 from linkserver.devices.mqtt_broker import MqttConfigError
 from linkserver.server.app import LinkServer
+from linkserver.server.metrics import exposition, registry
 
 DEVICE = "devices.pump7"
 needs_mqtt = pytest.mark.skipif(not MQTT_URL, reason="LINKSERVER_TEST_MQTT_URL is not set")
+
+
+def problems(server: LinkServer, kind: str) -> float:
+    """``linkserver_bridge_connection_problems_total`` of bridge ``out`` for ``kind`` (0 if none)."""
+    text = exposition(registry(server)).decode()
+    found = re.search(
+        rf'^linkserver_bridge_connection_problems_total{{bridge="out",problem="{kind}"}} (\S+)$', text, re.M
+    )
+    return float(found.group(1)) if found else 0.0
 
 
 @needs_mqtt
@@ -59,6 +70,7 @@ def test_a_broker_that_is_not_there_at_start_is_retried_and_said(own_mosquitto, 
     wait_until(lambda: bridge.connection.stats.failures >= 2, "connection attempts")
     assert not host.outbound.is_ready
     assert any("cannot reach the MQTT broker" in r.getMessage() for r in caplog.records)
+    assert problems(server, "unreachable") >= 2
     own_mosquitto.start()
     side = MqttSide(own_mosquitto.url)
     try:
@@ -69,6 +81,44 @@ def test_a_broker_that_is_not_there_at_start_is_retried_and_said(own_mosquitto, 
     finally:
         side.close()
     assert event.id  # fired while the broker was away, published once it came
+
+
+@needs_mqtt
+def test_wrong_credentials_are_said_without_the_password_and_counted(server_factory, caplog):
+    from mqtt_helpers import Mosquitto
+
+    broker = Mosquitto(users={"ingest": "right-secret"})
+    broker.start()
+    try:
+        caplog.set_level(logging.WARNING)
+        server = server_factory()
+        url = broker.url.replace("mqtt://", "mqtt://ingest:wrong-secret@")
+        bridge = MqttBridge("out", url=url, prefix="lstest/creds", reconnect_max="1s")
+        host = server.add_bridge("out", bridge, select=ALL_DEVICES, principal=INGEST)
+        wait_until(lambda: problems(server, "credentials") >= 2, "refused attempts counted")
+        said = [r.getMessage() for r in caplog.records if "refused the connection" in r.getMessage()]
+        assert said and "check 'username'/'password'" in said[0], said
+        assert "wrong-secret" not in caplog.text
+        assert not host.outbound.is_ready and server.running
+        assert problems(server, "unreachable") == 0
+    finally:
+        broker.stop()
+
+
+@needs_mqtt
+def test_a_lost_connection_is_said_counted_and_recovered(mqtt, server_factory, caplog):
+    caplog.set_level(logging.WARNING)
+    server = server_factory()
+    bridge = mqtt.bridge("out", reconnect_max="1s")
+    host = server.add_bridge("out", bridge, select=ALL_DEVICES, principal=INGEST)
+    wait_until(lambda: host.outbound.is_ready, "connected")
+    mqtt.proxy.set_available(False)  # cuts the bridge's connection, refuses new ones
+    wait_until(lambda: problems(server, "lost") == 1, "the lost connection counted")
+    assert any(
+        "connection to the MQTT broker" in r.getMessage() and "lost" in r.getMessage() for r in caplog.records
+    )
+    mqtt.proxy.set_available(True)
+    wait_until(lambda: host.outbound.is_ready, "connected again")
 
 
 @pytest.mark.parametrize(
