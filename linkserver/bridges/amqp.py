@@ -109,6 +109,7 @@ class AmqpBridge:
                 url,
                 queue,
                 exchange=exchange,
+                exchange_type=exchange_type,
                 bindings=bindings,
                 dead_letter_exchange=dead_letter_exchange,
                 prefetch=prefetch,

@@ -13,9 +13,13 @@ acknowledged; without a dead-letter exchange it is rejected without requeueing
 problem (history unavailable, server stopping) gives the message back to the
 queue after a second.
 
-With ``declare`` the queue is declared durable and bound to the bridge's
-exchange with each of ``bindings``, and the dead-letter exchange is declared
-(topic, durable).
+With ``declare`` the bridge's exchange is declared (of ``exchange_type``,
+durable: the publishing side declares it too, and either may be first), the
+queue is declared durable and bound to it with each of ``bindings``, and the
+dead-letter exchange is declared (topic, durable). When a step fails (an
+exchange or the queue exists with other settings, is missing without
+``declare``, access refused) the log line names the step; the connection is
+set up again after a delay.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class AmqpInbound:
         queue: str,
         *,
         exchange: str,
+        exchange_type: str = "topic",
         bindings: Sequence[str] = (),
         dead_letter_exchange: str | None = None,
         prefetch: int = 100,
@@ -57,6 +62,7 @@ class AmqpInbound:
         self.name = name
         self.queue = queue
         self.exchange = exchange
+        self.exchange_type = exchange_type
         self.bindings = tuple(bindings)
         self.dead_letter_exchange = dead_letter_exchange
         self.prefetch = prefetch
@@ -64,6 +70,7 @@ class AmqpInbound:
         self.handle: BridgeHandle | None = None
         self._connector = Connector(f"{name}-in", url, self._opened, self._lost, heartbeat=heartbeat)
         self._channel: Any = None
+        self._step = ("", "queue")  # what the channel is doing now, and the kind it fails as
         self.consuming = False
 
     def start(self, handle: BridgeHandle) -> None:
@@ -82,27 +89,67 @@ class AmqpInbound:
         self._channel = channel
         channel.add_on_close_callback(self._channel_closed)
         channel.add_on_cancel_callback(lambda _: self._connector.failed(f"queue {self.queue!r} was deleted"))
-        steps: list[Any] = []
+        steps: list[tuple[str, str, Any]] = []  # (what it does, the problem kind if it fails, the call)
+        queue, exchange = self.queue, self.exchange
         if self.declare:
-            steps.append(lambda done: channel.queue_declare(self.queue, durable=True, callback=done))
+            steps.append(
+                (
+                    f"declaring exchange {exchange!r} ({self.exchange_type}, durable)",
+                    "exchange",
+                    lambda done: channel.exchange_declare(
+                        exchange, self.exchange_type, durable=True, callback=done
+                    ),
+                )
+            )
+            steps.append(
+                (
+                    f"declaring queue {queue!r} (durable)",
+                    "queue",
+                    lambda done: channel.queue_declare(queue, durable=True, callback=done),
+                )
+            )
             for key in self.bindings:
                 steps.append(
-                    lambda done, key=key: channel.queue_bind(self.queue, self.exchange, key, callback=done)
+                    (
+                        f"binding queue {queue!r} to exchange {exchange!r} with {key!r}",
+                        "queue",
+                        lambda done, key=key: channel.queue_bind(queue, exchange, key, callback=done),
+                    )
                 )
             if self.dead_letter_exchange:
                 dlx = self.dead_letter_exchange
-                steps.append(lambda done: channel.exchange_declare(dlx, "topic", durable=True, callback=done))
+                steps.append(
+                    (
+                        f"declaring dead-letter exchange {dlx!r} (topic, durable)",
+                        "exchange",
+                        lambda done: channel.exchange_declare(dlx, "topic", durable=True, callback=done),
+                    )
+                )
         else:
-            steps.append(lambda done: channel.queue_declare(self.queue, passive=True, callback=done))
-        steps.append(lambda done: channel.basic_qos(prefetch_count=self.prefetch, callback=done))
+            steps.append(
+                (
+                    f"looking up queue {queue!r} (declare: false)",
+                    "queue",
+                    lambda done: channel.queue_declare(queue, passive=True, callback=done),
+                )
+            )
+        steps.append(
+            (
+                "setting the prefetch",
+                "channel",
+                lambda done: channel.basic_qos(prefetch_count=self.prefetch, callback=done),
+            )
+        )
         self._run_steps(steps)
 
-    def _run_steps(self, steps: list[Any]) -> None:
+    def _run_steps(self, steps: list[tuple[str, str, Any]]) -> None:
         if not steps:
+            self._step = (f"consuming queue {self.queue!r}", "queue")
             self._channel.basic_consume(self.queue, self._message, callback=lambda _: self._consuming())
             return
-        first, rest = steps[0], steps[1:]
-        first(lambda _frame: self._run_steps(rest))
+        (what, kind, call), rest = steps[0], steps[1:]
+        self._step = (what, kind)
+        call(lambda _frame: self._run_steps(rest))
 
     def _consuming(self) -> None:
         self.consuming = True
@@ -113,16 +160,15 @@ class AmqpInbound:
         self.consuming = False
         self._channel = None
         code = getattr(reason, "reply_code", None)
-        kind = "queue"
+        what, kind = self._step
         if code == 404:
-            why = f"queue {self.queue!r} does not exist ({reason}); create it or set declare: true"
+            why = f"{what} failed: it does not exist ({reason}); create it or set declare: true"
         elif code == 406:
-            why = (
-                f"queue {self.queue!r} or exchange {self.dead_letter_exchange!r} exists with other "
-                f"settings ({reason})"
-            )
+            why = f"{what} failed: it exists with other settings ({reason}); delete it or change the bridge's"
+        elif code == 403:
+            kind, why = "access", f"{what} failed: access refused ({reason}); check the user's permissions"
         else:
-            kind, why = "channel", f"inbound channel closed: {reason}"
+            kind, why = "channel", f"inbound channel closed while {what}: {reason}"
         self._connector.failed(why, kind)
 
     @property

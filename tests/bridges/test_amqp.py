@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
+from typing import Any
 
 import pika
 import pytest
@@ -148,3 +149,57 @@ def test_a_blocked_connection_holds_events_back_until_unblocked(
     assert side.channel.queue_declare(side.out_queue, passive=True).method.message_count == 0
     bridge._connector.call(lambda: bridge._on_unblocked(None, None))
     assert [r.message_id for r in side.received(50)] == [str(e.id) for e in fired]
+
+
+class _Receiving:
+    """A BridgeHandle that takes every posted message (the inbound side alone needs no more)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.ready = self.confirmed = self.failed = lambda *args: None
+
+    def receive(self, body: bytes) -> Any:
+        from concurrent.futures import Future
+
+        self.bodies.append(body)
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+
+
+def test_the_inbound_side_declares_the_exchange_it_binds_to_whichever_connection_comes_first(
+    side: AmqpSide,
+) -> None:
+    from linkserver.bridges.amqp_inbound import AmqpInbound
+
+    fresh = f"lstest-{uuid.uuid4().hex[:10]}-fresh"  # no exchange of that name yet
+    inbound = AmqpInbound("in", side.url, f"{fresh}-q", exchange=fresh, bindings=["posted.#"])
+    handle = _Receiving()
+    inbound.start(handle)  # type: ignore[arg-type]
+    try:
+        wait_until(lambda: inbound.consuming, "consuming (the exchange declared, the queue bound)")
+        assert dict(inbound.problems) == {}
+        side.channel.basic_publish(fresh, "posted.x", b"{}")
+        wait_until(lambda: handle.bodies == [b"{}"], "the posted message")
+    finally:
+        inbound.stop()
+        side.channel.queue_delete(f"{fresh}-q")
+        side.channel.exchange_delete(fresh)
+
+
+def test_a_dead_letter_exchange_of_another_type_is_said_naming_it_and_counted(
+    side: AmqpSide, server_factory: Callable[..., LinkServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = f"lstest-{uuid.uuid4().hex[:10]}-fanout"
+    side.channel.exchange_declare(dead, "fanout", durable=True)
+    try:
+        server = server_factory()
+        with caplog.at_level(logging.WARNING, logger="linkserver.bridges"):
+            server.add_bridge(
+                "out", side.bridge("out", dead_letter_exchange=dead), select=[Select(mask="x.*")]
+            )
+            wait_until(lambda: f"declaring dead-letter exchange {dead!r}" in caplog.text, "the log line")
+        assert "exists with other settings" in caplog.text
+        assert problems(server, "exchange") >= 1
+    finally:
+        side.channel.exchange_delete(dead)
