@@ -54,6 +54,7 @@ from linkserver.server.engine import Engine
 log = logging.getLogger("linkserver.alarms")
 
 COMPONENT = "linkserver"
+REMOVAL_LOCK = "alarm-removal"  # HistoryStore.exclusive: one node of a database removes at a time
 CHANGE_PERMISSION = Permission.OPERATOR
 _STOP = object()
 
@@ -76,6 +77,7 @@ class Alarms:
         self.tree = engine.tree
         self.access = access
         self.settings = settings if settings is not None else AlarmSettings()
+        self.history = history
         self.store = open_alarm_store(history)
         self.writes = AlarmWrites(self.store, self.resolve, self._committed)
         history.add_same_commit(self.writes)
@@ -425,12 +427,16 @@ class Alarms:
     def purge(self, now: datetime | None = None) -> int:
         """Delete alarms cleared longer ago than ``keep_cleared``; returns how many. The
         removal job runs it every ``settings.removal_interval``; the purge job and
-        ``POST /purge`` run it too. Every node may run it at once (the rows go once)."""
+        ``POST /purge`` run it too (the rows go once, whoever runs it first)."""
         return self.store.purge_cleared((now or now_utc()) - self.settings.keep_cleared)
 
     def remove_cleared(self) -> int:
-        """The removal job: :meth:`purge` now, logged when it removed something."""
-        removed = self.purge()
+        """The removal job: :meth:`purge` now, logged when it removed something; nothing while
+        another node of the database (or thread here) runs it: that one removes the same rows."""
+        with self.history.exclusive(REMOVAL_LOCK) as held:
+            if not held:
+                return 0
+            removed = self.purge()
         if removed:
             log.info(
                 "removed %d alarms cleared over %s ago", removed, format_duration(self.settings.keep_cleared)

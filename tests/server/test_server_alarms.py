@@ -23,6 +23,7 @@ from linkserver.history.alarms import AlarmNotFound, AlarmQuery
 from linkserver.loading import ServerConfig, load_contexts
 from linkserver.loading.alarm_config import AlarmSettings
 from linkserver.loading.shipped import SHIPPED_CONTEXTS
+from linkserver.server.alarms import REMOVAL_LOCK
 
 ALICE = Principal(name="alice", grants=Grants({"net.**": "operator"}))
 OBSERVER = Principal(name="olga", grants=Grants({"net.**": "observer"}))
@@ -209,6 +210,19 @@ def test_cleared_alarms_go_soon_after_keep_cleared_not_at_the_hourly_purge(
         with pytest.raises(AlarmNotFound):
             s.alarms.get(down.id, ALICE)
         assert s.alarms.get(kept.id, ALICE).state is AlarmState.OPEN  # open alarms stay
+
+
+def test_the_removal_job_leaves_the_rows_to_a_node_already_removing_them(running: LinkServer) -> None:
+    s = running
+    down = s.fire("net.sw1", "linkDown", {"ifIndex": 9}, durable=True)
+    with s.history.exclusive(REMOVAL_LOCK) as held:  # another node (here: this test) removes now
+        assert held
+        s.alarms.clear(down.id, ALICE, now=datetime.now(UTC) - timedelta(days=2))
+        assert s.alarms.remove_cleared() == 0
+        assert s.alarms.get(down.id, ALICE).state is AlarmState.CLEARED
+    assert s.alarms.remove_cleared() == 1
+    with pytest.raises(AlarmNotFound):
+        s.alarms.get(down.id, ALICE)
 
 
 def test_an_alarm_shows_its_last_events_message_as_that_event_does(running: LinkServer) -> None:
