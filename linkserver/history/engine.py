@@ -85,6 +85,7 @@ WAL_FRAME_HEADER = 24  # bytes before each page in the WAL file
 CATCH_UP_ROUNDS = 8  # passive rounds at most before a RESTART, while a round takes longer than:
 CATCH_UP_SECONDS = 0.01
 BULK_HOLD_SECONDS = 0.5  # the longest a bulk writer waits for a RESTART's catch-up (see below)
+BULK_ACTIVE = 1.0  # seconds after its last turn a bulk writer runs the rounds (see bulk_turn)
 BULK_GONE = 10.0  # seconds after a bulk writer's last transaction, and under
 LIGHT_BYTES = 1024 * 1024  # of WAL written in an interval, the file is given back (see below)
 
@@ -182,12 +183,17 @@ class WalCheckpointer:
 
     A purge writes the WAL faster than a passive round copies it (every small
     transaction rewrites the oldest page of each context in the context
-    index), so with one running the catch-up never converged and each RESTART
-    copied 20 to 40 ms of frames with the writer waiting, about once a second:
-    the fires' tail. Bulk writers call :meth:`bulk_turn` between their
-    transactions; while a RESTART is being prepared it holds them (at most
-    ``BULK_HOLD_SECONDS``), so the catch-up rounds copy only what the writer
-    commits and the RESTART under the lock finds next to nothing left.
+    index): 200 MB a second and more. Bulk writers call :meth:`bulk_turn`
+    between their transactions, and while one does the rounds run there, in
+    its thread, between two of its transactions, not in this thread next to
+    them: a round's I/O (syncing those hundreds of MB of WAL, then the copied
+    pages) stalled the purge's transactions running beside it, 4 KB writes to
+    the WAL taking 8 to 25 ms, a 200-row transaction 40 to 260 ms instead of
+    3, with the write lock held and the fires waiting. So the catch-up before
+    a RESTART copies only what the writer commits, and the RESTART under the
+    lock finds little left. A round of this thread that began before the bulk
+    writer came holds it while a RESTART is prepared (at most
+    ``BULK_HOLD_SECONDS``).
     """
 
     def __init__(
@@ -212,6 +218,9 @@ class WalCheckpointer:
         self._bulk_seen = 0.0  # when a bulk writer last asked for its turn
         self._holds = 0  # RESTARTs prepared so far: the one a bulk writer waited out is not waited again
         self._held_out = -1
+        self._round_lock = threading.Lock()  # one round at a time: the thread's or a bulk writer's
+        self._last_round = 0.0  # when the last round began
+        self._last_held: int | None = None  # frames after the last round (bytes)
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -243,11 +252,21 @@ class WalCheckpointer:
 
     def bulk_turn(self) -> None:
         """Return when a bulk writer (a purge) may run its next transaction: at once, or once
-        the RESTART being prepared is done (at most ``BULK_HOLD_SECONDS``, once per RESTART)."""
-        self._bulk_seen = time.monotonic()
+        the RESTART being prepared is done (at most ``BULK_HOLD_SECONDS``, once per RESTART).
+
+        While a bulk writer runs, the rounds run here, in its thread, between two of its
+        transactions (one an interval), instead of in the checkpointer's thread next to them.
+        """
+        now = time.monotonic()
+        self._bulk_seen = now
         hold = self._holds
         if self._held_out != hold and not self._bulk_may_write.wait(BULK_HOLD_SECONDS):
             self._held_out = hold  # a long catch-up: one wait of it, not one per transaction
+        if now - self._last_round >= self._interval and self._round_lock.acquire(blocking=False):
+            try:
+                self._round(hold=False)
+            finally:
+                self._round_lock.release()
 
     def bulk_held(self) -> bool:
         """Whether :meth:`bulk_turn` would hold a bulk writer now: a bulk writer that got its
@@ -261,38 +280,47 @@ class WalCheckpointer:
             return 0
 
     def _run(self) -> None:
-        last_held = None
         while not self._stopping.wait(self._interval):
-            held = self.checkpoint()
-            grew = held - last_held if held is not None and last_held is not None else None
-            last_held = held
-            if held is None:
-                continue
-            no_bulk = time.monotonic() - self._bulk_seen > BULK_GONE
-            light = grew is not None and 0 <= grew < LIGHT_BYTES and no_bulk
-            if (grew == 0 or light) and self.wal_size() > self.restart_bytes:
-                # Nothing or little committed for a whole interval, no purge: the disk back,
-                # the truncation (70 to 150 ms for hundreds of MB) keeping few waiting, once.
-                with self._write_lock:
-                    last_held = self.checkpoint("TRUNCATE")
-                continue
-            if held <= self.restart_bytes:
-                continue
-            # More passive rounds first, each copying what was committed during the last (a
-            # round copies the frames there when it began): what the RESTART copies under the
-            # write lock, the writer waiting, is only what came during a short last round.
+            if time.monotonic() - self._bulk_seen < BULK_ACTIVE:
+                continue  # a bulk writer runs the rounds between its transactions
+            with self._round_lock:
+                self._round(hold=True)
+
+    def _round(self, *, hold: bool) -> None:
+        """A passive checkpoint, then a TRUNCATE or a RESTART when due. ``hold``: the bulk
+        writer waits during the RESTART's catch-up (it runs elsewhere)."""
+        self._last_round = time.monotonic()
+        held = self.checkpoint()
+        last_held, self._last_held = self._last_held, held
+        grew = held - last_held if held is not None and last_held is not None else None
+        if held is None:
+            return
+        no_bulk = time.monotonic() - self._bulk_seen > BULK_GONE
+        light = grew is not None and 0 <= grew < LIGHT_BYTES and no_bulk
+        if (grew == 0 or light) and self.wal_size() > self.restart_bytes:
+            # Nothing or little committed for a whole interval, no purge: the disk back,
+            # the truncation (70 to 150 ms for hundreds of MB) keeping few waiting, once.
+            with self._write_lock:
+                self._last_held = self.checkpoint("TRUNCATE")
+            return
+        if held <= self.restart_bytes:
+            return
+        # More passive rounds first, each copying what was committed during the last (a
+        # round copies the frames there when it began): what the RESTART copies under the
+        # write lock, the writer waiting, is only what came during a short last round.
+        if hold:
             self._holds += 1
             self._bulk_may_write.clear()
-            try:
-                for _ in range(CATCH_UP_ROUNDS):
-                    started = time.monotonic()
-                    if self.checkpoint() is None or time.monotonic() - started < CATCH_UP_SECONDS:
-                        break
-                with self._write_lock:
-                    self.checkpoint("RESTART")
-            finally:
-                self._bulk_may_write.set()
-            self.restarts += 1
+        try:
+            for _ in range(CATCH_UP_ROUNDS):
+                started = time.monotonic()
+                if self.checkpoint() is None or time.monotonic() - started < CATCH_UP_SECONDS:
+                    break
+            with self._write_lock:
+                self.checkpoint("RESTART")
+        finally:
+            self._bulk_may_write.set()
+        self.restarts += 1
 
 
 class FairLock:

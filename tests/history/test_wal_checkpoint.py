@@ -112,10 +112,11 @@ def test_the_wal_file_is_given_back_once_nothing_is_committed_for_an_interval(tm
         store.stop()
 
 
-def test_a_purge_holds_its_transactions_while_a_restart_is_prepared(tmp_path: Path) -> None:
-    """A purge writes the WAL faster than a passive round copies it: the catch-up rounds
-    before a RESTART converge only while the purge waits, so no purge transaction may begin
-    while the checkpointer prepares a RESTART (unless the hold ran out)."""
+def test_a_purge_runs_the_checkpoint_rounds_between_its_transactions(tmp_path: Path) -> None:
+    """A purge writes the WAL faster than a passive round copies it, and its transactions
+    stalled (100 ms and more for 200 rows) in the I/O of a round running next to them, the
+    fires waiting behind them: while a purge runs, the rounds (and the RESTARTs they lead to)
+    run in its thread, between two of its transactions, never during one."""
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     # rounds often enough for a purge of a second
     store = SqlHistoryStore(
@@ -132,28 +133,26 @@ def test_a_purge_holds_its_transactions_while_a_restart_is_prepared(tmp_path: Pa
             for i in range(1000)
         ]  # fmt: skip
         futures[-1].result(timeout=30)
-    holds: list[list[float]] = []  # [began, ended] of each hold
-
-    class RecordedGate(threading.Event):
-        def clear(self) -> None:
-            holds.append([time.monotonic(), float("inf")])
-            super().clear()
-
-        def set(self) -> None:
-            super().set()
-            if holds:
-                holds[-1][1] = time.monotonic()
-
-    gate = RecordedGate()
-    gate.set()
-    checkpointer._bulk_may_write = gate  # noqa: SLF001
     checkpointer.restart_bytes = 1024 * 1024
-    began: list[float] = []
+    rounds: list[tuple[float, float, str, str]] = []  # began, ended, mode, thread
+    checkpoint = checkpointer.checkpoint
+
+    def recorded(mode: str = "PASSIVE") -> int | None:
+        began = time.monotonic()
+        try:
+            return checkpoint(mode)
+        finally:
+            rounds.append((began, time.monotonic(), mode, threading.current_thread().name))
+
+    checkpointer.checkpoint = recorded  # type: ignore[method-assign]
+    transactions: list[tuple[float, float, str]] = []  # began, ended, thread
 
     class Transactions(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if record.msg.startswith("purge:"):
-                began.append(time.monotonic() - record.args[1] / 1000)  # type: ignore[index]
+                ended = time.monotonic()
+                began = ended - record.args[1] / 1000  # type: ignore[index]
+                transactions.append((began, ended, threading.current_thread().name))
 
     handler, logger = Transactions(), logging.getLogger("linkserver.history")
     logger.addHandler(handler)
@@ -168,6 +167,7 @@ def test_a_purge_holds_its_transactions_while_a_restart_is_prepared(tmp_path: Pa
 
     firer = threading.Thread(target=fire, daemon=True)
     firer.start()
+    restarts = checkpointer.restarts
     try:
         removed = store.purge_expired(datetime.now(UTC))
     finally:
@@ -177,11 +177,15 @@ def test_a_purge_holds_its_transactions_while_a_restart_is_prepared(tmp_path: Pa
         logger.setLevel(level)
         store.stop()
     assert removed == 40_000
-    assert holds, f"no RESTART was prepared during a purge of {removed:,} rows"
-    for start, end in holds:
-        if end - start < BULK_HOLD_SECONDS:
-            inside = [moment for moment in began if start + 0.001 < moment < end - 0.001]
-            assert not inside, f"{len(inside)} purge transactions began during a {end - start:.3f} s hold"
+    assert checkpointer.restarts > restarts, f"no RESTART during a purge of {removed:,} rows"
+    (purger,) = {thread for _, _, thread in transactions}
+    first, last = transactions[0][0], transactions[-1][1]
+    during = [round_ for round_ in rounds if first < round_[0] < last]
+    assert any(mode == "RESTART" for _, _, mode, _ in during)
+    assert {thread for _, _, _, thread in during} == {purger}
+    for began, ended, mode, _ in during:
+        inside = [t for t in transactions if t[0] < ended and t[1] > began]
+        assert not inside, f"{len(inside)} purge transactions ran during a {mode} round"
 
 
 def test_a_purge_waits_out_a_long_catch_up_once_not_before_each_transaction(tmp_path: Path) -> None:
