@@ -41,7 +41,7 @@ from linkserver.history.sql_failures import SqlFailureTable
 from linkserver.history.sql_sessions import SqlSessionTable
 from linkserver.history.sql_users import SqlUserStore
 from linkserver.history.tree import StoredContext
-from linkserver.history.writer import Writer, WriterStats
+from linkserver.history.writer import Item, Writer, WriterStats
 
 log = logging.getLogger("linkserver.history")
 
@@ -107,6 +107,9 @@ class SqlHistoryStore(HistoryStore):
         self._checkpoint_interval = checkpoint_interval.total_seconds()
         self._engine: Engine | None = None
         self._writer: Writer | None = None
+        # The running writer's WriteQueue.put: store() queues there itself, the fire path's one
+        # call into history (Writer.put would add a call that only makes the same tuple).
+        self._enqueue: Callable[[Item], None] | None = None
         self._write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         self._make_row: Any = None
         self._checkpointer: WalCheckpointer | None = None
@@ -153,10 +156,12 @@ class SqlHistoryStore(HistoryStore):
             )
             self._checkpointer.start()
         self._engine = engine
+        self._enqueue = self._writer._queue.put  # last: a store before this refuses the event
 
     def stop(self, timeout: float | None = None) -> None:
         """Commit every appended event, then close. See :meth:`Writer.stop` for ``timeout``."""
         writer, engine = self._writer, self._engine
+        self._enqueue = None  # first: stores from now on refuse the event (the queue closes next)
         if writer is not None:
             writer.stop(timeout)
         if self._checkpointer is not None:
@@ -288,11 +293,12 @@ class SqlHistoryStore(HistoryStore):
         return writer.submit(event, required, row, waiting=waiting, hurry=hurry)
 
     def store(self, event: Event, *, requires_acknowledgement: bool = False, checked: bool = False) -> None:
-        writer = self._writer
-        if writer is None or self._engine is None:
+        enqueue = self._enqueue
+        if enqueue is None:
             raise ServerStopped("history is not running; the event was not stored")
         required = bool(requires_acknowledgement)
-        writer.put(event, required, None if checked else self._make_row(event, required))
+        # What Writer.put queues: no future (nobody waits), the row made by the committer if checked
+        enqueue((None, event, required, None if checked else self._make_row(event, required)))
 
     def add_same_commit(self, hook: SameCommit) -> None:
         self._same_commit.append(hook)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linkserver.core.builders import fast_builder
+from linkserver.core.builders import MATCHES_KEPT, fast_builder
 from linkserver.core.errors import DataTableError
 from linkserver.core.formats import Field, TableFormat
 
@@ -52,6 +52,58 @@ def test_a_fast_builder_answers_only_what_build_answers(format, data):
     if found is not None:
         assert found == format.build(data)
         assert [list(record) for record in found] == [list(record) for record in format.build(data)]
+
+
+# One builder for every example: what it remembers of earlier events must not change its answers.
+TAGGED = TableFormat(
+    fields=[Field(name="tag", type="string", pattern="[a-z]+[0-9]?"), Field(name="value", type="float")],
+    min_records=1,
+    max_records=None,
+)
+SHARED = {format: fast_builder(format) for format in (READING, SERIES, PAIR, TAGGED)}
+tags = st.one_of(
+    st.sampled_from(["abc", "abc1", "abc12", "ab c", "abc\n", "x", "1", ""]), st.text(max_size=5)
+)
+tagged = st.lists(st.fixed_dictionaries({"tag": tags, "value": st.just(1.0)}), min_size=1, max_size=3)
+
+
+@pytest.mark.parametrize("format", [READING, SERIES, PAIR, TAGGED])
+@given(data=st.one_of(records, st.lists(records, max_size=4), values, tagged))
+def test_one_builder_reused_for_many_events_answers_only_what_build_answers(format, data):
+    found = SHARED[format](data)
+    if found is not None:
+        assert found == outcome(format, data)  # a DataTableError there: the builder must say None
+
+
+def test_a_string_seen_to_match_does_not_let_a_different_one_through():
+    fast = fast_builder(TAGGED)
+    assert fast is not None
+    assert fast([{"tag": "abc", "value": 1.0}]) == ({"tag": "abc", "value": 1.0},)
+    assert fast([{"tag": "abc", "value": 1.0}]) == ({"tag": "abc", "value": 1.0},)  # remembered
+    for near in ["abc\n", "abc12", "ab c", "abc ", "ABC", ""]:
+        assert fast([{"tag": near, "value": 1.0}]) is None
+        assert fast({"tag": near, "value": 1.0}) is None
+    assert fast([{"tag": "abc", "value": 1.0}, {"tag": "ab c", "value": 1.0}]) is None
+
+
+def test_a_pattern_field_remembers_at_most_MATCHES_KEPT_strings_and_checks_the_others_each_time():
+    fast = fast_builder(TAGGED)
+    assert fast is not None
+    words = [
+        f"w{n:04d}".translate(str.maketrans("0123456789", "abcdefghij")) for n in range(MATCHES_KEPT + 50)
+    ]
+    for word in words + words:
+        assert fast([{"tag": word, "value": 1.0}]) == ({"tag": word, "value": 1.0},)
+    kept = fast.__globals__["seen0"]  # the generated builder's own set of matched strings
+    assert len(kept) == MATCHES_KEPT and kept <= set(words)
+    assert fast([{"tag": "w0 1", "value": 1.0}]) is None
+
+    fresh = fast_builder(TAGGED)
+    assert fresh is not None
+    long = "a" * 200  # matches, but is not kept: the set holds short strings only
+    assert fresh([{"tag": long, "value": 1.0}]) == ({"tag": long, "value": 1.0},)
+    assert fresh([{"tag": "abc", "value": 1.0}]) == ({"tag": "abc", "value": 1.0},)
+    assert fresh.__globals__["seen0"] == {"abc"}
 
 
 def test_well_formed_data_takes_the_fast_path_and_gets_the_defaults():

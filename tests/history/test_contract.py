@@ -192,13 +192,15 @@ def test_a_completed_future_means_the_row_is_committed(
         store.stop()
 
 
-def test_append_after_stop_raises_server_stopped(
+def test_append_and_store_after_stop_raise_server_stopped(
     backend: str, make_store: Any, make_event: EventMaker
 ) -> None:
     store = make_store(backend)
     store.stop()
     with pytest.raises(ServerStopped):
         store.append(make_event())
+    with pytest.raises(ServerStopped):
+        store.store(make_event(), checked=True)
 
 
 # -- queries -------------------------------------------------------------------
