@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -23,7 +24,11 @@ class UsageError(LinkServerError, ValueError):
 def parse_value(text: str, field: Mapping[str, Any] | None, name: str = "") -> Any:
     """``text`` as the type of ``field`` (None: a JSON number/boolean/null if it is one, else the text).
 
-    ``null`` is None for nullable fields. Raises UsageError naming the field.
+    ``null`` is None for nullable fields. On a coded field (``labels``, as ``GET /contexts``
+    gives them) a label is its stored value: on a string field a label wins over the same
+    text taken literally, on an integer field a whole number is that number (see
+    :func:`labelled_value`). Raises UsageError naming the field (and its labels, for a
+    value that is neither valid nor one of them).
     """
     label = f"{name or (field or {}).get('name', '?')}"
     if not is_text(text):
@@ -39,10 +44,15 @@ def parse_value(text: str, field: Mapping[str, Any] | None, name: str = "") -> A
     kind = str(field.get("type", "string")).lower()
     if text == "null" and field.get("nullable"):
         return None
+    labels = field_labels(field)
     try:
         if kind == "string":
-            return text
+            allowed = field.get("allowed")
+            closed = bool(labels) and isinstance(allowed, list) and text not in allowed
+            return labelled_value(text, labels, label, "one of the allowed values" if closed else None)
         if kind == "integer":
+            if labels and not _whole_number(text):
+                return labelled_value(text, labels, label, "a whole number")
             return int(text)
         if kind == "float":
             number = float(text)
@@ -68,6 +78,54 @@ def parse_value(text: str, field: Mapping[str, Any] | None, name: str = "") -> A
     except ValueError:
         raise UsageError(f"{label}={text!r} is not {_describe(kind)}") from None
     return text
+
+
+def field_labels(field: Mapping[str, Any]) -> list[tuple[Any, str]]:
+    """A field's value labels as ``(value, label)`` pairs (the wire's ``[{value, label}]``)."""
+    found = field.get("labels")
+    if not isinstance(found, list):
+        return []
+    return [
+        (item["value"], item["label"])
+        for item in found
+        if isinstance(item, Mapping) and "value" in item and isinstance(item.get("label"), str)
+    ]
+
+
+def labelled_value(text: str, labels: Sequence[tuple[Any, str]], name: str, expected: str | None) -> Any:
+    """The stored value ``text`` stands for on a coded field: the value it is the label of,
+    else ``text`` itself when it is a valid value as it is (``expected`` None), else
+    UsageError: ``text`` is not ``expected`` (``"a whole number"``) or a label, listing them.
+
+    A label wins over the same text taken literally: the definition loader refuses a label
+    that is also a labelled value, so a label can only hide text that is none of the codes."""
+    for value, known in labels:
+        if known == text:
+            return value
+    if expected is None:
+        return text
+    raise UsageError(f"{name}={text!r} is not {expected} or a label: {_choices(text, labels)}")
+
+
+_SHOWN_LABELS = 12
+"""At most this many labels are listed in an error (a code table can have hundreds)."""
+
+
+def _choices(text: str, labels: Sequence[tuple[Any, str]]) -> str:
+    shown = ", ".join(f"{value} ({label})" for value, label in labels[:_SHOWN_LABELS])
+    if len(labels) > _SHOWN_LABELS:
+        shown += f", ... ({len(labels) - _SHOWN_LABELS} more)"
+    words = [label for _, label in labels] + [value for value, _ in labels if isinstance(value, str)]
+    close = difflib.get_close_matches(text, words, n=1)
+    return shown + (f"; did you mean {close[0]!r}?" if close else "")
+
+
+def _whole_number(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:

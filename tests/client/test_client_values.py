@@ -99,3 +99,44 @@ def test_the_client_refuses_to_send_what_json_cannot_carry() -> None:
             client.fire("devices.x", "measurement", {"value": float("nan")})
         with pytest.raises(BadRequest, match="lone surrogate"):
             client.fire("devices.x", "measurement", {"unit": "\ud800"})
+
+
+CODED = {
+    "name": "cause",
+    "type": "integer",
+    "nullable": True,
+    "labels": [{"value": n, "label": f"code{n}"} for n in range(1, 16)],
+}
+
+
+def test_a_label_is_its_stored_value_and_a_number_stays_a_number() -> None:
+    assert parse_assignments(["cause=code3"], [CODED]) == {"cause": 3}
+    assert parse_value("15", CODED) == 15 and parse_value("99", CODED) == 99  # unlabelled codes too
+    assert parse_value("null", CODED) is None
+
+
+def test_a_word_that_is_no_label_lists_the_first_labels_and_the_closest() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_value("cod3", CODED)
+    assert str(caught.value) == (
+        "cause='cod3' is not a whole number or a label: "
+        + ", ".join(f"{n} (code{n})" for n in range(1, 13))
+        + ", ... (3 more); did you mean 'code3'?"
+    )
+
+
+def test_a_string_field_takes_labels_first_then_its_allowed_values() -> None:
+    field = {
+        "name": "state",
+        "type": "string",
+        "allowed": ["u", "d"],
+        "labels": [{"value": "u", "label": "up"}, {"value": "d", "label": "down"}],
+    }
+    assert [parse_value(text, field) for text in ("up", "d")] == ["u", "d"]
+    with pytest.raises(
+        UsageError, match=r"^state='x' is not one of the allowed values or a label: u \(up\), d"
+    ):
+        parse_value("x", field)
+    assert parse_value("x", {"name": "free", "type": "string", "labels": field["labels"]}) == "x"
+    plain = {"name": "plain", "type": "string", "allowed": ["u"]}
+    assert parse_value("x", plain) == "x"  # no labels: the allowed values are the server's to check

@@ -186,6 +186,19 @@ def test_fire_names_every_bad_field(sh: ShellDriver, live: LiveServer):
     assert "quantity" in describe_error(refused.value) and "\n" not in describe_error(refused.value)
 
 
+def test_fire_takes_a_coded_field_by_its_label(sh: ShellDriver, live: LiveServer, client: Client):
+    device = live.new_device()
+    sh.run(f"cd /devices/{device}")
+    text = sh.run("fire disconnected reason='the device stopped answering' --durable")
+    event_id = int(text.split("#")[1].split()[0])
+    assert client.event(event_id).record == {"reason": "timeout"}
+    with pytest.raises(ShellError) as caught:
+        sh.run("fire disconnected reason=timout")
+    message = str(caught.value)
+    assert "reason='timout' is not one of the allowed values or a label: stopped (stopped by" in message
+    assert message.endswith("did you mean 'timeout'?")
+
+
 def test_fire_needs_the_permission(live: LiveServer):
     with Client(live.url, user="observer", password="observer-pw") as observer:
         driver = ShellDriver(observer, TextConsole())
