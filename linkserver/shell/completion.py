@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
+from linkserver.client.values import field_labels
 from linkserver.core.levels import Level
 from linkserver.shell.commands import ALIASES, COMMANDS, Command, Shell, resolve
 
@@ -210,7 +211,8 @@ class ShellCompleter(Completer):
         return self.shell.contexts.definition(path, name)
 
     def fields(self, positionals: Sequence[str], current: str, start: int) -> list[Suggestion]:
-        """``field=`` names of the event being fired, then its allowed values after ``=``."""
+        """``field=`` names of the event being fired, then its allowed values and labels after ``=``
+        (a label with a space or a quote character quoted; one holding ``'`` is left out)."""
         if not positionals:
             return []
         definition = self._definition(positionals[0])
@@ -220,14 +222,18 @@ class ShellCompleter(Completer):
             field = next((f for f in fields if f.get("name") == key), None)
             if field is None:
                 return []
-            choices = [str(v) for v in field.get("allowed") or ()]
+            kind = str(field.get("type"))
+            choices = [(str(v), kind) for v in field.get("allowed") or ()]
             if field.get("type") == "boolean":
-                choices += ["true", "false"]
+                choices += [("true", kind), ("false", kind)]
             if field.get("nullable"):
-                choices.append("null")
+                choices.append(("null", kind))
+            choices += [
+                (label, f"label of {code}") for code, label in field_labels(field) if "'" not in label
+            ]
             return [
-                Suggestion(f"{key}={c}", start, c, str(field.get("type")))
-                for c in choices
+                Suggestion(f"{key}={_quoted(c)}", start, c, meta)
+                for c, meta in choices
                 if c.startswith(value)
             ]
         used = {p.partition("=")[0] for p in positionals[1:]}
@@ -266,6 +272,11 @@ class ShellCompleter(Completer):
             return []
         operands = [*OPERANDS, *(f"data.{f}" for f in fields), "not"]
         return _matching(operands, fragment, start, "operand")
+
+
+def _quoted(text: str) -> str:
+    """``text`` as one word of a command line (labels may hold spaces)."""
+    return text if text and not any(c.isspace() or c in "\"';" for c in text) else f"'{text}'"
 
 
 def _field_names(field: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -93,7 +93,19 @@ def test_field_names_and_values_in_fire(completer: ShellCompleter, live: LiveSer
     completer.shell.cwd = f"devices.{live.new_device()}"
     assert texts(completer, "fire measurement ") == ["quantity=", "value=", "unit="]
     assert texts(completer, "fire measurement quantity=t v") == ["value="]
-    assert texts(completer, "fire disconnected reason=t") == ["reason=timeout"]
+    assert texts(completer, "fire disconnected reason=ti") == ["reason=timeout"]
+    # a coded field's labels too, quoted where they hold spaces
+    assert texts(completer, "fire disconnected reason=t") == [
+        "reason=timeout",
+        "reason='the device stopped answering'",
+        "reason='the device refused the connection'",
+        "reason='the connection was lost'",
+        "reason='the controller failed'",
+    ]
+    assert texts(completer, "fire disconnected reason='the c") == [
+        "reason='the connection was lost'",
+        "reason='the controller failed'",
+    ]
     assert texts(completer, "fire stateChanged old=online --level W") == ["WARNING"]
     alert = live.new_alert()
     assert "severity=critical" in texts(completer, f"fire /alerts/{alert}/alert severity=")
