@@ -232,7 +232,8 @@ class WalCheckpointer:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self.checkpoint("TRUNCATE")
+        with self._round_lock:  # after a round a bulk writer may be running; none begins after
+            self.checkpoint("TRUNCATE")
 
     def checkpoint(self, mode: str = "PASSIVE") -> int | None:
         """Run a checkpoint; the bytes of frames the WAL holds, or None if it failed."""
@@ -264,7 +265,8 @@ class WalCheckpointer:
             self._held_out = hold  # a long catch-up: one wait of it, not one per transaction
         if now - self._last_round >= self._interval and self._round_lock.acquire(blocking=False):
             try:
-                self._round(hold=False)
+                if not self._stopping.is_set():
+                    self._round(hold=False)
             finally:
                 self._round_lock.release()
 

@@ -211,3 +211,19 @@ def test_a_purge_waits_out_a_long_catch_up_once_not_before_each_transaction(tmp_
     finally:
         checkpointer._bulk_may_write.set()  # noqa: SLF001
         store.stop()
+
+
+def test_no_round_runs_in_a_bulk_writers_thread_once_the_checkpointer_stopped(tmp_path: Path) -> None:
+    store = SqlHistoryStore(f"sqlite:///{tmp_path / 'history.sqlite3'}", checkpoint_interval=INTERVAL)
+    store.start()
+    checkpointer = store._checkpointer  # noqa: SLF001 - the thread under test
+    assert checkpointer is not None
+    store.append(EventMaker()(), waiting=True).result(timeout=10)
+    checkpointer.bulk_turn()  # a purge's first turn runs a round here
+    assert checkpointer._last_held is not None  # noqa: SLF001
+    store.stop()
+    modes: list[str] = []
+    checkpointer.checkpoint = lambda mode="PASSIVE": modes.append(mode)  # type: ignore[method-assign,assignment,return-value]
+    time.sleep(INTERVAL.total_seconds())
+    checkpointer.bulk_turn()  # a purge that ends after the stop: its turn touches nothing
+    assert modes == []
