@@ -124,4 +124,4 @@ def test_purge_now_shows_that_it_works_on_a_terminal(live: RunningServer) -> Non
     code, out, err = run(["purge"], terminal=True, env=env)
     assert code == 0 and out.startswith("purged ") and "purging expired events" in err
     code, out, err = run(["purge", "--json"], terminal=False, env=env)
-    assert code == 0 and json.loads(out) == {"removed": 0} and err == ""
+    assert code == 0 and json.loads(out) == {"removed": 0, "alarms_removed": 0} and err == ""
