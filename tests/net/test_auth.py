@@ -28,6 +28,7 @@ from linkserver.net.auth import (
 )
 
 
+@pytest.mark.real_password_cost
 def test_scrypt_hashes_are_salted_and_verified() -> None:
     first, second = hash_password("s3cret"), hash_password("s3cret")
     assert first != second and first.startswith("scrypt$16384$8$1$")
