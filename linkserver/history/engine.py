@@ -286,7 +286,8 @@ class WalCheckpointer:
             if time.monotonic() - self._bulk_seen < BULK_ACTIVE:
                 continue  # a bulk writer runs the rounds between its transactions
             with self._round_lock:
-                self._round(hold=True)
+                if time.monotonic() - self._bulk_seen >= BULK_ACTIVE:  # none came meanwhile
+                    self._round(hold=True)
 
     def _round(self, *, hold: bool) -> None:
         """A passive checkpoint, then a TRUNCATE or a RESTART when due. ``hold``: the bulk
