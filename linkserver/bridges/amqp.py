@@ -183,14 +183,20 @@ class AmqpBridge:
             for event_id, key, body, properties in messages:
                 method = methods.get(key)
                 if method is None:
+                    try:
+                        method = amqp_frames.publish_method(self.exchange, key, mandatory=True)
+                    except ValueError:  # a key over 255 bytes: this event can never be published
+                        self._unsendable(event_id, key)
+                        sent += 1
+                        continue
                     if len(methods) >= METHODS_KEPT:
                         methods.clear()
-                    method = methods[key] = amqp_frames.publish_method(self.exchange, key, mandatory=True)
+                    methods[key] = method
                 frames(pieces, number, method, properties, body, body_max)
                 unconfirmed.append((tag, event_id))
                 tag += 1
                 sent += 1
-        except Exception as exc:  # a routing key over 255 bytes: that one and the rest are not sent
+        except Exception as exc:  # not expected: that one and the rest are not sent
             handle.failed([message[0] for message in messages[sent:]], f"publish failed: {exc!r}")
         try:
             amqp_frames.write(connection, pieces)
@@ -291,23 +297,44 @@ class AmqpBridge:
         else:
             self.handle.confirmed(ids)
 
-    def _returned(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+    def _unsendable(self, event_id: int, key: str) -> None:
+        """An event whose routing key AMQP cannot carry (over 255 bytes): said, counted as
+        unroutable and taken as delivered, as a message no queue is bound for is (sending it
+        again would fail again and hold up every event after it)."""
         self.unroutable += 1
-        key = method.routing_key
+        self._say_once(
+            key[:200],
+            "bridge %s: the routing key of event %d is over 255 bytes, AMQP's limit (%r...): it cannot "
+            "be published and is dropped; shorten the context path or set the bridge's routing [%d so far]",
+            self.name,
+            event_id,
+            key[:60],
+            self.unroutable,
+        )
+        assert self.handle is not None
+        self.handle.confirmed([event_id])
+
+    def _say_once(self, key: str, message: str, *args: Any) -> None:
+        """Log ``message`` at most once per key and UNROUTABLE_LOG_EVERY seconds."""
         now = time.monotonic()
         if now - self._unroutable_logged.get(key, -UNROUTABLE_LOG_EVERY) >= UNROUTABLE_LOG_EVERY:
             self._unroutable_logged[key] = now
             if len(self._unroutable_logged) > 10_000:
                 self._unroutable_logged.clear()
-            log.warning(
-                "bridge %s: no queue is bound to exchange %r for routing key %r: RabbitMQ dropped the "
-                "message (%s); bind a queue (see docs/bridges.md) or narrow the bridge's select [%d so far]",
-                self.name,
-                self.exchange,
-                key,
-                method.reply_text,
-                self.unroutable,
-            )
+            log.warning(message, *args)
+
+    def _returned(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        self.unroutable += 1
+        self._say_once(
+            method.routing_key,
+            "bridge %s: no queue is bound to exchange %r for routing key %r: RabbitMQ dropped the "
+            "message (%s); bind a queue (see docs/bridges.md) or narrow the bridge's select [%d so far]",
+            self.name,
+            self.exchange,
+            method.routing_key,
+            method.reply_text,
+            self.unroutable,
+        )
 
     def _on_blocked(self, connection: Any, frame: Any) -> None:
         self._blocked = True

@@ -203,3 +203,21 @@ def test_a_dead_letter_exchange_of_another_type_is_said_naming_it_and_counted(
         assert problems(server, "exchange") >= 1
     finally:
         side.channel.exchange_delete(dead)
+
+
+def test_an_event_whose_routing_key_is_over_255_bytes_is_said_counted_and_does_not_hold_up_the_rest(
+    side: AmqpSide, server_factory: Callable[..., LinkServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = server_factory()
+    host = start(server, side)
+    long_device = "devices.d" + "x" * 250  # its default routing key: 272 bytes, over AMQP's 255
+    server.engine.add_context(long_device)
+    server.engine.add_context(DEVICE)
+    with caplog.at_level(logging.WARNING, logger="linkserver.bridges"):
+        server.fire(long_device, "measurement", measurement(1.0))
+        after = server.fire(DEVICE, "measurement", measurement(2.0))
+        wait_until(lambda: "routing key" in caplog.text and "over 255 bytes" in caplog.text, "the log line")
+    assert [r.message_id for r in side.received(1)] == [str(after.id)]
+    wait_until(lambda: host.outbound.depth == 0, "the outbox to empty")
+    text = exposition(registry(server)).decode()
+    assert 'linkserver_bridge_unroutable_total{bridge="out"} 1.0' in text
