@@ -23,10 +23,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from linkserver.server import passwords
 
 QUICK_SCRYPT_N = 2**10
+
+# Property tests check answers, not speed: on this shared 2-core machine (and in CI beside the
+# services) input generation is sometimes slow, which is no failure of the code under test.
+settings.register_profile("linkserver", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("linkserver")
 passwords.hash_password.__kwdefaults__["n"] = QUICK_SCRYPT_N  # see the module's docstring
 
 os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="linkserver-test-state-")
