@@ -156,7 +156,7 @@ class SqlHistoryStore(HistoryStore):
             )
             self._checkpointer.start()
         self._engine = engine
-        self._enqueue = self._writer._queue.put  # last: a store before this refuses the event
+        self._enqueue = self._writer.enqueue  # last: a store before this refuses the event
 
     def stop(self, timeout: float | None = None) -> None:
         """Commit every appended event, then close. See :meth:`Writer.stop` for ``timeout``."""

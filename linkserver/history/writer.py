@@ -383,6 +383,12 @@ class Writer:
             self._queue.hurry()
         return future
 
+    @property
+    def enqueue(self) -> Callable[[Item], None]:
+        """The queue's own put, for a store that makes its items itself (one call less per
+        event than :meth:`put`): ``(future or None, event, requires_acknowledgement, row)``."""
+        return self._queue.put
+
     def put(
         self, event: Event, requires_acknowledgement: bool = False, row: tuple[Any, ...] | None = None
     ) -> None:
