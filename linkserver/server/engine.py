@@ -9,10 +9,8 @@ step of ``fire`` fails.
 
 An event that arrives already fired (by another node, a bridge carrying
 LinkServer events, a replay from history) skips the first half and enters
-:meth:`Engine.deliver`: the same matching, the same caches, the same
-delivery as a local fire's (``fire`` runs the loop over synchronous
-listeners inline, a call less per fire; :meth:`Engine._deliver` is that
-loop and :meth:`Engine._offer`).
+:meth:`Engine.deliver`: the same matching, the same caches, the same code
+that notifies listeners of a local fire.
 """
 
 from __future__ import annotations
@@ -266,17 +264,7 @@ class Engine:
                 self.history.store(
                     fired, requires_acknowledgement=definition.requires_acknowledgement, checked=True
                 )
-        # _deliver's listener loop inline: the usual fire has synchronous listeners only
-        for subscription, listener in target.listeners:
-            if subscription.active:  # cancelled while this fire was under way: no more
-                try:
-                    listener(fired)
-                except Exception:
-                    subscription.failed(fired)
-                subscription.delivered += 1
-                subscription.last_delivered_id = event_id
-        if target.deliveries:
-            self._offer(target, fired, commit)
+        self._deliver(target, fired, commit)
         next(target.fired[event_level])
         if commit is not None:
             if stored is not None:
@@ -305,8 +293,7 @@ class Engine:
         self._deliver(target, event, commit)
 
     def _deliver(self, target: _Target, fired: Event, commit: Future[Event] | None) -> None:
-        """Notify ``target``'s subscriptions of ``fired`` (every path to listeners goes here, but
-        :meth:`fire`, which has the same listener loop inline)."""
+        """Notify ``target``'s subscriptions of ``fired`` (every path to listeners goes here)."""
         for subscription, listener in target.listeners:
             if subscription.active:  # cancelled while this fire was under way: no more
                 try:
@@ -316,18 +303,14 @@ class Engine:
                 subscription.delivered += 1
                 subscription.last_delivered_id = fired.id
         if target.deliveries:
-            self._offer(target, fired, commit)
-
-    def _offer(self, target: _Target, fired: Event, commit: Future[Event] | None) -> None:
-        """Offer ``fired`` to ``target``'s other deliveries (level, filter, durable, queued)."""
-        event_level = fired.level
-        for min_level, matches, offer, after_commit in target.deliveries:
-            if event_level < min_level or (matches is not None and not matches(fired)):
-                continue
-            if after_commit and commit is not None:
-                commit.add_done_callback(self._after_commit.committed(offer, fired))
-            else:
-                offer(fired)
+            event_level = fired.level
+            for min_level, matches, offer, after_commit in target.deliveries:
+                if event_level < min_level or (matches is not None and not matches(fired)):
+                    continue
+                if after_commit and commit is not None:
+                    commit.add_done_callback(self._after_commit.committed(offer, fired))
+                else:
+                    offer(fired)
 
     def watched(self, path: str, event: str) -> bool:
         """Whether some subscription would be offered ``event`` fired at ``path`` now (resolved and
