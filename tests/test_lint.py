@@ -1,4 +1,4 @@
-"""The tree stays clean: ruff over everything, mypy over core."""
+"""The tree stays clean: ruff (lint and format) over everything, mypy over core."""
 
 import shutil
 import subprocess
@@ -26,6 +26,18 @@ def test_ruff_finds_nothing():
         [tool("ruff"), "check", "linkserver", "tests", "tools"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_leaves_everything_as_it_is():
+    result = subprocess.run(
+        [tool("ruff"), "format", "--check", "linkserver", "tests", "tools"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, (
+        "run `ruff format linkserver tests tools`:\n" + result.stdout + result.stderr
+    )
 
 
 def test_core_type_checks():

@@ -31,7 +31,6 @@ from linkserver.history.schema import bridge_outbox, events
 log = logging.getLogger("linkserver.history.outbox")
 
 
-
 class Outbox(abc.ABC):
     """The rows of one bridge on one node. Thread-safe."""
 
