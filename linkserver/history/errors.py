@@ -51,11 +51,13 @@ class InvalidAcknowledgement(HistoryError, ValueError):
 
 
 class InvalidCursor(HistoryError, ValueError):
-    """A page cursor that no page of history handed out."""
+    """A page cursor that no page (of history, of the alarm list) handed out."""
 
     def __init__(self, cursor: object) -> None:
         self.cursor = cursor
-        super().__init__(f"invalid history cursor {cursor!r}; pass the next_cursor of a previous page")
+        super().__init__(
+            f"invalid page cursor {cursor!r}; pass the next_cursor of the previous page of the same query"
+        )
 
 
 class UnstorableEvent(HistoryError, ValueError):

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any, TypeVar, get_args, get_origin
 
 import msgspec
+import msgspec.inspect
 
 from linkserver.core.errors import BadRequest, TooLarge
 from linkserver.wire import shapes
@@ -73,7 +74,7 @@ def decode(text: str | bytes, shape: type[T], where: str) -> T:
     try:
         return decoder.decode(text)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
-        raise shape_error(exc, where) from None
+        raise shape_error(exc, where, shape) from None
     except msgspec.DecodeError as exc:
         raise _not_json(exc, text, where) from None
     except UnicodeEncodeError:
@@ -86,7 +87,7 @@ def convert(value: Any, shape: type[T], where: str, *, from_text: bool = False) 
     try:
         return msgspec.convert(value, shape, strict=not from_text)
     except msgspec.ValidationError as exc:
-        raise shape_error(exc, where) from None
+        raise shape_error(exc, where, shape) from None
 
 
 def params(query: Any, shape: type[T], where: str = "the query parameters") -> T:
@@ -107,8 +108,9 @@ def params(query: Any, shape: type[T], where: str = "the query parameters") -> T
     return convert(values, shape, where, from_text=True)
 
 
-def shape_error(exc: msgspec.ValidationError, where: str) -> BadRequest:
-    """A BadRequest saying which field was wrong and how, from msgspec's message."""
+def shape_error(exc: msgspec.ValidationError, where: str, shape: Any = None) -> BadRequest:
+    """A BadRequest saying which field was wrong and how, from msgspec's message (and, given
+    the ``shape`` decoded into, the values a field of fixed choices takes)."""
     text = str(exc)
     match = _AT.search(text)
     field = match.group(1).lstrip(".") if match else ""
@@ -125,9 +127,37 @@ def shape_error(exc: msgspec.ValidationError, where: str) -> BadRequest:
     if regex and regex.group(1) in _PATTERN_TEXTS:
         meaning = _PATTERN_TEXTS[regex.group(1)]
         problem = f"expected {meaning[0].lower()}{meaning[1:]}"
+    enum = re.fullmatch(r"Invalid enum value (.*)", problem)
+    choices = _choices(shape, field) if enum else None
+    if enum and choices:
+        problem = f"{enum.group(1)} is not one of: {', '.join(map(str, choices))}"
     problem = _PROBLEM_TEXTS.get(problem, problem)
     problem = problem[0].lower() + problem[1:] if problem else "invalid"
     return BadRequest(f"{where}: {field!r}: {problem}" if field else f"{where}: {problem}")
+
+
+def _choices(shape: Any, field: str) -> tuple[Any, ...] | None:
+    """The values the field at ``field`` (msgspec's path: ``a.b[0]``) of ``shape`` may take,
+    when it is a Literal or an Enum; None when it cannot be told."""
+    try:
+        info: Any = msgspec.inspect.type_info(shape)
+        for step in re.findall(r"[^.\[\]]+|\[\d+\]", field):
+            while isinstance(
+                info, (msgspec.inspect.ListType, msgspec.inspect.TupleType, msgspec.inspect.SetType)
+            ):
+                info = info.item_type
+            if step.startswith("["):
+                continue
+            info = next(f.type for f in info.fields if f.encode_name == step)
+        while isinstance(info, (msgspec.inspect.ListType, msgspec.inspect.SetType)):
+            info = info.item_type
+        if isinstance(info, msgspec.inspect.LiteralType):
+            return tuple(info.values)
+        if isinstance(info, msgspec.inspect.EnumType):
+            return tuple(member.value for member in info.cls)
+    except (AttributeError, StopIteration, TypeError, ValueError):
+        pass
+    return None
 
 
 def _not_json(exc: Exception, text: str | bytes, where: str) -> BadRequest:
