@@ -30,6 +30,10 @@ from linkserver.core.errors import LinkServerError
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 STILL_DOWN_EVERY = 60.0  # seconds between "still cannot reach the broker" lines
+# A connection lost this soon after it was made, twice running, is likely taken over by another
+# client with the same client id (a broker keeps one connection per id and closes the older).
+QUICK_LOSS = 10.0
+SESSION_TAKEN_OVER = 0x8E  # MQTT 5's reason code for it (3.1.1 gives none)
 
 
 class MqttConfigError(LinkServerError, ValueError):
@@ -234,6 +238,9 @@ class BrokerConnection:
         self._accepted = False  # a CONNACK accepted the connection; on_connect not run yet
         self._down_since: float | None = None
         self._last_said = 0.0
+        self.client_id = client_id
+        self._connected_at = 0.0
+        self._quick_losses = 0  # connections lost within QUICK_LOSS of being made, running
         self._on_lost = on_lost
         # MQTT 5 (for user properties): the session is kept by clean_start off and an expiry.
         self._v5 = v5
@@ -381,6 +388,7 @@ class BrokerConnection:
             )
             self._down_since = None
         self.stats.connects += 1
+        self._connected_at = time.monotonic()
         session = " (session resumed)" if getattr(flags, "session_present", False) else ""
         self.log.info("%s: connected to the MQTT broker %s%s", self.what, self.address, session)
         self._accepted = True  # on_connect runs once loop() returns (see _loop)
@@ -395,11 +403,24 @@ class BrokerConnection:
         if was and not self._stop.is_set() and not self._drop.is_set():
             self.stats.losses += 1
             self.problems["lost"] += 1
+            quick = time.monotonic() - self._connected_at < QUICK_LOSS
+            self._quick_losses = self._quick_losses + 1 if quick else 0
+            fix = f"give each LinkServer its own 'client_id' (this one is {self.client_id!r})"
+            if getattr(reason, "value", None) == SESSION_TAKEN_OVER:
+                hint = f"; another client connected with the same client id: {fix}"
+            elif self._quick_losses >= 2:
+                hint = (
+                    "; it is lost again and again right after connecting: another client with the "
+                    f"same client id may be taking it over (a broker keeps one connection per id): {fix}"
+                )
+            else:
+                hint = ""
             self.log.warning(
-                "%s: connection to the MQTT broker %s lost (%s); reconnecting",
+                "%s: connection to the MQTT broker %s lost (%s)%s; reconnecting",
                 self.what,
                 self.address,
                 reason,
+                hint,
             )
 
 

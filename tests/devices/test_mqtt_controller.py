@@ -357,3 +357,17 @@ def test_the_controller_runs_remotely_over_the_network_api_too(mqtt_url, prefix,
                 wait_until(lambda: weak.outcomes["forbidden"] == 1, what="forbidden")
             finally:
                 weak.stop()
+
+
+def test_a_connection_taken_over_again_and_again_says_the_client_id_is_shared(mqtt_url, prefix, caplog):
+    caplog.set_level(logging.WARNING, logger="linkserver.controllers.mqtt")
+    with serving(mqtt_url, prefix) as (live, controller, seen):
+        for _ in range(2):  # a second client with the controller's id: the broker closes the older
+            assert controller.wait_connected(15)
+            with Publisher(mqtt_url, client_id=prefix):
+                wait_until(lambda: not controller.wait_connected(0), what="the connection taken over")
+        lost = [r.getMessage() for r in caplog.records if "lost" in r.getMessage()]
+        assert len(lost) == 2, lost
+        assert "client id" not in lost[0], "one lost connection is no sign of a shared client id"
+        assert f"its own 'client_id' (this one is {prefix!r})" in lost[1]
+        assert controller.wait_connected(15), "it goes on reconnecting"
