@@ -119,6 +119,9 @@ class MqttBridge:
         self._pending: dict[int, int | None] = {}  # paho message id -> event id (None: not an event)
         self._early: dict[int, Any] = {}  # acknowledged before publish returned: message id -> reason
         self._holding = False
+        # Set once the broker acknowledged the inbound subscription on this connection: before
+        # that, a message posted on a new session's topic finds no subscriber and is not kept.
+        self.subscribed = threading.Event()
 
     # -- Bridge ----------------------------------------------------------------------
 
@@ -141,6 +144,7 @@ class MqttBridge:
         )
         connection.client.max_inflight_messages_set(self.max_inflight)
         connection.client.on_publish = self._published
+        connection.client.on_subscribe = self._subscribed
         self._connection = connection
         connection.start()
 
@@ -207,8 +211,26 @@ class MqttBridge:
             client.subscribe(self.inbound_topic, qos=1)
         self._handle.ready(True, f"connected to {self.address}")
 
+    def _subscribed(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        assert self._handle is not None
+        refused = [str(reason) for reason in reasons if getattr(reason, "is_failure", False)]
+        if refused:
+            self._handle.log.warning(
+                "bridge %s: the MQTT broker %s refused the subscription to %r (%s): events posted "
+                "there are not received; check the broker's access rules for this client",
+                self.name,
+                self.address,
+                self.inbound_topic,
+                ", ".join(refused),
+            )
+        else:
+            self.subscribed.set()
+
     def _lost(self, reason: str) -> None:
         assert self._handle is not None
+        self.subscribed.clear()
         # What is in flight stays pending: the client sends it again after reconnecting.
         self._handle.ready(False, f"connection to {self.address} lost ({reason})")
 

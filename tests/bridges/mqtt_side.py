@@ -85,6 +85,10 @@ class MqttSide(BrokerSide):
             return list(self.messages)
 
     def post(self, body: bytes) -> None:
+        # A post before the bridge's subscription is acknowledged would find no subscriber.
+        for bridge in self.bridges:
+            if bridge.inbound_topic is not None:
+                assert bridge.subscribed.wait(15), f"bridge {bridge.name} never subscribed"
         self.client.publish(f"{self.prefix}/posted", body, qos=1).wait_for_publish(10)
 
     def dead_letters(self, count: int, timeout: float = 15.0) -> list[tuple[bytes, str]]:
