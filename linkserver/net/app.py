@@ -492,7 +492,7 @@ def create_app(
         if auth.api_tokens is not None:
             auth.api_tokens.changed()
         users.refresh()
-        connections.recheck(auth.resolve)
+        connections.recheck(auth.resolve, why=lambda principal: _token_gone(principal, auth))
 
     watcher = Watcher(check_sessions, lambda: server.running).start()
 
@@ -539,6 +539,14 @@ def throttle_settings(settings: Any) -> ThrottleSettings:
         address=rule(settings.address_failures),
         token=rule(settings.token_failures),
     )
+
+
+def _token_gone(principal: Principal, auth: Authenticator) -> str:
+    """Why a connection's token gives no principal any more: its user was removed (on another
+    node, seen here before the sessions it ended), or the token ended."""
+    if not principal.is_component and auth.users.get(principal.name) is None:
+        return f"user {principal.name} was removed"
+    return "the token is no longer valid"
 
 
 def _user_changed(

@@ -93,8 +93,9 @@ class Connections:
             if connection.principal.name == name and not connection.principal.is_component:
                 connection.end(code, reason)
 
-    def recheck(self, resolve: Resolve, why: str = "the token is no longer valid") -> int:
-        """End every connection whose token no longer gives the same principal; returns how many."""
+    def recheck(self, resolve: Resolve, why: Callable[[Principal], str] | None = None) -> int:
+        """End every connection whose token no longer gives the same principal; returns how many.
+        ``why(principal)``: the reason told to a connection whose token gives none any more."""
         ended = 0
         # Once per token: many connections share one (a client's subscriptions, each its own
         # WebSocket), and this pass runs every CHECK_INTERVAL holding the GIL between lookups.
@@ -106,7 +107,7 @@ class Connections:
             else:
                 now = resolved[token] = resolve(token)
             if now is None:
-                connection.end(ENDED, why)
+                connection.end(ENDED, why(connection.principal) if why else "the token is no longer valid")
             elif now is not connection.principal and not _same_grants(now, connection.principal):
                 connection.end(REGRANTED, f"the grants of {now.name} changed; connect again")
             else:
